@@ -1,0 +1,38 @@
+# markfs set-up and entry points. Every target is idempotent and quick when
+# everything is already in place; a fresh Debian machine (as root) needs nothing else.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+MARKFS  := $(VENV)/bin/markfs
+STAMP   := $(VENV)/.installed
+DEMO_DATA ?= $(CURDIR)/.demo-data
+DEMO_MNT  ?= $(CURDIR)/mnt
+PYTEST_ARGS ?=
+
+.PHONY: setup system test lint demo demo-stop clean
+
+setup: system $(STAMP)
+
+system:
+	@bash tools/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check markfs tests tools
+	$(VENV)/bin/mypy markfs
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: setup
+	@$(MARKFS) --data-dir $(DEMO_DATA) demo $(DEMO_MNT)
+
+demo-stop:
+	@$(MARKFS) --data-dir $(DEMO_DATA) umount $(DEMO_MNT)
+
+clean:
+	rm -rf $(VENV) .demo-data .pytest_cache .mypy_cache .ruff_cache

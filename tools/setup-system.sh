@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages markfs and its tests need, only those missing.
+# Runs as root on a fresh Debian machine; quick (no apt at all) when all are present.
+set -euo pipefail
+
+# package -> a file that proves it is installed
+declare -A need=(
+  [fuse3]=/usr/bin/fusermount3
+  [libfuse3-dev]=/usr/include/fuse3/fuse_lowlevel.h
+  [pkg-config]=/usr/bin/pkg-config
+  [attr]=/usr/bin/getfattr
+)
+
+missing=()
+for pkg in "${!need[@]}"; do
+  [ -e "${need[$pkg]}" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
