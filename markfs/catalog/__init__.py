@@ -1,0 +1,5 @@
+"""The APSW SQLite catalog: the truth about nodes, sources and metadata. All SQL lives here."""
+
+from markfs.catalog.db import Catalog, Mirror, Txn
+
+__all__ = ["Catalog", "Mirror", "Txn"]

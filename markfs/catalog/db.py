@@ -1,0 +1,177 @@
+"""The catalog connection: opening, migrations, and write transactions.
+
+Invariant (SQLite is the truth, LMDB a write-through mirror): every write goes
+through `Catalog.transaction()`. It holds SQLite's write lock (BEGIN IMMEDIATE)
+from the first statement until COMMIT; inside that window it bumps
+`meta.stamp`, hands the changed rows to the mirror, which commits them to LMDB
+with the same stamp, and only then commits SQLite. So the two stores carry the
+same stamp exactly when both hold the same transactions; a crash anywhere in
+between leaves different stamps, and the next start rebuilds the mirror.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import apsw
+
+from markfs.catalog.schema import MIGRATIONS
+from markfs.model import ChangeSet, Kind, Node
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+NODE_COLUMNS = (
+    "id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink, generation, "
+    "source_id, remote_path, target"
+)
+
+
+def row_to_node(row: tuple[Any, ...]) -> Node:
+    (nid, parent, name, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, remote,
+     target) = row
+    return Node(
+        id=nid, parent=parent, name=bytes(name), kind=Kind(kind), mode=mode, uid=uid,
+        gid=gid, size=size, mtime_ns=mtime, ctime_ns=ctime, nlink=nlink, generation=gen,
+        source_id=src, remote_path=None if remote is None else bytes(remote),
+        target=None if target is None else bytes(target),
+    )
+
+
+class Mirror(Protocol):
+    """A copy of the node tree kept in step with the catalog (the LMDB hot cache)."""
+
+    def apply(self, changes: ChangeSet, stamp: int) -> None: ...
+
+    def mark_stale(self) -> None: ...
+
+
+class Txn:
+    """One open write transaction; node functions record what they touch here."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.touched: set[int] = set()
+        self.gone_nodes: set[int] = set()
+        self.gone_dentries: list[tuple[int, bytes]] = []
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:  # rows are untyped
+        return self.conn.execute(sql, params)
+
+    def touch(self, node_id: int) -> None:
+        self.touched.add(node_id)
+
+    def drop_dentry(self, parent: int, name: bytes) -> None:
+        self.gone_dentries.append((parent, name))
+
+    def drop_node(self, node_id: int) -> None:
+        self.gone_nodes.add(node_id)
+        self.touched.discard(node_id)
+
+    def collect(self) -> ChangeSet:
+        changes = ChangeSet(gone_nodes=sorted(self.gone_nodes),
+                            gone_dentries=list(self.gone_dentries))
+        for node_id in sorted(self.touched):
+            row = self.conn.execute(
+                f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (node_id,)).fetchone()
+            if row is None:
+                changes.gone_nodes.append(node_id)
+                continue
+            node = row_to_node(row)
+            changes.nodes.append(node)
+            if node.id != node.parent:
+                changes.dentries.append((node.parent, node.name, node.id))
+            for parent, name in self.conn.execute(
+                    "SELECT parent, name FROM hardlinks WHERE node_id = ?", (node_id,)):
+                changes.dentries.append((parent, bytes(name), node_id))
+        return changes
+
+
+class Catalog:
+    """The APSW SQLite catalog of one data directory."""
+
+    def __init__(self, path: Path, mirror: Mirror | None = None) -> None:
+        self.path = path
+        self.mirror = mirror
+        self.conn = apsw.Connection(str(path))
+        self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        version = self.meta("schema_version") if has_meta else 0
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.conn:
+                self.conn.execute(sql)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (number,))
+                if number == 1:
+                    self.conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('stamp', 0), ('generation', ?)",
+                        (secrets.randbelow(2**31 - 1) + 1,))
+            log.info("catalog migrated to schema %d", number)
+
+    def meta(self, key: str) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def stamp(self) -> int:
+        return self.meta("stamp")
+
+    @property
+    def generation(self) -> int:
+        return self.meta("generation")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Txn]:
+        """A write transaction whose node changes reach the mirror before COMMIT."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        txn = Txn(self.conn)
+        try:
+            yield txn
+            stamp = self.meta("stamp") + 1
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'stamp'", (stamp,))
+            if self.mirror is not None:
+                self.mirror.apply(txn.collect(), stamp)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # The mirror already holds this transaction: make the next start rebuild it.
+            if self.mirror is not None:
+                self.mirror.mark_stale()
+            raise
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the write lock without writing: no writer is between its two stores."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def checkpoint(self) -> None:
+        """Make committed transactions durable in the main database file (fsync path)."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def integrity_problems(self) -> list[str]:
+        rows = [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows

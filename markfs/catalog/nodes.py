@@ -1,0 +1,272 @@
+"""Node tree queries and changes: every SQL statement about `nodes` and `hardlinks`.
+
+Reads take the connection; writes take a `Txn` and record each node and name
+they change, so the mirror sees the transaction whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from markfs.catalog.db import NODE_COLUMNS, Txn, row_to_node
+from markfs.model import Kind, Node
+
+# readdir cookies: primary names use their node id, extra (hard link) names
+# this offset plus the hardlinks row id, so both sequences stay monotonic.
+LINK_COOKIE_BASE = 1 << 48
+
+
+@dataclass(frozen=True)
+class NewNode:
+    """Attributes of a node to insert; the catalog assigns id and generation."""
+
+    kind: Kind
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    nlink: int = 1
+    source_id: int | None = None
+    remote_path: bytes | None = None
+    target: bytes | None = None
+
+
+def get_node(conn: apsw.Connection, node_id: int) -> Node | None:
+    row = conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    return None if row is None else row_to_node(row)
+
+
+def find_child(conn: apsw.Connection, parent: int, name: bytes) -> Node | None:
+    """The node a name in a directory refers to, through a hard link or not."""
+    row = conn.execute(
+        f"SELECT {NODE_COLUMNS} FROM nodes WHERE parent = ? AND name = ? AND id != parent",
+        (parent, name)).fetchone()
+    if row is not None:
+        return row_to_node(row)
+    link = conn.execute(
+        "SELECT node_id FROM hardlinks WHERE parent = ? AND name = ?", (parent, name)).fetchone()
+    return None if link is None else get_node(conn, link[0])
+
+
+def is_hardlink_name(conn: apsw.Connection, parent: int, name: bytes) -> bool:
+    return conn.execute("SELECT 1 FROM hardlinks WHERE parent = ? AND name = ?",
+                        (parent, name)).fetchone() is not None
+
+
+def list_children(
+    conn: apsw.Connection, parent: int, after: int, limit: int
+) -> list[tuple[int, bytes, Node]]:
+    """Up to `limit` (cookie, name, node) entries of a directory after `after`, stably."""
+    out: list[tuple[int, bytes, Node]] = []
+    if after < LINK_COOKIE_BASE:
+        for row in conn.execute(
+                f"SELECT {NODE_COLUMNS} FROM nodes WHERE parent = ? AND id > ? AND id != parent "
+                "ORDER BY id LIMIT ?", (parent, after, limit)):
+            node = row_to_node(row)
+            out.append((node.id, node.name, node))
+        if len(out) == limit:
+            return out
+        after = LINK_COOKIE_BASE
+    for link_id, name, node_id in conn.execute(
+            "SELECT id, name, node_id FROM hardlinks WHERE parent = ? AND id > ? "
+            "ORDER BY id LIMIT ?", (parent, after - LINK_COOKIE_BASE, limit - len(out))):
+        linked = get_node(conn, node_id)
+        if linked is not None:
+            out.append((LINK_COOKIE_BASE + link_id, bytes(name), linked))
+    return out
+
+
+def child_names(conn: apsw.Connection, parent: int) -> dict[bytes, Node]:
+    """All names of a directory with their nodes (for reconciling a listing)."""
+    names = {
+        bytes(row[2]): row_to_node(row)
+        for row in conn.execute(
+            f"SELECT {NODE_COLUMNS} FROM nodes WHERE parent = ? AND id != parent", (parent,))
+    }
+    for name, node_id in conn.execute(
+            "SELECT name, node_id FROM hardlinks WHERE parent = ?", (parent,)):
+        node = get_node(conn, node_id)
+        if node is not None:
+            names[bytes(name)] = node
+    return names
+
+
+def node_by_remote(conn: apsw.Connection, source_id: int, remote_path: bytes) -> Node | None:
+    row = conn.execute(
+        f"SELECT {NODE_COLUMNS} FROM nodes WHERE source_id = ? AND remote_path = ?",
+        (source_id, remote_path)).fetchone()
+    return None if row is None else row_to_node(row)
+
+
+def iter_nodes(conn: apsw.Connection) -> Iterator[Node]:
+    for row in conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY id"):
+        yield row_to_node(row)
+
+
+def iter_hardlinks(conn: apsw.Connection) -> Iterator[tuple[int, bytes, int]]:
+    for parent, name, node_id in conn.execute("SELECT parent, name, node_id FROM hardlinks"):
+        yield parent, bytes(name), node_id
+
+
+def count_nodes(conn: apsw.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM nodes").fetchone()
+    return int(row[0]) if row else 0
+
+
+def orphan_ids(conn: apsw.Connection) -> list[int]:
+    """Nodes whose parent row does not exist."""
+    return [r[0] for r in conn.execute(
+        "SELECT n.id FROM nodes n LEFT JOIN nodes p ON p.id = n.parent WHERE p.id IS NULL")]
+
+
+def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
+                generation: int, node_id: int | None = None) -> int:
+    txn.execute(
+        "INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, "
+        "nlink, generation, source_id, remote_path, target) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (node_id, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
+         new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
+         new.target))
+    new_id = int(txn.conn.last_insert_rowid())
+    txn.touch(new_id)
+    return new_id
+
+
+_ATTR_FIELDS = frozenset(
+    {"mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "nlink", "target", "listed_ns"})
+
+
+def update_node(txn: Txn, node_id: int, **fields: int | bytes | None) -> None:
+    """Set attribute columns of one node."""
+    if not fields:
+        return
+    unknown = set(fields) - _ATTR_FIELDS
+    if unknown:
+        raise ValueError(f"not an attribute column: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    txn.execute(f"UPDATE nodes SET {assignments} WHERE id = ?", (*fields.values(), node_id))
+    txn.touch(node_id)
+
+
+def subtree_ids(conn: apsw.Connection | Txn, root: int) -> list[int]:
+    """The ids of a node and all nodes below it, deepest first."""
+    rows = conn.execute(
+        "WITH RECURSIVE below(id, depth) AS (SELECT ?, 0 UNION ALL "
+        "SELECT n.id, b.depth + 1 FROM nodes n JOIN below b ON n.parent = b.id "
+        "WHERE n.id != n.parent) SELECT id FROM below ORDER BY depth DESC", (root,))
+    return [r[0] for r in rows]
+
+
+def delete_subtree(txn: Txn, node_id: int) -> None:
+    """Remove a node with everything below it and every name that points into it."""
+    for nid in subtree_ids(txn, node_id):
+        row: Any = txn.execute("SELECT parent, name FROM nodes WHERE id = ?", (nid,)).fetchone()
+        if row is None:
+            continue
+        for parent, name in txn.execute(
+                "SELECT parent, name FROM hardlinks WHERE node_id = ?", (nid,)).fetchall():
+            txn.drop_dentry(parent, bytes(name))
+        for parent, name in txn.execute(
+                "SELECT parent, name FROM hardlinks WHERE parent = ?", (nid,)).fetchall():
+            txn.execute("DELETE FROM hardlinks WHERE parent = ? AND name = ?", (parent, name))
+        txn.execute("DELETE FROM nodes WHERE id = ?", (nid,))
+        txn.drop_dentry(row[0], bytes(row[1]))
+        txn.drop_node(nid)
+
+
+def remove_name(txn: Txn, parent: int, name: bytes) -> int | None:
+    """Remove one name; the node goes with its last name. Returns the id if it went."""
+    link = txn.execute("SELECT node_id FROM hardlinks WHERE parent = ? AND name = ?",
+                       (parent, name)).fetchone()
+    if link is not None:
+        txn.execute("DELETE FROM hardlinks WHERE parent = ? AND name = ?", (parent, name))
+        txn.drop_dentry(parent, name)
+        txn.touch(link[0])
+        return None
+    row = txn.execute("SELECT id FROM nodes WHERE parent = ? AND name = ? AND id != parent",
+                      (parent, name)).fetchone()
+    if row is None:
+        return None
+    node_id = int(row[0])
+    heir: Any = txn.execute("SELECT id, parent, name, remote_path FROM hardlinks WHERE node_id = ? "
+                       "ORDER BY id LIMIT 1", (node_id,)).fetchone()
+    if heir is None:
+        delete_subtree(txn, node_id)
+        return node_id
+    # Another name survives: it becomes the node's primary name, the inode stays.
+    txn.execute("DELETE FROM hardlinks WHERE id = ?", (heir[0],))
+    txn.execute("UPDATE nodes SET parent = ?, name = ?, remote_path = ? WHERE id = ?",
+                (heir[1], heir[2], heir[3], node_id))
+    txn.drop_dentry(parent, name)
+    txn.touch(node_id)
+    return None
+
+
+def add_hardlink(txn: Txn, node_id: int, parent: int, name: bytes, remote_path: bytes) -> None:
+    txn.execute("INSERT INTO hardlinks (parent, name, node_id, remote_path) VALUES (?, ?, ?, ?)",
+                (parent, name, node_id, remote_path))
+    txn.touch(node_id)
+
+
+def move_name(txn: Txn, parent: int, name: bytes, new_parent: int, new_name: bytes,
+              new_remote: bytes | None) -> None:
+    """Rename one name (the target name must be free); paths below a directory follow."""
+    link: Any = txn.execute("SELECT id, node_id FROM hardlinks WHERE parent = ? AND name = ?",
+                            (parent, name)).fetchone()
+    if link is not None:
+        txn.execute("UPDATE hardlinks SET parent = ?, name = ?, remote_path = ? WHERE id = ?",
+                    (new_parent, new_name, new_remote, link[0]))
+        txn.drop_dentry(parent, name)
+        txn.touch(link[1])
+        return
+    row: Any = txn.execute(
+        "SELECT id, source_id, remote_path FROM nodes WHERE parent = ? AND name = ? "
+        "AND id != parent", (parent, name)).fetchone()
+    if row is None:
+        raise KeyError(name)
+    node_id, source_id, old_remote = row
+    txn.execute("UPDATE nodes SET parent = ?, name = ?, remote_path = ? WHERE id = ?",
+                (new_parent, new_name, new_remote, node_id))
+    txn.drop_dentry(parent, name)
+    txn.touch(node_id)
+    if old_remote is not None and new_remote is not None:
+        _rebase_paths(txn, source_id, bytes(old_remote), new_remote)
+
+
+def _rebase_paths(txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
+    """Rewrite remote paths below a moved directory: old/... becomes new/...
+
+    Done row by row in Python: SQL's `||` would turn the BLOB paths into TEXT.
+    """
+    low, high = old + b"/", old + b"0"  # b"0" sorts right after b"/"
+    cut = len(old)
+    rows = txn.execute(
+        "SELECT id, remote_path FROM nodes WHERE source_id = ? AND remote_path >= ? "
+        "AND remote_path < ?", (source_id, low, high)).fetchall()
+    for node_id, path in rows:
+        txn.execute("UPDATE nodes SET remote_path = ? WHERE id = ?",
+                    (new + bytes(path)[cut:], node_id))
+        txn.touch(node_id)
+    links = txn.execute(
+        "SELECT h.id, h.remote_path FROM hardlinks h JOIN nodes n ON n.id = h.node_id "
+        "WHERE n.source_id = ? AND h.remote_path >= ? AND h.remote_path < ?",
+        (source_id, low, high)).fetchall()
+    for link_id, path in links:
+        txn.execute("UPDATE hardlinks SET remote_path = ? WHERE id = ?",
+                    (new + bytes(path)[cut:], link_id))
+
+
+def set_listed(txn: Txn, node_id: int, when_ns: int) -> None:
+    txn.execute("UPDATE nodes SET listed_ns = ? WHERE id = ?", (when_ns, node_id))
+
+
+def touch_all(txn: Txn, ids: Iterable[int]) -> None:
+    for node_id in ids:
+        txn.touch(node_id)

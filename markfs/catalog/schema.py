@@ -1,0 +1,79 @@
+"""The catalog schema, as an ordered list of migrations.
+
+Each migration runs once, in one transaction, and bumps `meta.schema_version`.
+Never edit a migration that has shipped: append a new one. Every table and
+column says why it exists.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: node tree, sources, hard links, xattrs, meta
+    """
+    -- Facts about this catalog as a whole, one integer each.
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,  -- 'schema_version' | 'stamp' | 'generation'
+        value INTEGER NOT NULL   -- stamp: bumped by every write transaction and copied into
+                                 -- the LMDB mirror, so a crash between the two writes shows
+                                 -- as a mismatch; generation: random per catalog, seeds the
+                                 -- generation of every node (NFS handles of a re-created
+                                 -- catalog must not match old ones)
+    );
+
+    -- One row per configured source (a storage whose tree appears under /sources/NAME).
+    CREATE TABLE sources (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+        name       TEXT NOT NULL UNIQUE,               -- folder name under /sources
+        url        TEXT NOT NULL,                      -- as given, minus any secret
+        scheme     TEXT NOT NULL,                      -- 'file' | later 's3', 'sftp', SQL schemes
+        read_only  INTEGER NOT NULL DEFAULT 0,         -- 1: writes through the mount get EROFS
+        created_ns INTEGER NOT NULL                    -- when `source add` ran
+    );
+
+    -- The node tree: every inode the mount shows. A node's id is its inode number.
+    CREATE TABLE nodes (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT, -- inode number; AUTOINCREMENT: never reused
+        parent      INTEGER NOT NULL,   -- parent node id (the root is its own parent); no FK:
+                                        -- subtrees are removed explicitly so the mirror hears of it
+        name        BLOB NOT NULL,      -- one path component, bytes as the kernel sends them
+        kind        TEXT NOT NULL CHECK (kind IN ('layout', 'control', 'source')),
+                                        -- which provider answers for the node
+        mode        INTEGER NOT NULL,   -- st_mode, file type bits included
+        uid         INTEGER NOT NULL,   -- owner
+        gid         INTEGER NOT NULL,   -- group
+        size        INTEGER NOT NULL DEFAULT 0,  -- st_size in bytes
+        mtime_ns    INTEGER NOT NULL,   -- content modification time
+        ctime_ns    INTEGER NOT NULL,   -- status change time
+        nlink       INTEGER NOT NULL DEFAULT 1,  -- link count as the source reports it
+        generation  INTEGER NOT NULL,   -- with id, the identity in NFS file handles
+        source_id   INTEGER REFERENCES sources(id),  -- owning source for kind 'source'
+        remote_path BLOB,               -- path inside the source, '/'-separated, b'' = its root
+        target      BLOB,               -- symlink target
+        listed_ns   INTEGER,            -- last time this directory was reconciled with its source
+        UNIQUE (parent, name)
+    );
+    CREATE INDEX nodes_by_parent_id ON nodes (parent, id);          -- readdir in stable id order
+    CREATE INDEX nodes_by_remote ON nodes (source_id, remote_path); -- source path -> node
+
+    -- Extra names of a node (hard links made through the mount). The node row holds
+    -- the first name; each further name is a row here.
+    CREATE TABLE hardlinks (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- readdir cookie order for these names
+        parent      INTEGER NOT NULL,                   -- directory holding the extra name
+        name        BLOB NOT NULL,                      -- the extra name
+        node_id     INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,  -- the inode
+        remote_path BLOB NOT NULL,                      -- path of this name inside the source
+        UNIQUE (parent, name)
+    );
+    CREATE INDEX hardlinks_by_node ON hardlinks (node_id);
+    CREATE INDEX hardlinks_by_remote ON hardlinks (remote_path);
+
+    -- Extended attributes set through the mount (sources need not support them).
+    CREATE TABLE xattrs (
+        node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,  -- owner node
+        name    BLOB NOT NULL,   -- full attribute name, e.g. b'user.comment'
+        value   BLOB NOT NULL,   -- raw value
+        PRIMARY KEY (node_id, name)
+    ) WITHOUT ROWID;
+    """,
+]

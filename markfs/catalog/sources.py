@@ -1,0 +1,52 @@
+"""The `sources` table: which storages are configured and how to reach them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    id: int
+    name: str
+    url: str
+    scheme: str
+    read_only: bool
+    created_ns: int
+
+
+_COLUMNS = "id, name, url, scheme, read_only, created_ns"
+
+
+def _row(row: tuple[int, str, str, str, int, int]) -> SourceRow:
+    return SourceRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+
+
+def list_sources(conn: apsw.Connection) -> list[SourceRow]:
+    return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM sources ORDER BY name")]
+
+
+def get_source(conn: apsw.Connection, name: str) -> SourceRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM sources WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def get_source_by_id(conn: apsw.Connection, source_id: int) -> SourceRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def insert_source(txn: Txn, name: str, url: str, scheme: str, read_only: bool) -> int:
+    txn.execute(
+        "INSERT INTO sources (name, url, scheme, read_only, created_ns) VALUES (?, ?, ?, ?, ?)",
+        (name, url, scheme, int(read_only), time.time_ns()))
+    return int(txn.conn.last_insert_rowid())
+
+
+def delete_source(txn: Txn, source_id: int) -> None:
+    txn.execute("DELETE FROM sources WHERE id = ?", (source_id,))

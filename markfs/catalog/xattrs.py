@@ -1,0 +1,28 @@
+"""The `xattrs` table: extended attributes set through the mount."""
+
+from __future__ import annotations
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+def get_xattr(conn: apsw.Connection, node_id: int, name: bytes) -> bytes | None:
+    row = conn.execute("SELECT value FROM xattrs WHERE node_id = ? AND name = ?",
+                       (node_id, name)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def list_xattrs(conn: apsw.Connection, node_id: int) -> list[bytes]:
+    return [bytes(r[0]) for r in conn.execute(
+        "SELECT name FROM xattrs WHERE node_id = ? ORDER BY name", (node_id,))]
+
+
+def set_xattr(txn: Txn, node_id: int, name: bytes, value: bytes) -> None:
+    txn.execute("INSERT OR REPLACE INTO xattrs (node_id, name, value) VALUES (?, ?, ?)",
+                (node_id, name, value))
+
+
+def remove_xattr(txn: Txn, node_id: int, name: bytes) -> bool:
+    txn.execute("DELETE FROM xattrs WHERE node_id = ? AND name = ?", (node_id, name))
+    return int(txn.conn.changes()) > 0

@@ -1,0 +1,337 @@
+"""The `markfs` command line: parses, calls the layers below, prints. Nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from markfs import __version__, runtime
+from markfs.config import DataDir, default_data_dir
+from markfs.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+MOUNT_WAIT_S = 30.0
+UMOUNT_WAIT_S = 60.0
+
+
+def data_dir_of(ctx: click.Context) -> DataDir:
+    return DataDir(ctx.obj["data_dir"])
+
+
+def open_tree(ctx: click.Context, create: bool = False) -> Any:
+    from markfs.namespace.tree import Tree
+
+    return Tree.open(data_dir_of(ctx), create=create)
+
+
+class MarkfsGroup(click.Group):
+    """Turns UserError (and unexpected OS errors) into one line on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"markfs: {exc}", err=True)
+            ctx.exit(1)
+        except PermissionError as exc:
+            click.echo(f"markfs: permission denied: {exc.filename or exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=MarkfsGroup)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="State directory (default: $MARKFS_DATA_DIR, else ~/.local/share/markfs).")
+@click.version_option(__version__, prog_name="markfs")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None) -> None:
+    """markfs: S3, SFTP, local folders and SQL tables as one mount, with a catalog."""
+    ctx.ensure_object(dict)
+    ctx.obj["data_dir"] = (data_dir or default_data_dir()).absolute()
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the catalog and caches in the data directory (idempotent)."""
+    tree = open_tree(ctx, create=True)
+    tree.close()
+    click.echo(f"markfs data directory ready: {data_dir_of(ctx).root}")
+
+
+# -- sources --------------------------------------------------------------------
+
+
+@main.group()
+def source() -> None:
+    """Add, list, inspect, test and remove sources."""
+
+
+@source.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--read-only", is_flag=True, help="Refuse writes through the mount (EROFS).")
+@click.pass_context
+def source_add(ctx: click.Context, name: str, url: str, read_only: bool) -> None:
+    """Add a source NAME at URL (file:///abs/dir; s3, sftp and SQL URLs come later)."""
+    from markfs.namespace.sources import add_source
+
+    tree = open_tree(ctx)
+    try:
+        add_source(tree, name, url, read_only)
+    finally:
+        tree.close()
+    click.echo(f"added source {name} ({url}){' read-only' if read_only else ''}")
+
+
+@source.command("list")
+@click.pass_context
+def source_list(ctx: click.Context) -> None:
+    """List sources: name, URL and mode."""
+    from markfs.namespace.sources import list_sources
+
+    tree = open_tree(ctx)
+    rows = list_sources(tree)
+    tree.close()
+    for row in rows:
+        click.echo(f"{row.name}\t{row.url}\t{'ro' if row.read_only else 'rw'}")
+
+
+@source.command("show")
+@click.argument("name")
+@click.pass_context
+def source_show(ctx: click.Context, name: str) -> None:
+    """Show one source's settings."""
+    from markfs.namespace.sources import require_source
+
+    tree = open_tree(ctx)
+    try:
+        row = require_source(tree, name)
+    finally:
+        tree.close()
+    click.echo(json.dumps({
+        "name": row.name, "url": row.url, "scheme": row.scheme, "read_only": row.read_only,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created_ns / 1e9)),
+        "mount_path": f"/sources/{row.name}",
+    }, indent=2))
+
+
+@source.command("test")
+@click.argument("name")
+@click.pass_context
+def source_test(ctx: click.Context, name: str) -> None:
+    """Check that a source is reachable and usable."""
+    from markfs.namespace.sources import backend_for, require_source
+
+    tree = open_tree(ctx)
+    try:
+        row = require_source(tree, name)
+    finally:
+        tree.close()
+    try:
+        summary = backend_for(row).check()
+    except OSError as exc:
+        raise UserError(f"source {name!r} is not usable: {exc.strerror or exc}") from None
+    click.echo(f"ok: {summary}")
+
+
+@source.command("remove")
+@click.argument("name")
+@click.pass_context
+def source_remove(ctx: click.Context, name: str) -> None:
+    """Remove a source from the catalog (its data is not touched)."""
+    from markfs.namespace.sources import remove_source
+
+    tree = open_tree(ctx)
+    try:
+        remove_source(tree, name)
+    finally:
+        tree.close()
+    click.echo(f"removed source {name}")
+
+
+# -- mounting -----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(path_type=Path))
+@click.option("--foreground", is_flag=True, help="Serve in this process until unmounted.")
+@click.option("--root", "root", default="", help="Mount only this subpath, e.g. views/finance.")
+@click.option("--allow-other", is_flag=True, help="Let other users use the mount.")
+@click.pass_context
+def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
+          allow_other: bool) -> None:
+    """Mount the catalog at MOUNTPOINT (in the background unless --foreground)."""
+    data_dir = data_dir_of(ctx)
+    mountpoint = mountpoint.absolute()
+    if not data_dir.exists():
+        raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
+    if not mountpoint.is_dir():
+        raise UserError(f"mount point is not a directory: {mountpoint}")
+    if runtime.is_mountpoint(mountpoint):
+        raise UserError(f"something is mounted on {mountpoint} already")
+    if foreground:
+        from markfs.fs.mount import serve
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        serve(data_dir, mountpoint, root, allow_other)
+        return
+    start_background(data_dir, mountpoint, root, allow_other)
+    click.echo(f"mounted on {mountpoint}")
+
+
+def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> None:
+    """Start a detached `mount --foreground` and wait until the mount is there."""
+    data_dir.logs.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.logs / "mount.log"
+    args = [sys.executable, "-m", "markfs", "--data-dir", str(data_dir.root), "mount",
+            str(mountpoint), "--foreground"]
+    if root:
+        args += ["--root", root]
+    if allow_other:
+        args.append("--allow-other")
+    start = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=log_file, start_new_session=True)
+    deadline = time.monotonic() + MOUNT_WAIT_S
+    while time.monotonic() < deadline:
+        if runtime.is_mountpoint(mountpoint):
+            return
+        if proc.poll() is not None:
+            raise UserError(_last_error(log_path, start) or f"mount failed (see {log_path})")
+        time.sleep(0.05)
+    proc.terminate()
+    raise UserError(f"mount did not appear within {MOUNT_WAIT_S:.0f}s (see {log_path})")
+
+
+def _last_error(log_path: Path, start: int) -> str | None:
+    with open(log_path, "rb") as f:
+        f.seek(start)
+        lines = [ln.decode(errors="replace").strip() for ln in f]
+    for line in reversed(lines):
+        if line.startswith("markfs: "):
+            return line[len("markfs: "):]
+    return None
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(path_type=Path))
+@click.pass_context
+def umount(ctx: click.Context, mountpoint: Path) -> None:
+    """Unmount MOUNTPOINT and wait for its daemon to finish."""
+    mountpoint = mountpoint.absolute()
+    record = runtime.find(data_dir_of(ctx), mountpoint)
+    if not runtime.is_mountpoint(mountpoint):
+        raise UserError(f"not mounted: {mountpoint}")
+    done = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+        raise UserError(f"cannot unmount {mountpoint}: {detail}")
+    if record is not None:
+        deadline = time.monotonic() + UMOUNT_WAIT_S
+        while record.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if record.alive():
+            raise UserError(f"unmounted, but daemon {record.pid} is still finishing")
+    click.echo(f"unmounted {mountpoint}")
+
+
+# -- state ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Mounts, sources, catalog and cache use."""
+    from markfs.catalog import nodes as q
+    from markfs.namespace.sources import list_sources
+
+    data_dir = data_dir_of(ctx)
+    tree = open_tree(ctx)
+    try:
+        sources = list_sources(tree)
+        nodes = q.count_nodes(tree.catalog.conn)
+    finally:
+        tree.close()
+    mounts = runtime.active_mounts(data_dir)
+    click.echo(f"data directory: {data_dir.root}")
+    click.echo(f"mounts: {len(mounts)}")
+    for rec in mounts:
+        click.echo(f"  {rec.mountpoint} (root {rec.root}, pid {rec.pid})")
+    click.echo(f"sources: {len(sources)}")
+    for row in sources:
+        click.echo(f"  {row.name}\t{row.url}")
+    click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
+    click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
+    click.echo("pending uploads: 0")
+
+
+def _size(path: Path) -> str:
+    try:
+        size = float(path.stat().st_size)
+    except OSError:
+        return "absent"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Fix what is found (SQLite is the truth).")
+@click.pass_context
+def fsck(ctx: click.Context, repair: bool) -> None:
+    """Check catalog <-> hot cache consistency; exit 1 if problems remain."""
+    from markfs.namespace.fsck import fsck as run_fsck
+
+    tree = open_tree(ctx)
+    try:
+        report = run_fsck(tree, repair)
+    finally:
+        tree.close()
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    for fix in report.repaired:
+        click.echo(f"repaired: {fix}")
+    if report.clean:
+        click.echo("clean")
+    elif not repair:
+        raise UserError(f"{len(report.problems)} problem(s) found (run: markfs fsck --repair)")
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(path_type=Path), default="mnt")
+@click.pass_context
+def demo(ctx: click.Context, mountpoint: Path) -> None:
+    """Build the embedded demo and mount it at MOUNTPOINT (default ./mnt)."""
+    from markfs.demo import build_demo
+
+    data_dir = data_dir_of(ctx)
+    tree = open_tree(ctx, create=True)
+    try:
+        build_demo(tree, data_dir.root / "demo-files")
+    finally:
+        tree.close()
+    mountpoint = mountpoint.absolute()
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    if not runtime.is_mountpoint(mountpoint):
+        start_background(data_dir, mountpoint, "", allow_other=False)
+    markfs = f"markfs --data-dir {data_dir.root}"
+    click.echo(f"markfs demo mounted on {mountpoint}. Try:\n"
+               f"  ls -lR {mountpoint}\n"
+               f"  cat {mountpoint}/sources/demo/finance/2024/revenue.csv | head\n"
+               f"  cat {mountpoint}/.markfs/status.json\n"
+               f"  echo hello > {mountpoint}/sources/demo/hello.txt\n"
+               f"Unmount with: make demo-stop   (or: {markfs} umount {mountpoint})")
+

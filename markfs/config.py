@@ -1,0 +1,87 @@
+"""The data directory's layout and `markfs.toml`, with the defaults of every setting."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from markfs.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("MARKFS_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path.home() / ".local" / "share" / "markfs"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Where one markfs instance keeps its state."""
+
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def hot(self) -> Path:
+        return self.root / "hot.lmdb"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "markfs.toml"
+
+    def exists(self) -> bool:
+        return self.catalog.exists()
+
+
+@dataclass(frozen=True)
+class MountConfig:
+    """`[mount]` in markfs.toml; every value can be overridden there."""
+
+    entry_ttl: float = 1.0  # seconds the kernel may cache a name -> inode answer
+    attr_ttl: float = 1.0  # seconds the kernel may cache attributes
+    dir_ttl: float = 30.0  # seconds a directory listing is trusted before it is re-read
+    io_threads: int = 16  # worker threads for backend calls
+    max_tasks: int = 64  # concurrent FUSE requests (trio tasks)
+    watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
+
+
+def load_mount_config(data_dir: DataDir) -> MountConfig:
+    path = data_dir.config_file
+    if not path.exists():
+        return MountConfig()
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    section: dict[str, Any] = doc.get("mount", {})
+    known = {f.name: f for f in fields(MountConfig)}
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in known:
+            raise UserError(f"{path}: unknown setting mount.{key}")
+        default = getattr(MountConfig(), key)
+        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+                value, (int, float) if isinstance(default, float) else type(default)):
+            raise UserError(f"{path}: mount.{key} must be a {type(default).__name__}")
+        values[key] = value
+    return MountConfig(**values)

@@ -1,0 +1,47 @@
+"""The embedded demo: a local folder of sample files registered as the source `demo`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from markfs.catalog import sources as sq
+from markfs.namespace.sources import add_source
+from markfs.namespace.tree import Tree
+
+DEMO_SOURCE = "demo"
+
+
+def _sample_files() -> dict[str, bytes]:
+    rows = [("day", "region", "revenue")] + [
+        (f"2024-01-{d:02d}", region, str(100 * d + i))
+        for d in range(1, 32) for i, region in enumerate(("north", "south", "west"))
+    ]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    events = "".join(json.dumps({"id": i, "kind": "click" if i % 3 else "view"}) + "\n"
+                     for i in range(200))
+    return {
+        "README.txt": b"Files of the markfs demo source. Everything here is writable.\n",
+        "finance/2024/revenue.csv": buf.getvalue().encode(),
+        "finance/2023/notes.txt": b"Figures for 2023 are still being reconciled.\n",
+        "logs/events.jsonl": events.encode(),
+        "empty-folder/.keep": b"",
+    }
+
+
+def build_demo(tree: Tree, files_dir: Path) -> bool:
+    """Create the demo files and source if missing; True if anything was created."""
+    created = False
+    for rel, content in _sample_files().items():
+        path = files_dir / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            created = True
+    if sq.get_source(tree.catalog.conn, DEMO_SOURCE) is None:
+        add_source(tree, DEMO_SOURCE, f"file://{files_dir.resolve()}", read_only=False)
+        created = True
+    return created

@@ -1,0 +1,27 @@
+"""The two kinds of error markfs raises on purpose.
+
+`UserError` is bad input or an unusable environment: the CLI prints its one-line
+message and exits 1, never a traceback. `FsError` carries an errno for the FUSE
+adapter to hand to the kernel.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class UserError(Exception):
+    """A mistake the user can fix; `str()` is the one line shown to them."""
+
+
+class FsError(OSError):
+    """A filesystem operation refused with an errno."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        super().__init__(code, detail or os.strerror(code))
+        self.code = code
+
+    @classmethod
+    def from_os(cls, exc: OSError) -> FsError:
+        return cls(exc.errno if exc.errno is not None else _errno.EIO, str(exc))

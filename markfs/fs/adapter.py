@@ -1,0 +1,301 @@
+"""The FUSE adapter: kernel requests in, namespace calls out. The only user of pyfuse3.
+
+It maps kernel inode numbers to catalog ids (they are equal, except that the
+mounted subtree's root is always inode 1), turns nodes into `EntryAttributes`,
+and turns `FsError` into the errno the kernel gets. Anything else that escapes
+is logged and answered with EIO.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import pyfuse3
+
+from markfs.config import MountConfig
+from markfs.errors import FsError
+from markfs.model import Node
+from markfs.namespace.ops import Caller, Namespace
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+READDIR_BATCH = 256
+DOT_COOKIES = 2  # "." and ".." take cookies 1 and 2; children follow, shifted by 2
+
+
+def _errors(fn: F) -> F:
+    """Translate namespace errors into FUSE errors; never let a request crash the loop."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.code) from None
+        except OSError as exc:
+            log.warning("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except Exception:
+            log.exception("%s failed", fn.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return cast(F, wrapper)
+
+
+class KernelCacheNotifier:
+    """Tells the kernel to drop cached names and inodes, off the trio thread."""
+
+    def __init__(self, to_ino: Callable[[int], int]) -> None:
+        self._to_ino = to_ino
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inval-inode", daemon=True)
+        self._thread.start()
+
+    def forget_entry(self, parent_id: int, name: bytes) -> None:
+        pyfuse3.invalidate_entry_async(self._to_ino(parent_id), name, ignore_enoent=True)
+
+    def forget_inode(self, node_id: int) -> None:
+        self._queue.put(self._to_ino(node_id))
+
+    def _run(self) -> None:
+        while (ino := self._queue.get()) is not None:
+            try:
+                pyfuse3.invalidate_inode(ino)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:  # ENOENT: the kernel had nothing cached
+                    log.debug("invalidate_inode(%d): %s", ino, exc)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+
+class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+
+    def __init__(self, namespace: Namespace, root_id: int, config: MountConfig) -> None:
+        super().__init__()
+        self.ns = namespace
+        self.root_id = root_id
+        self.config = config
+
+    # -- inode numbers and attributes ----------------------------------------
+
+    def _id(self, ino: int) -> int:
+        return self.root_id if ino == pyfuse3.ROOT_INODE else ino
+
+    def _ino(self, node_id: int) -> int:
+        return pyfuse3.ROOT_INODE if node_id == self.root_id else node_id
+
+    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        entry = pyfuse3.EntryAttributes()
+        entry.st_ino = self._ino(node.id)
+        entry.generation = node.generation
+        entry.entry_timeout = self.config.entry_ttl
+        entry.attr_timeout = self.config.attr_ttl
+        entry.st_mode = node.mode
+        entry.st_nlink = node.nlink
+        entry.st_uid = node.uid
+        entry.st_gid = node.gid
+        entry.st_size = node.size
+        entry.st_blksize = 128 * 1024
+        entry.st_blocks = (node.size + 511) // 512
+        entry.st_atime_ns = node.mtime_ns
+        entry.st_mtime_ns = node.mtime_ns
+        entry.st_ctime_ns = node.ctime_ns
+        return entry
+
+    @staticmethod
+    def _caller(ctx: pyfuse3.RequestContext) -> Caller:
+        return Caller(uid=ctx.uid, gid=ctx.gid)
+
+    # -- names -------------------------------------------------------------------
+
+    @_errors
+    async def lookup(self, parent_inode: int, name: bytes,
+                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        parent_id = self._id(parent_inode)
+        if name == b".." and parent_id == self.root_id:
+            return self._attrs(self.ns.node(parent_id))  # never climb out of the mount
+        return self._attrs(await self.ns.lookup(parent_id, name))
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        """Nothing to free: nodes live in the catalog, not in memory."""
+
+    @_errors
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(self.ns.node(self._id(inode)))
+
+    @_errors
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
+                      fields: pyfuse3.SetattrFields, fh: int | None,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = await self.ns.setattr(
+            self._id(inode),
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            size=attr.st_size if fields.update_size else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            fh=fh)
+        return self._attrs(node)
+
+    @_errors
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        return self.ns.readlink(self._id(inode))
+
+    @_errors
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(await self.ns.mknod(self._id(parent_inode), name, mode,
+                                               self._caller(ctx)))
+
+    @_errors
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(await self.ns.mkdir(self._id(parent_inode), name, mode,
+                                               self._caller(ctx)))
+
+    @_errors
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self.ns.unlink(self._id(parent_inode), name)
+
+    @_errors
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self.ns.rmdir(self._id(parent_inode), name)
+
+    @_errors
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(await self.ns.symlink(self._id(parent_inode), name, target,
+                                                 self._caller(ctx)))
+
+    @_errors
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
+        await self.ns.rename(self._id(parent_inode_old), name_old, self._id(parent_inode_new),
+                             name_new, flags)
+
+    @_errors
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(await self.ns.link(self._id(inode), self._id(new_parent_inode),
+                                              new_name))
+
+    # -- files -------------------------------------------------------------------
+
+    @_errors
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        fh, direct = await self.ns.open(self._id(inode), flags)
+        return pyfuse3.FileInfo(fh=fh, direct_io=direct, keep_cache=not direct)
+
+    @_errors
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: pyfuse3.RequestContext
+                     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        fh, node = await self.ns.create(self._id(parent_inode), name, mode, flags,
+                                        self._caller(ctx))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True), self._attrs(node)
+
+    @_errors
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self.ns.read(fh, off, size)
+
+    @_errors
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        return await self.ns.write(fh, off, buf)
+
+    @_errors
+    async def flush(self, fh: int) -> None:
+        await self.ns.flush(fh)
+
+    @_errors
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.ns.fsync(fh, datasync)
+
+    @_errors
+    async def release(self, fh: int) -> None:
+        await self.ns.release(fh)
+
+    # -- directories -------------------------------------------------------------
+
+    @_errors
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        node = self.ns.node(self._id(inode))
+        if not node.is_dir:
+            raise FsError(errno.ENOTDIR)
+        return node.id
+
+    @_errors
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        if start_id < DOT_COOKIES:
+            directory = self.ns.node(fh)
+            parent = directory if fh == self.root_id else self.ns.node(directory.parent)
+            for cookie, (name, node) in enumerate(((b".", directory), (b"..", parent)), 1):
+                if cookie > start_id and not pyfuse3.readdir_reply(
+                        token, name, self._attrs(node), cookie):
+                    return
+        after = max(start_id - DOT_COOKIES, 0)
+        while True:
+            batch = await self.ns.readdir(fh, after, READDIR_BATCH)
+            for cookie, name, node in batch:
+                if not pyfuse3.readdir_reply(token, name, self._attrs(node),
+                                             cookie + DOT_COOKIES):
+                    return
+                after = cookie
+            if len(batch) < READDIR_BATCH:
+                return
+
+    async def releasedir(self, fh: int) -> None:
+        """Directory handles hold nothing."""
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        """Catalog changes are committed as they happen."""
+
+    # -- extended attributes and statfs ---------------------------------------
+
+    @_errors
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        return self.ns.getxattr(self._id(inode), name)
+
+    @_errors
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        return self.ns.listxattr(self._id(inode))
+
+    @_errors
+    async def setxattr(self, inode: int, name: bytes, value: bytes,
+                       ctx: pyfuse3.RequestContext) -> None:
+        self.ns.setxattr(self._id(inode), name, value)
+
+    @_errors
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self.ns.removexattr(self._id(inode), name)
+
+    @_errors
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        stats = self.ns.statfs()
+        out = pyfuse3.StatvfsData()
+        out.f_bsize = out.f_frsize = stats.block_size
+        out.f_blocks = stats.blocks
+        out.f_bfree, out.f_bavail = stats.blocks_free, stats.blocks_avail
+        out.f_files, out.f_ffree, out.f_favail = stats.files, stats.files_free, stats.files_free
+        out.f_namemax = stats.name_max
+        return out
+
+    @_errors
+    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
+        # default_permissions makes the kernel check modes; only writability is ours.
+        node = self.ns.node(self._id(inode))
+        if mode & os.W_OK and not self.ns.is_writable(node):
+            raise FsError(errno.EROFS)
+        return True

@@ -1,0 +1,81 @@
+"""Running one mount: open the tree, mount through the kernel, serve until unmounted."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from markfs.config import DataDir, MountConfig, load_mount_config
+from markfs.errors import UserError
+from markfs.fs.adapter import KernelCacheNotifier, MarkFs
+from markfs.namespace.control import MountInfo
+from markfs.namespace.ops import Namespace
+from markfs.namespace.sources import SourceSet
+from markfs.namespace.tree import Tree
+from markfs.namespace.watch import LocalWatcher
+from markfs.runtime import register, unregister
+
+log = logging.getLogger(__name__)
+
+
+def fuse_options(allow_other: bool) -> set[str]:
+    options = set(pyfuse3.default_options) | {"fsname=markfs", "subtype=markfs"}
+    if allow_other:
+        options.add("allow_other")
+    return options
+
+
+def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> None:
+    """Mount and serve in this process until the mount goes away or a signal arrives."""
+    if not mountpoint.is_dir():
+        raise UserError(f"mount point is not a directory: {mountpoint}")
+    config = load_mount_config(data_dir)
+    tree = Tree.open(data_dir)
+    try:
+        root_node = tree.resolve(root)
+        if not root_node.is_dir:
+            raise UserError(f"--root must name a folder: {root}")
+        info = MountInfo(str(mountpoint), "/" + root.strip("/"), time.time())
+        namespace = Namespace(tree, SourceSet(tree), config, info, str(data_dir.root))
+        ops = MarkFs(namespace, root_node.id, config)
+        try:
+            pyfuse3.init(ops, str(mountpoint), fuse_options(allow_other))
+        except RuntimeError as exc:
+            raise UserError(f"cannot mount on {mountpoint}: {exc}") from None
+        notifier = KernelCacheNotifier(ops._ino)
+        namespace.notifier = notifier
+        register(data_dir, mountpoint, info.root)
+        log.info("mounted %s on %s (root %s)", data_dir.root, mountpoint, info.root)
+        try:
+            trio.run(_serve, namespace, config)
+        finally:
+            notifier.stop()
+            pyfuse3.close(unmount=True)
+            unregister(data_dir, mountpoint)
+            log.info("unmounted %s", mountpoint)
+    finally:
+        tree.close()
+
+
+async def _serve(namespace: Namespace, config: MountConfig) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal)
+        if config.watch_local:
+            roots = namespace.sources.local_roots()
+            if roots:
+                nursery.start_soon(LocalWatcher(namespace, roots).run)
+        await pyfuse3.main(max_tasks=config.max_tasks)
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("signal %d: unmounting", signum)
+            pyfuse3.terminate()
+            return

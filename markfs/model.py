@@ -1,0 +1,113 @@
+"""The node record shared by the catalog (its truth) and the hot cache (its mirror).
+
+A node is one inode of the mount. Its `id` is the catalog row id and the inode
+number the kernel sees; it is never reused. `kind` says which provider serves
+the node; the file type lives in `mode` as in `st_mode`.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+ROOT_ID = 1
+
+
+class Kind(str, Enum):
+    """Which provider answers for a node."""
+
+    LAYOUT = "layout"  # fixed folders of the mount: /, /sources, /tables, ...
+    CONTROL = "control"  # generated read-only files under /.markfs
+    SOURCE = "source"  # a path inside a source (the source root has remote_path b"")
+
+
+_KIND_CODES = {Kind.LAYOUT: 1, Kind.CONTROL: 2, Kind.SOURCE: 3}
+_KINDS_BY_CODE = {v: k for k, v in _KIND_CODES.items()}
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    parent: int
+    name: bytes
+    kind: Kind
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    nlink: int = 1
+    generation: int = 0
+    source_id: int | None = None
+    remote_path: bytes | None = None
+    target: bytes | None = None  # symlink target
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+    def with_(self, **changes: object) -> Node:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+# Fixed part of a packed node: id, parent, kind, mode, uid, gid, size, mtime,
+# ctime, nlink, generation, source_id (0 = none), then three length-prefixed blobs.
+_FIXED = struct.Struct("<QQBIIIQqqIQQ")
+_LEN = struct.Struct("<i")  # -1 encodes None
+
+
+def _pack_blob(value: bytes | None) -> bytes:
+    if value is None:
+        return _LEN.pack(-1)
+    return _LEN.pack(len(value)) + value
+
+
+def _unpack_blob(buf: bytes, pos: int) -> tuple[bytes | None, int]:
+    (length,) = _LEN.unpack_from(buf, pos)
+    pos += _LEN.size
+    if length < 0:
+        return None, pos
+    return bytes(buf[pos : pos + length]), pos + length
+
+
+def pack_node(node: Node) -> bytes:
+    """Serialise a node for the LMDB mirror."""
+    fixed = _FIXED.pack(
+        node.id, node.parent, _KIND_CODES[node.kind], node.mode, node.uid, node.gid,
+        node.size, node.mtime_ns, node.ctime_ns, node.nlink, node.generation,
+        node.source_id or 0,
+    )
+    return b"".join(
+        (fixed, _pack_blob(node.name), _pack_blob(node.remote_path), _pack_blob(node.target))
+    )
+
+
+def unpack_node(buf: bytes) -> Node:
+    (nid, parent, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src) = (
+        _FIXED.unpack_from(buf, 0)
+    )
+    name, pos = _unpack_blob(buf, _FIXED.size)
+    remote, pos = _unpack_blob(buf, pos)
+    target, pos = _unpack_blob(buf, pos)
+    return Node(
+        id=nid, parent=parent, name=name or b"", kind=_KINDS_BY_CODE[kind], mode=mode,
+        uid=uid, gid=gid, size=size, mtime_ns=mtime, ctime_ns=ctime, nlink=nlink,
+        generation=gen, source_id=src or None, remote_path=remote, target=target,
+    )
+
+
+@dataclass
+class ChangeSet:
+    """What one committed catalog transaction did to nodes and names (for the mirror)."""
+
+    nodes: list[Node] = field(default_factory=list)  # present rows, new or changed
+    dentries: list[tuple[int, bytes, int]] = field(default_factory=list)  # (parent, name, id)
+    gone_nodes: list[int] = field(default_factory=list)
+    gone_dentries: list[tuple[int, bytes]] = field(default_factory=list)

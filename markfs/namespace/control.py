@@ -1,0 +1,39 @@
+"""Generated read-only files under /.markfs: status.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from markfs import __version__
+from markfs.catalog import nodes as q
+from markfs.namespace.sources import list_sources
+from markfs.namespace.tree import Tree
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    mountpoint: str
+    root: str
+    started: float
+
+
+def render_status(tree: Tree, info: MountInfo, open_files: int) -> bytes:
+    doc = {
+        "version": __version__,
+        "pid": os.getpid(),
+        "mountpoint": info.mountpoint,
+        "root": info.root,
+        "started": info.started,
+        "uptime_s": round(time.time() - info.started, 3),
+        "sources": [
+            {"name": s.name, "scheme": s.scheme, "read_only": s.read_only}
+            for s in list_sources(tree)
+        ],
+        "nodes": q.count_nodes(tree.catalog.conn),
+        "open_files": open_files,
+        "uploads_pending": 0,
+    }
+    return (json.dumps(doc, indent=2) + "\n").encode()

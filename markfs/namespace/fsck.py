@@ -1,0 +1,84 @@
+"""`markfs fsck`: are the catalog, its LMDB mirror and the sources' records consistent?
+
+Checks, under the catalog's write lock so no writer is half-way:
+SQLite integrity; nodes whose parent is missing; nodes of removed sources;
+sources without their folder; the mirror's stamp; and the mirror's content,
+node by node and name by name, against the catalog. Repair removes orphans
+and rebuilds the mirror from the catalog (SQLite is the truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from markfs.catalog import nodes as q
+from markfs.catalog import sources as sq
+from markfs.model import Kind
+from markfs.namespace.tree import Tree
+
+
+@dataclass
+class FsckReport:
+    problems: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
+    """Problems inside SQLite, and the node ids a repair should remove."""
+    conn = tree.catalog.conn
+    problems = [f"sqlite: {p}" for p in tree.catalog.integrity_problems()]
+    doomed = q.orphan_ids(conn)
+    problems += [f"node {i}: parent missing" for i in doomed]
+    source_ids = {s.id for s in sq.list_sources(conn)}
+    for node in q.iter_nodes(conn):
+        if node.kind is Kind.SOURCE and node.source_id not in source_ids:
+            problems.append(f"node {node.id}: belongs to a removed source")
+            doomed.append(node.id)
+    for row in sq.list_sources(conn):
+        if q.node_by_remote(conn, row.id, b"") is None:
+            problems.append(f"source {row.name!r}: has no folder under /sources")
+    return problems, doomed
+
+
+def _mirror_problems(tree: Tree) -> list[str]:
+    conn = tree.catalog.conn
+    problems = []
+    if tree.hot.stamp() != tree.catalog.stamp:
+        problems.append(f"hot cache stamp {tree.hot.stamp()} != catalog stamp "
+                        f"{tree.catalog.stamp}")
+    truth = {n.id: n for n in q.iter_nodes(conn)}
+    mirror = {n.id: n for n in tree.hot.iter_nodes()}
+    for node_id in sorted(truth.keys() | mirror.keys()):
+        if truth.get(node_id) != mirror.get(node_id):
+            state = "missing" if node_id not in mirror else (
+                "extra" if node_id not in truth else "differs")
+            problems.append(f"hot cache node {node_id}: {state}")
+    names = {(n.parent, n.name): n.id for n in truth.values() if n.id != n.parent}
+    names.update({(p, nm): i for p, nm, i in q.iter_hardlinks(conn)})
+    cached = {(p, nm): i for p, nm, i in tree.hot.iter_dentries()}
+    for key in sorted(names.keys() | cached.keys()):
+        if names.get(key) != cached.get(key):
+            problems.append(f"hot cache name {key[1]!r} in {key[0]}: "
+                            f"catalog {names.get(key)}, cache {cached.get(key)}")
+    return problems
+
+
+def fsck(tree: Tree, repair: bool) -> FsckReport:
+    report = FsckReport()
+    with tree.catalog.locked():
+        catalog_problems, doomed = _catalog_problems(tree)
+        report.problems = catalog_problems + _mirror_problems(tree)
+    if not repair or report.clean:
+        return report
+    if doomed:
+        with tree.transaction() as txn:
+            for node_id in doomed:
+                q.delete_subtree(txn, node_id)
+        report.repaired.append(f"removed {len(doomed)} orphaned node(s)")
+    tree.rebuild_mirror()
+    report.repaired.append("rebuilt the hot cache from the catalog")
+    return report

@@ -1,0 +1,117 @@
+"""Reconciling a directory's catalog children with a fresh listing of its source.
+
+Names that appear are inserted (new inode ids), names that vanish are removed
+with their subtrees, changed attributes are updated in place (same inode), and
+an entry whose file type changed gets a new inode. The caller holds the
+directory's lock, so no mutation through the mount interleaves.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import time
+from dataclasses import dataclass, field
+
+from markfs.backends.base import Entry
+from markfs.catalog import nodes as q
+from markfs.catalog.db import Txn
+from markfs.model import Kind, Node
+from markfs.namespace.tree import Tree
+
+log = logging.getLogger(__name__)
+
+NAME_MAX = 255
+
+
+@dataclass
+class ListingDiff:
+    """What a reconcile changed, for kernel cache invalidation."""
+
+    removed: list[tuple[bytes, int]] = field(default_factory=list)  # (name, old id)
+    changed: list[int] = field(default_factory=list)  # ids whose attributes changed
+    added: list[bytes] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.removed or self.changed or self.added)
+
+
+def valid_name(name: bytes) -> bool:
+    return (0 < len(name) <= NAME_MAX and b"/" not in name and b"\0" not in name
+            and name not in (b".", b".."))
+
+
+def child_path(parent: Node, name: bytes) -> bytes:
+    assert parent.remote_path is not None
+    return parent.remote_path + b"/" + name if parent.remote_path else name
+
+
+def new_node_from(parent: Node, entry: Entry) -> q.NewNode:
+    return q.NewNode(Kind.SOURCE, entry.mode, entry.uid, entry.gid, entry.size,
+                     entry.mtime_ns, entry.ctime_ns, nlink=entry.nlink,
+                     source_id=parent.source_id, remote_path=child_path(parent, entry.name),
+                     target=entry.target)
+
+
+def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
+    """Columns of `node` that differ from what the source says now."""
+    wanted: dict[str, int | bytes | None] = {
+        "mode": entry.mode, "uid": entry.uid, "gid": entry.gid, "size": entry.size,
+        "mtime_ns": entry.mtime_ns, "ctime_ns": entry.ctime_ns, "nlink": entry.nlink,
+        "target": entry.target,
+    }
+    return {k: v for k, v in wanted.items() if getattr(node, k) != v}
+
+
+def apply_entry(txn: Txn, tree: Tree, parent: Node, entry: Entry, known: Node | None,
+                diff: ListingDiff) -> None:
+    """Bring one name of `parent` in line with `entry`."""
+    if known is not None and stat.S_IFMT(known.mode) != stat.S_IFMT(entry.mode):
+        q.remove_name(txn, parent.id, entry.name)
+        diff.removed.append((entry.name, known.id))
+        known = None
+    if known is None:
+        q.insert_node(txn, parent.id, entry.name, new_node_from(parent, entry),
+                      generation=tree.generation)
+        diff.added.append(entry.name)
+        return
+    changes = attr_changes(known, entry)
+    if changes:
+        q.update_node(txn, known.id, **changes)
+        if set(changes) - {"ctime_ns", "nlink"}:
+            diff.changed.append(known.id)
+
+
+def reconcile(tree: Tree, parent: Node, entries: list[Entry]) -> ListingDiff:
+    diff = ListingDiff()
+    existing = q.child_names(tree.catalog.conn, parent.id)
+    seen: set[bytes] = set()
+    with tree.transaction() as txn:
+        for entry in entries:
+            if not valid_name(entry.name):
+                log.warning("skipping unusable name %r in %r", entry.name, parent.remote_path)
+                continue
+            seen.add(entry.name)
+            apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff)
+        for name, node in existing.items():
+            if name not in seen:
+                q.remove_name(txn, parent.id, name)
+                diff.removed.append((name, node.id))
+        q.set_listed(txn, parent.id, time.time_ns())
+    return diff
+
+
+def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes) -> ListingDiff:
+    """Reconcile a single name of `parent` (entry None: it no longer exists)."""
+    diff = ListingDiff()
+    known = q.find_child(tree.catalog.conn, parent.id, name)
+    if entry is None and known is None:
+        return diff
+    with tree.transaction() as txn:
+        if entry is None:
+            assert known is not None
+            q.remove_name(txn, parent.id, name)
+            diff.removed.append((name, known.id))
+        else:
+            apply_entry(txn, tree, parent, entry, known, diff)
+    return diff

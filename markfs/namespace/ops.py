@@ -1,0 +1,546 @@
+"""The namespace: every filesystem operation, on catalog node ids, against the right provider.
+
+The FUSE adapter calls these with catalog ids and bytes names and turns
+`FsError` into an errno. Here a request is resolved to its node, checked
+(writability, names, file types), carried out on the source's backend in a
+worker thread, and recorded in the catalog. Mutations of a directory hold that
+directory's lock, so a listing being reconciled never interleaves with them.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol, TypeVar
+
+import trio
+
+from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, Entry
+from markfs.catalog import nodes as q
+from markfs.catalog import xattrs as xq
+from markfs.catalog.db import Txn
+from markfs.config import MountConfig
+from markfs.errors import FsError
+from markfs.model import Kind, Node
+from markfs.namespace.control import MountInfo, render_status
+from markfs.namespace.handles import Handle, HandleTable
+from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, valid_name
+from markfs.namespace.sources import SourceSet
+from markfs.namespace.tree import STATUS_FILE_ID, Tree
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+XATTR_WRITABLE_PREFIX = b"user."
+
+
+class KernelNotifier(Protocol):
+    """Drops what the kernel cached about names and inodes that changed behind its back."""
+
+    def forget_entry(self, parent_id: int, name: bytes) -> None: ...
+
+    def forget_inode(self, node_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked: new files and folders belong to them."""
+
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class FsStats:
+    block_size: int
+    blocks: int
+    blocks_free: int
+    blocks_avail: int
+    files: int
+    files_free: int
+    name_max: int = 255
+
+
+class Namespace:
+    def __init__(self, tree: Tree, sources: SourceSet, config: MountConfig,
+                 info: MountInfo, data_root: str) -> None:
+        self.tree = tree
+        self.sources = sources
+        self.config = config
+        self.info = info
+        self.data_root = data_root
+        self.handles = HandleTable()
+        self.notifier: KernelNotifier | None = None
+        self._limiter = trio.CapacityLimiter(config.io_threads)
+        self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
+        self._locks: dict[int, trio.Lock] = {}
+        self._as_root = os.geteuid() == 0
+
+    # -- plumbing ------------------------------------------------------------
+
+    async def _io(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking backend call in a worker thread; OSError becomes FsError."""
+        try:
+            return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
+        except FsError:
+            raise
+        except OSError as exc:
+            raise FsError.from_os(exc) from None
+
+    @asynccontextmanager
+    async def _locked(self, *dir_ids: int) -> AsyncIterator[None]:
+        locks = [self._locks.setdefault(i, trio.Lock()) for i in sorted(set(dir_ids))]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+
+    def node(self, node_id: int) -> Node:
+        """Current attributes of a node, with what open writers know layered on top."""
+        node = self.tree.node(node_id)
+        if node is None:
+            node = self._open_orphan(node_id)
+        if node.id == STATUS_FILE_ID:
+            return node.with_(size=len(self._status()))
+        size = self.handles.written_size(node_id)
+        return node if size is None else node.with_(size=size)
+
+    def _open_orphan(self, node_id: int) -> Node:
+        """A node unlinked while still open keeps its last attributes until released."""
+        for h in self.handles.for_node(node_id):
+            if h.node is not None:
+                return h.node.with_(nlink=0, size=h.size)
+        raise FsError(errno.ENOENT)
+
+    def _backend(self, node: Node) -> Backend:
+        if node.kind is not Kind.SOURCE or node.source_id is None:
+            raise FsError(errno.EROFS)
+        backend = self.sources.backend(node.source_id)
+        if backend is None:
+            raise FsError(errno.ENOENT)
+        return backend
+
+    def _writable(self, node: Node) -> Backend:
+        backend = self._backend(node)
+        row = self.sources.row(node.source_id or 0)
+        if row is None or row.read_only:
+            raise FsError(errno.EROFS)
+        return backend
+
+    def is_writable(self, node: Node) -> bool:
+        try:
+            self._writable(node)
+        except FsError:
+            return False
+        return True
+
+    def _writable_dir(self, dir_id: int) -> tuple[Node, Backend]:
+        parent = self.node(dir_id)
+        if not parent.is_dir:
+            raise FsError(errno.ENOTDIR)
+        return parent, self._writable(parent)
+
+    def _notify(self, dir_id: int, diff: ListingDiff) -> None:
+        if self.notifier is None or not diff:
+            return
+        for name, _old in diff.removed:
+            self.notifier.forget_entry(dir_id, name)
+        for node_id in diff.changed:
+            if not self.handles.writers(node_id):
+                self.notifier.forget_inode(node_id)
+        if diff.removed or diff.added:
+            self.notifier.forget_inode(dir_id)
+
+    def _status(self) -> bytes:
+        return render_status(self.tree, self.info, len(self.handles))
+
+    # -- listings ------------------------------------------------------------
+
+    def _fresh(self, dir_id: int) -> bool:
+        listed = self._listed.get(dir_id)
+        return listed is not None and trio.current_time() - listed < self.config.dir_ttl
+
+    async def ensure_listed(self, directory: Node, force: bool = False) -> None:
+        """Make the catalog's children of a source directory match the source."""
+        if directory.kind is not Kind.SOURCE or (not force and self._fresh(directory.id)):
+            return
+        async with self._locked(directory.id):
+            if not force and self._fresh(directory.id):
+                return
+            backend = self._backend(directory)
+            path = directory.remote_path or b""
+            try:
+                pages = await self._io(lambda: list(backend.list_pages(path)))
+            except FsError as exc:
+                if exc.code == errno.ENOENT:
+                    await self._vanished(directory)
+                raise
+            current = self.tree.node(directory.id)
+            if current is None:
+                raise FsError(errno.ENOENT)
+            diff = reconcile(self.tree, current, [e for page in pages for e in page])
+            self._listed[directory.id] = trio.current_time()
+        self._notify(directory.id, diff)
+
+    async def _vanished(self, node: Node) -> None:
+        parent = self.tree.node(node.parent)
+        if parent is not None and parent.kind is Kind.SOURCE:
+            self._notify(parent.id, refresh_one(self.tree, parent, None, node.name))
+
+    async def refresh_path(self, source_id: int, remote_path: bytes) -> None:
+        """Re-check one path of a source that changed outside the mount (watcher events)."""
+        parent_path, _, name = remote_path.rpartition(b"/")
+        if not name:
+            return
+        parent = q.node_by_remote(self.tree.catalog.conn, source_id, parent_path)
+        if parent is None or parent.id not in self._listed:
+            return  # never shown to the kernel: its first listing will see the change
+        backend = self._backend(parent)
+        async with self._locked(parent.id):
+            try:
+                entry: Entry | None = await self._io(backend.stat, remote_path)
+            except FsError as exc:
+                if exc.code not in (errno.ENOENT, errno.ENOTDIR):
+                    raise
+                entry = None
+            current = self.tree.node(parent.id)
+            if current is None:
+                return
+            diff = refresh_one(self.tree, current, entry, name)
+        self._notify(parent.id, diff)
+
+    async def _record(self, parent: Node, name: bytes, backend: Backend) -> Node:
+        """Stat a path just changed through the mount and store what the source says."""
+        entry = await self._io(backend.stat, child_path(parent, name))
+        refresh_one(self.tree, parent, entry, name)
+        node = self.tree.child(parent.id, name)
+        if node is None:
+            raise FsError(errno.EIO, "entry vanished while being recorded")
+        return node
+
+    async def _restat(self, node: Node) -> Node:
+        parent = self.tree.node(node.parent)
+        if parent is None or node.kind is not Kind.SOURCE or node.remote_path == b"":
+            return node
+        return await self._record(parent, node.name, self._backend(node))
+
+    # -- lookups and listings -------------------------------------------------
+
+    async def lookup(self, parent_id: int, name: bytes) -> Node:
+        parent = self.node(parent_id)
+        if name == b".":
+            return parent
+        if name == b"..":
+            return self.node(parent.parent)
+        if not parent.is_dir:
+            raise FsError(errno.ENOTDIR)
+        await self.ensure_listed(parent)
+        child = self.tree.child(parent_id, name)
+        if child is None:
+            raise FsError(errno.ENOENT)
+        return self.node(child.id)
+
+    async def readdir(self, dir_id: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
+        directory = self.node(dir_id)
+        if not directory.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if after == 0:
+            await self.ensure_listed(directory)
+        return [(cookie, name, self.node(n.id) if self.handles.is_open(n.id) else n)
+                for cookie, name, n in self.tree.children(dir_id, after, limit)]
+
+    def readlink(self, node_id: int) -> bytes:
+        node = self.node(node_id)
+        if not node.is_symlink or node.target is None:
+            raise FsError(errno.EINVAL)
+        return node.target
+
+    # -- files ----------------------------------------------------------------
+
+    async def open(self, node_id: int, flags: int) -> tuple[int, bool]:
+        """Open a file; returns the handle and whether reads must bypass the page cache."""
+        node = self.node(node_id)
+        if node.is_dir:
+            raise FsError(errno.EISDIR)
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY or bool(flags & os.O_TRUNC)
+        if node.kind is Kind.CONTROL:
+            if writable:
+                raise FsError(errno.EROFS)
+            return self.handles.add(Handle(node_id, snapshot=self._status(), node=node)), True
+        backend = self._writable(node) if writable else self._backend(node)
+        assert node.remote_path is not None
+        file = await self._io(backend.open, node.remote_path, flags)
+        handle = Handle(node_id, file=file, writable=writable, size=node.size, node=node)
+        if flags & os.O_TRUNC:
+            handle.size, handle.written = 0, True
+        return self.handles.add(handle), False
+
+    async def create(self, parent_id: int, name: bytes, mode: int, flags: int,
+                     caller: Caller) -> tuple[int, Node]:
+        check_name(name)
+        parent, backend = self._writable_dir(parent_id)
+        path = child_path(parent, name)
+        async with self._locked(parent_id):
+            file = await self._io(backend.create, path, mode, flags, bool(flags & os.O_EXCL))
+            await self._own(backend, parent, path, caller)
+            node = await self._record(parent, name, backend)
+        fh = self.handles.add(Handle(node.id, file=file, writable=True, size=node.size, node=node))
+        return fh, node
+
+    async def _own(self, backend: Backend, parent: Node, path: bytes, caller: Caller) -> None:
+        """Give a new entry to the caller, as a local filesystem would."""
+        if not self._as_root:
+            return
+        gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
+        if (caller.uid, gid) != (os.geteuid(), os.getegid()):
+            await self._io(backend.chown, path, caller.uid, gid)
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        handle = self.handles.get(fh)
+        if handle.snapshot is not None:
+            return handle.snapshot[offset : offset + size]
+        assert handle.file is not None
+        return await self._io(handle.file.read, offset, size)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        handle = self.handles.get(fh)
+        if not handle.writable or handle.file is None:
+            raise FsError(errno.EBADF)
+        written = await self._io(handle.file.write, offset, data)
+        handle.size = max(handle.size, offset + written)
+        handle.written = True
+        return written
+
+    async def flush(self, fh: int) -> None:
+        handle = self.handles.get(fh)
+        if handle.written:
+            await self._settle(handle)
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        handle = self.handles.get(fh)
+        if handle.file is not None:
+            await self._io(handle.file.fsync, datasync)
+        if handle.written:
+            await self._settle(handle)
+        self.tree.catalog.checkpoint()
+        self.tree.hot.sync()
+
+    async def release(self, fh: int) -> None:
+        handle = self.handles.pop(fh)
+        try:
+            if handle.file is not None:
+                await self._io(handle.file.close)
+        finally:
+            if handle.written:
+                await self._settle(handle)
+
+    async def _settle(self, handle: Handle) -> None:
+        """Store a written file's new size and times in the catalog."""
+        node = self.tree.node(handle.node_id)
+        if node is None:
+            return  # unlinked while open
+        try:
+            node = await self._restat(node)
+        except FsError as exc:
+            if exc.code != errno.ENOENT:
+                raise
+            return
+        handle.size = node.size
+
+    # -- attributes -------------------------------------------------------------
+
+    async def setattr(self, node_id: int, *, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None, size: int | None = None,
+                      atime_ns: int | None = None, mtime_ns: int | None = None,
+                      fh: int | None = None) -> Node:
+        node = self.node(node_id)
+        backend = self._writable(node)
+        path = node.remote_path
+        assert path is not None
+        if size is not None:
+            await self._truncate(node, backend, size, fh)
+        if mode is not None:
+            await self._io(backend.chmod, path, mode)
+        if uid is not None or gid is not None:
+            await self._io(backend.chown, path, -1 if uid is None else uid,
+                           -1 if gid is None else gid)
+        if atime_ns is not None or mtime_ns is not None:
+            await self._io(backend.utime, path, atime_ns, mtime_ns)
+        if path == b"":
+            return self.node(node_id)
+        return self.node((await self._restat(node)).id)
+
+    async def _truncate(self, node: Node, backend: Backend, size: int, fh: int | None) -> None:
+        if node.is_dir:
+            raise FsError(errno.EISDIR)
+        handle = self.handles.get(fh) if fh is not None else None
+        if handle is not None and handle.file is not None and handle.writable:
+            await self._io(handle.file.truncate, size)
+        else:
+            assert node.remote_path is not None
+            await self._io(backend.truncate, node.remote_path, size)
+        self.handles.set_size(node.id, size)
+
+    # -- names --------------------------------------------------------------------
+
+    async def mkdir(self, parent_id: int, name: bytes, mode: int, caller: Caller) -> Node:
+        check_name(name)
+        parent, backend = self._writable_dir(parent_id)
+        path = child_path(parent, name)
+        async with self._locked(parent_id):
+            if parent.mode & stat.S_ISGID:
+                mode |= stat.S_ISGID
+            await self._io(backend.mkdir, path, mode)
+            await self._own(backend, parent, path, caller)
+            node = await self._record(parent, name, backend)
+        self._listed[node.id] = trio.current_time()  # new and empty: nothing to list
+        return node
+
+    async def mknod(self, parent_id: int, name: bytes, mode: int, caller: Caller) -> Node:
+        if not stat.S_ISREG(mode):
+            raise FsError(errno.EPERM, "only regular files can be made with mknod")
+        fh, node = await self.create(parent_id, name, mode, os.O_WRONLY | os.O_EXCL, caller)
+        await self.release(fh)
+        return self.node(node.id)
+
+    async def symlink(self, parent_id: int, name: bytes, target: bytes, caller: Caller) -> Node:
+        check_name(name)
+        parent, backend = self._writable_dir(parent_id)
+        path = child_path(parent, name)
+        async with self._locked(parent_id):
+            await self._io(backend.symlink, target, path)
+            await self._own(backend, parent, path, caller)
+            return await self._record(parent, name, backend)
+
+    async def link(self, node_id: int, parent_id: int, name: bytes) -> Node:
+        check_name(name)
+        node = self.node(node_id)
+        parent, backend = self._writable_dir(parent_id)
+        if node.is_dir:
+            raise FsError(errno.EPERM)
+        if node.source_id != parent.source_id:
+            raise FsError(errno.EXDEV)
+        assert node.remote_path is not None
+        path = child_path(parent, name)
+        async with self._locked(parent_id):
+            await self._io(backend.link, node.remote_path, path)
+            entry = await self._io(backend.stat, path)
+            with self.tree.transaction() as txn:
+                q.add_hardlink(txn, node.id, parent.id, name, path)
+                q.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
+        return self.node(node.id)
+
+    async def unlink(self, parent_id: int, name: bytes) -> None:
+        await self._remove(parent_id, name, want_dir=False)
+
+    async def rmdir(self, parent_id: int, name: bytes) -> None:
+        await self._remove(parent_id, name, want_dir=True)
+
+    async def _remove(self, parent_id: int, name: bytes, want_dir: bool) -> None:
+        parent, backend = self._writable_dir(parent_id)
+        async with self._locked(parent_id):
+            node = self.tree.child(parent_id, name)
+            if node is None:
+                raise FsError(errno.ENOENT)
+            if node.is_dir != want_dir:
+                raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
+            path = child_path(parent, name)
+            await self._io(backend.rmdir if want_dir else backend.unlink, path)
+            refresh_one(self.tree, parent, None, name)
+        survivor = self.tree.node(node.id)
+        if survivor is not None:  # other hard links remain
+            await self._restat(survivor)
+
+    async def rename(self, old_parent_id: int, old_name: bytes, new_parent_id: int,
+                     new_name: bytes, flags: int) -> None:
+        check_name(new_name)
+        old_parent, backend = self._writable_dir(old_parent_id)
+        new_parent, _ = self._writable_dir(new_parent_id)
+        if old_parent.source_id != new_parent.source_id:
+            raise FsError(errno.EXDEV)
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
+            raise FsError(errno.EINVAL)
+        async with self._locked(old_parent_id, new_parent_id):
+            node = self.tree.child(old_parent_id, old_name)
+            if node is None:
+                raise FsError(errno.ENOENT)
+            target = self.tree.child(new_parent_id, new_name)
+            if node.is_dir and self._is_below(new_parent, node.id):
+                raise FsError(errno.EINVAL)
+            old_path, new_path = child_path(old_parent, old_name), child_path(new_parent, new_name)
+            await self._io(backend.rename, old_path, new_path, flags)
+            with self.tree.transaction() as txn:
+                if flags & RENAME_EXCHANGE:
+                    _exchange(txn, old_parent_id, old_name, old_path, new_parent_id, new_name,
+                              new_path)
+                else:
+                    if target is not None and target.id != node.id:
+                        q.remove_name(txn, new_parent_id, new_name)
+                    q.move_name(txn, old_parent_id, old_name, new_parent_id, new_name, new_path)
+
+    def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
+        """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
+        node: Node | None = candidate
+        while node is not None and node.id != node.parent:
+            if node.id == ancestor_id:
+                return True
+            node = self.tree.node(node.parent)
+        return False
+
+    # -- extended attributes ---------------------------------------------------
+
+    def getxattr(self, node_id: int, name: bytes) -> bytes:
+        self.node(node_id)
+        value = xq.get_xattr(self.tree.catalog.conn, node_id, name)
+        if value is None:
+            raise FsError(errno.ENODATA)
+        return value
+
+    def listxattr(self, node_id: int) -> list[bytes]:
+        self.node(node_id)
+        return xq.list_xattrs(self.tree.catalog.conn, node_id)
+
+    def setxattr(self, node_id: int, name: bytes, value: bytes) -> None:
+        self._writable(self.node(node_id))
+        if not name.startswith(XATTR_WRITABLE_PREFIX):
+            raise FsError(errno.ENOTSUP)
+        with self.tree.transaction() as txn:
+            xq.set_xattr(txn, node_id, name, value)
+
+    def removexattr(self, node_id: int, name: bytes) -> None:
+        self._writable(self.node(node_id))
+        with self.tree.transaction() as txn:
+            if not xq.remove_xattr(txn, node_id, name):
+                raise FsError(errno.ENODATA)
+
+    # -- the filesystem as a whole ---------------------------------------------
+
+    def statfs(self) -> FsStats:
+        st = os.statvfs(self.data_root)
+        used = q.count_nodes(self.tree.catalog.conn)
+        return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
+                       blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)
+
+
+def check_name(name: bytes) -> None:
+    if len(name) > 255:
+        raise FsError(errno.ENAMETOOLONG)
+    if not valid_name(name):
+        raise FsError(errno.EINVAL)
+
+
+def _exchange(txn: Txn, p1: int, n1: bytes, path1: bytes, p2: int, n2: bytes,
+              path2: bytes) -> None:
+    """Swap two names in the catalog (RENAME_EXCHANGE), via a name no file can have."""
+    parking = b"\0exchange"
+    q.move_name(txn, p1, n1, p1, parking, path1 + b"\0")
+    q.move_name(txn, p2, n2, p1, n1, path1)
+    q.move_name(txn, p1, parking, p2, n2, path2)

@@ -1,0 +1,123 @@
+"""The node tree as the layers above see it: the catalog (truth) with its LMDB mirror.
+
+Reads of single nodes and names come from the mirror; listings and all writes
+go to the catalog, whose transactions write the mirror through. Opening a
+tree checks the shared stamp and rebuilds the mirror if a crash left them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from markfs.cache.hot import HotCache
+from markfs.catalog import nodes as q
+from markfs.catalog.db import Catalog, Txn
+from markfs.config import DataDir
+from markfs.errors import UserError
+from markfs.model import ROOT_ID, Kind, Node
+
+log = logging.getLogger(__name__)
+
+# The fixed folders of the mount, with the ids they always have.
+LAYOUT: list[tuple[int, int, bytes, int]] = [
+    (ROOT_ID, ROOT_ID, b"", stat.S_IFDIR | 0o755),
+    (2, ROOT_ID, b"sources", stat.S_IFDIR | 0o755),
+    (3, ROOT_ID, b"tables", stat.S_IFDIR | 0o755),
+    (4, ROOT_ID, b"views", stat.S_IFDIR | 0o755),
+    (5, ROOT_ID, b"tags", stat.S_IFDIR | 0o755),
+    (6, ROOT_ID, b"categories", stat.S_IFDIR | 0o755),
+    (7, ROOT_ID, b".markfs", stat.S_IFDIR | 0o555),
+]
+SOURCES_ID = 2
+CONTROL_DIR_ID = 7
+STATUS_FILE_ID = 8
+STATUS_FILE_NAME = b"status.json"
+
+
+class Tree:
+    """Catalog and hot cache of one data directory, kept in step."""
+
+    def __init__(self, catalog: Catalog, hot: HotCache) -> None:
+        self.catalog = catalog
+        self.hot = hot
+
+    @classmethod
+    def open(cls, data_dir: DataDir, create: bool = False) -> Tree:
+        if not data_dir.exists() and not create:
+            raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
+        data_dir.root.mkdir(parents=True, exist_ok=True)
+        hot = HotCache(data_dir.hot)
+        tree = cls(Catalog(data_dir.catalog, mirror=hot), hot)
+        if create:
+            tree._ensure_layout()
+        if not tree.mirror_in_sync():
+            tree.rebuild_mirror(only_if_stale=True)
+        return tree
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.hot.close()
+
+    def mirror_in_sync(self) -> bool:
+        return self.hot.stamp() == self.catalog.stamp
+
+    def rebuild_mirror(self, only_if_stale: bool = False) -> bool:
+        """Rewrite the LMDB mirror from SQLite; returns whether it did."""
+        conn = self.catalog.conn
+        with self.catalog.locked():  # a writer mid-way would look like a crash otherwise
+            if only_if_stale and self.mirror_in_sync():
+                return False
+            log.warning("rebuilding the hot cache from the catalog")
+            self.hot.rebuild(q.iter_nodes(conn), q.iter_hardlinks(conn), self.catalog.stamp)
+            return True
+
+    def _ensure_layout(self) -> None:
+        if q.get_node(self.catalog.conn, STATUS_FILE_ID) is not None:
+            return
+        now = time.time_ns()
+        gen = self.catalog.generation
+        with self.catalog.transaction() as txn:
+            for node_id, parent, name, mode in LAYOUT:
+                new = q.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now, nlink=2)
+                q.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
+            status = q.NewNode(Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now)
+            q.insert_node(txn, CONTROL_DIR_ID, STATUS_FILE_NAME, status, generation=gen,
+                          node_id=STATUS_FILE_ID)
+
+    # -- reads ---------------------------------------------------------------
+
+    def node(self, node_id: int) -> Node | None:
+        return self.hot.node(node_id)
+
+    def child(self, parent: int, name: bytes) -> Node | None:
+        child_id = self.hot.child(parent, name)
+        return None if child_id is None else self.hot.node(child_id)
+
+    def children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
+        return q.list_children(self.catalog.conn, parent, after, limit)
+
+    def resolve(self, path: str) -> Node:
+        """The node at a '/'-separated path below the mount root (for --root)."""
+        node = self.node(ROOT_ID)
+        assert node is not None
+        for part in (p for p in path.split("/") if p):
+            child = self.child(node.id, part.encode())
+            if child is None:
+                raise UserError(f"no such path in the mount: /{path.strip('/')}")
+            node = child
+        return node
+
+    # -- writes --------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Txn]:
+        with self.catalog.transaction() as txn:
+            yield txn
+
+    @property
+    def generation(self) -> int:
+        return self.catalog.generation

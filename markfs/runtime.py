@@ -1,0 +1,87 @@
+"""The registry of running mounts of a data directory (one small JSON file per mount)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from markfs.config import DataDir
+
+
+@dataclass(frozen=True)
+class MountRecord:
+    pid: int
+    mountpoint: str
+    root: str
+    started: float
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _record_path(data_dir: DataDir, mountpoint: Path) -> Path:
+    digest = hashlib.sha1(os.fsencode(mountpoint)).hexdigest()[:16]
+    return data_dir.run / f"mount-{digest}.json"
+
+
+def register(data_dir: DataDir, mountpoint: Path, root: str) -> MountRecord:
+    record = MountRecord(os.getpid(), str(mountpoint), root, time.time())
+    data_dir.run.mkdir(parents=True, exist_ok=True)
+    path = _record_path(data_dir, mountpoint)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record)))
+    tmp.replace(path)
+    return record
+
+
+def unregister(data_dir: DataDir, mountpoint: Path) -> None:
+    path = _record_path(data_dir, mountpoint)
+    try:
+        record = MountRecord(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return
+    if record.pid == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def find(data_dir: DataDir, mountpoint: Path) -> MountRecord | None:
+    try:
+        return MountRecord(**json.loads(_record_path(data_dir, mountpoint).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def active_mounts(data_dir: DataDir) -> list[MountRecord]:
+    records = []
+    for path in sorted(data_dir.run.glob("mount-*.json")) if data_dir.run.exists() else []:
+        try:
+            record = MountRecord(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if record.alive():
+            records.append(record)
+        else:
+            path.unlink(missing_ok=True)
+    return records
+
+
+def is_mountpoint(path: Path) -> bool:
+    """True when `path` is the mount point of some mount (by /proc/self/mountinfo)."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split(b" ")
+            point = fields[4].decode("unicode_escape") if b"\\" in fields[4] else fields[4].decode()
+            if point == target:
+                return True
+    return False
