@@ -115,3 +115,12 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes) -> L
         else:
             apply_entry(txn, tree, parent, entry, known, diff)
     return diff
+
+
+def update_attrs(tree: Tree, node: Node, entry: Entry) -> Node:
+    """Store what the source now says of one node's attributes (same inode)."""
+    changes = attr_changes(node, entry)
+    if changes:
+        with tree.transaction() as txn:
+            q.update_node(txn, node.id, **changes)
+    return tree.node(node.id) or node

@@ -30,7 +30,14 @@ from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.control import MountInfo, render_status
 from markfs.namespace.handles import Handle, HandleTable
-from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, valid_name
+from markfs.namespace.listing import (
+    ListingDiff,
+    child_path,
+    reconcile,
+    refresh_one,
+    update_attrs,
+    valid_name,
+)
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import STATUS_FILE_ID, Tree
 
@@ -227,10 +234,10 @@ class Namespace:
         return node
 
     async def _restat(self, node: Node) -> Node:
-        parent = self.tree.node(node.parent)
-        if parent is None or node.kind is not Kind.SOURCE or node.remote_path == b"":
-            return node
-        return await self._record(parent, node.name, self._backend(node))
+        """Re-read one node's attributes from its source after changing it."""
+        assert node.remote_path is not None
+        entry = await self._io(self._backend(node).stat, node.remote_path)
+        return update_attrs(self.tree, node, entry)
 
     # -- lookups and listings -------------------------------------------------
 
@@ -374,8 +381,6 @@ class Namespace:
                            -1 if gid is None else gid)
         if atime_ns is not None or mtime_ns is not None:
             await self._io(backend.utime, path, atime_ns, mtime_ns)
-        if path == b"":
-            return self.node(node_id)
         return self.node((await self._restat(node)).id)
 
     async def _truncate(self, node: Node, backend: Backend, size: int, fh: int | None) -> None:

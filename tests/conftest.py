@@ -1,0 +1,149 @@
+"""Fixtures: real mounts through the kernel, in a subprocess, always unmounted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MOUNT_TIMEOUT_S = 20.0
+
+
+def run_markfs(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would; `check` asserts exit status 0."""
+    done = subprocess.run([sys.executable, "-m", "markfs", "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, timeout=120)
+    if check:
+        assert done.returncode == 0, f"markfs {' '.join(args)} failed:\n{done.stderr}"
+    return done
+
+
+def is_mounted(path: Path) -> bool:
+    target = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        return any(line.split(b" ")[4] == target for line in f)
+
+
+def force_unmount(path: Path) -> None:
+    if not is_mounted(path):
+        return
+    if subprocess.run(["fusermount3", "-u", str(path)], capture_output=True).returncode != 0:
+        subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True)
+
+
+@dataclass
+class Mount:
+    """One markfs daemon serving `path` from `data_dir`."""
+
+    data_dir: Path
+    path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    root: str = ""
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / f"test-mount-{self.path.name}.log"
+
+    def start(self, *extra: str) -> Mount:
+        args = [sys.executable, "-m", "markfs", "--data-dir", str(self.data_dir), "mount",
+                str(self.path), "--foreground", *extra]
+        if self.root:
+            args += ["--root", self.root]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + MOUNT_TIMEOUT_S
+        while not is_mounted(self.path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mount failed:\n{self.log.read_text()}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        force_unmount(self.path)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def remount(self, *extra: str) -> None:
+        self.stop()
+        self.start(*extra)
+
+    def assert_fsck_clean(self) -> None:
+        done = run_markfs(self.data_dir, "fsck", check=False)
+        assert done.returncode == 0 and "clean" in done.stdout, done.stdout + done.stderr
+
+    def assert_log_clean(self) -> None:
+        text = self.log.read_text() if self.log.exists() else ""
+        # A RELEASE the kernel sent just before unmount finds the channel closed when we
+        # answer it: pyfuse3 logs that at ERROR level, but nothing is lost.
+        lines = [ln for ln in text.splitlines()
+                 if "fuse_reply_* failed with No such file or directory" not in ln]
+        bad = [ln for ln in lines if "Traceback" in ln or " ERROR " in ln]
+        assert not bad, text
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    run_markfs(path, "init")
+    return path
+
+
+@pytest.fixture
+def backing(tmp_path: Path, data_dir: Path) -> Path:
+    """A local directory registered as the source `loc`."""
+    path = tmp_path / "backing"
+    path.mkdir()
+    run_markfs(data_dir, "source", "add", "loc", f"file://{path}")
+    return path
+
+
+@pytest.fixture
+def mount(tmp_path: Path, data_dir: Path, backing: Path) -> Iterator[Mount]:
+    """markfs mounted with the local source `loc`; fsck must be clean afterwards."""
+    point = tmp_path / "mnt"
+    point.mkdir()
+    m = Mount(data_dir, point).start()
+    try:
+        yield m
+    finally:
+        m.stop()
+    m.assert_log_clean()
+    m.assert_fsck_clean()
+
+
+def run_as(uid: int, cwd: Path, action: Callable[[], object]) -> int:
+    """Run `action` in a child process as `uid` (cwd entered first: pytest's tmp is 0700)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(cwd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            action()
+            code = 0
+        except PermissionError:
+            code = 13
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.fixture
+def src(mount: Mount) -> Path:
+    """The folder of the local source inside the mount."""
+    return mount.path / "sources" / "loc"
