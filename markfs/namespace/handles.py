@@ -8,6 +8,7 @@ so getattr is right before the catalog hears of the change at release.
 
 from __future__ import annotations
 
+import errno
 import itertools
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from markfs.errors import FsError
 from markfs.model import Node
 
 
-@dataclass
+@dataclass(eq=False)
 class Handle:
     node_id: int
     file: OpenFile | None = None  # backend file
@@ -28,38 +29,46 @@ class Handle:
 
 
 class HandleTable:
-    """File handle number -> Handle, plus which nodes have writers."""
+    """File handle number -> Handle, indexed by node too (getattr asks on every call)."""
 
     def __init__(self) -> None:
         self._handles: dict[int, Handle] = {}
+        self._by_node: dict[int, list[Handle]] = {}
         self._numbers = itertools.count(1)
 
     def add(self, handle: Handle) -> int:
         fh = next(self._numbers)
         self._handles[fh] = handle
+        self._by_node.setdefault(handle.node_id, []).append(handle)
         return fh
 
     def get(self, fh: int) -> Handle:
         try:
             return self._handles[fh]
         except KeyError:
-            raise FsError(9) from None  # EBADF
+            raise FsError(errno.EBADF) from None
 
     def pop(self, fh: int) -> Handle:
-        return self._handles.pop(fh)
-
-    def writers(self, node_id: int) -> list[Handle]:
-        return [h for h in self._handles.values() if h.node_id == node_id and h.writable]
-
-    def is_open(self, node_id: int) -> bool:
-        return any(h.node_id == node_id for h in self._handles.values())
+        handle = self.get(fh)
+        del self._handles[fh]
+        same_node = self._by_node[handle.node_id]
+        same_node.remove(handle)
+        if not same_node:
+            del self._by_node[handle.node_id]
+        return handle
 
     def for_node(self, node_id: int) -> list[Handle]:
-        return [h for h in self._handles.values() if h.node_id == node_id]
+        return self._by_node.get(node_id, [])
+
+    def writers(self, node_id: int) -> list[Handle]:
+        return [h for h in self.for_node(node_id) if h.writable]
+
+    def is_open(self, node_id: int) -> bool:
+        return node_id in self._by_node
 
     def written_size(self, node_id: int) -> int | None:
         """The size writers have produced, if any handle wrote to the node."""
-        sizes = [h.size for h in self.writers(node_id) if h.written]
+        sizes = [h.size for h in self.for_node(node_id) if h.writable and h.written]
         return max(sizes) if sizes else None
 
     def set_size(self, node_id: int, size: int) -> None:

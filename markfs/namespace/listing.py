@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from markfs.backends.base import Entry
@@ -64,8 +65,12 @@ def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
 
 
 def apply_entry(txn: Txn, tree: Tree, parent: Node, entry: Entry, known: Node | None,
-                diff: ListingDiff) -> None:
-    """Bring one name of `parent` in line with `entry`."""
+                diff: ListingDiff, keep: Callable[[int], bool]) -> None:
+    """Bring one name of `parent` in line with `entry`.
+
+    `keep(id)` says the mount itself changed that node after `entry` was read:
+    its attributes are then newer than the entry's and stay.
+    """
     if known is not None and stat.S_IFMT(known.mode) != stat.S_IFMT(entry.mode):
         q.remove_name(txn, parent.id, entry.name)
         diff.removed.append((entry.name, known.id))
@@ -76,13 +81,18 @@ def apply_entry(txn: Txn, tree: Tree, parent: Node, entry: Entry, known: Node | 
         diff.added.append(entry.name)
         return
     changes = attr_changes(known, entry)
-    if changes:
+    if changes and not keep(known.id):
         q.update_node(txn, known.id, **changes)
         if set(changes) - {"ctime_ns", "nlink"}:
             diff.changed.append(known.id)
 
 
-def reconcile(tree: Tree, parent: Node, entries: list[Entry]) -> ListingDiff:
+def _keep_nothing(node_id: int) -> bool:
+    return False
+
+
+def reconcile(tree: Tree, parent: Node, entries: list[Entry],
+              keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     diff = ListingDiff()
     existing = q.child_names(tree.catalog.conn, parent.id)
     seen: set[bytes] = set()
@@ -92,7 +102,7 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry]) -> ListingDiff:
                 log.warning("skipping unusable name %r in %r", entry.name, parent.remote_path)
                 continue
             seen.add(entry.name)
-            apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff)
+            apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff, keep)
         for name, node in existing.items():
             if name not in seen:
                 q.remove_name(txn, parent.id, name)
@@ -101,7 +111,8 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry]) -> ListingDiff:
     return diff
 
 
-def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes) -> ListingDiff:
+def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
+                keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
     diff = ListingDiff()
     known = q.find_child(tree.catalog.conn, parent.id, name)
@@ -113,7 +124,7 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes) -> L
             q.remove_name(txn, parent.id, name)
             diff.removed.append((name, known.id))
         else:
-            apply_entry(txn, tree, parent, entry, known, diff)
+            apply_entry(txn, tree, parent, entry, known, diff, keep)
     return diff
 
 

@@ -86,6 +86,7 @@ class Namespace:
         self._limiter = trio.CapacityLimiter(config.io_threads)
         self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
         self._locks: dict[int, trio.Lock] = {}
+        self._changed_at: dict[int, float] = {}  # node id -> trio time the mount last changed it
         self._as_root = os.geteuid() == 0
 
     # -- plumbing ------------------------------------------------------------
@@ -109,6 +110,20 @@ class Namespace:
         finally:
             for lock in reversed(locks):
                 lock.release()
+
+    def _mark_changed(self, node_id: int) -> None:
+        now = trio.current_time()
+        if len(self._changed_at) > 10_000:  # forget what no listing in flight can predate
+            self._changed_at = {k: t for k, t in self._changed_at.items() if now - t < 600}
+        self._changed_at[node_id] = now
+
+    def _changed_since(self, since: float) -> Callable[[int], bool]:
+        """Nodes whose attributes the mount set after `since`, or that are open for writing:
+        a listing or stat read at `since` is older than what the catalog has for them."""
+        def keep(node_id: int) -> bool:
+            return self._changed_at.get(node_id, -1.0) >= since or bool(
+                self.handles.writers(node_id))
+        return keep
 
     def node(self, node_id: int) -> Node:
         """Current attributes of a node, with what open writers know layered on top."""
@@ -184,6 +199,7 @@ class Namespace:
                 return
             backend = self._backend(directory)
             path = directory.remote_path or b""
+            started = trio.current_time()
             try:
                 pages = await self._io(lambda: list(backend.list_pages(path)))
             except FsError as exc:
@@ -193,7 +209,10 @@ class Namespace:
             current = self.tree.node(directory.id)
             if current is None:
                 raise FsError(errno.ENOENT)
-            diff = reconcile(self.tree, current, [e for page in pages for e in page])
+            if current.remote_path != path:
+                return  # an ancestor was renamed meanwhile: the listing is of a stale path
+            diff = reconcile(self.tree, current, [e for page in pages for e in page],
+                             self._changed_since(started))
             self._listed[directory.id] = trio.current_time()
         self._notify(directory.id, diff)
 
@@ -212,6 +231,7 @@ class Namespace:
             return  # never shown to the kernel: its first listing will see the change
         backend = self._backend(parent)
         async with self._locked(parent.id):
+            started = trio.current_time()
             try:
                 entry: Entry | None = await self._io(backend.stat, remote_path)
             except FsError as exc:
@@ -219,9 +239,9 @@ class Namespace:
                     raise
                 entry = None
             current = self.tree.node(parent.id)
-            if current is None:
-                return
-            diff = refresh_one(self.tree, current, entry, name)
+            if current is None or current.remote_path != parent_path:
+                return  # renamed meanwhile: the rename's own events cover the new path
+            diff = refresh_one(self.tree, current, entry, name, self._changed_since(started))
         self._notify(parent.id, diff)
 
     async def _record(self, parent: Node, name: bytes, backend: Backend) -> Node:
@@ -236,8 +256,11 @@ class Namespace:
     async def _restat(self, node: Node) -> Node:
         """Re-read one node's attributes from its source after changing it."""
         assert node.remote_path is not None
+        self._mark_changed(node.id)
         entry = await self._io(self._backend(node).stat, node.remote_path)
-        return update_attrs(self.tree, node, entry)
+        self._mark_changed(node.id)
+        current = self.tree.node(node.id)
+        return node if current is None else update_attrs(self.tree, current, entry)
 
     # -- lookups and listings -------------------------------------------------
 
@@ -322,6 +345,7 @@ class Namespace:
         if not handle.writable or handle.file is None:
             raise FsError(errno.EBADF)
         written = await self._io(handle.file.write, offset, data)
+        self._mark_changed(handle.node_id)
         handle.size = max(handle.size, offset + written)
         handle.written = True
         return written
@@ -372,6 +396,7 @@ class Namespace:
         backend = self._writable(node)
         path = node.remote_path
         assert path is not None
+        self._mark_changed(node_id)
         if size is not None:
             await self._truncate(node, backend, size, fh)
         if mode is not None:
@@ -482,14 +507,19 @@ class Namespace:
                 raise FsError(errno.EINVAL)
             old_path, new_path = child_path(old_parent, old_name), child_path(new_parent, new_name)
             await self._io(backend.rename, old_path, new_path, flags)
+            if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
+                return  # two names of one file: rename(2) leaves both in place
             with self.tree.transaction() as txn:
                 if flags & RENAME_EXCHANGE:
                     _exchange(txn, old_parent_id, old_name, old_path, new_parent_id, new_name,
                               new_path)
                 else:
-                    if target is not None and target.id != node.id:
+                    if target is not None:
                         q.remove_name(txn, new_parent_id, new_name)
                     q.move_name(txn, old_parent_id, old_name, new_parent_id, new_name, new_path)
+        survivor = self.tree.node(target.id) if target is not None else None
+        if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
+            await self._restat(survivor)
 
     def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
         """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""

@@ -1,0 +1,66 @@
+"""Changes made directly in a local source's folder show up in the mount."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+WAIT_S = 5.0
+
+
+def eventually(check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_new_file_appears(src: Path, backing: Path) -> None:
+    os.listdir(src)  # the kernel and catalog know the folder now
+    (backing / "outside.txt").write_text("made outside")
+    assert eventually(lambda: "outside.txt" in os.listdir(src))
+    assert (src / "outside.txt").read_text() == "made outside"
+
+
+def test_deleted_file_disappears(src: Path, backing: Path) -> None:
+    (backing / "f").write_text("x")
+    assert (src / "f").read_text() == "x"
+    os.unlink(backing / "f")
+    assert eventually(lambda: not (src / "f").exists())
+
+
+def test_changed_content_is_read_fresh(src: Path, backing: Path) -> None:
+    (backing / "f").write_text("version one")
+    assert (src / "f").read_text() == "version one"
+    time.sleep(0.01)
+    (backing / "f").write_text("version two, longer")
+    assert eventually(lambda: (src / "f").read_text() == "version two, longer")
+
+
+def test_same_size_rewrite_is_read_fresh(src: Path, backing: Path) -> None:
+    (backing / "f").write_text("AAAA")
+    assert (src / "f").read_text() == "AAAA"
+    time.sleep(0.01)
+    (backing / "f").write_text("BBBB")
+    assert eventually(lambda: (src / "f").read_text() == "BBBB")
+
+
+def test_folder_renamed_outside_moves_in_the_mount(src: Path, backing: Path) -> None:
+    os.makedirs(backing / "old" / "sub")
+    (backing / "old" / "sub" / "f").write_text("deep")
+    assert (src / "old" / "sub" / "f").read_text() == "deep"
+    os.rename(backing / "old", backing / "new")
+    assert eventually(lambda: (src / "new").exists() and not (src / "old").exists())
+    assert (src / "new" / "sub" / "f").read_text() == "deep"
+
+
+def test_file_replaced_by_a_folder_outside(src: Path, backing: Path) -> None:
+    (backing / "x").write_text("file")
+    assert (src / "x").is_file()
+    os.unlink(backing / "x")
+    os.mkdir(backing / "x")
+    assert eventually(lambda: (src / "x").is_dir())
