@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from conftest import Mount
+
 WAIT_S = 5.0
 
 
@@ -64,3 +66,14 @@ def test_file_replaced_by_a_folder_outside(src: Path, backing: Path) -> None:
     os.unlink(backing / "x")
     os.mkdir(backing / "x")
     assert eventually(lambda: (src / "x").is_dir())
+
+
+def test_without_the_watcher_listings_expire_after_dir_ttl(
+        mount: Mount, src: Path, backing: Path) -> None:
+    (mount.data_dir / "markfs.toml").write_text(
+        "[mount]\nwatch_local = false\ndir_ttl = 0.2\nentry_ttl = 0.1\nattr_ttl = 0.1\n")
+    mount.remount()
+    os.listdir(src)
+    (backing / "late.txt").write_text("x")
+    time.sleep(0.3)
+    assert "late.txt" in os.listdir(src)

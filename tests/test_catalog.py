@@ -1,0 +1,122 @@
+"""The catalog and its LMDB mirror: write-through, crash states, fsck."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Mount, run_markfs
+
+from markfs.catalog import nodes as q
+from markfs.config import DataDir
+from markfs.model import ChangeSet, Kind
+from markfs.namespace.fsck import fsck
+from markfs.namespace.tree import Tree
+
+
+@pytest.fixture
+def tree(data_dir: Path) -> Tree:
+    return Tree.open(DataDir(data_dir))
+
+
+def new_file(tree: Tree, parent: int, name: bytes) -> int:
+    now = time.time_ns()
+    with tree.transaction() as txn:
+        return q.insert_node(txn, parent, name,
+                             q.NewNode(Kind.LAYOUT, stat.S_IFREG | 0o644, 0, 0, 0, now, now),
+                             generation=tree.generation)
+
+
+def test_every_write_reaches_the_mirror(tree: Tree) -> None:
+    node_id = new_file(tree, 4, b"f")
+    assert tree.child(4, b"f") is not None and tree.child(4, b"f").id == node_id  # type: ignore[union-attr]
+    assert tree.hot.stamp() == tree.catalog.stamp
+    assert fsck(tree, repair=False).clean
+
+
+def test_a_failed_transaction_changes_neither_store(tree: Tree) -> None:
+    stamp = tree.catalog.stamp
+    with pytest.raises(RuntimeError), tree.transaction() as txn:
+        q.insert_node(txn, 4, b"f", q.NewNode(Kind.LAYOUT, stat.S_IFREG, 0, 0, 0, 0, 0),
+                      generation=1)
+        raise RuntimeError("boom")
+    assert tree.child(4, b"f") is None and q.find_child(tree.catalog.conn, 4, b"f") is None
+    assert tree.catalog.stamp == stamp == tree.hot.stamp()
+
+
+def test_ids_are_never_reused_after_delete(tree: Tree) -> None:
+    first = new_file(tree, 4, b"f")
+    with tree.transaction() as txn:
+        q.delete_subtree(txn, first)
+    assert new_file(tree, 4, b"f") > first
+
+
+def test_crash_after_mirror_write_before_commit_is_rebuilt_at_open(data_dir: Path) -> None:
+    tree = Tree.open(DataDir(data_dir))
+    ghost = tree.node(4).with_(id=999, name=b"ghost", parent=4)  # type: ignore[union-attr]
+    # The mirror committed a transaction whose SQLite COMMIT never happened.
+    tree.hot.apply(ChangeSet(nodes=[ghost], dentries=[(4, b"ghost", 999)]),
+                   tree.catalog.stamp + 1)
+    tree.close()
+    reopened = Tree.open(DataDir(data_dir))
+    assert reopened.child(4, b"ghost") is None
+    assert reopened.mirror_in_sync()
+    assert fsck(reopened, repair=False).clean
+
+
+def test_fsck_finds_and_repairs_a_mirror_that_drifted(tree: Tree) -> None:
+    node_id = new_file(tree, 4, b"f")
+    wrong = tree.node(node_id).with_(size=12345)  # type: ignore[union-attr]
+    tree.hot.apply(ChangeSet(nodes=[wrong], gone_dentries=[(4, b"f")]), tree.catalog.stamp)
+    report = fsck(tree, repair=False)
+    assert any("differs" in p for p in report.problems)
+    assert any("b'f'" in p for p in report.problems)
+    repaired = fsck(tree, repair=True)
+    assert repaired.repaired and fsck(tree, repair=False).clean
+    assert tree.node(node_id).size == 0  # type: ignore[union-attr]
+
+
+def test_fsck_removes_orphaned_nodes(tree: Tree) -> None:
+    with tree.transaction() as txn:
+        q.insert_node(txn, 424242, b"lost",
+                      q.NewNode(Kind.LAYOUT, stat.S_IFREG, 0, 0, 0, 0, 0), generation=1)
+    assert any("parent missing" in p for p in fsck(tree, repair=False).problems)
+    fsck(tree, repair=True)
+    assert fsck(tree, repair=False).clean
+
+
+def test_fsck_command_exits_1_on_problems_and_0_after_repair(data_dir: Path) -> None:
+    tree = Tree.open(DataDir(data_dir))
+    tree.hot.mark_stale()
+    tree.close()
+    # opening the tree would rebuild a stale mirror; fsck sees what start-up repaired
+    done = run_markfs(data_dir, "fsck", check=False)
+    assert done.returncode == 0
+    tree = Tree.open(DataDir(data_dir))
+    tree.hot.apply(ChangeSet(gone_nodes=[2]), tree.catalog.stamp)
+    tree.close()
+    done = run_markfs(data_dir, "fsck", check=False)
+    assert done.returncode == 1 and "problem: hot cache node 2: missing" in done.stdout
+    assert "fsck --repair" in done.stderr
+    run_markfs(data_dir, "fsck", "--repair")
+    run_markfs(data_dir, "fsck")
+
+
+def test_kill_9_of_the_daemon_loses_nothing_that_was_closed(mount: Mount, src: Path) -> None:
+    for i in range(50):
+        (src / f"f{i}").write_text(str(i))
+    os.makedirs(src / "d" / "e")
+    (src / "d" / "e" / "g").write_text("deep")
+    inodes = {p: os.stat(src / p).st_ino for p in ("f7", "d/e/g")}
+    assert mount.proc is not None
+    mount.proc.send_signal(signal.SIGKILL)
+    mount.proc.wait()
+    mount.stop()  # the kernel side is gone too: clean up the dead mount
+    mount.assert_fsck_clean()
+    mount.start()
+    assert all((src / f"f{i}").read_text() == str(i) for i in range(50))
+    assert {p: os.stat(src / p).st_ino for p in inodes} == inodes
