@@ -7,9 +7,10 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,7 +18,9 @@ from markfs import __version__, runtime
 from markfs.config import DataDir, default_data_dir
 from markfs.errors import UserError
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from markfs.namespace.tree import Tree
+
 MOUNT_WAIT_S = 30.0
 UMOUNT_WAIT_S = 60.0
 
@@ -26,10 +29,16 @@ def data_dir_of(ctx: click.Context) -> DataDir:
     return DataDir(ctx.obj["data_dir"])
 
 
-def open_tree(ctx: click.Context, create: bool = False) -> Any:
+@contextmanager
+def open_tree(ctx: click.Context, create: bool = False) -> Iterator[Tree]:
+    """The data directory's tree, closed when the command is done with it."""
     from markfs.namespace.tree import Tree
 
-    return Tree.open(data_dir_of(ctx), create=create)
+    tree = Tree.open(data_dir_of(ctx), create=create)
+    try:
+        yield tree
+    finally:
+        tree.close()
 
 
 class MarkfsGroup(click.Group):
@@ -61,8 +70,8 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create the catalog and caches in the data directory (idempotent)."""
-    tree = open_tree(ctx, create=True)
-    tree.close()
+    with open_tree(ctx, create=True):
+        pass
     click.echo(f"markfs data directory ready: {data_dir_of(ctx).root}")
 
 
@@ -83,11 +92,8 @@ def source_add(ctx: click.Context, name: str, url: str, read_only: bool) -> None
     """Add a source NAME at URL (file:///abs/dir; s3, sftp and SQL URLs come later)."""
     from markfs.namespace.sources import add_source
 
-    tree = open_tree(ctx)
-    try:
+    with open_tree(ctx) as tree:
         add_source(tree, name, url, read_only)
-    finally:
-        tree.close()
     click.echo(f"added source {name} ({url}){' read-only' if read_only else ''}")
 
 
@@ -97,9 +103,8 @@ def source_list(ctx: click.Context) -> None:
     """List sources: name, URL and mode."""
     from markfs.namespace.sources import list_sources
 
-    tree = open_tree(ctx)
-    rows = list_sources(tree)
-    tree.close()
+    with open_tree(ctx) as tree:
+        rows = list_sources(tree)
     for row in rows:
         click.echo(f"{row.name}\t{row.url}\t{'ro' if row.read_only else 'rw'}")
 
@@ -111,11 +116,8 @@ def source_show(ctx: click.Context, name: str) -> None:
     """Show one source's settings."""
     from markfs.namespace.sources import require_source
 
-    tree = open_tree(ctx)
-    try:
+    with open_tree(ctx) as tree:
         row = require_source(tree, name)
-    finally:
-        tree.close()
     click.echo(json.dumps({
         "name": row.name, "url": row.url, "scheme": row.scheme, "read_only": row.read_only,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created_ns / 1e9)),
@@ -130,11 +132,8 @@ def source_test(ctx: click.Context, name: str) -> None:
     """Check that a source is reachable and usable."""
     from markfs.namespace.sources import backend_for, require_source
 
-    tree = open_tree(ctx)
-    try:
+    with open_tree(ctx) as tree:
         row = require_source(tree, name)
-    finally:
-        tree.close()
     try:
         summary = backend_for(row).check()
     except OSError as exc:
@@ -149,11 +148,8 @@ def source_remove(ctx: click.Context, name: str) -> None:
     """Remove a source from the catalog (its data is not touched)."""
     from markfs.namespace.sources import remove_source
 
-    tree = open_tree(ctx)
-    try:
+    with open_tree(ctx) as tree:
         remove_source(tree, name)
-    finally:
-        tree.close()
     click.echo(f"removed source {name}")
 
 
@@ -253,16 +249,12 @@ def umount(ctx: click.Context, mountpoint: Path) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Mounts, sources, catalog and cache use."""
-    from markfs.catalog import nodes as q
     from markfs.namespace.sources import list_sources
 
     data_dir = data_dir_of(ctx)
-    tree = open_tree(ctx)
-    try:
+    with open_tree(ctx) as tree:
         sources = list_sources(tree)
-        nodes = q.count_nodes(tree.catalog.conn)
-    finally:
-        tree.close()
+        nodes = tree.count_nodes()
     mounts = runtime.active_mounts(data_dir)
     click.echo(f"data directory: {data_dir.root}")
     click.echo(f"mounts: {len(mounts)}")
@@ -295,11 +287,8 @@ def fsck(ctx: click.Context, repair: bool) -> None:
     """Check catalog <-> hot cache consistency; exit 1 if problems remain."""
     from markfs.namespace.fsck import fsck as run_fsck
 
-    tree = open_tree(ctx)
-    try:
+    with open_tree(ctx) as tree:
         report = run_fsck(tree, repair)
-    finally:
-        tree.close()
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     for fix in report.repaired:
@@ -318,11 +307,8 @@ def demo(ctx: click.Context, mountpoint: Path) -> None:
     from markfs.demo import build_demo
 
     data_dir = data_dir_of(ctx)
-    tree = open_tree(ctx, create=True)
-    try:
+    with open_tree(ctx, create=True) as tree:
         build_demo(tree, data_dir.root / "demo-files")
-    finally:
-        tree.close()
     mountpoint = mountpoint.absolute()
     mountpoint.mkdir(parents=True, exist_ok=True)
     if not runtime.is_mountpoint(mountpoint):

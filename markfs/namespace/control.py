@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 
 from markfs import __version__
-from markfs.catalog import nodes as q
 from markfs.namespace.sources import list_sources
 from markfs.namespace.tree import Tree
 
@@ -32,7 +31,7 @@ def render_status(tree: Tree, info: MountInfo, open_files: int) -> bytes:
             {"name": s.name, "scheme": s.scheme, "read_only": s.read_only}
             for s in list_sources(tree)
         ],
-        "nodes": q.count_nodes(tree.catalog.conn),
+        "nodes": tree.count_nodes(),
         "open_files": open_files,
         "uploads_pending": 0,
     }

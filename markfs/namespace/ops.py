@@ -560,7 +560,7 @@ class Namespace:
 
     def statfs(self) -> FsStats:
         st = os.statvfs(self.data_root)
-        used = q.count_nodes(self.tree.catalog.conn)
+        used = self.tree.count_nodes()
         return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
                        blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)
 

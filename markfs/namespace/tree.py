@@ -100,6 +100,9 @@ class Tree:
     def children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
         return q.list_children(self.catalog.conn, parent, after, limit)
 
+    def count_nodes(self) -> int:
+        return q.count_nodes(self.catalog.conn)
+
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""
         node = self.node(ROOT_ID)
