@@ -61,6 +61,8 @@ class MountConfig:
     attr_ttl: float = 1.0  # seconds the kernel may cache attributes
     dir_ttl: float = 30.0  # seconds a directory listing is trusted before it is re-read
     io_threads: int = 16  # worker threads for backend calls
+    io_timeout: float = 30.0  # seconds before a backend call that hangs gives EIO
+    list_timeout: float = 300.0  # the same for reading one whole directory listing
     max_tasks: int = 64  # concurrent FUSE requests (trio tasks)
     watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
 

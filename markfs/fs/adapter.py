@@ -126,7 +126,17 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         parent_id = self._id(parent_inode)
         if name == b".." and parent_id == self.root_id:
             return self._attrs(self.ns.node(parent_id))  # never climb out of the mount
-        return self._attrs(await self.ns.lookup(parent_id, name))
+        try:
+            return self._attrs(await self.ns.lookup(parent_id, name))
+        except FsError as exc:
+            if exc.code != errno.ENOENT:
+                raise
+        # inode 0: the kernel caches "no such name" for entry_ttl (creates through the
+        # mount replace it; outside changes drop it through invalidate_entry)
+        negative = pyfuse3.EntryAttributes()
+        negative.st_ino = 0
+        negative.entry_timeout = self.config.entry_ttl
+        return negative
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         """Nothing to free: nodes live in the catalog, not in memory."""

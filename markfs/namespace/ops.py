@@ -13,15 +13,16 @@ import errno
 import logging
 import os
 import stat
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import trio
 
-from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, Entry
+from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, Entry, OpenFile
 from markfs.catalog import nodes as q
 from markfs.catalog import xattrs as xq
 from markfs.catalog.db import Txn
@@ -91,14 +92,29 @@ class Namespace:
 
     # -- plumbing ------------------------------------------------------------
 
-    async def _io(self, fn: Callable[..., T], *args: object) -> T:
-        """Run a blocking backend call in a worker thread; OSError becomes FsError."""
-        try:
-            return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
-        except FsError:
-            raise
-        except OSError as exc:
-            raise FsError.from_os(exc) from None
+    async def _io(self, fn: Callable[..., T], *args: object, timeout: float | None = None,
+                  release: Callable[[T], object] | None = None) -> T:
+        """Run a blocking backend call in a worker thread; OSError becomes FsError.
+
+        A call that has not returned after the timeout is abandoned (its thread
+        finishes on its own) and the request fails with EIO: a dead backend must
+        never leave a shell hanging. `release` disposes of what an abandoned call
+        returns late (an open file must not leak and pin the backend).
+        """
+        limit = timeout or self.config.io_timeout
+        call = _Abandonable(partial(fn, *args), release)
+        with trio.move_on_after(limit):
+            try:
+                return await trio.to_thread.run_sync(
+                    call.run, limiter=self._limiter, abandon_on_cancel=True)
+            except FsError:
+                raise
+            except OSError as exc:
+                raise FsError.from_os(exc) from None
+        call.abandon()
+        log.warning("%s timed out after %.1fs: answering EIO",
+                    getattr(fn, "__name__", fn), limit)
+        raise FsError(errno.EIO, "backend did not answer in time")
 
     @asynccontextmanager
     async def _locked(self, *dir_ids: int) -> AsyncIterator[None]:
@@ -173,8 +189,8 @@ class Namespace:
     def _notify(self, dir_id: int, diff: ListingDiff) -> None:
         if self.notifier is None or not diff:
             return
-        for name, _old in diff.removed:
-            self.notifier.forget_entry(dir_id, name)
+        for name in [*(name for name, _old in diff.removed), *diff.added]:
+            self.notifier.forget_entry(dir_id, name)  # added: drops a cached "no such name"
         for node_id in diff.changed:
             if not self.handles.writers(node_id):
                 self.notifier.forget_inode(node_id)
@@ -201,7 +217,8 @@ class Namespace:
             path = directory.remote_path or b""
             started = trio.current_time()
             try:
-                pages = await self._io(lambda: list(backend.list_pages(path)))
+                pages = await self._io(lambda: list(backend.list_pages(path)),
+                                       timeout=self.config.list_timeout)
             except FsError as exc:
                 if exc.code == errno.ENOENT:
                     await self._vanished(directory)
@@ -307,7 +324,7 @@ class Namespace:
             return self.handles.add(Handle(node_id, snapshot=self._status(), node=node)), True
         backend = self._writable(node) if writable else self._backend(node)
         assert node.remote_path is not None
-        file = await self._io(backend.open, node.remote_path, flags)
+        file = await self._io(backend.open, node.remote_path, flags, release=_close)
         handle = Handle(node_id, file=file, writable=writable, size=node.size, node=node)
         if flags & os.O_TRUNC:
             handle.size, handle.written = 0, True
@@ -319,7 +336,8 @@ class Namespace:
         parent, backend = self._writable_dir(parent_id)
         path = child_path(parent, name)
         async with self._locked(parent_id):
-            file = await self._io(backend.create, path, mode, flags, bool(flags & os.O_EXCL))
+            file = await self._io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
+                                  release=_close)
             await self._own(backend, parent, path, caller)
             node = await self._record(parent, name, backend)
         fh = self.handles.add(Handle(node.id, file=file, writable=True, size=node.size, node=node))
@@ -563,6 +581,43 @@ class Namespace:
         used = self.tree.count_nodes()
         return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
                        blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)
+
+
+class _Abandonable(Generic[T]):
+    """A call whose result, should it arrive after its caller gave up, is released."""
+
+    def __init__(self, fn: Callable[[], T], release: Callable[[T], object] | None) -> None:
+        self._fn, self._release = fn, release
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._results: list[T] = []
+
+    def run(self) -> T:
+        result = self._fn()
+        with self._lock:
+            if not self._abandoned:
+                self._results.append(result)
+                return result
+        self._dispose(result)
+        return result
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            late, self._results = self._results, []
+        for result in late:  # finished, but trio dropped the result when it cancelled
+            self._dispose(result)
+
+    def _dispose(self, result: T) -> None:
+        if self._release is not None:
+            try:
+                self._release(result)
+            except OSError as exc:
+                log.warning("could not release an abandoned result: %s", exc)
+
+
+def _close(file: OpenFile) -> None:
+    file.close()
 
 
 def check_name(name: bytes) -> None:

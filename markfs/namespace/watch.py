@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 DEBOUNCE_S = 0.05
 
 
+class _StopRaceFilter(logging.Filter):
+    """watchdog logs an ERROR when its inotify thread is stopped mid-read; nothing is lost."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRaceFilter())
+
+
 class _Forwarder(FileSystemEventHandler):  # type: ignore[misc]
     def __init__(self, watcher: LocalWatcher, source_id: int, root: bytes) -> None:
         self.watcher, self.source_id, self.root = watcher, source_id, root
