@@ -39,6 +39,7 @@ from markfs.namespace.listing import (
     update_attrs,
     valid_name,
 )
+from markfs.namespace.renames import RenameEpochs
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import STATUS_FILE_ID, Tree
 
@@ -88,6 +89,7 @@ class Namespace:
         self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
         self._locks: dict[int, trio.Lock] = {}
         self._changed_at: dict[int, float] = {}  # node id -> trio time the mount last changed it
+        self._renames = RenameEpochs()
         self._as_root = os.geteuid() == 0
 
     # -- plumbing ------------------------------------------------------------
@@ -187,6 +189,9 @@ class Namespace:
         return parent, self._writable(parent)
 
     def _notify(self, dir_id: int, diff: ListingDiff) -> None:
+        if diff.removed:
+            log.info("outside change: %d name(s) gone from directory %d: %s", len(diff.removed),
+                     dir_id, [name for name, _ in diff.removed][:5])
         if self.notifier is None or not diff:
             return
         for name in [*(name for name, _old in diff.removed), *diff.added]:
@@ -213,25 +218,37 @@ class Namespace:
         async with self._locked(directory.id):
             if not force and self._fresh(directory.id):
                 return
-            backend = self._backend(directory)
-            path = directory.remote_path or b""
-            started = trio.current_time()
-            try:
-                pages = await self._io(lambda: list(backend.list_pages(path)),
-                                       timeout=self.config.list_timeout)
-            except FsError as exc:
-                if exc.code == errno.ENOENT:
-                    await self._vanished(directory)
-                raise
-            current = self.tree.node(directory.id)
-            if current is None:
-                raise FsError(errno.ENOENT)
-            if current.remote_path != path:
-                return  # an ancestor was renamed meanwhile: the listing is of a stale path
-            diff = reconcile(self.tree, current, [e for page in pages for e in page],
-                             self._changed_since(started))
-            self._listed[directory.id] = trio.current_time()
+            for _attempt in range(3):  # a rename above may make a listing stale: read again
+                diff = await self._list_and_reconcile(directory)
+                if diff is not None:
+                    self._listed[directory.id] = trio.current_time()
+                    break
+            else:
+                return
         self._notify(directory.id, diff)
+
+    async def _list_and_reconcile(self, directory: Node) -> ListingDiff | None:
+        """One listing applied to the catalog; None if paths moved while it was read."""
+        backend = self._backend(directory)
+        current = self.tree.node(directory.id)
+        if current is None:
+            raise FsError(errno.ENOENT)
+        path = current.remote_path or b""
+        started, mark = trio.current_time(), self._renames.mark()
+        try:
+            pages = await self._io(lambda: list(backend.list_pages(path)),
+                                   timeout=self.config.list_timeout)
+        except FsError as exc:
+            if exc.code == errno.ENOENT and self._renames.unchanged_since(mark):
+                await self._vanished(current)
+            raise
+        current = self.tree.node(directory.id)
+        if current is None:
+            raise FsError(errno.ENOENT)
+        if not self._renames.unchanged_since(mark) or current.remote_path != path:
+            return None
+        return reconcile(self.tree, current, [e for page in pages for e in page],
+                         self._changed_since(started))
 
     async def _vanished(self, node: Node) -> None:
         parent = self.tree.node(node.parent)
@@ -248,7 +265,7 @@ class Namespace:
             return  # never shown to the kernel: its first listing will see the change
         backend = self._backend(parent)
         async with self._locked(parent.id):
-            started = trio.current_time()
+            started, mark = trio.current_time(), self._renames.mark()
             try:
                 entry: Entry | None = await self._io(backend.stat, remote_path)
             except FsError as exc:
@@ -256,8 +273,9 @@ class Namespace:
                     raise
                 entry = None
             current = self.tree.node(parent.id)
-            if current is None or current.remote_path != parent_path:
-                return  # renamed meanwhile: the rename's own events cover the new path
+            if (current is None or current.remote_path != parent_path
+                    or not self._renames.unchanged_since(mark)):
+                return  # paths moved meanwhile: the rename's own events cover them
             diff = refresh_one(self.tree, current, entry, name, self._changed_since(started))
         self._notify(parent.id, diff)
 
@@ -524,17 +542,19 @@ class Namespace:
             if node.is_dir and self._is_below(new_parent, node.id):
                 raise FsError(errno.EINVAL)
             old_path, new_path = child_path(old_parent, old_name), child_path(new_parent, new_name)
-            await self._io(backend.rename, old_path, new_path, flags)
-            if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
-                return  # two names of one file: rename(2) leaves both in place
-            with self.tree.transaction() as txn:
-                if flags & RENAME_EXCHANGE:
-                    _exchange(txn, old_parent_id, old_name, old_path, new_parent_id, new_name,
-                              new_path)
-                else:
-                    if target is not None:
-                        q.remove_name(txn, new_parent_id, new_name)
-                    q.move_name(txn, old_parent_id, old_name, new_parent_id, new_name, new_path)
+            with self._renames.renaming():
+                await self._io(backend.rename, old_path, new_path, flags)
+                if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
+                    return  # two names of one file: rename(2) leaves both in place
+                move = _Move(old_parent_id, old_name, old_path, new_parent_id, new_name, new_path)
+                with self.tree.transaction() as txn:
+                    if flags & RENAME_EXCHANGE:
+                        _exchange(txn, move)
+                    else:
+                        if target is not None:
+                            q.remove_name(txn, new_parent_id, new_name)
+                        q.move_name(txn, old_parent_id, old_name, new_parent_id, new_name,
+                                    new_path)
         survivor = self.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self._restat(survivor)
@@ -627,10 +647,23 @@ def check_name(name: bytes) -> None:
         raise FsError(errno.EINVAL)
 
 
-def _exchange(txn: Txn, p1: int, n1: bytes, path1: bytes, p2: int, n2: bytes,
-              path2: bytes) -> None:
+@dataclass(frozen=True)
+class _Move:
+    """One rename: a name and its source path, before and after."""
+
+    old_parent: int
+    old_name: bytes
+    old_path: bytes
+    new_parent: int
+    new_name: bytes
+    new_path: bytes
+
+
+def _exchange(txn: Txn, move: _Move) -> None:
     """Swap two names in the catalog (RENAME_EXCHANGE), via a name no file can have."""
     parking = b"\0exchange"
-    q.move_name(txn, p1, n1, p1, parking, path1 + b"\0")
-    q.move_name(txn, p2, n2, p1, n1, path1)
-    q.move_name(txn, p1, parking, p2, n2, path2)
+    q.move_name(txn, move.old_parent, move.old_name, move.old_parent, parking,
+                move.old_path + b"\0")
+    q.move_name(txn, move.new_parent, move.new_name, move.old_parent, move.old_name,
+                move.old_path)
+    q.move_name(txn, move.old_parent, parking, move.new_parent, move.new_name, move.new_path)
