@@ -52,27 +52,36 @@ def _errors(fn: F) -> F:
 
 
 class KernelCacheNotifier:
-    """Tells the kernel to drop cached names and inodes, off the trio thread."""
+    """Tells the kernel to drop cached names and inodes, on a thread of its own.
+
+    Never from a request handler: the kernel may hold locks that a pending
+    request needs. The kernel answers ENOENT when it had nothing cached and,
+    for a name it is looking up at that very moment, EINVAL; both are harmless.
+    """
 
     def __init__(self, to_ino: Callable[[int], int]) -> None:
         self._to_ino = to_ino
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="inval-inode", daemon=True)
+        self._queue: queue.SimpleQueue[tuple[int, bytes | None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="kernel-notify", daemon=True)
         self._thread.start()
 
     def forget_entry(self, parent_id: int, name: bytes) -> None:
-        pyfuse3.invalidate_entry_async(self._to_ino(parent_id), name, ignore_enoent=True)
+        self._queue.put((self._to_ino(parent_id), name))
 
     def forget_inode(self, node_id: int) -> None:
-        self._queue.put(self._to_ino(node_id))
+        self._queue.put((self._to_ino(node_id), None))
 
     def _run(self) -> None:
-        while (ino := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            ino, name = item
             try:
-                pyfuse3.invalidate_inode(ino)
+                if name is None:
+                    pyfuse3.invalidate_inode(ino)
+                else:
+                    pyfuse3.invalidate_entry(ino, name)
             except OSError as exc:
-                if exc.errno != errno.ENOENT:  # ENOENT: the kernel had nothing cached
-                    log.debug("invalidate_inode(%d): %s", ino, exc)
+                if exc.errno not in (errno.ENOENT, errno.EINVAL):
+                    log.warning("kernel cache invalidation of %d/%r: %s", ino, name, exc)
 
     def stop(self) -> None:
         self._queue.put(None)
