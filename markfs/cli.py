@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from markfs.namespace.tree import Tree
 
 MOUNT_WAIT_S = 30.0
-UMOUNT_WAIT_S = 60.0
 
 
 def data_dir_of(ctx: click.Context) -> DataDir:
@@ -234,12 +233,25 @@ def umount(ctx: click.Context, mountpoint: Path) -> None:
         detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise UserError(f"cannot unmount {mountpoint}: {detail}")
     if record is not None:
-        deadline = time.monotonic() + UMOUNT_WAIT_S
-        while record.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if record.alive():
-            raise UserError(f"unmounted, but daemon {record.pid} is still finishing")
+        _wait_for_daemon(ctx, record)
     click.echo(f"unmounted {mountpoint}")
+
+
+def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
+    """Wait while the daemon sends what is still queued, saying how much is left."""
+    last_report = 0.0
+    while record.alive():
+        with open_tree(ctx) as tree:
+            count, size = tree.pending_uploads()
+        if count and time.monotonic() - last_report > 2.0:
+            click.echo(f"waiting for {count} upload(s) ({_human(size)})", err=True)
+            last_report = time.monotonic()
+        time.sleep(0.1)
+    with open_tree(ctx) as tree:
+        count, size = tree.pending_uploads()
+    if count:
+        raise UserError(f"unmounted, but {count} upload(s) ({_human(size)}) are still pending;"
+                        " they resume at the next mount")
 
 
 # -- state ------------------------------------------------------------------------------
@@ -255,6 +267,7 @@ def status(ctx: click.Context) -> None:
     with open_tree(ctx) as tree:
         sources = list_sources(tree)
         nodes = tree.count_nodes()
+        uploads, upload_bytes = tree.pending_uploads()
     mounts = runtime.active_mounts(data_dir)
     click.echo(f"data directory: {data_dir.root}")
     click.echo(f"mounts: {len(mounts)}")
@@ -265,14 +278,24 @@ def status(ctx: click.Context) -> None:
         click.echo(f"  {row.name}\t{row.url}")
     click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
     click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
-    click.echo("pending uploads: 0")
+    click.echo(f"pending uploads: {uploads} ({upload_bytes} bytes)")
+    click.echo(f"content cache: {_size_of_tree(data_dir.cache)}")
+
+
+def _size_of_tree(root: Path) -> str:
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+    return _human(total)
 
 
 def _size(path: Path) -> str:
     try:
-        size = float(path.stat().st_size)
+        return _human(path.stat().st_size)
     except OSError:
         return "absent"
+
+
+def _human(count: int) -> str:
+    size = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -46,6 +46,14 @@ class DataDir:
         return self.root / "run"
 
     @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
+
+    @property
     def config_file(self) -> Path:
         return self.root / "markfs.toml"
 
@@ -65,6 +73,8 @@ class MountConfig:
     list_timeout: float = 300.0  # the same for reading one whole directory listing
     max_tasks: int = 64  # concurrent FUSE requests (trio tasks)
     watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
+    cache_max_bytes: int = 10 * 1024**3  # on-disk content cache of remote files
+    drain_timeout: float = 600.0  # seconds the daemon keeps uploading after unmount
 
 
 def load_mount_config(data_dir: DataDir) -> MountConfig:

@@ -44,6 +44,7 @@ class Node:
     source_id: int | None = None
     remote_path: bytes | None = None
     target: bytes | None = None  # symlink target
+    etag: bytes | None = None  # identity of the content (S3 ETag, SFTP size+mtime)
 
     @property
     def is_dir(self) -> bool:
@@ -84,9 +85,8 @@ def pack_node(node: Node) -> bytes:
         node.size, node.mtime_ns, node.ctime_ns, node.nlink, node.generation,
         node.source_id or 0,
     )
-    return b"".join(
-        (fixed, _pack_blob(node.name), _pack_blob(node.remote_path), _pack_blob(node.target))
-    )
+    return b"".join((fixed, _pack_blob(node.name), _pack_blob(node.remote_path),
+                     _pack_blob(node.target), _pack_blob(node.etag)))
 
 
 def unpack_node(buf: bytes) -> Node:
@@ -96,10 +96,11 @@ def unpack_node(buf: bytes) -> Node:
     name, pos = _unpack_blob(buf, _FIXED.size)
     remote, pos = _unpack_blob(buf, pos)
     target, pos = _unpack_blob(buf, pos)
+    etag, pos = _unpack_blob(buf, pos)
     return Node(
         id=nid, parent=parent, name=name or b"", kind=_KINDS_BY_CODE[kind], mode=mode,
         uid=uid, gid=gid, size=size, mtime_ns=mtime, ctime_ns=ctime, nlink=nlink,
-        generation=gen, source_id=src or None, remote_path=remote, target=target,
+        generation=gen, source_id=src or None, remote_path=remote, target=target, etag=etag,
     )
 
 

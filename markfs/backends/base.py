@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,30 @@ class Entry:
     ctime_ns: int
     nlink: int = 1
     target: bytes | None = None  # symlink target
+    etag: bytes | None = None  # content identity: S3 ETag, or size+mtime where none exists
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where an s3:// source lives (credentials come from boto3's usual chain)."""
+
+    bucket: str
+    prefix: str  # "" or ending in "/"
+    endpoint: str | None
+    region: str | None
+
+
+@dataclass(frozen=True)
+class SftpLocation:
+    """Where an sftp:// source lives (the key from key_file or ssh-agent)."""
+
+    user: str
+    host: str
+    port: int
+    root: str  # absolute path on the server
+    key_file: str | None
+    known_hosts: str | None
+    accept_unknown_host: bool
 
 
 class OpenFile(Protocol):
@@ -43,7 +67,12 @@ class OpenFile(Protocol):
 
 
 class Backend(Protocol):
-    """A storage that markfs shows as a tree."""
+    """A storage that markfs shows as a tree.
+
+    Storages without some notion (symlinks on S3, say) raise OSError with
+    EPERM or ENOTSUP from those methods; chmod/chown/utime may be accepted and
+    ignored where the storage keeps no such attribute.
+    """
 
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         """The entries of a directory, a page at a time."""
@@ -51,9 +80,13 @@ class Backend(Protocol):
 
     def stat(self, path: bytes) -> Entry: ...
 
-    def open(self, path: bytes, flags: int) -> OpenFile: ...
+    def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
+        """Bytes of a file; ESTALE if its content no longer matches `etag`."""
+        ...
 
-    def create(self, path: bytes, mode: int, flags: int, exclusive: bool) -> OpenFile: ...
+    def upload(self, path: bytes, local_file: str) -> Entry:
+        """Replace the file at `path` with the content of a local file, whole."""
+        ...
 
     def mkdir(self, path: bytes, mode: int) -> None: ...
 
@@ -82,6 +115,19 @@ class Backend(Protocol):
     def check(self) -> str:
         """Verify the backend is reachable and usable; returns a one-line summary."""
         ...
+
+
+@runtime_checkable
+class DirectFiles(Protocol):
+    """A storage whose files the mount reads and writes in place (local folders).
+
+    Other storages are read through the content cache and written back from a
+    staged copy after close.
+    """
+
+    def open(self, path: bytes, flags: int) -> OpenFile: ...
+
+    def create(self, path: bytes, mode: int, flags: int, exclusive: bool) -> OpenFile: ...
 
 
 RENAME_NOREPLACE = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,16 @@ class LocalBackend:
         st = os.lstat(full)
         target = os.readlink(full) if stat.S_ISLNK(st.st_mode) else None
         return entry_from_stat(path.rsplit(b"/", 1)[-1], st, target)
+
+    def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
+        with open(self._abs(path), "rb") as f:
+            return os.pread(f.fileno(), size, offset)
+
+    def upload(self, path: bytes, local_file: str) -> Entry:
+        temp = self._abs(path) + b".markfs-upload"
+        shutil.copyfile(local_file, temp)
+        os.replace(temp, self._abs(path))
+        return self.stat(path)
 
     def open(self, path: bytes, flags: int) -> LocalFile:
         keep = os.O_ACCMODE | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_TRUNC

@@ -35,6 +35,7 @@ class NewNode:
     source_id: int | None = None
     remote_path: bytes | None = None
     target: bytes | None = None
+    etag: bytes | None = None
 
 
 def get_node(conn: apsw.Connection, node_id: int) -> Node | None:
@@ -129,18 +130,19 @@ def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
                 generation: int, node_id: int | None = None) -> int:
     txn.execute(
         "INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, "
-        "nlink, generation, source_id, remote_path, target) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "nlink, generation, source_id, remote_path, target, etag) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (node_id, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
          new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
-         new.target))
+         new.target, new.etag))
     new_id = int(txn.conn.last_insert_rowid())
     txn.touch(new_id)
     return new_id
 
 
 _ATTR_FIELDS = frozenset(
-    {"mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "nlink", "target", "listed_ns"})
+    {"mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "nlink", "target", "listed_ns",
+     "etag"})
 
 
 def update_node(txn: Txn, node_id: int, **fields: int | bytes | None) -> None:

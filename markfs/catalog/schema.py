@@ -76,4 +76,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (node_id, name)
     ) WITHOUT ROWID;
     """,
+    # 2: remote sources: object identity and the upload journal
+    """
+    -- ETag (S3) or size+mtime token (SFTP) of the content a node's attributes describe;
+    -- the content cache is keyed by it, so a changed object is never served stale.
+    ALTER TABLE nodes ADD COLUMN etag BLOB;
+
+    -- Files written through the mount whose upload to their source is not yet done.
+    -- A row exists from close() until the upload succeeded; a row left by a crash
+    -- is uploaded again on the next start. Nothing acknowledged is lost.
+    CREATE TABLE uploads (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of arrival
+        node_id      INTEGER NOT NULL,   -- the file (no FK: it may be unlinked meanwhile)
+        source_id    INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        remote_path  BLOB NOT NULL,      -- where the content goes, as of the last close
+        staging      TEXT NOT NULL,      -- the staged file under DATA_DIR/staging
+        size         INTEGER NOT NULL,   -- bytes staged
+        queued_ns    INTEGER NOT NULL,   -- when close() journaled it
+        attempts     INTEGER NOT NULL DEFAULT 0,  -- failed tries so far
+        last_error   TEXT                -- one line about the last failure, no secrets
+    );
+    CREATE INDEX uploads_by_node ON uploads (node_id);
+    """,
 ]

@@ -41,7 +41,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
         if not root_node.is_dir:
             raise UserError(f"--root must name a folder: {root}")
         info = MountInfo(str(mountpoint), "/" + root.strip("/"), time.time())
-        namespace = Namespace(tree, SourceSet(tree), config, info, str(data_dir.root))
+        namespace = Namespace(tree, SourceSet(tree, config.io_timeout), config, info, data_dir)
         ops = MarkFs(namespace, root_node.id, config)
         try:
             pyfuse3.init(ops, str(mountpoint), fuse_options(allow_other))
@@ -63,14 +63,28 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
 
 
 async def _serve(namespace: Namespace, config: MountConfig) -> None:
+    namespace.remote.resume()
     async with trio.open_nursery() as nursery:
+        await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal)
         if config.watch_local:
             roots = namespace.sources.local_roots()
             if roots:
                 nursery.start_soon(LocalWatcher(namespace, roots).run)
         await pyfuse3.main(max_tasks=config.max_tasks)
+        await _drain_uploads(namespace, config.drain_timeout)
         nursery.cancel_scope.cancel()
+
+
+async def _drain_uploads(namespace: Namespace, timeout: float) -> None:
+    """After unmount: finish the upload queue (what is left resumes at the next start)."""
+    with trio.move_on_after(timeout):
+        while (pending := namespace.remote.pending())[0]:
+            log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
+            await trio.sleep(1.0)
+        return
+    log.warning("%d upload(s) still pending after %.0fs: they resume at the next mount",
+                namespace.remote.pending()[0], timeout)
 
 
 async def _stop_on_signal() -> None:

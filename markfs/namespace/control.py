@@ -19,7 +19,8 @@ class MountInfo:
     started: float
 
 
-def render_status(tree: Tree, info: MountInfo, open_files: int) -> bytes:
+def render_status(tree: Tree, info: MountInfo, open_files: int,
+                  uploads: tuple[int, int]) -> bytes:
     doc = {
         "version": __version__,
         "pid": os.getpid(),
@@ -33,6 +34,7 @@ def render_status(tree: Tree, info: MountInfo, open_files: int) -> bytes:
         ],
         "nodes": tree.count_nodes(),
         "open_files": open_files,
-        "uploads_pending": 0,
+        "uploads_pending": uploads[0],
+        "uploads_pending_bytes": uploads[1],
     }
     return (json.dumps(doc, indent=2) + "\n").encode()

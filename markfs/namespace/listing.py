@@ -51,7 +51,7 @@ def new_node_from(parent: Node, entry: Entry) -> q.NewNode:
     return q.NewNode(Kind.SOURCE, entry.mode, entry.uid, entry.gid, entry.size,
                      entry.mtime_ns, entry.ctime_ns, nlink=entry.nlink,
                      source_id=parent.source_id, remote_path=child_path(parent, entry.name),
-                     target=entry.target)
+                     target=entry.target, etag=entry.etag)
 
 
 def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
@@ -59,7 +59,7 @@ def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
     wanted: dict[str, int | bytes | None] = {
         "mode": entry.mode, "uid": entry.uid, "gid": entry.gid, "size": entry.size,
         "mtime_ns": entry.mtime_ns, "ctime_ns": entry.ctime_ns, "nlink": entry.nlink,
-        "target": entry.target,
+        "target": entry.target, "etag": entry.etag,
     }
     return {k: v for k, v in wanted.items() if getattr(node, k) != v}
 
@@ -104,7 +104,7 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
             seen.add(entry.name)
             apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff, keep)
         for name, node in existing.items():
-            if name not in seen:
+            if name not in seen and not keep(node.id):  # kept: written here, not there yet
                 q.remove_name(txn, parent.id, name)
                 diff.removed.append((name, node.id))
         q.set_listed(txn, parent.id, time.time_ns())

@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,11 +23,20 @@ from typing import Generic, Protocol, TypeVar
 
 import trio
 
-from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, Entry, OpenFile
+from markfs.backends.base import (
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    Backend,
+    DirectFiles,
+    Entry,
+    OpenFile,
+)
+from markfs.cache.content import ContentCache
+from markfs.cache.staging import StagingArea
 from markfs.catalog import nodes as q
 from markfs.catalog import xattrs as xq
 from markfs.catalog.db import Txn
-from markfs.config import MountConfig
+from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.control import MountInfo, render_status
@@ -39,6 +49,7 @@ from markfs.namespace.listing import (
     update_attrs,
     valid_name,
 )
+from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.renames import RenameEpochs
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import STATUS_FILE_ID, Tree
@@ -77,12 +88,12 @@ class FsStats:
 
 class Namespace:
     def __init__(self, tree: Tree, sources: SourceSet, config: MountConfig,
-                 info: MountInfo, data_root: str) -> None:
+                 info: MountInfo, data_dir: DataDir) -> None:
         self.tree = tree
         self.sources = sources
         self.config = config
         self.info = info
-        self.data_root = data_root
+        self.data_dir = data_dir
         self.handles = HandleTable()
         self.notifier: KernelNotifier | None = None
         self._limiter = trio.CapacityLimiter(config.io_threads)
@@ -91,6 +102,15 @@ class Namespace:
         self._changed_at: dict[int, float] = {}  # node id -> trio time the mount last changed it
         self._renames = RenameEpochs()
         self._as_root = os.geteuid() == 0
+        self.remote = RemoteFiles(
+            tree, ContentCache(data_dir.cache, config.cache_max_bytes),
+            StagingArea(data_dir.staging), self._io, self._backend_by_id)
+
+    def _backend_by_id(self, source_id: int) -> Backend:
+        backend = self.sources.backend(source_id)
+        if backend is None:
+            raise FsError(errno.ENOENT, f"source {source_id} is gone")
+        return backend
 
     # -- plumbing ------------------------------------------------------------
 
@@ -139,8 +159,8 @@ class Namespace:
         """Nodes whose attributes the mount set after `since`, or that are open for writing:
         a listing or stat read at `since` is older than what the catalog has for them."""
         def keep(node_id: int) -> bool:
-            return self._changed_at.get(node_id, -1.0) >= since or bool(
-                self.handles.writers(node_id))
+            return (self._changed_at.get(node_id, -1.0) >= since
+                    or bool(self.handles.writers(node_id)) or self.remote.has_staged(node_id))
         return keep
 
     def node(self, node_id: int) -> Node:
@@ -203,7 +223,7 @@ class Namespace:
             self.notifier.forget_inode(dir_id)
 
     def _status(self) -> bytes:
-        return render_status(self.tree, self.info, len(self.handles))
+        return render_status(self.tree, self.info, len(self.handles), self.remote.pending())
 
     # -- listings ------------------------------------------------------------
 
@@ -342,8 +362,14 @@ class Namespace:
             return self.handles.add(Handle(node_id, snapshot=self._status(), node=node)), True
         backend = self._writable(node) if writable else self._backend(node)
         assert node.remote_path is not None
-        file = await self._io(backend.open, node.remote_path, flags, release=_close)
-        handle = Handle(node_id, file=file, writable=writable, size=node.size, node=node)
+        handle = Handle(node_id, writable=writable, size=node.size, node=node)
+        if isinstance(backend, DirectFiles):
+            handle.file = await self._io(backend.open, node.remote_path, flags, release=_close)
+        else:
+            handle.remote = True
+            if writable:
+                handle.staged = await self.remote.open_writer(node, bool(flags & os.O_TRUNC))
+                handle.size = handle.staged.size
         if flags & os.O_TRUNC:
             handle.size, handle.written = 0, True
         return self.handles.add(handle), False
@@ -354,12 +380,31 @@ class Namespace:
         parent, backend = self._writable_dir(parent_id)
         path = child_path(parent, name)
         async with self._locked(parent_id):
+            if not isinstance(backend, DirectFiles):
+                return await self._create_staged(parent, name, mode, caller)
             file = await self._io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
                                   release=_close)
             await self._own(backend, parent, path, caller)
             node = await self._record(parent, name, backend)
         fh = self.handles.add(Handle(node.id, file=file, writable=True, size=node.size, node=node))
         return fh, node
+
+    async def _create_staged(self, parent: Node, name: bytes, mode: int,
+                             caller: Caller) -> tuple[int, Node]:
+        """A new file of a remote source: in the catalog and staged now, uploaded at close."""
+        if self.tree.child(parent.id, name) is not None:
+            raise FsError(errno.EEXIST)
+        now = time.time_ns()
+        new = q.NewNode(Kind.SOURCE, stat.S_IFREG | stat.S_IMODE(mode), caller.uid, caller.gid,
+                        0, now, now, source_id=parent.source_id,
+                        remote_path=child_path(parent, name))
+        with self.tree.transaction() as txn:
+            node_id = q.insert_node(txn, parent.id, name, new, generation=self.tree.generation)
+        node = self.node(node_id)
+        self._mark_changed(node_id)
+        handle = Handle(node_id, writable=True, written=True, node=node, remote=True)
+        handle.staged = await self.remote.open_writer(node, truncate=True)
+        return self.handles.add(handle), node
 
     async def _own(self, backend: Backend, parent: Node, path: bytes, caller: Caller) -> None:
         """Give a new entry to the caller, as a local filesystem would."""
@@ -373,14 +418,30 @@ class Namespace:
         handle = self.handles.get(fh)
         if handle.snapshot is not None:
             return handle.snapshot[offset : offset + size]
-        assert handle.file is not None
-        return await self._io(handle.file.read, offset, size)
+        if handle.file is not None:
+            return await self._io(handle.file.read, offset, size)
+        node = self.node(handle.node_id)
+        try:
+            return await self.remote.read(node, offset, size)
+        except FsError as exc:
+            if exc.code != errno.ESTALE:
+                raise
+        # the object changed on the server since it was listed: read the new version
+        node = await self._restat(node)
+        if self.notifier is not None:
+            self.notifier.forget_inode(node.id)
+        return await self.remote.read(node, offset, size)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.handles.get(fh)
-        if not handle.writable or handle.file is None:
+        if not handle.writable:
             raise FsError(errno.EBADF)
-        written = await self._io(handle.file.write, offset, data)
+        if handle.staged is not None:
+            written = await self.remote.write(handle.staged, offset, data)
+        elif handle.file is not None:
+            written = await self._io(handle.file.write, offset, data)
+        else:
+            raise FsError(errno.EBADF)
         self._mark_changed(handle.node_id)
         handle.size = max(handle.size, offset + written)
         handle.written = True
@@ -397,6 +458,8 @@ class Namespace:
             await self._io(handle.file.fsync, datasync)
         if handle.written:
             await self._settle(handle)
+        if handle.journal_id is not None:
+            await self.remote.wait_uploaded(handle.journal_id, self.config.io_timeout * 4)
         self.tree.catalog.checkpoint()
         self.tree.hot.sync()
 
@@ -408,12 +471,24 @@ class Namespace:
         finally:
             if handle.written:
                 await self._settle(handle)
+            if handle.staged is not None:
+                self.remote.release_writer(handle.node_id)
 
     async def _settle(self, handle: Handle) -> None:
-        """Store a written file's new size and times in the catalog."""
+        """Make what was written the file's content: catalog attributes, and for a remote
+        source a journaled upload of the staged copy."""
+        handle.written = False
         node = self.tree.node(handle.node_id)
         if node is None:
             return  # unlinked while open
+        if handle.staged is not None:
+            size = handle.staged.size
+            with self.tree.transaction() as txn:
+                q.update_node(txn, node.id, size=size, mtime_ns=time.time_ns(),
+                              ctime_ns=time.time_ns())
+            handle.journal_id = self.remote.journal(node.with_(size=size), handle.staged)
+            handle.size = size
+            return
         try:
             node = await self._restat(node)
         except FsError as exc:
@@ -442,18 +517,36 @@ class Namespace:
                            -1 if gid is None else gid)
         if atime_ns is not None or mtime_ns is not None:
             await self._io(backend.utime, path, atime_ns, mtime_ns)
+        if self.remote.has_staged(node_id):
+            return self.node(node_id)  # the source has not got this content yet
         return self.node((await self._restat(node)).id)
 
     async def _truncate(self, node: Node, backend: Backend, size: int, fh: int | None) -> None:
         if node.is_dir:
             raise FsError(errno.EISDIR)
         handle = self.handles.get(fh) if fh is not None else None
-        if handle is not None and handle.file is not None and handle.writable:
+        if not isinstance(backend, DirectFiles):
+            await self._truncate_staged(node, size, handle)
+        elif handle is not None and handle.file is not None and handle.writable:
             await self._io(handle.file.truncate, size)
         else:
             assert node.remote_path is not None
             await self._io(backend.truncate, node.remote_path, size)
         self.handles.set_size(node.id, size)
+
+    async def _truncate_staged(self, node: Node, size: int, handle: Handle | None) -> None:
+        """Truncate a remote file: in its staged copy, uploaded as a whole afterwards."""
+        if handle is not None and handle.staged is not None:
+            await self.remote.truncate(handle.staged, size)
+            handle.written = True
+            return
+        writer = Handle(node.id, writable=True, written=True, node=node, remote=True)
+        writer.staged = await self.remote.open_writer(node, truncate=size == 0)
+        try:
+            await self.remote.truncate(writer.staged, size)
+            await self._settle(writer)
+        finally:
+            self.remote.release_writer(node.id)
 
     # -- names --------------------------------------------------------------------
 
@@ -519,11 +612,30 @@ class Namespace:
             if node.is_dir != want_dir:
                 raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
             path = child_path(parent, name)
-            await self._io(backend.rmdir if want_dir else backend.unlink, path)
+            if isinstance(backend, DirectFiles):
+                await self._io(backend.rmdir if want_dir else backend.unlink, path)
+            else:
+                await self._remove_remote(backend, node, path)
             refresh_one(self.tree, parent, None, name)
         survivor = self.tree.node(node.id)
         if survivor is not None:  # other hard links remain
             await self._restat(survivor)
+
+    async def _remove_remote(self, backend: Backend, node: Node, path: bytes) -> None:
+        """Delete on a remote source, after any upload of it (which would bring it back)."""
+        if node.is_dir:
+            if self.remote.staged_below(node.id):
+                raise FsError(errno.ENOTEMPTY)
+            await self._io(backend.rmdir, path)
+            return
+        staged = self.remote.has_staged(node.id)
+        self.remote.discard(node.id)
+        await self.remote.wait_idle(node.id)
+        try:
+            await self._io(backend.unlink, path)
+        except FsError as exc:
+            if not (staged and exc.code == errno.ENOENT):  # never uploaded: nothing there
+                raise
 
     async def rename(self, old_parent_id: int, old_name: bytes, new_parent_id: int,
                      new_name: bytes, flags: int) -> None:
@@ -543,7 +655,10 @@ class Namespace:
                 raise FsError(errno.EINVAL)
             old_path, new_path = child_path(old_parent, old_name), child_path(new_parent, new_name)
             with self._renames.renaming():
-                await self._io(backend.rename, old_path, new_path, flags)
+                if isinstance(backend, DirectFiles):
+                    await self._io(backend.rename, old_path, new_path, flags)
+                else:
+                    await self._rename_remote(backend, node, target, old_path, new_path, flags)
                 if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
                     return  # two names of one file: rename(2) leaves both in place
                 move = _Move(old_parent_id, old_name, old_path, new_parent_id, new_name, new_path)
@@ -555,9 +670,32 @@ class Namespace:
                             q.remove_name(txn, new_parent_id, new_name)
                         q.move_name(txn, old_parent_id, old_name, new_parent_id, new_name,
                                     new_path)
+                    self.remote.retarget(txn, node, old_path, new_path)
         survivor = self.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self._restat(survivor)
+
+    async def _rename_remote(self, backend: Backend, node: Node, target: Node | None,
+                             old_path: bytes, new_path: bytes, flags: int) -> None:
+        """Rename on S3/SFTP once uploads that would land at the old path are done."""
+        if flags & RENAME_EXCHANGE:
+            raise FsError(errno.EINVAL, "this source cannot exchange names")
+        if flags & RENAME_NOREPLACE and target is not None:
+            raise FsError(errno.EEXIST)
+        if target is not None and target.is_dir and self.remote.staged_below(target.id):
+            raise FsError(errno.ENOTEMPTY)
+        if node.is_dir:
+            await self.remote.wait_idle_all()
+        else:
+            await self.remote.wait_idle(node.id)
+        if target is not None and not target.is_dir:
+            self.remote.discard(target.id)
+            await self.remote.wait_idle(target.id)
+        try:
+            await self._io(backend.rename, old_path, new_path, 0, timeout=self.config.list_timeout)
+        except FsError as exc:
+            if not (exc.code == errno.ENOENT and self.remote.has_staged(node.id)):
+                raise  # (a file not uploaded yet has nothing to move on the server)
 
     def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
         """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
@@ -597,7 +735,7 @@ class Namespace:
     # -- the filesystem as a whole ---------------------------------------------
 
     def statfs(self) -> FsStats:
-        st = os.statvfs(self.data_root)
+        st = os.statvfs(self.data_dir.root)
         used = self.tree.count_nodes()
         return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
                        blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)

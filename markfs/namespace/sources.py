@@ -8,9 +8,9 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from markfs.backends.base import Backend
+from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes as q
 from markfs.catalog import sources as sq
@@ -20,19 +20,21 @@ from markfs.model import Kind, Node
 from markfs.namespace.tree import SOURCES_ID, Tree
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PLANNED_SCHEMES = {
-    "s3": "S3 sources",
-    "sftp": "SFTP sources",
     "sqlite": "SQLite sources",
     "postgresql": "PostgreSQL sources",
     "mysql": "MySQL sources",
 }
+S3_PARAMS = {"endpoint", "region"}
+SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
+Location = Path | S3Location | SftpLocation
 
 
 @dataclass(frozen=True)
 class SourceUrl:
     scheme: str
-    path: Path  # for file://
+    location: Location
 
 
 def validate_source_name(name: str) -> None:
@@ -42,15 +44,43 @@ def validate_source_name(name: str) -> None:
             "starting with a letter or digit")
 
 
+def _query(url: str, query: str, allowed: set[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, values in parse_qs(query, keep_blank_values=True).items():
+        if key not in allowed:
+            raise UserError(f"unknown parameter {key!r} in {redact(url)} "
+                            f"(known: {', '.join(sorted(allowed))})")
+        params[key] = values[-1]
+    return params
+
+
+def redact(url: str) -> str:
+    """The URL as it may be shown: without any password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
 def parse_source_url(url: str) -> SourceUrl:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
-        raise UserError(f"not a source URL: {url!r} (expected e.g. file:///abs/dir)")
+        raise UserError(f"not a source URL: {redact(url)!r} (expected e.g. file:///abs/dir)")
     if scheme in PLANNED_SCHEMES:
         raise UserError(f"{PLANNED_SCHEMES[scheme]} are not supported yet: {scheme}://")
-    if scheme != "file":
-        raise UserError(f"unknown URL scheme {scheme!r} in {url!r}")
+    if scheme == "file":
+        return SourceUrl(scheme, _parse_file(url))
+    if scheme == "s3":
+        return SourceUrl(scheme, _parse_s3(url))
+    if scheme == "sftp":
+        return SourceUrl(scheme, _parse_sftp(url))
+    raise UserError(f"unknown URL scheme {scheme!r} in {redact(url)!r}")
+
+
+def _parse_file(url: str) -> Path:
+    parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise UserError(f"file:// URLs take an absolute path, got host {parts.netloc!r}")
     path = unquote(parts.path)
@@ -58,29 +88,78 @@ def parse_source_url(url: str) -> SourceUrl:
         raise UserError(f"file:// URLs take an absolute path: {url!r}")
     if ".." in path.split("/"):
         raise UserError(f"source path must not contain '..': {path}")
-    return SourceUrl("file", Path(path))
+    return Path(path)
 
 
-def backend_for(row: SourceRow) -> Backend:
-    parsed = parse_source_url(row.url)
-    return LocalBackend(parsed.path)
+def _parse_s3(url: str) -> S3Location:
+    parts = urlsplit(url)
+    params = _query(url, parts.query, S3_PARAMS)
+    bucket = parts.netloc
+    if not BUCKET_RE.fullmatch(bucket):
+        raise UserError(f"invalid S3 bucket name {bucket!r} in {url!r}")
+    prefix = unquote(parts.path).strip("/")
+    if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
+        raise UserError(f"invalid S3 prefix {prefix!r}: empty, '.' or '..' segments")
+    endpoint = params.get("endpoint")
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise UserError(f"endpoint must be an http:// or https:// URL: {endpoint!r}")
+    return S3Location(bucket, prefix + "/" if prefix else "", endpoint, params.get("region"))
+
+
+def _parse_sftp(url: str) -> SftpLocation:
+    parts = urlsplit(url)
+    params = _query(url, parts.query, SFTP_PARAMS)
+    if parts.password is not None:
+        raise UserError("passwords do not belong in source URLs: use key_file or ssh-agent")
+    if not parts.username or not parts.hostname:
+        raise UserError(f"sftp URLs need a user and a host: sftp://user@host/path, "
+                        f"got {url!r}")
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise UserError(f"invalid port in {url!r}") from None
+    path = unquote(parts.path) or "/"
+    if ".." in path.split("/"):
+        raise UserError(f"source path must not contain '..': {path}")
+    for key in ("key_file", "known_hosts"):
+        if key in params and not Path(params[key]).is_file():
+            raise UserError(f"{key} not found: {params[key]}")
+    accept = params.get("accept_unknown_host", "0").lower() in ("1", "true", "yes")
+    return SftpLocation(parts.username, parts.hostname, port, path, params.get("key_file"),
+                        params.get("known_hosts"), accept)
+
+
+def backend_for(row: SourceRow, timeout: float = 30.0) -> Backend:
+    location = parse_source_url(row.url).location
+    if isinstance(location, S3Location):
+        from markfs.backends.s3 import S3Backend  # boto3 is slow to import: only when used
+
+        return S3Backend(location, read_timeout=timeout, created_ns=row.created_ns)
+    if isinstance(location, SftpLocation):
+        from markfs.backends.sftp import SftpBackend
+
+        return SftpBackend(location, timeout=timeout)
+    return LocalBackend(location)
 
 
 def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node:
     """Register a source and give it its folder under /sources."""
     validate_source_name(name)
     parsed = parse_source_url(url)
-    if not parsed.path.is_dir():
-        raise UserError(f"not a directory: {parsed.path}")
     if sq.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
-    root = os.stat(parsed.path)
     now = time.time_ns()
+    mode, uid, gid, mtime = stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), now
+    if isinstance(parsed.location, Path):
+        if not parsed.location.is_dir():
+            raise UserError(f"not a directory: {parsed.location}")
+        root = os.stat(parsed.location)
+        mode, uid, gid, mtime = root.st_mode, root.st_uid, root.st_gid, root.st_mtime_ns
     with tree.transaction() as txn:
-        source_id = sq.insert_source(txn, name, url, parsed.scheme, read_only)
-        mode = stat.S_IFDIR | (stat.S_IMODE(root.st_mode) & (0o555 if read_only else 0o7777))
-        new = q.NewNode(Kind.SOURCE, mode, root.st_uid, root.st_gid, 0, root.st_mtime_ns,
-                        now, nlink=2, source_id=source_id, remote_path=b"")
+        source_id = sq.insert_source(txn, name, redact(url), parsed.scheme, read_only)
+        mode = stat.S_IFDIR | (stat.S_IMODE(mode) & (0o555 if read_only else 0o7777))
+        new = q.NewNode(Kind.SOURCE, mode, uid, gid, 0, mtime, now, nlink=2,
+                        source_id=source_id, remote_path=b"")
         node_id = q.insert_node(txn, SOURCES_ID, name.encode(), new,
                                 generation=tree.generation)
     node = tree.node(node_id)
@@ -111,8 +190,9 @@ def list_sources(tree: Tree) -> list[SourceRow]:
 class SourceSet:
     """The backends of all sources of a mount, by source id."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, timeout: float = 30.0) -> None:
         self.tree = tree
+        self.timeout = timeout
         self._backends: dict[int, Backend] = {}
         self._rows: dict[int, SourceRow] = {}
 
@@ -129,13 +209,14 @@ class SourceSet:
             row = self.row(source_id)
             if row is None:
                 return None
-            self._backends[source_id] = backend_for(row)
+            self._backends[source_id] = backend_for(row, self.timeout)
         return self._backends[source_id]
 
     def local_roots(self) -> dict[int, Path]:
         """Source id -> directory, for every file:// source (for the watcher)."""
         out = {}
         for row in sq.list_sources(self.tree.catalog.conn):
-            if row.scheme == "file":
-                out[row.id] = parse_source_url(row.url).path.resolve()
+            location = parse_source_url(row.url).location
+            if isinstance(location, Path):
+                out[row.id] = location.resolve()
         return out

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
 from markfs.catalog import nodes as q
+from markfs.catalog import uploads as uq
 from markfs.catalog.db import Catalog, Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
@@ -102,6 +103,10 @@ class Tree:
 
     def count_nodes(self) -> int:
         return q.count_nodes(self.catalog.conn)
+
+    def pending_uploads(self) -> tuple[int, int]:
+        """(number, bytes) of files waiting to be written back to their sources."""
+        return uq.count(self.catalog.conn)
 
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""

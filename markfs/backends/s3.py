@@ -1,0 +1,273 @@
+"""The `s3://` backend: a bucket prefix of any S3-compatible endpoint (boto3).
+
+Folders are common prefixes of a delimiter listing, plus zero-byte `key/`
+markers for empty folders made through the mount. Attributes come from the
+listing itself (size, LastModified, ETag): one request per page of 1,000
+entries, never one per entry. Retries are botocore's own (standard mode).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from boto3.s3.transfer import TransferConfig
+
+from markfs.backends.base import Entry, S3Location
+
+DIR_MODE = stat.S_IFDIR | 0o755
+FILE_MODE = stat.S_IFREG | 0o644
+MULTIPART_CHUNK = 16 * 1024 * 1024
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def _error(exc: Exception, what: str) -> OSError:
+    """An OSError with the errno a file operation should report (no secrets in text)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _NOT_FOUND:
+            return OSError(errno.ENOENT, f"{what}: not found")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return OSError(errno.EACCES, f"{what}: access denied ({code})")
+        return OSError(errno.EIO, f"{what}: {code}")
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return OSError(errno.EIO, f"{what}: {type(exc).__name__}")
+    return OSError(errno.EIO, f"{what}: {exc}")
+
+
+def _name(raw: str) -> bytes:
+    return os.fsencode(raw)
+
+
+class S3Backend:
+    """One bucket prefix, reached through one thread-safe boto3 client."""
+
+    def __init__(self, location: S3Location, *, connect_timeout: float = 5.0,
+                 read_timeout: float = 30.0, max_attempts: int = 4,
+                 created_ns: int = 0, uid: int = 0, gid: int = 0) -> None:
+        self.loc = location
+        config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            s3={"addressing_style": "path"}, connect_timeout=connect_timeout,
+            read_timeout=read_timeout, max_pool_connections=64)
+        self.client: Any = boto3.session.Session().client(
+            "s3", endpoint_url=location.endpoint, region_name=location.region or "us-east-1",
+            config=config)
+        self.transfer = TransferConfig(multipart_threshold=MULTIPART_CHUNK,
+                                       multipart_chunksize=MULTIPART_CHUNK, max_concurrency=8)
+        self.dir_mtime_ns = created_ns  # prefixes have no time of their own
+        self.uid, self.gid = uid, gid
+
+    # -- keys ----------------------------------------------------------------
+
+    def key(self, path: bytes) -> str:
+        try:
+            return self.loc.prefix + path.decode()
+        except UnicodeDecodeError:
+            raise OSError(errno.EINVAL, "S3 keys must be UTF-8") from None
+
+    def _dir_key(self, path: bytes) -> str:
+        return self.key(path) + "/" if path else self.loc.prefix
+
+    def _file(self, name: bytes, size: int, mtime_ns: int, etag: str | None) -> Entry:
+        return Entry(name=name, mode=FILE_MODE, uid=self.uid, gid=self.gid, size=size,
+                     mtime_ns=mtime_ns, ctime_ns=mtime_ns,
+                     etag=etag.strip('"').encode() if etag else None)
+
+    def _dir(self, name: bytes) -> Entry:
+        return Entry(name=name, mode=DIR_MODE, uid=self.uid, gid=self.gid, size=0,
+                     mtime_ns=self.dir_mtime_ns, ctime_ns=self.dir_mtime_ns, nlink=2)
+
+    # -- reading -------------------------------------------------------------
+
+    def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
+        prefix = self._dir_key(path)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.loc.bucket, Prefix=prefix, Delimiter="/")
+        try:
+            for page in pages:
+                yield self._page_entries(page, prefix)
+        except botocore.exceptions.ClientError as exc:
+            raise _error(exc, f"list {prefix!r}") from None
+
+    def _page_entries(self, page: dict[str, Any], prefix: str) -> list[Entry]:
+        out = [self._dir(_name(p["Prefix"][len(prefix):-1]))
+               for p in page.get("CommonPrefixes", [])]
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix):]
+            if not rel:
+                continue  # the folder's own marker
+            mtime = int(obj["LastModified"].timestamp() * 1e9)
+            out.append(self._file(_name(rel), obj["Size"], mtime, obj.get("ETag")))
+        return out
+
+    def stat(self, path: bytes) -> Entry:
+        name = path.rsplit(b"/", 1)[-1]
+        if not path:
+            return self._dir(b"")
+        try:
+            head = self.client.head_object(Bucket=self.loc.bucket, Key=self.key(path))
+            mtime = int(head["LastModified"].timestamp() * 1e9)
+            return self._file(name, head["ContentLength"], mtime, head.get("ETag"))
+        except botocore.exceptions.ClientError as exc:
+            if _error(exc, "").errno != errno.ENOENT:
+                raise _error(exc, f"stat {path!r}") from None
+        if self._has_children(path):
+            return self._dir(name)
+        raise OSError(errno.ENOENT, f"no such object: {path!r}")
+
+    def _has_children(self, path: bytes) -> bool:
+        try:
+            page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=self._dir_key(path),
+                                               MaxKeys=1)
+        except botocore.exceptions.ClientError as exc:
+            raise _error(exc, f"list {path!r}") from None
+        return bool(page.get("KeyCount", 0))
+
+    def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
+        """Bytes [offset, offset+size) of the object as it is at `etag` (ESTALE if changed)."""
+        if size <= 0:
+            return b""
+        args: dict[str, Any] = {"Bucket": self.loc.bucket, "Key": self.key(path),
+                                "Range": f"bytes={offset}-{offset + size - 1}"}
+        if etag:
+            args["IfMatch"] = '"' + etag.decode() + '"'
+        try:
+            body = self.client.get_object(**args)["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "412"):
+                raise OSError(errno.ESTALE, f"{path!r} changed on the server") from None
+            if code in ("InvalidRange", "416"):
+                return b""
+            raise _error(exc, f"read {path!r}") from None
+
+    # -- writing -------------------------------------------------------------
+
+    def upload(self, path: bytes, local_file: str) -> Entry:
+        """Store a local file as the object at `path` (multipart when large)."""
+        try:
+            self.client.upload_file(local_file, self.loc.bucket, self.key(path),
+                                    Config=self.transfer)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+                boto3.exceptions.S3UploadFailedError) as exc:
+            raise _error(exc, f"upload {path!r}") from None
+        return self.stat(path)
+
+    def mkdir(self, path: bytes, mode: int) -> None:
+        if self._object_exists(self.key(path)) or self._has_children(path):
+            raise OSError(errno.EEXIST, f"{path!r} exists")
+        self._put_empty(self._dir_key(path))
+
+    def _put_empty(self, key: str) -> None:
+        try:
+            self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=b"")
+        except botocore.exceptions.ClientError as exc:
+            raise _error(exc, f"create {key!r}") from None
+
+    def _object_exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.loc.bucket, Key=key)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if _error(exc, "").errno == errno.ENOENT:
+                return False
+            raise _error(exc, f"stat {key!r}") from None
+
+    def rmdir(self, path: bytes) -> None:
+        prefix = self._dir_key(path)
+        try:
+            page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=prefix, MaxKeys=2)
+        except botocore.exceptions.ClientError as exc:
+            raise _error(exc, f"list {path!r}") from None
+        keys = [o["Key"] for o in page.get("Contents", [])]
+        if any(k != prefix for k in keys):
+            raise OSError(errno.ENOTEMPTY, f"{path!r} is not empty")
+        self._delete_key(prefix)
+
+    def _delete_key(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.loc.bucket, Key=key)
+        except botocore.exceptions.ClientError as exc:
+            raise _error(exc, f"delete {key!r}") from None
+
+    def unlink(self, path: bytes) -> None:
+        self._delete_key(self.key(path))
+
+    def copy(self, old: bytes, new: bytes) -> None:
+        try:
+            self.client.copy({"Bucket": self.loc.bucket, "Key": self.key(old)},
+                             self.loc.bucket, self.key(new), Config=self.transfer)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _error(exc, f"copy {old!r}") from None
+
+    def rename(self, old: bytes, new: bytes, flags: int) -> None:
+        """Copy then delete: every key of a folder, or the one object of a file."""
+        if flags:
+            raise OSError(errno.EINVAL, "S3 cannot rename atomically with flags")
+        if self._object_exists(self.key(old)):
+            self.copy(old, new)
+            self.unlink(old)
+            return
+        keys = self.list_tree(old)
+        if not keys:
+            raise OSError(errno.ENOENT, f"no such object: {old!r}")
+        cut = len(old)
+        for key in keys:  # copy all before deleting any: a crash leaves a whole copy
+            self.copy(key, new + key[cut:])
+        for key in keys:
+            self._delete_key(self.key(key))
+
+    def symlink(self, target: bytes, path: bytes) -> None:
+        raise OSError(errno.EPERM, "S3 has no symbolic links")
+
+    def readlink(self, path: bytes) -> bytes:
+        raise OSError(errno.EINVAL, "S3 has no symbolic links")
+
+    def link(self, existing: bytes, new: bytes) -> None:
+        raise OSError(errno.EPERM, "S3 has no hard links")
+
+    def chmod(self, path: bytes, mode: int) -> None:
+        """S3 keeps no modes: accepted and ignored, as rclone does."""
+
+    def chown(self, path: bytes, uid: int, gid: int) -> None:
+        """S3 keeps no owners: accepted and ignored."""
+
+    def utime(self, path: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
+        """S3 sets LastModified itself: accepted and ignored."""
+
+    def truncate(self, path: bytes, size: int) -> None:
+        raise OSError(errno.ENOTSUP, "S3 objects are truncated through an open file")
+
+    def list_tree(self, path: bytes) -> list[bytes]:
+        """Every key below a folder (its marker included), relative to the source root."""
+        prefix = self._dir_key(path)
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.loc.bucket, Prefix=prefix):
+                out += [_name(o["Key"][len(self.loc.prefix):]) for o in page.get("Contents", [])]
+        except botocore.exceptions.ClientError as exc:
+            raise _error(exc, f"list {path!r}") from None
+        return out
+
+    def check(self) -> str:
+        try:
+            self.client.head_bucket(Bucket=self.loc.bucket)
+            page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=self.loc.prefix,
+                                               Delimiter="/", MaxKeys=1000)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _error(exc, f"bucket {self.loc.bucket!r}") from None
+        count = len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+        more = "+" if page.get("IsTruncated") else ""
+        return f"s3://{self.loc.bucket}/{self.loc.prefix}: {count}{more} entries at the top level"

@@ -1,0 +1,262 @@
+"""The `sftp://` backend: a directory on an SSH server (paramiko).
+
+A small pool of SSH connections serves the worker threads, one SFTP session
+each, so transfers run in parallel. The server's host key must be in the
+known_hosts file unless the user opted in to accepting an unknown one. A
+connection that broke is replaced on next use; calls are bounded by a timeout.
+Reads are pipelined (`readv`); uploads go to a temporary name and are renamed
+into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import queue
+import socket
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import paramiko
+
+from markfs.backends.base import Entry, SftpLocation
+
+PAGE_SIZE = 1000
+T = TypeVar("T")
+
+
+def _entry(name: bytes, attrs: paramiko.SFTPAttributes, target: bytes | None = None) -> Entry:
+    mtime_ns = int(attrs.st_mtime or 0) * 1_000_000_000
+    size = int(attrs.st_size or 0)
+    return Entry(name=name, mode=int(attrs.st_mode or 0), uid=int(attrs.st_uid or 0),
+                 gid=int(attrs.st_gid or 0), size=size, mtime_ns=mtime_ns, ctime_ns=mtime_ns,
+                 nlink=1, target=target, etag=f"{size}-{mtime_ns}".encode())
+
+
+def _os_error(exc: BaseException, what: str) -> OSError:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, f"{what}: {os.strerror(exc.errno)}")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return OSError(errno.EIO, f"{what}: server did not answer in time")
+    return OSError(errno.EIO, f"{what}: connection failed ({type(exc).__name__})")
+
+
+_BROKEN = (EOFError, paramiko.SSHException, socket.error, ConnectionError)
+
+
+class SftpBackend:
+    def __init__(self, location: SftpLocation, *, pool_size: int = 4,
+                 timeout: float = 30.0) -> None:
+        self.loc = location
+        self.timeout = timeout
+        self._pool: queue.LifoQueue[paramiko.SFTPClient | None] = queue.LifoQueue()
+        for _ in range(pool_size):
+            self._pool.put(None)  # connect lazily
+        self._lock = threading.Lock()
+
+    # -- connections -----------------------------------------------------------
+
+    def _connect(self) -> paramiko.SFTPClient:
+        client = paramiko.SSHClient()
+        if self.loc.known_hosts:
+            client.load_host_keys(self.loc.known_hosts)
+        else:
+            client.load_system_host_keys()
+        client.set_missing_host_key_policy(
+            paramiko.AutoAddPolicy() if self.loc.accept_unknown_host else paramiko.RejectPolicy())
+        try:
+            client.connect(self.loc.host, port=self.loc.port, username=self.loc.user,
+                           key_filename=self.loc.key_file, timeout=self.timeout,
+                           banner_timeout=self.timeout, auth_timeout=self.timeout,
+                           allow_agent=self.loc.key_file is None,
+                           look_for_keys=self.loc.key_file is None)
+        except paramiko.BadHostKeyException:
+            raise OSError(errno.EACCES, f"host key of {self.loc.host} does not match "
+                          "known_hosts") from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise OSError(errno.EACCES, f"unknown host key for [{self.loc.host}]:"
+                              f"{self.loc.port} (add it to known_hosts)") from None
+            if isinstance(exc, paramiko.AuthenticationException):
+                raise OSError(errno.EACCES, f"authentication to {self.loc.host} failed") from None
+            raise _os_error(exc, f"connect to {self.loc.host}:{self.loc.port}") from None
+        except (OSError, EOFError) as exc:
+            raise _os_error(exc, f"connect to {self.loc.host}:{self.loc.port}") from None
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(self.timeout)
+        sftp._markfs_ssh = client  # keep the SSH client alive as long as the session
+        return sftp
+
+    @contextmanager
+    def _session(self) -> Iterator[paramiko.SFTPClient]:
+        sftp = self._pool.get()
+        try:
+            if sftp is None:
+                sftp = self._connect()
+            yield sftp
+        except _BROKEN:
+            self._close(sftp)
+            sftp = None  # the pool gets a fresh connection next time
+            raise
+        finally:
+            self._pool.put(sftp)
+
+    @staticmethod
+    def _close(sftp: paramiko.SFTPClient | None) -> None:
+        if sftp is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                sftp.close()
+                sftp._markfs_ssh.close()
+
+    def _run(self, what: str, fn: Callable[[paramiko.SFTPClient], T]) -> T:
+        """Run `fn` on a pooled session; a broken connection is retried once, fresh."""
+        for attempt in (1, 2):
+            try:
+                with self._session() as sftp:
+                    return fn(sftp)
+            except OSError as exc:
+                if exc.errno is not None or attempt == 2:
+                    raise _os_error(exc, what) from None
+            except _BROKEN as exc:
+                if attempt == 2:
+                    raise _os_error(exc, what) from None
+        raise AssertionError("unreachable")
+
+    def _abs(self, path: bytes) -> str:
+        root = self.loc.root.rstrip("/") or ""
+        return root + "/" + os.fsdecode(path) if path else (self.loc.root or "/")
+
+    # -- reading -------------------------------------------------------------------
+
+    def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
+        full = self._abs(path)
+
+        def listing(sftp: paramiko.SFTPClient) -> list[Entry]:
+            out = []
+            for attrs in sftp.listdir_attr(full):
+                target = None
+                if stat.S_ISLNK(attrs.st_mode or 0):
+                    target = os.fsencode(sftp.readlink(full + "/" + attrs.filename) or "")
+                out.append(_entry(os.fsencode(attrs.filename), attrs, target))
+            return out
+
+        entries = self._run(f"list {full}", listing)
+        for start in range(0, max(len(entries), 1), PAGE_SIZE):
+            yield entries[start : start + PAGE_SIZE]
+
+    def stat(self, path: bytes) -> Entry:
+        full = self._abs(path)
+
+        def do(sftp: paramiko.SFTPClient) -> Entry:
+            attrs = sftp.lstat(full)
+            target = None
+            if stat.S_ISLNK(attrs.st_mode or 0):
+                target = os.fsencode(sftp.readlink(full) or "")
+            return _entry(path.rsplit(b"/", 1)[-1], attrs, target)
+
+        return self._run(f"stat {full}", do)
+
+    def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
+        full = self._abs(path)
+
+        def do(sftp: paramiko.SFTPClient) -> bytes:
+            with sftp.open(full, "rb") as f:
+                length = min(size, max(f.stat().st_size - offset, 0))
+                if length <= 0:
+                    return b""
+                return b"".join(f.readv([(offset, length)]))
+
+        return self._run(f"read {full}", do)
+
+    # -- writing -------------------------------------------------------------------
+
+    def upload(self, path: bytes, local_file: str) -> Entry:
+        full = self._abs(path)
+        parent, _, name = full.rpartition("/")
+        temp = f"{parent}/.{name}.markfs-upload"
+
+        def do(sftp: paramiko.SFTPClient) -> None:
+            with open(local_file, "rb") as src:
+                sftp.putfo(src, temp, confirm=True)
+            sftp.posix_rename(temp, full)
+
+        self._run(f"upload {full}", do)
+        return self.stat(path)
+
+    def mkdir(self, path: bytes, mode: int) -> None:
+        full = self._abs(path)
+        self._run(f"mkdir {full}", lambda s: s.mkdir(full, stat.S_IMODE(mode)))
+
+    def rmdir(self, path: bytes) -> None:
+        full = self._abs(path)
+        self._run(f"rmdir {full}", lambda s: s.rmdir(full))
+
+    def unlink(self, path: bytes) -> None:
+        full = self._abs(path)
+        self._run(f"unlink {full}", lambda s: s.remove(full))
+
+    def rename(self, old: bytes, new: bytes, flags: int) -> None:
+        src, dst = self._abs(old), self._abs(new)
+        if flags:
+            raise OSError(errno.EINVAL, "SFTP cannot rename atomically with flags")
+        self._run(f"rename {src}", lambda s: s.posix_rename(src, dst))
+
+    def symlink(self, target: bytes, path: bytes) -> None:
+        full = self._abs(path)
+        self._run(f"symlink {full}", lambda s: s.symlink(os.fsdecode(target), full))
+
+    def readlink(self, path: bytes) -> bytes:
+        full = self._abs(path)
+        return os.fsencode(self._run(f"readlink {full}", lambda s: s.readlink(full)) or "")
+
+    def link(self, existing: bytes, new: bytes) -> None:
+        raise OSError(errno.EPERM, "hard links over SFTP are not supported")
+
+    def chmod(self, path: bytes, mode: int) -> None:
+        full = self._abs(path)
+        self._run(f"chmod {full}", lambda s: s.chmod(full, stat.S_IMODE(mode)))
+
+    def chown(self, path: bytes, uid: int, gid: int) -> None:
+        full = self._abs(path)
+
+        def do(sftp: paramiko.SFTPClient) -> None:
+            current = sftp.lstat(full)
+            sftp.chown(full, current.st_uid if uid < 0 else uid,
+                       current.st_gid if gid < 0 else gid)
+
+        self._run(f"chown {full}", do)
+
+    def utime(self, path: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
+        full = self._abs(path)
+
+        def do(sftp: paramiko.SFTPClient) -> None:
+            current = sftp.stat(full)
+            atime = current.st_atime if atime_ns is None else atime_ns / 1e9
+            mtime = current.st_mtime if mtime_ns is None else mtime_ns / 1e9
+            sftp.utime(full, (atime, mtime))
+
+        self._run(f"utime {full}", do)
+
+    def truncate(self, path: bytes, size: int) -> None:
+        full = self._abs(path)
+        self._run(f"truncate {full}", lambda s: s.truncate(full, size))
+
+    def check(self) -> str:
+        full = self._abs(b"")
+        attrs: Any = self._run(f"stat {full}", lambda s: s.stat(full))
+        if not stat.S_ISDIR(attrs.st_mode or 0):
+            raise OSError(errno.ENOTDIR, f"{full} is not a directory")
+        count = sum(len(page) for page in self.list_pages(b""))
+        return (f"sftp://{self.loc.user}@{self.loc.host}:{self.loc.port}{full}: directory, "
+                f"{count} entries at the top level")
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._close(self._pool.get_nowait())
+            except queue.Empty:
+                return

@@ -1,0 +1,93 @@
+"""The `uploads` table: the journal of files waiting to be written back to their source."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: int
+    node_id: int
+    source_id: int
+    remote_path: bytes
+    staging: str
+    size: int
+    queued_ns: int
+    attempts: int
+    last_error: str | None
+
+
+_COLUMNS = "id, node_id, source_id, remote_path, staging, size, queued_ns, attempts, last_error"
+
+
+def _row(row: tuple[object, ...]) -> Upload:
+    (uid, node_id, source_id, remote, staging, size, queued, attempts, error) = row
+    return Upload(int(uid), int(node_id), int(source_id), bytes(remote), str(staging),  # type: ignore[call-overload, arg-type]
+                  int(size), int(queued), int(attempts), None if error is None else str(error))  # type: ignore[call-overload]
+
+
+def enqueue(txn: Txn, node_id: int, source_id: int, remote_path: bytes, staging: str,
+            size: int) -> int:
+    txn.execute(
+        "INSERT INTO uploads (node_id, source_id, remote_path, staging, size, queued_ns) "
+        "VALUES (?, ?, ?, ?, ?, ?)", (node_id, source_id, remote_path, staging, size,
+                                      time.time_ns()))
+    return int(txn.conn.last_insert_rowid())
+
+
+def pending(conn: apsw.Connection) -> list[Upload]:
+    return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM uploads ORDER BY id")]
+
+
+def get(conn: apsw.Connection, upload_id: int) -> Upload | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM uploads WHERE id = ?", (upload_id,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def for_node(conn: apsw.Connection, node_id: int) -> list[Upload]:
+    return [_row(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM uploads WHERE node_id = ? ORDER BY id", (node_id,))]
+
+
+def count(conn: apsw.Connection) -> tuple[int, int]:
+    """(number, bytes) of uploads still to do."""
+    row = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM uploads").fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)  # type: ignore[arg-type]
+
+
+def done(txn: Txn, upload_id: int) -> None:
+    txn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+
+
+def failed(txn: Txn, upload_id: int, error: str) -> None:
+    txn.execute("UPDATE uploads SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error[:500], upload_id))
+
+
+def retarget(txn: Txn, node_id: int, remote_path: bytes) -> None:
+    """The file was renamed: its pending uploads go to the new path."""
+    txn.execute("UPDATE uploads SET remote_path = ? WHERE node_id = ?", (remote_path, node_id))
+
+
+def retarget_tree(txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
+    """A folder was renamed: pending uploads below it follow."""
+    rows = txn.execute(
+        "SELECT id, remote_path FROM uploads WHERE source_id = ? AND remote_path >= ? "
+        "AND remote_path < ?", (source_id, old + b"/", old + b"0")).fetchall()
+    for upload_id, path in rows:
+        txn.execute("UPDATE uploads SET remote_path = ? WHERE id = ?",
+                    (new + bytes(path)[len(old):], upload_id))
+
+
+def drop_for_node(txn: Txn, node_id: int) -> list[str]:
+    """Forget a file's pending uploads (it was deleted); returns their staged files."""
+    staged = [str(r[0]) for r in txn.execute(
+        "SELECT staging FROM uploads WHERE node_id = ?", (node_id,)).fetchall()]
+    txn.execute("DELETE FROM uploads WHERE node_id = ?", (node_id,))
+    return staged

@@ -1,0 +1,360 @@
+"""Files of remote sources (S3, SFTP): reads through the content cache, staged writes,
+and the upload journal with its background uploader.
+
+Reads fetch fixed-size chunks with ranged requests (several in flight for
+sequential reads) and keep them in the content cache under the file's ETag.
+
+Writes go to a staged local copy. At every flush (each close) the copy is
+journaled in the catalog (`uploads`), and the uploader sends it to the source
+with retries; a newer journal row of the same file supersedes older ones. Rows
+left by a crash are uploaded at the next start. While a file has staged
+content, reads come from it and listings do not overwrite its attributes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import trio
+
+from markfs.backends.base import Backend, Entry
+from markfs.cache.content import CHUNK_SIZE, ContentCache, chunk_name
+from markfs.cache.staging import StagingArea
+from markfs.catalog import nodes as q
+from markfs.catalog import uploads as uq
+from markfs.catalog.db import Txn
+from markfs.catalog.uploads import Upload
+from markfs.errors import FsError
+from markfs.model import Node
+from markfs.namespace.tree import Tree
+
+log = logging.getLogger(__name__)
+READ_AHEAD_CHUNKS = 4
+UPLOAD_WORKERS = 8
+RETRY_MAX_S = 60.0
+
+T = TypeVar("T")
+
+
+class IoRunner(Protocol):
+    """Runs a blocking call in a worker thread under a deadline (`Namespace._io`)."""
+
+    async def __call__(self, fn: Callable[..., T], *args: object,
+                       timeout: float | None = None) -> T: ...
+
+
+@dataclass
+class Staged:
+    """The local copy of one file with content not yet (or just) sent to its source."""
+
+    path: Path
+    writers: int = 0
+    size: int = 0
+    journaled: set[int] = field(default_factory=set)  # journal rows naming this file
+
+
+class RemoteFiles:
+    def __init__(self, tree: Tree, cache: ContentCache, staging: StagingArea,
+                 io: IoRunner, backend_of: Callable[[int], Backend]) -> None:
+        self.tree = tree
+        self.cache = cache
+        self.staging = staging
+        self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
+        self._backend_of = backend_of
+        self.staged: dict[int, Staged] = {}  # node id -> staged copy
+        self._fetching: dict[bytes, trio.Event] = {}
+        self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
+        self._nursery: trio.Nursery | None = None
+        self._wakeup = trio.Event()
+        self._uploaded = trio.Condition()
+        self._busy: set[int] = set()  # node ids with an upload in flight
+        self._workers = trio.Semaphore(UPLOAD_WORKERS)
+        self._readahead = trio.Semaphore(READ_AHEAD_CHUNKS * 2)
+
+    # -- reading -------------------------------------------------------------------
+
+    async def read(self, node: Node, offset: int, size: int) -> bytes:
+        staged = self.staged.get(node.id)
+        if staged is not None:
+            return await self._read_local(staged.path, offset, size)
+        if offset >= node.size or size <= 0:
+            return b""
+        size = min(size, node.size - offset)
+        first, last = offset // CHUNK_SIZE, (offset + size - 1) // CHUNK_SIZE
+        parts = [await self._chunk_slice(node, index, offset, size) for index in
+                 range(first, last + 1)]
+        self._maybe_read_ahead(node, first, last)
+        return b"".join(parts)
+
+    async def _read_local(self, path: Path, offset: int, size: int) -> bytes:
+        def pread() -> bytes:
+            with open(path, "rb") as f:
+                return os.pread(f.fileno(), size, offset)
+        return await self._io(pread)
+
+    def _etag(self, node: Node) -> bytes:
+        return node.etag or f"{node.size}-{node.mtime_ns}".encode()
+
+    async def _chunk_slice(self, node: Node, index: int, offset: int, size: int) -> bytes:
+        """The part of chunk `index` that falls in [offset, offset+size)."""
+        base = index * CHUNK_SIZE
+        start = max(offset, base) - base
+        end = min(offset + size, base + CHUNK_SIZE) - base
+        name = chunk_name(node.source_id or 0, node.remote_path or b"", self._etag(node), index)
+        for _attempt in range(2):
+            data = await self._io(self.cache.read, name, start, end - start)
+            if data is not None:
+                return data
+            await self._fetch(node, index, name)
+        raise FsError(errno.EIO, "chunk vanished from the cache while being read")
+
+    async def _fetch(self, node: Node, index: int, name: bytes) -> None:
+        """Download one chunk into the cache (once, however many readers ask)."""
+        pending = self._fetching.get(name)
+        if pending is not None:
+            await pending.wait()
+            return
+        done = self._fetching[name] = trio.Event()
+        try:
+            backend = self._backend_of(node.source_id or 0)
+            data = await self._io(backend.read_range, node.remote_path or b"",
+                                      index * CHUNK_SIZE, CHUNK_SIZE, node.etag)
+            await self._io(self.cache.put, name, data)
+        finally:
+            del self._fetching[name]
+            done.set()
+
+    def _maybe_read_ahead(self, node: Node, first: int, last: int) -> None:
+        previous = self._last_chunk.get(node.id)
+        self._last_chunk[node.id] = last
+        if self._nursery is None or previous is None or first not in (previous, previous + 1):
+            return  # not sequential
+        final = (node.size - 1) // CHUNK_SIZE
+        for index in range(last + 1, min(last + READ_AHEAD_CHUNKS, final) + 1):
+            name = chunk_name(node.source_id or 0, node.remote_path or b"", self._etag(node),
+                              index)
+            if name not in self._fetching:
+                self._nursery.start_soon(self._prefetch, node, index, name)
+
+    async def _prefetch(self, node: Node, index: int, name: bytes) -> None:
+        async with self._readahead:
+            try:
+                if await self._io(self.cache.contains, name):
+                    return
+                await self._fetch(node, index, name)
+            except FsError as exc:  # the reader will ask again and see the error itself
+                log.debug("read-ahead of chunk %d of node %d: %s", index, node.id, exc)
+
+    # -- writing -------------------------------------------------------------------
+
+    async def open_writer(self, node: Node, truncate: bool) -> Staged:
+        """A staged copy to write into: the pending one, or a fresh one (filled unless
+        the file is truncated)."""
+        staged = self.staged.get(node.id)
+        if staged is None:
+            path = self.staging.new_session(node.id)
+            staged = Staged(path)
+            self.staged[node.id] = staged
+            if not truncate and node.size > 0:
+                try:
+                    await self._fill(staged, node)
+                except BaseException:
+                    self._forget_if_idle(node.id)
+                    raise
+            staged.size = 0 if truncate else node.size
+        if truncate:
+            await self._io(os.truncate, staged.path, 0)
+            staged.size = 0
+        staged.writers += 1
+        return staged
+
+    async def _fill(self, staged: Staged, node: Node) -> None:
+        """Copy the file's current content into its staged copy, chunk by chunk."""
+        with open(staged.path, "r+b") as f:
+            for index in range((node.size + CHUNK_SIZE - 1) // CHUNK_SIZE):
+                offset = index * CHUNK_SIZE
+                data = await self._chunk_slice(node, index, offset,
+                                               min(CHUNK_SIZE, node.size - offset))
+                await self._io(os.pwrite, f.fileno(), data, offset)
+
+    async def write(self, staged: Staged, offset: int, data: bytes) -> int:
+        def pwrite() -> int:
+            with open(staged.path, "r+b") as f:
+                return os.pwrite(f.fileno(), data, offset)
+        written = await self._io(pwrite)
+        staged.size = max(staged.size, offset + written)
+        return written
+
+    async def truncate(self, staged: Staged, size: int) -> None:
+        await self._io(os.truncate, staged.path, size)
+        staged.size = size
+
+    def journal(self, node: Node, staged: Staged) -> int:
+        """Record that the staged copy is the file's content now: it will be uploaded."""
+        assert node.source_id is not None and node.remote_path is not None
+        with self.tree.transaction() as txn:
+            upload_id = uq.enqueue(txn, node.id, node.source_id, node.remote_path,
+                                   str(staged.path), staged.size)
+        staged.journaled.add(upload_id)
+        self._wakeup.set()
+        return upload_id
+
+    def release_writer(self, node_id: int) -> None:
+        staged = self.staged.get(node_id)
+        if staged is not None:
+            staged.writers -= 1
+            self._forget_if_idle(node_id)
+
+    def _forget_if_idle(self, node_id: int) -> None:
+        staged = self.staged.get(node_id)
+        if staged is not None and staged.writers <= 0 and not staged.journaled:
+            del self.staged[node_id]
+            self.staging.remove(staged.path)
+
+    def has_staged(self, node_id: int) -> bool:
+        return node_id in self.staged
+
+    def staged_below(self, dir_id: int) -> bool:
+        """Does a folder hold a file whose content is only staged here so far?"""
+        for node_id in self.staged:
+            node = self.tree.node(node_id)
+            while node is not None and node.id != node.parent:
+                if node.parent == dir_id:
+                    return True
+                node = self.tree.node(node.parent)
+        return False
+
+    async def wait_idle(self, node_id: int) -> None:
+        """Until no upload of the node is in flight."""
+        async with self._uploaded:
+            while node_id in self._busy:
+                await self._uploaded.wait()
+
+    async def wait_idle_all(self) -> None:
+        async with self._uploaded:
+            while self._busy:
+                await self._uploaded.wait()
+
+    def retarget(self, txn: Txn, node: Node, old_path: bytes, new_path: bytes) -> None:
+        """A rename moved the node: its pending uploads (or those below it) follow."""
+        if node.is_dir and node.source_id is not None:
+            uq.retarget_tree(txn, node.source_id, old_path, new_path)
+        else:
+            uq.retarget(txn, node.id, new_path)
+
+    async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
+        """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
+        with trio.move_on_after(timeout):
+            async with self._uploaded:
+                while uq.get(self.tree.catalog.conn, upload_id) is not None:
+                    await self._uploaded.wait()
+                return
+        row = uq.get(self.tree.catalog.conn, upload_id)
+        detail = f": {row.last_error}" if row and row.last_error else ""
+        raise FsError(errno.EIO, f"upload not finished in time{detail}")
+
+    def discard(self, node_id: int) -> None:
+        """The file was deleted: its pending uploads and staged copy go too."""
+        with self.tree.transaction() as txn:
+            files = uq.drop_for_node(txn, node_id)
+        staged = self.staged.pop(node_id, None)
+        for path in {*files, *([str(staged.path)] if staged else [])}:
+            if staged is None or staged.writers == 0 or path != str(staged.path):
+                self.staging.remove(path)
+
+    # -- the uploader --------------------------------------------------------------
+
+    def resume(self) -> int:
+        """At start: adopt journal rows a previous run left, drop orphaned staged files."""
+        rows = uq.pending(self.tree.catalog.conn)
+        for row in rows:
+            staged = self.staged.setdefault(row.node_id, Staged(Path(row.staging)))
+            staged.path, staged.size = Path(row.staging), row.size
+            staged.journaled.add(row.id)
+        removed = self.staging.sweep({row.staging for row in rows})
+        if rows or removed:
+            log.info("resuming %d upload(s); removed %d unjournaled staged file(s)",
+                     len(rows), removed)
+        return len(rows)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                for row in uq.pending(self.tree.catalog.conn):
+                    if row.node_id not in self._busy:
+                        self._busy.add(row.node_id)
+                        await self._workers.acquire()
+                        nursery.start_soon(self._upload_node, row.node_id)
+                self._wakeup = trio.Event()
+                with trio.move_on_after(1.0):  # retries of failed rows come due over time
+                    await self._wakeup.wait()
+
+    async def _upload_node(self, node_id: int) -> None:
+        try:
+            while True:
+                rows = uq.for_node(self.tree.catalog.conn, node_id)
+                if not rows:
+                    return
+                latest, superseded = rows[-1], rows[:-1]
+                for row in superseded:
+                    self._finish(row, None)
+                if not await self._upload_one(latest):
+                    return
+        finally:
+            self._busy.discard(node_id)
+            self._workers.release()
+            async with self._uploaded:
+                self._uploaded.notify_all()
+
+    async def _upload_one(self, row: Upload) -> bool:
+        """One attempt at one row (after its back-off); True if the row is done."""
+        delay = min(2.0 ** row.attempts, RETRY_MAX_S) if row.attempts else 0.0
+        await trio.sleep(delay)
+        backend = self._backend_of(row.source_id)
+        started = time.monotonic()
+        try:
+            entry = await self._io(backend.upload, row.remote_path, row.staging,
+                                   timeout=3600.0)
+        except FsError as exc:
+            with self.tree.transaction() as txn:
+                uq.failed(txn, row.id, str(exc))
+            log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
+                        row.attempts + 1, exc)
+            self._wakeup.set()
+            return False
+        log.info("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
+                 time.monotonic() - started)
+        self._finish(row, entry)
+        return True
+
+    def _finish(self, row: Upload, entry: Entry | None) -> None:
+        """The row is done (uploaded with `entry` as the result, or superseded)."""
+        staged = self.staged.get(row.node_id)
+        newer = [r for r in uq.for_node(self.tree.catalog.conn, row.node_id) if r.id > row.id]
+        with self.tree.transaction() as txn:
+            uq.done(txn, row.id)
+            node = self.tree.node(row.node_id)
+            if entry is not None and node is not None and not newer:
+                q.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
+                              ctime_ns=entry.ctime_ns, etag=entry.etag)
+        if staged is None:
+            self.staging.remove(row.staging)
+            return
+        staged.journaled.discard(row.id)
+        if not staged.journaled and staged.writers <= 0:
+            del self.staged[row.node_id]
+            self.staging.remove(staged.path)
+        elif row.staging != str(staged.path):
+            self.staging.remove(row.staging)
+
+    def pending(self) -> tuple[int, int]:
+        return self.tree.pending_uploads()
