@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from servers import S3Server, SshServer, s3_env
 
 MOUNT_TIMEOUT_S = 20.0
 
@@ -91,6 +92,27 @@ class Mount:
                  if "fuse_reply_* failed with No such file or directory" not in ln]
         bad = [ln for ln in lines if "Traceback" in ln or " ERROR " in ln]
         assert not bad, text
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    server = SshServer.create(tmp_path_factory.mktemp("sshd"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    s3_env()
+    server = S3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

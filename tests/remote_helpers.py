@@ -1,0 +1,86 @@
+"""One shape for both remote kinds: seed and inspect a source's content on the server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conftest import Mount, run_markfs
+from servers import S3Server, SshServer
+
+UPLOAD_WAIT_S = 60.0
+
+
+@dataclass
+class RemoteSource:
+    """A source as the server sees it: write and read objects without markfs."""
+
+    kind: str
+    url: str
+    put: Callable[[str, bytes], None]
+    get: Callable[[str], bytes | None]  # None: no such file
+    names: Callable[[], set[str]]  # every file path below the source root
+
+    def wait_for(self, path: str, content: bytes, timeout: float = UPLOAD_WAIT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while self.get(path) != content:
+            if time.monotonic() > deadline:
+                got = self.get(path)
+                raise AssertionError(f"{path} on the server: {None if got is None else len(got)}"
+                                     f" bytes, wanted {len(content)}")
+            time.sleep(0.1)
+
+
+def s3_source(server: S3Server, bucket: str, prefix: str = "data") -> RemoteSource:
+    client: Any = server.client()
+    client.create_bucket(Bucket=bucket)
+    base = f"{prefix}/" if prefix else ""
+
+    def get(path: str) -> bytes | None:
+        try:
+            return bytes(client.get_object(Bucket=bucket, Key=base + path)["Body"].read())
+        except client.exceptions.NoSuchKey:
+            return None
+
+    def names() -> set[str]:
+        out = set()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
+            out |= {o["Key"][len(base):] for o in page.get("Contents", [])}
+        return out
+
+    return RemoteSource("s3", server.url(bucket, prefix),
+                        lambda p, b: client.put_object(Bucket=bucket, Key=base + p, Body=b),
+                        get, names)
+
+
+def sftp_source(server: SshServer, root: Path) -> RemoteSource:
+    root.mkdir(parents=True, exist_ok=True)
+
+    def put(path: str, data: bytes) -> None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+
+    def get(path: str) -> bytes | None:
+        try:
+            return (root / path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def names() -> set[str]:
+        return {str(p.relative_to(root)) + ("/" if p.is_dir() else "")
+                for p in root.rglob("*")}
+
+    return RemoteSource("sftp", server.url(root), put, get, names)
+
+
+def mount_remote(tmp_path: Path, data_dir: Path, source: RemoteSource,
+                 config: str = "") -> Mount:
+    run_markfs(data_dir, "source", "add", "r", source.url)
+    if config:
+        (data_dir / "markfs.toml").write_text("[mount]\n" + config)
+    point = tmp_path / "mnt"
+    point.mkdir(exist_ok=True)
+    return Mount(data_dir, point).start()

@@ -1,0 +1,127 @@
+"""Real servers for the tests, on 127.0.0.1 and free ports: OpenSSH sshd and moto's S3.
+
+Each is started by a fixture and stopped by it, by its own PID or handle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@dataclass
+class SshServer:
+    """An sshd with its own host key, one authorised client key, SFTP enabled."""
+
+    dir: Path
+    port: int
+    client_key: Path
+    known_hosts: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, root: Path) -> SshServer:
+        root.mkdir(parents=True, exist_ok=True)
+        for name in ("host", "client"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                            str(root / name)], check=True)
+        (root / "authorized_keys").write_bytes((root / "client.pub").read_bytes())
+        port = free_port()
+        host_pub = (root / "host.pub").read_text().split()
+        known = root / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+        (root / "sshd_config").write_text("\n".join([
+            f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host'}",
+            f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
+            "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
+            "Subsystem sftp internal-sftp", "MaxStartups 100", "MaxSessions 100", ""]))
+        return cls(root, port, root / "client", known)
+
+    def start(self) -> None:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        log = open(self.dir / "sshd.log", "ab")  # noqa: SIM115 - lives as long as sshd
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                                     stdout=log, stderr=log)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def url(self, path: Path) -> str:
+        return (f"sftp://root@127.0.0.1:{self.port}{path}?key_file={self.client_key}"
+                f"&known_hosts={self.known_hosts}")
+
+
+class S3Server:
+    """moto's S3 in server mode, in this process, on its own port."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.running = False
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+        wait_for_port(self.port)
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self._server.stop()
+            self.running = False
+
+    def client(self) -> object:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def url(self, bucket: str, prefix: str = "") -> str:
+        path = f"/{prefix}" if prefix else ""
+        return f"s3://{bucket}{path}?endpoint={self.endpoint}&region=us-east-1"
+
+
+def s3_env() -> None:
+    """Credentials for moto through boto3's usual chain (inherited by the daemons)."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
