@@ -71,7 +71,9 @@ class SshServer:
         wait_for_port(self.port)
 
     def stop(self) -> None:
+        """Stop sshd and the per-connection processes it forked (as a server going down)."""
         if self.proc is not None:
+            subprocess.run(["pkill", "-KILL", "-P", str(self.proc.pid)], check=False)
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

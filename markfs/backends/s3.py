@@ -25,12 +25,19 @@ DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
 MULTIPART_CHUNK = 16 * 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+
+
+def _code(exc: Exception) -> str:
+    """The S3 error code of a failed request ("" for connection-level failures)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _error(exc: Exception, what: str) -> OSError:
     """An OSError with the errno a file operation should report (no secrets in text)."""
     if isinstance(exc, botocore.exceptions.ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = _code(exc)
         if code in _NOT_FOUND:
             return OSError(errno.ENOENT, f"{what}: not found")
         if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
@@ -93,7 +100,7 @@ class S3Backend:
         try:
             for page in pages:
                 yield self._page_entries(page, prefix)
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             raise _error(exc, f"list {prefix!r}") from None
 
     def _page_entries(self, page: dict[str, Any], prefix: str) -> list[Entry]:
@@ -115,7 +122,7 @@ class S3Backend:
             head = self.client.head_object(Bucket=self.loc.bucket, Key=self.key(path))
             mtime = int(head["LastModified"].timestamp() * 1e9)
             return self._file(name, head["ContentLength"], mtime, head.get("ETag"))
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             if _error(exc, "").errno != errno.ENOENT:
                 raise _error(exc, f"stat {path!r}") from None
         if self._has_children(path):
@@ -126,7 +133,7 @@ class S3Backend:
         try:
             page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=self._dir_key(path),
                                                MaxKeys=1)
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             raise _error(exc, f"list {path!r}") from None
         return bool(page.get("KeyCount", 0))
 
@@ -142,10 +149,12 @@ class S3Backend:
             body = self.client.get_object(**args)["Body"]
             try:
                 return bytes(body.read())
+            except (OSError, botocore.exceptions.BotoCoreError) as exc:
+                raise OSError(errno.EIO, f"read {path!r}: connection lost") from exc
             finally:
                 body.close()
-        except botocore.exceptions.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
+        except _BOTO_ERRORS as exc:
+            code = _code(exc)
             if code in ("PreconditionFailed", "412"):
                 raise OSError(errno.ESTALE, f"{path!r} changed on the server") from None
             if code in ("InvalidRange", "416"):
@@ -172,14 +181,14 @@ class S3Backend:
     def _put_empty(self, key: str) -> None:
         try:
             self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=b"")
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             raise _error(exc, f"create {key!r}") from None
 
     def _object_exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.loc.bucket, Key=key)
             return True
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             if _error(exc, "").errno == errno.ENOENT:
                 return False
             raise _error(exc, f"stat {key!r}") from None
@@ -188,7 +197,7 @@ class S3Backend:
         prefix = self._dir_key(path)
         try:
             page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=prefix, MaxKeys=2)
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             raise _error(exc, f"list {path!r}") from None
         keys = [o["Key"] for o in page.get("Contents", [])]
         if any(k != prefix for k in keys):
@@ -198,7 +207,7 @@ class S3Backend:
     def _delete_key(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.loc.bucket, Key=key)
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             raise _error(exc, f"delete {key!r}") from None
 
     def unlink(self, path: bytes) -> None:
@@ -257,7 +266,7 @@ class S3Backend:
             for page in self.client.get_paginator("list_objects_v2").paginate(
                     Bucket=self.loc.bucket, Prefix=prefix):
                 out += [_name(o["Key"][len(self.loc.prefix):]) for o in page.get("Contents", [])]
-        except botocore.exceptions.ClientError as exc:
+        except _BOTO_ERRORS as exc:
             raise _error(exc, f"list {path!r}") from None
         return out
 

@@ -39,7 +39,7 @@ def _entry(name: bytes, attrs: paramiko.SFTPAttributes, target: bytes | None = N
 
 def _os_error(exc: BaseException, what: str) -> OSError:
     if isinstance(exc, OSError) and exc.errno is not None:
-        return OSError(exc.errno, f"{what}: {os.strerror(exc.errno)}")
+        return OSError(exc.errno, f"{what}: {exc.strerror or os.strerror(exc.errno)}")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return OSError(errno.EIO, f"{what}: server did not answer in time")
     return OSError(errno.EIO, f"{what}: connection failed ({type(exc).__name__})")

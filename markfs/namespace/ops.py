@@ -239,13 +239,30 @@ class Namespace:
             if not force and self._fresh(directory.id):
                 return
             for _attempt in range(3):  # a rename above may make a listing stale: read again
-                diff = await self._list_and_reconcile(directory)
+                try:
+                    diff = await self._list_and_reconcile(directory)
+                except FsError as exc:
+                    if not self._serve_stale(directory, exc):
+                        raise
+                    return
                 if diff is not None:
                     self._listed[directory.id] = trio.current_time()
                     break
             else:
                 return
         self._notify(directory.id, diff)
+
+    def _serve_stale(self, directory: Node, exc: FsError) -> bool:
+        """A source that does not answer: keep showing what was listed before, if anything
+        was, and do not ask again for `dir_ttl` (every `ls` would wait for the timeout)."""
+        if exc.code == errno.ENOENT:
+            return False
+        known = directory.id in self._listed or bool(self.tree.children(directory.id, 0, 1))
+        if known:
+            log.warning("listing %r failed (%s): showing the cached listing",
+                        directory.remote_path, exc.strerror)
+            self._listed[directory.id] = trio.current_time()
+        return known
 
     async def _list_and_reconcile(self, directory: Node) -> ListingDiff | None:
         """One listing applied to the catalog; None if paths moved while it was read."""

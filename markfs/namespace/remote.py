@@ -149,7 +149,7 @@ class RemoteFiles:
                 if await self._io(self.cache.contains, name):
                     return
                 await self._fetch(node, index, name)
-            except FsError as exc:  # the reader will ask again and see the error itself
+            except Exception as exc:  # the reader will ask again and see the error itself
                 log.debug("read-ahead of chunk %d of node %d: %s", index, node.id, exc)
 
     # -- writing -------------------------------------------------------------------
@@ -324,7 +324,7 @@ class RemoteFiles:
         try:
             entry = await self._io(backend.upload, row.remote_path, row.staging,
                                    timeout=3600.0)
-        except FsError as exc:
+        except Exception as exc:  # any failure: journaled, retried later
             with self.tree.transaction() as txn:
                 uq.failed(txn, row.id, str(exc))
             log.warning("upload of %r failed (attempt %d): %s", row.remote_path,

@@ -1,0 +1,184 @@
+"""Remote sources when things go wrong: servers that stop, daemons that are killed,
+keys that cannot be file names, host keys nobody trusted."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_markfs
+from remote_helpers import mount_remote, s3_source, sftp_source
+from servers import S3Server, SshServer, s3_env
+
+TIMEOUT_S = 2.0
+FAST_FAIL = (f"io_timeout = {TIMEOUT_S}\nlist_timeout = {TIMEOUT_S}\n"
+             "attr_ttl = 0.2\nentry_ttl = 0.2\ndir_ttl = 0.5\n")
+
+
+class Stoppable:
+    """A server of this test alone, so stopping it disturbs no other test."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind = kind
+        if kind == "s3":
+            s3_env()
+            self.s3 = S3Server()
+            self.s3.start()
+            self.source = s3_source(self.s3, "stoppable")
+        else:
+            self.ssh = SshServer.create(tmp / "own-sshd")
+            self.ssh.start()
+            self.source = sftp_source(self.ssh, tmp / "own-root")
+
+    def stop(self) -> None:
+        (self.s3 if self.kind == "s3" else self.ssh).stop()
+
+    def start(self) -> None:
+        (self.s3 if self.kind == "s3" else self.ssh).start()
+
+
+@pytest.fixture(params=["s3", "sftp"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stoppable]:
+    srv = Stoppable(request.param, tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def drop_page_cache() -> None:
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def test_cached_file_is_reread_without_the_server(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    server.source.put("cached.bin", data)
+    m = mount_remote(tmp_path, data_dir, server.source, "dir_ttl = 600.0\n")
+    try:
+        path = m.path / "sources" / "r" / "cached.bin"
+        assert path.read_bytes() == data
+        server.stop()
+        drop_page_cache()
+        assert path.read_bytes() == data  # from the content cache: no request needed
+    finally:
+        m.stop()
+
+
+def test_server_gone_mid_read_gives_eio_then_recovers(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    data = os.urandom(1024 * 1024) * 80  # far past what read-ahead fetches from the start
+    server.source.put("big.bin", data)
+    m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
+    try:
+        path = m.path / "sources" / "r" / "big.bin"
+        with open(path, "rb") as f:
+            assert f.read(1024) == data[:1024]
+            server.stop()
+            started = time.monotonic()
+            with pytest.raises(OSError) as exc:
+                f.seek(72 * 1024 * 1024)
+                f.read(1024)
+            assert exc.value.errno == errno.EIO
+            assert time.monotonic() - started < TIMEOUT_S * 6
+        server.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert path.read_bytes() == data
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        m.stop()
+
+
+def test_upload_retries_until_the_server_is_back(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
+    try:
+        os.listdir(m.path / "sources" / "r")
+        server.stop()
+        (m.path / "sources" / "r" / "later.txt").write_bytes(b"queued while down")
+        status = json.loads((m.path / ".markfs" / "status.json").read_text())
+        assert status["uploads_pending"] == 1
+        time.sleep(1.0)
+        server.start()
+        server.source.wait_for("later.txt", b"queued while down")
+    finally:
+        m.stop()
+
+
+def test_kill_9_with_a_journaled_upload_then_remount_uploads_it(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
+    try:
+        os.listdir(m.path / "sources" / "r")
+        server.stop()  # the upload cannot finish before the kill
+        payload = os.urandom(5 * 1024 * 1024)
+        (m.path / "sources" / "r" / "survivor.bin").write_bytes(payload)
+        assert m.proc is not None
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        m.stop()
+        server.start()
+        assert "pending uploads: 1" in run_markfs(data_dir, "status").stdout
+        m.start()
+        server.source.wait_for("survivor.bin", payload)
+    finally:
+        m.stop()
+    m.assert_fsck_clean()
+
+
+def test_umount_waits_for_pending_uploads(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    run_markfs(data_dir, "source", "add", "r", server.source.url)
+    point = tmp_path / "bg"
+    point.mkdir()
+    run_markfs(data_dir, "mount", str(point))
+    try:
+        payload = os.urandom(2 * 1024 * 1024)
+        for i in range(5):
+            (point / "sources" / "r" / f"f{i}").write_bytes(payload)
+    finally:
+        run_markfs(data_dir, "umount", str(point))
+    for i in range(5):
+        assert server.source.get(f"f{i}") == payload
+    assert "pending uploads: 0 " in run_markfs(data_dir, "status").stdout
+
+
+def test_bad_s3_keys_are_skipped_and_never_escape(
+        s3: S3Server, tmp_path: Path, data_dir: Path) -> None:
+    source = s3_source(s3, "badkeys", prefix="")
+    for key in ("ok.txt", "a//b.txt", "./dot.txt", "../escape.txt", "d/../../x.txt",
+                "long/" + "n" * 300):
+        source.put(key, b"x")
+    m = mount_remote(tmp_path, data_dir, source)
+    try:
+        root = m.path / "sources" / "r"
+        assert sorted(os.listdir(root)) == ["a", "d", "long", "ok.txt"]
+        assert os.listdir(root / "a") == []  # "a//b.txt": the empty segment is skipped
+        assert os.listdir(root / "long") == []
+        assert not (tmp_path / "escape.txt").exists()
+    finally:
+        m.stop()
+
+
+def test_unknown_host_key_is_refused(sshd: SshServer, tmp_path: Path, data_dir: Path) -> None:
+    other = tmp_path / "other_known_hosts"
+    other.write_text("")
+    url = (f"sftp://root@127.0.0.1:{sshd.port}{tmp_path}?key_file={sshd.client_key}"
+           f"&known_hosts={other}")
+    run_markfs(data_dir, "source", "add", "untrusted", url)
+    done = run_markfs(data_dir, "source", "test", "untrusted", check=False)
+    assert done.returncode == 1 and "unknown host key" in done.stderr
+    assert "Traceback" not in done.stderr
