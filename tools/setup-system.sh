@@ -9,6 +9,9 @@ declare -A need=(
   [libfuse3-dev]=/usr/include/fuse3/fuse_lowlevel.h
   [pkg-config]=/usr/bin/pkg-config
   [attr]=/usr/bin/getfattr
+  [openssh-server]=/usr/sbin/sshd        # SFTP tests run a real sshd
+  [openssh-client]=/usr/bin/ssh-keygen
+  [procps]=/usr/bin/pkill
 )
 
 missing=()
