@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_markfs
+from conftest import Mount, run_markfs
 from remote_helpers import mount_remote, s3_source, sftp_source
 from servers import S3Server, SshServer, s3_env
 
@@ -182,3 +182,37 @@ def test_unknown_host_key_is_refused(sshd: SshServer, tmp_path: Path, data_dir: 
     done = run_markfs(data_dir, "source", "test", "untrusted", check=False)
     assert done.returncode == 1 and "unknown host key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_interrupted_folder_rename_on_s3_is_finished_at_start(
+        s3: S3Server, tmp_path: Path, data_dir: Path) -> None:
+    from markfs.catalog import renames as rq
+    from markfs.catalog import sources as sq
+    from markfs.config import DataDir
+    from markfs.namespace.tree import Tree
+
+    source = s3_source(s3, "halfmoved")
+    for name in ("old/a", "old/b", "old/sub/c"):
+        source.put(name, name.encode())
+    source.put("new/a", b"old/a")  # the crash came after the first copy
+    run_markfs(data_dir, "source", "add", "r", source.url)
+    tree = Tree.open(DataDir(data_dir))
+    row = sq.get_source(tree.catalog.conn, "r")
+    assert row is not None
+    with tree.transaction() as txn:
+        rq.begin(txn, row.id, b"old", b"new")
+    tree.close()
+    point = tmp_path / "mnt"
+    point.mkdir()
+    m = Mount(data_dir, point).start()
+    try:
+        deadline = time.monotonic() + 20
+        while any(n.startswith("old/") for n in source.names()):
+            assert time.monotonic() < deadline, source.names()
+            time.sleep(0.1)
+        assert {n for n in source.names() if n.startswith("new/")} == {
+            "new/a", "new/b", "new/sub/c"}
+        assert source.get("new/sub/c") == b"old/sub/c"
+        assert sorted(os.listdir(point / "sources" / "r" / "new")) == ["a", "b", "sub"]
+    finally:
+        m.stop()

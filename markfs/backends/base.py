@@ -74,6 +74,9 @@ class Backend(Protocol):
     ignored where the storage keeps no such attribute.
     """
 
+    # False where a rename is a copy then a delete (S3): the namespace journals those.
+    atomic_rename: bool
+
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         """The entries of a directory, a page at a time."""
         ...

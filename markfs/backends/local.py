@@ -54,6 +54,8 @@ class LocalFile:
 class LocalBackend:
     """A local directory; paths never leave it (names are checked by the namespace)."""
 
+    atomic_rename = True
+
     def __init__(self, root: Path) -> None:
         self.root = os.fsencode(root.resolve())
 

@@ -55,6 +55,8 @@ def _name(raw: str) -> bytes:
 class S3Backend:
     """One bucket prefix, reached through one thread-safe boto3 client."""
 
+    atomic_rename = False  # copy, then delete: journaled by the namespace
+
     def __init__(self, location: S3Location, *, connect_timeout: float = 5.0,
                  read_timeout: float = 30.0, max_attempts: int = 4,
                  created_ns: int = 0, uid: int = 0, gid: int = 0) -> None:

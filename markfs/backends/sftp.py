@@ -49,6 +49,8 @@ _BROKEN = (EOFError, paramiko.SSHException, socket.error, ConnectionError)
 
 
 class SftpBackend:
+
+    atomic_rename = True
     def __init__(self, location: SftpLocation, *, pool_size: int = 4,
                  timeout: float = 30.0) -> None:
         self.loc = location

@@ -98,4 +98,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX uploads_by_node ON uploads (node_id);
     """,
+    # 3: crash-safe renames on stores without a rename of their own
+    """
+    -- A folder rename on S3 is a copy of every key, then a delete of every key. A row
+    -- exists from before the first copy until after the last delete; a row left by a
+    -- crash is finished at the next start (copy what is still at the old path, then
+    -- delete it), so a folder is never left half at each name.
+    CREATE TABLE renames (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of arrival
+        source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        old_path    BLOB NOT NULL,     -- the folder's path before the rename
+        new_path    BLOB NOT NULL,     -- and after it
+        started_ns  INTEGER NOT NULL   -- when the rename began
+    );
+    """,
 ]

@@ -67,6 +67,7 @@ async def _serve(namespace: Namespace, config: MountConfig) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal)
+        nursery.start_soon(namespace.finish_interrupted_renames)
         if config.watch_local:
             roots = namespace.sources.local_roots()
             if roots:

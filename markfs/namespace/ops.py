@@ -34,6 +34,7 @@ from markfs.backends.base import (
 from markfs.cache.content import ContentCache
 from markfs.cache.staging import StagingArea
 from markfs.catalog import nodes as q
+from markfs.catalog import renames as rq
 from markfs.catalog import xattrs as xq
 from markfs.catalog.db import Txn
 from markfs.config import DataDir, MountConfig
@@ -708,11 +709,32 @@ class Namespace:
         if target is not None and not target.is_dir:
             self.remote.discard(target.id)
             await self.remote.wait_idle(target.id)
+        journal = None
+        if not backend.atomic_rename and node.source_id is not None:
+            with self.tree.transaction() as txn:
+                journal = rq.begin(txn, node.source_id, old_path, new_path)
         try:
             await self._io(backend.rename, old_path, new_path, 0, timeout=self.config.list_timeout)
         except FsError as exc:
             if not (exc.code == errno.ENOENT and self.remote.has_staged(node.id)):
                 raise  # (a file not uploaded yet has nothing to move on the server)
+        if journal is not None:
+            with self.tree.transaction() as txn:
+                rq.finish(txn, journal)
+
+    async def finish_interrupted_renames(self) -> None:
+        """At start: complete copy-then-delete renames a crash cut short (idempotent)."""
+        for rename_id, source_id, old, new in rq.unfinished(self.tree.catalog.conn):
+            log.info("finishing an interrupted rename %r -> %r", old, new)
+            try:
+                await self._io(self._backend_by_id(source_id).rename, old, new, 0,
+                               timeout=self.config.list_timeout)
+            except FsError as exc:
+                if exc.code != errno.ENOENT:  # ENOENT: nothing was left at the old path
+                    log.warning("could not finish the rename of %r: %s", old, exc)
+                    continue
+            with self.tree.transaction() as txn:
+                rq.finish(txn, rename_id)
 
     def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
         """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
