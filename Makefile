@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup system test lint demo demo-stop clean
+.PHONY: setup system test lint demo demo-stop bench clean
 
 setup: system $(STAMP)
 
@@ -30,6 +30,10 @@ test: setup lint
 
 demo: setup
 	@$(MARKFS) --data-dir $(DEMO_DATA) demo $(DEMO_MNT)
+
+bench: setup
+	@bash tools/bench/setup.sh
+	$(PY) tools/bench/remote_bench.py $(BENCH_ARGS)
 
 demo-stop:
 	@$(MARKFS) --data-dir $(DEMO_DATA) umount $(DEMO_MNT)

@@ -26,6 +26,7 @@ import paramiko
 from markfs.backends.base import Entry, SftpLocation
 
 PAGE_SIZE = 1000
+READ_PIECE = 32768  # paramiko's largest single read request
 T = TypeVar("T")
 
 
@@ -170,7 +171,11 @@ class SftpBackend:
                 length = min(size, max(f.stat().st_size - offset, 0))
                 if length <= 0:
                     return b""
-                return b"".join(f.readv([(offset, length)]))
+                # readv pipelines the requests; asking for request-sized pieces keeps
+                # paramiko from gluing one large result together piece by piece
+                pieces = [(start, min(READ_PIECE, offset + length - start))
+                          for start in range(offset, offset + length, READ_PIECE)]
+                return b"".join(f.readv(pieces))
 
         return self._run(f"read {full}", do)
 

@@ -1,0 +1,306 @@
+"""Side-by-side benchmark of markfs against rclone mount, s3fs and sshfs (not a test).
+
+Starts moto's S3 server and an OpenSSH sshd on 127.0.0.1, seeds the same tree
+(many small objects in folders) and one large file on both, then times, per
+filesystem: cold and warm `ls -lR`, cp out of the large file, cp in of a large
+file, and cp -r of many small files in. "In" times run until the data is on the
+server (markfs writes back after close: its times include waiting for its
+upload queue to drain). Raw boto3 / paramiko transfers give the ceiling.
+
+    make bench            # or: .venv/bin/python tools/bench/remote_bench.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from servers import SshServer, free_port, wait_for_port  # noqa: E402
+
+BUCKET = "bench"
+MARKFS = [sys.executable, "-m", "markfs"]
+
+
+@dataclass
+class Results:
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> tool -> s
+
+    def add(self, scenario: str, tool: str, seconds: float) -> None:
+        self.rows.setdefault(scenario, {})[tool] = seconds
+        print(f"  {scenario:<28} {tool:<10} {seconds:8.2f} s", flush=True)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def sh(*args: str, **kw: Any) -> None:
+    subprocess.run(args, check=True, **kw)
+
+
+def is_mounted(path: Path) -> bool:
+    target = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        return any(line.split(b" ")[4] == target for line in f)
+
+
+@contextmanager
+def mounted(cmd: list[str], point: Path, env: dict[str, str] | None = None) -> Iterator[Path]:
+    point.mkdir(parents=True, exist_ok=True)
+    log = open(point.parent / f"{point.name}.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+    deadline = time.monotonic() + 30
+    while not is_mounted(point):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{cmd[0]} did not mount; see {log.name}")
+        time.sleep(0.05)
+    try:
+        yield point
+    finally:
+        if subprocess.run(["fusermount3", "-u", str(point)]).returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", str(point)])
+        try:
+            proc.wait(timeout=600)  # markfs drains its upload queue before it exits
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.results = Results()
+        self.big = work / "big.bin"
+        self.small = work / "small"
+
+    # -- data ------------------------------------------------------------------
+
+    def make_local_data(self) -> None:
+        with open(self.big, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(self.args.big_mib):
+                f.write(chunk)
+        self.small.mkdir()
+        for i in range(self.args.small):
+            (self.small / f"s{i:05d}").write_bytes(os.urandom(4096))
+
+    def tree_names(self) -> Iterator[str]:
+        per_dir = self.args.objects // self.args.dirs
+        for d in range(self.args.dirs):
+            for i in range(per_dir):
+                yield f"tree/d{d:03d}/f{i:05d}"
+
+    # -- scenarios, the same for every filesystem --------------------------------
+
+    def run_scenarios(self, tool: str, mount: Callable[[], Any], root: Callable[[Path], Path],
+                      drain: Callable[[Path], None], kind: str) -> None:
+        out = self.work / "out"
+        with mount() as point:
+            base = root(point)
+            self.results.add(f"{kind}: ls -lR cold", tool, timed(
+                lambda: sh("ls", "-lR", str(base / "tree"), stdout=subprocess.DEVNULL)))
+            self.results.add(f"{kind}: ls -lR warm", tool, timed(
+                lambda: sh("ls", "-lR", str(base / "tree"), stdout=subprocess.DEVNULL)))
+            self.results.add(f"{kind}: cp out {self.args.big_mib} MiB", tool, timed(
+                lambda: sh("cp", str(base / "big.bin"), str(out))))
+            os.unlink(out)
+            self.results.add(f"{kind}: cp in {self.args.big_mib} MiB", tool, timed(
+                lambda: (sh("cp", str(self.big), str(base / f"in-{tool}.bin")), drain(point))))
+            self.results.add(f"{kind}: cp -r {self.args.small} small in", tool, timed(
+                lambda: (sh("cp", "-r", str(self.small), str(base / f"small-{tool}")),
+                         drain(point))))
+
+    @staticmethod
+    def markfs_drain(point: Path) -> None:
+        status = point / ".markfs" / "status.json"
+        while json.loads(status.read_text())["uploads_pending"]:
+            time.sleep(0.02)
+
+    @staticmethod
+    def no_drain(point: Path) -> None:
+        """Peers upload on close (rclone with --vfs-cache-mode off, s3fs, sshfs)."""
+
+    def markfs_mount(self, name: str, url: str) -> Any:
+        data = self.work / f"markfs-{name}"
+        if data.exists():
+            shutil.rmtree(data)
+        sh(*MARKFS, "--data-dir", str(data), "init", stdout=subprocess.DEVNULL)
+        sh(*MARKFS, "--data-dir", str(data), "source", "add", "b", url,
+           stdout=subprocess.DEVNULL)
+        return mounted([*MARKFS, "--data-dir", str(data), "mount", "--foreground",
+                        str(self.work / f"mnt-markfs-{name}")],
+                       self.work / f"mnt-markfs-{name}")
+
+
+def seed_s3(client: Any, bench: Bench) -> None:
+    client.create_bucket(Bucket=BUCKET)
+    names = list(bench.tree_names())
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket=BUCKET, Key=k, Body=b"x" * 100), names))
+    client.upload_file(str(bench.big), BUCKET, "big.bin")
+
+
+def seed_sftp(root: Path, bench: Bench) -> None:
+    for name in bench.tree_names():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 100)
+    shutil.copyfile(bench.big, root / "big.bin")
+
+
+def s3_ceiling(client: Any, bench: Bench) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    cfg = TransferConfig(multipart_chunksize=16 << 20, max_concurrency=8)
+    out = bench.work / "out"
+    bench.results.add(f"s3: cp out {bench.args.big_mib} MiB", "raw", timed(
+        lambda: client.download_file(BUCKET, "big.bin", str(out), Config=cfg)))
+    os.unlink(out)
+    bench.results.add(f"s3: cp in {bench.args.big_mib} MiB", "raw", timed(
+        lambda: client.upload_file(str(bench.big), BUCKET, "raw-in.bin", Config=cfg)))
+
+
+def sftp_ceiling(ssh: SshServer, root: Path, bench: Bench) -> None:
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(ssh.known_hosts))
+    client.connect("127.0.0.1", port=ssh.port, username="root", key_filename=str(ssh.client_key))
+    sftp = client.open_sftp()
+    out = bench.work / "out"
+    bench.results.add(f"sftp: cp out {bench.args.big_mib} MiB", "raw", timed(
+        lambda: sftp.get(str(root / "big.bin"), str(out))))
+    os.unlink(out)
+    bench.results.add(f"sftp: cp in {bench.args.big_mib} MiB", "raw", timed(
+        lambda: sftp.put(str(bench.big), str(root / "raw-in.bin"))))
+    client.close()
+
+
+def bench_s3(bench: Bench) -> None:
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                               "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 30)
+        endpoint = f"http://127.0.0.1:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        print(f"seeding S3: {bench.args.objects} objects, {bench.args.big_mib} MiB file",
+              flush=True)
+        seed_s3(client, bench)
+        s3_ceiling(client, bench)
+        os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+        url = f"s3://{BUCKET}?endpoint={endpoint}&region=us-east-1"
+        bench.run_scenarios("markfs", lambda: bench.markfs_mount("s3", url),
+                            lambda p: p / "sources" / "b", bench.markfs_drain, "s3")
+        rclone_env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        rclone = ["rclone", "mount", f":s3:{BUCKET}", str(bench.work / "mnt-rclone-s3"),
+                  "--s3-provider", "Other", "--s3-endpoint", endpoint,
+                  "--s3-access-key-id", "test", "--s3-secret-access-key", "test",
+                  "--s3-force-path-style", "--s3-env-auth=false", "--vfs-cache-mode", "off",
+                  "--streaming-upload-cutoff", "4G"]
+        bench.run_scenarios("rclone", lambda: mounted(rclone, bench.work / "mnt-rclone-s3",
+                                                      rclone_env),
+                            lambda p: p, bench.no_drain, "s3")
+        pw = bench.work / "s3fs-pw"
+        pw.write_text("test:test\n")
+        pw.chmod(0o600)
+        s3fs = ["s3fs", BUCKET, str(bench.work / "mnt-s3fs"), "-f", "-o",
+                f"passwd_file={pw},url={endpoint},use_path_request_style,endpoint=us-east-1"]
+        bench.run_scenarios("s3fs", lambda: mounted(s3fs, bench.work / "mnt-s3fs"),
+                            lambda p: p, bench.no_drain, "s3")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bench_sftp(bench: Bench) -> None:
+    ssh = SshServer.create(bench.work / "sshd")
+    ssh.start()
+    root = bench.work / "sftp-root"
+    try:
+        seed_sftp(root, bench)
+        sftp_ceiling(ssh, root, bench)
+        bench.run_scenarios("markfs", lambda: bench.markfs_mount("sftp", ssh.url(root)),
+                            lambda p: p / "sources" / "b", bench.markfs_drain, "sftp")
+        sshfs = ["sshfs", "-f", "-p", str(ssh.port), "-o",
+                 f"IdentityFile={ssh.client_key},StrictHostKeyChecking=no,"
+                 f"UserKnownHostsFile={ssh.known_hosts}", f"root@127.0.0.1:{root}",
+                 str(bench.work / "mnt-sshfs")]
+        bench.run_scenarios("sshfs", lambda: mounted(sshfs, bench.work / "mnt-sshfs"),
+                            lambda p: p, bench.no_drain, "sftp")
+        rclone = ["rclone", "mount", f":sftp,host=127.0.0.1,port={ssh.port},user=root,"
+                  f"key_file={ssh.client_key}:{root}", str(bench.work / "mnt-rclone-sftp"),
+                  "--vfs-cache-mode", "off"]
+        bench.run_scenarios("rclone", lambda: mounted(rclone, bench.work / "mnt-rclone-sftp"),
+                            lambda p: p, bench.no_drain, "sftp")
+    finally:
+        ssh.stop()
+
+
+def report(results: Results, args: argparse.Namespace) -> str:
+    tools = ["markfs", "rclone", "s3fs", "sshfs", "raw"]
+    lines = [f"objects={args.objects} in {args.dirs} folders, large file {args.big_mib} MiB, "
+             f"{args.small} small files of 4 KiB; times in seconds, (ratio = tool / markfs)",
+             "", "| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
+    for scenario, by_tool in results.rows.items():
+        mine = by_tool.get("markfs")
+        cells = []
+        for tool in tools:
+            t = by_tool.get(tool)
+            if t is None:
+                cells.append("")
+            elif tool == "markfs" or not mine:
+                cells.append(f"{t:.2f}")
+            else:
+                cells.append(f"{t:.2f} ({t / mine:.2f}x)")
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--dirs", type=int, default=100)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--only", choices=["s3", "sftp"])
+    parser.add_argument("--out", type=Path, help="append the result table to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="markfs-bench-") as tmp:
+        bench = Bench(args, Path(tmp))
+        bench.make_local_data()
+        if args.only != "sftp":
+            bench_s3(bench)
+        if args.only != "s3":
+            bench_sftp(bench)
+        table = report(bench.results, args)
+    print("\n" + table)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(f"\n### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n")
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()
