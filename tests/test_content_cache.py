@@ -1,0 +1,53 @@
+"""The on-disk content cache: stored once per content, bounded, least recently used first."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from markfs.cache.content import ContentCache, chunk_name
+
+
+def test_a_chunk_reads_back_by_range(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    name = chunk_name(1, b"a/b", b"etag1", 0)
+    cache.put(name, b"0123456789")
+    assert cache.read(name, 2, 3) == b"234"
+    assert cache.contains(name)
+
+
+def test_another_etag_is_a_miss(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    cache.put(chunk_name(1, b"f", b"v1", 0), b"old")
+    assert cache.read(chunk_name(1, b"f", b"v2", 0), 0, 3) is None
+
+
+def test_identical_content_is_stored_once(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    data = os.urandom(4096)
+    cache.put(chunk_name(1, b"x", b"e", 0), data)
+    cache.put(chunk_name(2, b"y", b"f", 3), data)
+    assert cache.used_bytes() == 4096
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1
+
+
+def test_the_limit_evicts_least_recently_used_first(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=10_000)
+    names = [chunk_name(1, b"f", b"e", i) for i in range(5)]
+    for name in names:
+        cache.put(name, os.urandom(3000))
+        time.sleep(0.01)  # distinct last-use times
+    assert cache.used_bytes() <= 10_000
+    assert cache.read(names[0], 0, 1) is None  # the oldest went
+    assert cache.read(names[-1], 0, 1) is not None  # the newest stayed
+
+
+def test_a_vanished_blob_is_a_miss_not_an_error(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    name = chunk_name(1, b"f", b"e", 0)
+    cache.put(name, b"data")
+    for blob in (tmp_path / "blobs").rglob("*"):
+        if blob.is_file():
+            blob.unlink()
+    assert cache.read(name, 0, 4) is None
