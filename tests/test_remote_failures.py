@@ -74,7 +74,7 @@ def test_cached_file_is_reread_without_the_server(
 
 def test_server_gone_mid_read_gives_eio_then_recovers(
         server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
-    data = os.urandom(1024 * 1024) * 80  # far past what read-ahead fetches from the start
+    data = os.urandom(1024 * 1024) * 160  # past what the first streamed run (128 MiB) covers
     server.source.put("big.bin", data)
     m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
     try:
@@ -84,7 +84,7 @@ def test_server_gone_mid_read_gives_eio_then_recovers(
             server.stop()
             started = time.monotonic()
             with pytest.raises(OSError) as exc:
-                f.seek(72 * 1024 * 1024)
+                f.seek(150 * 1024 * 1024)
                 f.read(1024)
             assert exc.value.errno == errno.EIO
             assert time.monotonic() - started < TIMEOUT_S * 6

@@ -87,6 +87,11 @@ class Backend(Protocol):
         """Bytes of a file; ESTALE if its content no longer matches `etag`."""
         ...
 
+    def read_stream(self, path: bytes, offset: int, size: int,
+                    etag: bytes | None) -> Iterator[bytes]:
+        """The same bytes as one request, in pieces as they arrive (sequential reads)."""
+        ...
+
     def upload(self, path: bytes, local_file: str) -> Entry:
         """Replace the file at `path` with the content of a local file, whole."""
         ...

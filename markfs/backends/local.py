@@ -87,6 +87,15 @@ class LocalBackend:
         with open(self._abs(path), "rb") as f:
             return os.pread(f.fileno(), size, offset)
 
+    def read_stream(self, path: bytes, offset: int, size: int,
+                    etag: bytes | None) -> Iterator[bytes]:
+        with open(self._abs(path), "rb") as f:
+            end = offset + size
+            while offset < end and (piece := os.pread(f.fileno(), min(1 << 20, end - offset),
+                                                      offset)):
+                offset += len(piece)
+                yield piece
+
     def upload(self, path: bytes, local_file: str) -> Entry:
         temp = self._abs(path) + b".markfs-upload"
         shutil.copyfile(local_file, temp)

@@ -141,27 +141,33 @@ class S3Backend:
 
     def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
         """Bytes [offset, offset+size) of the object as it is at `etag` (ESTALE if changed)."""
+        return b"".join(self.read_stream(path, offset, size, etag))
+
+    def read_stream(self, path: bytes, offset: int, size: int,
+                    etag: bytes | None) -> Iterator[bytes]:
+        """One ranged GET, yielded as it arrives."""
         if size <= 0:
-            return b""
+            return
         args: dict[str, Any] = {"Bucket": self.loc.bucket, "Key": self.key(path),
                                 "Range": f"bytes={offset}-{offset + size - 1}"}
         if etag:
             args["IfMatch"] = '"' + etag.decode() + '"'
         try:
             body = self.client.get_object(**args)["Body"]
-            try:
-                return bytes(body.read())
-            except (OSError, botocore.exceptions.BotoCoreError) as exc:
-                raise OSError(errno.EIO, f"read {path!r}: connection lost") from exc
-            finally:
-                body.close()
         except _BOTO_ERRORS as exc:
             code = _code(exc)
             if code in ("PreconditionFailed", "412"):
                 raise OSError(errno.ESTALE, f"{path!r} changed on the server") from None
             if code in ("InvalidRange", "416"):
-                return b""
+                return
             raise _error(exc, f"read {path!r}") from None
+        try:
+            while piece := body.read(1 << 20):
+                yield bytes(piece)
+        except (OSError, botocore.exceptions.BotoCoreError) as exc:
+            raise OSError(errno.EIO, f"read {path!r}: connection lost") from exc
+        finally:
+            body.close()
 
     # -- writing -------------------------------------------------------------
 

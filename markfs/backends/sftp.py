@@ -27,6 +27,7 @@ from markfs.backends.base import Entry, SftpLocation
 
 PAGE_SIZE = 1000
 READ_PIECE = 32768  # paramiko's largest single read request
+PIPELINE = 128  # read requests in flight on one session
 T = TypeVar("T")
 
 
@@ -164,20 +165,21 @@ class SftpBackend:
         return self._run(f"stat {full}", do)
 
     def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
+        return b"".join(self.read_stream(path, offset, size, etag))
+
+    def read_stream(self, path: bytes, offset: int, size: int,
+                    etag: bytes | None) -> Iterator[bytes]:
+        """Pipelined reads of request-sized pieces on one pooled session, yielded in order."""
         full = self._abs(path)
-
-        def do(sftp: paramiko.SFTPClient) -> bytes:
-            with sftp.open(full, "rb") as f:
-                length = min(size, max(f.stat().st_size - offset, 0))
-                if length <= 0:
-                    return b""
-                # readv pipelines the requests; asking for request-sized pieces keeps
-                # paramiko from gluing one large result together piece by piece
-                pieces = [(start, min(READ_PIECE, offset + length - start))
-                          for start in range(offset, offset + length, READ_PIECE)]
-                return b"".join(f.readv(pieces))
-
-        return self._run(f"read {full}", do)
+        try:
+            with self._session() as sftp, sftp.open(full, "rb") as f:
+                end = min(offset + size, f.stat().st_size or 0)
+                pieces = [(start, min(READ_PIECE, end - start))
+                          for start in range(offset, end, READ_PIECE)]
+                if pieces:
+                    yield from f.readv(pieces, max_concurrent_prefetch_requests=PIPELINE)
+        except (OSError, *_BROKEN) as exc:
+            raise _os_error(exc, f"read {full}") from None
 
     # -- writing -------------------------------------------------------------------
 

@@ -13,13 +13,11 @@ import errno
 import logging
 import os
 import stat
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -54,6 +52,7 @@ from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.renames import RenameEpochs
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import STATUS_FILE_ID, Tree
+from markfs.namespace.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,7 +96,8 @@ class Namespace:
         self.data_dir = data_dir
         self.handles = HandleTable()
         self.notifier: KernelNotifier | None = None
-        self._limiter = trio.CapacityLimiter(config.io_threads)
+        self.workers = WorkerPool(config.io_threads, config.io_timeout)
+        self._io = self.workers.run
         self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
         self._locks: dict[int, trio.Lock] = {}
         self._changed_at: dict[int, float] = {}  # node id -> trio time the mount last changed it
@@ -114,30 +114,6 @@ class Namespace:
         return backend
 
     # -- plumbing ------------------------------------------------------------
-
-    async def _io(self, fn: Callable[..., T], *args: object, timeout: float | None = None,
-                  release: Callable[[T], object] | None = None) -> T:
-        """Run a blocking backend call in a worker thread; OSError becomes FsError.
-
-        A call that has not returned after the timeout is abandoned (its thread
-        finishes on its own) and the request fails with EIO: a dead backend must
-        never leave a shell hanging. `release` disposes of what an abandoned call
-        returns late (an open file must not leak and pin the backend).
-        """
-        limit = timeout or self.config.io_timeout
-        call = _Abandonable(partial(fn, *args), release)
-        with trio.move_on_after(limit):
-            try:
-                return await trio.to_thread.run_sync(
-                    call.run, limiter=self._limiter, abandon_on_cancel=True)
-            except FsError:
-                raise
-            except OSError as exc:
-                raise FsError.from_os(exc) from None
-        call.abandon()
-        log.warning("%s timed out after %.1fs: answering EIO",
-                    getattr(fn, "__name__", fn), limit)
-        raise FsError(errno.EIO, "backend did not answer in time")
 
     @asynccontextmanager
     async def _locked(self, *dir_ids: int) -> AsyncIterator[None]:
@@ -778,39 +754,6 @@ class Namespace:
         used = self.tree.count_nodes()
         return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
                        blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)
-
-
-class _Abandonable(Generic[T]):
-    """A call whose result, should it arrive after its caller gave up, is released."""
-
-    def __init__(self, fn: Callable[[], T], release: Callable[[T], object] | None) -> None:
-        self._fn, self._release = fn, release
-        self._lock = threading.Lock()
-        self._abandoned = False
-        self._results: list[T] = []
-
-    def run(self) -> T:
-        result = self._fn()
-        with self._lock:
-            if not self._abandoned:
-                self._results.append(result)
-                return result
-        self._dispose(result)
-        return result
-
-    def abandon(self) -> None:
-        with self._lock:
-            self._abandoned = True
-            late, self._results = self._results, []
-        for result in late:  # finished, but trio dropped the result when it cancelled
-            self._dispose(result)
-
-    def _dispose(self, result: T) -> None:
-        if self._release is not None:
-            try:
-                self._release(result)
-            except OSError as exc:
-                log.warning("could not release an abandoned result: %s", exc)
 
 
 def _close(file: OpenFile) -> None:

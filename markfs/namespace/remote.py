@@ -36,7 +36,9 @@ from markfs.model import Node
 from markfs.namespace.tree import Tree
 
 log = logging.getLogger(__name__)
-READ_AHEAD_CHUNKS = 4
+READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
+STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
+STREAM_TIMEOUT_S = 3600.0  # a dead server is caught by the backends' socket timeouts
 UPLOAD_WORKERS = 8
 RETRY_MAX_S = 60.0
 
@@ -76,7 +78,6 @@ class RemoteFiles:
         self._uploaded = trio.Condition()
         self._busy: set[int] = set()  # node ids with an upload in flight
         self._workers = trio.Semaphore(UPLOAD_WORKERS)
-        self._readahead = trio.Semaphore(READ_AHEAD_CHUNKS * 2)
 
     # -- reading -------------------------------------------------------------------
 
@@ -102,55 +103,96 @@ class RemoteFiles:
     def _etag(self, node: Node) -> bytes:
         return node.etag or f"{node.size}-{node.mtime_ns}".encode()
 
+    def _name(self, node: Node, index: int) -> bytes:
+        return chunk_name(node.source_id or 0, node.remote_path or b"", self._etag(node), index)
+
     async def _chunk_slice(self, node: Node, index: int, offset: int, size: int) -> bytes:
         """The part of chunk `index` that falls in [offset, offset+size)."""
         base = index * CHUNK_SIZE
         start = max(offset, base) - base
         end = min(offset + size, base + CHUNK_SIZE) - base
-        name = chunk_name(node.source_id or 0, node.remote_path or b"", self._etag(node), index)
-        for _attempt in range(2):
+        name = self._name(node, index)
+        for _attempt in range(3):
             data = await self._io(self.cache.read, name, start, end - start)
             if data is not None:
                 return data
-            await self._fetch(node, index, name)
+            run = STREAM_CHUNKS if self._sequential(node.id, index) else 1
+            await self._fetch_run(node, index, run)
         raise FsError(errno.EIO, "chunk vanished from the cache while being read")
 
-    async def _fetch(self, node: Node, index: int, name: bytes) -> None:
-        """Download one chunk into the cache (once, however many readers ask)."""
-        pending = self._fetching.get(name)
+    def _sequential(self, node_id: int, index: int) -> bool:
+        previous = self._last_chunk.get(node_id)
+        return index == 0 or (previous is not None and index in (previous, previous + 1))
+
+    async def _fetch_run(self, node: Node, first: int, count: int) -> None:
+        """Download chunks first.. (up to `count`, stopping at one already cached or being
+        fetched) with one streamed request; each chunk is usable as soon as it arrived."""
+        pending = self._fetching.get(self._name(node, first))
         if pending is not None:
             await pending.wait()
             return
-        done = self._fetching[name] = trio.Event()
+        claimed: list[tuple[int, bytes]] = []
+        final = (node.size - 1) // CHUNK_SIZE
+        for index in range(first, min(first + count - 1, final) + 1):
+            name = self._name(node, index)
+            if name in self._fetching or (claimed and self.cache.contains(name)):
+                break
+            self._fetching[name] = trio.Event()
+            claimed.append((index, name))
         try:
-            backend = self._backend_of(node.source_id or 0)
-            data = await self._io(backend.read_range, node.remote_path or b"",
-                                      index * CHUNK_SIZE, CHUNK_SIZE, node.etag)
-            await self._io(self.cache.put, name, data)
+            await self._io(self._stream_into_cache, node, claimed,
+                           trio.lowlevel.current_trio_token(), timeout=STREAM_TIMEOUT_S)
         finally:
-            del self._fetching[name]
-            done.set()
+            for _index, name in claimed:
+                self._chunk_ready(name)
+
+    def _stream_into_cache(self, node: Node, claimed: list[tuple[int, bytes]],
+                           token: trio.lowlevel.TrioToken) -> None:
+        """In a worker thread: one request for the claimed chunks, cached one by one."""
+        backend = self._backend_of(node.source_id or 0)
+        offset = claimed[0][0] * CHUNK_SIZE
+        names = iter([name for _index, name in claimed])
+        name = next(names)
+        buffer = bytearray()
+        for piece in backend.read_stream(node.remote_path or b"", offset,
+                                         len(claimed) * CHUNK_SIZE, node.etag):
+            buffer += piece
+            while len(buffer) >= CHUNK_SIZE:
+                self.cache.put(name, bytes(buffer[:CHUNK_SIZE]))
+                del buffer[:CHUNK_SIZE]
+                trio.from_thread.run_sync(self._chunk_ready, name, trio_token=token)
+                following = next(names, None)
+                if following is None:
+                    return
+                name = following
+        if buffer:  # the file's last, short chunk
+            self.cache.put(name, bytes(buffer))
+
+    def _chunk_ready(self, name: bytes) -> None:
+        event = self._fetching.pop(name, None)
+        if event is not None:
+            event.set()
 
     def _maybe_read_ahead(self, node: Node, first: int, last: int) -> None:
-        previous = self._last_chunk.get(node.id)
+        """Sequential readers: keep the next chunks cached or on their way."""
+        sequential = self._sequential(node.id, first)
         self._last_chunk[node.id] = last
-        if self._nursery is None or previous is None or first not in (previous, previous + 1):
-            return  # not sequential
+        if self._nursery is None or not sequential:
+            return
         final = (node.size - 1) // CHUNK_SIZE
         for index in range(last + 1, min(last + READ_AHEAD_CHUNKS, final) + 1):
-            name = chunk_name(node.source_id or 0, node.remote_path or b"", self._etag(node),
-                              index)
-            if name not in self._fetching:
-                self._nursery.start_soon(self._prefetch, node, index, name)
+            name = self._name(node, index)
+            if name in self._fetching:
+                return  # a run is on its way
+            if not self.cache.contains(name):
+                self._nursery.start_soon(self._prefetch, node, index)
+                return
 
-    async def _prefetch(self, node: Node, index: int, name: bytes) -> None:
-        async with self._readahead:
-            try:
-                if await self._io(self.cache.contains, name):
-                    return
-                await self._fetch(node, index, name)
-            except Exception as exc:  # the reader will ask again and see the error itself
-                log.debug("read-ahead of chunk %d of node %d: %s", index, node.id, exc)
+    async def _prefetch(self, node: Node, index: int) -> None:
+        try:
+            await self._fetch_run(node, index, STREAM_CHUNKS)
+        except Exception as exc:  # the reader will ask again and see the error itself
+            log.debug("read-ahead of chunk %d of node %d: %s", index, node.id, exc)
 
     # -- writing -------------------------------------------------------------------
 

@@ -41,12 +41,18 @@ class Results:
 
     def add(self, scenario: str, tool: str, seconds: float) -> None:
         self.rows.setdefault(scenario, {})[tool] = seconds
-        print(f"  {scenario:<28} {tool:<10} {seconds:8.2f} s", flush=True)
+        shown = "failed" if seconds != seconds else f"{seconds:8.2f} s"
+        print(f"  {scenario:<28} {tool:<10} {shown}", flush=True)
 
 
 def timed(fn: Callable[[], object]) -> float:
+    """Seconds `fn` took; NaN if it failed (a peer's failure is a result too)."""
     start = time.perf_counter()
-    fn()
+    try:
+        fn()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"    failed: {exc}", flush=True)
+        return float("nan")
     return time.perf_counter() - start
 
 
@@ -120,7 +126,8 @@ class Bench:
                 lambda: sh("ls", "-lR", str(base / "tree"), stdout=subprocess.DEVNULL)))
             self.results.add(f"{kind}: cp out {self.args.big_mib} MiB", tool, timed(
                 lambda: sh("cp", str(base / "big.bin"), str(out))))
-            os.unlink(out)
+            if out.exists():
+                os.unlink(out)
             self.results.add(f"{kind}: cp in {self.args.big_mib} MiB", tool, timed(
                 lambda: (sh("cp", str(self.big), str(base / f"in-{tool}.bin")), drain(point))))
             self.results.add(f"{kind}: cp -r {self.args.small} small in", tool, timed(
@@ -270,7 +277,9 @@ def report(results: Results, args: argparse.Namespace) -> str:
             t = by_tool.get(tool)
             if t is None:
                 cells.append("")
-            elif tool == "markfs" or not mine:
+            elif t != t:
+                cells.append("failed")
+            elif tool == "markfs" or not mine or mine != mine:
                 cells.append(f"{t:.2f}")
             else:
                 cells.append(f"{t:.2f} ({t / mine:.2f}x)")

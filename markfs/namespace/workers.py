@@ -1,0 +1,87 @@
+"""Worker threads for blocking calls, each under a deadline.
+
+The trio loop must never wait on a backend: every blocking call runs in a worker
+thread (at most `threads` at once). A call that has not returned by its
+deadline is abandoned and the request fails with EIO, so a dead backend never
+leaves a shell hanging; what it returns later (an open file, say) is released,
+so it pins nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Generic, TypeVar
+
+import trio
+
+from markfs.errors import FsError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class WorkerPool:
+    def __init__(self, threads: int, default_timeout: float) -> None:
+        self._limiter = trio.CapacityLimiter(threads)
+        self.default_timeout = default_timeout
+
+    async def run(self, fn: Callable[..., T], *args: object, timeout: float | None = None,
+                  release: Callable[[T], object] | None = None) -> T:
+        """Run a blocking backend call in a worker thread; OSError becomes FsError.
+
+        A call that has not returned after the timeout is abandoned (its thread
+        finishes on its own) and the request fails with EIO: a dead backend must
+        never leave a shell hanging. `release` disposes of what an abandoned call
+        returns late (an open file must not leak and pin the backend).
+        """
+        limit = timeout or self.default_timeout
+        call = _Abandonable(partial(fn, *args), release)
+        with trio.move_on_after(limit):
+            try:
+                return await trio.to_thread.run_sync(
+                    call.run, limiter=self._limiter, abandon_on_cancel=True)
+            except FsError:
+                raise
+            except OSError as exc:
+                raise FsError.from_os(exc) from None
+        call.abandon()
+        log.warning("%s timed out after %.1fs: answering EIO",
+                    getattr(fn, "__name__", fn), limit)
+        raise FsError(errno.EIO, "backend did not answer in time")
+
+
+class _Abandonable(Generic[T]):
+    """A call whose result, should it arrive after its caller gave up, is released."""
+
+    def __init__(self, fn: Callable[[], T], release: Callable[[T], object] | None) -> None:
+        self._fn, self._release = fn, release
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._results: list[T] = []
+
+    def run(self) -> T:
+        result = self._fn()
+        with self._lock:
+            if not self._abandoned:
+                self._results.append(result)
+                return result
+        self._dispose(result)
+        return result
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            late, self._results = self._results, []
+        for result in late:  # finished, but trio dropped the result when it cancelled
+            self._dispose(result)
+
+    def _dispose(self, result: T) -> None:
+        if self._release is not None:
+            try:
+                self._release(result)
+            except OSError as exc:
+                log.warning("could not release an abandoned result: %s", exc)
