@@ -197,3 +197,14 @@ def test_status_shows_no_pending_uploads_after_fsync(
 
     status = json.loads((rmount.path / ".markfs" / "status.json").read_text())
     assert status["uploads_pending"] == 0
+
+
+def test_file_deleted_while_being_written_is_not_uploaded(
+        remote: RemoteSource, rsrc: Path) -> None:
+    with open(rsrc / "doomed.txt", "wb") as f:
+        f.write(b"first")
+        f.flush()
+        os.unlink(rsrc / "doomed.txt")
+        f.write(b" and more")
+    assert "doomed.txt" not in os.listdir(rsrc)
+    assert remote.get("doomed.txt") is None

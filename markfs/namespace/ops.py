@@ -466,7 +466,7 @@ class Namespace:
             if handle.written:
                 await self._settle(handle)
             if handle.staged is not None:
-                self.remote.release_writer(handle.node_id)
+                self.remote.release_writer(handle.node_id, handle.staged)
 
     async def _settle(self, handle: Handle) -> None:
         """Make what was written the file's content: catalog attributes, and for a remote
@@ -540,7 +540,7 @@ class Namespace:
             await self.remote.truncate(writer.staged, size)
             await self._settle(writer)
         finally:
-            self.remote.release_writer(node.id)
+            self.remote.release_writer(node.id, writer.staged)
 
     # -- names --------------------------------------------------------------------
 

@@ -60,6 +60,17 @@ class Staged:
     writers: int = 0
     size: int = 0
     journaled: set[int] = field(default_factory=set)  # journal rows naming this file
+    fd: int = -1  # open while writers have it, so writes do not reopen the file
+
+    def descriptor(self) -> int:
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class RemoteFiles:
@@ -83,6 +94,8 @@ class RemoteFiles:
 
     async def read(self, node: Node, offset: int, size: int) -> bytes:
         staged = self.staged.get(node.id)
+        if staged is not None and staged.fd >= 0:
+            return await self._io(os.pread, staged.fd, size, offset)
         if staged is not None:
             return await self._read_local(staged.path, offset, size)
         if offset >= node.size or size <= 0:
@@ -227,10 +240,7 @@ class RemoteFiles:
                 await self._io(os.pwrite, f.fileno(), data, offset)
 
     async def write(self, staged: Staged, offset: int, data: bytes) -> int:
-        def pwrite() -> int:
-            with open(staged.path, "r+b") as f:
-                return os.pwrite(f.fileno(), data, offset)
-        written = await self._io(pwrite)
+        written = await self._io(os.pwrite, staged.descriptor(), data, offset)
         staged.size = max(staged.size, offset + written)
         return written
 
@@ -248,10 +258,11 @@ class RemoteFiles:
         self._wakeup.set()
         return upload_id
 
-    def release_writer(self, node_id: int) -> None:
-        staged = self.staged.get(node_id)
-        if staged is not None:
-            staged.writers -= 1
+    def release_writer(self, node_id: int, staged: Staged) -> None:
+        staged.writers -= 1
+        if staged.writers <= 0:
+            staged.close()
+        if self.staged.get(node_id) is staged:  # (not if the file was deleted meanwhile)
             self._forget_if_idle(node_id)
 
     def _forget_if_idle(self, node_id: int) -> None:
@@ -307,6 +318,8 @@ class RemoteFiles:
         with self.tree.transaction() as txn:
             files = uq.drop_for_node(txn, node_id)
         staged = self.staged.pop(node_id, None)
+        if staged is not None and staged.writers <= 0:
+            staged.close()
         for path in {*files, *([str(staged.path)] if staged else [])}:
             if staged is None or staged.writers == 0 or path != str(staged.path):
                 self.staging.remove(path)
