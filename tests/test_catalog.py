@@ -120,3 +120,16 @@ def test_kill_9_of_the_daemon_loses_nothing_that_was_closed(mount: Mount, src: P
     mount.start()
     assert all((src / f"f{i}").read_text() == str(i) for i in range(50))
     assert {p: os.stat(src / p).st_ino for p in inodes} == inodes
+
+
+def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: Path) -> None:
+    from markfs.catalog import sources as sq
+    from markfs.catalog import uploads as uq
+
+    with tree.transaction() as txn:
+        source_id = sq.insert_source(txn, "s", f"file://{tmp_path}", "file", False)
+        uq.enqueue(txn, 123, source_id, b"x", str(tmp_path / "gone"), 5)
+    problems = fsck(tree, repair=False).problems
+    assert any("staged file missing" in p for p in problems)
+    fsck(tree, repair=True)
+    assert not any("staged file" in p for p in fsck(tree, repair=False).problems)

@@ -27,7 +27,7 @@ from markfs.backends.base import Entry, SftpLocation
 
 PAGE_SIZE = 1000
 READ_PIECE = 32768  # paramiko's largest single read request
-PIPELINE = 128  # read requests in flight on one session
+PIPELINE: int | None = None  # read requests in flight: all of a run (paramiko throttles slowly)
 T = TypeVar("T")
 
 
@@ -169,15 +169,22 @@ class SftpBackend:
 
     def read_stream(self, path: bytes, offset: int, size: int,
                     etag: bytes | None) -> Iterator[bytes]:
-        """Pipelined reads of request-sized pieces on one pooled session, yielded in order."""
+        """Pipelined reads on one pooled session (paramiko's prefetch), yielded in order."""
         full = self._abs(path)
         try:
             with self._session() as sftp, sftp.open(full, "rb") as f:
                 end = min(offset + size, f.stat().st_size or 0)
-                pieces = [(start, min(READ_PIECE, end - start))
-                          for start in range(offset, end, READ_PIECE)]
-                if pieces:
-                    yield from f.readv(pieces, max_concurrent_prefetch_requests=PIPELINE)
+                f.seek(offset)
+                if end > offset:
+                    f.prefetch(end, max_concurrent_requests=PIPELINE)
+                position = offset
+                while position < end:
+                    # request-sized reads: paramiko glues larger ones together slowly
+                    piece = f.read(min(READ_PIECE, end - position))
+                    if not piece:
+                        break
+                    position += len(piece)
+                    yield piece
         except (OSError, *_BROKEN) as exc:
             raise _os_error(exc, f"read {full}") from None
 

@@ -2,17 +2,20 @@
 
 Checks, under the catalog's write lock so no writer is half-way:
 SQLite integrity; nodes whose parent is missing; nodes of removed sources;
-sources without their folder; the mirror's stamp; and the mirror's content,
+sources without their folder; journaled uploads whose staged file is gone;
+the mirror's stamp; and the mirror's content,
 node by node and name by name, against the catalog. Repair removes orphans
 and rebuilds the mirror from the catalog (SQLite is the truth).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from markfs.catalog import nodes as q
 from markfs.catalog import sources as sq
+from markfs.catalog import uploads as uq
 from markfs.model import Kind
 from markfs.namespace.tree import Tree
 
@@ -44,6 +47,16 @@ def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
     return problems, doomed
 
 
+def _upload_problems(tree: Tree) -> tuple[list[str], list[int]]:
+    """Journaled uploads whose staged file is gone (their content cannot be sent)."""
+    problems, doomed = [], []
+    for row in uq.pending(tree.catalog.conn):
+        if not os.path.exists(row.staging):
+            problems.append(f"upload {row.id} of {row.remote_path!r}: staged file missing")
+            doomed.append(row.id)
+    return problems, doomed
+
+
 def _mirror_problems(tree: Tree) -> list[str]:
     conn = tree.catalog.conn
     problems = []
@@ -71,9 +84,15 @@ def fsck(tree: Tree, repair: bool) -> FsckReport:
     report = FsckReport()
     with tree.catalog.locked():
         catalog_problems, doomed = _catalog_problems(tree)
-        report.problems = catalog_problems + _mirror_problems(tree)
+        upload_problems, lost_uploads = _upload_problems(tree)
+        report.problems = catalog_problems + upload_problems + _mirror_problems(tree)
     if not repair or report.clean:
         return report
+    if lost_uploads:
+        with tree.transaction() as txn:
+            for upload_id in lost_uploads:
+                uq.done(txn, upload_id)
+        report.repaired.append(f"dropped {len(lost_uploads)} upload(s) with no staged file")
     if doomed:
         with tree.transaction() as txn:
             for node_id in doomed:

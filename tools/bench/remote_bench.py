@@ -50,13 +50,18 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     try:
         fn()
-    except (subprocess.CalledProcessError, OSError) as exc:
+    except subprocess.CalledProcessError as exc:
+        lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        print(f"    failed: {lines[-1] if lines else exc}", flush=True)
+        return float("nan")
+    except OSError as exc:
         print(f"    failed: {exc}", flush=True)
         return float("nan")
     return time.perf_counter() - start
 
 
 def sh(*args: str, **kw: Any) -> None:
+    kw.setdefault("stderr", subprocess.PIPE)
     subprocess.run(args, check=True, **kw)
 
 
@@ -128,11 +133,11 @@ class Bench:
                 lambda: sh("cp", str(base / "big.bin"), str(out))))
             if out.exists():
                 os.unlink(out)
-            self.results.add(f"{kind}: cp in {self.args.big_mib} MiB", tool, timed(
-                lambda: (sh("cp", str(self.big), str(base / f"in-{tool}.bin")), drain(point))))
             self.results.add(f"{kind}: cp -r {self.args.small} small in", tool, timed(
                 lambda: (sh("cp", "-r", str(self.small), str(base / f"small-{tool}")),
                          drain(point))))
+            self.results.add(f"{kind}: cp in {self.args.big_mib} MiB", tool, timed(
+                lambda: (sh("cp", str(self.big), str(base / f"in-{tool}.bin")), drain(point))))
 
     @staticmethod
     def markfs_drain(point: Path) -> None:
