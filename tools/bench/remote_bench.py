@@ -230,7 +230,7 @@ def bench_s3(bench: Bench) -> None:
                   "--s3-provider", "Other", "--s3-endpoint", endpoint,
                   "--s3-access-key-id", "test", "--s3-secret-access-key", "test",
                   "--s3-force-path-style", "--s3-env-auth=false", "--vfs-cache-mode", "off",
-                  "--streaming-upload-cutoff", "4G"]
+                  "--streaming-upload-cutoff", "200M"]
         bench.run_scenarios("rclone", lambda: mounted(rclone, bench.work / "mnt-rclone-s3",
                                                       rclone_env),
                             lambda p: p, bench.no_drain, "s3")
