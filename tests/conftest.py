@@ -80,6 +80,15 @@ class Mount:
         self.stop()
         self.start(*extra)
 
+    def checked(self) -> Iterator[Mount]:
+        """Serve a fixture: stop afterwards, then the log must be clean and fsck too."""
+        try:
+            yield self
+        finally:
+            self.stop()
+        self.assert_log_clean()
+        self.assert_fsck_clean()
+
     def assert_fsck_clean(self) -> None:
         done = run_markfs(self.data_dir, "fsck", check=False)
         assert done.returncode == 0 and "clean" in done.stdout, done.stdout + done.stderr
@@ -136,13 +145,7 @@ def mount(tmp_path: Path, data_dir: Path, backing: Path) -> Iterator[Mount]:
     """markfs mounted with the local source `loc`; fsck must be clean afterwards."""
     point = tmp_path / "mnt"
     point.mkdir()
-    m = Mount(data_dir, point).start()
-    try:
-        yield m
-    finally:
-        m.stop()
-    m.assert_log_clean()
-    m.assert_fsck_clean()
+    yield from Mount(data_dir, point).start().checked()
 
 
 def run_as(uid: int, cwd: Path, action: Callable[[], object]) -> int:

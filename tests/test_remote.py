@@ -27,13 +27,7 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteSource:
 
 @pytest.fixture
 def rmount(tmp_path: Path, data_dir: Path, remote: RemoteSource) -> Iterator[Mount]:
-    m = mount_remote(tmp_path, data_dir, remote)
-    try:
-        yield m
-    finally:
-        m.stop()
-    m.assert_log_clean()
-    m.assert_fsck_clean()
+    yield from mount_remote(tmp_path, data_dir, remote).checked()
 
 
 @pytest.fixture

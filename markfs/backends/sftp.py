@@ -100,7 +100,8 @@ class SftpBackend:
         sftp = self._pool.get()
         try:
             if sftp is None:
-                sftp = self._connect()
+                with self._lock:  # one handshake at a time (parallel ones stall paramiko)
+                    sftp = self._connect()
             yield sftp
         except _BROKEN:
             self._close(sftp)
