@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,12 +129,21 @@ def source_show(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def source_test(ctx: click.Context, name: str) -> None:
     """Check that a source is reachable and usable."""
-    from markfs.namespace.sources import backend_for, require_source
+    from markfs.namespace.sources import (
+        backend_for,
+        is_sql,
+        open_sql_source,
+        parse_source_url,
+        require_source,
+    )
 
     with open_tree(ctx) as tree:
         row = require_source(tree, name)
     try:
-        summary = backend_for(row).check()
+        if is_sql(row):
+            summary = open_sql_source(parse_source_url(row.url).location).check()
+        else:
+            summary = backend_for(row).check()
     except OSError as exc:
         raise UserError(f"source {name!r} is not usable: {exc.strerror or exc}") from None
     click.echo(f"ok: {summary}")
@@ -252,6 +261,69 @@ def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
     if count:
         raise UserError(f"unmounted, but {count} upload(s) ({_human(size)}) are still pending;"
                         " they resume at the next mount")
+
+
+# -- the catalog of tables ----------------------------------------------------------
+
+
+@main.command()
+@click.argument("source_name", required=False)
+@click.option("--deep", is_flag=True, help="Level 2: statistics per column (not built yet).")
+@click.pass_context
+def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
+    """Scan sources into the catalog (level 1: tables, row counts, columns)."""
+    from markfs.namespace.sources import (
+        is_sql,
+        list_sources,
+        open_sql_source,
+        parse_source_url,
+        require_source,
+    )
+    from markfs.scan.sql import scan_sql_source
+
+    if deep:
+        raise UserError("deep (level-2) scans are not built yet")
+    with open_tree(ctx) as tree:
+        rows = [require_source(tree, source_name)] if source_name else list_sources(tree)
+        for row in rows:
+            if not is_sql(row):
+                click.echo(f"skipped {row.name}: scans of {row.scheme} sources are not built yet")
+                continue
+            source = open_sql_source(parse_source_url(row.url).location)
+            try:
+                with click.progressbar(length=1, label=f"scanning {row.name}",
+                                       file=sys.stderr) as bar:
+                    report = scan_sql_source(tree, row, source, _progress_to(bar))
+            finally:
+                source.close()
+            click.echo(f"{row.name}: {report.tables} tables ({report.read} read, "
+                       f"{report.unchanged} unchanged, {report.deprecated} deprecated)")
+
+
+def _progress_to(bar: Any) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+    return update
+
+
+@main.command()
+@click.argument("source_name", required=False)
+@click.pass_context
+def tables(ctx: click.Context, source_name: str | None) -> None:
+    """Tables found by scans, managed or not: SOURCE/SCHEMA/TABLE, kind, rows, columns."""
+    from markfs.catalog.sqltables import list_tables
+    from markfs.namespace.sources import require_source
+
+    with open_tree(ctx) as tree:
+        source_id = require_source(tree, source_name).id if source_name else None
+        rows = list_tables(tree.catalog.conn, source_id)
+    for t in rows:
+        rows_text = "?" if t.rows is None else f"{t.rows}{'' if t.rows_exact else '~'}"
+        flags = ",".join(f for f, on in (("managed", t.managed), ("deprecated", t.deprecated))
+                         if on) or "-"
+        click.echo(f"{t.source}/{t.schema}/{t.name}\t{t.kind}\t{rows_text} rows\t"
+                   f"{t.columns} columns\t{flags}")
 
 
 # -- state ------------------------------------------------------------------------------

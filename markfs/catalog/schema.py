@@ -112,4 +112,35 @@ MIGRATIONS: list[str] = [
         started_ns  INTEGER NOT NULL   -- when the rename began
     );
     """,
+    # 4: what scans found in SQL sources
+    """
+    -- Tables and views of SQL sources, as the last level-1 scan found them.
+    CREATE TABLE sql_tables (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+        source_id     INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        schema_name   TEXT NOT NULL,    -- schema (SQLite: 'main')
+        table_name    TEXT NOT NULL,    -- exact name, any characters
+        kind          TEXT NOT NULL CHECK (kind IN ('table', 'view')),
+        row_count     INTEGER,          -- rows at the last scan (NULL: unknown)
+        rows_exact    INTEGER NOT NULL DEFAULT 0,  -- 1: counted, 0: the engine's estimate
+        change_token  TEXT NOT NULL,    -- the source's token at the last scan; a different
+                                        -- token means the table must be read again
+        managed       INTEGER NOT NULL DEFAULT 0,  -- 1: shown under /tables as files
+        deprecated_ns INTEGER,          -- when a scan no longer found it (kept, not dropped)
+        scanned_ns    INTEGER NOT NULL, -- when a scan last saw it
+        UNIQUE (source_id, schema_name, table_name)
+    );
+
+    -- Columns of those tables, replaced whenever the table's change token changes.
+    CREATE TABLE sql_columns (
+        table_id    INTEGER NOT NULL REFERENCES sql_tables(id) ON DELETE CASCADE,
+        position    INTEGER NOT NULL,   -- 0-based order in the table
+        name        TEXT NOT NULL,      -- exact column name
+        type        TEXT NOT NULL,      -- declared type as the source reports it
+        nullable    INTEGER NOT NULL,   -- 1: NULLs allowed
+        primary_key INTEGER NOT NULL,   -- 1: part of the primary key
+        comment     TEXT,               -- the source's column comment, if any
+        PRIMARY KEY (table_id, position)
+    ) WITHOUT ROWID;
+    """,
 ]

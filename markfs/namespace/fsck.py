@@ -17,6 +17,7 @@ from markfs.catalog import nodes as q
 from markfs.catalog import sources as sq
 from markfs.catalog import uploads as uq
 from markfs.model import Kind
+from markfs.namespace.sources import is_sql
 from markfs.namespace.tree import Tree
 
 
@@ -42,7 +43,7 @@ def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
             problems.append(f"node {node.id}: belongs to a removed source")
             doomed.append(node.id)
     for row in sq.list_sources(conn):
-        if q.node_by_remote(conn, row.id, b"") is None:
+        if not is_sql(row) and q.node_by_remote(conn, row.id, b"") is None:
             problems.append(f"source {row.name!r}: has no folder under /sources")
     return problems, doomed
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import apsw
+
 from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes as q
@@ -18,17 +20,18 @@ from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.tree import SOURCES_ID, Tree
+from markfs.sources.base import SqliteLocation, SqlSource
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PLANNED_SCHEMES = {
-    "sqlite": "SQLite sources",
     "postgresql": "PostgreSQL sources",
     "mysql": "MySQL sources",
 }
 S3_PARAMS = {"endpoint", "region"}
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
-Location = Path | S3Location | SftpLocation
+SQL_SCHEMES = {"sqlite"}  # sources of tables (shown under /tables), not of files
+Location = Path | S3Location | SftpLocation | SqliteLocation
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ def parse_source_url(url: str) -> SourceUrl:
         return SourceUrl(scheme, _parse_s3(url))
     if scheme == "sftp":
         return SourceUrl(scheme, _parse_sftp(url))
+    if scheme == "sqlite":
+        return SourceUrl(scheme, SqliteLocation(str(_parse_file(url))))
     raise UserError(f"unknown URL scheme {scheme!r} in {redact(url)!r}")
 
 
@@ -139,15 +144,48 @@ def backend_for(row: SourceRow, timeout: float = 30.0) -> Backend:
         from markfs.backends.sftp import SftpBackend
 
         return SftpBackend(location, timeout=timeout)
+    if isinstance(location, SqliteLocation):
+        raise UserError(f"source {row.name!r} holds tables, not files")
     return LocalBackend(location)
 
 
-def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node:
+def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
+                    read_only: bool) -> None:
+    """A database: recorded now, its tables appear under /tables once managed."""
+    open_sql_source(parsed.location).close()  # a clear error now beats one at scan time
+    with tree.transaction() as txn:
+        sq.insert_source(txn, name, redact(url), parsed.scheme, read_only)
+
+
+def open_sql_source(location: Location) -> SqlSource:
+    if not isinstance(location, SqliteLocation):
+        raise UserError("not an SQL source")
+    path = Path(location.path)
+    if not path.is_file():
+        raise UserError(f"no such SQLite database: {path}")
+    from markfs.sources.sqlite import SqliteSource
+
+    try:
+        source = SqliteSource(path)
+        source.tables()
+    except apsw.Error as exc:
+        raise UserError(f"cannot read {path} as an SQLite database: {exc}") from None
+    return source
+
+
+def is_sql(row: SourceRow) -> bool:
+    return row.scheme in SQL_SCHEMES
+
+
+def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
     """Register a source and give it its folder under /sources."""
     validate_source_name(name)
     parsed = parse_source_url(url)
     if sq.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
+    if isinstance(parsed.location, SqliteLocation):
+        _add_sql_source(tree, name, url, parsed, read_only)
+        return None
     now = time.time_ns()
     mode, uid, gid, mtime = stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), now
     if isinstance(parsed.location, Path):

@@ -1,0 +1,86 @@
+"""The `sql_tables` and `sql_columns` tables: what scans found in SQL sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+@dataclass(frozen=True)
+class TableRow:
+    id: int
+    source: str
+    schema: str
+    name: str
+    kind: str
+    rows: int | None
+    rows_exact: bool
+    change_token: str
+    managed: bool
+    deprecated: bool
+    columns: int
+
+
+def known_tokens(conn: apsw.Connection, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:
+    """(schema, table) -> (id, change token) of what the source had at the last scan."""
+    return {(str(s), str(t)): (int(i), str(tok)) for i, s, t, tok in conn.execute(  # type: ignore[call-overload]
+        "SELECT id, schema_name, table_name, change_token FROM sql_tables WHERE source_id = ?",
+        (source_id,))}
+
+
+def upsert(txn: Txn, source_id: int, schema: str, name: str, kind: str, rows: int | None,
+           rows_exact: bool, token: str, now_ns: int) -> int:
+    txn.execute(
+        "INSERT INTO sql_tables (source_id, schema_name, table_name, kind, row_count, "
+        "rows_exact, change_token, scanned_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (source_id, schema_name, table_name) DO UPDATE SET kind = excluded.kind, "
+        "row_count = excluded.row_count, rows_exact = excluded.rows_exact, "
+        "change_token = excluded.change_token, scanned_ns = excluded.scanned_ns, "
+        "deprecated_ns = NULL", (source_id, schema, name, kind, rows, int(rows_exact), token,
+                                 now_ns))
+    row = txn.execute("SELECT id FROM sql_tables WHERE source_id = ? AND schema_name = ? "
+                      "AND table_name = ?", (source_id, schema, name)).fetchone()
+    return int(row[0])
+
+
+def touch(txn: Txn, table_id: int, now_ns: int) -> None:
+    txn.execute("UPDATE sql_tables SET scanned_ns = ?, deprecated_ns = NULL WHERE id = ?",
+                (now_ns, table_id))
+
+
+def replace_columns(txn: Txn, table_id: int,
+                    columns: list[tuple[int, str, str, bool, bool, str | None]]) -> None:
+    """Columns as (position, name, type, nullable, primary key, comment)."""
+    txn.execute("DELETE FROM sql_columns WHERE table_id = ?", (table_id,))
+    for position, name, ctype, nullable, pk, comment in columns:
+        txn.execute("INSERT INTO sql_columns (table_id, position, name, type, nullable, "
+                    "primary_key, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (table_id, position, name, ctype, int(nullable), int(pk), comment))
+
+
+def deprecate_missing(txn: Txn, source_id: int, seen: set[int], now_ns: int) -> int:
+    """Mark tables the scan did not find (they stay in the catalog); returns how many."""
+    rows = txn.execute("SELECT id FROM sql_tables WHERE source_id = ? AND deprecated_ns IS NULL",
+                       (source_id,)).fetchall()
+    gone = [int(r[0]) for r in rows if int(r[0]) not in seen]
+    for table_id in gone:
+        txn.execute("UPDATE sql_tables SET deprecated_ns = ? WHERE id = ?", (now_ns, table_id))
+    return len(gone)
+
+
+def list_tables(conn: apsw.Connection, source_id: int | None = None) -> list[TableRow]:
+    where = "WHERE t.source_id = ?" if source_id is not None else ""
+    params = (source_id,) if source_id is not None else ()
+    return [TableRow(int(i), str(src), str(schema), str(name), str(kind),  # type: ignore[call-overload]
+                     None if rows is None else int(rows), bool(exact), str(token),  # type: ignore[call-overload]
+                     bool(managed), deprecated is not None, int(ncols))  # type: ignore[call-overload]
+            for i, src, schema, name, kind, rows, exact, token, managed, deprecated, ncols
+            in conn.execute(
+                "SELECT t.id, s.name, t.schema_name, t.table_name, t.kind, t.row_count, "
+                "t.rows_exact, t.change_token, t.managed, t.deprecated_ns, "
+                "(SELECT count(*) FROM sql_columns c WHERE c.table_id = t.id) "
+                f"FROM sql_tables t JOIN sources s ON s.id = t.source_id {where} "
+                "ORDER BY s.name, t.schema_name, t.table_name", params)]

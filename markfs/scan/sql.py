@@ -1,0 +1,61 @@
+"""Level-1 scan of an SQL source: its tables and views, their row counts and columns.
+
+Incremental: a table whose change token is the one recorded at the last scan is
+not read again. Everything is read from the source first and written to the
+catalog in one short transaction afterwards, so a source that fails mid-scan
+leaves the catalog as it was. Tables the scan no longer finds are marked
+deprecated, not dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from markfs.catalog import sqltables as tq
+from markfs.catalog.sources import SourceRow
+from markfs.namespace.tree import Tree
+from markfs.sources.base import ColumnInfo, SqlSource, TableInfo
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    source: str
+    tables: int  # found now
+    read: int  # new or changed: columns read again
+    unchanged: int
+    deprecated: int  # no longer found
+
+
+Progress = Callable[[int, int], None]
+
+
+def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
+                    progress: Progress | None = None) -> ScanReport:
+    known = tq.known_tokens(tree.catalog.conn, row.id)
+    infos = source.tables()
+    changed: list[tuple[TableInfo, list[ColumnInfo]]] = []
+    unchanged: list[int] = []
+    for done, info in enumerate(infos, 1):
+        previous = known.get((info.schema, info.name))
+        if previous is not None and previous[1] == info.change_token:
+            unchanged.append(previous[0])
+        else:
+            changed.append((info, source.columns(info.schema, info.name)))
+        if progress is not None:
+            progress(done, len(infos))
+    now = time.time_ns()
+    with tree.transaction() as txn:
+        seen = set(unchanged)
+        for table_id in unchanged:
+            tq.touch(txn, table_id, now)
+        for info, columns in changed:
+            table_id = tq.upsert(txn, row.id, info.schema, info.name, info.kind, info.rows,
+                                 info.rows_exact, info.change_token, now)
+            tq.replace_columns(txn, table_id, [
+                (c.position, c.name, c.type, c.nullable, c.primary_key, c.comment)
+                for c in columns])
+            seen.add(table_id)
+        deprecated = tq.deprecate_missing(txn, row.id, seen, now)
+    return ScanReport(row.name, len(infos), len(changed), len(unchanged), deprecated)

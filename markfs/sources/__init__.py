@@ -1,0 +1,1 @@
+"""SQL sources: databases whose schemas, tables and columns the catalog records."""

@@ -1,0 +1,115 @@
+"""SQLite sources and the level-1 scan: tables, row counts and columns in the catalog."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import apsw
+import pytest
+from conftest import Mount, run_markfs
+
+ODD_NAMES = ['Mixed Case', 'with "quotes"', "données", "select"]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "shop.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "email TEXT)")
+    conn.executemany("INSERT INTO customers (name, email) VALUES (?, ?)",
+                     [(f"c{i}", None if i % 3 else f"c{i}@x") for i in range(250)])
+    conn.execute("CREATE TABLE empty_one (x REAL)")
+    conn.execute("CREATE VIEW big_customers AS SELECT * FROM customers WHERE id > 100")
+    for name in ODD_NAMES:
+        quoted = '"' + name.replace('"', '""') + '"'
+        conn.execute(f'CREATE TABLE {quoted} ("a b" TEXT, "C" INTEGER)')
+        conn.execute(f"INSERT INTO {quoted} VALUES ('x', 1)")
+    conn.close()
+    return path
+
+
+def tables_of(data_dir: Path) -> dict[str, list[str]]:
+    out = run_markfs(data_dir, "tables").stdout.splitlines()
+    return {line.split("\t")[0]: line.split("\t")[1:] for line in out}
+
+
+def test_sqlite_source_is_added_and_tested(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    assert "shop\tsqlite://" in run_markfs(data_dir, "source", "list").stdout
+    assert "SQLite database, 7 tables and views" in run_markfs(
+        data_dir, "source", "test", "shop").stdout
+
+
+def test_a_file_that_is_not_a_database_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    done = run_markfs(data_dir, "source", "add", "bad", f"sqlite://{bad}", check=False)
+    assert done.returncode == 1 and "cannot read" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_scan_records_tables_rows_and_columns(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    out = run_markfs(data_dir, "scan", "shop").stdout
+    assert "shop: 7 tables (7 read, 0 unchanged, 0 deprecated)" in out
+    tables = tables_of(data_dir)
+    assert tables["shop/main/customers"] == ["table", "250 rows", "3 columns", "-"]
+    assert tables["shop/main/empty_one"] == ["table", "0 rows", "1 columns", "-"]
+    assert tables["shop/main/big_customers"][:2] == ["view", "150 rows"]
+    for name in ODD_NAMES:
+        assert tables[f"shop/main/{name}"] == ["table", "1 rows", "2 columns", "-"]
+
+
+def test_a_second_scan_reads_only_what_changed(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan", "shop")
+    assert "(0 read, 7 unchanged" in run_markfs(data_dir, "scan", "shop").stdout
+    conn = apsw.Connection(str(db))
+    conn.execute("INSERT INTO customers (name) VALUES ('new')")
+    conn.close()
+    out = run_markfs(data_dir, "scan", "shop").stdout
+    assert "(2 read, 5 unchanged" in out  # the table and the view over it
+    assert tables_of(data_dir)["shop/main/customers"][1] == "251 rows"
+
+
+def test_a_dropped_table_is_deprecated_not_forgotten(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan")
+    conn = apsw.Connection(str(db))
+    conn.execute("DROP TABLE empty_one")
+    conn.close()
+    assert "1 deprecated" in run_markfs(data_dir, "scan", "shop").stdout
+    assert tables_of(data_dir)["shop/main/empty_one"][-1] == "deprecated"
+
+
+def test_a_vanished_database_fails_clearly_and_keeps_the_catalog(
+        data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan")
+    before = tables_of(data_dir)
+    os.unlink(db)
+    done = run_markfs(data_dir, "scan", "shop", check=False)
+    assert done.returncode == 1 and "no such SQLite database" in done.stderr
+    assert tables_of(data_dir) == before
+    run_markfs(data_dir, "fsck")
+
+
+def test_scan_skips_file_sources_and_refuses_deep(data_dir: Path, backing: Path) -> None:
+    assert "skipped loc" in run_markfs(data_dir, "scan").stdout
+    done = run_markfs(data_dir, "scan", "--deep", check=False)
+    assert done.returncode == 1 and "not built yet" in done.stderr
+
+
+def test_sql_sources_have_no_folder_under_sources(mount: Mount, db: Path) -> None:
+    run_markfs(mount.data_dir, "source", "add", "shop", f"sqlite://{db}")
+    mount.remount()
+    assert os.listdir(mount.path / "sources") == ["loc"]
+
+
+def test_removing_the_source_removes_its_tables(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan")
+    run_markfs(data_dir, "source", "remove", "shop")
+    assert run_markfs(data_dir, "tables").stdout == ""
