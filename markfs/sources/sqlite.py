@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
+import pyarrow as pa
 
 from markfs.sources.base import ColumnInfo, TableInfo
 
@@ -53,3 +56,45 @@ class SqliteSource:
     def check(self) -> str:
         tables = self.tables()
         return f"{self.path}: SQLite database, {len(tables)} tables and views"
+
+
+def arrow_type(declared: str) -> pa.DataType:
+    """SQLite's type affinity rules (section 3.1 of its datatype page) mapped to Arrow."""
+    upper = declared.upper()
+    if "INT" in upper:
+        return pa.int64()
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return pa.string()
+    if "BLOB" in upper or not upper:
+        return pa.binary() if "BLOB" in upper else pa.string()
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return pa.float64()
+    return pa.string()  # NUMERIC affinity: exact text, never a lossy float
+
+
+def arrow_schema(columns: list[ColumnInfo]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, arrow_type(c.type), nullable=c.nullable)
+                      for c in columns])
+
+
+def _column(values: list[object], field: pa.Field) -> pa.Array:
+    if pa.types.is_string(field.type):
+        values = [v if v is None or isinstance(v, str) else
+                  (v.hex() if isinstance(v, bytes) else str(v)) for v in values]
+    try:
+        return pa.array(values, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        raise ValueError(f"column {field.name!r} holds values that are not "
+                         f"{field.type}: the table needs a string column type") from None
+
+
+def stream_batches(source: SqliteSource, table: str, schema: pa.Schema,
+                   batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """The table's rows as Arrow record batches, `batch_rows` at a time (bounded memory)."""
+    names = ", ".join(quote(f.name) for f in schema)
+    cursor = source.conn.execute(f"SELECT {names} FROM {quote(table)}")
+    while rows := list(itertools.islice(cursor, batch_rows)):
+        columns = list(zip(*rows, strict=True))
+        yield pa.RecordBatch.from_arrays(
+            [_column(list(col), field) for col, field in zip(columns, schema, strict=True)],
+            schema=schema)

@@ -1,0 +1,1 @@
+"""Streaming writers: Arrow record batches into Parquet, CSV and JSON lines files."""
