@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import S3Server, SshServer, s3_env
+from servers import PostgresServer, S3Server, SshServer, s3_env
 
 MOUNT_TIMEOUT_S = 20.0
 
@@ -122,6 +124,19 @@ def s3() -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    # not under pytest's tmp: that is 0700 root, and PostgreSQL runs as `postgres`
+    root = Path(tempfile.mkdtemp(prefix="markfs-test-pg-"))
+    server = PostgresServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

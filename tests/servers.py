@@ -5,8 +5,10 @@ Each is started by a fixture and stopped by it, by its own PID or handle.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -127,3 +129,51 @@ def s3_env() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (make test installs it)")
+    return found[-1]
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (initdb into a temp dir, run as `postgres`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _as_postgres(self, *args: str) -> list[str]:
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *args]
+
+    def start(self) -> None:
+        (self.root / "sock").mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.root, "postgres", "postgres")
+        shutil.chown(self.root / "sock", "postgres", "postgres")
+        subprocess.run(self._as_postgres(_pg_bin("initdb"), "-D", str(self.root / "data"),
+                                         "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                                         "--no-sync"), check=True, capture_output=True)
+        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - lives as long as it
+        self.proc = subprocess.Popen(self._as_postgres(
+            _pg_bin("postgres"), "-D", str(self.root / "data"), "-h", "127.0.0.1", "-p",
+            str(self.port), "-k", str(self.root / "sock"), "-c", "fsync=off"),
+            stdout=log, stderr=log)
+        wait_for_port(self.port, 30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def connect(self, dbname: str = "postgres") -> object:
+        import psycopg
+
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}",
+                               autocommit=True)
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"

@@ -20,18 +20,17 @@ from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.tree import SOURCES_ID, Tree
-from markfs.sources.base import SqliteLocation, SqlSource
+from markfs.sources.base import PostgresLocation, SqliteLocation, SqlSource
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PLANNED_SCHEMES = {
-    "postgresql": "PostgreSQL sources",
     "mysql": "MySQL sources",
 }
 S3_PARAMS = {"endpoint", "region"}
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
-SQL_SCHEMES = {"sqlite"}  # sources of tables (shown under /tables), not of files
-Location = Path | S3Location | SftpLocation | SqliteLocation
+SQL_SCHEMES = {"sqlite", "postgresql"}  # sources of tables (shown under /tables), not of files
+Location = Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,8 @@ def parse_source_url(url: str) -> SourceUrl:
         return SourceUrl(scheme, _parse_sftp(url))
     if scheme == "sqlite":
         return SourceUrl(scheme, SqliteLocation(str(_parse_file(url))))
+    if scheme == "postgresql":
+        return SourceUrl(scheme, _parse_postgres(url))
     raise UserError(f"unknown URL scheme {scheme!r} in {redact(url)!r}")
 
 
@@ -109,6 +110,22 @@ def _parse_s3(url: str) -> S3Location:
     if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
         raise UserError(f"endpoint must be an http:// or https:// URL: {endpoint!r}")
     return S3Location(bucket, prefix + "/" if prefix else "", endpoint, params.get("region"))
+
+
+def _parse_postgres(url: str) -> PostgresLocation:
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise UserError("passwords do not belong in source URLs: use ~/.pgpass or PGPASSWORD")
+    if not parts.hostname or not parts.path.strip("/"):
+        raise UserError(f"postgresql URLs need a host and a database: "
+                        f"postgresql://user@host:port/db, got {url!r}")
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise UserError(f"invalid port in {url!r}") from None
+    user = f" user={parts.username}" if parts.username else ""
+    return PostgresLocation(f"host={parts.hostname} port={port} "
+                            f"dbname={unquote(parts.path.strip('/'))}{user}")
 
 
 def _parse_sftp(url: str) -> SftpLocation:
@@ -144,7 +161,7 @@ def backend_for(row: SourceRow, timeout: float = 30.0) -> Backend:
         from markfs.backends.sftp import SftpBackend
 
         return SftpBackend(location, timeout=timeout)
-    if isinstance(location, SqliteLocation):
+    if isinstance(location, (SqliteLocation, PostgresLocation)):
         raise UserError(f"source {row.name!r} holds tables, not files")
     return LocalBackend(location)
 
@@ -158,6 +175,8 @@ def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
 
 
 def open_sql_source(location: Location) -> SqlSource:
+    if isinstance(location, PostgresLocation):
+        return _open_postgres(location)
     if not isinstance(location, SqliteLocation):
         raise UserError("not an SQL source")
     path = Path(location.path)
@@ -173,6 +192,18 @@ def open_sql_source(location: Location) -> SqlSource:
     return source
 
 
+def _open_postgres(location: PostgresLocation) -> SqlSource:
+    import psycopg
+
+    from markfs.sources.postgres import PostgresSource
+
+    try:
+        return PostgresSource(location.conninfo)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot reach PostgreSQL ({location.conninfo}): {first}") from None
+
+
 def is_sql(row: SourceRow) -> bool:
     return row.scheme in SQL_SCHEMES
 
@@ -183,7 +214,7 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
     parsed = parse_source_url(url)
     if sq.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
-    if isinstance(parsed.location, SqliteLocation):
+    if isinstance(parsed.location, (SqliteLocation, PostgresLocation)):
         _add_sql_source(tree, name, url, parsed, read_only)
         return None
     now = time.time_ns()

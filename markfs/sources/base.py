@@ -43,3 +43,10 @@ class SqliteLocation:
     """Where a sqlite:// source lives."""
 
     path: str
+
+
+@dataclass(frozen=True)
+class PostgresLocation:
+    """Where a postgresql:// source lives (libpq connection string; no password kept)."""
+
+    conninfo: str
