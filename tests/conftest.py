@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from servers import PostgresServer, S3Server, SshServer, s3_env
@@ -105,37 +106,36 @@ class Mount:
         assert not bad, text
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    server = SshServer.create(tmp_path_factory.mktemp("sshd"))
-    server.start()
+Server = TypeVar("Server", SshServer, S3Server, PostgresServer)
+
+
+def served(server: Server) -> Iterator[Server]:
+    """A session fixture's body: start the server, hand it out, always stop it."""
     try:
+        server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    yield from served(SshServer.create(tmp_path_factory.mktemp("sshd")))
 
 
 @pytest.fixture(scope="session")
 def s3() -> Iterator[S3Server]:
     s3_env()
-    server = S3Server()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from served(S3Server())
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     # not under pytest's tmp: that is 0700 root, and PostgreSQL runs as `postgres`
     root = Path(tempfile.mkdtemp(prefix="markfs-test-pg-"))
-    server = PostgresServer(root)
     try:
-        server.start()
-        yield server
+        yield from served(PostgresServer(root))
     finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

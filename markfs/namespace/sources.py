@@ -8,7 +8,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import apsw
 
@@ -112,17 +112,22 @@ def _parse_s3(url: str) -> S3Location:
     return S3Location(bucket, prefix + "/" if prefix else "", endpoint, params.get("region"))
 
 
+def _server_port(parts: SplitResult, url: str, default: int, password_hint: str) -> int:
+    """The port of a user@host[:port] URL, which must carry no password."""
+    if parts.password is not None:
+        raise UserError(f"passwords do not belong in source URLs: {password_hint}")
+    try:
+        return parts.port or default
+    except ValueError:
+        raise UserError(f"invalid port in {url!r}") from None
+
+
 def _parse_postgres(url: str) -> PostgresLocation:
     parts = urlsplit(url)
-    if parts.password is not None:
-        raise UserError("passwords do not belong in source URLs: use ~/.pgpass or PGPASSWORD")
+    port = _server_port(parts, url, 5432, "use ~/.pgpass or PGPASSWORD")
     if not parts.hostname or not parts.path.strip("/"):
         raise UserError(f"postgresql URLs need a host and a database: "
                         f"postgresql://user@host:port/db, got {url!r}")
-    try:
-        port = parts.port or 5432
-    except ValueError:
-        raise UserError(f"invalid port in {url!r}") from None
     user = f" user={parts.username}" if parts.username else ""
     return PostgresLocation(f"host={parts.hostname} port={port} "
                             f"dbname={unquote(parts.path.strip('/'))}{user}")
@@ -131,15 +136,10 @@ def _parse_postgres(url: str) -> PostgresLocation:
 def _parse_sftp(url: str) -> SftpLocation:
     parts = urlsplit(url)
     params = _query(url, parts.query, SFTP_PARAMS)
-    if parts.password is not None:
-        raise UserError("passwords do not belong in source URLs: use key_file or ssh-agent")
+    port = _server_port(parts, url, 22, "use key_file or ssh-agent")
     if not parts.username or not parts.hostname:
         raise UserError(f"sftp URLs need a user and a host: sftp://user@host/path, "
                         f"got {url!r}")
-    try:
-        port = parts.port or 22
-    except ValueError:
-        raise UserError(f"invalid port in {url!r}") from None
     path = unquote(parts.path) or "/"
     if ".." in path.split("/"):
         raise UserError(f"source path must not contain '..': {path}")
