@@ -272,6 +272,7 @@ def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
 @click.pass_context
 def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
     """Scan sources into the catalog (level 1: tables, row counts, columns)."""
+    from markfs.namespace.scans import scan_sql_source
     from markfs.namespace.sources import (
         is_sql,
         list_sources,
@@ -279,7 +280,6 @@ def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
         parse_source_url,
         require_source,
     )
-    from markfs.scan.sql import scan_sql_source
 
     if deep:
         raise UserError("deep (level-2) scans are not built yet")
@@ -326,13 +326,84 @@ def tables(ctx: click.Context, source_name: str | None) -> None:
                    f"{t.columns} columns\t{flags}")
 
 
+@main.command()
+@click.argument("tables", nargs=-1, required=True, metavar="SOURCE/SCHEMA/TABLE...")
+@click.pass_context
+def manage(ctx: click.Context, tables: tuple[str, ...]) -> None:
+    """Show tables under /tables as files: renders a snapshot of each."""
+    from markfs.namespace.tables import ManagedTables, TableRef
+
+    refs = [TableRef.parse(text) for text in tables]
+    with open_tree(ctx) as tree:
+        managed = ManagedTables(tree, data_dir_of(ctx))
+        for source in dict.fromkeys(ref.source for ref in refs):
+            managed.rescan(source)
+        for ref in refs:
+            _render(managed, ref, managed.find(ref))
+
+
+def _render(managed: Any, ref: Any, table: Any) -> None:
+    with click.progressbar(length=table.rows or 0, label=f"rendering {ref}",
+                           file=sys.stderr) as bar:
+        snapshot = managed.take_snapshot(table, bar.update)
+    size = sum(f.size for f in snapshot.files if f.name == "data.parquet")
+    click.echo(f"{ref}: {snapshot.rows} rows, data.parquet {_human(size)}")
+
+
+@main.command()
+@click.argument("tables", nargs=-1, required=True, metavar="SOURCE/SCHEMA/TABLE...")
+@click.pass_context
+def unmanage(ctx: click.Context, tables: tuple[str, ...]) -> None:
+    """Take tables out of /tables (the source is not touched)."""
+    from markfs.namespace.tables import ManagedTables, TableRef
+
+    with open_tree(ctx) as tree:
+        managed = ManagedTables(tree, data_dir_of(ctx))
+        for text in tables:
+            table = managed.find(TableRef.parse(text))
+            if not table.managed:
+                raise UserError(f"{text} is not managed")
+            managed.unmanage(table)
+            click.echo(f"{text}: no longer managed")
+
+
+@main.command()
+@click.argument("table_ref", required=False, metavar="[SOURCE/SCHEMA/TABLE]")
+@click.option("--force", is_flag=True, help="Render again even if the source is unchanged.")
+@click.pass_context
+def refresh(ctx: click.Context, table_ref: str | None, force: bool) -> None:
+    """Render new snapshots of managed tables whose source changed."""
+    from markfs.catalog.sqltables import list_tables
+    from markfs.namespace.tables import ManagedTables, TableRef
+
+    with open_tree(ctx) as tree:
+        managed = ManagedTables(tree, data_dir_of(ctx))
+        wanted = [TableRef.parse(table_ref)] if table_ref else [
+            TableRef(t.source, t.schema, t.name)
+            for t in list_tables(tree.catalog.conn) if t.managed]
+        for ref in wanted:
+            if not managed.find(ref).managed:
+                raise UserError(f"{ref} is not managed (run: markfs manage {ref})")
+        for source in dict.fromkeys(ref.source for ref in wanted):
+            managed.rescan(source)
+        stale = {(t.source, t.schema, t.table) for t in managed.stale()}
+        todo = [r for r in wanted if force or (r.source, r.schema, r.table) in stale]
+        for ref in todo:
+            _render(managed, ref, managed.find(ref))
+    if not todo:
+        click.echo("all managed tables are up to date")
+
+
 # -- state ------------------------------------------------------------------------------
 
 
 @main.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Mounts, sources, catalog and cache use."""
+    """Mounts, sources, catalog and cache use, stale tables, recent scans."""
+    from markfs.catalog.jobs import recent as recent_jobs
+    from markfs.catalog.managed import stale_tables
+    from markfs.catalog.sqltables import list_tables
     from markfs.namespace.sources import list_sources
 
     data_dir = data_dir_of(ctx)
@@ -340,6 +411,9 @@ def status(ctx: click.Context) -> None:
         sources = list_sources(tree)
         nodes = tree.count_nodes()
         uploads, upload_bytes = tree.pending_uploads()
+        managed = sum(1 for t in list_tables(tree.catalog.conn) if t.managed)
+        stale = stale_tables(tree.catalog.conn)
+        jobs = recent_jobs(tree.catalog.conn, 5)
     mounts = runtime.active_mounts(data_dir)
     click.echo(f"data directory: {data_dir.root}")
     click.echo(f"mounts: {len(mounts)}")
@@ -352,6 +426,20 @@ def status(ctx: click.Context) -> None:
     click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
     click.echo(f"pending uploads: {uploads} ({upload_bytes} bytes)")
     click.echo(f"content cache: {_size_of_tree(data_dir.cache)}")
+    _status_of_tables(managed, stale, jobs)
+
+
+def _status_of_tables(managed: int, stale: list[Any], jobs: list[Any]) -> None:
+    click.echo(f"managed tables: {managed} ({len(stale)} stale)")
+    for t in stale:
+        click.echo(f"  stale: {t.source}/{t.schema}/{t.table} (run: markfs refresh)")
+    click.echo("recent scans and renders:" if jobs else "recent scans and renders: none")
+    for job in jobs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.started_ns / 1e9))
+        total = f"/{job.total}" if job.total is not None else ""
+        outcome = f": {job.message}" if job.message else ""
+        click.echo(f"  {when} {job.kind} {job.target}: {job.state} "
+                   f"({job.done}{total}){outcome}")
 
 
 def _size_of_tree(root: Path) -> str:

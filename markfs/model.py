@@ -21,9 +21,10 @@ class Kind(str, Enum):
     LAYOUT = "layout"  # fixed folders of the mount: /, /sources, /tables, ...
     CONTROL = "control"  # generated read-only files under /.markfs
     SOURCE = "source"  # a path inside a source (the source root has remote_path b"")
+    TABLE = "table"  # a folder or snapshot file of a managed table under /tables
 
 
-_KIND_CODES = {Kind.LAYOUT: 1, Kind.CONTROL: 2, Kind.SOURCE: 3}
+_KIND_CODES = {Kind.LAYOUT: 1, Kind.CONTROL: 2, Kind.SOURCE: 3, Kind.TABLE: 4}
 _KINDS_BY_CODE = {v: k for k, v in _KIND_CODES.items()}
 
 

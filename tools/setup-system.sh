@@ -12,6 +12,7 @@ declare -A need=(
   [openssh-server]=/usr/sbin/sshd        # SFTP tests run a real sshd
   [openssh-client]=/usr/bin/ssh-keygen
   [procps]=/usr/bin/pkill
+  [mariadb-server]=/usr/sbin/mariadbd  # MySQL-source tests run a real MariaDB
 )
 
 missing=()

@@ -114,6 +114,17 @@ class Catalog:
         has_meta = self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         version = self.meta("schema_version") if has_meta else 0
+        if version == len(MIGRATIONS):
+            return
+        # Foreign keys off while the schema changes (SQLite's procedure for rebuilding a
+        # table: a DROP TABLE would otherwise cascade into the tables that refer to it).
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._run_migrations(version)
+        finally:
+            self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _run_migrations(self, version: int) -> None:
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.conn:
                 self.conn.execute(sql)
@@ -124,6 +135,9 @@ class Catalog:
                     self.conn.execute(
                         "INSERT INTO meta (key, value) VALUES ('stamp', 0), ('generation', ?)",
                         (secrets.randbelow(2**31 - 1) + 1,))
+                problems = self.conn.execute("PRAGMA foreign_key_check").fetchall()
+                if problems:
+                    raise RuntimeError(f"migration {number} broke references: {problems[:3]}")
             log.info("catalog migrated to schema %d", number)
 
     def meta(self, key: str) -> int:

@@ -143,4 +143,102 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (table_id, position)
     ) WITHOUT ROWID;
     """,
+    # 5: managed tables as files, deep-scan statistics, scan jobs, search
+    """
+    -- The nodes table again, with kind 'table' (files and folders under /tables). SQLite
+    -- cannot change a CHECK in place: rebuild, copy, rename (the migration runs with
+    -- foreign keys off, so dropping the old table cascades nowhere).
+    CREATE TABLE nodes_v5 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT, -- inode number; AUTOINCREMENT: never reused
+        parent      INTEGER NOT NULL,   -- parent node id (the root is its own parent); no FK:
+                                        -- subtrees are removed explicitly so the mirror hears of it
+        name        BLOB NOT NULL,      -- one path component, bytes as the kernel sends them
+        kind        TEXT NOT NULL CHECK (kind IN ('layout', 'control', 'source', 'table')),
+                                        -- which provider answers for the node
+        mode        INTEGER NOT NULL,   -- st_mode, file type bits included
+        uid         INTEGER NOT NULL,   -- owner
+        gid         INTEGER NOT NULL,   -- group
+        size        INTEGER NOT NULL DEFAULT 0,  -- st_size in bytes
+        mtime_ns    INTEGER NOT NULL,   -- content modification time
+        ctime_ns    INTEGER NOT NULL,   -- status change time
+        nlink       INTEGER NOT NULL DEFAULT 1,  -- link count as the source reports it
+        generation  INTEGER NOT NULL,   -- with id, the identity in NFS file handles
+        source_id   INTEGER REFERENCES sources(id),  -- owning source for kinds 'source', 'table'
+        remote_path BLOB,               -- path inside the source, '/'-separated, b'' = its root
+        target      BLOB,               -- symlink target
+        listed_ns   INTEGER,            -- last time this directory was reconciled with its source
+        etag        BLOB,               -- content identity: S3 ETag, SFTP size+mtime token, or
+                                        -- for a table file the xxh3-128 of its snapshot
+        UNIQUE (parent, name)
+    );
+    INSERT INTO nodes_v5 (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
+                          nlink, generation, source_id, remote_path, target, listed_ns, etag)
+        SELECT id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink,
+               generation, source_id, remote_path, target, listed_ns, etag FROM nodes;
+    DROP TABLE nodes;
+    ALTER TABLE nodes_v5 RENAME TO nodes;
+    CREATE INDEX nodes_by_parent_id ON nodes (parent, id);          -- readdir in stable id order
+    CREATE INDEX nodes_by_remote ON nodes (source_id, remote_path); -- source path -> node
+
+    -- The files of managed tables' current snapshots (data.parquet, schema.json, ...).
+    -- A snapshot never changes: a refresh renders new bytes into new nodes (new inode
+    -- numbers) and swaps the names over in one transaction, so a handle open on the old
+    -- inode keeps reading the old bytes and the kernel's page cache is never stale.
+    CREATE TABLE table_files (
+        node_id      INTEGER PRIMARY KEY,  -- the file's node (kind 'table')
+        table_id     INTEGER NOT NULL REFERENCES sql_tables(id) ON DELETE CASCADE,
+        file_name    TEXT NOT NULL,     -- 'data.parquet' | 'data.csv' | ... | 'preview.csv'
+        digest       TEXT NOT NULL,     -- xxh3-128 (hex) of the bytes: names the snapshot blob
+        size         INTEGER NOT NULL,  -- exact byte count (st_size)
+        row_count    INTEGER NOT NULL,  -- rows rendered into the file
+        change_token TEXT NOT NULL,     -- the table's change token when rendered: a scan that
+                                        -- records another token makes the snapshot stale
+        rendered_ns  INTEGER NOT NULL,  -- when the snapshot was taken
+        UNIQUE (table_id, file_name)
+    );
+
+    -- Level-2 (deep) scan results per column of a table or structured file.
+    CREATE TABLE column_stats (
+        table_id       INTEGER NOT NULL REFERENCES sql_tables(id) ON DELETE CASCADE,
+        position       INTEGER NOT NULL,  -- column order, as in sql_columns
+        null_count     INTEGER NOT NULL,  -- rows where the column is NULL
+        distinct_count INTEGER,           -- distinct non-NULL values (NULL: not computed)
+        distinct_exact INTEGER NOT NULL,  -- 1: counted exactly, 0: an estimate
+        min_value      TEXT,              -- smallest value, as text (NULL: none/not comparable)
+        max_value      TEXT,              -- largest value, as text
+        min_length     INTEGER,           -- shortest text/blob length (NULL: not text)
+        max_length     INTEGER,           -- longest text/blob length
+        avg_length     REAL,              -- mean text/blob length
+        PRIMARY KEY (table_id, position)
+    ) WITHOUT ROWID;
+
+    -- What the last deep scan of a table (or structured file) found as a whole.
+    ALTER TABLE sql_tables ADD COLUMN stats_ns INTEGER;    -- when the deep scan ran (NULL: never)
+    ALTER TABLE sql_tables ADD COLUMN stats_rows INTEGER;  -- exact row count it counted
+    ALTER TABLE sql_tables ADD COLUMN sample_json TEXT;    -- a few rows as a JSON array of objects
+
+    -- Every scan and render job: what the CLI's progress bar and `markfs status` show.
+    CREATE TABLE scan_jobs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of start
+        kind        TEXT NOT NULL,      -- 'scan' | 'deep-scan' | 'render'
+        target      TEXT NOT NULL,      -- source name, or SOURCE/SCHEMA/TABLE
+        started_ns  INTEGER NOT NULL,   -- when it began
+        finished_ns INTEGER,            -- when it ended (NULL: running, or its process died)
+        state       TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+        done        INTEGER NOT NULL DEFAULT 0,  -- units finished (tables, objects, rows)
+        total       INTEGER,            -- units expected, if known
+        message     TEXT                -- one line: the outcome, or the error
+    );
+
+    -- Full-text index over names, columns and comments of sources, tables and files, for
+    -- `markfs search`. Rebuilt per source after each scan and manage (a derived index).
+    CREATE VIRTUAL TABLE search_index USING fts5(
+        path UNINDEXED,        -- what to print: the mount path, or SOURCE/SCHEMA/TABLE
+        source_id UNINDEXED,   -- owner, so one source's rows can be replaced
+        kind UNINDEXED,        -- 'source' | 'table' | 'view' | 'file' | 'column'
+        name,                  -- the name itself, split into words
+        detail,                -- column names and types, comments
+        tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
+    );
+    """,
 ]

@@ -12,6 +12,7 @@ from markfs.catalog.db import Txn
 @dataclass(frozen=True)
 class TableRow:
     id: int
+    source_id: int
     source: str
     schema: str
     name: str
@@ -71,16 +72,40 @@ def deprecate_missing(txn: Txn, source_id: int, seen: set[int], now_ns: int) -> 
     return len(gone)
 
 
-def list_tables(conn: apsw.Connection, source_id: int | None = None) -> list[TableRow]:
-    where = "WHERE t.source_id = ?" if source_id is not None else ""
-    params = (source_id,) if source_id is not None else ()
-    return [TableRow(int(i), str(src), str(schema), str(name), str(kind),  # type: ignore[call-overload]
+def list_tables(conn: apsw.Connection, source_id: int | None = None,
+                table_id: int | None = None) -> list[TableRow]:
+    where, params = "", ()  # type: tuple[str, tuple[int, ...]]
+    if source_id is not None:
+        where, params = "WHERE t.source_id = ?", (source_id,)
+    elif table_id is not None:
+        where, params = "WHERE t.id = ?", (table_id,)
+    return [TableRow(int(i), int(sid), str(src), str(schema), str(name), str(kind),  # type: ignore[call-overload]
                      None if rows is None else int(rows), bool(exact), str(token),  # type: ignore[call-overload]
                      bool(managed), deprecated is not None, int(ncols))  # type: ignore[call-overload]
-            for i, src, schema, name, kind, rows, exact, token, managed, deprecated, ncols
+            for i, sid, src, schema, name, kind, rows, exact, token, managed, deprecated, ncols
             in conn.execute(
-                "SELECT t.id, s.name, t.schema_name, t.table_name, t.kind, t.row_count, "
-                "t.rows_exact, t.change_token, t.managed, t.deprecated_ns, "
+                "SELECT t.id, t.source_id, s.name, t.schema_name, t.table_name, t.kind, "
+                "t.row_count, t.rows_exact, t.change_token, t.managed, t.deprecated_ns, "
                 "(SELECT count(*) FROM sql_columns c WHERE c.table_id = t.id) "
                 f"FROM sql_tables t JOIN sources s ON s.id = t.source_id {where} "
                 "ORDER BY s.name, t.schema_name, t.table_name", params)]
+
+
+def find_table(conn: apsw.Connection, source_id: int, schema: str, name: str) -> int | None:
+    row = conn.execute("SELECT id FROM sql_tables WHERE source_id = ? AND schema_name = ? "
+                       "AND table_name = ?", (source_id, schema, name)).fetchone()
+    return None if row is None else int(row[0])  # type: ignore[call-overload]
+
+
+def get_table(conn: apsw.Connection, table_id: int) -> TableRow | None:
+    found = list_tables(conn, table_id=table_id)
+    return found[0] if found else None
+
+
+def columns_of(conn: apsw.Connection, table_id: int) -> list[tuple[int, str, str, bool, bool,
+                                                                 str | None]]:
+    """(position, name, type, nullable, primary key, comment) in column order."""
+    return [(int(p), str(n), str(t), bool(nl), bool(pk), None if c is None else str(c))  # type: ignore[call-overload]
+            for p, n, t, nl, pk, c in conn.execute(
+                "SELECT position, name, type, nullable, primary_key, comment FROM sql_columns "
+                "WHERE table_id = ? ORDER BY position", (table_id,))]

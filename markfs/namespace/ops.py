@@ -30,7 +30,9 @@ from markfs.backends.base import (
     OpenFile,
 )
 from markfs.cache.content import ContentCache
+from markfs.cache.snapshots import SnapshotStore
 from markfs.cache.staging import StagingArea
+from markfs.catalog import managed as mq
 from markfs.catalog import nodes as q
 from markfs.catalog import renames as rq
 from markfs.catalog import xattrs as xq
@@ -103,6 +105,7 @@ class Namespace:
         self._changed_at: dict[int, float] = {}  # node id -> trio time the mount last changed it
         self._renames = RenameEpochs()
         self._as_root = os.geteuid() == 0
+        self.snapshots = SnapshotStore(data_dir.cache)
         self.remote = RemoteFiles(
             tree, ContentCache(data_dir.cache, config.cache_max_bytes),
             StagingArea(data_dir.staging), self._io, self._backend_by_id)
@@ -354,6 +357,8 @@ class Namespace:
             if writable:
                 raise FsError(errno.EROFS)
             return self.handles.add(Handle(node_id, snapshot=self._status(), node=node)), True
+        if node.kind is Kind.TABLE:
+            return await self._open_table_file(node, writable), False
         backend = self._writable(node) if writable else self._backend(node)
         assert node.remote_path is not None
         handle = Handle(node_id, writable=writable, size=node.size, node=node)
@@ -367,6 +372,24 @@ class Namespace:
         if flags & os.O_TRUNC:
             handle.size, handle.written = 0, True
         return self.handles.add(handle), False
+
+    async def _open_table_file(self, node: Node, writable: bool) -> int:
+        """A snapshot file: the handle holds the blob open, so a refresh that swaps in a
+        new snapshot (and deletes this blob) leaves this reader on the old bytes."""
+        if writable:
+            raise FsError(errno.EROFS)
+        for _attempt in range(2):
+            if node.etag is None:
+                raise FsError(errno.EIO, "table file without a snapshot")
+            try:
+                file = await self._io(self.snapshots.open, node.etag.decode(), release=_close)
+            except FsError as exc:
+                if exc.code != errno.ENOENT:
+                    raise
+                node = self.node(node.id)  # swapped meanwhile? (ENOENT if it was replaced)
+                continue
+            return self.handles.add(Handle(node.id, file=file, size=node.size, node=node))
+        raise FsError(errno.EIO, "snapshot blob missing (run: markfs refresh)")
 
     async def create(self, parent_id: int, name: bytes, mode: int, flags: int,
                      caller: Caller) -> tuple[int, Node]:
@@ -724,15 +747,31 @@ class Namespace:
     # -- extended attributes ---------------------------------------------------
 
     def getxattr(self, node_id: int, name: bytes) -> bytes:
-        self.node(node_id)
+        node = self.node(node_id)
+        if node.kind is Kind.TABLE:
+            return self._table_xattrs(node_id).get(name) or _no_data()
         value = xq.get_xattr(self.tree.catalog.conn, node_id, name)
         if value is None:
             raise FsError(errno.ENODATA)
         return value
 
     def listxattr(self, node_id: int) -> list[bytes]:
-        self.node(node_id)
+        if self.node(node_id).kind is Kind.TABLE:
+            return sorted(self._table_xattrs(node_id))
         return xq.list_xattrs(self.tree.catalog.conn, node_id)
+
+    def _table_xattrs(self, node_id: int) -> dict[bytes, bytes]:
+        """What a snapshot file says about itself (table folders have none)."""
+        f = mq.file_by_node(self.tree.catalog.conn, node_id)
+        if f is None:
+            return {}
+        taken = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(f.rendered_ns / 1e9))
+        return {b"user.markfs.source": f.source.encode(),
+                b"user.markfs.table": f"{f.source}/{f.schema}/{f.table}".encode(),
+                b"user.markfs.snapshot_time": taken.encode(),
+                b"user.markfs.rows": str(f.rows).encode(),
+                b"user.markfs.hash": f"xxh3-128:{f.digest}".encode(),
+                b"user.markfs.stale": b"1" if f.stale else b"0"}
 
     def setxattr(self, node_id: int, name: bytes, value: bytes) -> None:
         self._writable(self.node(node_id))
@@ -758,6 +797,10 @@ class Namespace:
 
 def _close(file: OpenFile) -> None:
     file.close()
+
+
+def _no_data() -> bytes:
+    raise FsError(errno.ENODATA)
 
 
 def check_name(name: bytes) -> None:

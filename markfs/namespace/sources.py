@@ -19,7 +19,7 @@ from markfs.catalog import sources as sq
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.tree import SOURCES_ID, Tree
+from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.sources.base import PostgresLocation, SqliteLocation, SqlSource
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -239,9 +239,11 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
 def remove_source(tree: Tree, name: str) -> None:
     row = require_source(tree, name)
     node = q.node_by_remote(tree.catalog.conn, row.id, b"")
+    tables = q.find_child(tree.catalog.conn, TABLES_ID, name.encode())
     with tree.transaction() as txn:
-        if node is not None:
-            q.delete_subtree(txn, node.id)
+        for folder in (node, tables):
+            if folder is not None:
+                q.delete_subtree(txn, folder.id)
         sq.delete_source(txn, row.id)
 
 

@@ -34,6 +34,7 @@ LAYOUT: list[tuple[int, int, bytes, int]] = [
     (7, ROOT_ID, b".markfs", stat.S_IFDIR | 0o555),
 ]
 SOURCES_ID = 2
+TABLES_ID = 3
 CONTROL_DIR_ID = 7
 STATUS_FILE_ID = 8
 STATUS_FILE_NAME = b"status.json"

@@ -65,7 +65,7 @@ def _binary_as_base64(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, decimal.Decimal):
@@ -80,7 +80,7 @@ def _jsonl(batches: Iterable[pa.RecordBatch], out: Path) -> int:
     with open(out, "w", encoding="utf-8") as f:
         for batch in batches:
             for row in batch.to_pylist():
-                f.write(json.dumps(row, ensure_ascii=False, default=_json_default,
+                f.write(json.dumps(row, ensure_ascii=False, default=json_default,
                                    allow_nan=False) + "\n")
             rows += batch.num_rows
     return rows

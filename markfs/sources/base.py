@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,12 @@ class SqlSource(Protocol):
     def tables(self) -> list[TableInfo]: ...
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]: ...
+
+    def read_table(self, schema: str, table: str, columns: list[ColumnInfo],
+                   batch_rows: int = 65_536) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The whole table as Arrow record batches of at most `batch_rows` rows, in
+        bounded memory; the schema is known before the first batch."""
+        ...
 
     def check(self) -> str: ...
 

@@ -53,6 +53,11 @@ class SqliteSource:
                            primary_key=bool(pk), comment=None, position=int(cid))  # type: ignore[arg-type]
                 for cid, name, ctype, notnull, _default, pk in rows]
 
+    def read_table(self, schema: str, table: str, columns: list[ColumnInfo],
+                   batch_rows: int = 65_536) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        arrow = arrow_schema(columns)
+        return arrow, stream_batches(self, table, arrow, batch_rows)
+
     def check(self) -> str:
         tables = self.tables()
         return f"{self.path}: SQLite database, {len(tables)} tables and views"

@@ -10,9 +10,11 @@ deprecated, not dropped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from markfs.catalog import jobs as jq
 from markfs.catalog import sqltables as tq
 from markfs.catalog.sources import SourceRow
 from markfs.namespace.tree import Tree
@@ -29,10 +31,46 @@ class ScanReport:
 
 
 Progress = Callable[[int, int], None]
+_PROGRESS_EVERY_S = 1.0  # job progress reaches the catalog at most this often
+
+
+@contextmanager
+def tracked_job(tree: Tree, kind: str, target: str,
+                total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A row in the scan-job log for the duration of the block; yields a function that
+    records how many units are done. A failure is logged with its message, then raised."""
+    with tree.transaction() as txn:
+        job = jq.start(txn, kind, target, total, time.time_ns())
+    last = [0.0]
+
+    def report(done: int) -> None:
+        if time.monotonic() - last[0] >= _PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            with tree.transaction() as txn:
+                jq.progress(txn, job, done)
+
+    try:
+        yield report
+    except BaseException as exc:
+        with tree.transaction() as txn:
+            jq.finish(txn, job, False, (str(exc) or type(exc).__name__).splitlines()[0],
+                      time.time_ns())
+        raise
+    with tree.transaction() as txn:
+        jq.finish(txn, job, True, "", time.time_ns())
 
 
 def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
                     progress: Progress | None = None) -> ScanReport:
+    with tracked_job(tree, "scan", row.name) as report:
+        def both(done: int, total: int) -> None:
+            report(done)
+            if progress is not None:
+                progress(done, total)
+        return _scan_sql(tree, row, source, both)
+
+
+def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress) -> ScanReport:
     known = tq.known_tokens(tree.catalog.conn, row.id)
     infos = source.tables()
     changed: list[tuple[TableInfo, list[ColumnInfo]]] = []
@@ -43,8 +81,7 @@ def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
             unchanged.append(previous[0])
         else:
             changed.append((info, source.columns(info.schema, info.name)))
-        if progress is not None:
-            progress(done, len(infos))
+        progress(done, len(infos))
     now = time.time_ns()
     with tree.transaction() as txn:
         seen = set(unchanged)

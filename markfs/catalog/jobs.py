@@ -1,0 +1,43 @@
+"""The `scan_jobs` log: every scan and render, its progress and its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    kind: str
+    target: str
+    started_ns: int
+    finished_ns: int | None
+    state: str
+    done: int
+    total: int | None
+    message: str | None
+
+
+def start(txn: Txn, kind: str, target: str, total: int | None, now_ns: int) -> int:
+    txn.execute("INSERT INTO scan_jobs (kind, target, started_ns, state, total) "
+                "VALUES (?, ?, ?, 'running', ?)", (kind, target, now_ns, total))
+    return int(txn.conn.last_insert_rowid())
+
+
+def progress(txn: Txn, job_id: int, done: int) -> None:
+    txn.execute("UPDATE scan_jobs SET done = ? WHERE id = ?", (done, job_id))
+
+
+def finish(txn: Txn, job_id: int, ok: bool, message: str, now_ns: int) -> None:
+    txn.execute("UPDATE scan_jobs SET state = ?, message = ?, finished_ns = ? WHERE id = ?",
+                ("done" if ok else "failed", message, now_ns, job_id))
+
+
+def recent(conn: apsw.Connection, limit: int = 10) -> list[JobRow]:
+    return [JobRow(*(r)) for r in conn.execute(  # type: ignore[misc]
+        "SELECT id, kind, target, started_ns, finished_ns, state, done, total, message "
+        "FROM scan_jobs ORDER BY id DESC LIMIT ?", (limit,))]

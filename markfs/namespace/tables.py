@@ -1,0 +1,224 @@
+"""Managed tables: bringing a table under /tables, refreshing its snapshot, letting it go.
+
+`/tables/<source>/<schema>/<table>/` holds the six files of the table's current
+snapshot. Taking a snapshot renders every file into the snapshot store first
+(nothing is listed before its exact size is known), then one catalog
+transaction swaps the names over to new nodes. The old nodes go away with that
+transaction, but a handle open on one keeps its descriptor on the old blob, so
+it reads the old bytes to the end; the kernel, seeing new inode numbers, never
+mixes pages of the two. Blobs no snapshot names any more are deleted afterwards.
+Everything here blocks (source reads, renders): the daemon calls it from a
+worker thread, the CLI directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from markfs.cache.snapshots import SnapshotStore
+from markfs.catalog import managed as mq
+from markfs.catalog import nodes as q
+from markfs.catalog import sqltables as tq
+from markfs.catalog.db import Txn
+from markfs.catalog.sqltables import TableRow
+from markfs.config import DataDir
+from markfs.errors import UserError
+from markfs.model import Kind, Node
+from markfs.namespace.scans import scan_sql_source, tracked_job
+from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
+from markfs.namespace.tree import TABLES_ID, Tree
+from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
+from markfs.render.writers import json_default
+from markfs.sources.base import ColumnInfo, SqlSource
+
+DIR_MODE = stat.S_IFDIR | 0o555
+FILE_MODE = stat.S_IFREG | 0o444
+
+RowProgress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """SOURCE/SCHEMA/TABLE as the user writes it (the table part may hold '/')."""
+
+    source: str
+    schema: str
+    table: str
+
+    @classmethod
+    def parse(cls, text: str) -> TableRef:
+        parts = text.split("/", 2)
+        if len(parts) != 3 or not all(parts):
+            raise UserError(f"expected SOURCE/SCHEMA/TABLE, got {text!r} "
+                            "(see: markfs tables)")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.schema}/{self.table}"
+
+
+def folder_name(name: str) -> bytes:
+    """A schema or table name as one path component: '/', '%' and dot-names escaped."""
+    escaped = name.replace("%", "%25").replace("/", "%2F").replace("\0", "%00")
+    if escaped in (".", ".."):
+        escaped = escaped.replace(".", "%2E")
+    raw = escaped.encode()
+    if len(raw) > 255:
+        raise UserError(f"name too long for a folder: {name[:40]!r}...")
+    return raw
+
+
+class ManagedTables:
+    def __init__(self, tree: Tree, data_dir: DataDir) -> None:
+        self.tree = tree
+        self.store = SnapshotStore(data_dir.cache)
+
+    def find(self, ref: TableRef) -> TableRow:
+        source = require_source(self.tree, ref.source)
+        table_id = tq.find_table(self.tree.catalog.conn, source.id, ref.schema, ref.table)
+        table = None if table_id is None else tq.get_table(self.tree.catalog.conn, table_id)
+        if table is None:
+            raise UserError(f"no table {str(ref)!r} in the catalog "
+                            f"(run: markfs scan {ref.source}; list: markfs tables)")
+        return table
+
+    def rescan(self, source_name: str) -> None:
+        """A level-1 scan of one SQL source, so change tokens are current."""
+        row = require_source(self.tree, source_name)
+        source = open_sql_source(parse_source_url(row.url).location)
+        try:
+            scan_sql_source(self.tree, row, source)
+        finally:
+            source.close()
+
+    def take_snapshot(self, table: TableRow, progress: RowProgress | None = None) -> Snapshot:
+        """Render the table now and make it what /tables shows (managing it if needed)."""
+        if table.deprecated:
+            raise UserError(f"{table.source}/{table.schema}/{table.name} is no longer in its "
+                            "source (deprecated by the last scan)")
+        columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
+                   nullable, pk, comment in tq.columns_of(self.tree.catalog.conn, table.id)]
+        row = require_source(self.tree, table.source)
+        source = open_sql_source(parse_source_url(row.url).location)
+        target = f"{table.source}/{table.schema}/{table.name}"
+        try:
+            with tracked_job(self.tree, "render", target, table.rows) as report:
+                snapshot = self._render_installed(source, table, columns,
+                                                  _both(report, progress))
+        finally:
+            source.close()
+        self.collect_garbage()
+        return snapshot
+
+    def _render_installed(self, source: SqlSource, table: TableRow, columns: list[ColumnInfo],
+                          progress: RowProgress) -> Snapshot:
+        for _attempt in range(3):
+            snapshot = self._render(source, table, columns, progress)
+            if self._install(table, snapshot):
+                return snapshot
+        raise UserError(f"{table.source}/{table.schema}/{table.name}: rendered files "
+                        "kept vanishing from the snapshot store")
+
+
+    def _render(self, source: SqlSource, table: TableRow, columns: list[ColumnInfo],
+                progress: RowProgress | None) -> Snapshot:
+        meta = TableMeta(table.source, table.schema, table.name, table.change_token,
+                         [ColumnMeta(c.name, c.type, c.nullable, c.primary_key, c.comment)
+                          for c in columns])
+        try:
+            schema, batches = source.read_table(table.schema, table.name, columns)
+            return render_snapshot(meta, schema, batches, self.store, progress)
+        except ValueError as exc:
+            raise UserError(f"{table.source}/{table.schema}/{table.name}: {exc}") from None
+
+    def _install(self, table: TableRow, snapshot: Snapshot) -> bool:
+        """Swap the snapshot in; False if a concurrent garbage collection took its blobs
+        (it runs under the catalog's write lock, so checking inside this transaction
+        settles the race)."""
+        with self.tree.transaction() as txn:
+            if not all(self.store.contains(f.digest) for f in snapshot.files):
+                return False
+            folder = self._table_folder(txn, table)
+            for node_id in mq.drop_files(txn, table.id):
+                q.delete_subtree(txn, node_id)
+            for f in snapshot.files:
+                new = q.NewNode(Kind.TABLE, FILE_MODE, os.getuid(), os.getgid(), f.size,
+                                snapshot.taken_ns, snapshot.taken_ns,
+                                source_id=table.source_id, etag=f.digest.encode())
+                node_id = q.insert_node(txn, folder, f.name.encode(), new,
+                                        generation=self.tree.generation)
+                mq.add_file(txn, node_id, table.id, f.name, f.digest, f.size, f.rows,
+                            table.change_token, snapshot.taken_ns)
+            mq.set_managed(txn, table.id, True)
+            mq.save_stats(txn, table.id, snapshot.rows,
+                          json.dumps(snapshot.sample, ensure_ascii=False, default=json_default),
+                          snapshot.taken_ns,
+                          [(i, c.null_count, c.distinct_count, c.distinct_exact, c.min_value,
+                            c.max_value, c.min_length, c.max_length, c.avg_length)
+                           for i, c in enumerate(snapshot.stats)])
+        return True
+
+    def _table_folder(self, txn: Txn, table: TableRow) -> int:
+        """The /tables/<source>/<schema>/<table> folder, made if missing."""
+        parent = TABLES_ID
+        for name in (table.source.encode(), folder_name(table.schema), folder_name(table.name)):
+            child = q.find_child(txn.conn, parent, name)
+            if child is None:
+                new = q.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0,
+                                time.time_ns(), time.time_ns(), nlink=2, source_id=table.source_id)
+                parent = q.insert_node(txn, parent, name, new, generation=self.tree.generation)
+            else:
+                parent = child.id
+        return parent
+
+    def unmanage(self, table: TableRow) -> None:
+        """Take the table out of /tables (its rows in the catalog stay, unmanaged)."""
+        with self.tree.transaction() as txn:
+            for node_id in mq.drop_files(txn, table.id):
+                q.delete_subtree(txn, node_id)
+            mq.set_managed(txn, table.id, False)
+            self._prune(txn, table)
+        self.collect_garbage()
+
+    def _prune(self, txn: Txn, table: TableRow) -> None:
+        """Remove the table's folder, then its schema and source folders if left empty."""
+        chain: list[Node] = []
+        parent = TABLES_ID
+        for name in (table.source.encode(), folder_name(table.schema), folder_name(table.name)):
+            child = q.find_child(txn.conn, parent, name)
+            if child is None:
+                break
+            chain.append(child)
+            parent = child.id
+        for node in reversed(chain):
+            if q.list_children(txn.conn, node.id, 0, 1):
+                break
+            q.delete_subtree(txn, node.id)
+
+    def stale(self) -> list[mq.StaleTable]:
+        return mq.stale_tables(self.tree.catalog.conn)
+
+    def collect_garbage(self) -> int:
+        """Delete snapshot blobs that no current snapshot names (open ones stay readable)."""
+        with self.tree.catalog.locked():  # no snapshot is being swapped in meanwhile
+            referenced = mq.referenced_digests(self.tree.catalog.conn)
+            return self.store.remove_unreferenced(referenced)
+
+
+
+
+def _both(report: Callable[[int], None], progress: RowProgress | None) -> RowProgress:
+    """Rows rendered so far go to the job log (as a total) and to the caller (as steps)."""
+    done = [0]
+
+    def step(rows: int) -> None:
+        done[0] += rows
+        report(done[0])
+        if progress is not None:
+            progress(rows)
+    return step
