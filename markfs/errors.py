@@ -15,6 +15,15 @@ class UserError(Exception):
     """A mistake the user can fix; `str()` is the one line shown to them."""
 
 
+class SourceError(UserError):
+    """A database or server that failed while being read (gone, refused, broken)."""
+
+    @classmethod
+    def of(cls, what: str, exc: BaseException) -> SourceError:
+        text = str(exc).strip()
+        return cls(f"{what}: {text.splitlines()[0] if text else type(exc).__name__}")
+
+
 class FsError(OSError):
     """A filesystem operation refused with an errno."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from servers import PostgresServer, S3Server, SshServer, s3_env
+from servers import MariaServer, PostgresServer, S3Server, SshServer, s3_env
 
 MOUNT_TIMEOUT_S = 20.0
 
@@ -106,7 +106,7 @@ class Mount:
         assert not bad, text
 
 
-Server = TypeVar("Server", SshServer, S3Server, PostgresServer)
+Server = TypeVar("Server", SshServer, S3Server, PostgresServer, MariaServer)
 
 
 def served(server: Server) -> Iterator[Server]:
@@ -135,6 +135,15 @@ def postgres() -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="markfs-test-pg-"))
     try:
         yield from served(PostgresServer(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaServer]:
+    root = Path(tempfile.mkdtemp(prefix="markfs-mariadb-"))
+    try:
+        yield from served(MariaServer(root))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -177,3 +177,46 @@ class PostgresServer:
 
     def url(self, dbname: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+
+class MariaServer:
+    """A throw-away MariaDB (mariadb-install-db into a temp dir, `mariadbd --no-defaults`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        for sub in ("data", "run"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["chown", "-R", "mysql:", str(self.root)], check=True)
+        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql",
+                        f"--datadir={self.root / 'data'}", "--skip-test-db",
+                        "--auth-root-authentication-method=normal"],
+                       check=True, capture_output=True)
+        log = open(self.root / "mariadb.log", "ab")  # noqa: SIM115 - lives as long as it
+        self.proc = subprocess.Popen([
+            "/usr/sbin/mariadbd", "--no-defaults", "--user=mysql",
+            f"--datadir={self.root / 'data'}", "--bind-address=127.0.0.1",
+            f"--port={self.port}", f"--socket={self.root / 'run' / 'mysqld.sock'}",
+            f"--pid-file={self.root / 'run' / 'mysqld.pid'}",
+            f"--log-error={self.root / 'error.log'}", "--skip-name-resolve",
+            "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=64M"],
+            stdout=log, stderr=log)
+        wait_for_port(self.port, 60)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+    def connect(self, database: str | None = None) -> object:
+        import pymysql
+
+        return pymysql.connect(host="127.0.0.1", port=self.port, user="root",
+                               database=database, autocommit=True, charset="utf8mb4")
+
+    def url(self, database: str) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,45 @@ def test_an_unreachable_server_is_a_clear_error(data_dir: Path) -> None:
                       f"postgresql://postgres@127.0.0.1:{free_port()}/x", check=False)
     assert done.returncode == 1 and "cannot reach PostgreSQL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_managed_postgres_table_holds_the_source_rows(
+        tmp_path: Path, data_dir: Path, pgdb: str) -> None:
+    import decimal
+
+    import pyarrow.parquet as pq
+    from conftest import Mount
+
+    run_markfs(data_dir, "source", "add", "pg", pgdb)
+    run_markfs(data_dir, "manage", "pg/public/customers", 'pg/Sales Data/Orders "2024"')
+    point = tmp_path / "mnt"
+    point.mkdir()
+    for mount in Mount(data_dir, point).start().checked():
+        folder = mount.path / "tables" / "pg" / "public" / "customers"
+        table = pq.read_table(folder / "data.parquet")
+        rows = table.to_pylist()
+        assert len(rows) == 500 and rows[0]["name"] == "c1"
+        assert decimal.Decimal(str(rows[1]["balance"])) == decimal.Decimal("3.00")
+        assert rows[0]["joined"] is None
+        assert (folder / "data.csv").stat().st_size == len((folder / "data.csv").read_bytes())
+        odd = mount.path / "tables" / "pg" / "Sales Data" / 'Orders "2024"'
+        assert pq.read_table(odd / "data.parquet").column_names == ["id", "Total €"]
+
+
+def test_a_changed_postgres_table_is_rendered_again_by_refresh(
+        data_dir: Path, pgdb: str, postgres: PostgresServer) -> None:
+    run_markfs(data_dir, "source", "add", "pg", pgdb)
+    run_markfs(data_dir, "manage", "pg/public/customers")
+    assert "up to date" in run_markfs(data_dir, "refresh").stdout
+    conn: Any = postgres.connect(pgdb.rsplit("/", 1)[1])
+    conn.execute("INSERT INTO customers (name) VALUES ('late')")
+    conn.close()
+    # PostgreSQL's statistics (part of the change token) reach the catalog views
+    # asynchronously, within about a second: refresh until the change is seen.
+    for _ in range(50):
+        out = run_markfs(data_dir, "refresh").stdout
+        if "501 rows" in out:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the change was never noticed")

@@ -20,17 +20,15 @@ from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
-from markfs.sources.base import PostgresLocation, SqliteLocation, SqlSource
+from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-PLANNED_SCHEMES = {
-    "mysql": "MySQL sources",
-}
 S3_PARAMS = {"endpoint", "region"}
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
-SQL_SCHEMES = {"sqlite", "postgresql"}  # sources of tables (shown under /tables), not of files
-Location = Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
+SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}  # sources of tables (shown under /tables), not of files
+Location = (Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
+            | MysqlLocation)
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,6 @@ def parse_source_url(url: str) -> SourceUrl:
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
         raise UserError(f"not a source URL: {redact(url)!r} (expected e.g. file:///abs/dir)")
-    if scheme in PLANNED_SCHEMES:
-        raise UserError(f"{PLANNED_SCHEMES[scheme]} are not supported yet: {scheme}://")
     if scheme == "file":
         return SourceUrl(scheme, _parse_file(url))
     if scheme == "s3":
@@ -82,6 +78,8 @@ def parse_source_url(url: str) -> SourceUrl:
         return SourceUrl(scheme, SqliteLocation(str(_parse_file(url))))
     if scheme == "postgresql":
         return SourceUrl(scheme, _parse_postgres(url))
+    if scheme == "mysql":
+        return SourceUrl(scheme, _parse_mysql(url))
     raise UserError(f"unknown URL scheme {scheme!r} in {redact(url)!r}")
 
 
@@ -133,6 +131,16 @@ def _parse_postgres(url: str) -> PostgresLocation:
                             f"dbname={unquote(parts.path.strip('/'))}{user}")
 
 
+def _parse_mysql(url: str) -> MysqlLocation:
+    parts = urlsplit(url)
+    port = _server_port(parts, url, 3306, "use MYSQL_PWD or ~/.my.cnf")
+    if not parts.hostname or not parts.username:
+        raise UserError(f"mysql URLs need a user and a host: mysql://user@host:port/db, "
+                        f"got {url!r}")
+    database = unquote(parts.path.strip("/")) or None
+    return MysqlLocation(parts.hostname, port, unquote(parts.username), database)
+
+
 def _parse_sftp(url: str) -> SftpLocation:
     parts = urlsplit(url)
     params = _query(url, parts.query, SFTP_PARAMS)
@@ -161,7 +169,7 @@ def backend_for(row: SourceRow, timeout: float = 30.0) -> Backend:
         from markfs.backends.sftp import SftpBackend
 
         return SftpBackend(location, timeout=timeout)
-    if isinstance(location, (SqliteLocation, PostgresLocation)):
+    if isinstance(location, (SqliteLocation, PostgresLocation, MysqlLocation)):
         raise UserError(f"source {row.name!r} holds tables, not files")
     return LocalBackend(location)
 
@@ -177,6 +185,8 @@ def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
 def open_sql_source(location: Location) -> SqlSource:
     if isinstance(location, PostgresLocation):
         return _open_postgres(location)
+    if isinstance(location, MysqlLocation):
+        return _open_mysql(location)
     if not isinstance(location, SqliteLocation):
         raise UserError("not an SQL source")
     path = Path(location.path)
@@ -190,6 +200,19 @@ def open_sql_source(location: Location) -> SqlSource:
     except apsw.Error as exc:
         raise UserError(f"cannot read {path} as an SQLite database: {exc}") from None
     return source
+
+
+def _open_mysql(location: MysqlLocation) -> SqlSource:
+    import pymysql
+
+    from markfs.sources.mysql import MysqlSource
+
+    try:
+        return MysqlSource(location)
+    except pymysql.Error as exc:
+        detail = exc.args[1] if len(exc.args) > 1 else exc
+        raise UserError(f"cannot reach MySQL ({location.user}@{location.host}:"
+                        f"{location.port}): {str(detail).splitlines()[0]}") from None
 
 
 def _open_postgres(location: PostgresLocation) -> SqlSource:
@@ -214,7 +237,7 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
     parsed = parse_source_url(url)
     if sq.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
-    if isinstance(parsed.location, (SqliteLocation, PostgresLocation)):
+    if isinstance(parsed.location, (SqliteLocation, PostgresLocation, MysqlLocation)):
         _add_sql_source(tree, name, url, parsed, read_only)
         return None
     now = time.time_ns()

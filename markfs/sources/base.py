@@ -59,3 +59,13 @@ class PostgresLocation:
     """Where a postgresql:// source lives (libpq connection string; no password kept)."""
 
     conninfo: str
+
+
+@dataclass(frozen=True)
+class MysqlLocation:
+    """Where a mysql:// source lives (MySQL or MariaDB; no password kept)."""
+
+    host: str
+    port: int
+    user: str
+    database: str | None  # None: every non-system database

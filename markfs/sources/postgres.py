@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
+from markfs.errors import SourceError
 from markfs.sources.base import ColumnInfo, TableInfo
 from markfs.sources.sqlite import quote
 
@@ -75,25 +76,51 @@ class PostgresSource:
         import adbc_driver_postgresql.dbapi as adbc
 
         names = ", ".join(quote(c.name) for c in columns)
-        conn = adbc.connect(self.conninfo)
-        cursor = conn.cursor()
-        cursor.adbc_statement.set_options(
-            **{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES)})
-        cursor.execute(f"SELECT {names} FROM {quote(schema)}.{quote(table)}")
-        reader = cursor.fetch_record_batch()
-        return reader.schema, _batches(reader, batch_rows, conn)
+        try:
+            conn = adbc.connect(self.conninfo)
+            cursor = conn.cursor()
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES)})
+            cursor.execute(f"SELECT {names} FROM {quote(schema)}.{quote(table)}")
+            reader = cursor.fetch_record_batch()
+        except adbc.Error as exc:
+            raise SourceError.of(f"cannot read {schema}.{table} from PostgreSQL", exc) from None
+        return _plain_schema(reader.schema), _batches(reader, batch_rows, (cursor, conn))
 
     def check(self) -> str:
         version = self.conn.execute("SHOW server_version").fetchone()[0]
         return f"PostgreSQL {version}, {len(self.tables())} tables and views"
 
 
-def _batches(reader: pa.RecordBatchReader, batch_rows: int, conn: Any) -> Iterator[pa.RecordBatch]:
-    """The reader's batches cut to at most `batch_rows` rows; closes the connection after."""
+def _batches(reader: pa.RecordBatchReader, batch_rows: int,
+             owners: tuple[Any, Any]) -> Iterator[pa.RecordBatch]:
+    """The reader's batches cut to at most `batch_rows` rows. The cursor and connection
+    (`owners`) must live as long as the reader: closing either ends its stream."""
+    import adbc_driver_manager
+
     try:
         for batch in reader:
-            for start in range(0, batch.num_rows, batch_rows):
-                yield batch.slice(start, batch_rows)
+            plain = _plain_batch(batch)
+            for start in range(0, plain.num_rows, batch_rows):
+                yield plain.slice(start, batch_rows)
+    except adbc_driver_manager.Error as exc:
+        raise SourceError.of("PostgreSQL stopped answering mid-read", exc) from None
     finally:
         reader.close()
-        conn.close()
+        for owner in owners:
+            owner.close()
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """Types the driver marks as PostgreSQL-specific (numeric, json, ...) arrive as Arrow
+    extension types over text: keep the text, which every writer understands."""
+    return pa.schema([f.with_type(f.type.storage_type)
+                      if isinstance(f.type, pa.BaseExtensionType) else f for f in schema])
+
+
+def _plain_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(isinstance(f.type, pa.BaseExtensionType) for f in batch.schema):
+        return batch
+    columns = [c.storage if isinstance(c.type, pa.BaseExtensionType) else c
+               for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=_plain_schema(batch.schema))

@@ -10,6 +10,7 @@ from pathlib import Path
 import apsw
 import pyarrow as pa
 
+from markfs.errors import SourceError
 from markfs.sources.base import ColumnInfo, TableInfo
 
 SCHEMA = "main"
@@ -97,7 +98,15 @@ def stream_batches(source: SqliteSource, table: str, schema: pa.Schema,
                    batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
     """The table's rows as Arrow record batches, `batch_rows` at a time (bounded memory)."""
     names = ", ".join(quote(f.name) for f in schema)
-    cursor = source.conn.execute(f"SELECT {names} FROM {quote(table)}")
+    try:
+        cursor = source.conn.execute(f"SELECT {names} FROM {quote(table)}")
+        yield from _batches_of(cursor, schema, batch_rows)
+    except apsw.Error as exc:
+        raise SourceError.of(f"cannot read {table!r} from {source.path}", exc) from None
+
+
+def _batches_of(cursor: apsw.Cursor, schema: pa.Schema,
+                batch_rows: int) -> Iterator[pa.RecordBatch]:
     while rows := list(itertools.islice(cursor, batch_rows)):
         columns = list(zip(*rows, strict=True))
         yield pa.RecordBatch.from_arrays(
