@@ -26,7 +26,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 S3_PARAMS = {"endpoint", "region"}
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
-SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}  # sources of tables (shown under /tables), not of files
+# sources of tables (shown under /tables), not of files
+SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}
 Location = (Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
             | MysqlLocation)
 
