@@ -394,6 +394,22 @@ def refresh(ctx: click.Context, table_ref: str | None, force: bool) -> None:
         click.echo("all managed tables are up to date")
 
 
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--limit", default=50, show_default=True, help="At most this many results.")
+@click.pass_context
+def search(ctx: click.Context, text: tuple[str, ...], limit: int) -> None:
+    """Find sources, tables, columns and files by name or comment (words as prefixes)."""
+    from markfs.catalog.search import search as run_search
+
+    with open_tree(ctx) as tree:
+        hits = run_search(tree.catalog.conn, " ".join(text), limit)
+    if not hits:
+        raise UserError(f"nothing matches {' '.join(text)!r} (scan sources first: markfs scan)")
+    for hit in hits:
+        click.echo(f"{hit.path}\t{hit.kind}")
+
+
 # -- state ------------------------------------------------------------------------------
 
 

@@ -253,3 +253,15 @@ def test_renders_are_logged_as_jobs(tables: Path, data_dir: Path) -> None:
     out = run_markfs(data_dir, "status").stdout
     assert "render shop/main/items: done (300/300)" in out
     assert "scan shop: done" in out
+
+
+def test_search_finds_tables_by_name_column_and_prints_mount_paths(
+        tables: Path, data_dir: Path) -> None:
+    run_markfs(data_dir, "scan", "shop")
+    assert "shop/main/items\ttable" in run_markfs(data_dir, "search", "items").stdout
+    assert "shop/main/items\ttable" in run_markfs(data_dir, "search", "phot").stdout
+    run_markfs(data_dir, "manage", "shop/main/items")
+    assert "/tables/shop/main/items\ttable" in run_markfs(data_dir, "search", "ratio").stdout
+    assert 'shop/main/Odd "Name" / é' in run_markfs(data_dir, "search", "odd", "name").stdout
+    done = run_markfs(data_dir, "search", "zebra", check=False)
+    assert done.returncode == 1 and "nothing matches" in done.stderr

@@ -238,7 +238,7 @@ MIGRATIONS: list[str] = [
         kind UNINDEXED,        -- 'source' | 'table' | 'view' | 'file' | 'column'
         name,                  -- the name itself, split into words
         detail,                -- column names and types, comments
-        tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
+        tokenize = "unicode61 remove_diacritics 2"  -- '_' and '.' split words: order_items
     );
     """,
 ]

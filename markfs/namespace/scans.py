@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from markfs.catalog import jobs as jq
+from markfs.catalog import search as sx
 from markfs.catalog import sqltables as tq
+from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
-from markfs.namespace.tree import Tree
+from markfs.namespace.tree import Tree, table_folder_path
 from markfs.sources.base import ColumnInfo, SqlSource, TableInfo
 
 
@@ -95,4 +97,12 @@ def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress)
                 for c in columns])
             seen.add(table_id)
         deprecated = tq.deprecate_missing(txn, row.id, seen, now)
+        reindex_sql(txn, row.id, row.name)
     return ScanReport(row.name, len(infos), len(changed), len(unchanged), deprecated)
+
+
+def reindex_sql(txn: Txn, source_id: int, source_name: str) -> None:
+    """Rebuild the search rows of an SQL source; managed tables are found at their folder."""
+    folders = {f"{t.source}/{t.schema}/{t.name}": table_folder_path(t.source, t.schema, t.name)
+               for t in tq.list_tables(txn.conn, source_id) if t.managed}
+    sx.reindex_tables(txn, source_id, source_name, folders)

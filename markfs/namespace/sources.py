@@ -16,6 +16,7 @@ from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes as q
 from markfs.catalog import sources as sq
+from markfs.catalog.search import forget_source
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
@@ -268,6 +269,7 @@ def remove_source(tree: Tree, name: str) -> None:
         for folder in (node, tables):
             if folder is not None:
                 q.delete_subtree(txn, folder.id)
+        forget_source(txn, row.id)
         sq.delete_source(txn, row.id)
 
 

@@ -29,9 +29,9 @@ from markfs.catalog.sqltables import TableRow
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.scans import scan_sql_source, tracked_job
+from markfs.namespace.scans import reindex_sql, scan_sql_source, tracked_job
 from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
-from markfs.namespace.tree import TABLES_ID, Tree
+from markfs.namespace.tree import TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
 from markfs.render.writers import json_default
 from markfs.sources.base import ColumnInfo, SqlSource
@@ -60,17 +60,6 @@ class TableRef:
 
     def __str__(self) -> str:
         return f"{self.source}/{self.schema}/{self.table}"
-
-
-def folder_name(name: str) -> bytes:
-    """A schema or table name as one path component: '/', '%' and dot-names escaped."""
-    escaped = name.replace("%", "%25").replace("/", "%2F").replace("\0", "%00")
-    if escaped in (".", ".."):
-        escaped = escaped.replace(".", "%2E")
-    raw = escaped.encode()
-    if len(raw) > 255:
-        raise UserError(f"name too long for a folder: {name[:40]!r}...")
-    return raw
 
 
 class ManagedTables:
@@ -155,6 +144,7 @@ class ManagedTables:
                 mq.add_file(txn, node_id, table.id, f.name, f.digest, f.size, f.rows,
                             table.change_token, snapshot.taken_ns)
             mq.set_managed(txn, table.id, True)
+            reindex_sql(txn, table.source_id, table.source)
             mq.save_stats(txn, table.id, snapshot.rows,
                           json.dumps(snapshot.sample, ensure_ascii=False, default=json_default),
                           snapshot.taken_ns,
@@ -183,6 +173,7 @@ class ManagedTables:
                 q.delete_subtree(txn, node_id)
             mq.set_managed(txn, table.id, False)
             self._prune(txn, table)
+            reindex_sql(txn, table.source_id, table.source)
         self.collect_garbage()
 
     def _prune(self, txn: Txn, table: TableRow) -> None:

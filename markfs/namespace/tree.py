@@ -40,6 +40,22 @@ STATUS_FILE_ID = 8
 STATUS_FILE_NAME = b"status.json"
 
 
+def folder_name(name: str) -> bytes:
+    """A schema or table name as one path component: '/', '%' and dot-names escaped."""
+    escaped = name.replace("%", "%25").replace("/", "%2F").replace("\0", "%00")
+    if escaped in (".", ".."):
+        escaped = escaped.replace(".", "%2E")
+    raw = escaped.encode()
+    if len(raw) > 255:
+        raise UserError(f"name too long for a folder: {name[:40]!r}...")
+    return raw
+
+
+def table_folder_path(source: str, schema: str, table: str) -> str:
+    """Where a managed table's files appear, as a mount path."""
+    return "/".join(("/tables", source, *(folder_name(n).decode() for n in (schema, table))))
+
+
 class Tree:
     """Catalog and hot cache of one data directory, kept in step."""
 
