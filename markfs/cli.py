@@ -268,36 +268,63 @@ def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
 
 @main.command()
 @click.argument("source_name", required=False)
-@click.option("--deep", is_flag=True, help="Level 2: statistics per column (not built yet).")
+@click.option("--deep", is_flag=True,
+              help="Also level 2: column statistics of tables and structured files.")
 @click.pass_context
 def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
-    """Scan sources into the catalog (level 1: tables, row counts, columns)."""
-    from markfs.namespace.scans import scan_sql_source
-    from markfs.namespace.sources import (
-        is_sql,
-        list_sources,
-        open_sql_source,
-        parse_source_url,
-        require_source,
-    )
+    """Scan sources into the catalog (level 1: tables, columns, folders, files)."""
+    from markfs.namespace.sources import list_sources, require_source
 
-    if deep:
-        raise UserError("deep (level-2) scans are not built yet")
     with open_tree(ctx) as tree:
         rows = [require_source(tree, source_name)] if source_name else list_sources(tree)
         for row in rows:
-            if not is_sql(row):
-                click.echo(f"skipped {row.name}: scans of {row.scheme} sources are not built yet")
-                continue
-            source = open_sql_source(parse_source_url(row.url).location)
-            try:
-                with click.progressbar(length=1, label=f"scanning {row.name}",
-                                       file=sys.stderr) as bar:
-                    report = scan_sql_source(tree, row, source, _progress_to(bar))
-            finally:
-                source.close()
-            click.echo(f"{row.name}: {report.tables} tables ({report.read} read, "
-                       f"{report.unchanged} unchanged, {report.deprecated} deprecated)")
+            if row.scheme in ("sqlite", "postgresql", "mysql"):
+                _scan_sql(tree, row, deep)
+            else:
+                _scan_files(tree, row, deep)
+
+
+def _scan_sql(tree: Tree, row: Any, deep: bool) -> None:
+    from markfs.namespace.scans import deep_scan_sql_source, scan_sql_source
+    from markfs.namespace.sources import open_sql_source, parse_source_url
+
+    source = open_sql_source(parse_source_url(row.url).location)
+    try:
+        with click.progressbar(length=1, label=f"scanning {row.name}", file=sys.stderr) as bar:
+            report = scan_sql_source(tree, row, source, _progress_to(bar))
+        click.echo(f"{row.name}: {report.tables} tables ({report.read} read, "
+                   f"{report.unchanged} unchanged, {report.deprecated} deprecated)")
+        if deep:
+            with click.progressbar(length=1, label=f"statistics of {row.name}",
+                                   file=sys.stderr) as bar:
+                deep_report = deep_scan_sql_source(tree, row, source, _progress_to(bar))
+            click.echo(f"{row.name}: statistics of {deep_report.read} tables computed, "
+                       f"{deep_report.unchanged} unchanged")
+    finally:
+        source.close()
+
+
+def _scan_files(tree: Tree, row: Any, deep: bool) -> None:
+    from markfs.catalog.filescans import prefixes
+    from markfs.namespace.filescans import deep_scan_file_source, scan_file_source
+    from markfs.namespace.sources import backend_for
+
+    backend = backend_for(row)
+    try:
+        report = scan_file_source(tree, row, backend)
+    except OSError as exc:
+        raise UserError(f"cannot scan {row.name}: {exc.strerror or exc}") from None
+    click.echo(f"{row.name}: {report.files} files, {_human(report.bytes)}, "
+               f"{report.structured} structured ({report.deprecated} deprecated)")
+    for prefix, objects, size in prefixes(tree.catalog.conn, row.id):
+        click.echo(f"  {prefix + '/' if prefix else '(root)'}\t{objects} files\t{_human(size)}")
+    if deep:
+        with click.progressbar(length=1, label=f"describing files of {row.name}",
+                               file=sys.stderr) as bar:
+            described, unchanged, failed = deep_scan_file_source(tree, row, backend,
+                                                                 _progress_to(bar))
+        click.echo(f"{row.name}: {described} files described, {unchanged} unchanged, "
+                   f"{failed} unreadable")
 
 
 def _progress_to(bar: Any) -> Callable[[int, int], None]:
@@ -308,22 +335,69 @@ def _progress_to(bar: Any) -> Callable[[int, int], None]:
 
 
 @main.command()
-@click.argument("source_name", required=False)
+@click.argument("source_name", required=False, metavar="[SOURCE | SOURCE/SCHEMA/TABLE]")
 @click.pass_context
 def tables(ctx: click.Context, source_name: str | None) -> None:
-    """Tables found by scans, managed or not: SOURCE/SCHEMA/TABLE, kind, rows, columns."""
+    """Tables found by scans, managed or not; for one table, its columns and statistics."""
     from markfs.catalog.sqltables import list_tables
     from markfs.namespace.sources import require_source
 
+    if source_name and "/" in source_name:
+        _describe_table(ctx, source_name)
+        return
     with open_tree(ctx) as tree:
         source_id = require_source(tree, source_name).id if source_name else None
         rows = list_tables(tree.catalog.conn, source_id)
+        files = _structured_files(tree, source_id)
     for t in rows:
         rows_text = "?" if t.rows is None else f"{t.rows}{'' if t.rows_exact else '~'}"
         flags = ",".join(f for f, on in (("managed", t.managed), ("deprecated", t.deprecated))
                          if on) or "-"
         click.echo(f"{t.source}/{t.schema}/{t.name}\t{t.kind}\t{rows_text} rows\t"
                    f"{t.columns} columns\t{flags}")
+    for line in files:
+        click.echo(line)
+
+
+def _structured_files(tree: Tree, source_id: int | None) -> list[str]:
+    """Structured files of file sources, as lines like the tables'."""
+    import json as _json
+
+    from markfs.catalog.filescans import list_files
+    from markfs.namespace.sources import list_sources
+
+    lines = []
+    for row in list_sources(tree):
+        if source_id is not None and row.id != source_id:
+            continue
+        for f in list_files(tree.catalog.conn, row.id):
+            rows = "?" if f.rows is None else f"{f.rows}{'' if f.rows_exact else '~'}"
+            cols = len(_json.loads(f.schema_json)) if f.schema_json else "?"
+            flags = "deprecated" if f.deprecated else (f"unreadable: {f.error}" if f.error
+                                                        else "-")
+            lines.append(f"/sources/{row.name}/{f.path}\t{f.format} file\t{rows} rows\t"
+                         f"{cols} columns\t{flags}")
+    return lines
+
+
+def _describe_table(ctx: click.Context, text: str) -> None:
+    from markfs.catalog.managed import column_stats
+    from markfs.catalog.sqltables import columns_of
+    from markfs.namespace.tables import ManagedTables, TableRef
+
+    with open_tree(ctx) as tree:
+        table = ManagedTables(tree, data_dir_of(ctx)).find(TableRef.parse(text))
+        columns = columns_of(tree.catalog.conn, table.id)
+        stats = {str(s[0]): s for s in column_stats(tree.catalog.conn, table.id)}
+    rows = "?" if table.rows is None else f"{table.rows}{'' if table.rows_exact else '~'}"
+    click.echo(f"{text}\t{table.kind}\t{rows} rows")
+    for _pos, name, ctype, nullable, pk, comment in columns:
+        line = f"  {name}\t{ctype}{' NOT NULL' if not nullable else ''}{' PK' if pk else ''}"
+        if name in stats:
+            _, nulls, distinct, exact, low, high = stats[name]
+            line += (f"\tnulls={nulls} distinct={distinct}{'' if exact else '~'} "
+                     f"min={low} max={high}")
+        click.echo(line + (f"\t-- {comment}" if comment else ""))
 
 
 @main.command()

@@ -96,10 +96,24 @@ def test_a_vanished_database_fails_clearly_and_keeps_the_catalog(
     run_markfs(data_dir, "fsck")
 
 
-def test_scan_skips_file_sources_and_refuses_deep(data_dir: Path, backing: Path) -> None:
-    assert "skipped loc" in run_markfs(data_dir, "scan").stdout
-    done = run_markfs(data_dir, "scan", "--deep", check=False)
-    assert done.returncode == 1 and "not built yet" in done.stderr
+def test_deep_scan_records_column_statistics(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    assert "statistics of 7 tables computed" in run_markfs(
+        data_dir, "scan", "--deep").stdout
+    out = run_markfs(data_dir, "tables", "shop/main/customers").stdout.splitlines()
+    assert out[0] == "shop/main/customers\ttable\t250 rows"
+    assert out[1] == "  id\tINTEGER PK\tnulls=0 distinct=250 min=1 max=250"
+    assert out[3].startswith(f"  email\tTEXT\tnulls={250 - 84} distinct=84 min=c0@x")
+
+
+def test_a_second_deep_scan_reads_only_changed_tables(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan", "--deep")
+    conn = apsw.Connection(str(db))
+    conn.execute("INSERT INTO customers (name) VALUES ('late')")
+    conn.close()
+    out = run_markfs(data_dir, "scan", "--deep").stdout
+    assert "statistics of 2 tables computed, 5 unchanged" in out  # the table and its view
 
 
 def test_sql_sources_have_no_folder_under_sources(mount: Mount, db: Path) -> None:

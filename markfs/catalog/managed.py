@@ -98,13 +98,20 @@ def stale_tables(conn: apsw.Connection) -> list[StaleTable]:
                 "t.table_name")]
 
 
-def save_stats(txn: Txn, table_id: int, rows: int, sample_json: str, when_ns: int,
+def stats_tokens(conn: apsw.Connection, source_id: int) -> dict[int, str | None]:
+    """Table id -> the change token its statistics were computed at (None: never)."""
+    return {int(i): None if tok is None else str(tok) for i, tok in conn.execute(  # type: ignore[call-overload]
+        "SELECT id, stats_token FROM sql_tables WHERE source_id = ?", (source_id,))}
+
+
+def save_stats(txn: Txn, table_id: int, token: str, rows: int, sample_json: str,
+               when_ns: int,
                columns: list[tuple[int, int, int, bool, str | None, str | None, int | None,
                                    int | None, float | None]]) -> None:
     """Deep-scan results; columns as (position, nulls, distinct, exact, min, max,
     min length, max length, average length)."""
-    txn.execute("UPDATE sql_tables SET stats_ns = ?, stats_rows = ?, sample_json = ? "
-                "WHERE id = ?", (when_ns, rows, sample_json, table_id))
+    txn.execute("UPDATE sql_tables SET stats_ns = ?, stats_rows = ?, sample_json = ?, "
+                "stats_token = ? WHERE id = ?", (when_ns, rows, sample_json, token, table_id))
     txn.execute("DELETE FROM column_stats WHERE table_id = ?", (table_id,))
     for pos, nulls, distinct, exact, low, high, len_min, len_max, len_avg in columns:
         txn.execute("INSERT INTO column_stats (table_id, position, null_count, distinct_count, "

@@ -216,6 +216,40 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sql_tables ADD COLUMN stats_ns INTEGER;    -- when the deep scan ran (NULL: never)
     ALTER TABLE sql_tables ADD COLUMN stats_rows INTEGER;  -- exact row count it counted
     ALTER TABLE sql_tables ADD COLUMN sample_json TEXT;    -- a few rows as a JSON array of objects
+    ALTER TABLE sql_tables ADD COLUMN stats_token TEXT;    -- change token the statistics are of:
+                                                           -- a deep scan skips tables still at it
+
+    -- Level-1 scan of a file source (local, S3, SFTP): objects and bytes per top-level
+    -- folder ('' = files at the root), replaced at every scan of the source.
+    CREATE TABLE prefix_stats (
+        source_id  INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        prefix     TEXT NOT NULL,      -- first path component, '' for files at the root
+        objects    INTEGER NOT NULL,   -- files below it (all depths)
+        bytes      INTEGER NOT NULL,   -- their total size
+        scanned_ns INTEGER NOT NULL,   -- when the scan listed it
+        PRIMARY KEY (source_id, prefix)
+    ) WITHOUT ROWID;
+
+    -- Structured files (Parquet, CSV, JSON lines, JSON) found in file sources, with what
+    -- the level-2 scan learnt of them. A file whose identity (ETag, or size and mtime)
+    -- is unchanged is not read again; files no longer found are marked deprecated.
+    CREATE TABLE structured_files (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+        source_id     INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        path          TEXT NOT NULL,     -- path inside the source ('/'-separated)
+        identity      TEXT NOT NULL,     -- ETag or size:mtime when the file was last seen
+        size          INTEGER NOT NULL,  -- bytes
+        format        TEXT NOT NULL CHECK (format IN ('parquet', 'csv', 'jsonl', 'json')),
+        scanned_identity TEXT,           -- identity the schema/statistics below are of
+        row_count     INTEGER,           -- rows (NULL: not scanned deeply yet)
+        rows_exact    INTEGER NOT NULL DEFAULT 0,  -- 1: counted or from the Parquet footer
+        schema_json   TEXT,              -- [{name, type}] as inferred or declared
+        stats_json    TEXT,              -- per-column statistics, as in a table's stats.json
+        error         TEXT,              -- why the file could not be read, if it could not
+        seen_ns       INTEGER NOT NULL,  -- last scan that found it
+        deprecated_ns INTEGER,           -- when a scan no longer found it
+        UNIQUE (source_id, path)
+    );
 
     -- Every scan and render job: what the CLI's progress bar and `markfs status` show.
     CREATE TABLE scan_jobs (

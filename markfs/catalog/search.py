@@ -52,23 +52,20 @@ def reindex_tables(txn: Txn, source_id: int, source_name: str,
                      _words(str(columns or ""))))
 
 
-def reindex_files(txn: Txn, source_id: int, source_name: str) -> int:
-    """Replace the source's rows with one per file and folder the catalog holds."""
+def reindex_files(txn: Txn, source_id: int, source_name: str, paths: list[str],
+                  details: dict[str, str]) -> None:
+    """Replace the source's rows with one per file and folder a scan listed; `details`
+    adds words (a structured file's column names) to some of them."""
     txn.execute("DELETE FROM search_index WHERE source_id = ?", (source_id,))
     txn.execute("INSERT INTO search_index (path, source_id, kind, name, detail) "
                 "VALUES (?, ?, 'source', ?, '')", (f"/sources/{source_name}", source_id,
                                                     source_name))
-    count = 0
-    for (remote,) in txn.execute("SELECT remote_path FROM nodes WHERE source_id = ? "
-                                 "AND remote_path IS NOT NULL AND remote_path != x''",
-                                 (source_id,)).fetchall():
-        path = bytes(remote).decode("utf-8", "replace")
+    for path in paths:
         name = path.rsplit("/", 1)[-1]
         txn.execute("INSERT INTO search_index (path, source_id, kind, name, detail) "
                     "VALUES (?, ?, 'file', ?, ?)",
-                    (f"/sources/{source_name}/{path}", source_id, _words(name), path))
-        count += 1
-    return count
+                    (f"/sources/{source_name}/{path}", source_id, _words(name),
+                     _words(details.get(path, ""))))
 
 
 def forget_source(txn: Txn, source_id: int) -> None:

@@ -9,17 +9,22 @@ deprecated, not dropped.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from markfs.catalog import jobs as jq
+from markfs.catalog import managed as mq
 from markfs.catalog import search as sx
 from markfs.catalog import sqltables as tq
 from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
+from markfs.catalog.sqltables import TableRow
 from markfs.namespace.tree import Tree, table_folder_path
+from markfs.render.writers import json_default
+from markfs.scan.stats import ColumnStats, TableStats
 from markfs.sources.base import ColumnInfo, SqlSource, TableInfo
 
 
@@ -33,6 +38,7 @@ class ScanReport:
 
 
 Progress = Callable[[int, int], None]
+SAMPLE_ROWS = 10
 _PROGRESS_EVERY_S = 1.0  # job progress reaches the catalog at most this often
 
 
@@ -106,3 +112,49 @@ def reindex_sql(txn: Txn, source_id: int, source_name: str) -> None:
     folders = {f"{t.source}/{t.schema}/{t.name}": table_folder_path(t.source, t.schema, t.name)
                for t in tq.list_tables(txn.conn, source_id) if t.managed}
     sx.reindex_tables(txn, source_id, source_name, folders)
+
+
+def save_table_stats(txn: Txn, table: TableRow, rows: int, stats: list[ColumnStats],
+                     sample: list[dict[str, object]], when_ns: int) -> None:
+    mq.save_stats(txn, table.id, table.change_token, rows,
+                  json.dumps(sample, ensure_ascii=False, default=json_default), when_ns,
+                  [(i, c.null_count, c.distinct_count, c.distinct_exact, c.min_value,
+                    c.max_value, c.min_length, c.max_length, c.avg_length)
+                   for i, c in enumerate(stats)])
+
+
+@dataclass(frozen=True)
+class DeepReport:
+    source: str
+    read: int  # tables whose statistics were computed now
+    unchanged: int  # statistics still current (same change token)
+
+
+def deep_scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
+                         progress: Progress | None = None) -> DeepReport:
+    """Level 2: per-column statistics and a sample of every table whose statistics are
+    older than its change token (run a level-1 scan first so tokens are current)."""
+    tables = [t for t in tq.list_tables(tree.catalog.conn, row.id) if not t.deprecated]
+    done_at = mq.stats_tokens(tree.catalog.conn, row.id)
+    todo = [t for t in tables if done_at.get(t.id) != t.change_token]
+    with tracked_job(tree, "deep-scan", row.name, len(todo)) as report:
+        for done, table in enumerate(todo, 1):
+            _deep_scan_table(tree, source, table)
+            report(done)
+            if progress is not None:
+                progress(done, len(todo))
+    return DeepReport(row.name, len(todo), len(tables) - len(todo))
+
+
+def _deep_scan_table(tree: Tree, source: SqlSource, table: TableRow) -> None:
+    columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
+               nullable, pk, comment in tq.columns_of(tree.catalog.conn, table.id)]
+    schema, batches = source.read_table(table.schema, table.name, columns)
+    stats = TableStats(schema)
+    sample: list[dict[str, object]] = []
+    for batch in batches:
+        stats.add(batch)
+        if len(sample) < SAMPLE_ROWS:
+            sample += batch.slice(0, SAMPLE_ROWS - len(sample)).to_pylist()
+    with tree.transaction() as txn:
+        save_table_stats(txn, table, stats.rows, stats.columns(), sample, time.time_ns())

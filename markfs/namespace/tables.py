@@ -13,7 +13,6 @@ worker thread, the CLI directly.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
@@ -29,11 +28,15 @@ from markfs.catalog.sqltables import TableRow
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.scans import reindex_sql, scan_sql_source, tracked_job
+from markfs.namespace.scans import (
+    reindex_sql,
+    save_table_stats,
+    scan_sql_source,
+    tracked_job,
+)
 from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
 from markfs.namespace.tree import TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
-from markfs.render.writers import json_default
 from markfs.sources.base import ColumnInfo, SqlSource
 
 DIR_MODE = stat.S_IFDIR | 0o555
@@ -145,12 +148,8 @@ class ManagedTables:
                             table.change_token, snapshot.taken_ns)
             mq.set_managed(txn, table.id, True)
             reindex_sql(txn, table.source_id, table.source)
-            mq.save_stats(txn, table.id, snapshot.rows,
-                          json.dumps(snapshot.sample, ensure_ascii=False, default=json_default),
-                          snapshot.taken_ns,
-                          [(i, c.null_count, c.distinct_count, c.distinct_exact, c.min_value,
-                            c.max_value, c.min_length, c.max_length, c.avg_length)
-                           for i, c in enumerate(snapshot.stats)])
+            save_table_stats(txn, table, snapshot.rows, snapshot.stats, snapshot.sample,
+                             snapshot.taken_ns)
         return True
 
     def _table_folder(self, txn: Txn, table: TableRow) -> int:
