@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from markfs.errors import UserError
 
@@ -77,23 +77,42 @@ class MountConfig:
     drain_timeout: float = 600.0  # seconds the daemon keeps uploading after unmount
 
 
-def load_mount_config(data_dir: DataDir) -> MountConfig:
+@dataclass(frozen=True)
+class ScanConfig:
+    """`[scan]` in markfs.toml: what a mounted daemon scans on its own."""
+
+    schedule: str = "0 0 * * *"  # cron expression (local time); "" turns scheduled scans off
+    refresh: bool = True  # after each scheduled scan, re-render stale managed tables
+
+
+Section = TypeVar("Section", MountConfig, ScanConfig)
+
+
+def _load_section(data_dir: DataDir, name: str, kind: type[Section]) -> Section:
     path = data_dir.config_file
     if not path.exists():
-        return MountConfig()
+        return kind()
     try:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
-    section: dict[str, Any] = doc.get("mount", {})
-    known = {f.name: f for f in fields(MountConfig)}
+    section: dict[str, Any] = doc.get(name, {})
+    known = {f.name: f for f in fields(kind)}
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in known:
-            raise UserError(f"{path}: unknown setting mount.{key}")
-        default = getattr(MountConfig(), key)
+            raise UserError(f"{path}: unknown setting {name}.{key}")
+        default = getattr(kind(), key)
         if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
                 value, (int, float) if isinstance(default, float) else type(default)):
-            raise UserError(f"{path}: mount.{key} must be a {type(default).__name__}")
+            raise UserError(f"{path}: {name}.{key} must be a {type(default).__name__}")
         values[key] = value
-    return MountConfig(**values)
+    return kind(**values)
+
+
+def load_mount_config(data_dir: DataDir) -> MountConfig:
+    return _load_section(data_dir, "mount", MountConfig)
+
+
+def load_scan_config(data_dir: DataDir) -> ScanConfig:
+    return _load_section(data_dir, "scan", ScanConfig)

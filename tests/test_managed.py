@@ -213,12 +213,33 @@ def test_refresh_without_changes_renders_nothing(tables: Path, data_dir: Path) -
     assert (tables / "shop" / "main" / "items" / "data.csv").stat().st_ino == inode
 
 
-def test_unmanage_removes_the_folders_and_the_snapshot(tables: Path, data_dir: Path) -> None:
+def test_unmanage_removes_the_folders(tables: Path, data_dir: Path) -> None:
     run_markfs(data_dir, "manage", "shop/main/items")
     run_markfs(data_dir, "unmanage", "shop/main/items")
     wait_for(lambda: not (tables / "shop").exists())
-    assert not list((data_dir / "cache" / "snapshots").glob("??/*"))
     assert "managed" not in run_markfs(data_dir, "tables", "shop").stdout
+
+
+def test_a_replaced_file_answers_until_purged_then_its_snapshot_is_deleted(
+        tables: Path, data_dir: Path) -> None:
+    run_markfs(data_dir, "manage", "shop/main/items")
+    path = tables / "shop" / "main" / "items" / "data.csv"
+    old_inode, old_bytes = path.stat().st_ino, path.read_bytes()
+    run_markfs(data_dir, "unmanage", "shop/main/items")
+    retired = tables.parent / ".markfs" / "retired" / f"{old_inode}-data.csv"
+    assert retired.read_bytes() == old_bytes  # the kernel may still map the name to it
+    from markfs.config import DataDir
+    from markfs.namespace.tables import RETIRED_FOR_S, ManagedTables
+    from markfs.namespace.tree import Tree
+
+    tree = Tree.open(DataDir(data_dir))
+    try:
+        later = time.time_ns() + int(RETIRED_FOR_S * 2e9)
+        assert ManagedTables(tree, DataDir(data_dir)).collect_garbage(later) == 6
+    finally:
+        tree.close()
+    assert not list((data_dir / "cache" / "snapshots").glob("??/*"))
+    wait_for(lambda: not retired.exists())
 
 
 def test_removing_the_source_removes_its_tables(tables: Path, data_dir: Path) -> None:

@@ -59,8 +59,9 @@ def file_by_node(conn: apsw.Connection, node_id: int) -> TableFile | None:
 
 
 def files_of(conn: apsw.Connection, table_id: int) -> list[TableFile]:
-    return [_file(r) for r in conn.execute(_FILE_SELECT + "WHERE f.table_id = ? "
-                                           "ORDER BY f.node_id", (table_id,))]
+    return [_file(r) for r in conn.execute(_FILE_SELECT + "WHERE f.table_id = ? AND "
+                                           "f.retired_ns IS NULL ORDER BY f.node_id",
+                                           (table_id,))]
 
 
 def add_file(txn: Txn, node_id: int, table_id: int, name: str, digest: str, size: int,
@@ -70,11 +71,22 @@ def add_file(txn: Txn, node_id: int, table_id: int, name: str, digest: str, size
                 (node_id, table_id, name, digest, size, rows, token, rendered_ns))
 
 
-def drop_files(txn: Txn, table_id: int) -> list[int]:
-    """Forget a table's snapshot files; returns their node ids (for the caller to remove)."""
+def retire_files(txn: Txn, table_id: int, now_ns: int) -> list[int]:
+    """Mark a table's current files retired; returns their node ids (for the caller to
+    move out of the table folder)."""
     ids = [int(r[0]) for r in txn.execute(
-        "SELECT node_id FROM table_files WHERE table_id = ?", (table_id,)).fetchall()]
-    txn.execute("DELETE FROM table_files WHERE table_id = ?", (table_id,))
+        "SELECT node_id FROM table_files WHERE table_id = ? AND retired_ns IS NULL",
+        (table_id,)).fetchall()]
+    txn.execute("UPDATE table_files SET retired_ns = ? WHERE table_id = ? "
+                "AND retired_ns IS NULL", (now_ns, table_id))
+    return ids
+
+
+def purge_retired(txn: Txn, before_ns: int) -> list[int]:
+    """Forget files retired before `before_ns`; returns their node ids (to delete)."""
+    ids = [int(r[0]) for r in txn.execute(
+        "SELECT node_id FROM table_files WHERE retired_ns < ?", (before_ns,)).fetchall()]
+    txn.execute("DELETE FROM table_files WHERE retired_ns < ?", (before_ns,))
     return ids
 
 
@@ -93,7 +105,7 @@ def stale_tables(conn: apsw.Connection) -> list[StaleTable]:
             for i, src, schema, name in conn.execute(
                 "SELECT t.id, s.name, t.schema_name, t.table_name FROM sql_tables t "
                 "JOIN sources s ON s.id = t.source_id WHERE t.managed = 1 AND NOT EXISTS "
-                "(SELECT 1 FROM table_files f WHERE f.table_id = t.id "
+                "(SELECT 1 FROM table_files f WHERE f.table_id = t.id AND f.retired_ns IS NULL"
                 " AND f.change_token = t.change_token) ORDER BY s.name, t.schema_name, "
                 "t.table_name")]
 

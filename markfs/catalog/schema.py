@@ -194,8 +194,14 @@ MIGRATIONS: list[str] = [
         change_token TEXT NOT NULL,     -- the table's change token when rendered: a scan that
                                         -- records another token makes the snapshot stale
         rendered_ns  INTEGER NOT NULL,  -- when the snapshot was taken
-        UNIQUE (table_id, file_name)
+        retired_ns   INTEGER            -- NULL: current. Otherwise when a newer snapshot (or
+                                        -- unmanage) replaced it: the node moved under
+                                        -- /.markfs/retired and still answers for a while,
+                                        -- because the kernel may hold the old name for
+                                        -- entry_ttl and open it; purged after a grace time
     );
+    CREATE UNIQUE INDEX table_files_current ON table_files (table_id, file_name)
+        WHERE retired_ns IS NULL;       -- one current file of each name per table
 
     -- Level-2 (deep) scan results per column of a table or structured file.
     CREATE TABLE column_stats (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from markfs.config import DataDir, MountConfig, load_mount_config
+from markfs.config import DataDir, MountConfig, ScanConfig, load_mount_config, load_scan_config
 from markfs.errors import UserError
 from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.namespace.control import MountInfo
@@ -19,6 +19,7 @@ from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
 from markfs.namespace.watch import LocalWatcher
 from markfs.runtime import register, unregister
+from markfs.scan.schedule import check_schedule, run_schedule
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
     if not mountpoint.is_dir():
         raise UserError(f"mount point is not a directory: {mountpoint}")
     config = load_mount_config(data_dir)
+    scan_config = load_scan_config(data_dir)
+    check_schedule(scan_config.schedule)
     tree = Tree.open(data_dir)
     try:
         root_node = tree.resolve(root)
@@ -52,7 +55,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
         register(data_dir, mountpoint, info.root)
         log.info("mounted %s on %s (root %s)", data_dir.root, mountpoint, info.root)
         try:
-            trio.run(_serve, namespace, config)
+            trio.run(_serve, namespace, config, scan_config)
         finally:
             notifier.stop()
             pyfuse3.close(unmount=True)
@@ -62,11 +65,13 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
         tree.close()
 
 
-async def _serve(namespace: Namespace, config: MountConfig) -> None:
+async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanConfig) -> None:
     namespace.remote.resume()
     async with trio.open_nursery() as nursery:
         await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal)
+        nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule,
+                           scan_config.refresh)
         nursery.start_soon(namespace.finish_interrupted_renames)
         if config.watch_local:
             roots = namespace.sources.local_roots()

@@ -35,10 +35,12 @@ from markfs.namespace.scans import (
     tracked_job,
 )
 from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
-from markfs.namespace.tree import TABLES_ID, Tree, folder_name
+from markfs.namespace.tree import CONTROL_DIR_ID, TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
 from markfs.sources.base import ColumnInfo, SqlSource
 
+RETIRED_NAME = b"retired"
+RETIRED_FOR_S = 60.0  # far above entry_ttl/attr_ttl: the kernel has let go of old names
 DIR_MODE = stat.S_IFDIR | 0o555
 FILE_MODE = stat.S_IFREG | 0o444
 
@@ -136,8 +138,7 @@ class ManagedTables:
             if not all(self.store.contains(f.digest) for f in snapshot.files):
                 return False
             folder = self._table_folder(txn, table)
-            for node_id in mq.drop_files(txn, table.id):
-                q.delete_subtree(txn, node_id)
+            self._retire(txn, table.id)
             for f in snapshot.files:
                 new = q.NewNode(Kind.TABLE, FILE_MODE, os.getuid(), os.getgid(), f.size,
                                 snapshot.taken_ns, snapshot.taken_ns,
@@ -151,6 +152,29 @@ class ManagedTables:
             save_table_stats(txn, table, snapshot.rows, snapshot.stats, snapshot.sample,
                              snapshot.taken_ns)
         return True
+
+    def _retire(self, txn: Txn, table_id: int) -> None:
+        """Move the table's current files to /.markfs/retired, where their inodes keep
+        answering (stat, open) until purged: the kernel may still map the old names to
+        them for entry_ttl, and a reader racing the swap must not get ENOENT."""
+        ids = mq.retire_files(txn, table_id, time.time_ns())
+        if not ids:
+            return
+        retired = self._retired_folder(txn)
+        for node_id in ids:
+            node = q.get_node(txn.conn, node_id)
+            if node is not None:
+                q.move_name(txn, node.parent, node.name, retired,
+                            f"{node_id}-{node.name.decode()}".encode(), None)
+
+    def _retired_folder(self, txn: Txn) -> int:
+        found = q.find_child(txn.conn, CONTROL_DIR_ID, RETIRED_NAME)
+        if found is not None:
+            return found.id
+        new = q.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0, time.time_ns(),
+                        time.time_ns(), nlink=2)
+        return q.insert_node(txn, CONTROL_DIR_ID, RETIRED_NAME, new,
+                             generation=self.tree.generation)
 
     def _table_folder(self, txn: Txn, table: TableRow) -> int:
         """The /tables/<source>/<schema>/<table> folder, made if missing."""
@@ -168,8 +192,7 @@ class ManagedTables:
     def unmanage(self, table: TableRow) -> None:
         """Take the table out of /tables (its rows in the catalog stay, unmanaged)."""
         with self.tree.transaction() as txn:
-            for node_id in mq.drop_files(txn, table.id):
-                q.delete_subtree(txn, node_id)
+            self._retire(txn, table.id)
             mq.set_managed(txn, table.id, False)
             self._prune(txn, table)
             reindex_sql(txn, table.source_id, table.source)
@@ -193,11 +216,14 @@ class ManagedTables:
     def stale(self) -> list[mq.StaleTable]:
         return mq.stale_tables(self.tree.catalog.conn)
 
-    def collect_garbage(self) -> int:
-        """Delete snapshot blobs that no current snapshot names (open ones stay readable)."""
-        with self.tree.catalog.locked():  # no snapshot is being swapped in meanwhile
-            referenced = mq.referenced_digests(self.tree.catalog.conn)
-            return self.store.remove_unreferenced(referenced)
+    def collect_garbage(self, now_ns: int | None = None) -> int:
+        """Purge files retired long enough ago, then delete snapshot blobs no file names
+        any more (a reader that has one open keeps reading it). Returns blobs deleted."""
+        cutoff = (now_ns or time.time_ns()) - int(RETIRED_FOR_S * 1e9)
+        with self.tree.transaction() as txn:  # no snapshot is being swapped in meanwhile
+            for node_id in mq.purge_retired(txn, cutoff):
+                q.delete_subtree(txn, node_id)
+            return self.store.remove_unreferenced(mq.referenced_digests(txn.conn))
 
 
 
