@@ -577,11 +577,14 @@ def fsck(ctx: click.Context, repair: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context, mountpoint: Path) -> None:
     """Build the embedded demo and mount it at MOUNTPOINT (default ./mnt)."""
-    from markfs.demo import build_demo
+    from markfs.demo import ORDERS, build_demo, build_shop
 
     data_dir = data_dir_of(ctx)
     with open_tree(ctx, create=True) as tree:
         build_demo(tree, data_dir.root / "demo-files")
+        with click.progressbar(length=ORDERS + 5200, label="rendering the demo tables",
+                               file=sys.stderr) as bar:
+            build_shop(tree, data_dir, bar.update)
     mountpoint = mountpoint.absolute()
     mountpoint.mkdir(parents=True, exist_ok=True)
     if not runtime.is_mountpoint(mountpoint):
@@ -591,6 +594,9 @@ def demo(ctx: click.Context, mountpoint: Path) -> None:
                f"  ls -lR {mountpoint}\n"
                f"  cat {mountpoint}/sources/demo/finance/2024/revenue.csv | head\n"
                f"  cat {mountpoint}/.markfs/status.json\n"
+               f"  ls -l {mountpoint}/tables/shop/main/orders\n"
+               f"  head {mountpoint}/tables/shop/main/orders/preview.csv\n"
+               f"  {markfs} search country\n"
                f"  echo hello > {mountpoint}/sources/demo/hello.txt\n"
                f"Unmount with: make demo-stop   (or: {markfs} umount {mountpoint})")
 

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import force_unmount, is_mounted, run_markfs
 
@@ -62,7 +63,11 @@ def test_demo_mounts_sample_files(tmp_path: Path, point: Path) -> None:
                              check=True).stdout
     assert "revenue.csv" in listing and "events.jsonl" in listing
     status = json.loads((point / ".markfs" / "status.json").read_text())
-    assert [s["name"] for s in status["sources"]] == ["demo"]
+    assert [s["name"] for s in status["sources"]] == ["demo", "shop"]
+    orders = point / "tables" / "shop" / "main" / "orders"
+    assert pq.read_metadata(orders / "data.parquet").num_rows == 1_000_000
+    assert sorted(os.listdir(point / "tables" / "shop" / "main")) == [
+        "customers", "orders", "products"]
     run_markfs(data, "demo", str(point))  # again: already mounted, still fine
     run_markfs(data, "umount", str(point))
     assert not is_mounted(point)
