@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup system test lint demo demo-stop bench clean
+.PHONY: setup system test lint demo demo-stop bench bench-render clean
 
 setup: system $(STAMP)
 
@@ -34,6 +34,9 @@ demo: setup
 bench: setup
 	@bash tools/bench/setup.sh
 	$(PY) tools/bench/remote_bench.py $(BENCH_ARGS)
+
+bench-render: setup
+	$(PY) tools/bench/render_bench.py $(BENCH_ARGS)
 
 demo-stop:
 	@$(MARKFS) --data-dir $(DEMO_DATA) umount $(DEMO_MNT)

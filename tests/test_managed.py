@@ -286,3 +286,15 @@ def test_search_finds_tables_by_name_column_and_prints_mount_paths(
     assert 'shop/main/Odd "Name" / é' in run_markfs(data_dir, "search", "odd", "name").stdout
     done = run_markfs(data_dir, "search", "zebra", check=False)
     assert done.returncode == 1 and "nothing matches" in done.stderr
+
+
+def test_a_column_whose_value_types_change_late_is_read_exactly(
+        tables: Path, data_dir: Path, shop: Path) -> None:
+    conn = apsw.Connection(str(shop))
+    conn.execute("CREATE TABLE drift (v)")  # no declared type: any value, shown as text
+    with conn:
+        conn.executemany("INSERT INTO drift VALUES (?)", [(None,)] * 70_000 + [(5,), ("x",)])
+    conn.close()
+    run_markfs(data_dir, "manage", "shop/main/drift")
+    values = pq.read_table(tables / "shop" / "main" / "drift" / "data.parquet")["v"]
+    assert values.null_count == 70_000 and values.to_pylist()[-2:] == ["5", "x"]

@@ -37,7 +37,7 @@ from markfs.namespace.scans import (
 from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
 from markfs.namespace.tree import CONTROL_DIR_ID, TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
-from markfs.sources.base import ColumnInfo, SqlSource
+from markfs.sources.base import ColumnInfo, ReadAgain, SqlSource
 
 RETIRED_NAME = b"retired"
 RETIRED_FOR_S = 60.0  # far above entry_ttl/attr_ttl: the kernel has let go of old names
@@ -125,8 +125,12 @@ class ManagedTables:
                          [ColumnMeta(c.name, c.type, c.nullable, c.primary_key, c.comment)
                           for c in columns])
         try:
-            schema, batches = source.read_table(table.schema, table.name, columns)
-            return render_snapshot(meta, schema, batches, self.store, progress)
+            try:
+                schema, batches = source.read_table(table.schema, table.name, columns)
+                return render_snapshot(meta, schema, batches, self.store, progress)
+            except ReadAgain:
+                schema, batches = source.read_table(table.schema, table.name, columns)
+                return render_snapshot(meta, schema, batches, self.store, progress)
         except ValueError as exc:
             raise UserError(f"{table.source}/{table.schema}/{table.name}: {exc}") from None
 

@@ -9,6 +9,11 @@ from typing import Protocol
 import pyarrow as pa
 
 
+class ReadAgain(Exception):
+    """A table read stopped part-way for a reason the next read of it avoids (the
+    source switched to a slower, exact path): start the read over, once."""
+
+
 @dataclass(frozen=True)
 class TableInfo:
     """One table or view as a level-1 scan sees it."""

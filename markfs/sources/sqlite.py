@@ -11,7 +11,7 @@ import apsw
 import pyarrow as pa
 
 from markfs.errors import SourceError
-from markfs.sources.base import ColumnInfo, TableInfo
+from markfs.sources.base import ColumnInfo, ReadAgain, TableInfo
 
 SCHEMA = "main"
 
@@ -27,6 +27,7 @@ class SqliteSource:
         self.conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY
                                     | apsw.SQLITE_OPEN_URI)
         self.conn.set_busy_timeout(5000)
+        self._row_by_row: set[str] = set()  # tables whose values defeat the fast path
 
     def close(self) -> None:
         self.conn.close()
@@ -56,8 +57,35 @@ class SqliteSource:
 
     def read_table(self, schema: str, table: str, columns: list[ColumnInfo],
                    batch_rows: int = 65_536) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Through ADBC's SQLite driver (C, straight into Arrow: about 3x faster than
+        fetching rows through apsw) cast to the declared types. That driver fixes each
+        column's type from the first rows; SQLite lets later rows hold other types, and
+        then it stops with an error. The table is then marked for row-by-row reading
+        (apsw, SQLite's own affinity rules) and `ReadAgain` tells the caller to start over."""
         arrow = arrow_schema(columns)
-        return arrow, stream_batches(self, table, arrow, batch_rows)
+        if table in self._row_by_row:
+            return arrow, stream_batches(self, table, arrow, batch_rows)
+        return arrow, self._fast_batches(table, arrow, batch_rows)
+
+    def _fast_batches(self, table: str, schema: pa.Schema,
+                      batch_rows: int) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_sqlite.dbapi as adbc
+
+        names = ", ".join(quote(f.name) for f in schema)
+        conn = adbc.connect(f"file:{self.path}?mode=ro")
+        try:
+            cursor = conn.cursor()
+            cursor.adbc_statement.set_options(
+                **{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+            cursor.execute(f"SELECT {names} FROM {quote(table)}")
+            for batch in cursor.fetch_record_batch():
+                yield batch.cast(schema)
+            cursor.close()
+        except (adbc.Error, OSError, pa.ArrowInvalid) as exc:
+            self._row_by_row.add(table)
+            raise ReadAgain(f"{table}: mixed value types ({exc}); reading row by row") from None
+        finally:
+            conn.close()
 
     def check(self) -> str:
         tables = self.tables()
