@@ -558,10 +558,11 @@ def _human(count: int) -> str:
 @click.pass_context
 def fsck(ctx: click.Context, repair: bool) -> None:
     """Check catalog <-> hot cache consistency; exit 1 if problems remain."""
+    from markfs.cache.snapshots import SnapshotStore
     from markfs.namespace.fsck import fsck as run_fsck
 
     with open_tree(ctx) as tree:
-        report = run_fsck(tree, repair)
+        report = run_fsck(tree, repair, SnapshotStore(data_dir_of(ctx).cache))
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     for fix in report.repaired:

@@ -129,23 +129,27 @@ def s3() -> Iterator[S3Server]:
     yield from served(S3Server())
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    # not under pytest's tmp: that is 0700 root, and PostgreSQL runs as `postgres`
-    root = Path(tempfile.mkdtemp(prefix="markfs-test-pg-"))
+DbServer = TypeVar("DbServer", PostgresServer, MariaServer)
+
+
+def served_in_temp_dir(make: Callable[[Path], DbServer], prefix: str) -> Iterator[DbServer]:
+    """Like `served`, for a database whose files live in a fresh directory outside
+    pytest's tmp (that is 0700 root, and the servers run as their own users)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        yield from served(PostgresServer(root))
+        yield from served(make(root))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    yield from served_in_temp_dir(PostgresServer, "markfs-test-pg-")
 
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaServer]:
-    root = Path(tempfile.mkdtemp(prefix="markfs-mariadb-"))
-    try:
-        yield from served(MariaServer(root))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    yield from served_in_temp_dir(MariaServer, "markfs-test-mariadb-")
 
 
 @pytest.fixture

@@ -298,3 +298,15 @@ def test_a_column_whose_value_types_change_late_is_read_exactly(
     run_markfs(data_dir, "manage", "shop/main/drift")
     values = pq.read_table(tables / "shop" / "main" / "drift" / "data.parquet")["v"]
     assert values.null_count == 70_000 and values.to_pylist()[-2:] == ["5", "x"]
+
+
+def test_fsck_reports_a_lost_snapshot_and_refresh_force_renders_it(
+        tables: Path, data_dir: Path) -> None:
+    run_markfs(data_dir, "manage", "shop/main/items")
+    for blob in (data_dir / "cache" / "snapshots").glob("??/*"):
+        blob.unlink()
+    done = run_markfs(data_dir, "fsck", check=False)
+    assert done.returncode == 1 and "snapshot" in done.stdout and "refresh --force" in done.stdout
+    run_markfs(data_dir, "refresh", "--force", "shop/main/items")
+    wait_for(lambda: (tables / "shop" / "main" / "items" / "data.csv").read_bytes() != b"")
+    run_markfs(data_dir, "fsck")

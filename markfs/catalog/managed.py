@@ -58,6 +58,12 @@ def file_by_node(conn: apsw.Connection, node_id: int) -> TableFile | None:
     return None if row is None else _file(row)
 
 
+def current_files(conn: apsw.Connection) -> list[TableFile]:
+    """The current (not retired) files of every table (for fsck)."""
+    return [_file(r) for r in conn.execute(_FILE_SELECT + "WHERE f.retired_ns IS NULL "
+                                           "ORDER BY f.node_id")]
+
+
 def files_of(conn: apsw.Connection, table_id: int) -> list[TableFile]:
     return [_file(r) for r in conn.execute(_FILE_SELECT + "WHERE f.table_id = ? AND "
                                            "f.retired_ns IS NULL ORDER BY f.node_id",

@@ -3,6 +3,7 @@
 Checks, under the catalog's write lock so no writer is half-way:
 SQLite integrity; nodes whose parent is missing; nodes of removed sources;
 sources without their folder; journaled uploads whose staged file is gone;
+table files whose snapshot blob is gone (reported: only a refresh can render it);
 the mirror's stamp; and the mirror's content,
 node by node and name by name, against the catalog. Repair removes orphans
 and rebuilds the mirror from the catalog (SQLite is the truth).
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from markfs.cache.snapshots import SnapshotStore
+from markfs.catalog import managed as mq
 from markfs.catalog import nodes as q
 from markfs.catalog import sources as sq
 from markfs.catalog import uploads as uq
@@ -81,12 +84,27 @@ def _mirror_problems(tree: Tree) -> list[str]:
     return problems
 
 
-def fsck(tree: Tree, repair: bool) -> FsckReport:
+def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
+    """Table files whose node or snapshot blob is gone (a refresh renders them anew)."""
+    problems = []
+    for f in mq.current_files(tree.catalog.conn):
+        where = f"table file {f.file_name} of {f.source}/{f.schema}/{f.table}"
+        if q.get_node(tree.catalog.conn, f.node_id) is None:
+            problems.append(f"{where}: node {f.node_id} missing")
+        if not store.contains(f.digest):
+            problems.append(f"{where}: snapshot {f.digest} missing "
+                            f"(run: markfs refresh --force {f.source}/{f.schema}/{f.table})")
+    return problems
+
+
+def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None) -> FsckReport:
     report = FsckReport()
     with tree.catalog.locked():
         catalog_problems, doomed = _catalog_problems(tree)
         upload_problems, lost_uploads = _upload_problems(tree)
         report.problems = catalog_problems + upload_problems + _mirror_problems(tree)
+        if store is not None:
+            report.problems += _snapshot_problems(tree, store)
     if not repair or report.clean:
         return report
     if lost_uploads:
