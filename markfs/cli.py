@@ -353,8 +353,9 @@ def tables(ctx: click.Context, source_name: str | None) -> None:
         rows_text = "?" if t.rows is None else f"{t.rows}{'' if t.rows_exact else '~'}"
         flags = ",".join(f for f, on in (("managed", t.managed), ("deprecated", t.deprecated))
                          if on) or "-"
+        size = "?" if t.size_bytes is None else _human(t.size_bytes)
         click.echo(f"{t.source}/{t.schema}/{t.name}\t{t.kind}\t{rows_text} rows\t"
-                   f"{t.columns} columns\t{flags}")
+                   f"{t.columns} columns\t{flags}\t{size}")
     for line in files:
         click.echo(line)
 
@@ -376,7 +377,7 @@ def _structured_files(tree: Tree, source_id: int | None) -> list[str]:
             flags = "deprecated" if f.deprecated else (f"unreadable: {f.error}" if f.error
                                                         else "-")
             lines.append(f"/sources/{row.name}/{f.path}\t{f.format} file\t{rows} rows\t"
-                         f"{cols} columns\t{flags}")
+                         f"{cols} columns\t{flags}\t{_human(f.size)}")
     return lines
 
 

@@ -47,6 +47,7 @@ def test_mysql_source_scans_tables_views_and_columns(data_dir: Path, mydb: str) 
                  run_markfs(data_dir, "tables", "my").stdout.splitlines())
     assert lines[f"my/{schema}/customers"].startswith("table\t")
     assert "6 columns" in lines[f"my/{schema}/customers"]
+    assert lines[f"my/{schema}/customers"].endswith("KiB")  # data + index length
     assert lines[f"my/{schema}/rich"].startswith("view\t")
     assert f"my/{schema}/Odd `Name` x" in lines
 

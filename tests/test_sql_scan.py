@@ -32,7 +32,7 @@ def db(tmp_path: Path) -> Path:
 
 def tables_of(data_dir: Path) -> dict[str, list[str]]:
     out = run_markfs(data_dir, "tables").stdout.splitlines()
-    return {line.split("\t")[0]: line.split("\t")[1:] for line in out}
+    return {line.split("\t")[0]: line.split("\t")[1:-1] for line in out}  # without the size
 
 
 def test_sqlite_source_is_added_and_tested(data_dir: Path, db: Path) -> None:
@@ -58,6 +58,9 @@ def test_scan_records_tables_rows_and_columns(data_dir: Path, db: Path) -> None:
     assert tables["shop/main/customers"] == ["table", "250 rows", "3 columns", "-"]
     assert tables["shop/main/empty_one"] == ["table", "0 rows", "1 columns", "-"]
     assert tables["shop/main/big_customers"][:2] == ["view", "150 rows"]
+    sizes = {line.split("\t")[0]: line.rsplit("\t", 1)[1]
+             for line in run_markfs(data_dir, "tables").stdout.splitlines()}
+    assert sizes["shop/main/customers"].endswith("KiB")  # pages of the table (dbstat)
     for name in ODD_NAMES:
         assert tables[f"shop/main/{name}"] == ["table", "1 rows", "2 columns", "-"]
 

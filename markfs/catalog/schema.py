@@ -222,6 +222,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sql_tables ADD COLUMN stats_ns INTEGER;    -- when the deep scan ran (NULL: never)
     ALTER TABLE sql_tables ADD COLUMN stats_rows INTEGER;  -- exact row count it counted
     ALTER TABLE sql_tables ADD COLUMN sample_json TEXT;    -- a few rows as a JSON array of objects
+    ALTER TABLE sql_tables ADD COLUMN size_bytes INTEGER;  -- storage incl. indexes (NULL: unknown)
     ALTER TABLE sql_tables ADD COLUMN stats_token TEXT;    -- change token the statistics are of:
                                                            -- a deep scan skips tables still at it
 

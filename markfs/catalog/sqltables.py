@@ -23,6 +23,7 @@ class TableRow:
     managed: bool
     deprecated: bool
     columns: int
+    size_bytes: int | None = None
 
 
 def known_tokens(conn: apsw.Connection, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:
@@ -33,15 +34,15 @@ def known_tokens(conn: apsw.Connection, source_id: int) -> dict[tuple[str, str],
 
 
 def upsert(txn: Txn, source_id: int, schema: str, name: str, kind: str, rows: int | None,
-           rows_exact: bool, token: str, now_ns: int) -> int:
+           rows_exact: bool, token: str, now_ns: int, size: int | None = None) -> int:
     txn.execute(
         "INSERT INTO sql_tables (source_id, schema_name, table_name, kind, row_count, "
-        "rows_exact, change_token, scanned_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "rows_exact, change_token, scanned_ns, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (source_id, schema_name, table_name) DO UPDATE SET kind = excluded.kind, "
         "row_count = excluded.row_count, rows_exact = excluded.rows_exact, "
         "change_token = excluded.change_token, scanned_ns = excluded.scanned_ns, "
-        "deprecated_ns = NULL", (source_id, schema, name, kind, rows, int(rows_exact), token,
-                                 now_ns))
+        "size_bytes = excluded.size_bytes, deprecated_ns = NULL",
+        (source_id, schema, name, kind, rows, int(rows_exact), token, now_ns, size))
     row = txn.execute("SELECT id FROM sql_tables WHERE source_id = ? AND schema_name = ? "
                       "AND table_name = ?", (source_id, schema, name)).fetchone()
     return int(row[0])
@@ -81,12 +82,13 @@ def list_tables(conn: apsw.Connection, source_id: int | None = None,
         where, params = "WHERE t.id = ?", (table_id,)
     return [TableRow(int(i), int(sid), str(src), str(schema), str(name), str(kind),  # type: ignore[call-overload]
                      None if rows is None else int(rows), bool(exact), str(token),  # type: ignore[call-overload]
-                     bool(managed), deprecated is not None, int(ncols))  # type: ignore[call-overload]
-            for i, sid, src, schema, name, kind, rows, exact, token, managed, deprecated, ncols
-            in conn.execute(
+                     bool(managed), deprecated is not None, int(ncols),  # type: ignore[call-overload]
+                     None if size is None else int(size))  # type: ignore[call-overload]
+            for i, sid, src, schema, name, kind, rows, exact, token, managed, deprecated, ncols,
+            size in conn.execute(
                 "SELECT t.id, t.source_id, s.name, t.schema_name, t.table_name, t.kind, "
                 "t.row_count, t.rows_exact, t.change_token, t.managed, t.deprecated_ns, "
-                "(SELECT count(*) FROM sql_columns c WHERE c.table_id = t.id) "
+                "(SELECT count(*) FROM sql_columns c WHERE c.table_id = t.id), t.size_bytes "
                 f"FROM sql_tables t JOIN sources s ON s.id = t.source_id {where} "
                 "ORDER BY s.name, t.schema_name, t.table_name", params)]
 

@@ -97,7 +97,7 @@ def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress)
             tq.touch(txn, table_id, now)
         for info, columns in changed:
             table_id = tq.upsert(txn, row.id, info.schema, info.name, info.kind, info.rows,
-                                 info.rows_exact, info.change_token, now)
+                                 info.rows_exact, info.change_token, now, info.size_bytes)
             tq.replace_columns(txn, table_id, [
                 (c.position, c.name, c.type, c.nullable, c.primary_key, c.comment)
                 for c in columns])

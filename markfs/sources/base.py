@@ -24,6 +24,7 @@ class TableInfo:
     rows: int | None  # row count (exact for SQLite)
     rows_exact: bool
     change_token: str  # differs whenever the scan must read the table again
+    size_bytes: int | None = None  # storage the table and its indexes take, if known
 
 
 @dataclass(frozen=True)

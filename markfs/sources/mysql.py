@@ -25,7 +25,8 @@ from markfs.sources.base import ColumnInfo, MysqlLocation, TableInfo
 SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys")
 
 _TABLES = """
-SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS, DATA_LENGTH, AUTO_INCREMENT,
+SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH,
+       AUTO_INCREMENT,
        CREATE_TIME, UPDATE_TIME,
        (SELECT GROUP_CONCAT(CONCAT(c.COLUMN_NAME, ':', c.COLUMN_TYPE)
                             ORDER BY c.ORDINAL_POSITION SEPARATOR ',')
@@ -85,7 +86,7 @@ class MysqlSource:
         if self.location.database is not None:
             where, params = "TABLE_SCHEMA = %s", (self.location.database,)
         out = []
-        for schema, name, kind, rows, size, auto, created, updated, columns in self._query(
+        for schema, name, kind, rows, size, index, auto, created, updated, columns in self._query(
                 _TABLES.format(where=where), params):
             # InnoDB keeps no change counter; its update time, row estimate, data size,
             # next auto-increment value and column list together change with the table.
@@ -93,7 +94,8 @@ class MysqlSource:
                 created, updated, rows, size, auto, columns))).encode()).hexdigest()
             out.append(TableInfo(str(schema), str(name),
                                  "view" if kind == "VIEW" else "table",
-                                 None if rows is None else int(rows), False, token))
+                                 None if rows is None else int(rows), False, token,
+                                 None if size is None else int(size) + int(index or 0)))
         return out
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:

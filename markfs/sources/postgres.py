@@ -19,7 +19,7 @@ from markfs.sources.sqlite import quote
 _BATCH_BYTES = 16 * 1024 * 1024
 
 _TABLES = """
-SELECT n.nspname, c.relname, c.relkind, c.reltuples::bigint,
+SELECT n.nspname, c.relname, c.relkind, c.reltuples::bigint, pg_total_relation_size(c.oid),
        coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0), c.relfilenode,
        (SELECT string_agg(a.attname || ':' || format_type(a.atttypid, a.atttypmod), ','
                           ORDER BY a.attnum)
@@ -57,12 +57,12 @@ class PostgresSource:
 
     def tables(self) -> list[TableInfo]:
         out = []
-        for schema, name, kind, tuples, changes, filenode, columns in self.conn.execute(
+        for schema, name, kind, tuples, size, changes, filenode, columns in self.conn.execute(
                 _TABLES).fetchall():
             token = hashlib.sha1(f"{filenode}\0{changes}\0{columns}".encode()).hexdigest()
             rows = None if tuples is None or tuples < 0 else int(tuples)
             out.append(TableInfo(schema, name, "view" if kind == "v" else "table", rows,
-                                 False, token))
+                                 False, token, None if kind == "v" else int(size)))
         return out
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:

@@ -37,9 +37,20 @@ class SqliteSource:
             "SELECT type, name, coalesce(sql, '') FROM sqlite_schema "
             "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
             "ORDER BY name").fetchall()
-        return [self._info(str(kind), str(name), str(sql)) for kind, name, sql in rows]
+        sizes = self._sizes()
+        return [self._info(str(kind), str(name), str(sql), sizes.get(str(name)))
+                for kind, name, sql in rows]
 
-    def _info(self, kind: str, name: str, sql: str) -> TableInfo:
+    def _sizes(self) -> dict[str, int]:
+        """Bytes of pages per table, its indexes included (SQLite's dbstat table)."""
+        try:
+            return {str(t): int(n) for t, n in self.conn.execute(  # type: ignore[call-overload]
+                "SELECT s.tbl_name, sum(d.pgsize) FROM dbstat d "
+                "JOIN sqlite_schema s ON s.name = d.name GROUP BY s.tbl_name")}
+        except apsw.SQLError:  # a SQLite built without dbstat: sizes unknown
+            return {}
+
+    def _info(self, kind: str, name: str, sql: str, size: int | None) -> TableInfo:
         count_row = self.conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
         count = int(count_row[0]) if count_row else 0  # type: ignore[arg-type]
         last = ""
@@ -47,7 +58,7 @@ class SqliteSource:
             row = self.conn.execute(f"SELECT max(rowid) FROM {quote(name)}").fetchone()
             last = str(row[0]) if row else ""
         token = hashlib.sha1(f"{sql}\0{count}\0{last}".encode()).hexdigest()
-        return TableInfo(SCHEMA, name, kind, count, True, token)
+        return TableInfo(SCHEMA, name, kind, count, True, token, size)
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
         rows = self.conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
