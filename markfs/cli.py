@@ -273,12 +273,12 @@ def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
 @click.pass_context
 def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
     """Scan sources into the catalog (level 1: tables, columns, folders, files)."""
-    from markfs.namespace.sources import list_sources, require_source
+    from markfs.namespace.sources import is_sql, list_sources, require_source
 
     with open_tree(ctx) as tree:
         rows = [require_source(tree, source_name)] if source_name else list_sources(tree)
         for row in rows:
-            if row.scheme in ("sqlite", "postgresql", "mysql"):
+            if is_sql(row):
                 _scan_sql(tree, row, deep)
             else:
                 _scan_files(tree, row, deep)

@@ -25,7 +25,7 @@ from markfs.catalog.sqltables import TableRow
 from markfs.namespace.tree import Tree, table_folder_path
 from markfs.render.writers import json_default
 from markfs.scan.stats import ColumnStats, TableStats
-from markfs.sources.base import ColumnInfo, ReadAgain, SqlSource, TableInfo
+from markfs.sources.base import ColumnInfo, SqlSource, TableInfo, reading_again_once
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,7 @@ def deep_scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
 def _deep_scan_table(tree: Tree, source: SqlSource, table: TableRow) -> None:
     columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
                nullable, pk, comment in tq.columns_of(tree.catalog.conn, table.id)]
-    try:
-        stats, sample = _column_stats(source, table, columns)
-    except ReadAgain:
-        stats, sample = _column_stats(source, table, columns)
+    stats, sample = reading_again_once(lambda: _column_stats(source, table, columns))
     with tree.transaction() as txn:
         save_table_stats(txn, table, stats.rows, stats.columns(), sample, time.time_ns())
 

@@ -37,7 +37,7 @@ from markfs.namespace.scans import (
 from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
 from markfs.namespace.tree import CONTROL_DIR_ID, TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
-from markfs.sources.base import ColumnInfo, ReadAgain, SqlSource
+from markfs.sources.base import ColumnInfo, SqlSource, reading_again_once
 
 RETIRED_NAME = b"retired"
 RETIRED_FOR_S = 60.0  # far above entry_ttl/attr_ttl: the kernel has let go of old names
@@ -124,13 +124,11 @@ class ManagedTables:
         meta = TableMeta(table.source, table.schema, table.name, table.change_token,
                          [ColumnMeta(c.name, c.type, c.nullable, c.primary_key, c.comment)
                           for c in columns])
+        def read() -> Snapshot:
+            schema, batches = source.read_table(table.schema, table.name, columns)
+            return render_snapshot(meta, schema, batches, self.store, progress)
         try:
-            try:
-                schema, batches = source.read_table(table.schema, table.name, columns)
-                return render_snapshot(meta, schema, batches, self.store, progress)
-            except ReadAgain:
-                schema, batches = source.read_table(table.schema, table.name, columns)
-                return render_snapshot(meta, schema, batches, self.store, progress)
+            return reading_again_once(read)
         except ValueError as exc:
             raise UserError(f"{table.source}/{table.schema}/{table.name}: {exc}") from None
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -12,6 +12,17 @@ import pyarrow as pa
 class ReadAgain(Exception):
     """A table read stopped part-way for a reason the next read of it avoids (the
     source switched to a slower, exact path): start the read over, once."""
+
+
+T = TypeVar("T")
+
+
+def reading_again_once(read: Callable[[], T]) -> T:
+    """Run a whole table read; if the source says `ReadAgain`, run it once more."""
+    try:
+        return read()
+    except ReadAgain:
+        return read()
 
 
 @dataclass(frozen=True)
