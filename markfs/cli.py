@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -61,6 +62,9 @@ class MarkfsGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """markfs: S3, SFTP, local folders and SQL tables as one mount, with a catalog."""
+    # Catalog, caches, staged copies and logs are private whatever the caller's umask;
+    # files made in sources on a user's behalf get their modes explicitly (fchmod).
+    os.umask(0o077)
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = (data_dir or default_data_dir()).absolute()
 
@@ -196,8 +200,10 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
     """Start a detached `mount --foreground` and wait until the mount is there."""
     data_dir.logs.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.logs / "mount.log"
-    args = [sys.executable, "-m", "markfs", "--data-dir", str(data_dir.root), "mount",
-            str(mountpoint), "--foreground"]
+    # From "/" and with -P (3.11+): nothing in the caller's directory can shadow the package.
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    args = [sys.executable, *safe_path, "-m", "markfs", "--data-dir", str(data_dir.root),
+            "mount", str(mountpoint), "--foreground"]
     if root:
         args += ["--root", root]
     if allow_other:
@@ -205,7 +211,7 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
     start = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=log_file, start_new_session=True)
+                                stderr=log_file, start_new_session=True, cwd="/")
     deadline = time.monotonic() + MOUNT_WAIT_S
     while time.monotonic() < deadline:
         if runtime.is_mountpoint(mountpoint):
@@ -218,13 +224,15 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
 
 
 def _last_error(log_path: Path, start: int) -> str | None:
+    """The daemon's own one-line error, else the last line it logged (a traceback's end)."""
     with open(log_path, "rb") as f:
         f.seek(start)
         lines = [ln.decode(errors="replace").strip() for ln in f]
+    lines = [ln for ln in lines if ln]
     for line in reversed(lines):
         if line.startswith("markfs: "):
             return line[len("markfs: "):]
-    return None
+    return f"mount failed: {lines[-1]} (see {log_path})" if lines else None
 
 
 @main.command()

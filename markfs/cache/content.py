@@ -37,7 +37,7 @@ class ContentCache:
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self.env = lmdb.open(str(root / "index.lmdb"), max_dbs=4, map_size=1 << 32,
+        self.env = lmdb.open(str(root / "index.lmdb"), max_dbs=4, map_size=1 << 32, mode=0o600,
                              sync=False, metasync=False)
         self._chunks = self.env.open_db(b"chunks")  # chunk name -> content hash
         self._used = self.env.open_db(b"blobs")  # content hash -> size, last use

@@ -34,7 +34,7 @@ class HotCache:
 
     def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(path), max_dbs=4, map_size=map_size, sync=False,
+        self.env = lmdb.open(str(path), max_dbs=4, map_size=map_size, sync=False, mode=0o600,
                              metasync=False, readahead=False)
         self._inodes = self.env.open_db(b"inodes")
         self._dentries = self.env.open_db(b"dentries")

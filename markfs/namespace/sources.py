@@ -49,15 +49,39 @@ def validate_source_name(name: str) -> None:
 def _query(url: str, query: str, allowed: set[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, values in parse_qs(query, keep_blank_values=True).items():
-        if key not in allowed:
-            raise UserError(f"unknown parameter {key!r} in {redact(url)} "
+        if key not in allowed:  # its value may be a secret: never echoed
+            raise UserError(f"unknown parameter {key!r} in a {urlsplit(url).scheme}:// URL "
                             f"(known: {', '.join(sorted(allowed))})")
         params[key] = values[-1]
     return params
 
 
+def _has_secret(text: str) -> bool:
+    """Does a URL (or a URL inside a query value) carry credentials in its user part?"""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.password is not None or (parts.scheme in ("s3", "http", "https")
+                                          and "@" in parts.netloc)
+
+
+def refuse_credentials(url: str) -> None:
+    """Credentials never go in a source URL (they would be stored and shown): refused,
+    without echoing any part of the URL that could hold them."""
+    scheme = url.split(":", 1)[0].lower()
+    values = [v for vs in parse_qs(urlsplit(url).query).values() for v in vs]
+    if _has_secret(url) or any(_has_secret(v) for v in values):
+        hint = {"s3": "use boto3's usual chain (environment, ~/.aws/credentials)",
+                "sftp": "use key_file or ssh-agent", "postgresql": "use ~/.pgpass or PGPASSWORD",
+                "mysql": "use MYSQL_PWD or ~/.my.cnf"}.get(scheme, "")
+        raise UserError("credentials do not belong in source URLs (they would be stored "
+                        f"and shown){': ' + hint if hint else ''}")
+
+
 def redact(url: str) -> str:
-    """The URL as it may be shown: without any password."""
+    """The URL as it may be shown: without any password (defence in depth: URLs with
+    credentials are refused before they are stored)."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -66,10 +90,14 @@ def redact(url: str) -> str:
 
 
 def parse_source_url(url: str) -> SourceUrl:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UserError("not a source URL (expected e.g. file:///abs/dir)") from None
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
         raise UserError(f"not a source URL: {redact(url)!r} (expected e.g. file:///abs/dir)")
+    refuse_credentials(url)
     if scheme == "file":
         return SourceUrl(scheme, _parse_file(url))
     if scheme == "s3":
@@ -107,9 +135,21 @@ def _parse_s3(url: str) -> S3Location:
     if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
         raise UserError(f"invalid S3 prefix {prefix!r}: empty, '.' or '..' segments")
     endpoint = params.get("endpoint")
-    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
-        raise UserError(f"endpoint must be an http:// or https:// URL: {endpoint!r}")
+    if endpoint is not None:
+        _check_endpoint(endpoint)
     return S3Location(bucket, prefix + "/" if prefix else "", endpoint, params.get("region"))
+
+
+def _check_endpoint(endpoint: str) -> None:
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"endpoint must be an http:// or https:// URL: {endpoint!r}")
+    try:
+        port = parts.port  # ValueError when out of range
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UserError(f"invalid port in endpoint {endpoint!r} (1-65535)")
 
 
 def _server_port(parts: SplitResult, url: str, default: int, password_hint: str) -> int:

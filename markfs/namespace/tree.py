@@ -68,6 +68,7 @@ class Tree:
         if not data_dir.exists() and not create:
             raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
         data_dir.root.mkdir(parents=True, exist_ok=True)
+        data_dir.root.chmod(0o700)  # catalogs, caches and staged copies are private
         hot = HotCache(data_dir.hot)
         tree = cls(Catalog(data_dir.catalog, mirror=hot), hot)
         if create:
