@@ -567,11 +567,18 @@ def _human(count: int) -> str:
 @click.pass_context
 def fsck(ctx: click.Context, repair: bool) -> None:
     """Check catalog <-> hot cache consistency; exit 1 if problems remain."""
+    from markfs.cache.content import ContentCache
     from markfs.cache.snapshots import SnapshotStore
+    from markfs.config import load_mount_config
     from markfs.namespace.fsck import fsck as run_fsck
 
+    data_dir = data_dir_of(ctx)
     with open_tree(ctx) as tree:
-        report = run_fsck(tree, repair, SnapshotStore(data_dir_of(ctx).cache))
+        content = ContentCache(data_dir.cache, load_mount_config(data_dir).cache_max_bytes)
+        try:
+            report = run_fsck(tree, repair, SnapshotStore(data_dir.cache), content)
+        finally:
+            content.close()
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     for fix in report.repaired:

@@ -51,3 +51,52 @@ def test_a_vanished_blob_is_a_miss_not_an_error(tmp_path: Path) -> None:
         if blob.is_file():
             blob.unlink()
     assert cache.read(name, 0, 4) is None
+
+
+def test_a_bumped_epoch_makes_every_chunk_of_the_file_a_miss(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    before = chunk_name(1, b"f", b"e", 0, cache.epoch(1, b"f"))
+    cache.put(before, b"old")
+    cache.bump_epoch(1, b"f")
+    after = chunk_name(1, b"f", b"e", 0, cache.epoch(1, b"f"))
+    assert after != before and cache.read(after, 0, 3) is None
+    assert cache.epoch(1, b"other") == 0
+
+
+def damage_every_blob(root: Path) -> None:
+    for blob in (root / "blobs").rglob("*"):
+        if blob.is_file():
+            with open(blob, "r+b") as f:
+                f.write(b"\xff\xfe")
+
+
+def test_a_damaged_blob_is_a_miss_after_a_restart(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    name = chunk_name(1, b"f", b"e", 0)
+    cache.put(name, b"data" * 100)
+    cache.close()
+    damage_every_blob(tmp_path)
+    reopened = ContentCache(tmp_path, max_bytes=1 << 30)
+    assert reopened.read(name, 0, 4) is None
+    assert reopened.used_bytes() == 0
+
+
+def test_a_blob_rewritten_while_in_use_is_verified_again(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    name = chunk_name(1, b"f", b"e", 0)
+    cache.put(name, b"data" * 100)
+    assert cache.read(name, 0, 4) == b"data"
+    time.sleep(0.01)  # a later mtime
+    damage_every_blob(tmp_path)
+    assert cache.read(name, 0, 4) is None
+
+
+def test_verify_all_reports_and_drops_damaged_blobs(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    cache.put(chunk_name(1, b"f", b"e", 0), b"good" * 10)
+    cache.put(chunk_name(1, b"g", b"e", 0), b"bad!" * 10)
+    for blob in (tmp_path / "blobs").rglob("*"):
+        if blob.is_file() and blob.read_bytes().startswith(b"bad!"):
+            blob.write_bytes(b"BAD!" * 10)
+    assert len(cache.verify_all(repair=True)) == 1
+    assert cache.verify_all(repair=False) == []

@@ -17,6 +17,7 @@ import queue
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -26,9 +27,20 @@ import paramiko
 from markfs.backends.base import Entry, SftpLocation
 
 PAGE_SIZE = 1000
+SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
 READ_PIECE = 32768  # paramiko's largest single read request
 PIPELINE: int | None = None  # read requests in flight: all of a run (paramiko throttles slowly)
 T = TypeVar("T")
+
+
+def identity(size: int, mtime_ns: int, now_ns: int) -> bytes:
+    """The content identity SFTP allows: size and whole-second mtime. A file changed
+    within the last SETTLE_NS may change again within the same second without either
+    moving, so while it is that young the time of this observation is part of its
+    identity: each new listing of it is a new version to the content cache."""
+    if now_ns - mtime_ns < SETTLE_NS:
+        return f"{size}-{mtime_ns}-seen-{now_ns}".encode()
+    return f"{size}-{mtime_ns}".encode()
 
 
 def _entry(name: bytes, attrs: paramiko.SFTPAttributes, target: bytes | None = None) -> Entry:
@@ -36,7 +48,7 @@ def _entry(name: bytes, attrs: paramiko.SFTPAttributes, target: bytes | None = N
     size = int(attrs.st_size or 0)
     return Entry(name=name, mode=int(attrs.st_mode or 0), uid=int(attrs.st_uid or 0),
                  gid=int(attrs.st_gid or 0), size=size, mtime_ns=mtime_ns, ctime_ns=mtime_ns,
-                 nlink=1, target=target, etag=f"{size}-{mtime_ns}".encode())
+                 nlink=1, target=target, etag=identity(size, mtime_ns, time.time_ns()))
 
 
 def _os_error(exc: BaseException, what: str) -> OSError:

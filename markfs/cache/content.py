@@ -7,11 +7,21 @@ stored once; LMDB maps chunk names to hashes and records each blob's size and
 last use. When the total passes the limit, least recently used blobs go first.
 A chunk name whose blob has gone is simply a miss. Everything here blocks:
 callers run it in worker threads.
+
+Chunk names also carry the file's *epoch*, a counter per (source, path) that
+every write through the mount bumps: where a storage's identity is coarse
+(SFTP: size and whole-second mtime), a rewrite of the same size in the same
+second still gets new chunk names, so old bytes can never be served for it.
+
+Blobs are verified: the first read of a blob in a process (or after the blob's
+file changed on disk) hashes it whole and compares with its name; a blob that
+fails is dropped and logged, and the caller fetches the chunk again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import struct
 import threading
@@ -21,15 +31,27 @@ from pathlib import Path
 import lmdb
 import xxhash
 
+log = logging.getLogger(__name__)
 CHUNK_SIZE = 8 * 1024 * 1024
 _BLOB = struct.Struct("<Qd")  # size, last use (unix seconds)
 _TOUCH_EVERY_S = 30.0  # last-use times are coarse: reads must not all write LMDB
 
 
-def chunk_name(source_id: int, path: bytes, etag: bytes, index: int) -> bytes:
+def chunk_name(source_id: int, path: bytes, etag: bytes, index: int, epoch: int = 0) -> bytes:
     """A fixed-length LMDB key for one chunk of one version of one file."""
     return xxhash.xxh3_128_digest(
-        struct.pack("<QQ", source_id, index) + len(path).to_bytes(4, "little") + path + etag)
+        struct.pack("<QQQ", source_id, index, epoch) + len(path).to_bytes(4, "little")
+        + path + etag)
+
+
+def _file_key(source_id: int, path: bytes) -> bytes:
+    return struct.pack("<Q", source_id) + path
+
+
+def _identity(fd: int) -> tuple[int, int, int]:
+    """What changes when a blob's file is rewritten in place (inode, size, mtime)."""
+    st = os.fstat(fd)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class ContentCache:
@@ -42,7 +64,9 @@ class ContentCache:
         self._chunks = self.env.open_db(b"chunks")  # chunk name -> content hash
         self._used = self.env.open_db(b"blobs")  # content hash -> size, last use
         self._meta = self.env.open_db(b"meta")
+        self._epochs = self.env.open_db(b"epochs")  # source id + path -> epoch
         self._evict_lock = threading.Lock()
+        self._verified: dict[bytes, tuple[int, int, int]] = {}  # digest -> file identity
 
     def close(self) -> None:
         self.env.close()
@@ -51,8 +75,22 @@ class ContentCache:
         name = digest.hex()
         return self.blobs / name[:2] / name
 
+    def epoch(self, source_id: int, path: bytes) -> int:
+        with self.env.begin() as txn:
+            raw = txn.get(_file_key(source_id, path), db=self._epochs)
+        return int.from_bytes(raw, "little") if raw else 0
+
+    def bump_epoch(self, source_id: int, path: bytes) -> None:
+        """The file was written through the mount: its cached chunks are of the past."""
+        key = _file_key(source_id, path)
+        with self.env.begin(write=True) as txn:
+            raw = txn.get(key, db=self._epochs)
+            value = (int.from_bytes(raw, "little") if raw else 0) + 1
+            txn.put(key, value.to_bytes(8, "little"), db=self._epochs)
+
     def read(self, name: bytes, start: int, length: int) -> bytes | None:
-        """Bytes [start, start+length) of a cached chunk, or None if it is not cached."""
+        """Bytes [start, start+length) of a cached chunk, or None if it is not cached
+        (or its blob failed verification and was dropped)."""
         with self.env.begin() as txn:
             digest = txn.get(name, db=self._chunks)
             used = txn.get(digest, db=self._used) if digest else None
@@ -60,6 +98,8 @@ class ContentCache:
             return None
         try:
             with open(self._blob_path(digest), "rb") as f:
+                if not self._verify(digest, f.fileno()):
+                    return None
                 data = os.pread(f.fileno(), length, start)
         except FileNotFoundError:
             return None
@@ -69,6 +109,46 @@ class ContentCache:
                 txn.put(digest, _BLOB.pack(size, time.time()), db=self._used)
         return data
 
+    def _verify(self, digest: bytes, fd: int) -> bool:
+        """Is the open blob what its name says? Hashed once per process and file version."""
+        identity = _identity(fd)
+        if self._verified.get(digest) == identity:
+            return True
+        if xxhash.xxh3_128_digest(os.pread(fd, identity[1] + 1, 0)) == digest:
+            self._verified[digest] = identity
+            return True
+        log.warning("content cache: blob %s is damaged; dropped, fetching again", digest.hex())
+        self.drop_blob(digest)
+        return False
+
+    def drop_blob(self, digest: bytes) -> None:
+        """Forget a blob: chunk names that point to it become misses."""
+        self._verified.pop(digest, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._blob_path(digest))
+        with self.env.begin(write=True) as txn:
+            raw = txn.get(digest, db=self._used)
+            if raw is not None:
+                txn.delete(digest, db=self._used)
+                self._add_total(txn, -_BLOB.unpack(raw)[0])
+
+    def verify_all(self, repair: bool) -> list[str]:
+        """Every blob hashed against its name, and every indexed blob present (fsck)."""
+        problems = []
+        with self.env.begin() as txn:
+            indexed = {bytes(k): _BLOB.unpack(v)[0] for k, v in txn.cursor(db=self._used)}
+        for digest, size in indexed.items():
+            try:
+                data = self._blob_path(digest).read_bytes()
+            except FileNotFoundError:
+                data = None
+            if data is None or len(data) != size or xxhash.xxh3_128_digest(data) != digest:
+                state = "missing" if data is None else "damaged"
+                problems.append(f"content cache blob {digest.hex()} is {state}")
+                if repair:
+                    self.drop_blob(digest)
+        return problems
+
     def contains(self, name: bytes) -> bool:
         with self.env.begin() as txn:
             digest = txn.get(name, db=self._chunks)
@@ -77,11 +157,13 @@ class ContentCache:
     def put(self, name: bytes, data: bytes) -> None:
         digest = xxhash.xxh3_128_digest(data)
         path = self._blob_path(digest)
-        if not path.exists():
+        if digest not in self._verified or not path.exists():  # (a damaged twin is replaced)
             path.parent.mkdir(exist_ok=True)
             temp = path.with_suffix(f".{threading.get_ident()}.tmp")
             temp.write_bytes(data)
             temp.replace(path)  # a reader never sees half a blob
+            with open(path, "rb") as f:
+                self._verified[digest] = _identity(f.fileno())
         with self.env.begin(write=True) as txn:
             known = txn.get(digest, db=self._used) is not None
             txn.put(name, digest, db=self._chunks)

@@ -4,6 +4,7 @@ Checks, under the catalog's write lock so no writer is half-way:
 SQLite integrity; nodes whose parent is missing; nodes of removed sources;
 sources without their folder; journaled uploads whose staged file is gone;
 table files whose snapshot blob is gone (reported: only a refresh can render it);
+content-cache blobs whose bytes no longer hash to their name (repair drops them);
 the mirror's stamp; and the mirror's content,
 node by node and name by name, against the catalog. Repair removes orphans
 and rebuilds the mirror from the catalog (SQLite is the truth).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from markfs.cache.content import ContentCache
 from markfs.cache.snapshots import SnapshotStore
 from markfs.catalog import managed as mq
 from markfs.catalog import nodes as q
@@ -97,7 +99,8 @@ def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
     return problems
 
 
-def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None) -> FsckReport:
+def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
+         content: ContentCache | None = None) -> FsckReport:
     report = FsckReport()
     with tree.catalog.locked():
         catalog_problems, doomed = _catalog_problems(tree)
@@ -105,8 +108,12 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None) -> FsckRe
         report.problems = catalog_problems + upload_problems + _mirror_problems(tree)
         if store is not None:
             report.problems += _snapshot_problems(tree, store)
+    blob_problems = content.verify_all(repair) if content is not None else []
+    report.problems += blob_problems
     if not repair or report.clean:
         return report
+    if blob_problems:
+        report.repaired.append(f"dropped {len(blob_problems)} bad content-cache blob(s)")
     if lost_uploads:
         with tree.transaction() as txn:
             for upload_id in lost_uploads:

@@ -117,7 +117,9 @@ class RemoteFiles:
         return node.etag or f"{node.size}-{node.mtime_ns}".encode()
 
     def _name(self, node: Node, index: int) -> bytes:
-        return chunk_name(node.source_id or 0, node.remote_path or b"", self._etag(node), index)
+        source_id, path = node.source_id or 0, node.remote_path or b""
+        return chunk_name(source_id, path, self._etag(node), index,
+                          self.cache.epoch(source_id, path))
 
     async def _chunk_slice(self, node: Node, index: int, offset: int, size: int) -> bytes:
         """The part of chunk `index` that falls in [offset, offset+size)."""
@@ -301,6 +303,8 @@ class RemoteFiles:
             uq.retarget_tree(txn, node.source_id, old_path, new_path)
         else:
             uq.retarget(txn, node.id, new_path)
+            for path in (old_path, new_path):  # neither name may serve the other's chunks
+                self.cache.bump_epoch(node.source_id or 0, path)
 
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
@@ -315,6 +319,9 @@ class RemoteFiles:
 
     def discard(self, node_id: int) -> None:
         """The file was deleted: its pending uploads and staged copy go too."""
+        node = self.tree.node(node_id)
+        if node is not None and node.remote_path is not None:
+            self.cache.bump_epoch(node.source_id or 0, node.remote_path)
         with self.tree.transaction() as txn:
             files = uq.drop_for_node(txn, node_id)
         staged = self.staged.pop(node_id, None)
@@ -395,6 +402,8 @@ class RemoteFiles:
         """The row is done (uploaded with `entry` as the result, or superseded)."""
         staged = self.staged.get(row.node_id)
         newer = [r for r in uq.for_node(self.tree.catalog.conn, row.node_id) if r.id > row.id]
+        if entry is not None:  # chunks cached before this write must never be served again
+            self.cache.bump_epoch(row.source_id, row.remote_path)
         with self.tree.transaction() as txn:
             uq.done(txn, row.id)
             node = self.tree.node(row.node_id)
