@@ -255,17 +255,20 @@ def umount(ctx: click.Context, mountpoint: Path) -> None:
 
 
 def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
-    """Wait while the daemon sends what is still queued, saying how much is left."""
-    last_report = 0.0
+    """Wait while the daemon sends what it still has queued, saying how much is left.
+    Uploads of other daemons sharing the data directory are theirs to wait for."""
+    owner = record.owner or None
+    last_report, started = 0.0, time.monotonic()
     while record.alive():
         with open_tree(ctx) as tree:
-            count, size = tree.pending_uploads()
+            count, size = tree.pending_uploads(owner)
         if count and time.monotonic() - last_report > 2.0:
-            click.echo(f"waiting for {count} upload(s) ({_human(size)})", err=True)
+            click.echo(f"waiting for {count} upload(s) ({_human(size)}), "
+                       f"{time.monotonic() - started:.0f}s so far", err=True)
             last_report = time.monotonic()
         time.sleep(0.1)
     with open_tree(ctx) as tree:
-        count, size = tree.pending_uploads()
+        count, size = tree.pending_uploads(owner)
     if count:
         raise UserError(f"unmounted, but {count} upload(s) ({_human(size)}) are still pending;"
                         " they resume at the next mount")
@@ -510,6 +513,7 @@ def status(ctx: click.Context) -> None:
         sources = list_sources(tree)
         nodes = tree.count_nodes()
         uploads, upload_bytes = tree.pending_uploads()
+        parked = tree.parked_uploads()
         managed = sum(1 for t in list_tables(tree.catalog.conn) if t.managed)
         stale = stale_tables(tree.catalog.conn)
         jobs = recent_jobs(tree.catalog.conn, 5)
@@ -524,6 +528,10 @@ def status(ctx: click.Context) -> None:
     click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
     click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
     click.echo(f"pending uploads: {uploads} ({upload_bytes} bytes)")
+    click.echo(f"parked uploads: {len(parked)}")
+    for upload in parked:
+        click.echo(f"  parked: {upload.remote_path.decode(errors='replace')} "
+                   f"({upload.last_error}; markfs fsck --repair drops it)")
     click.echo(f"content cache: {_size_of_tree(data_dir.cache)}")
     _status_of_tables(managed, stale, jobs)
 

@@ -1,4 +1,5 @@
-"""The registry of running mounts of a data directory (one small JSON file per mount)."""
+"""The registry of running mounts of a data directory (one small JSON file per mount),
+and the owner tokens that tell whether the daemon behind a journal row still runs."""
 
 from __future__ import annotations
 
@@ -12,12 +13,36 @@ from pathlib import Path
 from markfs.config import DataDir
 
 
+def owner_token(pid: int | None = None) -> str:
+    """"pid:start time" of a process: unlike a pid alone, never the token of another."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return "gone"
+    # the command name (field 2) may hold spaces: fields after its ')' are fixed
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+def owner_alive(token: str | None) -> bool:
+    if not token or ":" not in token:
+        return False
+    pid, _, _start = token.partition(":")
+    return pid.isdigit() and owner_token(int(pid)) == token
+
+
 @dataclass(frozen=True)
 class MountRecord:
     pid: int
     mountpoint: str
     root: str
     started: float
+    owner: str = ""  # the daemon's owner token: its journal rows carry it
 
     def alive(self) -> bool:
         try:
@@ -35,7 +60,7 @@ def _record_path(data_dir: DataDir, mountpoint: Path) -> Path:
 
 
 def register(data_dir: DataDir, mountpoint: Path, root: str) -> MountRecord:
-    record = MountRecord(os.getpid(), str(mountpoint), root, time.time())
+    record = MountRecord(os.getpid(), str(mountpoint), root, time.time(), owner_token())
     data_dir.run.mkdir(parents=True, exist_ok=True)
     path = _record_path(data_dir, mountpoint)
     tmp = path.with_suffix(".tmp")

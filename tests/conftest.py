@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from servers import MariaServer, PostgresServer, S3Server, SshServer, s3_env
+from servers import MariaServer, PostgresServer, S3Server, SeaweedServer, SshServer, s3_env
 
 MOUNT_TIMEOUT_S = 20.0
 
@@ -106,7 +106,7 @@ class Mount:
         assert not bad, text
 
 
-Server = TypeVar("Server", SshServer, S3Server, PostgresServer, MariaServer)
+Server = TypeVar("Server", SshServer, S3Server, PostgresServer, MariaServer, SeaweedServer)
 
 
 def served(server: Server) -> Iterator[Server]:
@@ -127,6 +127,13 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 def s3() -> Iterator[S3Server]:
     s3_env()
     yield from served(S3Server())
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS: a real S3 server (moto is an emulator), for what must hold on both."""
+    s3_env()
+    yield from served(SeaweedServer(tmp_path_factory.mktemp("seaweed")))
 
 
 DbServer = TypeVar("DbServer", PostgresServer, MariaServer)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Mount, run_markfs
-from servers import S3Server, SshServer
+from servers import S3Server, SeaweedServer, SshServer, s3_env
 
 UPLOAD_WAIT_S = 60.0
 
@@ -34,7 +34,7 @@ class RemoteSource:
             time.sleep(0.1)
 
 
-def s3_source(server: S3Server, bucket: str, prefix: str = "data") -> RemoteSource:
+def s3_source(server: S3Server | SeaweedServer, bucket: str, prefix: str = "data") -> RemoteSource:
     client: Any = server.client()
     client.create_bucket(Bucket=bucket)
     base = f"{prefix}/" if prefix else ""
@@ -84,3 +84,25 @@ def mount_remote(tmp_path: Path, data_dir: Path, source: RemoteSource,
     point = tmp_path / "mnt"
     point.mkdir(exist_ok=True)
     return Mount(data_dir, point).start()
+
+
+class Stoppable:
+    """A server of this test alone, so stopping it disturbs no other test."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind = kind
+        if kind == "s3":
+            s3_env()
+            self.s3 = S3Server()
+            self.s3.start()
+            self.source = s3_source(self.s3, "stoppable")
+        else:
+            self.ssh = SshServer.create(tmp / "own-sshd")
+            self.ssh.start()
+            self.source = sftp_source(self.ssh, tmp / "own-root")
+
+    def stop(self) -> None:
+        (self.s3 if self.kind == "s3" else self.ssh).stop()
+
+    def start(self) -> None:
+        (self.s3 if self.kind == "s3" else self.ssh).start()

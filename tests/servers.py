@@ -5,6 +5,7 @@ Each is started by a fixture and stopped by it, by its own PID or handle.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -14,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SSHD = "/usr/sbin/sshd"
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
@@ -220,3 +222,149 @@ class MariaServer:
 
     def url(self, database: str) -> str:
         return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+
+class StallingProxy:
+    """A TCP proxy to a server on 127.0.0.1 that can be made to hang: while stalled it
+    accepts connections and holds them open, but passes no byte either way — a server
+    that stopped answering, without stopping anything but this test's own proxy."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._stalled = threading.Event()
+        self._closed = threading.Event()
+        self.pause_s = 0.0  # after each piece forwarded: > 0 makes a slow server
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stall(self) -> None:
+        self._stalled.set()
+
+    def resume(self) -> None:
+        self._stalled.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        import select
+
+        while not self._closed.is_set():
+            if self._stalled.is_set():
+                time.sleep(0.05)
+                continue
+            try:
+                ready, _, _ = select.select([src], [], [], 0.05)
+                if not ready or self._stalled.is_set():
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if self.pause_s:
+                    time.sleep(self.pause_s)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+class SeaweedServer:
+    """SeaweedFS (`weed server` with its S3 gateway), a real S3 server, in a temp dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = _free_ports_with_grpc_twins(5)
+        self.port = self.ports[0]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import sys
+
+        weed = Path(sys.executable).parent / "weed"
+        s3, master, volume, filer, _ = self.ports
+        log = open(self.root / "weed.log", "ab")  # noqa: SIM115 - lives as long as it
+        self.proc = subprocess.Popen([
+            str(weed), "server", f"-dir={self.root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-s3", f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}",
+            f"-filer.port={filer}", "-s3.port.iceberg=0", "-s3.port.lance=0"],
+            stdout=log, stderr=log, cwd=self.root)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        client: Any = self.client()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket="ready-probe")
+                return
+            except Exception:
+                if time.monotonic() > deadline or (self.proc and self.proc.poll() is not None):
+                    log = self.root / "weed.log"
+                    raise RuntimeError(f"SeaweedFS did not start: see {log}") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def client(self) -> object:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def url(self, bucket: str, prefix: str = "") -> str:
+        path = f"/{prefix}" if prefix else ""
+        return f"s3://{bucket}{path}?endpoint={self.endpoint}&region=us-east-1"
+
+
+def _free_ports_with_grpc_twins(count: int) -> list[int]:
+    """Free ports whose +10000 twins are free too (SeaweedFS opens both)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port + 10000 > 65535 or port in ports:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        ports.append(port)
+    return ports

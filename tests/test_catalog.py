@@ -128,7 +128,7 @@ def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: 
 
     with tree.transaction() as txn:
         source_id = sq.insert_source(txn, "s", f"file://{tmp_path}", "file", False)
-        uq.enqueue(txn, 123, source_id, b"x", str(tmp_path / "gone"), 5)
+        uq.enqueue(txn, 123, source_id, b"x", str(tmp_path / "gone"), 5, "1:1")
     problems = fsck(tree, repair=False).problems
     assert any("staged file missing" in p for p in problems)
     fsck(tree, repair=True)

@@ -13,34 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, run_markfs
-from remote_helpers import mount_remote, s3_source, sftp_source
-from servers import S3Server, SshServer, s3_env
+from remote_helpers import Stoppable, mount_remote, s3_source
+from servers import S3Server, SshServer
 
 TIMEOUT_S = 2.0
 FAST_FAIL = (f"io_timeout = {TIMEOUT_S}\nlist_timeout = {TIMEOUT_S}\n"
              "attr_ttl = 0.2\nentry_ttl = 0.2\ndir_ttl = 0.5\n")
-
-
-class Stoppable:
-    """A server of this test alone, so stopping it disturbs no other test."""
-
-    def __init__(self, kind: str, tmp: Path) -> None:
-        self.kind = kind
-        if kind == "s3":
-            s3_env()
-            self.s3 = S3Server()
-            self.s3.start()
-            self.source = s3_source(self.s3, "stoppable")
-        else:
-            self.ssh = SshServer.create(tmp / "own-sshd")
-            self.ssh.start()
-            self.source = sftp_source(self.ssh, tmp / "own-root")
-
-    def stop(self) -> None:
-        (self.s3 if self.kind == "s3" else self.ssh).stop()
-
-    def start(self) -> None:
-        (self.s3 if self.kind == "s3" else self.ssh).start()
 
 
 @pytest.fixture(params=["s3", "sftp"])

@@ -1,9 +1,11 @@
 """The staging area: local copies of remote files being written, and upload snapshots.
 
-`DATA_DIR/staging/open-<node>-<n>` is the copy a writer works on while a file is
-open; at close it becomes `upload-<n>`, owned by one row of the upload journal,
-and is deleted once that upload succeeded. Files with no journal row after a
-restart belong to writers that never closed: they are removed at start.
+`DATA_DIR/staging/open-<node>-<owner>-<n>` is the copy a writer works on while a
+file is open; at close it is journaled, owned by one row of the upload journal,
+and deleted once that upload succeeded. `<owner>` is the daemon's owner token
+(pid and start time), because several daemons may share one data directory:
+a file with no journal row belongs to a writer that never closed, and is
+removed only once the daemon that made it is gone.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 from pathlib import Path
+
+from markfs.runtime import owner_alive, owner_token
 
 
 class StagingArea:
@@ -20,31 +23,33 @@ class StagingArea:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._numbers = itertools.count(1)
+        self._owner = owner_token().replace(":", "_")
 
     def new_session(self, node_id: int) -> Path:
         """A fresh, empty file for one writer of a node."""
-        path = self.root / f"open-{node_id}-{os.getpid()}-{next(self._numbers)}"
+        path = self.root / f"open-{node_id}-{self._owner}-{next(self._numbers)}"
         path.write_bytes(b"")
         return path
-
-    def snapshot(self, session: Path, still_open: bool) -> Path:
-        """The file to upload: the session itself if no writer keeps it, else a copy."""
-        target = self.root / f"upload-{os.getpid()}-{next(self._numbers)}"
-        if still_open:
-            shutil.copyfile(session, target)
-        else:
-            os.replace(session, target)
-        return target
 
     def remove(self, path: str | Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
     def sweep(self, keep: set[str]) -> int:
-        """Delete staged files no journal row names (writers a crash interrupted)."""
+        """Delete staged files no journal row names whose daemon is gone (writers a
+        crash interrupted); those of running daemons are theirs."""
         removed = 0
         for path in self.root.iterdir():
-            if str(path) not in keep:
+            if str(path) not in keep and not owner_alive(_owner_of(path.name)):
                 self.remove(path)
                 removed += 1
         return removed
+
+
+def _owner_of(name: str) -> str | None:
+    """The owner token in a staged file's name (None for names of older versions)."""
+    for part in name.split("-"):
+        pid, sep, start = part.partition("_")
+        if sep and pid.isdigit() and start.isdigit():
+            return f"{pid}:{start}"
+    return None

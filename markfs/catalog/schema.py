@@ -282,4 +282,17 @@ MIGRATIONS: list[str] = [
         tokenize = "unicode61 remove_diacritics 2"  -- '_' and '.' split words: order_items
     );
     """,
+    # 6: several daemons per data directory; parked uploads; S3 multipart uploads in flight
+    """
+    -- The daemon that sends this row: "pid:start time" of its process (see
+    -- runtime.owner_token). A row whose owner is gone (or NULL: written before this
+    -- column existed) is adopted by the next daemon that looks.
+    ALTER TABLE uploads ADD COLUMN owner TEXT;
+    -- When the row was parked: its staged copy is gone, so it can never succeed. Parked
+    -- rows are not retried; `markfs status` lists them and `fsck --repair` drops them.
+    ALTER TABLE uploads ADD COLUMN parked_ns INTEGER;
+    -- The S3 multipart upload this row has in flight (UploadId), so one that a crash
+    -- cut short is aborted at the next start instead of lingering on the bucket.
+    ALTER TABLE uploads ADD COLUMN multipart TEXT;
+    """,
 ]

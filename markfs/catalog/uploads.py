@@ -21,28 +21,77 @@ class Upload:
     queued_ns: int
     attempts: int
     last_error: str | None
+    owner: str | None = None
+    parked_ns: int | None = None
+    multipart: str | None = None
 
 
-_COLUMNS = "id, node_id, source_id, remote_path, staging, size, queued_ns, attempts, last_error"
+_COLUMNS = ("id, node_id, source_id, remote_path, staging, size, queued_ns, attempts, "
+            "last_error, owner, parked_ns, multipart")
 
 
 def _row(row: tuple[object, ...]) -> Upload:
-    (uid, node_id, source_id, remote, staging, size, queued, attempts, error) = row
+    (uid, node_id, source_id, remote, staging, size, queued, attempts, error, owner, parked,
+     multipart) = row
     return Upload(int(uid), int(node_id), int(source_id), bytes(remote), str(staging),  # type: ignore[call-overload, arg-type]
-                  int(size), int(queued), int(attempts), None if error is None else str(error))  # type: ignore[call-overload]
+                  int(size), int(queued), int(attempts), None if error is None else str(error),  # type: ignore[call-overload]
+                  None if owner is None else str(owner),
+                  None if parked is None else int(parked),  # type: ignore[call-overload]
+                  None if multipart is None else str(multipart))
 
 
 def enqueue(txn: Txn, node_id: int, source_id: int, remote_path: bytes, staging: str,
-            size: int) -> int:
+            size: int, owner: str) -> int:
     txn.execute(
-        "INSERT INTO uploads (node_id, source_id, remote_path, staging, size, queued_ns) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (node_id, source_id, remote_path, staging, size,
-                                      time.time_ns()))
+        "INSERT INTO uploads (node_id, source_id, remote_path, staging, size, queued_ns, owner) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", (node_id, source_id, remote_path, staging, size,
+                                         time.time_ns(), owner))
     return int(txn.conn.last_insert_rowid())
 
 
-def pending(conn: apsw.Connection) -> list[Upload]:
+def pending(conn: apsw.Connection, owner: str | None = None) -> list[Upload]:
+    """Rows still to send (not parked): all of them, or those of one daemon."""
+    if owner is None:
+        return [_row(r) for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NULL ORDER BY id")]
+    return [_row(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NULL AND owner = ? ORDER BY id",
+        (owner,))]
+
+
+def every_row(conn: apsw.Connection) -> list[Upload]:
     return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM uploads ORDER BY id")]
+
+
+def parked(conn: apsw.Connection) -> list[Upload]:
+    return [_row(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NOT NULL ORDER BY id")]
+
+
+def owners(conn: apsw.Connection) -> set[str | None]:
+    """Every daemon that owns a row still to send (None: rows no daemon owns)."""
+    return {None if r[0] is None else str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT owner FROM uploads WHERE parked_ns IS NULL")}
+
+
+def adopt(txn: Txn, owner: str, previous: str | None) -> list[int]:
+    """Take over the rows of a daemon that is gone; returns their ids."""
+    where = "owner IS NULL" if previous is None else "owner = ?"
+    args: tuple[object, ...] = () if previous is None else (previous,)
+    ids = [int(r[0]) for r in txn.execute(
+        f"SELECT id FROM uploads WHERE {where} AND parked_ns IS NULL", args).fetchall()]
+    txn.execute(f"UPDATE uploads SET owner = ? WHERE {where} AND parked_ns IS NULL",
+                (owner, *args))
+    return ids
+
+
+def park(txn: Txn, upload_id: int, reason: str) -> None:
+    txn.execute("UPDATE uploads SET parked_ns = ?, last_error = ? WHERE id = ?",
+                (time.time_ns(), reason[:500], upload_id))
+
+
+def set_multipart(txn: Txn, upload_id: int, multipart: str | None) -> None:
+    txn.execute("UPDATE uploads SET multipart = ? WHERE id = ?", (multipart, upload_id))
 
 
 def get(conn: apsw.Connection, upload_id: int) -> Upload | None:
@@ -50,14 +99,18 @@ def get(conn: apsw.Connection, upload_id: int) -> Upload | None:
     return None if row is None else _row(row)
 
 
-def for_node(conn: apsw.Connection, node_id: int) -> list[Upload]:
+def for_node(conn: apsw.Connection, node_id: int, owner: str) -> list[Upload]:
+    """One daemon's rows of a file still to send, oldest first."""
     return [_row(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM uploads WHERE node_id = ? ORDER BY id", (node_id,))]
+        f"SELECT {_COLUMNS} FROM uploads WHERE node_id = ? AND owner = ? "
+        "AND parked_ns IS NULL ORDER BY id", (node_id, owner))]
 
 
-def count(conn: apsw.Connection) -> tuple[int, int]:
-    """(number, bytes) of uploads still to do."""
-    row = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM uploads").fetchone()
+def count(conn: apsw.Connection, owner: str | None = None) -> tuple[int, int]:
+    """(number, bytes) of uploads still to do (not parked): all, or one daemon's."""
+    sql = "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE parked_ns IS NULL"
+    row = (conn.execute(sql).fetchone() if owner is None
+           else conn.execute(sql + " AND owner = ?", (owner,)).fetchone())
     return (int(row[0]), int(row[1])) if row else (0, 0)  # type: ignore[arg-type]
 
 

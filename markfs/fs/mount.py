@@ -67,9 +67,11 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
 
 async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanConfig) -> None:
     namespace.remote.resume()
+    drain = trio.CancelScope()  # a signal ends the drain: the journal keeps what is left
+    unmounted = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(namespace.remote.run)
-        nursery.start_soon(_stop_on_signal)
+        nursery.start_soon(_stop_on_signal, drain, unmounted)
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule,
                            scan_config.refresh)
         nursery.start_soon(namespace.finish_interrupted_renames)
@@ -78,24 +80,29 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
             if roots:
                 nursery.start_soon(LocalWatcher(namespace, roots).run)
         await pyfuse3.main(max_tasks=config.max_tasks)
-        await _drain_uploads(namespace, config.drain_timeout)
+        unmounted.set()
+        with drain:
+            await _drain_uploads(namespace, config.drain_timeout)
+        left = namespace.remote.pending()[0]
+        if left:
+            log.warning("%d upload(s) still pending: they resume at the next mount", left)
         nursery.cancel_scope.cancel()
 
 
 async def _drain_uploads(namespace: Namespace, timeout: float) -> None:
-    """After unmount: finish the upload queue (what is left resumes at the next start)."""
+    """After unmount: finish this daemon's upload queue, up to `timeout`."""
     with trio.move_on_after(timeout):
         while (pending := namespace.remote.pending())[0]:
             log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
             await trio.sleep(1.0)
-        return
-    log.warning("%d upload(s) still pending after %.0fs: they resume at the next mount",
-                namespace.remote.pending()[0], timeout)
 
 
-async def _stop_on_signal() -> None:
+async def _stop_on_signal(drain: trio.CancelScope, unmounted: trio.Event) -> None:
+    """SIGTERM, SIGINT or SIGHUP: unmount now and end any drain (nothing is lost: the
+    journal keeps pending uploads for the next start)."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
-            log.info("signal %d: unmounting", signum)
-            pyfuse3.terminate()
-            return
+            log.info("signal %d: unmounting without waiting for uploads", signum)
+            drain.cancel()
+            if not unmounted.is_set():
+                pyfuse3.terminate()

@@ -56,7 +56,7 @@ def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
 def _upload_problems(tree: Tree) -> tuple[list[str], list[int]]:
     """Journaled uploads whose staged file is gone (their content cannot be sent)."""
     problems, doomed = [], []
-    for row in uq.pending(tree.catalog.conn):
+    for row in uq.every_row(tree.catalog.conn):
         if not os.path.exists(row.staging):
             problems.append(f"upload {row.id} of {row.remote_path!r}: staged file missing")
             doomed.append(row.id)

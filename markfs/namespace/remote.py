@@ -34,6 +34,7 @@ from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.tree import Tree
+from markfs.runtime import owner_alive, owner_token
 
 log = logging.getLogger(__name__)
 READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
@@ -41,6 +42,7 @@ STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (1
 STREAM_TIMEOUT_S = 3600.0  # a dead server is caught by the backends' socket timeouts
 UPLOAD_WORKERS = 8
 RETRY_MAX_S = 60.0
+ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
 
 T = TypeVar("T")
 
@@ -89,6 +91,7 @@ class RemoteFiles:
         self._uploaded = trio.Condition()
         self._busy: set[int] = set()  # node ids with an upload in flight
         self._workers = trio.Semaphore(UPLOAD_WORKERS)
+        self.owner = owner_token()  # this daemon's journal rows carry it
 
     # -- reading -------------------------------------------------------------------
 
@@ -255,7 +258,7 @@ class RemoteFiles:
         assert node.source_id is not None and node.remote_path is not None
         with self.tree.transaction() as txn:
             upload_id = uq.enqueue(txn, node.id, node.source_id, node.remote_path,
-                                   str(staged.path), staged.size)
+                                   str(staged.path), staged.size, self.owner)
         staged.journaled.add(upload_id)
         self._wakeup.set()
         return upload_id
@@ -310,7 +313,9 @@ class RemoteFiles:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
         with trio.move_on_after(timeout):
             async with self._uploaded:
-                while uq.get(self.tree.catalog.conn, upload_id) is not None:
+                while (row := uq.get(self.tree.catalog.conn, upload_id)) is not None:
+                    if row.parked_ns is not None:
+                        raise FsError(errno.EIO, f"upload parked: {row.last_error}")
                     await self._uploaded.wait()
                 return
         row = uq.get(self.tree.catalog.conn, upload_id)
@@ -334,24 +339,40 @@ class RemoteFiles:
     # -- the uploader --------------------------------------------------------------
 
     def resume(self) -> int:
-        """At start: adopt journal rows a previous run left, drop orphaned staged files."""
-        rows = uq.pending(self.tree.catalog.conn)
-        for row in rows:
-            staged = self.staged.setdefault(row.node_id, Staged(Path(row.staging)))
-            staged.path, staged.size = Path(row.staging), row.size
-            staged.journaled.add(row.id)
-        removed = self.staging.sweep({row.staging for row in rows})
-        if rows or removed:
+        """At start: adopt the journal rows of daemons that are gone, and drop staged
+        files that no row names and no running daemon owns."""
+        adopted = self.adopt_orphans()
+        removed = self.staging.sweep({row.staging for row in uq.every_row(
+            self.tree.catalog.conn)})
+        if adopted or removed:
             log.info("resuming %d upload(s); removed %d unjournaled staged file(s)",
-                     len(rows), removed)
-        return len(rows)
+                     adopted, removed)
+        return adopted
+
+    def adopt_orphans(self) -> int:
+        """Rows whose daemon is gone become this daemon's (their staged files with them)."""
+        gone = [o for o in uq.owners(self.tree.catalog.conn)
+                if o != self.owner and not owner_alive(o)]
+        if not gone:
+            return 0
+        with self.tree.transaction() as txn:
+            ids = {i for previous in gone for i in uq.adopt(txn, self.owner, previous)}
+        for row in uq.pending(self.tree.catalog.conn, self.owner):
+            if row.id in ids:
+                staged = self.staged.get(row.node_id)
+                if staged is None:  # (a file written here since keeps its own copy)
+                    staged = self.staged[row.node_id] = Staged(Path(row.staging), size=row.size)
+                staged.journaled.add(row.id)
+        self._wakeup.set()
+        return len(ids)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
+            adopted_at = time.monotonic()
             while True:
-                for row in uq.pending(self.tree.catalog.conn):
+                for row in uq.pending(self.tree.catalog.conn, self.owner):
                     if row.node_id not in self._busy:
                         self._busy.add(row.node_id)
                         await self._workers.acquire()
@@ -359,11 +380,14 @@ class RemoteFiles:
                 self._wakeup = trio.Event()
                 with trio.move_on_after(1.0):  # retries of failed rows come due over time
                     await self._wakeup.wait()
+                if time.monotonic() - adopted_at > ADOPT_EVERY_S:
+                    self.adopt_orphans()  # a daemon that shared this data directory died
+                    adopted_at = time.monotonic()
 
     async def _upload_node(self, node_id: int) -> None:
         try:
             while True:
-                rows = uq.for_node(self.tree.catalog.conn, node_id)
+                rows = uq.for_node(self.tree.catalog.conn, node_id, self.owner)
                 if not rows:
                     return
                 latest, superseded = rows[-1], rows[:-1]
@@ -381,6 +405,9 @@ class RemoteFiles:
         """One attempt at one row (after its back-off); True if the row is done."""
         delay = min(2.0 ** row.attempts, RETRY_MAX_S) if row.attempts else 0.0
         await trio.sleep(delay)
+        if not os.path.exists(row.staging):
+            self._park(row, "the staged copy is gone: this content cannot be sent")
+            return True
         backend = self._backend_of(row.source_id)
         started = time.monotonic()
         try:
@@ -398,10 +425,22 @@ class RemoteFiles:
         self._finish(row, entry)
         return True
 
+    def _park(self, row: Upload, reason: str) -> None:
+        """A row that can never succeed: reported once, kept for `markfs status`."""
+        log.warning("upload of %r parked: %s", row.remote_path, reason)
+        with self.tree.transaction() as txn:
+            uq.park(txn, row.id, reason)
+        staged = self.staged.get(row.node_id)
+        if staged is not None:
+            staged.journaled.discard(row.id)
+            if not staged.journaled and staged.writers <= 0:
+                del self.staged[row.node_id]
+
     def _finish(self, row: Upload, entry: Entry | None) -> None:
         """The row is done (uploaded with `entry` as the result, or superseded)."""
         staged = self.staged.get(row.node_id)
-        newer = [r for r in uq.for_node(self.tree.catalog.conn, row.node_id) if r.id > row.id]
+        newer = [r for r in uq.for_node(self.tree.catalog.conn, row.node_id, self.owner)
+                 if r.id > row.id]
         if entry is not None:  # chunks cached before this write must never be served again
             self.cache.bump_epoch(row.source_id, row.remote_path)
         with self.tree.transaction() as txn:
@@ -421,4 +460,5 @@ class RemoteFiles:
             self.staging.remove(row.staging)
 
     def pending(self) -> tuple[int, int]:
-        return self.tree.pending_uploads()
+        """(number, bytes) of this daemon's uploads still to send."""
+        return self.tree.pending_uploads(self.owner)

@@ -122,9 +122,13 @@ class Tree:
     def count_nodes(self) -> int:
         return q.count_nodes(self.catalog.conn)
 
-    def pending_uploads(self) -> tuple[int, int]:
-        """(number, bytes) of files waiting to be written back to their sources."""
-        return uq.count(self.catalog.conn)
+    def pending_uploads(self, owner: str | None = None) -> tuple[int, int]:
+        """(number, bytes) of files waiting to be written back to their sources: all,
+        or those one daemon sends (parked rows are not waiting)."""
+        return uq.count(self.catalog.conn, owner)
+
+    def parked_uploads(self) -> list[uq.Upload]:
+        return uq.parked(self.catalog.conn)
 
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""
