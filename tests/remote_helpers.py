@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Mount, run_markfs
-from servers import S3Server, SeaweedServer, SshServer, s3_env
+from servers import S3Server, SeaweedServer, SshServer, StallingProxy, s3_env
 
 UPLOAD_WAIT_S = 60.0
 
@@ -87,7 +88,9 @@ def mount_remote(tmp_path: Path, data_dir: Path, source: RemoteSource,
 
 
 class Stoppable:
-    """A server of this test alone, so stopping it disturbs no other test."""
+    """A server of this test alone, so stopping it disturbs no other test. An S3 server
+    "stops" behind a proxy that closes every connection (moto's threaded server would
+    go on serving connections boto3 keeps alive)."""
 
     def __init__(self, kind: str, tmp: Path) -> None:
         self.kind = kind
@@ -95,14 +98,31 @@ class Stoppable:
             s3_env()
             self.s3 = S3Server()
             self.s3.start()
-            self.source = s3_source(self.s3, "stoppable")
+            self.proxy = StallingProxy(self.s3.port)
+            source = s3_source(self.s3, "stoppable")
+            self.source = dataclasses.replace(
+                source, url=source.url.replace(self.s3.endpoint, self.proxy.endpoint))
         else:
             self.ssh = SshServer.create(tmp / "own-sshd")
             self.ssh.start()
             self.source = sftp_source(self.ssh, tmp / "own-root")
 
     def stop(self) -> None:
-        (self.s3 if self.kind == "s3" else self.ssh).stop()
+        if self.kind == "s3":
+            self.proxy.cut()
+        else:
+            self.ssh.stop()
 
     def start(self) -> None:
-        (self.s3 if self.kind == "s3" else self.ssh).start()
+        if self.kind == "s3":
+            self.proxy.restore()
+        else:
+            self.ssh.start()
+
+    def close(self) -> None:
+        """The end of the test: everything of this server stops."""
+        if self.kind == "s3":
+            self.proxy.close()
+            self.s3.stop()
+        else:
+            self.ssh.stop()

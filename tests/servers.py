@@ -238,6 +238,7 @@ class StallingProxy:
         self._stalled = threading.Event()
         self._closed = threading.Event()
         self.pause_s = 0.0  # after each piece forwarded: > 0 makes a slow server
+        self._refusing = False
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -247,6 +248,19 @@ class StallingProxy:
 
     def stall(self) -> None:
         self._stalled.set()
+
+    def cut(self) -> None:
+        """The server is gone: every connection closed, new ones closed at once."""
+        self._refusing = True
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._sockets = []
+
+    def restore(self) -> None:
+        self._refusing = False
 
     def resume(self) -> None:
         self._stalled.clear()
@@ -266,6 +280,9 @@ class StallingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing:
+                client.close()
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
             for src, dst in ((client, upstream), (upstream, client)):
@@ -316,7 +333,9 @@ class SeaweedServer:
         self.proc = subprocess.Popen([
             str(weed), "server", f"-dir={self.root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-s3", f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}",
-            f"-filer.port={filer}", "-s3.port.iceberg=0", "-s3.port.lance=0"],
+            f"-filer.port={filer}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # every bucket is a collection with volumes of its own: small ones, many
+            "-master.volumeSizeLimitMB=128", "-volume.max=1000"],
             stdout=log, stderr=log, cwd=self.root)
         self._wait_ready()
 

@@ -27,7 +27,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stoppable
     try:
         yield srv
     finally:
-        srv.stop()
+        srv.close()
 
 
 def drop_page_cache() -> None:

@@ -22,7 +22,7 @@ def server(tmp_path: Path) -> Iterator[Stoppable]:
     try:
         yield srv
     finally:
-        srv.stop()
+        srv.close()
 
 
 def second_mount(tmp_path: Path, data_dir: Path, root: str = "sources/r") -> Mount:

@@ -8,8 +8,10 @@ Failures are raised as `OSError` with the errno the mount should report.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import errno
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -52,6 +54,29 @@ class SftpLocation:
     accept_unknown_host: bool
 
 
+def _ignore_multipart(upload_id: str | None) -> None:
+    """No journal to tell (uploads made outside the uploader)."""
+
+
+@dataclass
+class UploadControl:
+    """Between the uploader and one upload running in a worker thread.
+
+    `cancel` is set when the upload is no longer wanted (the file changed again, or is
+    being renamed): the backend stops at its next piece with ECANCELED.
+    `record_multipart` is told the id of an S3 multipart upload before its first part
+    is sent, and None once it is completed or aborted, so a crash in between leaves
+    the id in the journal for the next start to abort.
+    """
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    record_multipart: Callable[[str | None], None] = _ignore_multipart
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise OSError(errno.ECANCELED, "upload cancelled: the file changed or moved")
+
+
 class OpenFile(Protocol):
     """An open file of a backend, positioned by explicit offsets."""
 
@@ -92,8 +117,10 @@ class Backend(Protocol):
         """The same bytes as one request, in pieces as they arrive (sequential reads)."""
         ...
 
-    def upload(self, path: bytes, local_file: str) -> Entry:
-        """Replace the file at `path` with the content of a local file, whole."""
+    def upload(self, path: bytes, local_file: str,
+               control: UploadControl | None = None) -> Entry:
+        """Replace the file at `path` with the content of a local file, whole; stops with
+        ECANCELED once `control.cancel` is set."""
         ...
 
     def mkdir(self, path: bytes, mode: int) -> None: ...
@@ -122,6 +149,15 @@ class Backend(Protocol):
 
     def check(self) -> str:
         """Verify the backend is reachable and usable; returns a one-line summary."""
+        ...
+
+
+@runtime_checkable
+class MultipartStore(Protocol):
+    """A storage whose large uploads are multipart uploads left behind by a crash (S3)."""
+
+    def abort_multipart(self, path: bytes, upload_id: str) -> None:
+        """Abort one (already completed or aborted: nothing to do)."""
         ...
 
 

@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from markfs.backends.base import Entry
+from markfs.backends.base import Entry, UploadControl
 
 PAGE_SIZE = 1000
 _AT_FDCWD = -100
@@ -96,7 +96,10 @@ class LocalBackend:
                 offset += len(piece)
                 yield piece
 
-    def upload(self, path: bytes, local_file: str) -> Entry:
+    def upload(self, path: bytes, local_file: str,
+               control: UploadControl | None = None) -> Entry:
+        if control is not None:
+            control.check()
         temp = self._abs(path) + b".markfs-upload"
         shutil.copyfile(local_file, temp)
         os.replace(temp, self._abs(path))

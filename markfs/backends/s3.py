@@ -4,14 +4,22 @@ Folders are common prefixes of a delimiter listing, plus zero-byte `key/`
 markers for empty folders made through the mount. Attributes come from the
 listing itself (size, LastModified, ETag): one request per page of 1,000
 entries, never one per entry. Retries are botocore's own (standard mode).
+
+Uploads above MULTIPART_CHUNK are multipart uploads of our own making (parts read
+into memory, several in flight): the upload id is journaled before the first part,
+the uploader's cancel flag is checked between parts, and a failed upload is aborted,
+so no incomplete upload outlives markfs's knowledge of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import boto3
@@ -19,11 +27,12 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from markfs.backends.base import Entry, S3Location
+from markfs.backends.base import Entry, S3Location, UploadControl
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
 MULTIPART_CHUNK = 16 * 1024 * 1024
+PARTS_IN_FLIGHT = 8
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
@@ -46,6 +55,35 @@ def _error(exc: Exception, what: str) -> OSError:
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return OSError(errno.EIO, f"{what}: {type(exc).__name__}")
     return OSError(errno.EIO, f"{what}: {exc}")
+
+
+class _Body(io.RawIOBase):
+    """Bytes to send that stop being readable once the upload is cancelled: an upload in
+    flight ends within one socket write of the cancel, not at the end of its part."""
+
+    def __init__(self, data: bytes, control: UploadControl) -> None:
+        self._data, self._control, self._pos = memoryview(data), control, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        self._control.check()
+        piece = self._data[self._pos:self._pos + len(buffer)]
+        buffer[:len(piece)] = piece
+        self._pos += len(piece)
+        return len(piece)
 
 
 def _name(raw: str) -> bytes:
@@ -171,15 +209,73 @@ class S3Backend:
 
     # -- writing -------------------------------------------------------------
 
-    def upload(self, path: bytes, local_file: str) -> Entry:
+    def upload(self, path: bytes, local_file: str,
+               control: UploadControl | None = None) -> Entry:
         """Store a local file as the object at `path` (multipart when large)."""
+        control = control or UploadControl()
+        key = self.key(path)
         try:
-            self.client.upload_file(local_file, self.loc.bucket, self.key(path),
-                                    Config=self.transfer)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
-                boto3.exceptions.S3UploadFailedError) as exc:
+            size = os.path.getsize(local_file)
+            if size <= MULTIPART_CHUNK:
+                with open(local_file, "rb") as f:  # in memory: a later change cannot
+                    body = f.read()                # make the body disagree with its length
+                self.client.put_object(Bucket=self.loc.bucket, Key=key,
+                                       Body=_Body(body, control))
+            else:
+                self._multipart(key, local_file, size, control)
+        except _BOTO_ERRORS as exc:
+            control.check()  # (a cancelled body surfaces as a connection error)
             raise _error(exc, f"upload {path!r}") from None
         return self.stat(path)
+
+    def _multipart(self, key: str, local_file: str, size: int, control: UploadControl) -> None:
+        upload_id = str(self.client.create_multipart_upload(
+            Bucket=self.loc.bucket, Key=key)["UploadId"])
+        control.record_multipart(upload_id)
+        try:
+            parts = self._send_parts(key, upload_id, local_file, size, control)
+            self.client.complete_multipart_upload(
+                Bucket=self.loc.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(*_BOTO_ERRORS):  # else the journal keeps the id
+                self._abort(key, upload_id)
+                control.record_multipart(None)
+            raise
+        control.record_multipart(None)
+
+    def _send_parts(self, key: str, upload_id: str, local_file: str, size: int,
+                    control: UploadControl) -> list[dict[str, Any]]:
+        def send(number: int) -> dict[str, Any]:
+            control.check()
+            with open(local_file, "rb") as f:
+                body = os.pread(f.fileno(), MULTIPART_CHUNK, (number - 1) * MULTIPART_CHUNK)
+            done = self.client.upload_part(Bucket=self.loc.bucket, Key=key, UploadId=upload_id,
+                                           PartNumber=number, Body=_Body(body, control))
+            return {"PartNumber": number, "ETag": done["ETag"]}
+
+        count = (size + MULTIPART_CHUNK - 1) // MULTIPART_CHUNK
+        with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
+            futures = [pool.submit(send, n) for n in range(1, count + 1)]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                future.cancel()  # parts not started yet: the first failure ends the upload
+            return [future.result() for future in futures]
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.loc.bucket, Key=key,
+                                               UploadId=upload_id)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
+                raise
+
+    def abort_multipart(self, path: bytes, upload_id: str) -> None:
+        """Abort an upload a crash left behind (nothing to do if it is gone)."""
+        try:
+            self._abort(self.key(path), upload_id)
+        except _BOTO_ERRORS as exc:
+            raise _error(exc, f"abort upload of {path!r}") from None
 
     def mkdir(self, path: bytes, mode: int) -> None:
         if self._object_exists(self.key(path)) or self._has_children(path):

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import paramiko
 
-from markfs.backends.base import Entry, SftpLocation
+from markfs.backends.base import Entry, SftpLocation, UploadControl
 
 PAGE_SIZE = 1000
 SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
@@ -203,14 +203,22 @@ class SftpBackend:
 
     # -- writing -------------------------------------------------------------------
 
-    def upload(self, path: bytes, local_file: str) -> Entry:
+    def upload(self, path: bytes, local_file: str,
+               control: UploadControl | None = None) -> Entry:
         full = self._abs(path)
         parent, _, name = full.rpartition("/")
         temp = f"{parent}/.{name}.markfs-upload"
+        control = control or UploadControl()
 
         def do(sftp: paramiko.SFTPClient) -> None:
-            with open(local_file, "rb") as src:
-                sftp.putfo(src, temp, confirm=True)
+            try:
+                with open(local_file, "rb") as src:
+                    sftp.putfo(src, temp, confirm=True,
+                               callback=lambda _done, _total: control.check())
+            except BaseException:
+                with contextlib.suppress(Exception):  # (the connection may be gone)
+                    sftp.remove(temp)
+                raise
             sftp.posix_rename(temp, full)
 
         self._run(f"upload {full}", do)

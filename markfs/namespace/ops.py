@@ -15,7 +15,7 @@ import os
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -108,7 +108,7 @@ class Namespace:
         self.snapshots = SnapshotStore(data_dir.cache)
         self.remote = RemoteFiles(
             tree, ContentCache(data_dir.cache, config.cache_max_bytes),
-            StagingArea(data_dir.staging), self._io, self._backend_by_id)
+            StagingArea(data_dir.staging), self._io, self._backend_by_id, config.io_timeout)
 
     def _backend_by_id(self, source_id: int) -> Backend:
         backend = self.sources.backend(source_id)
@@ -253,8 +253,7 @@ class Namespace:
         path = current.remote_path or b""
         started, mark = trio.current_time(), self._renames.mark()
         try:
-            pages = await self._io(lambda: list(backend.list_pages(path)),
-                                   timeout=self.config.list_timeout)
+            pages = await self._list_pages(backend, path)
         except FsError as exc:
             if exc.code == errno.ENOENT and self._renames.unchanged_since(mark):
                 await self._vanished(current)
@@ -266,6 +265,17 @@ class Namespace:
             return None
         return reconcile(self.tree, current, [e for page in pages for e in page],
                          self._changed_since(started))
+
+    async def _list_pages(self, backend: Backend, path: bytes) -> list[list[Entry]]:
+        """Every page of a listing. Each page must come within `io_timeout` (a server that
+        stopped answering is EIO, not a wait), the whole within `list_timeout`."""
+        pages: list[list[Entry]] = []
+        iterator = backend.list_pages(path)  # a generator: nothing is asked before next()
+        with trio.move_on_after(self.config.list_timeout):
+            while (page := await self._io(next, iterator, None)) is not None:
+                pages.append(page)
+            return pages
+        raise FsError(errno.EIO, f"listing took longer than {self.config.list_timeout:.0f}s")
 
     async def _vanished(self, node: Node) -> None:
         parent = self.tree.node(node.parent)
@@ -646,13 +656,13 @@ class Namespace:
             await self._io(backend.rmdir, path)
             return
         staged = self.remote.has_staged(node.id)
-        self.remote.discard(node.id)
-        await self.remote.wait_idle(node.id)
-        try:
-            await self._io(backend.unlink, path)
-        except FsError as exc:
-            if not (staged and exc.code == errno.ENOENT):  # never uploaded: nothing there
-                raise
+        async with self.remote.uploads_paused(node.id):
+            self.remote.discard(node.id)
+            try:
+                await self._io(backend.unlink, path)
+            except FsError as exc:
+                if not (staged and exc.code == errno.ENOENT):  # never uploaded: nothing there
+                    raise
 
     async def rename(self, old_parent_id: int, old_name: bytes, new_parent_id: int,
                      new_name: bytes, flags: int) -> None:
@@ -671,43 +681,50 @@ class Namespace:
             if node.is_dir and self._is_below(new_parent, node.id):
                 raise FsError(errno.EINVAL)
             old_path, new_path = child_path(old_parent, old_name), child_path(new_parent, new_name)
-            with self._renames.renaming():
-                if isinstance(backend, DirectFiles):
-                    await self._io(backend.rename, old_path, new_path, flags)
-                else:
-                    await self._rename_remote(backend, node, target, old_path, new_path, flags)
-                if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
-                    return  # two names of one file: rename(2) leaves both in place
-                move = _Move(old_parent_id, old_name, old_path, new_parent_id, new_name, new_path)
-                with self.tree.transaction() as txn:
-                    if flags & RENAME_EXCHANGE:
-                        _exchange(txn, move)
-                    else:
-                        if target is not None:
-                            q.remove_name(txn, new_parent_id, new_name)
-                        q.move_name(txn, old_parent_id, old_name, new_parent_id, new_name,
-                                    new_path)
-                    self.remote.retarget(txn, node, old_path, new_path)
+            async with AsyncExitStack() as paused:
+                if not isinstance(backend, DirectFiles):  # no upload may land at either name
+                    await paused.enter_async_context(
+                        self.remote.uploads_paused(None if node.is_dir else node.id))
+                    if target is not None and not target.is_dir:
+                        await paused.enter_async_context(self.remote.uploads_paused(target.id))
+                await self._rename_locked(backend, node, target, _Move(
+                    old_parent_id, old_name, old_path, new_parent_id, new_name, new_path), flags)
         survivor = self.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self._restat(survivor)
 
+    async def _rename_locked(self, backend: Backend, node: Node, target: Node | None,
+                             move: _Move, flags: int) -> None:
+        """The rename itself, under both folders' locks (and with uploads paused)."""
+        old_path, new_path = move.old_path, move.new_path
+        with self._renames.renaming():
+            if isinstance(backend, DirectFiles):
+                await self._io(backend.rename, old_path, new_path, flags)
+            else:
+                await self._rename_remote(backend, node, target, old_path, new_path, flags)
+            if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
+                return  # two names of one file: rename(2) leaves both in place
+            with self.tree.transaction() as txn:
+                if flags & RENAME_EXCHANGE:
+                    _exchange(txn, move)
+                else:
+                    if target is not None:
+                        q.remove_name(txn, move.new_parent, move.new_name)
+                    q.move_name(txn, move.old_parent, move.old_name, move.new_parent,
+                                move.new_name, new_path)
+                self.remote.retarget(txn, node, old_path, new_path)
+
     async def _rename_remote(self, backend: Backend, node: Node, target: Node | None,
                              old_path: bytes, new_path: bytes, flags: int) -> None:
-        """Rename on S3/SFTP once uploads that would land at the old path are done."""
+        """Rename on S3/SFTP (uploads of what it moves are paused by the caller)."""
         if flags & RENAME_EXCHANGE:
             raise FsError(errno.EINVAL, "this source cannot exchange names")
         if flags & RENAME_NOREPLACE and target is not None:
             raise FsError(errno.EEXIST)
         if target is not None and target.is_dir and self.remote.staged_below(target.id):
             raise FsError(errno.ENOTEMPTY)
-        if node.is_dir:
-            await self.remote.wait_idle_all()
-        else:
-            await self.remote.wait_idle(node.id)
         if target is not None and not target.is_dir:
             self.remote.discard(target.id)
-            await self.remote.wait_idle(target.id)
         journal = None
         if not backend.atomic_rename and node.source_id is not None:
             with self.tree.transaction() as txn:

@@ -17,14 +17,16 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import trio
 
-from markfs.backends.base import Backend, Entry
+from markfs.backends.base import Backend, Entry, MultipartStore, UploadControl
 from markfs.cache.content import CHUNK_SIZE, ContentCache, chunk_name
 from markfs.cache.staging import StagingArea
 from markfs.catalog import nodes as q
@@ -39,8 +41,9 @@ from markfs.runtime import owner_alive, owner_token
 log = logging.getLogger(__name__)
 READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
 STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
-STREAM_TIMEOUT_S = 3600.0  # a dead server is caught by the backends' socket timeouts
+STREAM_TIMEOUT_S = 3600.0  # a whole run; a stall is caught by socket timeouts (io_timeout)
 UPLOAD_WORKERS = 8
+UPLOAD_TIMEOUT_S = 3600.0  # a whole upload; a stall is caught by socket timeouts
 RETRY_MAX_S = 60.0
 ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
 
@@ -52,6 +55,22 @@ class IoRunner(Protocol):
 
     async def __call__(self, fn: Callable[..., T], *args: object,
                        timeout: float | None = None) -> T: ...
+
+
+@dataclass
+class _Run:
+    """One streamed request for a run of chunks."""
+
+    progress: float = field(default_factory=time.monotonic)  # last bytes (worker thread)
+
+
+@dataclass
+class _Fetch:
+    """One chunk on its way into the content cache."""
+
+    run: _Run
+    done: trio.Event = field(default_factory=trio.Event)
+    error: FsError | None = None  # why it never arrived
 
 
 @dataclass
@@ -77,14 +96,15 @@ class Staged:
 
 class RemoteFiles:
     def __init__(self, tree: Tree, cache: ContentCache, staging: StagingArea,
-                 io: IoRunner, backend_of: Callable[[int], Backend]) -> None:
+                 io: IoRunner, backend_of: Callable[[int], Backend], io_timeout: float) -> None:
+        self.io_timeout = io_timeout
         self.tree = tree
         self.cache = cache
         self.staging = staging
         self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
         self._backend_of = backend_of
         self.staged: dict[int, Staged] = {}  # node id -> staged copy
-        self._fetching: dict[bytes, trio.Event] = {}
+        self._fetching: dict[bytes, _Fetch] = {}  # chunk name -> its download
         self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
         self._nursery: trio.Nursery | None = None
         self._wakeup = trio.Event()
@@ -92,6 +112,9 @@ class RemoteFiles:
         self._busy: set[int] = set()  # node ids with an upload in flight
         self._workers = trio.Semaphore(UPLOAD_WORKERS)
         self.owner = owner_token()  # this daemon's journal rows carry it
+        self._controls: dict[int, UploadControl] = {}  # node id -> its upload in flight
+        self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
+        self._retry = trio.Event()  # set: back-offs end now
 
     # -- reading -------------------------------------------------------------------
 
@@ -143,28 +166,56 @@ class RemoteFiles:
         return index == 0 or (previous is not None and index in (previous, previous + 1))
 
     async def _fetch_run(self, node: Node, first: int, count: int) -> None:
-        """Download chunks first.. (up to `count`, stopping at one already cached or being
-        fetched) with one streamed request; each chunk is usable as soon as it arrived."""
-        pending = self._fetching.get(self._name(node, first))
-        if pending is not None:
-            await pending.wait()
-            return
+        """Until chunk `first` is cached: its download is started if none is on its way
+        (a run of up to `count` chunks), and waited for at most `io_timeout` — a
+        stalled stream gives EIO like any backend call that does not answer."""
+        fetch = self._fetching.get(self._name(node, first)) or self._start_run(
+            node, first, count)
+        while not fetch.done.is_set():  # (a stream that makes progress is waited for)
+            remaining = fetch.run.progress + self.io_timeout - time.monotonic()
+            if remaining <= 0:
+                log.warning("chunk %d of %r: no data for %.1fs: answering EIO", first,
+                            node.remote_path, self.io_timeout)
+                raise FsError(errno.EIO, "backend did not answer in time")
+            with trio.move_on_after(remaining):
+                await fetch.done.wait()
+        if fetch.error is not None:
+            raise fetch.error
+
+    def _start_run(self, node: Node, first: int, count: int) -> _Fetch:
+        """Claim chunks first.. (up to `count`, stopping at one already cached or being
+        fetched) and download them with one streamed request, in the background; each
+        chunk is usable as soon as it arrived."""
         claimed: list[tuple[int, bytes]] = []
+        run = _Run()
         final = (node.size - 1) // CHUNK_SIZE
         for index in range(first, min(first + count - 1, final) + 1):
             name = self._name(node, index)
             if name in self._fetching or (claimed and self.cache.contains(name)):
                 break
-            self._fetching[name] = trio.Event()
+            self._fetching[name] = _Fetch(run)
             claimed.append((index, name))
-        try:
-            await self._io(self._stream_into_cache, node, claimed,
-                           trio.lowlevel.current_trio_token(), timeout=STREAM_TIMEOUT_S)
-        finally:
-            for _index, name in claimed:
-                self._chunk_ready(name)
+        head = self._fetching[claimed[0][1]]
+        assert self._nursery is not None, "the uploader's nursery runs while mounted"
+        self._nursery.start_soon(self._stream_run, node, claimed, run)
+        return head
 
-    def _stream_into_cache(self, node: Node, claimed: list[tuple[int, bytes]],
+    async def _stream_run(self, node: Node, claimed: list[tuple[int, bytes]],
+                          run: _Run) -> None:
+        error: FsError | None = None
+        try:
+            await self._io(self._stream_into_cache, node, claimed, run,
+                           trio.lowlevel.current_trio_token(), timeout=STREAM_TIMEOUT_S)
+        except FsError as exc:
+            error = exc
+        except Exception as exc:  # a reader sees it as EIO; the mount goes on
+            log.warning("reading %r: %s", node.remote_path, exc)
+            error = FsError(errno.EIO, str(exc))
+        finally:
+            for _index, name in claimed:  # chunks that never arrived
+                self._chunk_ready(name, error)
+
+    def _stream_into_cache(self, node: Node, claimed: list[tuple[int, bytes]], run: _Run,
                            token: trio.lowlevel.TrioToken) -> None:
         """In a worker thread: one request for the claimed chunks, cached one by one."""
         backend = self._backend_of(node.source_id or 0)
@@ -174,11 +225,12 @@ class RemoteFiles:
         buffer = bytearray()
         for piece in backend.read_stream(node.remote_path or b"", offset,
                                          len(claimed) * CHUNK_SIZE, node.etag):
+            run.progress = time.monotonic()
             buffer += piece
             while len(buffer) >= CHUNK_SIZE:
                 self.cache.put(name, bytes(buffer[:CHUNK_SIZE]))
                 del buffer[:CHUNK_SIZE]
-                trio.from_thread.run_sync(self._chunk_ready, name, trio_token=token)
+                trio.from_thread.run_sync(self._chunk_ready, name, None, trio_token=token)
                 following = next(names, None)
                 if following is None:
                     return
@@ -186,10 +238,11 @@ class RemoteFiles:
         if buffer:  # the file's last, short chunk
             self.cache.put(name, bytes(buffer))
 
-    def _chunk_ready(self, name: bytes) -> None:
-        event = self._fetching.pop(name, None)
-        if event is not None:
-            event.set()
+    def _chunk_ready(self, name: bytes, error: FsError | None) -> None:
+        fetch = self._fetching.pop(name, None)
+        if fetch is not None:
+            fetch.error = error
+            fetch.done.set()
 
     def _maybe_read_ahead(self, node: Node, first: int, last: int) -> None:
         """Sequential readers: keep the next chunks cached or on their way."""
@@ -203,14 +256,8 @@ class RemoteFiles:
             if name in self._fetching:
                 return  # a run is on its way
             if not self.cache.contains(name):
-                self._nursery.start_soon(self._prefetch, node, index)
+                self._start_run(node, index, STREAM_CHUNKS)  # errors: the reader's to see
                 return
-
-    async def _prefetch(self, node: Node, index: int) -> None:
-        try:
-            await self._fetch_run(node, index, STREAM_CHUNKS)
-        except Exception as exc:  # the reader will ask again and see the error itself
-            log.debug("read-ahead of chunk %d of node %d: %s", index, node.id, exc)
 
     # -- writing -------------------------------------------------------------------
 
@@ -260,6 +307,9 @@ class RemoteFiles:
             upload_id = uq.enqueue(txn, node.id, node.source_id, node.remote_path,
                                    str(staged.path), staged.size, self.owner)
         staged.journaled.add(upload_id)
+        control = self._controls.get(node.id)
+        if control is not None:  # an upload of older content: it starts over with this one
+            control.cancel.set()
         self._wakeup.set()
         return upload_id
 
@@ -289,16 +339,39 @@ class RemoteFiles:
                 node = self.tree.node(node.parent)
         return False
 
-    async def wait_idle(self, node_id: int) -> None:
-        """Until no upload of the node is in flight."""
-        async with self._uploaded:
-            while node_id in self._busy:
-                await self._uploaded.wait()
+    @asynccontextmanager
+    async def uploads_paused(self, node_id: int | None) -> AsyncIterator[None]:
+        """No upload of the node (None: of any node) runs inside this block: one in flight
+        is cancelled and waited for, at most `io_timeout` (then EIO: the journal keeps
+        it). Renames and deletes use it, so no upload lands at a path they changed."""
+        self._paused[node_id] = self._paused.get(node_id, 0) + 1
+        try:
+            targets = {n for n in self._busy if node_id is None or n == node_id}
+            for target in targets:
+                control = self._controls.get(target)
+                if control is not None:
+                    control.cancel.set()
+            self.retry_now()  # back-offs wake, see the pause and end
+            with trio.move_on_after(self.io_timeout):
+                async with self._uploaded:
+                    while targets & self._busy:
+                        await self._uploaded.wait()
+            if targets & self._busy:
+                raise FsError(errno.EIO, "an upload in flight did not stop in time")
+            yield
+        finally:
+            self._paused[node_id] -= 1
+            if not self._paused[node_id]:
+                del self._paused[node_id]
+            self._wakeup.set()
 
-    async def wait_idle_all(self) -> None:
-        async with self._uploaded:
-            while self._busy:
-                await self._uploaded.wait()
+    def _is_paused(self, node_id: int) -> bool:
+        return node_id in self._paused or None in self._paused
+
+    def retry_now(self) -> None:
+        """Uploads waiting out a back-off try again at once (fsync; a backend is back)."""
+        self._retry.set()
+        self._retry = trio.Event()
 
     def retarget(self, txn: Txn, node: Node, old_path: bytes, new_path: bytes) -> None:
         """A rename moved the node: its pending uploads (or those below it) follow."""
@@ -311,6 +384,7 @@ class RemoteFiles:
 
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
+        self.retry_now()  # fsync tries at once, not after the back-off
         with trio.move_on_after(timeout):
             async with self._uploaded:
                 while (row := uq.get(self.tree.catalog.conn, upload_id)) is not None:
@@ -373,7 +447,7 @@ class RemoteFiles:
             adopted_at = time.monotonic()
             while True:
                 for row in uq.pending(self.tree.catalog.conn, self.owner):
-                    if row.node_id not in self._busy:
+                    if row.node_id not in self._busy and not self._is_paused(row.node_id):
                         self._busy.add(row.node_id)
                         await self._workers.acquire()
                         nursery.start_soon(self._upload_node, row.node_id)
@@ -386,7 +460,7 @@ class RemoteFiles:
 
     async def _upload_node(self, node_id: int) -> None:
         try:
-            while True:
+            while not self._is_paused(node_id):
                 rows = uq.for_node(self.tree.catalog.conn, node_id, self.owner)
                 if not rows:
                     return
@@ -402,28 +476,63 @@ class RemoteFiles:
                 self._uploaded.notify_all()
 
     async def _upload_one(self, row: Upload) -> bool:
-        """One attempt at one row (after its back-off); True if the row is done."""
+        """One attempt at one row (after its back-off); True if the row is done, or the
+        attempt was cancelled and the node's rows are to be looked at again."""
         delay = min(2.0 ** row.attempts, RETRY_MAX_S) if row.attempts else 0.0
-        await trio.sleep(delay)
+        with trio.move_on_after(delay):
+            await self._retry.wait()
+        if self._is_paused(row.node_id):
+            return True
         if not os.path.exists(row.staging):
             self._park(row, "the staged copy is gone: this content cannot be sent")
             return True
-        backend = self._backend_of(row.source_id)
+        control = UploadControl(record_multipart=partial(
+            self._record_multipart, row.id, trio.lowlevel.current_trio_token()))
+        self._controls[row.node_id] = control
         started = time.monotonic()
         try:
-            entry = await self._io(backend.upload, row.remote_path, row.staging,
-                                   timeout=3600.0)
+            entry = await self._send(row, control)
+        except FsError as exc:
+            if exc.code == errno.ECANCELED:
+                log.info("upload of %r cancelled: the file changed or moved", row.remote_path)
+                return True
+            return self._failed(row, exc)
         except Exception as exc:  # any failure: journaled, retried later
-            with self.tree.transaction() as txn:
-                uq.failed(txn, row.id, str(exc))
-            log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
-                        row.attempts + 1, exc)
-            self._wakeup.set()
-            return False
+            return self._failed(row, exc)
+        finally:
+            self._controls.pop(row.node_id, None)
         log.info("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
                  time.monotonic() - started)
         self._finish(row, entry)
+        self.retry_now()  # the backend answers again: other retries need not wait
         return True
+
+    async def _send(self, row: Upload, control: UploadControl) -> Entry:
+        backend = self._backend_of(row.source_id)
+        if row.multipart is not None and isinstance(backend, MultipartStore):
+            # an earlier attempt (or a crashed daemon) left it: never leave it on the bucket
+            await self._io(backend.abort_multipart, row.remote_path, row.multipart)
+            self._record_multipart(row.id, None, None)
+        return await self._io(backend.upload, row.remote_path, row.staging, control,
+                              timeout=UPLOAD_TIMEOUT_S)
+
+    def _record_multipart(self, upload_id: int, token: trio.lowlevel.TrioToken | None,
+                          multipart: str | None) -> None:
+        """Journal a multipart upload id (from the upload's worker thread, or the loop)."""
+        if token is not None:
+            trio.from_thread.run_sync(self._record_multipart, upload_id, None, multipart,
+                                      trio_token=token)
+            return
+        with self.tree.transaction() as txn:
+            uq.set_multipart(txn, upload_id, multipart)
+
+    def _failed(self, row: Upload, exc: Exception) -> bool:
+        with self.tree.transaction() as txn:
+            uq.failed(txn, row.id, str(exc))
+        log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
+                    row.attempts + 1, exc)
+        self._wakeup.set()
+        return False
 
     def _park(self, row: Upload, reason: str) -> None:
         """A row that can never succeed: reported once, kept for `markfs status`."""

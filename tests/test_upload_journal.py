@@ -1,0 +1,133 @@
+"""The upload journal under stress: multipart uploads a crash cut short, files that
+change or move while they upload, and fsync after an outage."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+from conftest import force_unmount
+from remote_helpers import RemoteSource, Stoppable, mount_remote, s3_source
+from servers import S3Server, SeaweedServer, StallingProxy
+
+CONFIG = "io_timeout = 3.0\nattr_ttl = 0.2\nentry_ttl = 0.2\ndir_ttl = 0.5\n"
+
+
+@dataclasses.dataclass
+class Slowed:
+    source: RemoteSource  # through the proxy
+    client: Any  # straight to the server
+    bucket: str
+    proxy: StallingProxy
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def slowed(request: pytest.FixtureRequest) -> Iterator[Slowed]:
+    server: S3Server | SeaweedServer = request.getfixturevalue(
+        "s3" if request.param == "moto" else "seaweed")
+    bucket = f"journal-{os.getpid()}-{os.urandom(3).hex()}"
+    source = s3_source(server, bucket)
+    proxy = StallingProxy(int(server.endpoint.rsplit(":", 1)[1]))
+    try:
+        yield Slowed(dataclasses.replace(
+            source, url=source.url.replace(server.endpoint, proxy.endpoint)),
+            server.client(), bucket, proxy)
+    finally:
+        proxy.close()
+
+
+def multipart_uploads(slowed: Slowed) -> list[str]:
+    found = slowed.client.list_multipart_uploads(Bucket=slowed.bucket)
+    return [u["UploadId"] for u in found.get("Uploads", [])]
+
+
+def wait_until(check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def test_kill_9_during_a_multipart_upload_leaves_no_incomplete_upload(
+        slowed: Slowed, tmp_path: Path, data_dir: Path) -> None:
+    data = os.urandom(40 << 20)  # three parts
+    mount = mount_remote(tmp_path, data_dir, slowed.source, CONFIG)
+    try:
+        slowed.proxy.pause_s = 0.02  # a slow server: the upload is still running below
+        (mount.path / "sources" / "r" / "big.bin").write_bytes(data)
+        wait_until(lambda: multipart_uploads(slowed))
+        assert mount.proc is not None
+        mount.proc.send_signal(signal.SIGKILL)
+        mount.proc.wait()
+        force_unmount(mount.path)
+        mount.proc = None
+        slowed.proxy.pause_s = 0.0
+        mount.start()
+        slowed.source.wait_for("big.bin", data)
+        wait_until(lambda: not multipart_uploads(slowed))
+    finally:
+        mount.stop()
+    mount.assert_fsck_clean()
+
+
+def test_a_file_changed_while_it_uploads_starts_over_and_renames_promptly(
+        slowed: Slowed, tmp_path: Path, data_dir: Path) -> None:
+    mount = mount_remote(tmp_path, data_dir, slowed.source, CONFIG)
+    files = mount.path / "sources" / "r"
+    try:
+        slowed.proxy.pause_s = 0.02
+        (files / "f.bin").write_bytes(os.urandom(40 << 20))
+        wait_until(lambda: multipart_uploads(slowed))
+        (files / "f.bin").write_bytes(b"second version")  # truncates what is uploading
+        started = time.monotonic()
+        os.rename(files / "f.bin", files / "g.bin")
+        assert time.monotonic() - started < 3.0 + 2.0  # io_timeout at most, + a margin
+        slowed.proxy.pause_s = 0.0
+        slowed.source.wait_for("g.bin", b"second version")
+        assert slowed.source.get("f.bin") is None
+        assert (files / "g.bin").read_bytes() == b"second version"
+        wait_until(lambda: not multipart_uploads(slowed))
+    finally:
+        mount.stop()
+    mount.assert_log_clean()
+    mount.assert_fsck_clean()
+
+
+def upload_attempts(data_dir: Path) -> int:
+    conn = apsw.Connection(str(data_dir / "catalog.db"), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        row = conn.execute("SELECT max(attempts) FROM uploads").fetchone()
+        return int(row[0] or 0) if row else 0
+    finally:
+        conn.close()
+
+
+def test_fsync_after_an_outage_retries_at_once(tmp_path: Path, data_dir: Path) -> None:
+    server = Stoppable("s3", tmp_path)
+    io_timeout = 2.0  # fsync waits at most 4 x this
+    mount = mount_remote(tmp_path, data_dir, server.source,
+                         f"io_timeout = {io_timeout}\nlist_timeout = {io_timeout}\n")
+    try:
+        path = mount.path / "sources" / "r" / "late.txt"
+        os.listdir(path.parent)
+        server.stop()
+        path.write_bytes(b"written while the server was down")
+        wait_until(lambda: upload_attempts(data_dir) >= 4)  # the next try: 16 s away
+        server.start()
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, b"w", 0)
+            os.fsync(fd)  # EIO if it waited out the back-off
+        finally:
+            os.close(fd)
+        assert server.source.get("late.txt") == b"written while the server was down"
+    finally:
+        mount.stop()
+        server.close()
