@@ -30,11 +30,11 @@ def data_dir_of(ctx: click.Context) -> DataDir:
 
 
 @contextmanager
-def open_tree(ctx: click.Context, create: bool = False) -> Iterator[Tree]:
+def open_tree(ctx: click.Context, create: bool = False, walk: bool = False) -> Iterator[Tree]:
     """The data directory's tree, closed when the command is done with it."""
     from markfs.namespace.tree import Tree
 
-    tree = Tree.open(data_dir_of(ctx), create=create)
+    tree = Tree.open(data_dir_of(ctx), create=create, walk=walk)
     try:
         yield tree
     finally:
@@ -49,6 +49,13 @@ class MarkfsGroup(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"markfs: {exc}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            from markfs.catalog.db import DAMAGE_ERRORS, damaged
+
+            if not isinstance(exc, DAMAGE_ERRORS):
+                raise
+            click.echo(f"markfs: {damaged(data_dir_of(ctx).catalog, exc)}", err=True)
             ctx.exit(1)
         except PermissionError as exc:
             click.echo(f"markfs: permission denied: {exc.filename or exc}", err=True)
@@ -214,13 +221,33 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
                                 stderr=log_file, start_new_session=True, cwd="/")
     deadline = time.monotonic() + MOUNT_WAIT_S
     while time.monotonic() < deadline:
-        if runtime.is_mountpoint(mountpoint):
+        if runtime.is_mountpoint(mountpoint) and _answers(mountpoint, deadline):
             return
         if proc.poll() is not None:
             raise UserError(_last_error(log_path, start) or f"mount failed (see {log_path})")
         time.sleep(0.05)
     proc.terminate()
     raise UserError(f"mount did not appear within {MOUNT_WAIT_S:.0f}s (see {log_path})")
+
+
+def _answers(mountpoint: Path, deadline: float) -> bool:
+    """Does the new mount answer a request? (In a thread: a daemon that hangs must not
+    hang this command; one that died answers ENOTCONN.)"""
+    import threading
+
+    answer: list[bool] = []
+
+    def ask() -> None:
+        try:
+            os.stat(mountpoint)
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    asker.join(max(deadline - time.monotonic(), 0.1))
+    return bool(answer and answer[0])
 
 
 def _last_error(log_path: Path, start: int) -> str | None:
@@ -581,12 +608,14 @@ def fsck(ctx: click.Context, repair: bool) -> None:
     from markfs.namespace.fsck import fsck as run_fsck
 
     data_dir = data_dir_of(ctx)
-    with open_tree(ctx) as tree:
+    salvaged = _salvage_if_damaged(data_dir, repair)
+    with open_tree(ctx, walk=True) as tree:
         content = ContentCache(data_dir.cache, load_mount_config(data_dir).cache_max_bytes)
         try:
             report = run_fsck(tree, repair, SnapshotStore(data_dir.cache), content)
         finally:
             content.close()
+    report.repaired[:0] = salvaged
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     for fix in report.repaired:
@@ -595,6 +624,35 @@ def fsck(ctx: click.Context, repair: bool) -> None:
         click.echo("clean")
     elif not repair:
         raise UserError(f"{len(report.problems)} problem(s) found (run: markfs fsck --repair)")
+
+
+def _salvage_if_damaged(data_dir: DataDir, repair: bool) -> list[str]:
+    """SQLite's own check of the catalog first: a damaged one is salvaged (--repair)
+    before anything else reads it, or reported."""
+    from markfs.catalog.db import Catalog
+    from markfs.catalog.salvage import salvage
+    from markfs.errors import CatalogDamaged
+
+    if not data_dir.exists():
+        raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
+    try:
+        catalog = Catalog(data_dir.catalog)
+        problems = catalog.integrity_problems()
+        catalog.close()
+    except CatalogDamaged as exc:
+        problems = [str(exc)]
+    if not problems:
+        return []
+    if not repair:
+        for problem in problems[:20]:
+            click.echo(f"problem: sqlite: {problem}")
+        raise UserError(f"the catalog {data_dir.catalog} is damaged "
+                        "(run: markfs fsck --repair to salvage what SQLite can read)")
+    from markfs.cache.lmdbfile import discard
+
+    done = salvage(data_dir.catalog)
+    discard(data_dir.hot)  # it mirrors rows that may be gone: rebuilt from what is left
+    return done
 
 
 @main.command()

@@ -15,6 +15,10 @@ class UserError(Exception):
     """A mistake the user can fix; `str()` is the one line shown to them."""
 
 
+class CatalogDamaged(UserError):
+    """The catalog file cannot be read as it should (`markfs fsck --repair` salvages it)."""
+
+
 class SourceError(UserError):
     """A database or server that failed while being read (gone, refused, broken)."""
 

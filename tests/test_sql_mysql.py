@@ -85,3 +85,20 @@ def test_an_unreachable_mysql_server_is_a_clear_error(data_dir: Path) -> None:
                       f"mysql://root@127.0.0.1:{free_port()}/x", check=False)
     assert done.returncode == 1 and "cannot reach MySQL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("change", [
+    ["UPDATE customers SET name = 'renamed' WHERE id = 7"],
+    ["DELETE FROM customers WHERE id = 7",
+     "INSERT INTO customers (id, name) VALUES (7, 'someone else')"],
+], ids=["update-in-place", "delete-and-insert"])
+def test_a_change_that_keeps_the_row_count_is_noticed(
+        data_dir: Path, mydb: str, mariadb: MariaServer, change: list[str]) -> None:
+    run_markfs(data_dir, "source", "add", "my", mydb)
+    run_markfs(data_dir, "scan", "my")
+    conn: Any = mariadb.connect(mydb.rsplit("/", 1)[1])
+    with conn.cursor() as c:
+        for statement in change:
+            c.execute(statement)
+    conn.close()
+    assert "(2 read, 1 unchanged" in run_markfs(data_dir, "scan", "my").stdout  # and its view

@@ -95,3 +95,29 @@ def test_a_changed_postgres_table_is_rendered_again_by_refresh(
         time.sleep(0.2)
     else:
         raise AssertionError("the change was never noticed")
+
+
+def refreshed_once_changed(data_dir: Path, fragment: str) -> None:
+    """PostgreSQL's statistics (part of the change token) reach the catalog views
+    asynchronously, within about a second: refresh until the change is seen."""
+    for _ in range(50):
+        if fragment in run_markfs(data_dir, "refresh").stdout:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the change was never noticed")
+
+
+@pytest.mark.parametrize("change", [
+    ["UPDATE customers SET name = 'x' || substr(name, 2) WHERE id = 7"],
+    ["DELETE FROM customers WHERE id = 7",
+     "INSERT INTO customers (id, name) VALUES (7, 'someone else')"],
+], ids=["update-in-place", "delete-and-insert"])
+def test_a_change_that_keeps_the_row_count_is_noticed(
+        data_dir: Path, pgdb: str, postgres: PostgresServer, change: list[str]) -> None:
+    run_markfs(data_dir, "source", "add", "pg", pgdb)
+    run_markfs(data_dir, "manage", "pg/public/customers")
+    conn: Any = postgres.connect(pgdb.rsplit("/", 1)[1])
+    for statement in change:
+        conn.execute(statement)
+    conn.close()
+    refreshed_once_changed(data_dir, "500 rows")

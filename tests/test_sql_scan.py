@@ -130,3 +130,35 @@ def test_removing_the_source_removes_its_tables(data_dir: Path, db: Path) -> Non
     run_markfs(data_dir, "scan")
     run_markfs(data_dir, "source", "remove", "shop")
     assert run_markfs(data_dir, "tables").stdout == ""
+
+
+def test_an_update_in_place_is_noticed_by_the_next_scan(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan", "shop")
+    conn = apsw.Connection(str(db))
+    conn.execute("UPDATE customers SET name = 'd7' WHERE name = 'c7'")  # same size, same rows
+    conn.close()
+    assert "(2 read, 5 unchanged" in run_markfs(data_dir, "scan", "shop").stdout
+
+
+def test_delete_and_insert_of_as_many_rows_is_noticed(data_dir: Path, db: Path) -> None:
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan", "shop")
+    conn = apsw.Connection(str(db))
+    with conn:
+        conn.execute("DELETE FROM customers WHERE id = 5")
+        conn.execute("INSERT INTO customers (id, name) VALUES (5, 'someone else')")
+    conn.close()
+    assert "(2 read, 5 unchanged" in run_markfs(data_dir, "scan", "shop").stdout
+
+
+def test_an_update_in_wal_mode_is_noticed_and_a_quiet_database_is_not_read(
+        data_dir: Path, db: Path) -> None:
+    conn = apsw.Connection(str(db))
+    conn.execute("PRAGMA journal_mode = WAL")
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "scan", "shop")
+    assert "(0 read, 7 unchanged" in run_markfs(data_dir, "scan", "shop").stdout
+    conn.execute("UPDATE customers SET email = 'x@y' WHERE id = 3")
+    assert "(2 read, 5 unchanged" in run_markfs(data_dir, "scan", "shop").stdout
+    conn.close()

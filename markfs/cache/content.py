@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import struct
 import threading
 import time
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import lmdb
 import xxhash
+
+from markfs.cache.lmdbfile import discard, walk_damage
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -59,7 +62,14 @@ class ContentCache:
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self.env = lmdb.open(str(root / "index.lmdb"), max_dbs=4, map_size=1 << 32, mode=0o600,
+        index = root / "index.lmdb"
+        self.damage = walk_damage(index)  # small (an entry per chunk): always walked
+        if self.damage is not None:  # no index: no blob can be found, nor trusted
+            log.warning("content cache: %s; starting empty", self.damage)
+            discard(index)
+            shutil.rmtree(self.blobs, ignore_errors=True)
+            self.blobs.mkdir()
+        self.env = lmdb.open(str(index), max_dbs=4, map_size=1 << 32, mode=0o600,
                              sync=False, metasync=False)
         self._chunks = self.env.open_db(b"chunks")  # chunk name -> content hash
         self._used = self.env.open_db(b"blobs")  # content hash -> size, last use

@@ -12,14 +12,17 @@ crash can lose its last commits, which the stamp check then detects.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import lmdb
 
+from markfs.cache.lmdbfile import discard, header_damage, walk_damage
 from markfs.model import ChangeSet, Node, pack_node, unpack_node
 
+log = logging.getLogger(__name__)
 _ID = struct.Struct(">Q")  # big-endian so keys of one parent sort together
 _STAMP = struct.Struct("<q")
 _STALE = -1
@@ -32,8 +35,15 @@ def _dentry_key(parent: int, name: bytes) -> bytes:
 class HotCache:
     """The LMDB environment of one data directory."""
 
-    def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
+    def __init__(self, path: Path, map_size: int = 1 << 32, walk: bool = False) -> None:
+        """`walk`: read the whole file in a child process first (mount start, fsck);
+        otherwise only its header is checked. A damaged file is never mapped: it is
+        deleted and the empty cache, stamp-less, is rebuilt from the catalog."""
         path.mkdir(parents=True, exist_ok=True)
+        self.damage = walk_damage(path) if walk else header_damage(path)
+        if self.damage is not None:
+            log.warning("hot cache: %s; rebuilding it from the catalog", self.damage)
+            discard(path)
         self.env = lmdb.open(str(path), max_dbs=4, map_size=map_size, sync=False, mode=0o600,
                              metasync=False, readahead=False)
         self._inodes = self.env.open_db(b"inodes")

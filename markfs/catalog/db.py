@@ -21,11 +21,14 @@ from typing import Any, Protocol
 import apsw
 
 from markfs.catalog.schema import MIGRATIONS
+from markfs.errors import CatalogDamaged
 from markfs.model import ChangeSet, Kind, Node
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+# what SQLite raises on a damaged file, whenever a query first touches the damage
+DAMAGE_ERRORS: tuple[type[Exception], ...] = (apsw.CorruptError, apsw.NotADBError)
 
 NODE_COLUMNS = (
     "id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink, generation, "
@@ -101,11 +104,15 @@ class Catalog:
         self.path = path
         self.mirror = mirror
         self.conn = apsw.Connection(str(path))
-        self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
+        try:
+            self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except DAMAGE_ERRORS as exc:
+            self.conn.close()
+            raise damaged(path, exc) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -187,6 +194,17 @@ class Catalog:
         """Make committed transactions durable in the main database file (fsync path)."""
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def integrity_problems(self) -> list[str]:
-        rows = [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check")]
+    def integrity_problems(self, quick: bool = False) -> list[str]:
+        """What SQLite's own check finds (`quick`: pages and records, not indexes)."""
+        try:
+            rows = [str(r[0]) for r in self.conn.execute(
+                "PRAGMA quick_check" if quick else "PRAGMA integrity_check")]
+        except DAMAGE_ERRORS as exc:
+            return [str(exc)]
         return [] if rows == ["ok"] else rows
+
+
+def damaged(path: Path, exc: Exception) -> CatalogDamaged:
+    return CatalogDamaged(f"the catalog {path} is damaged ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); "
+                          "run: markfs fsck --repair (it salvages what SQLite can read)")

@@ -294,5 +294,9 @@ MIGRATIONS: list[str] = [
     -- The S3 multipart upload this row has in flight (UploadId), so one that a crash
     -- cut short is aborted at the next start instead of lingering on the bucket.
     ALTER TABLE uploads ADD COLUMN multipart TEXT;
+    -- What an SQL source said of itself at its last level-1 scan (SQLite: the commit
+    -- identity of the database file), so the next scan of an unchanged database can
+    -- keep every table's change token without reading a row. NULL: nothing to go by.
+    ALTER TABLE sources ADD COLUMN scan_hint TEXT;
     """,
 ]

@@ -33,6 +33,15 @@ def known_tokens(conn: apsw.Connection, source_id: int) -> dict[tuple[str, str],
         (source_id,))}
 
 
+def scan_hint(conn: apsw.Connection, source_id: int) -> str | None:
+    row = conn.execute("SELECT scan_hint FROM sources WHERE id = ?", (source_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def set_scan_hint(txn: Txn, source_id: int, hint: str | None) -> None:
+    txn.execute("UPDATE sources SET scan_hint = ? WHERE id = ?", (hint, source_id))
+
+
 def upsert(txn: Txn, source_id: int, schema: str, name: str, kind: str, rows: int | None,
            rows_exact: bool, token: str, now_ns: int, size: int | None = None) -> int:
     txn.execute(

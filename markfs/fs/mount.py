@@ -11,7 +11,7 @@ import pyfuse3
 import trio
 
 from markfs.config import DataDir, MountConfig, ScanConfig, load_mount_config, load_scan_config
-from markfs.errors import UserError
+from markfs.errors import CatalogDamaged, UserError
 from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.namespace.control import MountInfo
 from markfs.namespace.ops import Namespace
@@ -38,8 +38,12 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
     config = load_mount_config(data_dir)
     scan_config = load_scan_config(data_dir)
     check_schedule(scan_config.schedule)
-    tree = Tree.open(data_dir)
+    tree = Tree.open(data_dir, walk=True)
     try:
+        problems = tree.catalog.integrity_problems(quick=True)
+        if problems:  # refused now, rather than failing requests later
+            raise CatalogDamaged(f"the catalog {data_dir.catalog} is damaged ({problems[0]}); "
+                                 "run: markfs fsck --repair (it salvages what SQLite can read)")
         root_node = tree.resolve(root)
         if not root_node.is_dir:
             raise UserError(f"--root must name a folder: {root}")

@@ -5,7 +5,8 @@ SQLite integrity; nodes whose parent is missing; nodes of removed sources;
 sources without their folder; journaled uploads whose staged file is gone;
 table files whose snapshot blob is gone (reported: only a refresh can render it);
 content-cache blobs whose bytes no longer hash to their name (repair drops them);
-the mirror's stamp; and the mirror's content,
+the mirror's stamp; and the mirror's content (a damaged LMDB file is found and
+replaced when it is opened, before any of this: reported as repaired),
 node by node and name by name, against the catalog. Repair removes orphans
 and rebuilds the mirror from the catalog (SQLite is the truth).
 """
@@ -13,6 +14,8 @@ and rebuilds the mirror from the catalog (SQLite is the truth).
 from __future__ import annotations
 
 import os
+import stat
+import time
 from dataclasses import dataclass, field
 
 from markfs.cache.content import ContentCache
@@ -23,7 +26,9 @@ from markfs.catalog import sources as sq
 from markfs.catalog import uploads as uq
 from markfs.model import Kind
 from markfs.namespace.sources import is_sql
-from markfs.namespace.tree import Tree
+from markfs.namespace.tree import LAYOUT, SOURCES_ID, STATUS_FILE_ID, Tree
+
+LAYOUT_IDS = [*(node_id for node_id, *_ in LAYOUT), STATUS_FILE_ID]
 
 
 @dataclass
@@ -50,7 +55,26 @@ def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
     for row in sq.list_sources(conn):
         if not is_sql(row) and q.node_by_remote(conn, row.id, b"") is None:
             problems.append(f"source {row.name!r}: has no folder under /sources")
+    problems += [f"fixed folder {i}: missing" for i in LAYOUT_IDS
+                 if q.get_node(conn, i) is None]
     return problems, doomed
+
+
+def _restore_folders(tree: Tree) -> list[str]:
+    """Fixed folders and sources' folders a salvage lost, made again (a source's
+    folder is listed anew on first use)."""
+    made = tree.ensure_layout()
+    conn, now = tree.catalog.conn, time.time_ns()
+    lost = [row for row in sq.list_sources(conn)
+            if not is_sql(row) and q.node_by_remote(conn, row.id, b"") is None]
+    with tree.transaction() as txn:
+        for row in lost:
+            mode = stat.S_IFDIR | (0o555 if row.read_only else 0o755)
+            q.insert_node(txn, SOURCES_ID, row.name.encode(), q.NewNode(
+                Kind.SOURCE, mode, os.getuid(), os.getgid(), 0, now, now, nlink=2,
+                source_id=row.id, remote_path=b""), generation=tree.generation)
+    return ([f"re-created {len(made)} fixed folder(s)"] if made else []) + [
+        f"re-created the folder of source {row.name!r}" for row in lost]
 
 
 def _upload_problems(tree: Tree) -> tuple[list[str], list[int]]:
@@ -102,6 +126,10 @@ def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
 def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
          content: ContentCache | None = None) -> FsckReport:
     report = FsckReport()
+    for cache, damage in (("hot cache", tree.hot.damage),
+                          ("content cache", content.damage if content else None)):
+        if damage is not None:  # found when it was opened, and replaced then
+            report.repaired.append(f"{cache}: {damage}; started afresh")
     with tree.catalog.locked():
         catalog_problems, doomed = _catalog_problems(tree)
         upload_problems, lost_uploads = _upload_problems(tree)
@@ -124,6 +152,7 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
             for node_id in doomed:
                 q.delete_subtree(txn, node_id)
         report.repaired.append(f"removed {len(doomed)} orphaned node(s)")
+    report.repaired += _restore_folders(tree)
     tree.rebuild_mirror()
     report.repaired.append("rebuilt the hot cache from the catalog")
     return report

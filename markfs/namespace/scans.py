@@ -80,7 +80,8 @@ def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
 
 def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress) -> ScanReport:
     known = tq.known_tokens(tree.catalog.conn, row.id)
-    infos = source.tables()
+    infos = source.tables({key: token for key, (_id, token) in known.items()},
+                          tq.scan_hint(tree.catalog.conn, row.id))
     changed: list[tuple[TableInfo, list[ColumnInfo]]] = []
     unchanged: list[int] = []
     for done, info in enumerate(infos, 1):
@@ -92,6 +93,7 @@ def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress)
         progress(done, len(infos))
     now = time.time_ns()
     with tree.transaction() as txn:
+        tq.set_scan_hint(txn, row.id, source.scan_hint())
         seen = set(unchanged)
         for table_id in unchanged:
             tq.touch(txn, table_id, now)

@@ -64,15 +64,20 @@ class Tree:
         self.hot = hot
 
     @classmethod
-    def open(cls, data_dir: DataDir, create: bool = False) -> Tree:
+    def open(cls, data_dir: DataDir, create: bool = False, walk: bool = False) -> Tree:
+        """`walk`: check the hot cache's whole file before it is mapped (mount, fsck)."""
         if not data_dir.exists() and not create:
             raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
         data_dir.root.mkdir(parents=True, exist_ok=True)
         data_dir.root.chmod(0o700)  # catalogs, caches and staged copies are private
-        hot = HotCache(data_dir.hot)
-        tree = cls(Catalog(data_dir.catalog, mirror=hot), hot)
+        hot = HotCache(data_dir.hot, walk=walk)
+        try:
+            tree = cls(Catalog(data_dir.catalog, mirror=hot), hot)
+        except BaseException:
+            hot.close()
+            raise
         if create:
-            tree._ensure_layout()
+            tree.ensure_layout()
         if not tree.mirror_in_sync():
             tree.rebuild_mirror(only_if_stale=True)
         return tree
@@ -94,18 +99,21 @@ class Tree:
             self.hot.rebuild(q.iter_nodes(conn), q.iter_hardlinks(conn), self.catalog.stamp)
             return True
 
-    def _ensure_layout(self) -> None:
-        if q.get_node(self.catalog.conn, STATUS_FILE_ID) is not None:
-            return
-        now = time.time_ns()
-        gen = self.catalog.generation
-        with self.catalog.transaction() as txn:
-            for node_id, parent, name, mode in LAYOUT:
-                new = q.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now, nlink=2)
-                q.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
-            status = q.NewNode(Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now)
-            q.insert_node(txn, CONTROL_DIR_ID, STATUS_FILE_NAME, status, generation=gen,
-                          node_id=STATUS_FILE_ID)
+    def ensure_layout(self) -> list[int]:
+        """Create the fixed folders and the status file where missing (a new catalog, or
+        one salvaged without them); the ids made."""
+        conn, now, gen = self.catalog.conn, time.time_ns(), self.catalog.generation
+        wanted = [(node_id, parent, name, q.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now,
+                                                    nlink=2))
+                  for node_id, parent, name, mode in LAYOUT]
+        wanted.append((STATUS_FILE_ID, CONTROL_DIR_ID, STATUS_FILE_NAME, q.NewNode(
+            Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now)))
+        missing = [w for w in wanted if q.get_node(conn, w[0]) is None]
+        if missing:
+            with self.catalog.transaction() as txn:
+                for node_id, parent, name, new in missing:
+                    q.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
+        return [m[0] for m in missing]
 
     # -- reads ---------------------------------------------------------------
 

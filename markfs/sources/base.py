@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -49,7 +49,16 @@ class ColumnInfo:
 
 
 class SqlSource(Protocol):
-    def tables(self) -> list[TableInfo]: ...
+    def tables(self, known: Mapping[tuple[str, str], str] | None = None,
+               hint: str | None = None) -> list[TableInfo]:
+        """Every table and view. `known` maps (schema, table) to its token at the last
+        scan and `hint` is what `scan_hint` said then: a source may answer from them
+        when it can tell that nothing has changed since."""
+        ...
+
+    def scan_hint(self) -> str | None:
+        """After `tables()`: what to hand the next scan as its `hint` (None: nothing)."""
+        ...
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]: ...
 

@@ -13,7 +13,8 @@ import hashlib
 import itertools
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from markfs.sources.base import ColumnInfo, MysqlLocation, TableInfo
 
 SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys")
 
+SETTLE_S = 2.0  # update times are whole seconds: younger ones may still move
 _TABLES = """
 SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH,
        AUTO_INCREMENT,
@@ -77,26 +79,57 @@ class MysqlSource:
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, params or None)  # (None: no %-formatting of names)
             return list(cursor.fetchall())
 
-    def tables(self) -> list[TableInfo]:
+    def tables(self, known: Mapping[tuple[str, str], str] | None = None,
+               hint: str | None = None) -> list[TableInfo]:
+        """(`known` and `hint` are not used: every scan asks the server.)"""
         params: tuple[str, ...] = SYSTEM_SCHEMAS
         where = "TABLE_SCHEMA NOT IN (%s, %s, %s, %s)"
         if self.location.database is not None:
             where, params = "TABLE_SCHEMA = %s", (self.location.database,)
+        rows, now = self._settled_tables(_TABLES.format(where=where), params)
+        tokens = {(str(r[0]), str(r[1])): self._token(r, now) for r in rows if r[2] != "VIEW"}
+        everything = hashlib.sha1("".join(sorted(tokens.values())).encode()).hexdigest()
         out = []
-        for schema, name, kind, rows, size, index, auto, created, updated, columns in self._query(
-                _TABLES.format(where=where), params):
-            # InnoDB keeps no change counter; its update time, row estimate, data size,
-            # next auto-increment value and column list together change with the table.
-            token = hashlib.sha1("\0".join(map(str, (
-                created, updated, rows, size, auto, columns))).encode()).hexdigest()
+        for schema, name, kind, count, size, index, _auto, _created, _updated, columns in rows:
+            token = tokens.get((str(schema), str(name))) or hashlib.sha1(  # a view: with
+                f"{columns}\0{everything}".encode()).hexdigest()      # any table it reads
             out.append(TableInfo(str(schema), str(name),
                                  "view" if kind == "VIEW" else "table",
-                                 None if rows is None else int(rows), False, token,
+                                 None if count is None else int(count), False, token,
                                  None if size is None else int(size) + int(index or 0)))
         return out
+
+    def _settled_tables(self, sql: str, params: tuple[str, ...]
+                        ) -> tuple[list[tuple[Any, ...]], Any]:
+        """The tables, read once no update time is within the last SETTLE_S seconds of
+        the server's clock (waiting that out once): update times are whole seconds, so
+        a change in the same second as a read would otherwise go unseen."""
+        for attempt in (1, 2):
+            now = self._query("SELECT NOW()")[0][0]
+            rows = self._query(sql, params)
+            youngest = min(((now - r[8]).total_seconds() for r in rows if r[8] is not None),
+                           default=SETTLE_S)
+            if youngest >= SETTLE_S or attempt == 2:
+                return rows, now
+            time.sleep(SETTLE_S - youngest)
+        raise AssertionError("unreachable")
+
+    def _token(self, row: tuple[Any, ...], now: Any) -> str:
+        """InnoDB keeps no change counter. Its update time (whole seconds, kept in memory),
+        row estimate, data size, next auto-increment value and column list change with
+        the table. A table updated within SETTLE_S of this read even after waiting (a
+        busy one) has CHECKSUM TABLE (a read of every row) in its token too."""
+        schema, name, _kind, count, size, _index, auto, created, updated, columns = row
+        parts = [created, updated, count, size, auto, columns]
+        if updated is not None and (now - updated).total_seconds() < SETTLE_S:
+            parts += self._query(f"CHECKSUM TABLE {quote(schema)}.{quote(name)}")[0][1:]
+        return hashlib.sha1("\0".join(map(str, parts)).encode()).hexdigest()
+
+    def scan_hint(self) -> str | None:
+        return None
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
         return [ColumnInfo(name=str(name), type=str(ctype), nullable=bool(nullable),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -55,7 +55,9 @@ class PostgresSource:
     def close(self) -> None:
         self.conn.close()
 
-    def tables(self) -> list[TableInfo]:
+    def tables(self, known: Mapping[tuple[str, str], str] | None = None,
+               hint: str | None = None) -> list[TableInfo]:
+        """(`known` and `hint` are not used: every scan asks the server.)"""
         out = []
         for schema, name, kind, tuples, size, changes, filenode, columns in self.conn.execute(
                 _TABLES).fetchall():
@@ -64,6 +66,9 @@ class PostgresSource:
             out.append(TableInfo(schema, name, "view" if kind == "v" else "table", rows,
                                  False, token, None if kind == "v" else int(size)))
         return out
+
+    def scan_hint(self) -> str | None:
+        return None
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
         return [ColumnInfo(name=name, type=ctype, nullable=bool(nullable),

@@ -1,19 +1,33 @@
-"""`sqlite:///path.db` sources, read through apsw in read-only mode."""
+"""`sqlite:///path.db` sources, read through apsw in read-only mode.
+
+Change tokens never miss a committed change: a table's token is its SQL, its row
+count and a digest of all its rows (every value `quote`d by SQLite itself, hashed
+in batches); a view's, its SQL and the digests of all tables. Hashing every table
+at every scan would read the whole database, so each scan also records the
+database's commit identity (`scan_hint`) — the file header (with its change
+counter), the WAL header (checkpoint sequence and salts) and both files' sizes
+and mtimes, of which every commit changes at least one. While it is the one of
+the last scan, the last tokens stand without a row being read.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import apsw
 import pyarrow as pa
+import xxhash
 
 from markfs.errors import SourceError
 from markfs.sources.base import ColumnInfo, ReadAgain, TableInfo
 
 SCHEMA = "main"
+TOKEN_VERSION = "v2"
+DIGEST_BATCH = 16_384  # rows hashed per query (their text is built by SQLite, in C)
 
 
 def quote(identifier: str) -> str:
@@ -28,18 +42,34 @@ class SqliteSource:
                                     | apsw.SQLITE_OPEN_URI)
         self.conn.set_busy_timeout(5000)
         self._row_by_row: set[str] = set()  # tables whose values defeat the fast path
+        self._commit: str | None = None  # the database's commit identity at tables()
 
     def close(self) -> None:
         self.conn.close()
 
-    def tables(self) -> list[TableInfo]:
-        rows = self.conn.execute(
+    def tables(self, known: Mapping[tuple[str, str], str] | None = None,
+               hint: str | None = None) -> list[TableInfo]:
+        self._commit = commit_identity(self.path)  # before reading: later commits show next time
+        rows = [(str(k), str(n), str(q)) for k, n, q in self.conn.execute(
             "SELECT type, name, coalesce(sql, '') FROM sqlite_schema "
             "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-            "ORDER BY name").fetchall()
+            "ORDER BY name")]
         sizes = self._sizes()
-        return [self._info(str(kind), str(name), str(sql), sizes.get(str(name)))
-                for kind, name, sql in rows]
+        previous = dict(known or {}) if hint == self._commit else {}
+        infos = {name: self._info(kind, name, sql, sizes.get(name),
+                                  previous.get((SCHEMA, name)))
+                 for kind, name, sql in rows if kind == "table"}
+        everything = hashlib.sha1("".join(sorted(i.change_token for i in infos.values()))
+                                  .encode()).hexdigest()
+        for kind, name, sql in rows:
+            if kind == "view":  # its rows come from the tables: it changes with any of them
+                count = self._count(name)
+                infos[name] = TableInfo(SCHEMA, name, kind, count, True, ":".join(
+                    (TOKEN_VERSION, _hash(sql), str(count), everything)), sizes.get(name))
+        return [infos[name] for _kind, name, _sql in rows]
+
+    def scan_hint(self) -> str | None:
+        return self._commit
 
     def _sizes(self) -> dict[str, int]:
         """Bytes of pages per table, its indexes included (SQLite's dbstat table)."""
@@ -50,15 +80,41 @@ class SqliteSource:
         except apsw.SQLError:  # a SQLite built without dbstat: sizes unknown
             return {}
 
-    def _info(self, kind: str, name: str, sql: str, size: int | None) -> TableInfo:
-        count_row = self.conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
-        count = int(count_row[0]) if count_row else 0  # type: ignore[arg-type]
-        last = ""
-        if kind == "table" and "WITHOUT ROWID" not in sql.upper():
-            row = self.conn.execute(f"SELECT max(rowid) FROM {quote(name)}").fetchone()
-            last = str(row[0]) if row else ""
-        token = hashlib.sha1(f"{sql}\0{count}\0{last}".encode()).hexdigest()
+    def _info(self, kind: str, name: str, sql: str, size: int | None,
+              known: str | None) -> TableInfo:
+        parts = (known or "").split(":")
+        if len(parts) == 4 and parts[:2] == [TOKEN_VERSION, _hash(sql)]:  # unchanged database
+            return TableInfo(SCHEMA, name, kind, int(parts[2]), True, known or "", size)
+        count, digest = self._digest(name, "WITHOUT ROWID" in sql.upper())
+        token = ":".join((TOKEN_VERSION, _hash(sql), str(count), digest))
         return TableInfo(SCHEMA, name, kind, count, True, token, size)
+
+    def _count(self, name: str) -> int:
+        row = self.conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
+        return int(row[0]) if row else 0  # type: ignore[arg-type]
+
+    def _digest(self, table: str, without_rowid: bool) -> tuple[int, str]:
+        """(rows, xxh3-128 of every value of every row, in rowid order)."""
+        names = [str(r[1]) for r in self.conn.execute(f"PRAGMA table_info({quote(table)})")]
+        row_text = " || x'1f' || ".join(f"quote({quote(n)})" for n in names) or "''"
+        digest, count = xxhash.xxh3_128(), 0
+        if without_rowid:  # (rare) row by row, in primary-key order
+            for (text,) in self.conn.execute(f"SELECT {row_text} FROM {quote(table)}"):
+                digest.update(str(text).encode() + b"\x1e")
+                count += 1
+            return count, digest.hexdigest()
+        last: int | None = None
+        while True:
+            after = "" if last is None else f"WHERE rowid > {last} "
+            got = self.conn.execute(
+                f"SELECT count(*), max(r), group_concat(t, x'1e') FROM (SELECT rowid AS r, "
+                f"{row_text} AS t FROM {quote(table)} {after}ORDER BY rowid "
+                f"LIMIT {DIGEST_BATCH})").fetchone()
+            if not got or not got[0]:
+                return count, digest.hexdigest()
+            count += int(got[0])  # type: ignore[call-overload]
+            last = int(got[1])  # type: ignore[call-overload]
+            digest.update(str(got[2]).encode() + f"|{last}|".encode())
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
         rows = self.conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
@@ -101,6 +157,24 @@ class SqliteSource:
     def check(self) -> str:
         tables = self.tables()
         return f"{self.path}: SQLite database, {len(tables)} tables and views"
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def commit_identity(path: Path) -> str:
+    """What changes with every commit to the database: the header (its change counter),
+    the WAL's header (checkpoint sequence, salts), and both files' sizes and mtimes."""
+    parts = []
+    for file, head in ((str(path), 100), (f"{path}-wal", 32)):
+        try:
+            st = os.stat(file)
+            with open(file, "rb") as f:
+                parts.append(f.read(head) + f"{st.st_size}:{st.st_mtime_ns}".encode())
+        except FileNotFoundError:
+            parts.append(b"-")
+    return xxhash.xxh3_64_hexdigest(b"|".join(parts))
 
 
 def arrow_type(declared: str) -> pa.DataType:

@@ -1,0 +1,87 @@
+"""Checking an LMDB file before it is mapped.
+
+LMDB trusts its file: a damaged one (truncated, a page overwritten) crashes the
+process that maps it with SIGBUS or SIGSEGV, which no `except` can catch. Both
+LMDB environments of markfs are caches (the hot cache mirrors SQLite; the
+content index names blobs), so a file that fails a check is deleted and the
+cache starts empty, then rebuilt. Two checks:
+
+- `header_damage`: the two meta pages (magic, version, page size) and that the
+  file holds every page the newest meta page names — cheap, run at every open;
+- `walk_damage`: every entry of every database read in a child process, so a
+  crash there is an answer, not the end of this process — run when a mount
+  starts and by fsck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+_MAGIC = 0xBEEFC0DE
+_PAGE_HEADER = 16
+# MDB_meta: magic, version, address, mapsize, two MDB_db records, last page, txn id
+_META = struct.Struct("<IIQQ" + "IHHQQQQQ" * 2 + "QQ")
+_WALK = """
+import sys, lmdb
+env = lmdb.open(sys.argv[1], readonly=True, lock=False, max_dbs=16, subdir=True)
+with env.begin() as txn:
+    names = [bytes(k) for k, _ in txn.cursor()]
+for name in [None, *names]:
+    db = env.open_db(name, create=False) if name is not None else None
+    with env.begin(db=db) as txn:
+        for key, value in txn.cursor():
+            len(bytes(key)) + len(bytes(value))
+"""
+
+
+def header_damage(env_dir: Path) -> str | None:
+    """Why the environment's data file cannot be mapped safely, or None."""
+    path = env_dir / "data.mdb"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(2 * 65536)
+    except FileNotFoundError:
+        return None  # a new environment
+    metas: list[tuple[int, ...]] = []
+    for offset in (_PAGE_HEADER, None):
+        if offset is None:  # the second meta page follows the first, one page later
+            page_size = metas[0][4] if metas else 0
+            offset = page_size + _PAGE_HEADER
+        if len(head) < offset + _META.size:
+            return f"{path} is truncated ({size} bytes)"
+        meta = _META.unpack_from(head, offset)
+        if meta[0] != _MAGIC or meta[1] != 1 or meta[4] not in (4096, 8192, 16384, 65536):
+            return f"{path} has a damaged meta page"
+        metas.append(meta)
+    newest = max(metas, key=lambda m: m[-1])
+    if (newest[-2] + 1) * newest[4] > size:
+        return f"{path} is truncated ({size} bytes, needs {(newest[-2] + 1) * newest[4]})"
+    return None
+
+
+def walk_damage(env_dir: Path, timeout: float = 300.0) -> str | None:
+    """Read everything in a child process; why that failed, or None."""
+    if header_damage(env_dir) is not None or not (env_dir / "data.mdb").exists():
+        return header_damage(env_dir)
+    done = subprocess.run([sys.executable, "-I", "-c", _WALK, str(env_dir)],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode < 0:
+        return f"{env_dir / 'data.mdb'} is damaged (reading it crashed with signal " \
+               f"{-done.returncode})"
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{env_dir / 'data.mdb'} is damaged ({last})"
+    return None
+
+
+def discard(env_dir: Path) -> None:
+    """Delete a damaged environment's files: it is opened anew, empty."""
+    for name in ("data.mdb", "lock.mdb"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(env_dir / name)
