@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup system test lint demo demo-stop bench bench-render clean
+.PHONY: setup system test lint demo demo-stop bench bench-render bench-cache clean
 
 setup: system $(STAMP)
 
@@ -37,6 +37,9 @@ bench: setup
 
 bench-render: setup
 	$(PY) tools/bench/render_bench.py $(BENCH_ARGS)
+
+bench-cache: setup
+	$(PY) tools/bench/cache_bench.py $(BENCH_ARGS)
 
 demo-stop:
 	@$(MARKFS) --data-dir $(DEMO_DATA) umount $(DEMO_MNT)
