@@ -111,12 +111,12 @@ def source_add(ctx: click.Context, name: str, url: str, read_only: bool) -> None
 @click.pass_context
 def source_list(ctx: click.Context) -> None:
     """List sources: name, URL and mode."""
-    from markfs.namespace.sources import list_sources
+    from markfs.namespace.sources import list_sources, redact
 
     with open_tree(ctx) as tree:
         rows = list_sources(tree)
     for row in rows:
-        click.echo(f"{row.name}\t{row.url}\t{'ro' if row.read_only else 'rw'}")
+        click.echo(f"{row.name}\t{redact(row.url)}\t{'ro' if row.read_only else 'rw'}")
 
 
 @source.command("show")
@@ -124,12 +124,12 @@ def source_list(ctx: click.Context) -> None:
 @click.pass_context
 def source_show(ctx: click.Context, name: str) -> None:
     """Show one source's settings."""
-    from markfs.namespace.sources import require_source
+    from markfs.namespace.sources import redact, require_source
 
     with open_tree(ctx) as tree:
         row = require_source(tree, name)
     click.echo(json.dumps({
-        "name": row.name, "url": row.url, "scheme": row.scheme, "read_only": row.read_only,
+        "name": row.name, "url": redact(row.url), "scheme": row.scheme, "read_only": row.read_only,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created_ns / 1e9)),
         "mount_path": f"/sources/{row.name}",
     }, indent=2))
@@ -533,7 +533,7 @@ def status(ctx: click.Context) -> None:
     from markfs.catalog.jobs import recent as recent_jobs
     from markfs.catalog.managed import stale_tables
     from markfs.catalog.sqltables import list_tables
-    from markfs.namespace.sources import list_sources
+    from markfs.namespace.sources import list_sources, redact
 
     data_dir = data_dir_of(ctx)
     with open_tree(ctx) as tree:
@@ -551,7 +551,7 @@ def status(ctx: click.Context) -> None:
         click.echo(f"  {rec.mountpoint} (root {rec.root}, pid {rec.pid})")
     click.echo(f"sources: {len(sources)}")
     for row in sources:
-        click.echo(f"  {row.name}\t{row.url}")
+        click.echo(f"  {row.name}\t{redact(row.url)}")
     click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
     click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
     click.echo(f"pending uploads: {uploads} ({upload_bytes} bytes)")

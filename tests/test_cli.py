@@ -141,3 +141,15 @@ def test_bad_config_file_is_a_user_error(data_dir: Path, tmp_path: Path) -> None
     (tmp_path / "m").mkdir()
     done = run_markfs(data_dir, "mount", str(tmp_path / "m"), check=False)
     assert_user_error(done, "mount.entry_ttl must be a float")
+
+
+def test_credentials_stored_by_an_older_version_are_never_shown(data_dir: Path) -> None:
+    import apsw
+
+    conn = apsw.Connection(str(data_dir / "catalog.db"))
+    conn.execute("INSERT INTO sources (name, url, scheme, read_only, created_ns) VALUES "
+                 "('old', 's3://b/p?endpoint=http://KEY:SECRET@127.0.0.1:9000', 's3', 0, 0)")
+    conn.close()
+    for args in (["source", "list"], ["source", "show", "old"], ["status"]):
+        out = run_markfs(data_dir, *args).stdout
+        assert "127.0.0.1:9000" in out and "SECRET" not in out and "KEY" not in out, out

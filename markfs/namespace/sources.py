@@ -8,7 +8,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlsplit
 
 import apsw
 
@@ -80,13 +80,21 @@ def refuse_credentials(url: str) -> None:
 
 
 def redact(url: str) -> str:
-    """The URL as it may be shown: without any password (defence in depth: URLs with
-    credentials are refused before they are stored)."""
+    """The URL as it may be shown: the user part of the URL and of any URL in its
+    query (an S3 `endpoint`) without a password or S3 keys. URLs with credentials
+    are refused before they are stored; this guards what older versions stored."""
+    def clean(text: str) -> str:
+        parts = urlsplit(text)
+        if "@" not in parts.netloc or not (parts.password is not None
+                                            or parts.scheme in ("s3", "http", "https")):
+            return text
+        return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(clean(v) != v for _k, v in pairs):  # (else the query stays byte for byte)
+        url = parts._replace(query="&".join(f"{k}={clean(v)}" for k, v in pairs)).geturl()
+    return clean(url)
 
 
 def parse_source_url(url: str) -> SourceUrl:
