@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import Mount
-from remote_helpers import RemoteSource, mount_remote, s3_source
-from servers import S3Server, SeaweedServer, StallingProxy
+from remote_helpers import RemoteSource, mount_remote, s3_source, sftp_source
+from servers import S3Server, SeaweedServer, SshServer, StallingProxy
 
 IO_TIMEOUT_S = 3.0
 BOUND_S = IO_TIMEOUT_S + 2.0  # the timeout, plus a kernel round trip on a busy machine
@@ -27,8 +27,11 @@ class Proxied:
     proxy: StallingProxy
 
 
-@pytest.fixture(params=["moto", "seaweedfs"])
-def proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
+@pytest.fixture(params=["moto", "seaweedfs", "sftp"])
+def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proxied]:
+    if request.param == "sftp":
+        yield from _proxied_sftp(request.getfixturevalue("sshd"), tmp_path)
+        return
     server: S3Server | SeaweedServer = request.getfixturevalue(
         "s3" if request.param == "moto" else "seaweed")
     source = s3_source(server, f"hang-{os.getpid()}-{os.urandom(3).hex()}")
@@ -36,6 +39,21 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
     try:
         yield Proxied(dataclasses.replace(
             source, url=source.url.replace(server.endpoint, proxy.endpoint)), proxy)
+    finally:
+        proxy.close()
+
+
+def _proxied_sftp(sshd: SshServer, tmp_path: Path) -> Iterator[Proxied]:
+    """sshd through the proxy: its host key, known under the proxy's port."""
+    source = sftp_source(sshd, tmp_path / "sftp-root")
+    proxy = StallingProxy(sshd.port)
+    key = sshd.known_hosts.read_text().split(" ", 1)[1]
+    known = tmp_path / "known_hosts_proxy"
+    known.write_text(f"[127.0.0.1]:{proxy.port} {key}")
+    url = source.url.replace(f":{sshd.port}/", f":{proxy.port}/").replace(
+        str(sshd.known_hosts), str(known))
+    try:
+        yield Proxied(dataclasses.replace(source, url=url), proxy)
     finally:
         proxy.close()
 

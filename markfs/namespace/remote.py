@@ -40,6 +40,7 @@ from markfs.runtime import owner_alive, owner_token
 
 log = logging.getLogger(__name__)
 READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
+FAILURE_FRESH_S = 1.0  # a chunk that failed this recently fails again without a request
 STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
 STREAM_TIMEOUT_S = 3600.0  # a whole run; a stall is caught by socket timeouts (io_timeout)
 UPLOAD_WORKERS = 8
@@ -105,6 +106,7 @@ class RemoteFiles:
         self._backend_of = backend_of
         self.staged: dict[int, Staged] = {}  # node id -> staged copy
         self._fetching: dict[bytes, _Fetch] = {}  # chunk name -> its download
+        self._chunk_failures: dict[bytes, tuple[float, FsError]] = {}  # chunk -> last
         self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
         self._nursery: trio.Nursery | None = None
         self._wakeup = trio.Event()
@@ -169,18 +171,32 @@ class RemoteFiles:
         """Until chunk `first` is cached: its download is started if none is on its way
         (a run of up to `count` chunks), and waited for at most `io_timeout` — a
         stalled stream gives EIO like any backend call that does not answer."""
-        fetch = self._fetching.get(self._name(node, first)) or self._start_run(
-            node, first, count)
+        name = self._name(node, first)
+        failed = self._chunk_failures.get(name)
+        if failed is not None and time.monotonic() - failed[0] < FAILURE_FRESH_S:
+            raise failed[1]  # the kernel's retry of a read that just failed: fail alike
+        fetch = self._fetching.get(name) or self._start_run(node, first, count)
         while not fetch.done.is_set():  # (a stream that makes progress is waited for)
             remaining = fetch.run.progress + self.io_timeout - time.monotonic()
             if remaining <= 0:
                 log.warning("chunk %d of %r: no data for %.1fs: answering EIO", first,
                             node.remote_path, self.io_timeout)
-                raise FsError(errno.EIO, "backend did not answer in time")
+                error = FsError(errno.EIO, "backend did not answer in time")
+                self._remember_failure(name, error)
+                raise error
             with trio.move_on_after(remaining):
                 await fetch.done.wait()
         if fetch.error is not None:
+            self._remember_failure(name, fetch.error)
             raise fetch.error
+        self._chunk_failures.pop(name, None)
+
+    def _remember_failure(self, name: bytes, error: FsError) -> None:
+        now = time.monotonic()
+        if len(self._chunk_failures) > 1024:  # only fresh ones matter
+            self._chunk_failures = {k: v for k, v in self._chunk_failures.items()
+                                    if now - v[0] < FAILURE_FRESH_S}
+        self._chunk_failures[name] = (now, error)
 
     def _start_run(self, node: Node, first: int, count: int) -> _Fetch:
         """Claim chunks first.. (up to `count`, stopping at one already cached or being
