@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,15 @@ def mount_remote(tmp_path: Path, data_dir: Path, source: RemoteSource,
     point = tmp_path / "mnt"
     point.mkdir(exist_ok=True)
     return Mount(data_dir, point).start()
+
+
+def pending_while_down(mount: Mount, server: Stoppable, name: str, data: bytes) -> Path:
+    """A file written through the mount while its server is down: its upload waits."""
+    files = mount.path / "sources" / "r"
+    os.listdir(files)  # listed while the server still answers
+    server.stop()
+    (files / name).write_bytes(data)
+    return files / name
 
 
 class Stoppable:

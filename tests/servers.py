@@ -91,29 +91,14 @@ class SshServer:
                 f"&known_hosts={self.known_hosts}")
 
 
-class S3Server:
-    """moto's S3 in server mode, in this process, on its own port."""
+class S3Endpoint:
+    """What tests need of any S3 server: a client of it and source URLs for it."""
 
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self.port = free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.running = False
+    port: int
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._server.start()
-        wait_for_port(self.port)
-        self.running = True
-
-    def stop(self) -> None:
-        if self.running:
-            self._server.stop()
-            self.running = False
 
     def client(self) -> object:
         import boto3
@@ -124,6 +109,27 @@ class S3Server:
     def url(self, bucket: str, prefix: str = "") -> str:
         path = f"/{prefix}" if prefix else ""
         return f"s3://{bucket}{path}?endpoint={self.endpoint}&region=us-east-1"
+
+
+class S3Server(S3Endpoint):
+    """moto's S3 in server mode, in this process, on its own port."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.running = False
+
+    def start(self) -> None:
+        self._server.start()
+        wait_for_port(self.port)
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self._server.stop()
+            self.running = False
 
 
 def s3_env() -> None:
@@ -283,7 +289,11 @@ class StallingProxy:
             if self._refusing:
                 client.close()
                 continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the server behind is gone (the end of a test)
+                client.close()
+                continue
             self._sockets += [client, upstream]
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
@@ -311,7 +321,7 @@ class StallingProxy:
             dst.shutdown(socket.SHUT_WR)
 
 
-class SeaweedServer:
+class SeaweedServer(S3Endpoint):
     """SeaweedFS (`weed server` with its S3 gateway), a real S3 server, in a temp dir."""
 
     def __init__(self, root: Path) -> None:
@@ -319,10 +329,6 @@ class SeaweedServer:
         self.ports = _free_ports_with_grpc_twins(5)
         self.port = self.ports[0]
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         import sys
@@ -361,16 +367,6 @@ class SeaweedServer:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
-
-    def client(self) -> object:
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
-
-    def url(self, bucket: str, prefix: str = "") -> str:
-        path = f"/{prefix}" if prefix else ""
-        return f"s3://{bucket}{path}?endpoint={self.endpoint}&region=us-east-1"
 
 
 def _free_ports_with_grpc_twins(count: int) -> list[int]:

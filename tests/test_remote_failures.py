@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, run_markfs
-from remote_helpers import Stoppable, mount_remote, s3_source
+from remote_helpers import Stoppable, mount_remote, pending_while_down, s3_source
 from servers import S3Server, SshServer
 
 TIMEOUT_S = 2.0
@@ -84,9 +84,7 @@ def test_upload_retries_until_the_server_is_back(
         server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
     m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
     try:
-        os.listdir(m.path / "sources" / "r")
-        server.stop()
-        (m.path / "sources" / "r" / "later.txt").write_bytes(b"queued while down")
+        pending_while_down(m, server, "later.txt", b"queued while down")
         status = json.loads((m.path / ".markfs" / "status.json").read_text())
         assert status["uploads_pending"] == 1
         time.sleep(1.0)
@@ -100,10 +98,8 @@ def test_kill_9_with_a_journaled_upload_then_remount_uploads_it(
         server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
     m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
     try:
-        os.listdir(m.path / "sources" / "r")
-        server.stop()  # the upload cannot finish before the kill
-        payload = os.urandom(5 * 1024 * 1024)
-        (m.path / "sources" / "r" / "survivor.bin").write_bytes(payload)
+        payload = os.urandom(5 * 1024 * 1024)  # its upload cannot finish before the kill
+        pending_while_down(m, server, "survivor.bin", payload)
         assert m.proc is not None
         m.proc.send_signal(signal.SIGKILL)
         m.proc.wait()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, force_unmount, run_markfs
-from remote_helpers import Stoppable, mount_remote
+from remote_helpers import Stoppable, mount_remote, pending_while_down
 
 FAST = "io_timeout = 2.0\nlist_timeout = 2.0\ndir_ttl = 0.5\n"
 
@@ -83,9 +83,7 @@ def test_sigterm_ends_the_drain_and_the_journal_keeps_the_upload(
         server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
     mount = mount_remote(tmp_path, data_dir, server.source, FAST)
     try:
-        os.listdir(mount.path / "sources" / "r")
-        server.stop()
-        (mount.path / "sources" / "r" / "kept.txt").write_bytes(b"journaled")
+        pending_while_down(mount, server, "kept.txt", b"journaled")
         subprocess.run(["fusermount3", "-u", str(mount.path)], check=True)  # drain begins
         assert mount.proc is not None
         mount.proc.send_signal(signal.SIGTERM)
@@ -103,9 +101,7 @@ def test_an_upload_whose_staged_copy_is_gone_is_parked_not_retried(
         server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
     mount = mount_remote(tmp_path, data_dir, server.source, FAST)
     try:
-        os.listdir(mount.path / "sources" / "r")
-        server.stop()
-        (mount.path / "sources" / "r" / "lost.txt").write_bytes(b"staged only")
+        pending_while_down(mount, server, "lost.txt", b"staged only")
         for staged in (data_dir / "staging").iterdir():
             staged.unlink()
         server.start()

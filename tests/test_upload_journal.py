@@ -14,7 +14,7 @@ from typing import Any
 import apsw
 import pytest
 from conftest import force_unmount
-from remote_helpers import RemoteSource, Stoppable, mount_remote, s3_source
+from remote_helpers import RemoteSource, Stoppable, mount_remote, pending_while_down, s3_source
 from servers import S3Server, SeaweedServer, StallingProxy
 
 CONFIG = "io_timeout = 3.0\nattr_ttl = 0.2\nentry_ttl = 0.2\ndir_ttl = 0.5\n"
@@ -115,10 +115,7 @@ def test_fsync_after_an_outage_retries_at_once(tmp_path: Path, data_dir: Path) -
     mount = mount_remote(tmp_path, data_dir, server.source,
                          f"io_timeout = {io_timeout}\nlist_timeout = {io_timeout}\n")
     try:
-        path = mount.path / "sources" / "r" / "late.txt"
-        os.listdir(path.parent)
-        server.stop()
-        path.write_bytes(b"written while the server was down")
+        path = pending_while_down(mount, server, "late.txt", b"written while the server was down")
         wait_until(lambda: upload_attempts(data_dir) >= 4)  # the next try: 16 s away
         server.start()
         fd = os.open(path, os.O_WRONLY)
