@@ -362,7 +362,7 @@ class SeaweedServer(S3Endpoint):
         if self.proc is not None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=5)  # (weed may ignore SIGTERM for long)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
