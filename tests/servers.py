@@ -337,7 +337,8 @@ class SeaweedServer(S3Endpoint):
         s3, master, volume, filer, _ = self.ports
         log = open(self.root / "weed.log", "ab")  # noqa: SIM115 - lives as long as it
         self.proc = subprocess.Popen([
-            str(weed), "server", f"-dir={self.root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            str(weed), f"-logdir={self.root}", "server", f"-dir={self.root}", "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
             "-s3", f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}",
             f"-filer.port={filer}", "-s3.port.iceberg=0", "-s3.port.lance=0",
             # every bucket is a collection with volumes of its own: small ones, many
@@ -367,6 +368,10 @@ class SeaweedServer(S3Endpoint):
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+            for port in self.ports:  # its local gRPC sockets, named by port
+                for sock in glob.glob(f"/tmp/seaweedfs-*-{port}.sock") + glob.glob(
+                        f"/tmp/seaweedfs-*-{port + 10000}.sock"):
+                    Path(sock).unlink(missing_ok=True)
 
 
 def _free_ports_with_grpc_twins(count: int) -> list[int]:
