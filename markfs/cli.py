@@ -343,8 +343,8 @@ def _scan_sql(tree: Tree, row: Any, deep: bool) -> None:
 
 
 def _scan_files(tree: Tree, row: Any, deep: bool) -> None:
-    from markfs.catalog.filescans import prefixes
     from markfs.namespace.filescans import deep_scan_file_source, scan_file_source
+    from markfs.namespace.inventory import folder_sizes
     from markfs.namespace.sources import backend_for
 
     backend = backend_for(row)
@@ -354,7 +354,7 @@ def _scan_files(tree: Tree, row: Any, deep: bool) -> None:
         raise UserError(f"cannot scan {row.name}: {exc.strerror or exc}") from None
     click.echo(f"{row.name}: {report.files} files, {_human(report.bytes)}, "
                f"{report.structured} structured ({report.deprecated} deprecated)")
-    for prefix, objects, size in prefixes(tree.catalog.conn, row.id):
+    for prefix, objects, size in folder_sizes(tree, row.id):
         click.echo(f"  {prefix + '/' if prefix else '(root)'}\t{objects} files\t{_human(size)}")
     if deep:
         with click.progressbar(length=1, label=f"describing files of {row.name}",
@@ -377,7 +377,7 @@ def _progress_to(bar: Any) -> Callable[[int, int], None]:
 @click.pass_context
 def tables(ctx: click.Context, source_name: str | None) -> None:
     """Tables found by scans, managed or not; for one table, its columns and statistics."""
-    from markfs.catalog.sqltables import list_tables
+    from markfs.namespace.inventory import tables as list_tables
     from markfs.namespace.sources import require_source
 
     if source_name and "/" in source_name:
@@ -385,7 +385,7 @@ def tables(ctx: click.Context, source_name: str | None) -> None:
         return
     with open_tree(ctx) as tree:
         source_id = require_source(tree, source_name).id if source_name else None
-        rows = list_tables(tree.catalog.conn, source_id)
+        rows = list_tables(tree, source_id)
         files = _structured_files(tree, source_id)
     for t in rows:
         rows_text = "?" if t.rows is None else f"{t.rows}{'' if t.rows_exact else '~'}"
@@ -402,14 +402,14 @@ def _structured_files(tree: Tree, source_id: int | None) -> list[str]:
     """Structured files of file sources, as lines like the tables'."""
     import json as _json
 
-    from markfs.catalog.filescans import list_files
+    from markfs.namespace.inventory import structured_files
     from markfs.namespace.sources import list_sources
 
     lines = []
     for row in list_sources(tree):
         if source_id is not None and row.id != source_id:
             continue
-        for f in list_files(tree.catalog.conn, row.id):
+        for f in structured_files(tree, row.id):
             rows = "?" if f.rows is None else f"{f.rows}{'' if f.rows_exact else '~'}"
             cols = len(_json.loads(f.schema_json)) if f.schema_json else "?"
             flags = "deprecated" if f.deprecated else (f"unreadable: {f.error}" if f.error
@@ -420,17 +420,16 @@ def _structured_files(tree: Tree, source_id: int | None) -> list[str]:
 
 
 def _describe_table(ctx: click.Context, text: str) -> None:
-    from markfs.catalog.managed import column_stats
-    from markfs.catalog.sqltables import columns_of
+    from markfs.namespace.inventory import column_stats, columns
     from markfs.namespace.tables import ManagedTables, TableRef
 
     with open_tree(ctx) as tree:
         table = ManagedTables(tree, data_dir_of(ctx)).find(TableRef.parse(text))
-        columns = columns_of(tree.catalog.conn, table.id)
-        stats = {str(s[0]): s for s in column_stats(tree.catalog.conn, table.id)}
+        described = columns(tree, table.id)
+        stats = column_stats(tree, table.id)
     rows = "?" if table.rows is None else f"{table.rows}{'' if table.rows_exact else '~'}"
     click.echo(f"{text}\t{table.kind}\t{rows} rows")
-    for _pos, name, ctype, nullable, pk, comment in columns:
+    for _pos, name, ctype, nullable, pk, comment in described:
         line = f"  {name}\t{ctype}{' NOT NULL' if not nullable else ''}{' PK' if pk else ''}"
         if name in stats:
             _, nulls, distinct, exact, low, high = stats[name]
@@ -486,14 +485,14 @@ def unmanage(ctx: click.Context, tables: tuple[str, ...]) -> None:
 @click.pass_context
 def refresh(ctx: click.Context, table_ref: str | None, force: bool) -> None:
     """Render new snapshots of managed tables whose source changed."""
-    from markfs.catalog.sqltables import list_tables
+    from markfs.namespace.inventory import managed_tables
     from markfs.namespace.tables import ManagedTables, TableRef
 
     with open_tree(ctx) as tree:
         managed = ManagedTables(tree, data_dir_of(ctx))
         wanted = [TableRef.parse(table_ref)] if table_ref else [
             TableRef(t.source, t.schema, t.name)
-            for t in list_tables(tree.catalog.conn) if t.managed]
+            for t in managed_tables(tree)]
         for ref in wanted:
             if not managed.find(ref).managed:
                 raise UserError(f"{ref} is not managed (run: markfs manage {ref})")
@@ -513,10 +512,10 @@ def refresh(ctx: click.Context, table_ref: str | None, force: bool) -> None:
 @click.pass_context
 def search(ctx: click.Context, text: tuple[str, ...], limit: int) -> None:
     """Find sources, tables, columns and files by name or comment (words as prefixes)."""
-    from markfs.catalog.search import search as run_search
+    from markfs.namespace.inventory import search as run_search
 
     with open_tree(ctx) as tree:
-        hits = run_search(tree.catalog.conn, " ".join(text), limit)
+        hits = run_search(tree, " ".join(text), limit)
     if not hits:
         raise UserError(f"nothing matches {' '.join(text)!r} (scan sources first: markfs scan)")
     for hit in hits:
@@ -530,9 +529,7 @@ def search(ctx: click.Context, text: tuple[str, ...], limit: int) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Mounts, sources, catalog and cache use, stale tables, recent scans."""
-    from markfs.catalog.jobs import recent as recent_jobs
-    from markfs.catalog.managed import stale_tables
-    from markfs.catalog.sqltables import list_tables
+    from markfs.namespace.inventory import managed_tables, recent_jobs, stale_tables
     from markfs.namespace.sources import list_sources, redact
 
     data_dir = data_dir_of(ctx)
@@ -541,9 +538,9 @@ def status(ctx: click.Context) -> None:
         nodes = tree.count_nodes()
         uploads, upload_bytes = tree.pending_uploads()
         parked = tree.parked_uploads()
-        managed = sum(1 for t in list_tables(tree.catalog.conn) if t.managed)
-        stale = stale_tables(tree.catalog.conn)
-        jobs = recent_jobs(tree.catalog.conn, 5)
+        managed = len(managed_tables(tree))
+        stale = stale_tables(tree)
+        jobs = recent_jobs(tree, 5)
     mounts = runtime.active_mounts(data_dir)
     click.echo(f"data directory: {data_dir.root}")
     click.echo(f"mounts: {len(mounts)}")
@@ -629,18 +626,11 @@ def fsck(ctx: click.Context, repair: bool) -> None:
 def _salvage_if_damaged(data_dir: DataDir, repair: bool) -> list[str]:
     """SQLite's own check of the catalog first: a damaged one is salvaged (--repair)
     before anything else reads it, or reported."""
-    from markfs.catalog.db import Catalog
-    from markfs.catalog.salvage import salvage
-    from markfs.errors import CatalogDamaged
+    from markfs.namespace.fsck import catalog_damage, salvage_catalog
 
     if not data_dir.exists():
         raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
-    try:
-        catalog = Catalog(data_dir.catalog)
-        problems = catalog.integrity_problems()
-        catalog.close()
-    except CatalogDamaged as exc:
-        problems = [str(exc)]
+    problems = catalog_damage(data_dir)
     if not problems:
         return []
     if not repair:
@@ -648,11 +638,7 @@ def _salvage_if_damaged(data_dir: DataDir, repair: bool) -> list[str]:
             click.echo(f"problem: sqlite: {problem}")
         raise UserError(f"the catalog {data_dir.catalog} is damaged "
                         "(run: markfs fsck --repair to salvage what SQLite can read)")
-    from markfs.cache.lmdbfile import discard
-
-    done = salvage(data_dir.catalog)
-    discard(data_dir.hot)  # it mirrors rows that may be gone: rebuilt from what is left
-    return done
+    return salvage_catalog(data_dir)
 
 
 @main.command()

@@ -135,9 +135,6 @@ class LocalBackend:
     def symlink(self, target: bytes, path: bytes) -> None:
         os.symlink(target, self._abs(path))
 
-    def readlink(self, path: bytes) -> bytes:
-        return os.readlink(self._abs(path))
-
     def link(self, existing: bytes, new: bytes) -> None:
         os.link(self._abs(existing), self._abs(new), follow_symlinks=False)
 

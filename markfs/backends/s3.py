@@ -344,9 +344,6 @@ class S3Backend:
     def symlink(self, target: bytes, path: bytes) -> None:
         raise OSError(errno.EPERM, "S3 has no symbolic links")
 
-    def readlink(self, path: bytes) -> bytes:
-        raise OSError(errno.EINVAL, "S3 has no symbolic links")
-
     def link(self, existing: bytes, new: bytes) -> None:
         raise OSError(errno.EPERM, "S3 has no hard links")
 

@@ -246,10 +246,6 @@ class SftpBackend:
         full = self._abs(path)
         self._run(f"symlink {full}", lambda s: s.symlink(os.fsdecode(target), full))
 
-    def readlink(self, path: bytes) -> bytes:
-        full = self._abs(path)
-        return os.fsencode(self._run(f"readlink {full}", lambda s: s.readlink(full)) or "")
-
     def link(self, existing: bytes, new: bytes) -> None:
         raise OSError(errno.EPERM, "hard links over SFTP are not supported")
 

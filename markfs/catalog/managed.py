@@ -64,12 +64,6 @@ def current_files(conn: apsw.Connection) -> list[TableFile]:
                                            "ORDER BY f.node_id")]
 
 
-def files_of(conn: apsw.Connection, table_id: int) -> list[TableFile]:
-    return [_file(r) for r in conn.execute(_FILE_SELECT + "WHERE f.table_id = ? AND "
-                                           "f.retired_ns IS NULL ORDER BY f.node_id",
-                                           (table_id,))]
-
-
 def add_file(txn: Txn, node_id: int, table_id: int, name: str, digest: str, size: int,
              rows: int, token: str, rendered_ns: int) -> None:
     txn.execute("INSERT INTO table_files (node_id, table_id, file_name, digest, size, "

@@ -6,7 +6,7 @@ they change, so the mirror sees the transaction whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +53,6 @@ def find_child(conn: apsw.Connection, parent: int, name: bytes) -> Node | None:
     link = conn.execute(
         "SELECT node_id FROM hardlinks WHERE parent = ? AND name = ?", (parent, name)).fetchone()
     return None if link is None else get_node(conn, link[0])
-
-
-def is_hardlink_name(conn: apsw.Connection, parent: int, name: bytes) -> bool:
-    return conn.execute("SELECT 1 FROM hardlinks WHERE parent = ? AND name = ?",
-                        (parent, name)).fetchone() is not None
 
 
 def list_children(
@@ -141,7 +136,7 @@ def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
 
 
 _ATTR_FIELDS = frozenset(
-    {"mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "nlink", "target", "listed_ns",
+    {"mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "nlink", "target",
      "etag"})
 
 
@@ -265,10 +260,3 @@ def _rebase_paths(txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
                     (new + bytes(path)[cut:], link_id))
 
 
-def set_listed(txn: Txn, node_id: int, when_ns: int) -> None:
-    txn.execute("UPDATE nodes SET listed_ns = ? WHERE id = ?", (when_ns, node_id))
-
-
-def touch_all(txn: Txn, ids: Iterable[int]) -> None:
-    for node_id in ids:
-        txn.touch(node_id)

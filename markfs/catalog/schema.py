@@ -298,5 +298,8 @@ MIGRATIONS: list[str] = [
     -- identity of the database file), so the next scan of an unchanged database can
     -- keep every table's change token without reading a row. NULL: nothing to go by.
     ALTER TABLE sources ADD COLUMN scan_hint TEXT;
+    -- (nodes.listed_ns was written and never read: when a folder was listed lives in
+    -- the daemon's memory, as `dir_ttl` needs it)
+    ALTER TABLE nodes DROP COLUMN listed_ns;
     """,
 ]

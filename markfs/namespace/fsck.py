@@ -19,11 +19,16 @@ import time
 from dataclasses import dataclass, field
 
 from markfs.cache.content import ContentCache
+from markfs.cache.lmdbfile import discard
 from markfs.cache.snapshots import SnapshotStore
 from markfs.catalog import managed as mq
 from markfs.catalog import nodes as q
 from markfs.catalog import sources as sq
 from markfs.catalog import uploads as uq
+from markfs.catalog.db import Catalog
+from markfs.catalog.salvage import salvage
+from markfs.config import DataDir
+from markfs.errors import CatalogDamaged
 from markfs.model import Kind
 from markfs.namespace.sources import is_sql
 from markfs.namespace.tree import LAYOUT, SOURCES_ID, STATUS_FILE_ID, Tree
@@ -121,6 +126,26 @@ def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
             problems.append(f"{where}: snapshot {f.digest} missing "
                             f"(run: markfs refresh --force {f.source}/{f.schema}/{f.table})")
     return problems
+
+
+def catalog_damage(data_dir: DataDir) -> list[str]:
+    """What SQLite's integrity check finds in the catalog (opened alone, no LMDB)."""
+    try:
+        catalog = Catalog(data_dir.catalog)
+    except CatalogDamaged as exc:
+        return [str(exc)]
+    try:
+        return catalog.integrity_problems()
+    finally:
+        catalog.close()
+
+
+def salvage_catalog(data_dir: DataDir) -> list[str]:
+    """Replace a damaged catalog by what can be read of it; the hot cache mirrors rows
+    that may be gone, so it is rebuilt from what is left."""
+    done = salvage(data_dir.catalog)
+    discard(data_dir.hot)
+    return done
 
 
 def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,

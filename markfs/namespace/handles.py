@@ -27,7 +27,6 @@ class Handle:
     written: bool = False  # any write or truncate through this handle
     size: int = 0  # size as this handle last knew it (for writers)
     node: Node | None = None  # attributes at open, served if the node is unlinked meanwhile
-    remote: bool = False  # a file of a remote source: reads go through the content cache
     staged: Staged | None = None  # a remote writer's staged copy
     journal_id: int | None = None  # the upload journal row of this handle's last flush
 

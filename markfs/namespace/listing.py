@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import stat
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -107,7 +106,6 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
             if name not in seen and not keep(node.id):  # kept: written here, not there yet
                 q.remove_name(txn, parent.id, name)
                 diff.removed.append((name, node.id))
-        q.set_listed(txn, parent.id, time.time_ns())
     return diff
 
 

@@ -375,7 +375,6 @@ class Namespace:
         if isinstance(backend, DirectFiles):
             handle.file = await self._io(backend.open, node.remote_path, flags, release=_close)
         else:
-            handle.remote = True
             if writable:
                 handle.staged = await self.remote.open_writer(node, bool(flags & os.O_TRUNC))
                 handle.size = handle.staged.size
@@ -429,7 +428,7 @@ class Namespace:
             node_id = q.insert_node(txn, parent.id, name, new, generation=self.tree.generation)
         node = self.node(node_id)
         self._mark_changed(node_id)
-        handle = Handle(node_id, writable=True, written=True, node=node, remote=True)
+        handle = Handle(node_id, writable=True, written=True, node=node)
         handle.staged = await self.remote.open_writer(node, truncate=True)
         return self.handles.add(handle), node
 
@@ -567,7 +566,7 @@ class Namespace:
             await self.remote.truncate(handle.staged, size)
             handle.written = True
             return
-        writer = Handle(node.id, writable=True, written=True, node=node, remote=True)
+        writer = Handle(node.id, writable=True, written=True, node=node)
         writer.staged = await self.remote.open_writer(node, truncate=size == 0)
         try:
             await self.remote.truncate(writer.staged, size)
