@@ -74,6 +74,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
     drain = trio.CancelScope()  # a signal ends the drain: the journal keeps what is left
     unmounted = trio.Event()
     async with trio.open_nursery() as nursery:
+        await nursery.start(namespace.remote.reader.run)
         await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal, drain, unmounted)
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule,

@@ -1,8 +1,5 @@
-"""Files of remote sources (S3, SFTP): reads through the content cache, staged writes,
-and the upload journal with its background uploader.
-
-Reads fetch fixed-size chunks with ranged requests (several in flight for
-sequential reads) and keep them in the content cache under the file's ETag.
+"""Files of remote sources (S3, SFTP): staged writes and the upload journal with its
+background uploader; reads of what is not staged go to `chunks.ChunkReader`.
 
 Writes go to a staged local copy. At every flush (each close) the copy is
 journaled in the catalog (`uploads`), and the uploader sends it to the source
@@ -22,12 +19,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Protocol, TypeVar
 
 import trio
 
 from markfs.backends.base import Backend, Entry, MultipartStore, UploadControl
-from markfs.cache.content import CHUNK_SIZE, ContentCache, chunk_name
+from markfs.cache.content import CHUNK_SIZE, ContentCache
 from markfs.cache.staging import StagingArea
 from markfs.catalog import nodes as q
 from markfs.catalog import uploads as uq
@@ -35,44 +31,16 @@ from markfs.catalog.db import Txn
 from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
 from markfs.model import Node
+from markfs.namespace.chunks import ChunkReader
 from markfs.namespace.tree import Tree
+from markfs.namespace.workers import IoRunner
 from markfs.runtime import owner_alive, owner_token
 
 log = logging.getLogger(__name__)
-READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
-FAILURE_FRESH_S = 1.0  # a chunk that failed this recently fails again without a request
-STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
-STREAM_TIMEOUT_S = 3600.0  # a whole run; a stall is caught by socket timeouts (io_timeout)
 UPLOAD_WORKERS = 8
 UPLOAD_TIMEOUT_S = 3600.0  # a whole upload; a stall is caught by socket timeouts
 RETRY_MAX_S = 60.0
 ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
-
-T = TypeVar("T")
-
-
-class IoRunner(Protocol):
-    """Runs a blocking call in a worker thread under a deadline (`Namespace._io`)."""
-
-    async def __call__(self, fn: Callable[..., T], *args: object,
-                       timeout: float | None = None) -> T: ...
-
-
-@dataclass
-class _Run:
-    """One streamed request for a run of chunks."""
-
-    progress: float = field(default_factory=time.monotonic)  # last bytes (worker thread)
-
-
-@dataclass
-class _Fetch:
-    """One chunk on its way into the content cache."""
-
-    run: _Run
-    done: trio.Event = field(default_factory=trio.Event)
-    error: FsError | None = None  # why it never arrived
-
 
 @dataclass
 class Staged:
@@ -105,10 +73,7 @@ class RemoteFiles:
         self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
         self._backend_of = backend_of
         self.staged: dict[int, Staged] = {}  # node id -> staged copy
-        self._fetching: dict[bytes, _Fetch] = {}  # chunk name -> its download
-        self._chunk_failures: dict[bytes, tuple[float, FsError]] = {}  # chunk -> last
-        self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
-        self._nursery: trio.Nursery | None = None
+        self.reader = ChunkReader(cache, io, backend_of, io_timeout)
         self._wakeup = trio.Event()
         self._uploaded = trio.Condition()
         self._busy: set[int] = set()  # node ids with an upload in flight
@@ -126,154 +91,13 @@ class RemoteFiles:
             return await self._io(os.pread, staged.fd, size, offset)
         if staged is not None:
             return await self._read_local(staged.path, offset, size)
-        if offset >= node.size or size <= 0:
-            return b""
-        size = min(size, node.size - offset)
-        first, last = offset // CHUNK_SIZE, (offset + size - 1) // CHUNK_SIZE
-        parts = [await self._chunk_slice(node, index, offset, size) for index in
-                 range(first, last + 1)]
-        self._maybe_read_ahead(node, first, last)
-        return b"".join(parts)
+        return await self.reader.read(node, offset, size)
 
     async def _read_local(self, path: Path, offset: int, size: int) -> bytes:
         def pread() -> bytes:
             with open(path, "rb") as f:
                 return os.pread(f.fileno(), size, offset)
         return await self._io(pread)
-
-    def _etag(self, node: Node) -> bytes:
-        return node.etag or f"{node.size}-{node.mtime_ns}".encode()
-
-    def _name(self, node: Node, index: int) -> bytes:
-        source_id, path = node.source_id or 0, node.remote_path or b""
-        return chunk_name(source_id, path, self._etag(node), index,
-                          self.cache.epoch(source_id, path))
-
-    async def _chunk_slice(self, node: Node, index: int, offset: int, size: int) -> bytes:
-        """The part of chunk `index` that falls in [offset, offset+size)."""
-        base = index * CHUNK_SIZE
-        start = max(offset, base) - base
-        end = min(offset + size, base + CHUNK_SIZE) - base
-        name = self._name(node, index)
-        for _attempt in range(3):
-            data = await self._io(self.cache.read, name, start, end - start)
-            if data is not None:
-                return data
-            run = STREAM_CHUNKS if self._sequential(node.id, index) else 1
-            await self._fetch_run(node, index, run)
-        raise FsError(errno.EIO, "chunk vanished from the cache while being read")
-
-    def _sequential(self, node_id: int, index: int) -> bool:
-        previous = self._last_chunk.get(node_id)
-        return index == 0 or (previous is not None and index in (previous, previous + 1))
-
-    async def _fetch_run(self, node: Node, first: int, count: int) -> None:
-        """Until chunk `first` is cached: its download is started if none is on its way
-        (a run of up to `count` chunks), and waited for at most `io_timeout` — a
-        stalled stream gives EIO like any backend call that does not answer."""
-        name = self._name(node, first)
-        failed = self._chunk_failures.get(name)
-        if failed is not None and time.monotonic() - failed[0] < FAILURE_FRESH_S:
-            raise failed[1]  # the kernel's retry of a read that just failed: fail alike
-        fetch = self._fetching.get(name) or self._start_run(node, first, count)
-        while not fetch.done.is_set():  # (a stream that makes progress is waited for)
-            remaining = fetch.run.progress + self.io_timeout - time.monotonic()
-            if remaining <= 0:
-                log.warning("chunk %d of %r: no data for %.1fs: answering EIO", first,
-                            node.remote_path, self.io_timeout)
-                error = FsError(errno.EIO, "backend did not answer in time")
-                self._remember_failure(name, error)
-                raise error
-            with trio.move_on_after(remaining):
-                await fetch.done.wait()
-        if fetch.error is not None:
-            self._remember_failure(name, fetch.error)
-            raise fetch.error
-        self._chunk_failures.pop(name, None)
-
-    def _remember_failure(self, name: bytes, error: FsError) -> None:
-        now = time.monotonic()
-        if len(self._chunk_failures) > 1024:  # only fresh ones matter
-            self._chunk_failures = {k: v for k, v in self._chunk_failures.items()
-                                    if now - v[0] < FAILURE_FRESH_S}
-        self._chunk_failures[name] = (now, error)
-
-    def _start_run(self, node: Node, first: int, count: int) -> _Fetch:
-        """Claim chunks first.. (up to `count`, stopping at one already cached or being
-        fetched) and download them with one streamed request, in the background; each
-        chunk is usable as soon as it arrived."""
-        claimed: list[tuple[int, bytes]] = []
-        run = _Run()
-        final = (node.size - 1) // CHUNK_SIZE
-        for index in range(first, min(first + count - 1, final) + 1):
-            name = self._name(node, index)
-            if name in self._fetching or (claimed and self.cache.contains(name)):
-                break
-            self._fetching[name] = _Fetch(run)
-            claimed.append((index, name))
-        head = self._fetching[claimed[0][1]]
-        assert self._nursery is not None, "the uploader's nursery runs while mounted"
-        self._nursery.start_soon(self._stream_run, node, claimed, run)
-        return head
-
-    async def _stream_run(self, node: Node, claimed: list[tuple[int, bytes]],
-                          run: _Run) -> None:
-        error: FsError | None = None
-        try:
-            await self._io(self._stream_into_cache, node, claimed, run,
-                           trio.lowlevel.current_trio_token(), timeout=STREAM_TIMEOUT_S)
-        except FsError as exc:
-            error = exc
-        except Exception as exc:  # a reader sees it as EIO; the mount goes on
-            log.warning("reading %r: %s", node.remote_path, exc)
-            error = FsError(errno.EIO, str(exc))
-        finally:
-            for _index, name in claimed:  # chunks that never arrived
-                self._chunk_ready(name, error)
-
-    def _stream_into_cache(self, node: Node, claimed: list[tuple[int, bytes]], run: _Run,
-                           token: trio.lowlevel.TrioToken) -> None:
-        """In a worker thread: one request for the claimed chunks, cached one by one."""
-        backend = self._backend_of(node.source_id or 0)
-        offset = claimed[0][0] * CHUNK_SIZE
-        names = iter([name for _index, name in claimed])
-        name = next(names)
-        buffer = bytearray()
-        for piece in backend.read_stream(node.remote_path or b"", offset,
-                                         len(claimed) * CHUNK_SIZE, node.etag):
-            run.progress = time.monotonic()
-            buffer += piece
-            while len(buffer) >= CHUNK_SIZE:
-                self.cache.put(name, bytes(buffer[:CHUNK_SIZE]))
-                del buffer[:CHUNK_SIZE]
-                trio.from_thread.run_sync(self._chunk_ready, name, None, trio_token=token)
-                following = next(names, None)
-                if following is None:
-                    return
-                name = following
-        if buffer:  # the file's last, short chunk
-            self.cache.put(name, bytes(buffer))
-
-    def _chunk_ready(self, name: bytes, error: FsError | None) -> None:
-        fetch = self._fetching.pop(name, None)
-        if fetch is not None:
-            fetch.error = error
-            fetch.done.set()
-
-    def _maybe_read_ahead(self, node: Node, first: int, last: int) -> None:
-        """Sequential readers: keep the next chunks cached or on their way."""
-        sequential = self._sequential(node.id, first)
-        self._last_chunk[node.id] = last
-        if self._nursery is None or not sequential:
-            return
-        final = (node.size - 1) // CHUNK_SIZE
-        for index in range(last + 1, min(last + READ_AHEAD_CHUNKS, final) + 1):
-            name = self._name(node, index)
-            if name in self._fetching:
-                return  # a run is on its way
-            if not self.cache.contains(name):
-                self._start_run(node, index, STREAM_CHUNKS)  # errors: the reader's to see
-                return
 
     # -- writing -------------------------------------------------------------------
 
@@ -303,7 +127,7 @@ class RemoteFiles:
         with open(staged.path, "r+b") as f:
             for index in range((node.size + CHUNK_SIZE - 1) // CHUNK_SIZE):
                 offset = index * CHUNK_SIZE
-                data = await self._chunk_slice(node, index, offset,
+                data = await self.reader.chunk_slice(node, index, offset,
                                                min(CHUNK_SIZE, node.size - offset))
                 await self._io(os.pwrite, f.fileno(), data, offset)
 
@@ -458,7 +282,6 @@ class RemoteFiles:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
             task_status.started()
             adopted_at = time.monotonic()
             while True:

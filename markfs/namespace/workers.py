@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import trio
 
@@ -22,6 +22,13 @@ from markfs.errors import FsError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class IoRunner(Protocol):
+    """Runs a blocking call in a worker thread under a deadline (`WorkerPool.run`)."""
+
+    async def __call__(self, fn: Callable[..., T], *args: object,
+                       timeout: float | None = None) -> T: ...
 
 
 class WorkerPool:

@@ -1,0 +1,215 @@
+"""Reading remote files through the content cache: chunks fetched by streamed runs.
+
+A read is served chunk by chunk (`CHUNK_SIZE`) from the content cache. A miss
+starts a streamed run in the background — one request over up to STREAM_CHUNKS
+chunks for a sequential reader, one chunk for a random one — and each chunk is
+usable as soon as it arrived. A reader waits for its chunk only while the run
+makes progress within `io_timeout` (a stall is EIO, not a wait), and a chunk that
+just failed fails the kernel's immediate retry alike. Sequential readers keep the
+next run on its way (read-ahead). Runs live in this reader's own task group.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from markfs.backends.base import Backend
+from markfs.cache.content import CHUNK_SIZE, ContentCache, chunk_name
+from markfs.errors import FsError
+from markfs.model import Node
+from markfs.namespace.workers import IoRunner
+
+log = logging.getLogger(__name__)
+READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
+FAILURE_FRESH_S = 1.0  # a chunk that failed this recently fails again without a request
+STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
+STREAM_TIMEOUT_S = 3600.0  # a whole run; a stall is caught by socket timeouts (io_timeout)
+
+
+@dataclass
+class _Run:
+    """One streamed request for a run of chunks."""
+
+    progress: float = field(default_factory=time.monotonic)  # last bytes (worker thread)
+
+
+@dataclass
+class _Fetch:
+    """One chunk on its way into the content cache."""
+
+    run: _Run
+    done: trio.Event = field(default_factory=trio.Event)
+    error: FsError | None = None  # why it never arrived
+
+
+class ChunkReader:
+    """Reads of remote files' current versions, through the content cache."""
+
+    def __init__(self, cache: ContentCache, io: IoRunner,
+                 backend_of: Callable[[int], Backend], io_timeout: float) -> None:
+        self.cache = cache
+        self.io_timeout = io_timeout
+        self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
+        self._backend_of = backend_of
+        self._fetching: dict[bytes, _Fetch] = {}  # chunk name -> its download
+        self._chunk_failures: dict[bytes, tuple[float, FsError]] = {}  # chunk -> last
+        self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The task group of streamed runs, for as long as the mount lives."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def read(self, node: Node, offset: int, size: int) -> bytes:
+        if offset >= node.size or size <= 0:
+            return b""
+        size = min(size, node.size - offset)
+        first, last = offset // CHUNK_SIZE, (offset + size - 1) // CHUNK_SIZE
+        parts = [await self.chunk_slice(node, index, offset, size) for index in
+                 range(first, last + 1)]
+        self._maybe_read_ahead(node, first, last)
+        return b"".join(parts)
+
+    def _etag(self, node: Node) -> bytes:
+        return node.etag or f"{node.size}-{node.mtime_ns}".encode()
+
+    def _name(self, node: Node, index: int) -> bytes:
+        source_id, path = node.source_id or 0, node.remote_path or b""
+        return chunk_name(source_id, path, self._etag(node), index,
+                          self.cache.epoch(source_id, path))
+
+    async def chunk_slice(self, node: Node, index: int, offset: int, size: int) -> bytes:
+        """The part of chunk `index` that falls in [offset, offset+size)."""
+        base = index * CHUNK_SIZE
+        start = max(offset, base) - base
+        end = min(offset + size, base + CHUNK_SIZE) - base
+        name = self._name(node, index)
+        for _attempt in range(3):
+            data = await self._io(self.cache.read, name, start, end - start)
+            if data is not None:
+                return data
+            run = STREAM_CHUNKS if self._sequential(node.id, index) else 1
+            await self._fetch_run(node, index, run)
+        raise FsError(errno.EIO, "chunk vanished from the cache while being read")
+
+    def _sequential(self, node_id: int, index: int) -> bool:
+        previous = self._last_chunk.get(node_id)
+        return index == 0 or (previous is not None and index in (previous, previous + 1))
+
+    async def _fetch_run(self, node: Node, first: int, count: int) -> None:
+        """Until chunk `first` is cached: its download is started if none is on its way
+        (a run of up to `count` chunks), and waited for at most `io_timeout` — a
+        stalled stream gives EIO like any backend call that does not answer."""
+        name = self._name(node, first)
+        failed = self._chunk_failures.get(name)
+        if failed is not None and time.monotonic() - failed[0] < FAILURE_FRESH_S:
+            raise failed[1]  # the kernel's retry of a read that just failed: fail alike
+        fetch = self._fetching.get(name) or self._start_run(node, first, count)
+        while not fetch.done.is_set():  # (a stream that makes progress is waited for)
+            remaining = fetch.run.progress + self.io_timeout - time.monotonic()
+            if remaining <= 0:
+                log.warning("chunk %d of %r: no data for %.1fs: answering EIO", first,
+                            node.remote_path, self.io_timeout)
+                error = FsError(errno.EIO, "backend did not answer in time")
+                self._remember_failure(name, error)
+                raise error
+            with trio.move_on_after(remaining):
+                await fetch.done.wait()
+        if fetch.error is not None:
+            self._remember_failure(name, fetch.error)
+            raise fetch.error
+        self._chunk_failures.pop(name, None)
+
+    def _remember_failure(self, name: bytes, error: FsError) -> None:
+        now = time.monotonic()
+        if len(self._chunk_failures) > 1024:  # only fresh ones matter
+            self._chunk_failures = {k: v for k, v in self._chunk_failures.items()
+                                    if now - v[0] < FAILURE_FRESH_S}
+        self._chunk_failures[name] = (now, error)
+
+    def _start_run(self, node: Node, first: int, count: int) -> _Fetch:
+        """Claim chunks first.. (up to `count`, stopping at one already cached or being
+        fetched) and download them with one streamed request, in the background; each
+        chunk is usable as soon as it arrived."""
+        claimed: list[tuple[int, bytes]] = []
+        run = _Run()
+        final = (node.size - 1) // CHUNK_SIZE
+        for index in range(first, min(first + count - 1, final) + 1):
+            name = self._name(node, index)
+            if name in self._fetching or (claimed and self.cache.contains(name)):
+                break
+            self._fetching[name] = _Fetch(run)
+            claimed.append((index, name))
+        head = self._fetching[claimed[0][1]]
+        assert self._nursery is not None, "the reader's task group runs while mounted"
+        self._nursery.start_soon(self._stream_run, node, claimed, run)
+        return head
+
+    async def _stream_run(self, node: Node, claimed: list[tuple[int, bytes]],
+                          run: _Run) -> None:
+        error: FsError | None = None
+        try:
+            await self._io(self._stream_into_cache, node, claimed, run,
+                           trio.lowlevel.current_trio_token(), timeout=STREAM_TIMEOUT_S)
+        except FsError as exc:
+            error = exc
+        except Exception as exc:  # a reader sees it as EIO; the mount goes on
+            log.warning("reading %r: %s", node.remote_path, exc)
+            error = FsError(errno.EIO, str(exc))
+        finally:
+            for _index, name in claimed:  # chunks that never arrived
+                self._chunk_ready(name, error)
+
+    def _stream_into_cache(self, node: Node, claimed: list[tuple[int, bytes]], run: _Run,
+                           token: trio.lowlevel.TrioToken) -> None:
+        """In a worker thread: one request for the claimed chunks, cached one by one."""
+        backend = self._backend_of(node.source_id or 0)
+        offset = claimed[0][0] * CHUNK_SIZE
+        names = iter([name for _index, name in claimed])
+        name = next(names)
+        buffer = bytearray()
+        for piece in backend.read_stream(node.remote_path or b"", offset,
+                                         len(claimed) * CHUNK_SIZE, node.etag):
+            run.progress = time.monotonic()
+            buffer += piece
+            while len(buffer) >= CHUNK_SIZE:
+                self.cache.put(name, bytes(buffer[:CHUNK_SIZE]))
+                del buffer[:CHUNK_SIZE]
+                trio.from_thread.run_sync(self._chunk_ready, name, None, trio_token=token)
+                following = next(names, None)
+                if following is None:
+                    return
+                name = following
+        if buffer:  # the file's last, short chunk
+            self.cache.put(name, bytes(buffer))
+
+    def _chunk_ready(self, name: bytes, error: FsError | None) -> None:
+        fetch = self._fetching.pop(name, None)
+        if fetch is not None:
+            fetch.error = error
+            fetch.done.set()
+
+    def _maybe_read_ahead(self, node: Node, first: int, last: int) -> None:
+        """Sequential readers: keep the next chunks cached or on their way."""
+        sequential = self._sequential(node.id, first)
+        self._last_chunk[node.id] = last
+        if self._nursery is None or not sequential:
+            return
+        final = (node.size - 1) // CHUNK_SIZE
+        for index in range(last + 1, min(last + READ_AHEAD_CHUNKS, final) + 1):
+            name = self._name(node, index)
+            if name in self._fetching:
+                return  # a run is on its way
+            if not self.cache.contains(name):
+                self._start_run(node, index, STREAM_CHUNKS)  # errors: the reader's to see
+                return
+
