@@ -143,18 +143,14 @@ def source_test(ctx: click.Context, name: str) -> None:
     from markfs.namespace.sources import (
         backend_for,
         is_sql,
-        open_sql_source,
-        parse_source_url,
+        open_sql,
         require_source,
     )
 
     with open_tree(ctx) as tree:
         row = require_source(tree, name)
     try:
-        if is_sql(row):
-            summary = open_sql_source(parse_source_url(row.url).location).check()
-        else:
-            summary = backend_for(row).check()
+        summary = open_sql(row).check() if is_sql(row) else backend_for(row).check()
     except OSError as exc:
         raise UserError(f"source {name!r} is not usable: {exc.strerror or exc}") from None
     click.echo(f"ok: {summary}")
@@ -324,9 +320,9 @@ def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
 
 def _scan_sql(tree: Tree, row: Any, deep: bool) -> None:
     from markfs.namespace.scans import deep_scan_sql_source, scan_sql_source
-    from markfs.namespace.sources import open_sql_source, parse_source_url
+    from markfs.namespace.sources import open_sql
 
-    source = open_sql_source(parse_source_url(row.url).location)
+    source = open_sql(row)
     try:
         with click.progressbar(length=1, label=f"scanning {row.name}", file=sys.stderr) as bar:
             report = scan_sql_source(tree, row, source, _progress_to(bar))

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from markfs.catalog import sources as sq
+from markfs.catalog import sources
 from markfs.config import DataDir
 from markfs.namespace.sources import add_source
 from markfs.namespace.tables import ManagedTables, RowProgress, TableRef
@@ -46,7 +46,7 @@ def build_shop(tree: Tree, data_dir: DataDir, progress: RowProgress | None = Non
     if not db.exists():
         make_shop_db(db)
     created = False
-    if sq.get_source(tree.catalog.conn, SHOP_SOURCE) is None:
+    if sources.get_source(tree.catalog.conn, SHOP_SOURCE) is None:
         add_source(tree, SHOP_SOURCE, f"sqlite://{db.resolve()}", read_only=True)
         created = True
     managed = ManagedTables(tree, data_dir)
@@ -68,7 +68,7 @@ def build_demo(tree: Tree, files_dir: Path) -> bool:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             created = True
-    if sq.get_source(tree.catalog.conn, DEMO_SOURCE) is None:
+    if sources.get_source(tree.catalog.conn, DEMO_SOURCE) is None:
         add_source(tree, DEMO_SOURCE, f"file://{files_dir.resolve()}", read_only=False)
         created = True
     return created

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.backends.base import Backend
-from markfs.catalog import filescans as fq
-from markfs.catalog import search as sx
+from markfs.catalog import filescans
+from markfs.catalog import search as search_index
 from markfs.catalog.sources import SourceRow
 from markfs.namespace.scans import tracked_job
 from markfs.namespace.tree import Tree
-from markfs.render.writers import json_default
 from markfs.scan.files import describe, format_of
+from markfs.values import json_default
 
 Progress = Callable[[int, int], None]
 MAX_INDEXED_NAMES = 200_000  # search rows per source; a bigger tree is indexed in part
@@ -46,11 +46,12 @@ def _identity(etag: bytes | None, size: int, mtime_ns: int) -> str:
     return etag.decode("utf-8", "replace") if etag else f"{size}:{mtime_ns}"
 
 
-def walk(backend: Backend) -> tuple[list[str], dict[str, tuple[int, int]], list[fq.FoundFile]]:
+def walk(backend: Backend
+         ) -> tuple[list[str], dict[str, tuple[int, int]], list[filescans.FoundFile]]:
     """Every path below the root, objects/bytes per top-level folder, structured files."""
     paths: list[str] = []
     prefixes: dict[str, tuple[int, int]] = {}
-    found: list[fq.FoundFile] = []
+    found: list[filescans.FoundFile] = []
     pending = [b""]
     while pending:
         folder = pending.pop()
@@ -67,7 +68,7 @@ def walk(backend: Backend) -> tuple[list[str], dict[str, tuple[int, int]], list[
                 prefixes[top] = (objects + 1, size + e.size)
                 fmt = format_of(text)
                 if fmt is not None and stat.S_ISREG(e.mode):
-                    found.append(fq.FoundFile(text, _identity(e.etag, e.size, e.mtime_ns),
+                    found.append(filescans.FoundFile(text, _identity(e.etag, e.size, e.mtime_ns),
                                               e.size, fmt))
     return sorted(paths), prefixes, found
 
@@ -79,9 +80,9 @@ def scan_file_source(tree: Tree, row: SourceRow, backend: Backend) -> FileScanRe
         now = time.time_ns()
         details = _column_words(tree, row.id)
         with tree.transaction() as txn:
-            fq.replace_prefixes(txn, row.id, prefixes, now)
-            deprecated = fq.record_found(txn, row.id, found, now)
-            sx.reindex_files(txn, row.id, row.name, paths[:MAX_INDEXED_NAMES], details)
+            filescans.replace_prefixes(txn, row.id, prefixes, now)
+            deprecated = filescans.record_found(txn, row.id, found, now)
+            search_index.reindex_files(txn, row.id, row.name, paths[:MAX_INDEXED_NAMES], details)
     return FileScanReport(row.name, sum(o for o, _ in prefixes.values()),
                           sum(b for _, b in prefixes.values()), len(found), deprecated)
 
@@ -89,7 +90,7 @@ def scan_file_source(tree: Tree, row: SourceRow, backend: Backend) -> FileScanRe
 def _column_words(tree: Tree, source_id: int) -> dict[str, str]:
     """Column names of described files, so search finds a file by its columns."""
     out = {}
-    for f in fq.list_files(tree.catalog.conn, source_id):
+    for f in filescans.list_files(tree.catalog.conn, source_id):
         if f.schema_json:
             out[f.path] = " ".join(c["name"] for c in json.loads(f.schema_json))
     return out
@@ -99,7 +100,7 @@ def deep_scan_file_source(tree: Tree, row: SourceRow, backend: Backend,
                           progress: Progress | None = None) -> tuple[int, int, int]:
     """Level 2: describe structured files not yet described at their current identity.
     Returns (described, unchanged, failed)."""
-    files = [f for f in fq.list_files(tree.catalog.conn, row.id) if not f.deprecated]
+    files = [f for f in filescans.list_files(tree.catalog.conn, row.id) if not f.deprecated]
     todo = [f for f in files if not f.scanned]
     failed = 0
     with tracked_job(tree, "deep-scan", row.name, len(todo)) as report:
@@ -111,16 +112,16 @@ def deep_scan_file_source(tree: Tree, row: SourceRow, backend: Backend,
     return len(todo) - failed, len(files) - len(todo), failed
 
 
-def _describe_one(tree: Tree, backend: Backend, f: fq.StructuredFile) -> bool:
+def _describe_one(tree: Tree, backend: Backend, f: filescans.StructuredFile) -> bool:
     try:
         facts = describe(backend, f.path.encode(), f.size, _etag(f.identity), f.format)
     except (ValueError, OSError) as exc:
         with tree.transaction() as txn:
-            fq.save_facts(txn, f.id, f.identity, None, False, None, None,
+            filescans.save_facts(txn, f.id, f.identity, None, False, None, None,
                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return False
     with tree.transaction() as txn:
-        fq.save_facts(txn, f.id, f.identity, facts.rows, facts.rows_exact,
+        filescans.save_facts(txn, f.id, f.identity, facts.rows, facts.rows_exact,
                       json.dumps(facts.schema, ensure_ascii=False),
                       json.dumps(facts.stats, ensure_ascii=False, default=json_default), None)
     return True

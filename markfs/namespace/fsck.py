@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from markfs.cache.content import ContentCache
 from markfs.cache.lmdbfile import discard
 from markfs.cache.snapshots import SnapshotStore
-from markfs.catalog import managed as mq
-from markfs.catalog import nodes as q
-from markfs.catalog import sources as sq
-from markfs.catalog import uploads as uq
+from markfs.catalog import managed
+from markfs.catalog import nodes as node_rows
+from markfs.catalog import sources as source_rows
+from markfs.catalog import uploads as upload_rows
 from markfs.catalog.db import Catalog
 from markfs.catalog.salvage import salvage
 from markfs.config import DataDir
@@ -50,18 +50,18 @@ def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
     """Problems inside SQLite, and the node ids a repair should remove."""
     conn = tree.catalog.conn
     problems = [f"sqlite: {p}" for p in tree.catalog.integrity_problems()]
-    doomed = q.orphan_ids(conn)
+    doomed = node_rows.orphan_ids(conn)
     problems += [f"node {i}: parent missing" for i in doomed]
-    source_ids = {s.id for s in sq.list_sources(conn)}
-    for node in q.iter_nodes(conn):
+    source_ids = {s.id for s in source_rows.list_sources(conn)}
+    for node in node_rows.iter_nodes(conn):
         if node.kind is Kind.SOURCE and node.source_id not in source_ids:
             problems.append(f"node {node.id}: belongs to a removed source")
             doomed.append(node.id)
-    for row in sq.list_sources(conn):
-        if not is_sql(row) and q.node_by_remote(conn, row.id, b"") is None:
+    for row in source_rows.list_sources(conn):
+        if not is_sql(row) and node_rows.node_by_remote(conn, row.id, b"") is None:
             problems.append(f"source {row.name!r}: has no folder under /sources")
     problems += [f"fixed folder {i}: missing" for i in LAYOUT_IDS
-                 if q.get_node(conn, i) is None]
+                 if node_rows.get_node(conn, i) is None]
     return problems, doomed
 
 
@@ -70,12 +70,12 @@ def _restore_folders(tree: Tree) -> list[str]:
     folder is listed anew on first use)."""
     made = tree.ensure_layout()
     conn, now = tree.catalog.conn, time.time_ns()
-    lost = [row for row in sq.list_sources(conn)
-            if not is_sql(row) and q.node_by_remote(conn, row.id, b"") is None]
+    lost = [row for row in source_rows.list_sources(conn)
+            if not is_sql(row) and node_rows.node_by_remote(conn, row.id, b"") is None]
     with tree.transaction() as txn:
         for row in lost:
             mode = stat.S_IFDIR | (0o555 if row.read_only else 0o755)
-            q.insert_node(txn, SOURCES_ID, row.name.encode(), q.NewNode(
+            node_rows.insert_node(txn, SOURCES_ID, row.name.encode(), node_rows.NewNode(
                 Kind.SOURCE, mode, os.getuid(), os.getgid(), 0, now, now, nlink=2,
                 source_id=row.id, remote_path=b""), generation=tree.generation)
     return ([f"re-created {len(made)} fixed folder(s)"] if made else []) + [
@@ -85,7 +85,7 @@ def _restore_folders(tree: Tree) -> list[str]:
 def _upload_problems(tree: Tree) -> tuple[list[str], list[int]]:
     """Journaled uploads whose staged file is gone (their content cannot be sent)."""
     problems, doomed = [], []
-    for row in uq.every_row(tree.catalog.conn):
+    for row in upload_rows.every_row(tree.catalog.conn):
         if not os.path.exists(row.staging):
             problems.append(f"upload {row.id} of {row.remote_path!r}: staged file missing")
             doomed.append(row.id)
@@ -98,7 +98,7 @@ def _mirror_problems(tree: Tree) -> list[str]:
     if tree.hot.stamp() != tree.catalog.stamp:
         problems.append(f"hot cache stamp {tree.hot.stamp()} != catalog stamp "
                         f"{tree.catalog.stamp}")
-    truth = {n.id: n for n in q.iter_nodes(conn)}
+    truth = {n.id: n for n in node_rows.iter_nodes(conn)}
     mirror = {n.id: n for n in tree.hot.iter_nodes()}
     for node_id in sorted(truth.keys() | mirror.keys()):
         if truth.get(node_id) != mirror.get(node_id):
@@ -106,7 +106,7 @@ def _mirror_problems(tree: Tree) -> list[str]:
                 "extra" if node_id not in truth else "differs")
             problems.append(f"hot cache node {node_id}: {state}")
     names = {(n.parent, n.name): n.id for n in truth.values() if n.id != n.parent}
-    names.update({(p, nm): i for p, nm, i in q.iter_hardlinks(conn)})
+    names.update({(p, nm): i for p, nm, i in node_rows.iter_hardlinks(conn)})
     cached = {(p, nm): i for p, nm, i in tree.hot.iter_dentries()}
     for key in sorted(names.keys() | cached.keys()):
         if names.get(key) != cached.get(key):
@@ -118,9 +118,9 @@ def _mirror_problems(tree: Tree) -> list[str]:
 def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
     """Table files whose node or snapshot blob is gone (a refresh renders them anew)."""
     problems = []
-    for f in mq.current_files(tree.catalog.conn):
+    for f in managed.current_files(tree.catalog.conn):
         where = f"table file {f.file_name} of {f.source}/{f.schema}/{f.table}"
-        if q.get_node(tree.catalog.conn, f.node_id) is None:
+        if node_rows.get_node(tree.catalog.conn, f.node_id) is None:
             problems.append(f"{where}: node {f.node_id} missing")
         if not store.contains(f.digest):
             problems.append(f"{where}: snapshot {f.digest} missing "
@@ -170,12 +170,12 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
     if lost_uploads:
         with tree.transaction() as txn:
             for upload_id in lost_uploads:
-                uq.done(txn, upload_id)
+                upload_rows.done(txn, upload_id)
         report.repaired.append(f"dropped {len(lost_uploads)} upload(s) with no staged file")
     if doomed:
         with tree.transaction() as txn:
             for node_id in doomed:
-                q.delete_subtree(txn, node_id)
+                node_rows.delete_subtree(txn, node_id)
         report.repaired.append(f"removed {len(doomed)} orphaned node(s)")
     report.repaired += _restore_folders(tree)
     tree.rebuild_mirror()

@@ -5,7 +5,7 @@ named questions and never holds a catalog connection itself."""
 from __future__ import annotations
 
 from markfs.catalog import filescans, jobs, managed, sqltables
-from markfs.catalog import search as fulltext
+from markfs.catalog import search as search_index
 from markfs.namespace.tree import Tree
 
 
@@ -36,8 +36,8 @@ def column_stats(tree: Tree, table_id: int) -> dict[str, tuple[object, ...]]:
     return {str(s[0]): s for s in managed.column_stats(tree.catalog.conn, table_id)}
 
 
-def search(tree: Tree, text: str, limit: int) -> list[fulltext.Hit]:
-    return fulltext.search(tree.catalog.conn, text, limit)
+def search(tree: Tree, text: str, limit: int) -> list[search_index.Hit]:
+    return search_index.search(tree.catalog.conn, text, limit)
 
 
 def recent_jobs(tree: Tree, limit: int) -> list[jobs.JobRow]:

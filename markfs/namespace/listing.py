@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from markfs.backends.base import Entry
-from markfs.catalog import nodes as q
+from markfs.catalog import nodes
 from markfs.catalog.db import Txn
 from markfs.model import Kind, Node
 from markfs.namespace.tree import Tree
@@ -46,8 +46,8 @@ def child_path(parent: Node, name: bytes) -> bytes:
     return parent.remote_path + b"/" + name if parent.remote_path else name
 
 
-def new_node_from(parent: Node, entry: Entry) -> q.NewNode:
-    return q.NewNode(Kind.SOURCE, entry.mode, entry.uid, entry.gid, entry.size,
+def new_node_from(parent: Node, entry: Entry) -> nodes.NewNode:
+    return nodes.NewNode(Kind.SOURCE, entry.mode, entry.uid, entry.gid, entry.size,
                      entry.mtime_ns, entry.ctime_ns, nlink=entry.nlink,
                      source_id=parent.source_id, remote_path=child_path(parent, entry.name),
                      target=entry.target, etag=entry.etag)
@@ -71,17 +71,17 @@ def apply_entry(txn: Txn, tree: Tree, parent: Node, entry: Entry, known: Node | 
     its attributes are then newer than the entry's and stay.
     """
     if known is not None and stat.S_IFMT(known.mode) != stat.S_IFMT(entry.mode):
-        q.remove_name(txn, parent.id, entry.name)
+        nodes.remove_name(txn, parent.id, entry.name)
         diff.removed.append((entry.name, known.id))
         known = None
     if known is None:
-        q.insert_node(txn, parent.id, entry.name, new_node_from(parent, entry),
+        nodes.insert_node(txn, parent.id, entry.name, new_node_from(parent, entry),
                       generation=tree.generation)
         diff.added.append(entry.name)
         return
     changes = attr_changes(known, entry)
     if changes and not keep(known.id):
-        q.update_node(txn, known.id, **changes)
+        nodes.update_node(txn, known.id, **changes)
         if set(changes) - {"ctime_ns", "nlink"}:
             diff.changed.append(known.id)
 
@@ -93,7 +93,7 @@ def _keep_nothing(node_id: int) -> bool:
 def reconcile(tree: Tree, parent: Node, entries: list[Entry],
               keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     diff = ListingDiff()
-    existing = q.child_names(tree.catalog.conn, parent.id)
+    existing = nodes.child_names(tree.catalog.conn, parent.id)
     seen: set[bytes] = set()
     with tree.transaction() as txn:
         for entry in entries:
@@ -104,7 +104,7 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
             apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff, keep)
         for name, node in existing.items():
             if name not in seen and not keep(node.id):  # kept: written here, not there yet
-                q.remove_name(txn, parent.id, name)
+                nodes.remove_name(txn, parent.id, name)
                 diff.removed.append((name, node.id))
     return diff
 
@@ -113,13 +113,13 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
                 keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
     diff = ListingDiff()
-    known = q.find_child(tree.catalog.conn, parent.id, name)
+    known = nodes.find_child(tree.catalog.conn, parent.id, name)
     if entry is None and known is None:
         return diff
     with tree.transaction() as txn:
         if entry is None:
             assert known is not None
-            q.remove_name(txn, parent.id, name)
+            nodes.remove_name(txn, parent.id, name)
             diff.removed.append((name, known.id))
         else:
             apply_entry(txn, tree, parent, entry, known, diff, keep)
@@ -131,5 +131,5 @@ def update_attrs(tree: Tree, node: Node, entry: Entry) -> Node:
     changes = attr_changes(node, entry)
     if changes:
         with tree.transaction() as txn:
-            q.update_node(txn, node.id, **changes)
+            nodes.update_node(txn, node.id, **changes)
     return tree.node(node.id) or node

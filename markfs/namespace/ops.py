@@ -32,10 +32,8 @@ from markfs.backends.base import (
 from markfs.cache.content import ContentCache
 from markfs.cache.snapshots import SnapshotStore
 from markfs.cache.staging import StagingArea
-from markfs.catalog import managed as mq
-from markfs.catalog import nodes as q
-from markfs.catalog import renames as rq
-from markfs.catalog import xattrs as xq
+from markfs.catalog import managed, nodes, xattrs
+from markfs.catalog import renames as rename_journal
 from markfs.catalog.db import Txn
 from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
@@ -287,7 +285,7 @@ class Namespace:
         parent_path, _, name = remote_path.rpartition(b"/")
         if not name:
             return
-        parent = q.node_by_remote(self.tree.catalog.conn, source_id, parent_path)
+        parent = nodes.node_by_remote(self.tree.catalog.conn, source_id, parent_path)
         if parent is None or parent.id not in self._listed:
             return  # never shown to the kernel: its first listing will see the change
         backend = self._backend(parent)
@@ -421,11 +419,11 @@ class Namespace:
         if self.tree.child(parent.id, name) is not None:
             raise FsError(errno.EEXIST)
         now = time.time_ns()
-        new = q.NewNode(Kind.SOURCE, stat.S_IFREG | stat.S_IMODE(mode), caller.uid, caller.gid,
+        new = nodes.NewNode(Kind.SOURCE, stat.S_IFREG | stat.S_IMODE(mode), caller.uid, caller.gid,
                         0, now, now, source_id=parent.source_id,
                         remote_path=child_path(parent, name))
         with self.tree.transaction() as txn:
-            node_id = q.insert_node(txn, parent.id, name, new, generation=self.tree.generation)
+            node_id = nodes.insert_node(txn, parent.id, name, new, generation=self.tree.generation)
         node = self.node(node_id)
         self._mark_changed(node_id)
         handle = Handle(node_id, writable=True, written=True, node=node)
@@ -510,7 +508,7 @@ class Namespace:
         if handle.staged is not None:
             size = handle.staged.size
             with self.tree.transaction() as txn:
-                q.update_node(txn, node.id, size=size, mtime_ns=time.time_ns(),
+                nodes.update_node(txn, node.id, size=size, mtime_ns=time.time_ns(),
                               ctime_ns=time.time_ns())
             handle.journal_id = self.remote.journal(node.with_(size=size), handle.staged)
             handle.size = size
@@ -619,8 +617,8 @@ class Namespace:
             await self._io(backend.link, node.remote_path, path)
             entry = await self._io(backend.stat, path)
             with self.tree.transaction() as txn:
-                q.add_hardlink(txn, node.id, parent.id, name, path)
-                q.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
+                nodes.add_hardlink(txn, node.id, parent.id, name, path)
+                nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
         return self.node(node.id)
 
     async def unlink(self, parent_id: int, name: bytes) -> None:
@@ -708,8 +706,8 @@ class Namespace:
                     _exchange(txn, move)
                 else:
                     if target is not None:
-                        q.remove_name(txn, move.new_parent, move.new_name)
-                    q.move_name(txn, move.old_parent, move.old_name, move.new_parent,
+                        nodes.remove_name(txn, move.new_parent, move.new_name)
+                    nodes.move_name(txn, move.old_parent, move.old_name, move.new_parent,
                                 move.new_name, new_path)
                 self.remote.retarget(txn, node, old_path, new_path)
 
@@ -727,7 +725,7 @@ class Namespace:
         journal = None
         if not backend.atomic_rename and node.source_id is not None:
             with self.tree.transaction() as txn:
-                journal = rq.begin(txn, node.source_id, old_path, new_path)
+                journal = rename_journal.begin(txn, node.source_id, old_path, new_path)
         try:
             await self._io(backend.rename, old_path, new_path, 0, timeout=self.config.list_timeout)
         except FsError as exc:
@@ -735,11 +733,11 @@ class Namespace:
                 raise  # (a file not uploaded yet has nothing to move on the server)
         if journal is not None:
             with self.tree.transaction() as txn:
-                rq.finish(txn, journal)
+                rename_journal.finish(txn, journal)
 
     async def finish_interrupted_renames(self) -> None:
         """At start: complete copy-then-delete renames a crash cut short (idempotent)."""
-        for rename_id, source_id, old, new in rq.unfinished(self.tree.catalog.conn):
+        for rename_id, source_id, old, new in rename_journal.unfinished(self.tree.catalog.conn):
             log.info("finishing an interrupted rename %r -> %r", old, new)
             try:
                 await self._io(self._backend_by_id(source_id).rename, old, new, 0,
@@ -749,7 +747,7 @@ class Namespace:
                     log.warning("could not finish the rename of %r: %s", old, exc)
                     continue
             with self.tree.transaction() as txn:
-                rq.finish(txn, rename_id)
+                rename_journal.finish(txn, rename_id)
 
     def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
         """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
@@ -766,7 +764,7 @@ class Namespace:
         node = self.node(node_id)
         if node.kind is Kind.TABLE:
             return self._table_xattrs(node_id).get(name) or _no_data()
-        value = xq.get_xattr(self.tree.catalog.conn, node_id, name)
+        value = xattrs.get_xattr(self.tree.catalog.conn, node_id, name)
         if value is None:
             raise FsError(errno.ENODATA)
         return value
@@ -774,11 +772,11 @@ class Namespace:
     def listxattr(self, node_id: int) -> list[bytes]:
         if self.node(node_id).kind is Kind.TABLE:
             return sorted(self._table_xattrs(node_id))
-        return xq.list_xattrs(self.tree.catalog.conn, node_id)
+        return xattrs.list_xattrs(self.tree.catalog.conn, node_id)
 
     def _table_xattrs(self, node_id: int) -> dict[bytes, bytes]:
         """What a snapshot file says about itself (table folders have none)."""
-        f = mq.file_by_node(self.tree.catalog.conn, node_id)
+        f = managed.file_by_node(self.tree.catalog.conn, node_id)
         if f is None:
             return {}
         taken = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(f.rendered_ns / 1e9))
@@ -794,12 +792,12 @@ class Namespace:
         if not name.startswith(XATTR_WRITABLE_PREFIX):
             raise FsError(errno.ENOTSUP)
         with self.tree.transaction() as txn:
-            xq.set_xattr(txn, node_id, name, value)
+            xattrs.set_xattr(txn, node_id, name, value)
 
     def removexattr(self, node_id: int, name: bytes) -> None:
         self._writable(self.node(node_id))
         with self.tree.transaction() as txn:
-            if not xq.remove_xattr(txn, node_id, name):
+            if not xattrs.remove_xattr(txn, node_id, name):
                 raise FsError(errno.ENODATA)
 
     # -- the filesystem as a whole ---------------------------------------------
@@ -841,8 +839,8 @@ class _Move:
 def _exchange(txn: Txn, move: _Move) -> None:
     """Swap two names in the catalog (RENAME_EXCHANGE), via a name no file can have."""
     parking = b"\0exchange"
-    q.move_name(txn, move.old_parent, move.old_name, move.old_parent, parking,
+    nodes.move_name(txn, move.old_parent, move.old_name, move.old_parent, parking,
                 move.old_path + b"\0")
-    q.move_name(txn, move.new_parent, move.new_name, move.old_parent, move.old_name,
+    nodes.move_name(txn, move.new_parent, move.new_name, move.old_parent, move.old_name,
                 move.old_path)
-    q.move_name(txn, move.old_parent, parking, move.new_parent, move.new_name, move.new_path)
+    nodes.move_name(txn, move.old_parent, parking, move.new_parent, move.new_name, move.new_path)

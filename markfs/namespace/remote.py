@@ -25,8 +25,8 @@ import trio
 from markfs.backends.base import Backend, Entry, MultipartStore, UploadControl
 from markfs.cache.content import CHUNK_SIZE, ContentCache
 from markfs.cache.staging import StagingArea
-from markfs.catalog import nodes as q
-from markfs.catalog import uploads as uq
+from markfs.catalog import nodes
+from markfs.catalog import uploads as upload_rows
 from markfs.catalog.db import Txn
 from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
@@ -144,7 +144,7 @@ class RemoteFiles:
         """Record that the staged copy is the file's content now: it will be uploaded."""
         assert node.source_id is not None and node.remote_path is not None
         with self.tree.transaction() as txn:
-            upload_id = uq.enqueue(txn, node.id, node.source_id, node.remote_path,
+            upload_id = upload_rows.enqueue(txn, node.id, node.source_id, node.remote_path,
                                    str(staged.path), staged.size, self.owner)
         staged.journaled.add(upload_id)
         control = self._controls.get(node.id)
@@ -216,9 +216,9 @@ class RemoteFiles:
     def retarget(self, txn: Txn, node: Node, old_path: bytes, new_path: bytes) -> None:
         """A rename moved the node: its pending uploads (or those below it) follow."""
         if node.is_dir and node.source_id is not None:
-            uq.retarget_tree(txn, node.source_id, old_path, new_path)
+            upload_rows.retarget_tree(txn, node.source_id, old_path, new_path)
         else:
-            uq.retarget(txn, node.id, new_path)
+            upload_rows.retarget(txn, node.id, new_path)
             for path in (old_path, new_path):  # neither name may serve the other's chunks
                 self.cache.bump_epoch(node.source_id or 0, path)
 
@@ -227,12 +227,12 @@ class RemoteFiles:
         self.retry_now()  # fsync tries at once, not after the back-off
         with trio.move_on_after(timeout):
             async with self._uploaded:
-                while (row := uq.get(self.tree.catalog.conn, upload_id)) is not None:
+                while (row := upload_rows.get(self.tree.catalog.conn, upload_id)) is not None:
                     if row.parked_ns is not None:
                         raise FsError(errno.EIO, f"upload parked: {row.last_error}")
                     await self._uploaded.wait()
                 return
-        row = uq.get(self.tree.catalog.conn, upload_id)
+        row = upload_rows.get(self.tree.catalog.conn, upload_id)
         detail = f": {row.last_error}" if row and row.last_error else ""
         raise FsError(errno.EIO, f"upload not finished in time{detail}")
 
@@ -242,7 +242,7 @@ class RemoteFiles:
         if node is not None and node.remote_path is not None:
             self.cache.bump_epoch(node.source_id or 0, node.remote_path)
         with self.tree.transaction() as txn:
-            files = uq.drop_for_node(txn, node_id)
+            files = upload_rows.drop_for_node(txn, node_id)
         staged = self.staged.pop(node_id, None)
         if staged is not None and staged.writers <= 0:
             staged.close()
@@ -256,7 +256,7 @@ class RemoteFiles:
         """At start: adopt the journal rows of daemons that are gone, and drop staged
         files that no row names and no running daemon owns."""
         adopted = self.adopt_orphans()
-        removed = self.staging.sweep({row.staging for row in uq.every_row(
+        removed = self.staging.sweep({row.staging for row in upload_rows.every_row(
             self.tree.catalog.conn)})
         if adopted or removed:
             log.info("resuming %d upload(s); removed %d unjournaled staged file(s)",
@@ -265,13 +265,13 @@ class RemoteFiles:
 
     def adopt_orphans(self) -> int:
         """Rows whose daemon is gone become this daemon's (their staged files with them)."""
-        gone = [o for o in uq.owners(self.tree.catalog.conn)
+        gone = [o for o in upload_rows.owners(self.tree.catalog.conn)
                 if o != self.owner and not owner_alive(o)]
         if not gone:
             return 0
         with self.tree.transaction() as txn:
-            ids = {i for previous in gone for i in uq.adopt(txn, self.owner, previous)}
-        for row in uq.pending(self.tree.catalog.conn, self.owner):
+            ids = {i for previous in gone for i in upload_rows.adopt(txn, self.owner, previous)}
+        for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
             if row.id in ids:
                 staged = self.staged.get(row.node_id)
                 if staged is None:  # (a file written here since keeps its own copy)
@@ -285,7 +285,7 @@ class RemoteFiles:
             task_status.started()
             adopted_at = time.monotonic()
             while True:
-                for row in uq.pending(self.tree.catalog.conn, self.owner):
+                for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
                     if row.node_id not in self._busy and not self._is_paused(row.node_id):
                         self._busy.add(row.node_id)
                         await self._workers.acquire()
@@ -300,7 +300,7 @@ class RemoteFiles:
     async def _upload_node(self, node_id: int) -> None:
         try:
             while not self._is_paused(node_id):
-                rows = uq.for_node(self.tree.catalog.conn, node_id, self.owner)
+                rows = upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner)
                 if not rows:
                     return
                 latest, superseded = rows[-1], rows[:-1]
@@ -363,11 +363,11 @@ class RemoteFiles:
                                       trio_token=token)
             return
         with self.tree.transaction() as txn:
-            uq.set_multipart(txn, upload_id, multipart)
+            upload_rows.set_multipart(txn, upload_id, multipart)
 
     def _failed(self, row: Upload, exc: Exception) -> bool:
         with self.tree.transaction() as txn:
-            uq.failed(txn, row.id, str(exc))
+            upload_rows.failed(txn, row.id, str(exc))
         log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
                     row.attempts + 1, exc)
         self._wakeup.set()
@@ -377,7 +377,7 @@ class RemoteFiles:
         """A row that can never succeed: reported once, kept for `markfs status`."""
         log.warning("upload of %r parked: %s", row.remote_path, reason)
         with self.tree.transaction() as txn:
-            uq.park(txn, row.id, reason)
+            upload_rows.park(txn, row.id, reason)
         staged = self.staged.get(row.node_id)
         if staged is not None:
             staged.journaled.discard(row.id)
@@ -387,15 +387,15 @@ class RemoteFiles:
     def _finish(self, row: Upload, entry: Entry | None) -> None:
         """The row is done (uploaded with `entry` as the result, or superseded)."""
         staged = self.staged.get(row.node_id)
-        newer = [r for r in uq.for_node(self.tree.catalog.conn, row.node_id, self.owner)
+        newer = [r for r in upload_rows.for_node(self.tree.catalog.conn, row.node_id, self.owner)
                  if r.id > row.id]
         if entry is not None:  # chunks cached before this write must never be served again
             self.cache.bump_epoch(row.source_id, row.remote_path)
         with self.tree.transaction() as txn:
-            uq.done(txn, row.id)
+            upload_rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
             if entry is not None and node is not None and not newer:
-                q.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
+                nodes.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
                               ctime_ns=entry.ctime_ns, etag=entry.etag)
         if staged is None:
             self.staging.remove(row.staging)

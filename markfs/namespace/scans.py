@@ -15,17 +15,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from markfs.catalog import jobs as jq
-from markfs.catalog import managed as mq
-from markfs.catalog import search as sx
-from markfs.catalog import sqltables as tq
+from markfs.catalog import jobs, sqltables
+from markfs.catalog import managed as managed_rows
+from markfs.catalog import search as search_index
 from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
 from markfs.catalog.sqltables import TableRow
 from markfs.namespace.tree import Tree, table_folder_path
-from markfs.render.writers import json_default
 from markfs.scan.stats import ColumnStats, TableStats
 from markfs.sources.base import ColumnInfo, SqlSource, TableInfo, reading_again_once
+from markfs.values import json_default
 
 
 @dataclass(frozen=True)
@@ -48,24 +47,24 @@ def tracked_job(tree: Tree, kind: str, target: str,
     """A row in the scan-job log for the duration of the block; yields a function that
     records how many units are done. A failure is logged with its message, then raised."""
     with tree.transaction() as txn:
-        job = jq.start(txn, kind, target, total, time.time_ns())
+        job = jobs.start(txn, kind, target, total, time.time_ns())
     last = [0.0]
 
     def report(done: int) -> None:
         if time.monotonic() - last[0] >= _PROGRESS_EVERY_S:
             last[0] = time.monotonic()
             with tree.transaction() as txn:
-                jq.progress(txn, job, done)
+                jobs.progress(txn, job, done)
 
     try:
         yield report
     except BaseException as exc:
         with tree.transaction() as txn:
-            jq.finish(txn, job, False, (str(exc) or type(exc).__name__).splitlines()[0],
+            jobs.finish(txn, job, False, (str(exc) or type(exc).__name__).splitlines()[0],
                       time.time_ns())
         raise
     with tree.transaction() as txn:
-        jq.finish(txn, job, True, "", time.time_ns())
+        jobs.finish(txn, job, True, "", time.time_ns())
 
 
 def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
@@ -79,9 +78,9 @@ def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
 
 
 def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress) -> ScanReport:
-    known = tq.known_tokens(tree.catalog.conn, row.id)
+    known = sqltables.known_tokens(tree.catalog.conn, row.id)
     infos = source.tables({key: token for key, (_id, token) in known.items()},
-                          tq.scan_hint(tree.catalog.conn, row.id))
+                          sqltables.scan_hint(tree.catalog.conn, row.id))
     changed: list[tuple[TableInfo, list[ColumnInfo]]] = []
     unchanged: list[int] = []
     for done, info in enumerate(infos, 1):
@@ -93,18 +92,18 @@ def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress)
         progress(done, len(infos))
     now = time.time_ns()
     with tree.transaction() as txn:
-        tq.set_scan_hint(txn, row.id, source.scan_hint())
+        sqltables.set_scan_hint(txn, row.id, source.scan_hint())
         seen = set(unchanged)
         for table_id in unchanged:
-            tq.touch(txn, table_id, now)
+            sqltables.touch(txn, table_id, now)
         for info, columns in changed:
-            table_id = tq.upsert(txn, row.id, info.schema, info.name, info.kind, info.rows,
+            table_id = sqltables.upsert(txn, row.id, info.schema, info.name, info.kind, info.rows,
                                  info.rows_exact, info.change_token, now, info.size_bytes)
-            tq.replace_columns(txn, table_id, [
+            sqltables.replace_columns(txn, table_id, [
                 (c.position, c.name, c.type, c.nullable, c.primary_key, c.comment)
                 for c in columns])
             seen.add(table_id)
-        deprecated = tq.deprecate_missing(txn, row.id, seen, now)
+        deprecated = sqltables.deprecate_missing(txn, row.id, seen, now)
         reindex_sql(txn, row.id, row.name)
     return ScanReport(row.name, len(infos), len(changed), len(unchanged), deprecated)
 
@@ -112,13 +111,13 @@ def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress)
 def reindex_sql(txn: Txn, source_id: int, source_name: str) -> None:
     """Rebuild the search rows of an SQL source; managed tables are found at their folder."""
     folders = {f"{t.source}/{t.schema}/{t.name}": table_folder_path(t.source, t.schema, t.name)
-               for t in tq.list_tables(txn.conn, source_id) if t.managed}
-    sx.reindex_tables(txn, source_id, source_name, folders)
+               for t in sqltables.list_tables(txn.conn, source_id) if t.managed}
+    search_index.reindex_tables(txn, source_id, source_name, folders)
 
 
 def save_table_stats(txn: Txn, table: TableRow, rows: int, stats: list[ColumnStats],
                      sample: list[dict[str, object]], when_ns: int) -> None:
-    mq.save_stats(txn, table.id, table.change_token, rows,
+    managed_rows.save_stats(txn, table.id, table.change_token, rows,
                   json.dumps(sample, ensure_ascii=False, default=json_default), when_ns,
                   [(i, c.null_count, c.distinct_count, c.distinct_exact, c.min_value,
                     c.max_value, c.min_length, c.max_length, c.avg_length)
@@ -136,8 +135,8 @@ def deep_scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
                          progress: Progress | None = None) -> DeepReport:
     """Level 2: per-column statistics and a sample of every table whose statistics are
     older than its change token (run a level-1 scan first so tokens are current)."""
-    tables = [t for t in tq.list_tables(tree.catalog.conn, row.id) if not t.deprecated]
-    done_at = mq.stats_tokens(tree.catalog.conn, row.id)
+    tables = [t for t in sqltables.list_tables(tree.catalog.conn, row.id) if not t.deprecated]
+    done_at = managed_rows.stats_tokens(tree.catalog.conn, row.id)
     todo = [t for t in tables if done_at.get(t.id) != t.change_token]
     with tracked_job(tree, "deep-scan", row.name, len(todo)) as report:
         for done, table in enumerate(todo, 1):
@@ -150,7 +149,7 @@ def deep_scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
 
 def _deep_scan_table(tree: Tree, source: SqlSource, table: TableRow) -> None:
     columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
-               nullable, pk, comment in tq.columns_of(tree.catalog.conn, table.id)]
+               nullable, pk, comment in sqltables.columns_of(tree.catalog.conn, table.id)]
     stats, sample = reading_again_once(lambda: _column_stats(source, table, columns))
     with tree.transaction() as txn:
         save_table_stats(txn, table, stats.rows, stats.columns(), sample, time.time_ns())

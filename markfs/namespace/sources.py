@@ -10,18 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlsplit
 
-import apsw
-
 from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
-from markfs.catalog import nodes as q
-from markfs.catalog import sources as sq
+from markfs.catalog import nodes
+from markfs.catalog import sources as source_rows
 from markfs.catalog.search import forget_source
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
+from markfs.sources.connect import open_sql_source
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -229,52 +228,12 @@ def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
     """A database: recorded now, its tables appear under /tables once managed."""
     open_sql_source(parsed.location).close()  # a clear error now beats one at scan time
     with tree.transaction() as txn:
-        sq.insert_source(txn, name, redact(url), parsed.scheme, read_only)
+        source_rows.insert_source(txn, name, redact(url), parsed.scheme, read_only)
 
 
-def open_sql_source(location: Location) -> SqlSource:
-    if isinstance(location, PostgresLocation):
-        return _open_postgres(location)
-    if isinstance(location, MysqlLocation):
-        return _open_mysql(location)
-    if not isinstance(location, SqliteLocation):
-        raise UserError("not an SQL source")
-    path = Path(location.path)
-    if not path.is_file():
-        raise UserError(f"no such SQLite database: {path}")
-    from markfs.sources.sqlite import SqliteSource
-
-    try:
-        source = SqliteSource(path)
-        source.tables()
-    except apsw.Error as exc:
-        raise UserError(f"cannot read {path} as an SQLite database: {exc}") from None
-    return source
-
-
-def _open_mysql(location: MysqlLocation) -> SqlSource:
-    import pymysql
-
-    from markfs.sources.mysql import MysqlSource
-
-    try:
-        return MysqlSource(location)
-    except pymysql.Error as exc:
-        detail = exc.args[1] if len(exc.args) > 1 else exc
-        raise UserError(f"cannot reach MySQL ({location.user}@{location.host}:"
-                        f"{location.port}): {str(detail).splitlines()[0]}") from None
-
-
-def _open_postgres(location: PostgresLocation) -> SqlSource:
-    import psycopg
-
-    from markfs.sources.postgres import PostgresSource
-
-    try:
-        return PostgresSource(location.conninfo)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot reach PostgreSQL ({location.conninfo}): {first}") from None
+def open_sql(row: SourceRow) -> SqlSource:
+    """A connection to the database of an SQL source (the caller closes it)."""
+    return open_sql_source(parse_source_url(row.url).location)
 
 
 def is_sql(row: SourceRow) -> bool:
@@ -285,7 +244,7 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
     """Register a source and give it its folder under /sources."""
     validate_source_name(name)
     parsed = parse_source_url(url)
-    if sq.get_source(tree.catalog.conn, name) is not None:
+    if source_rows.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
     if isinstance(parsed.location, (SqliteLocation, PostgresLocation, MysqlLocation)):
         _add_sql_source(tree, name, url, parsed, read_only)
@@ -298,11 +257,11 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
         root = os.stat(parsed.location)
         mode, uid, gid, mtime = root.st_mode, root.st_uid, root.st_gid, root.st_mtime_ns
     with tree.transaction() as txn:
-        source_id = sq.insert_source(txn, name, redact(url), parsed.scheme, read_only)
+        source_id = source_rows.insert_source(txn, name, redact(url), parsed.scheme, read_only)
         mode = stat.S_IFDIR | (stat.S_IMODE(mode) & (0o555 if read_only else 0o7777))
-        new = q.NewNode(Kind.SOURCE, mode, uid, gid, 0, mtime, now, nlink=2,
+        new = nodes.NewNode(Kind.SOURCE, mode, uid, gid, 0, mtime, now, nlink=2,
                         source_id=source_id, remote_path=b"")
-        node_id = q.insert_node(txn, SOURCES_ID, name.encode(), new,
+        node_id = nodes.insert_node(txn, SOURCES_ID, name.encode(), new,
                                 generation=tree.generation)
     node = tree.node(node_id)
     assert node is not None
@@ -311,25 +270,25 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
 
 def remove_source(tree: Tree, name: str) -> None:
     row = require_source(tree, name)
-    node = q.node_by_remote(tree.catalog.conn, row.id, b"")
-    tables = q.find_child(tree.catalog.conn, TABLES_ID, name.encode())
+    node = nodes.node_by_remote(tree.catalog.conn, row.id, b"")
+    tables = nodes.find_child(tree.catalog.conn, TABLES_ID, name.encode())
     with tree.transaction() as txn:
         for folder in (node, tables):
             if folder is not None:
-                q.delete_subtree(txn, folder.id)
+                nodes.delete_subtree(txn, folder.id)
         forget_source(txn, row.id)
-        sq.delete_source(txn, row.id)
+        source_rows.delete_source(txn, row.id)
 
 
 def require_source(tree: Tree, name: str) -> SourceRow:
-    row = sq.get_source(tree.catalog.conn, name)
+    row = source_rows.get_source(tree.catalog.conn, name)
     if row is None:
         raise UserError(f"unknown source: {name!r}")
     return row
 
 
 def list_sources(tree: Tree) -> list[SourceRow]:
-    return sq.list_sources(tree.catalog.conn)
+    return source_rows.list_sources(tree.catalog.conn)
 
 
 class SourceSet:
@@ -343,7 +302,7 @@ class SourceSet:
 
     def row(self, source_id: int) -> SourceRow | None:
         if source_id not in self._rows:
-            row = sq.get_source_by_id(self.tree.catalog.conn, source_id)
+            row = source_rows.get_source_by_id(self.tree.catalog.conn, source_id)
             if row is None:
                 return None
             self._rows[source_id] = row
@@ -360,7 +319,7 @@ class SourceSet:
     def local_roots(self) -> dict[int, Path]:
         """Source id -> directory, for every file:// source (for the watcher)."""
         out = {}
-        for row in sq.list_sources(self.tree.catalog.conn):
+        for row in source_rows.list_sources(self.tree.catalog.conn):
             location = parse_source_url(row.url).location
             if isinstance(location, Path):
                 out[row.id] = location.resolve()

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.cache.snapshots import SnapshotStore
-from markfs.catalog import managed as mq
-from markfs.catalog import nodes as q
-from markfs.catalog import sqltables as tq
+from markfs.catalog import managed, sqltables
+from markfs.catalog import nodes as node_rows
 from markfs.catalog.db import Txn
 from markfs.catalog.sqltables import TableRow
 from markfs.config import DataDir
@@ -34,7 +33,7 @@ from markfs.namespace.scans import (
     scan_sql_source,
     tracked_job,
 )
-from markfs.namespace.sources import open_sql_source, parse_source_url, require_source
+from markfs.namespace.sources import open_sql, require_source
 from markfs.namespace.tree import CONTROL_DIR_ID, TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
 from markfs.sources.base import ColumnInfo, SqlSource, reading_again_once
@@ -74,8 +73,8 @@ class ManagedTables:
 
     def find(self, ref: TableRef) -> TableRow:
         source = require_source(self.tree, ref.source)
-        table_id = tq.find_table(self.tree.catalog.conn, source.id, ref.schema, ref.table)
-        table = None if table_id is None else tq.get_table(self.tree.catalog.conn, table_id)
+        table_id = sqltables.find_table(self.tree.catalog.conn, source.id, ref.schema, ref.table)
+        table = None if table_id is None else sqltables.get_table(self.tree.catalog.conn, table_id)
         if table is None:
             raise UserError(f"no table {str(ref)!r} in the catalog "
                             f"(run: markfs scan {ref.source}; list: markfs tables)")
@@ -84,7 +83,7 @@ class ManagedTables:
     def rescan(self, source_name: str) -> None:
         """A level-1 scan of one SQL source, so change tokens are current."""
         row = require_source(self.tree, source_name)
-        source = open_sql_source(parse_source_url(row.url).location)
+        source = open_sql(row)
         try:
             scan_sql_source(self.tree, row, source)
         finally:
@@ -96,9 +95,9 @@ class ManagedTables:
             raise UserError(f"{table.source}/{table.schema}/{table.name} is no longer in its "
                             "source (deprecated by the last scan)")
         columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
-                   nullable, pk, comment in tq.columns_of(self.tree.catalog.conn, table.id)]
+                   nullable, pk, comment in sqltables.columns_of(self.tree.catalog.conn, table.id)]
         row = require_source(self.tree, table.source)
-        source = open_sql_source(parse_source_url(row.url).location)
+        source = open_sql(row)
         target = f"{table.source}/{table.schema}/{table.name}"
         try:
             with tracked_job(self.tree, "render", target, table.rows) as report:
@@ -142,14 +141,14 @@ class ManagedTables:
             folder = self._table_folder(txn, table)
             self._retire(txn, table.id)
             for f in snapshot.files:
-                new = q.NewNode(Kind.TABLE, FILE_MODE, os.getuid(), os.getgid(), f.size,
+                new = node_rows.NewNode(Kind.TABLE, FILE_MODE, os.getuid(), os.getgid(), f.size,
                                 snapshot.taken_ns, snapshot.taken_ns,
                                 source_id=table.source_id, etag=f.digest.encode())
-                node_id = q.insert_node(txn, folder, f.name.encode(), new,
+                node_id = node_rows.insert_node(txn, folder, f.name.encode(), new,
                                         generation=self.tree.generation)
-                mq.add_file(txn, node_id, table.id, f.name, f.digest, f.size, f.rows,
+                managed.add_file(txn, node_id, table.id, f.name, f.digest, f.size, f.rows,
                             table.change_token, snapshot.taken_ns)
-            mq.set_managed(txn, table.id, True)
+            managed.set_managed(txn, table.id, True)
             reindex_sql(txn, table.source_id, table.source)
             save_table_stats(txn, table, snapshot.rows, snapshot.stats, snapshot.sample,
                              snapshot.taken_ns)
@@ -159,34 +158,36 @@ class ManagedTables:
         """Move the table's current files to /.markfs/retired, where their inodes keep
         answering (stat, open) until purged: the kernel may still map the old names to
         them for entry_ttl, and a reader racing the swap must not get ENOENT."""
-        ids = mq.retire_files(txn, table_id, time.time_ns())
+        ids = managed.retire_files(txn, table_id, time.time_ns())
         if not ids:
             return
         retired = self._retired_folder(txn)
         for node_id in ids:
-            node = q.get_node(txn.conn, node_id)
+            node = node_rows.get_node(txn.conn, node_id)
             if node is not None:
-                q.move_name(txn, node.parent, node.name, retired,
+                node_rows.move_name(txn, node.parent, node.name, retired,
                             f"{node_id}-{node.name.decode()}".encode(), None)
 
     def _retired_folder(self, txn: Txn) -> int:
-        found = q.find_child(txn.conn, CONTROL_DIR_ID, RETIRED_NAME)
+        found = node_rows.find_child(txn.conn, CONTROL_DIR_ID, RETIRED_NAME)
         if found is not None:
             return found.id
-        new = q.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0, time.time_ns(),
+        new = node_rows.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0, time.time_ns(),
                         time.time_ns(), nlink=2)
-        return q.insert_node(txn, CONTROL_DIR_ID, RETIRED_NAME, new,
+        return node_rows.insert_node(txn, CONTROL_DIR_ID, RETIRED_NAME, new,
                              generation=self.tree.generation)
 
     def _table_folder(self, txn: Txn, table: TableRow) -> int:
         """The /tables/<source>/<schema>/<table> folder, made if missing."""
         parent = TABLES_ID
         for name in (table.source.encode(), folder_name(table.schema), folder_name(table.name)):
-            child = q.find_child(txn.conn, parent, name)
+            child = node_rows.find_child(txn.conn, parent, name)
             if child is None:
-                new = q.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0,
-                                time.time_ns(), time.time_ns(), nlink=2, source_id=table.source_id)
-                parent = q.insert_node(txn, parent, name, new, generation=self.tree.generation)
+                new = node_rows.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0,
+                                        time.time_ns(), time.time_ns(), nlink=2,
+                                        source_id=table.source_id)
+                parent = node_rows.insert_node(txn, parent, name, new,
+                                               generation=self.tree.generation)
             else:
                 parent = child.id
         return parent
@@ -195,7 +196,7 @@ class ManagedTables:
         """Take the table out of /tables (its rows in the catalog stay, unmanaged)."""
         with self.tree.transaction() as txn:
             self._retire(txn, table.id)
-            mq.set_managed(txn, table.id, False)
+            managed.set_managed(txn, table.id, False)
             self._prune(txn, table)
             reindex_sql(txn, table.source_id, table.source)
         self.collect_garbage()
@@ -205,27 +206,27 @@ class ManagedTables:
         chain: list[Node] = []
         parent = TABLES_ID
         for name in (table.source.encode(), folder_name(table.schema), folder_name(table.name)):
-            child = q.find_child(txn.conn, parent, name)
+            child = node_rows.find_child(txn.conn, parent, name)
             if child is None:
                 break
             chain.append(child)
             parent = child.id
         for node in reversed(chain):
-            if q.list_children(txn.conn, node.id, 0, 1):
+            if node_rows.list_children(txn.conn, node.id, 0, 1):
                 break
-            q.delete_subtree(txn, node.id)
+            node_rows.delete_subtree(txn, node.id)
 
-    def stale(self) -> list[mq.StaleTable]:
-        return mq.stale_tables(self.tree.catalog.conn)
+    def stale(self) -> list[managed.StaleTable]:
+        return managed.stale_tables(self.tree.catalog.conn)
 
     def collect_garbage(self, now_ns: int | None = None) -> int:
         """Purge files retired long enough ago, then delete snapshot blobs no file names
         any more (a reader that has one open keeps reading it). Returns blobs deleted."""
         cutoff = (now_ns or time.time_ns()) - int(RETIRED_FOR_S * 1e9)
         with self.tree.transaction() as txn:  # no snapshot is being swapped in meanwhile
-            for node_id in mq.purge_retired(txn, cutoff):
-                q.delete_subtree(txn, node_id)
-            return self.store.remove_unreferenced(mq.referenced_digests(txn.conn))
+            for node_id in managed.purge_retired(txn, cutoff):
+                node_rows.delete_subtree(txn, node_id)
+            return self.store.remove_unreferenced(managed.referenced_digests(txn.conn))
 
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
-from markfs.catalog import nodes as q
-from markfs.catalog import uploads as uq
+from markfs.catalog import nodes as node_rows
+from markfs.catalog import uploads
 from markfs.catalog.db import Catalog, Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
@@ -96,23 +96,24 @@ class Tree:
             if only_if_stale and self.mirror_in_sync():
                 return False
             log.warning("rebuilding the hot cache from the catalog")
-            self.hot.rebuild(q.iter_nodes(conn), q.iter_hardlinks(conn), self.catalog.stamp)
+            self.hot.rebuild(node_rows.iter_nodes(conn), node_rows.iter_hardlinks(conn),
+                             self.catalog.stamp)
             return True
 
     def ensure_layout(self) -> list[int]:
         """Create the fixed folders and the status file where missing (a new catalog, or
         one salvaged without them); the ids made."""
         conn, now, gen = self.catalog.conn, time.time_ns(), self.catalog.generation
-        wanted = [(node_id, parent, name, q.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now,
+        wanted = [(node_id, parent, name, node_rows.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now,
                                                     nlink=2))
                   for node_id, parent, name, mode in LAYOUT]
-        wanted.append((STATUS_FILE_ID, CONTROL_DIR_ID, STATUS_FILE_NAME, q.NewNode(
+        wanted.append((STATUS_FILE_ID, CONTROL_DIR_ID, STATUS_FILE_NAME, node_rows.NewNode(
             Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now)))
-        missing = [w for w in wanted if q.get_node(conn, w[0]) is None]
+        missing = [w for w in wanted if node_rows.get_node(conn, w[0]) is None]
         if missing:
             with self.catalog.transaction() as txn:
                 for node_id, parent, name, new in missing:
-                    q.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
+                    node_rows.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
         return [m[0] for m in missing]
 
     # -- reads ---------------------------------------------------------------
@@ -125,18 +126,18 @@ class Tree:
         return None if child_id is None else self.hot.node(child_id)
 
     def children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
-        return q.list_children(self.catalog.conn, parent, after, limit)
+        return node_rows.list_children(self.catalog.conn, parent, after, limit)
 
     def count_nodes(self) -> int:
-        return q.count_nodes(self.catalog.conn)
+        return node_rows.count_nodes(self.catalog.conn)
 
     def pending_uploads(self, owner: str | None = None) -> tuple[int, int]:
         """(number, bytes) of files waiting to be written back to their sources: all,
         or those one daemon sends (parked rows are not waiting)."""
-        return uq.count(self.catalog.conn, owner)
+        return uploads.count(self.catalog.conn, owner)
 
-    def parked_uploads(self) -> list[uq.Upload]:
-        return uq.parked(self.catalog.conn)
+    def parked_uploads(self) -> list[uploads.Upload]:
+        return uploads.parked(self.catalog.conn)
 
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""

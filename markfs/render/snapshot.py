@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from markfs.cache.snapshots import SnapshotStore
-from markfs.render.writers import json_default, render
+from markfs.render.writers import render
 from markfs.scan.stats import ColumnStats, TableStats
+from markfs.values import json_default
 
 PREVIEW_ROWS = 100
 SAMPLE_ROWS = 10

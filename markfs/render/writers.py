@@ -8,16 +8,15 @@ the same rows, which is what makes a rendered snapshot's size exact and stable.
 from __future__ import annotations
 
 import base64
-import datetime
-import decimal
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from markfs.values import json_default
 
 FORMATS = ("parquet", "csv", "jsonl")
 
@@ -65,14 +64,6 @@ def _binary_as_base64(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _jsonl(batches: Iterable[pa.RecordBatch], out: Path) -> int:

@@ -21,8 +21,8 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from markfs.backends.base import Backend
-from markfs.render.writers import json_default
 from markfs.scan.stats import TableStats
+from markfs.values import json_default
 
 SAMPLE_BYTES = 1024 * 1024
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
