@@ -8,14 +8,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from markfs import __version__, runtime
+from markfs.cli_common import MarkfsGroup, data_dir_of, open_tree
+from markfs.cli_curation import category, tag, view
 from markfs.config import DataDir, default_data_dir
 from markfs.errors import UserError
 
@@ -23,43 +24,6 @@ if TYPE_CHECKING:
     from markfs.namespace.tree import Tree
 
 MOUNT_WAIT_S = 30.0
-
-
-def data_dir_of(ctx: click.Context) -> DataDir:
-    return DataDir(ctx.obj["data_dir"])
-
-
-@contextmanager
-def open_tree(ctx: click.Context, create: bool = False, walk: bool = False) -> Iterator[Tree]:
-    """The data directory's tree, closed when the command is done with it."""
-    from markfs.namespace.tree import Tree
-
-    tree = Tree.open(data_dir_of(ctx), create=create, walk=walk)
-    try:
-        yield tree
-    finally:
-        tree.close()
-
-
-class MarkfsGroup(click.Group):
-    """Turns UserError (and unexpected OS errors) into one line on stderr and exit 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            click.echo(f"markfs: {exc}", err=True)
-            ctx.exit(1)
-        except Exception as exc:
-            from markfs.catalog.db import DAMAGE_ERRORS, damaged
-
-            if not isinstance(exc, DAMAGE_ERRORS):
-                raise
-            click.echo(f"markfs: {damaged(data_dir_of(ctx).catalog, exc)}", err=True)
-            ctx.exit(1)
-        except PermissionError as exc:
-            click.echo(f"markfs: permission denied: {exc.filename or exc}", err=True)
-            ctx.exit(1)
 
 
 @click.group(cls=MarkfsGroup)
@@ -74,6 +38,10 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
     os.umask(0o077)
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = (data_dir or default_data_dir()).absolute()
+
+
+for _group in (view, tag, category):
+    main.add_command(_group)
 
 
 @main.command()

@@ -22,9 +22,13 @@ class Kind(str, Enum):
     CONTROL = "control"  # generated read-only files under /.markfs
     SOURCE = "source"  # a path inside a source (the source root has remote_path b"")
     TABLE = "table"  # a folder or snapshot file of a managed table under /tables
+    VIEW = "view"  # a view's folder under /views, or a folder inside it
+    TAG = "tag"  # a tag's folder under /tags
+    CATEGORY = "category"  # a category's folder under /categories
 
 
-_KIND_CODES = {Kind.LAYOUT: 1, Kind.CONTROL: 2, Kind.SOURCE: 3, Kind.TABLE: 4}
+_KIND_CODES = {Kind.LAYOUT: 1, Kind.CONTROL: 2, Kind.SOURCE: 3, Kind.TABLE: 4, Kind.VIEW: 5,
+               Kind.TAG: 6, Kind.CATEGORY: 7}
 _KINDS_BY_CODE = {v: k for k, v in _KIND_CODES.items()}
 
 

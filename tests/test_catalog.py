@@ -133,3 +133,30 @@ def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: 
     assert any("staged file missing" in p for p in problems)
     fsck(tree, repair=True)
     assert not any("staged file" in p for p in fsck(tree, repair=False).problems)
+
+
+def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: Path) -> None:
+    import apsw
+
+    from markfs.catalog.schema import MIGRATIONS
+
+    data_dir = tmp_path / "old-data"
+    data_dir.mkdir()
+    conn = apsw.Connection(str(DataDir(data_dir).catalog))
+    conn.execute("PRAGMA foreign_keys = OFF")
+    for number, sql in enumerate(MIGRATIONS[:6], start=1):
+        with conn:
+            conn.execute(sql)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (number,))
+    conn.execute("INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, mtime_ns, "
+                 "ctime_ns, generation) VALUES (50, 1, x'6f6c64', 'layout', 16877, 0, 0, 1, 1, 7)")
+    conn.close()
+    tree = Tree.open(DataDir(data_dir), create=True)
+    old = q.get_node(tree.catalog.conn, 50)
+    assert old is not None and old.name == b"old" and old.generation == 7
+    with tree.transaction() as txn:
+        for kind in Kind:
+            q.insert_node(txn, 4, kind.value.encode(),
+                          q.NewNode(kind, stat.S_IFDIR | 0o755, 0, 0, 0, 1, 1),
+                          generation=tree.generation)
+    assert {tree.child(4, k.value.encode()).kind for k in Kind} == set(Kind)  # type: ignore[union-attr]

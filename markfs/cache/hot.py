@@ -49,6 +49,9 @@ class HotCache:
         self._inodes = self.env.open_db(b"inodes")
         self._dentries = self.env.open_db(b"dentries")
         self._meta = self.env.open_db(b"meta")
+        # transactions this process applied: a reader holding a node looks it up again
+        # only after this moved (nodes change in the daemon's own transactions)
+        self.applied = 0
 
     def close(self) -> None:
         self.env.close()
@@ -69,6 +72,7 @@ class HotCache:
         return None if buf is None else int(_STAMP.unpack(buf)[0])
 
     def apply(self, changes: ChangeSet, stamp: int) -> None:
+        self.applied += 1
         with self.env.begin(write=True) as txn:
             for parent, name in changes.gone_dentries:
                 txn.delete(_dentry_key(parent, name), db=self._dentries)
@@ -87,6 +91,7 @@ class HotCache:
     def rebuild(self, nodes: Iterable[Node], links: Iterable[tuple[int, bytes, int]],
                 stamp: int) -> None:
         """Replace the whole mirror with the given catalog content, in one transaction."""
+        self.applied += 1
         with self.env.begin(write=True) as txn:
             txn.drop(self._inodes, delete=False)
             txn.drop(self._dentries, delete=False)

@@ -302,4 +302,106 @@ MIGRATIONS: list[str] = [
     -- the daemon's memory, as `dir_ttl` needs it)
     ALTER TABLE nodes DROP COLUMN listed_ns;
     """,
+    # 7: node kinds are the code's to know: no CHECK that a new kind must rebuild
+    """
+    -- The nodes table a last time, without the CHECK on kind: every new kind of node
+    -- (views, tags, categories, ...) meant rebuilding this table, the biggest of all.
+    -- `model.Kind` is the list of kinds now, checked where rows are read.
+    CREATE TABLE nodes_v7 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT, -- inode number; AUTOINCREMENT: never reused
+        parent      INTEGER NOT NULL,   -- parent node id (the root is its own parent); no FK:
+                                        -- subtrees are removed explicitly so the mirror hears of it
+        name        BLOB NOT NULL,      -- one path component, bytes as the kernel sends them
+        kind        TEXT NOT NULL,      -- which provider answers for the node: a value of
+                                        -- model.Kind ('layout', 'source', 'table', 'view', ...)
+        mode        INTEGER NOT NULL,   -- st_mode, file type bits included
+        uid         INTEGER NOT NULL,   -- owner
+        gid         INTEGER NOT NULL,   -- group
+        size        INTEGER NOT NULL DEFAULT 0,  -- st_size in bytes
+        mtime_ns    INTEGER NOT NULL,   -- content modification time
+        ctime_ns    INTEGER NOT NULL,   -- status change time
+        nlink       INTEGER NOT NULL DEFAULT 1,  -- link count as the source reports it
+        generation  INTEGER NOT NULL,   -- with id, the identity in NFS file handles
+        source_id   INTEGER REFERENCES sources(id),  -- owning source for kinds 'source', 'table'
+        remote_path BLOB,               -- kind 'source': path inside the source, '/'-separated,
+                                        -- b'' = its root; kind 'view': the folder's path
+                                        -- inside its view (b'' = the view's own folder)
+        target      BLOB,               -- symlink target
+        etag        BLOB,               -- content identity: S3 ETag, SFTP size+mtime token, or
+                                        -- for a table file the xxh3-128 of its snapshot
+        UNIQUE (parent, name)
+    );
+    INSERT INTO nodes_v7 (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
+                          nlink, generation, source_id, remote_path, target, etag)
+        SELECT id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink,
+               generation, source_id, remote_path, target, etag FROM nodes;
+    DROP TABLE nodes;
+    ALTER TABLE nodes_v7 RENAME TO nodes;
+    CREATE INDEX nodes_by_parent_id ON nodes (parent, id);          -- readdir in stable id order
+    CREATE INDEX nodes_by_remote ON nodes (source_id, remote_path); -- source path -> node
+    """,
+    # 8: views, tags and categories
+    """
+    -- Virtual folders under /views: files of several sources gathered by rules and pins.
+    -- A member is shown as its source's own node (same inode), never as a copy.
+    CREATE TABLE views (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+        name          TEXT NOT NULL UNIQUE,   -- folder name under /views
+        node_id       INTEGER NOT NULL UNIQUE,  -- the view's folder (kind 'view')
+        landing_source_id INTEGER REFERENCES sources(id) ON DELETE SET NULL,
+                                              -- where files created in the view go (NULL:
+                                              -- creating in the view is EROFS)
+        landing_path  TEXT,                   -- folder inside the landing source ('' = root)
+        created_ns    INTEGER NOT NULL        -- when `view add` ran
+    );
+
+    -- The rules of a view: files of SOURCE whose path (relative to its root) matches GLOB
+    -- are members; for an SQL source, managed tables whose SCHEMA/TABLE (or TABLE) matches.
+    CREATE TABLE view_rules (
+        view_id   INTEGER NOT NULL REFERENCES views(id) ON DELETE CASCADE,  -- owner
+        position  INTEGER NOT NULL,   -- order given on the command line
+        source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,  -- whose files
+        glob      TEXT NOT NULL,      -- '*' within a folder, '**' across folders
+        PRIMARY KEY (view_id, position)
+    ) WITHOUT ROWID;
+
+    -- Members added by hand (`view pin`, and files created in a view outside its rules),
+    -- shown at the view's top level. Deleting the node unpins it.
+    CREATE TABLE view_pins (
+        view_id  INTEGER NOT NULL REFERENCES views(id) ON DELETE CASCADE,  -- owner
+        node_id  INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,  -- the member
+        PRIMARY KEY (view_id, node_id)
+    ) WITHOUT ROWID;
+
+    -- Tags of files and folders (kinds 'source' and 'table'). Keyed by node, so a tag
+    -- follows its file across renames made through the mount; deleting the node drops it.
+    CREATE TABLE tags (
+        node_id  INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,  -- the tagged node
+        tag      TEXT NOT NULL,    -- one tag: no '/', ',' or NUL
+        PRIMARY KEY (node_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_by_tag ON tags (tag);  -- /tags/TAG lists its nodes
+
+    -- The folder of each tag under /tags (a tag exists while some node has it).
+    CREATE TABLE tag_folders (
+        tag      TEXT PRIMARY KEY,                 -- the tag
+        node_id  INTEGER NOT NULL UNIQUE           -- its folder (kind 'tag')
+    ) WITHOUT ROWID;
+
+    -- A second hierarchy over the same files: user-defined categories (finance/2024/audit).
+    CREATE TABLE categories (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+        parent   INTEGER REFERENCES categories(id) ON DELETE CASCADE,  -- NULL: top level
+        name     TEXT NOT NULL,                      -- one path component
+        node_id  INTEGER NOT NULL UNIQUE,            -- its folder under /categories
+        UNIQUE (parent, name)
+    );
+
+    -- Files (and folders) assigned to a category; shown in its folder.
+    CREATE TABLE category_members (
+        category_id INTEGER NOT NULL REFERENCES categories(id) ON DELETE CASCADE,  -- where
+        node_id     INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,       -- what
+        PRIMARY KEY (category_id, node_id)
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -1,57 +1,193 @@
-"""Open files of the mount: what each FUSE file handle refers to.
+"""Open files of the mount: one handle type per way of reading and writing, chosen at open.
 
-A handle is either a backend file (reads and writes go to the source) or a
-snapshot of a generated file (control files: the bytes rendered at open). While
-a file is open for writing, its size as written so far overrides the catalog's,
-so getattr is right before the catalog hears of the change at release.
+`FileHandle` holds the defaults every open file shares (as rclone's vfs
+`baseHandle` does): not readable, not writable, nothing to flush or close. Each
+subclass overrides what its kind of file can do:
+
+- `GeneratedHandle`: bytes rendered at open (control files), served from memory.
+- `SnapshotHandle`: a managed table's snapshot blob, held open so a refresh that
+  swaps in a new snapshot leaves this reader on the old bytes.
+- `InPlaceHandle`: a file of a local source, read and written where it lives.
+- `RemoteReadHandle`: an S3/SFTP file opened read-only, served by the content cache.
+- `StagedHandle`: an S3/SFTP file opened for writing: a staged local copy, journaled
+  for upload at every flush.
+
+While a file is open for writing, its size as written so far overrides the
+catalog's, so getattr is right before the catalog hears of the change.
 """
 
 from __future__ import annotations
 
 import errno
 import itertools
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Awaitable, Callable
 
 from markfs.backends.base import OpenFile
+from markfs.catalog import nodes
 from markfs.errors import FsError
 from markfs.model import Node
-from markfs.namespace.remote import Staged
+from markfs.namespace.remote import RemoteFiles, Staged
+from markfs.namespace.tree import Tree
+from markfs.namespace.workers import IoRunner
 
 
-@dataclass(eq=False)
-class Handle:
-    node_id: int
-    file: OpenFile | None = None  # backend file
-    snapshot: bytes | None = None  # generated content
-    writable: bool = False
-    written: bool = False  # any write or truncate through this handle
-    size: int = 0  # size as this handle last knew it (for writers)
-    node: Node | None = None  # attributes at open, served if the node is unlinked meanwhile
-    staged: Staged | None = None  # a remote writer's staged copy
-    journal_id: int | None = None  # the upload journal row of this handle's last flush
+class FileHandle:
+    """An open file with nothing it can do: the defaults the handle types override."""
+
+    direct_io = False  # True: reads bypass the kernel's page cache (content may change)
+
+    def __init__(self, node: Node, writable: bool = False) -> None:
+        self.node_id = node.id
+        self.node = node  # attributes at open, served if the node is unlinked meanwhile
+        self.writable = writable
+        self.written = False  # any write or truncate through this handle since its last flush
+        self.size = node.size  # size as this handle last knew it (for writers)
+        self.journal_id: int | None = None  # upload journal row of the last flush, if any
+
+    async def read(self, offset: int, size: int) -> bytes:
+        raise FsError(errno.EBADF)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        raise FsError(errno.EBADF)
+
+    async def truncate(self, size: int) -> None:
+        raise FsError(errno.EBADF)
+
+    async def fsync(self, datasync: bool) -> None:
+        """Nothing buffered here."""
+
+    async def settle(self) -> None:
+        """Make what was written the file's content (called when `written` is set)."""
+        self.written = False
+
+    async def close(self) -> None:
+        """Nothing held."""
+
+
+class GeneratedHandle(FileHandle):
+    direct_io = True  # rendered anew at each open: the page cache must not keep old bytes
+
+    def __init__(self, node: Node, data: bytes) -> None:
+        super().__init__(node)
+        self.data = data
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return self.data[offset : offset + size]
+
+
+class SnapshotHandle(FileHandle):
+    def __init__(self, node: Node, file: OpenFile, io: IoRunner) -> None:
+        super().__init__(node)
+        self.file, self._io = file, io
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return await self._io(self.file.read, offset, size)
+
+    async def close(self) -> None:
+        await self._io(self.file.close)
+
+
+class InPlaceHandle(SnapshotHandle):
+    """`restat` re-reads a node from its source after a change (the source is the truth);
+    None when the node is gone."""
+
+    def __init__(self, node: Node, file: OpenFile, io: IoRunner, writable: bool,
+                 restat: Callable[[int], Awaitable[Node | None]]) -> None:
+        super().__init__(node, file, io)
+        self.writable = writable
+        self._restat = restat
+
+    async def write(self, offset: int, data: bytes) -> int:
+        return await self._io(self.file.write, offset, data)
+
+    async def truncate(self, size: int) -> None:
+        await self._io(self.file.truncate, size)
+
+    async def fsync(self, datasync: bool) -> None:
+        await self._io(self.file.fsync, datasync)
+
+    async def settle(self) -> None:
+        self.written = False
+        try:
+            node = await self._restat(self.node_id)
+        except FsError as exc:
+            if exc.code != errno.ENOENT:  # unlinked meanwhile: nothing to record
+                raise
+            return
+        if node is not None:
+            self.size = node.size
+
+
+class RemoteReadHandle(FileHandle):
+    """Keeps its node between reads; looks again only after the tree changed in this
+    process (an upload, a listing, a restat), not at every read."""
+
+    def __init__(self, node: Node, remote: RemoteFiles, tree: Tree) -> None:
+        super().__init__(node)
+        self._remote, self._tree = remote, tree
+        self._seen = tree.hot.applied
+
+    async def read(self, offset: int, size: int) -> bytes:
+        if self._tree.hot.applied != self._seen:
+            self._seen = self._tree.hot.applied
+            self.node = self._tree.node(self.node_id) or self.node
+        return await self._remote.read(self.node, offset, size)
+
+
+class StagedHandle(FileHandle):
+    def __init__(self, node: Node, staged: Staged, remote: RemoteFiles, tree: Tree) -> None:
+        super().__init__(node, writable=True)
+        self.staged, self._remote, self._tree = staged, remote, tree
+        self.size = staged.size
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return await self._remote.read_staged(self.staged, offset, size)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        return await self._remote.write(self.staged, offset, data)
+
+    async def truncate(self, size: int) -> None:
+        await self._remote.truncate(self.staged, size)
+
+    async def settle(self) -> None:
+        """The staged copy is the file's content now: catalog attributes, and an upload."""
+        self.written = False
+        node = self._tree.node(self.node_id)
+        if node is None:
+            return  # unlinked while open
+        size, now = self.staged.size, time.time_ns()
+        with self._tree.transaction() as txn:
+            nodes.update_node(txn, node.id, size=size, mtime_ns=now, ctime_ns=now)
+        self.journal_id = self._remote.journal(node.with_(size=size), self.staged)
+        self.size = size
+
+    async def close(self) -> None:
+        self._remote.release_writer(self.node_id, self.staged)
 
 
 class HandleTable:
-    """File handle number -> Handle, indexed by node too (getattr asks on every call)."""
+    """File handle number -> handle, indexed by node too (getattr asks on every call)."""
 
     def __init__(self) -> None:
-        self._handles: dict[int, Handle] = {}
-        self._by_node: dict[int, list[Handle]] = {}
+        self._handles: dict[int, FileHandle] = {}
+        self._by_node: dict[int, list[FileHandle]] = {}
         self._numbers = itertools.count(1)
 
-    def add(self, handle: Handle) -> int:
+    def add(self, handle: FileHandle) -> int:
         fh = next(self._numbers)
         self._handles[fh] = handle
         self._by_node.setdefault(handle.node_id, []).append(handle)
         return fh
 
-    def get(self, fh: int) -> Handle:
+    def get(self, fh: int) -> FileHandle:
         try:
             return self._handles[fh]
         except KeyError:
             raise FsError(errno.EBADF) from None
 
-    def pop(self, fh: int) -> Handle:
+    def pop(self, fh: int) -> FileHandle:
         handle = self.get(fh)
         del self._handles[fh]
         same_node = self._by_node[handle.node_id]
@@ -60,10 +196,10 @@ class HandleTable:
             del self._by_node[handle.node_id]
         return handle
 
-    def for_node(self, node_id: int) -> list[Handle]:
+    def for_node(self, node_id: int) -> list[FileHandle]:
         return self._by_node.get(node_id, [])
 
-    def writers(self, node_id: int) -> list[Handle]:
+    def writers(self, node_id: int) -> list[FileHandle]:
         return [h for h in self.for_node(node_id) if h.writable]
 
     def is_open(self, node_id: int) -> bool:
@@ -81,3 +217,12 @@ class HandleTable:
 
     def __len__(self) -> int:
         return len(self._handles)
+
+
+def close_file(file: OpenFile) -> None:
+    """Releases a file the worker pool opened for a request that was abandoned."""
+    file.close()
+
+
+def is_write_open(flags: int) -> bool:
+    return (flags & os.O_ACCMODE) != os.O_RDONLY or bool(flags & os.O_TRUNC)

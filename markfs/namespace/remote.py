@@ -32,6 +32,7 @@ from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.chunks import ChunkReader
+from markfs.namespace.listing import update_attrs
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
 from markfs.runtime import owner_alive, owner_token
@@ -82,16 +83,41 @@ class RemoteFiles:
         self._controls: dict[int, UploadControl] = {}  # node id -> its upload in flight
         self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
         self._retry = trio.Event()  # set: back-offs end now
+        # told when a read found a node changed on its source (the namespace marks it and
+        # drops what the kernel cached of it)
+        self.on_changed: Callable[[int], None] = lambda node_id: None
 
     # -- reading -------------------------------------------------------------------
 
     async def read(self, node: Node, offset: int, size: int) -> bytes:
+        """Bytes of a file: from its staged copy if it has one, else through the content
+        cache. An object that changed on the server since it was listed (ESTALE) is
+        looked at again and the new version read."""
         staged = self.staged.get(node.id)
-        if staged is not None and staged.fd >= 0:
-            return await self._io(os.pread, staged.fd, size, offset)
         if staged is not None:
-            return await self._read_local(staged.path, offset, size)
-        return await self.reader.read(node, offset, size)
+            return await self.read_staged(staged, offset, size)
+        try:
+            return await self.reader.read(node, offset, size)
+        except FsError as exc:
+            if exc.code != errno.ESTALE:
+                raise
+        return await self.reader.read(await self._restat(node), offset, size)
+
+    async def _restat(self, node: Node) -> Node:
+        assert node.source_id is not None and node.remote_path is not None
+        self.on_changed(node.id)
+        entry = await self._io(self._backend_of(node.source_id).stat, node.remote_path)
+        current = self.tree.node(node.id)
+        if current is None:
+            return node
+        node = update_attrs(self.tree, current, entry)
+        self.on_changed(node.id)
+        return node
+
+    async def read_staged(self, staged: Staged, offset: int, size: int) -> bytes:
+        if staged.fd >= 0:
+            return await self._io(os.pread, staged.fd, size, offset)
+        return await self._read_local(staged.path, offset, size)
 
     async def _read_local(self, path: Path, offset: int, size: int) -> bytes:
         def pread() -> bytes:

@@ -28,7 +28,8 @@ class IoRunner(Protocol):
     """Runs a blocking call in a worker thread under a deadline (`WorkerPool.run`)."""
 
     async def __call__(self, fn: Callable[..., T], *args: object,
-                       timeout: float | None = None) -> T: ...
+                       timeout: float | None = None,
+                       release: Callable[[T], object] | None = None) -> T: ...
 
 
 class WorkerPool:

@@ -1,0 +1,70 @@
+"""The `categories` and `category_members` tables: a user-defined tree over the files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    id: int
+    parent: int | None  # None: top level
+    name: str
+    node_id: int  # its folder under /categories
+
+
+_COLUMNS = "id, parent, name, node_id"
+
+
+def find(conn: apsw.Connection | Txn, parent: int | None, name: str) -> CategoryRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM categories WHERE parent IS ? AND name = ?",
+                       (parent, name)).fetchone()
+    return None if row is None else CategoryRow(*row)
+
+
+def by_folder(conn: apsw.Connection, node_id: int) -> CategoryRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM categories WHERE node_id = ?",
+                       (node_id,)).fetchone()
+    return None if row is None else CategoryRow(*row)
+
+
+def all_categories(conn: apsw.Connection) -> list[CategoryRow]:
+    return [CategoryRow(*r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM categories ORDER BY id")]
+
+
+def insert(txn: Txn, parent: int | None, name: str, node_id: int) -> int:
+    txn.execute("INSERT INTO categories (parent, name, node_id) VALUES (?, ?, ?)",
+                (parent, name, node_id))
+    return int(txn.conn.last_insert_rowid())
+
+
+def delete(txn: Txn, category_id: int) -> None:
+    """The category, its sub-categories and their assignments (never the files)."""
+    txn.execute("DELETE FROM categories WHERE id = ?", (category_id,))
+
+
+def members(conn: apsw.Connection, category_id: int) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT node_id FROM category_members WHERE category_id = ? ORDER BY node_id",
+        (category_id,))]
+
+
+def categories_of(conn: apsw.Connection, node_id: int) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT category_id FROM category_members WHERE node_id = ?", (node_id,))]
+
+
+def assign(txn: Txn, category_id: int, node_id: int) -> bool:
+    txn.execute("INSERT OR IGNORE INTO category_members VALUES (?, ?)", (category_id, node_id))
+    return int(txn.conn.changes()) > 0
+
+
+def unassign(txn: Txn, category_id: int, node_id: int) -> bool:
+    txn.execute("DELETE FROM category_members WHERE category_id = ? AND node_id = ?",
+                (category_id, node_id))
+    return int(txn.conn.changes()) > 0

@@ -1,0 +1,57 @@
+"""The `tags` and `tag_folders` tables: tags of nodes, and the folder of each tag."""
+
+from __future__ import annotations
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+def tags_of(conn: apsw.Connection, node_id: int) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT tag FROM tags WHERE node_id = ? ORDER BY tag", (node_id,))]
+
+
+def nodes_tagged(conn: apsw.Connection, tag: str) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT node_id FROM tags WHERE tag = ? ORDER BY node_id", (tag,))]
+
+
+def all_tags(conn: apsw.Connection) -> list[tuple[str, int]]:
+    """(tag, number of nodes with it), by tag."""
+    return [(t, n) for t, n in conn.execute(
+        "SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag")]
+
+
+def add_tag(txn: Txn, node_id: int, tag: str) -> bool:
+    txn.execute("INSERT OR IGNORE INTO tags VALUES (?, ?)", (node_id, tag))
+    return int(txn.conn.changes()) > 0
+
+
+def remove_tag(txn: Txn, node_id: int, tag: str) -> bool:
+    txn.execute("DELETE FROM tags WHERE node_id = ? AND tag = ?", (node_id, tag))
+    return int(txn.conn.changes()) > 0
+
+
+def folder_of(conn: apsw.Connection | Txn, tag: str) -> int | None:
+    row = conn.execute("SELECT node_id FROM tag_folders WHERE tag = ?", (tag,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def tag_of_folder(conn: apsw.Connection, node_id: int) -> str | None:
+    row = conn.execute("SELECT tag FROM tag_folders WHERE node_id = ?", (node_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_folder(txn: Txn, tag: str, node_id: int) -> None:
+    txn.execute("INSERT INTO tag_folders VALUES (?, ?)", (tag, node_id))
+
+
+def unused_folders(txn: Txn) -> list[tuple[str, int]]:
+    """Folders of tags no node has any more."""
+    return [(t, n) for t, n in txn.execute(
+        "SELECT tag, node_id FROM tag_folders WHERE tag NOT IN (SELECT tag FROM tags)")]
+
+
+def drop_folder(txn: Txn, tag: str) -> None:
+    txn.execute("DELETE FROM tag_folders WHERE tag = ?", (tag,))

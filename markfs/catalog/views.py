@@ -1,0 +1,84 @@
+"""The `views`, `view_rules` and `view_pins` tables: what each view gathers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    id: int
+    name: str
+    node_id: int  # the view's folder under /views
+    landing_source_id: int | None  # where files created in the view go (None: nowhere)
+    landing_path: str  # folder inside the landing source
+
+
+@dataclass(frozen=True)
+class Rule:
+    source_id: int
+    glob: str
+
+
+_COLUMNS = "id, name, node_id, landing_source_id, coalesce(landing_path, '')"
+
+
+def _row(row: tuple[int, str, int, int | None, str]) -> ViewRow:
+    return ViewRow(*row)
+
+
+def all_views(conn: apsw.Connection) -> list[ViewRow]:
+    return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM views ORDER BY name")]
+
+
+def get_view(conn: apsw.Connection, name: str) -> ViewRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM views WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def view_of_folder(conn: apsw.Connection, node_id: int) -> ViewRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM views WHERE node_id = ?", (node_id,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def rules_of(conn: apsw.Connection, view_id: int) -> list[Rule]:
+    return [Rule(s, g) for s, g in conn.execute(
+        "SELECT source_id, glob FROM view_rules WHERE view_id = ? ORDER BY position",
+        (view_id,))]
+
+
+def pins_of(conn: apsw.Connection, view_id: int) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT node_id FROM view_pins WHERE view_id = ? ORDER BY node_id", (view_id,))]
+
+
+def insert_view(txn: Txn, name: str, node_id: int, landing: tuple[int, str] | None,
+                rules: list[Rule]) -> int:
+    source_id, path = landing if landing is not None else (None, None)
+    txn.execute("INSERT INTO views (name, node_id, landing_source_id, landing_path, "
+                "created_ns) VALUES (?, ?, ?, ?, ?)",
+                (name, node_id, source_id, path, time.time_ns()))
+    view_id = int(txn.conn.last_insert_rowid())
+    for position, rule in enumerate(rules):
+        txn.execute("INSERT INTO view_rules VALUES (?, ?, ?, ?)",
+                    (view_id, position, rule.source_id, rule.glob))
+    return view_id
+
+
+def delete_view(txn: Txn, view_id: int) -> None:
+    txn.execute("DELETE FROM views WHERE id = ?", (view_id,))
+
+
+def pin(txn: Txn, view_id: int, node_id: int) -> bool:
+    txn.execute("INSERT OR IGNORE INTO view_pins VALUES (?, ?)", (view_id, node_id))
+    return int(txn.conn.changes()) > 0
+
+
+def unpin(txn: Txn, view_id: int, node_id: int) -> bool:
+    txn.execute("DELETE FROM view_pins WHERE view_id = ? AND node_id = ?", (view_id, node_id))
+    return int(txn.conn.changes()) > 0

@@ -1,0 +1,232 @@
+"""`markfs view`, `markfs tag` and `markfs category`: gathering files from every source.
+
+PATH arguments are mount paths: /sources/NAME/..., /tables/SOURCE/SCHEMA/TABLE.
+"""
+
+from __future__ import annotations
+
+import click
+
+from markfs.cli_common import open_tree
+from markfs.errors import UserError
+
+LIST_TIMEOUT_S = 30.0
+
+
+# -- views ---------------------------------------------------------------------------------
+
+@click.group()
+def view() -> None:
+    """Virtual folders under /views that gather files of several sources."""
+
+
+@view.command("add")
+@click.argument("name")
+@click.argument("rules", nargs=-1, required=True, metavar="SOURCE:GLOB...")
+@click.option("--landing", metavar="SOURCE/PATH",
+              help="Folder where files created in the view go (else creating is refused).")
+@click.pass_context
+def view_add(ctx: click.Context, name: str, rules: tuple[str, ...],
+             landing: str | None) -> None:
+    """Make view NAME of the files RULES select ('**' spans folders)."""
+    from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree:
+        curation.add_view(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(rules), landing)
+    click.echo(f"added view {name}: /views/{name}")
+
+
+@view.command("pin")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def view_pin(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
+    """Add files or folders to a view by hand (shown at its top level)."""
+    _pin(ctx, name, paths, True)
+
+
+@view.command("unpin")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def view_unpin(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
+    """Take pinned members out of a view (the files stay where they are)."""
+    _pin(ctx, name, paths, False)
+
+
+def _pin(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> None:
+    from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree:
+        changed = curation.pin(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(paths), on)
+    click.echo(f"{'pinned' if on else 'unpinned'} {changed} of {len(paths)} in view {name}")
+
+
+@view.command("list")
+@click.pass_context
+def view_list(ctx: click.Context) -> None:
+    """Views: name and mount path."""
+    from markfs.namespace import curation
+
+    with open_tree(ctx) as tree:
+        for row in curation.all_views(tree):
+            click.echo(f"{row.name}\t/views/{row.name}")
+
+
+@view.command("show")
+@click.argument("name")
+@click.pass_context
+def view_show(ctx: click.Context, name: str) -> None:
+    """A view's rules, landing, pins, members and bytes (as far as the catalog knows)."""
+    from markfs.namespace import curation
+
+    with open_tree(ctx) as tree:
+        info = curation.summary(tree, name)
+    click.echo(f"view {info.name}: /views/{info.name}")
+    for rule in info.rules:
+        click.echo(f"  rule    {rule}")
+    for pinned in info.pins:
+        click.echo(f"  pinned  {pinned}")
+    click.echo(f"  landing {info.landing or '(none: creating files in the view is refused)'}")
+    click.echo(f"  members {info.members} ({info.bytes} bytes) known to the catalog")
+
+
+@view.command("remove")
+@click.argument("name")
+@click.pass_context
+def view_remove(ctx: click.Context, name: str) -> None:
+    """Remove a view (never its members' files)."""
+    from markfs.namespace import curation
+
+    with open_tree(ctx) as tree:
+        curation.remove_view(tree, name)
+    click.echo(f"removed view {name}")
+
+
+# -- tags ----------------------------------------------------------------------------------
+
+@click.group()
+def tag() -> None:
+    """Tags of files and folders; /tags/TAG lists everything with the tag."""
+
+
+@tag.command("add")
+@click.argument("name", metavar="TAG")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def tag_add(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
+    """Give TAG to files or folders."""
+    _tag(ctx, name, paths, True)
+
+
+@tag.command("remove")
+@click.argument("name", metavar="TAG")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def tag_remove(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
+    """Take TAG off files or folders."""
+    _tag(ctx, name, paths, False)
+
+
+def _tag(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> None:
+    from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree:
+        changed = curation.tag_paths(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(paths),
+                                     on)
+    click.echo(f"{'tagged' if on else 'untagged'} {changed} of {len(paths)}: {name}")
+
+
+@tag.command("list")
+@click.argument("path", required=False)
+@click.pass_context
+def tag_list(ctx: click.Context, path: str | None) -> None:
+    """Every tag with its count, or the tags of PATH."""
+    from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree:
+        if path is None:
+            for name, count in curation.all_tags(tree):
+                click.echo(f"{name}\t{count}\t/tags/{name}")
+            return
+        node = curation.resolve(tree, SourceSet(tree, LIST_TIMEOUT_S), path)
+        for name in curation.tags_of(tree, node):
+            click.echo(name)
+
+
+# -- categories --------------------------------------------------------------------------------
+
+@click.group()
+def category() -> None:
+    """A tree of categories over the files; /categories shows it."""
+
+
+@category.command("add")
+@click.argument("path", metavar="CATEGORY")
+@click.pass_context
+def category_add(ctx: click.Context, path: str) -> None:
+    """Make a category (and its parents): finance/2024/audit."""
+    from markfs.namespace import curation
+
+    with open_tree(ctx) as tree:
+        made = curation.add_category(tree, path)
+    click.echo(f"{'added' if made else 'already there:'} category "
+               f"/categories/{path.strip('/')}")
+
+
+@category.command("assign")
+@click.argument("path", metavar="CATEGORY")
+@click.argument("files", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def category_assign(ctx: click.Context, path: str, files: tuple[str, ...]) -> None:
+    """Put files or folders into a category."""
+    _assign(ctx, path, files, True)
+
+
+@category.command("unassign")
+@click.argument("path", metavar="CATEGORY")
+@click.argument("files", nargs=-1, required=True, metavar="PATH...")
+@click.pass_context
+def category_unassign(ctx: click.Context, path: str, files: tuple[str, ...]) -> None:
+    """Take files or folders out of a category."""
+    _assign(ctx, path, files, False)
+
+
+def _assign(ctx: click.Context, path: str, files: tuple[str, ...], on: bool) -> None:
+    from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree:
+        changed = curation.assign(tree, SourceSet(tree, LIST_TIMEOUT_S), path, list(files), on)
+    click.echo(f"{'assigned' if on else 'unassigned'} {changed} of {len(files)}: "
+               f"{path.strip('/')}")
+
+
+@category.command("list")
+@click.pass_context
+def category_list(ctx: click.Context) -> None:
+    """Every category with the number of files assigned to it."""
+    from markfs.namespace import curation
+
+    with open_tree(ctx) as tree:
+        rows = curation.all_categories(tree)
+    if not rows:
+        raise UserError("no categories yet (markfs category add PATH)")
+    for path, count in rows:
+        click.echo(f"/categories/{path}\t{count}")
+
+
+@category.command("remove")
+@click.argument("path", metavar="CATEGORY")
+@click.pass_context
+def category_remove(ctx: click.Context, path: str) -> None:
+    """Remove a category and its sub-categories (never the files)."""
+    from markfs.namespace import curation
+
+    with open_tree(ctx) as tree:
+        curation.remove_category(tree, path)
+    click.echo(f"removed category {path.strip('/')}")

@@ -1,0 +1,102 @@
+"""What operations on different nodes share: directory locks, change marks, and telling
+the kernel what it cached that is no longer true.
+
+Invariant (listings never undo the mount's own changes): a listing or stat read at
+trio time `t` does not overwrite a node the mount changed at or after `t`, nor one
+open for writing or with staged content (`ChangeMarks.since`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import trio
+
+from markfs.namespace.listing import ListingDiff
+
+log = logging.getLogger(__name__)
+
+
+class KernelNotifier(Protocol):
+    """Drops what the kernel cached about names and inodes that changed behind its back."""
+
+    def forget_entry(self, parent_id: int, name: bytes) -> None: ...
+
+    def forget_inode(self, node_id: int) -> None: ...
+
+
+class DirectoryLocks:
+    """One lock per directory: its mutations and the reconcile of its listing never
+    interleave. Several are taken in id order, so two renames cannot deadlock."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, trio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, *dir_ids: int) -> AsyncIterator[None]:
+        locks = [self._locks.setdefault(i, trio.Lock()) for i in sorted(set(dir_ids))]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+
+
+class ChangeMarks:
+    """When the mount last changed each node, so older listings leave it alone.
+
+    `busy(node_id)` says whether a node is open for writing or has staged content:
+    then nothing the source says about it is newer than what the mount has."""
+
+    def __init__(self, busy: Callable[[int], bool]) -> None:
+        self._at: dict[int, float] = {}  # node id -> trio time the mount last changed it
+        self._busy = busy
+
+    def mark(self, node_id: int) -> None:
+        now = trio.current_time()
+        if len(self._at) > 10_000:  # forget what no listing in flight can predate
+            self._at = {k: t for k, t in self._at.items() if now - t < 600}
+        self._at[node_id] = now
+
+    def since(self, started: float) -> Callable[[int], bool]:
+        """Nodes a listing read at `started` must keep as they are in the catalog."""
+        def keep(node_id: int) -> bool:
+            return self._at.get(node_id, -1.0) >= started or self._busy(node_id)
+        return keep
+
+
+class KernelNotifications:
+    """The kernel notifier, once the mount has one (tests run without a kernel)."""
+
+    def __init__(self, is_written: Callable[[int], bool]) -> None:
+        self.notifier: KernelNotifier | None = None
+        self._is_written = is_written
+
+    def forget_inode(self, node_id: int) -> None:
+        if self.notifier is not None:
+            self.notifier.forget_inode(node_id)
+
+    def forget_entry(self, parent_id: int, name: bytes) -> None:
+        if self.notifier is not None:
+            self.notifier.forget_entry(parent_id, name)
+
+    def listing_changed(self, dir_id: int, diff: ListingDiff) -> None:
+        """After a reconcile: names added or gone, attributes changed (not of files open
+        for writing: their writers know better)."""
+        if diff.removed:
+            log.info("outside change: %d name(s) gone from directory %d: %s",
+                     len(diff.removed), dir_id, [name for name, _ in diff.removed][:5])
+        if self.notifier is None or not diff:
+            return
+        for name in [*(name for name, _old in diff.removed), *diff.added]:
+            self.notifier.forget_entry(dir_id, name)  # added: drops a cached "no such name"
+        for node_id in diff.changed:
+            if not self._is_written(node_id):
+                self.notifier.forget_inode(node_id)
+        if diff.removed or diff.added:
+            self.notifier.forget_inode(dir_id)

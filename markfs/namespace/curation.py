@@ -1,0 +1,338 @@
+"""Defining views, tags and categories: what `markfs view/tag/category` and the
+`user.markfs.tags` xattr change in the catalog, with the checks that keep bad input out.
+
+Paths given by users are mount paths (`/sources/lake/a.csv`, `/tables/shop/main/orders`).
+A source folder on the way that was never listed is listed now, from its source,
+so a path can be named before anyone opened it through a mount.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from markfs.catalog import categories, nodes, tags, views
+from markfs.catalog.db import Txn
+from markfs.catalog.sources import SourceRow
+from markfs.errors import FsError, UserError
+from markfs.model import ROOT_ID, Kind, Node
+from markfs.namespace.listing import reconcile
+from markfs.namespace.membership import Pattern
+from markfs.namespace.sources import SourceSet, is_sql, list_sources, require_source
+from markfs.namespace.tree import SOURCES_ID, Tree
+
+VIEWS_ID, TAGS_ID, CATEGORIES_ID = 4, 5, 6
+FOLDER_MODE = stat.S_IFDIR | 0o755
+EVERYTHING = 1 << 62
+
+
+def check_folder_name(kind: str, name: str, extra: str = "") -> bytes:
+    """A name that becomes one folder of the mount."""
+    raw = name.encode()
+    bad = {"/", "\0", *extra}
+    if not name.strip() or name in (".", "..") or len(raw) > 255 or bad & set(name):
+        shown = "', '".join(sorted(c for c in bad if c != "\0"))
+        raise UserError(f"invalid {kind} name {name!r}: 1-255 bytes, no '{shown}' or NUL")
+    return raw
+
+
+def _new_folder(txn: Txn, tree: Tree, parent: int, name: bytes, kind: Kind,
+                remote_path: bytes | None = None) -> int:
+    now = time.time_ns()
+    new = nodes.NewNode(kind, FOLDER_MODE, os.getuid(), os.getgid(), 0, now, now, nlink=2,
+                        remote_path=remote_path)
+    return nodes.insert_node(txn, parent, name, new, generation=tree.generation)
+
+
+# -- mount paths ---------------------------------------------------------------------------
+
+def resolve(tree: Tree, sources: SourceSet, path: str) -> Node:
+    """The node at a mount path; source folders on the way are listed if never listed."""
+    node = tree.node(ROOT_ID)
+    assert node is not None
+    for part in (p for p in path.split("/") if p):
+        child = tree.child(node.id, part.encode())
+        if child is None and node.kind is Kind.SOURCE and node.is_dir:
+            _list_now(tree, sources, node)
+            child = tree.child(node.id, part.encode())
+        if child is None:
+            raise UserError(f"no such path in the mount: /{path.strip('/')}")
+        node = child
+    return node
+
+
+def _list_now(tree: Tree, sources: SourceSet, folder: Node) -> None:
+    backend = sources.backend(folder.source_id or 0)
+    if backend is None:
+        return
+    try:
+        entries = [e for page in backend.list_pages(folder.remote_path or b"") for e in page]
+    except (OSError, FsError) as exc:
+        raise UserError(f"cannot list /{mount_path(tree, folder).strip('/')}: {exc}") from None
+    reconcile(tree, folder, entries)
+
+
+def mount_path(tree: Tree, node: Node) -> str:
+    parts: list[bytes] = []
+    current: Node | None = node
+    while current is not None and current.id != ROOT_ID:
+        parts.append(current.name)
+        current = tree.node(current.parent)
+    return "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))
+
+
+def _gatherable(tree: Tree, sources: SourceSet, path: str) -> Node:
+    node = resolve(tree, sources, path)
+    if node.kind not in (Kind.SOURCE, Kind.TABLE) or node.id == SOURCES_ID:
+        raise UserError(f"only files and folders of sources and tables can be gathered: "
+                        f"{path}")
+    return node
+
+
+# -- views ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ViewSummary:
+    name: str
+    rules: list[str]
+    landing: str | None
+    pins: list[str]
+    members: int  # known to the catalog (folders never listed are not counted)
+    bytes: int
+
+
+def parse_rule(tree: Tree, text: str) -> views.Rule:
+    source, sep, glob = text.partition(":")
+    if not sep:
+        raise UserError(f"a rule is SOURCE:GLOB, not {text!r}")
+    row = require_source(tree, source)
+    Pattern.parse(glob)
+    if is_sql(row) and glob.count("/") > 1:
+        raise UserError(f"a rule over SQL source {source!r} selects SCHEMA/TABLE: {glob!r}")
+    return views.Rule(row.id, glob)
+
+
+def add_view(tree: Tree, sources: SourceSet, name: str, rules: list[str],
+             landing: str | None) -> None:
+    raw = check_folder_name("view", name)
+    parsed = [parse_rule(tree, text) for text in rules]
+    where = _landing(tree, sources, landing) if landing else None
+    if views.get_view(tree.catalog.conn, name) is not None:
+        raise UserError(f"a view named {name!r} exists already")
+    with tree.transaction() as txn:
+        node_id = _new_folder(txn, tree, VIEWS_ID, raw, Kind.VIEW, remote_path=b"")
+        views.insert_view(txn, name, node_id, where, parsed)
+
+
+def _landing(tree: Tree, sources: SourceSet, text: str) -> tuple[int, str]:
+    source, _, path = text.strip("/").partition("/")
+    row = require_source(tree, source)
+    if is_sql(row) or row.read_only:
+        raise UserError(f"the landing must be in a writable file source; {source!r} is "
+                        f"{'an SQL source' if is_sql(row) else 'read-only'}")
+    folder = resolve(tree, sources, f"/sources/{source}/{path}")
+    if not folder.is_dir:
+        raise UserError(f"the landing must be a folder: {text}")
+    return row.id, path.strip("/")
+
+
+def require_view(tree: Tree, name: str) -> views.ViewRow:
+    view = views.get_view(tree.catalog.conn, name)
+    if view is None:
+        raise UserError(f"unknown view: {name!r}")
+    return view
+
+
+def remove_view(tree: Tree, name: str) -> None:
+    view = require_view(tree, name)
+    with tree.transaction() as txn:
+        views.delete_view(txn, view.id)
+        nodes.delete_subtree(txn, view.node_id)
+
+
+def pin(tree: Tree, sources: SourceSet, name: str, paths: list[str], on: bool) -> int:
+    """Pin (or unpin) members; how many changed."""
+    view = require_view(tree, name)
+    targets = [_gatherable(tree, sources, p) for p in paths]
+    changed = 0
+    with tree.transaction() as txn:
+        for node in targets:
+            changed += (views.pin if on else views.unpin)(txn, view.id, node.id)
+    return changed
+
+
+def all_views(tree: Tree) -> list[views.ViewRow]:
+    return views.all_views(tree.catalog.conn)
+
+
+def summary(tree: Tree, name: str) -> ViewSummary:
+    view = require_view(tree, name)
+    conn = tree.catalog.conn
+    rules = views.rules_of(conn, view.id)
+    names = {r.id: r for r in _rows(tree)}
+    members: dict[int, Node] = {}
+    for rule in rules:
+        row = names.get(rule.source_id)
+        if row is not None:
+            members.update(_known_members(tree, row, Pattern.parse(rule.glob)))
+    for node_id in views.pins_of(conn, view.id):
+        node = tree.node(node_id)
+        if node is not None:
+            members[node.id] = node
+    landing = None
+    if view.landing_source_id is not None and view.landing_source_id in names:
+        landing = f"{names[view.landing_source_id].name}/{view.landing_path}".rstrip("/")
+    return ViewSummary(
+        view.name, [f"{names[r.source_id].name}:{r.glob}" for r in rules], landing,
+        [mount_path(tree, n) for i in views.pins_of(conn, view.id) if (n := tree.node(i))],
+        len(members), sum(n.size for n in members.values() if not n.is_dir))
+
+
+def _rows(tree: Tree) -> list[SourceRow]:
+    return list_sources(tree)
+
+
+def _known_members(tree: Tree, row: SourceRow, pattern: Pattern) -> dict[int, Node]:
+    """Members of one rule among the nodes the catalog has (nothing is listed)."""
+    if is_sql(row):
+        return {}  # table folders: counted by the mount, where they are shown
+    top = nodes.node_by_remote(tree.catalog.conn, row.id, b"/".join(pattern.fixed))
+    if top is None:
+        return {}
+    depth = len(pattern.fixed)
+    out = {}
+    for node_id in nodes.subtree_ids(tree.catalog.conn, top.id):
+        node = tree.node(node_id)
+        if node is None or node.id == top.id or node.remote_path is None:
+            continue
+        below = tuple(node.remote_path.split(b"/"))[depth:]
+        if pattern.matches(below) and not (node.is_dir and pattern.spans()):
+            out[node.id] = node
+    return out
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+def check_tag(tag: str) -> str:
+    check_folder_name("tag", tag.strip(), extra=",")
+    return tag.strip()
+
+
+def set_tags(tree: Tree, node: Node, wanted: list[str]) -> None:
+    """Exactly these tags on the node (the xattr's meaning)."""
+    wanted = sorted({check_tag(t) for t in wanted if t.strip()})
+    current = tags.tags_of(tree.catalog.conn, node.id)
+    with tree.transaction() as txn:
+        for tag in set(current) - set(wanted):
+            tags.remove_tag(txn, node.id, tag)
+        for tag in set(wanted) - set(current):
+            _tag(txn, tree, node.id, tag)
+        _drop_unused_tag_folders(txn)
+
+
+def tag_paths(tree: Tree, sources: SourceSet, tag: str, paths: list[str], on: bool) -> int:
+    tag = check_tag(tag)
+    targets = [_gatherable(tree, sources, p) for p in paths]
+    if not on and tags.folder_of(tree.catalog.conn, tag) is None:
+        raise UserError(f"unknown tag: {tag!r}")
+    changed = 0
+    with tree.transaction() as txn:
+        for node in targets:
+            changed += _tag(txn, tree, node.id, tag) if on else tags.remove_tag(txn, node.id, tag)
+        _drop_unused_tag_folders(txn)
+    return changed
+
+
+def _tag(txn: Txn, tree: Tree, node_id: int, tag: str) -> bool:
+    if tags.folder_of(txn, tag) is None:
+        tags.set_folder(txn, tag, _new_folder(txn, tree, TAGS_ID, tag.encode(), Kind.TAG))
+    return tags.add_tag(txn, node_id, tag)
+
+
+def _drop_unused_tag_folders(txn: Txn) -> None:
+    for tag, folder in tags.unused_folders(txn):
+        tags.drop_folder(txn, tag)
+        nodes.delete_subtree(txn, folder)
+
+
+def tags_of(tree: Tree, node: Node) -> list[str]:
+    return tags.tags_of(tree.catalog.conn, node.id)
+
+
+def all_tags(tree: Tree) -> list[tuple[str, int]]:
+    return tags.all_tags(tree.catalog.conn)
+
+
+def tagged(tree: Tree, tag: str) -> list[str]:
+    return sorted(mount_path(tree, n) for i in tags.nodes_tagged(tree.catalog.conn, tag)
+                  if (n := tree.node(i)) is not None)
+
+
+# -- categories ---------------------------------------------------------------------------------
+
+def _category_parts(path: str) -> list[str]:
+    parts = [p for p in path.strip("/").split("/") if p]
+    if not parts:
+        raise UserError("a category path names at least one folder: finance/2024/audit")
+    for part in parts:
+        check_folder_name("category", part)
+    return parts
+
+
+def find_category(tree: Tree, path: str) -> categories.CategoryRow:
+    row = None
+    for part in _category_parts(path):
+        row = categories.find(tree.catalog.conn, row.id if row else None, part)
+        if row is None:
+            raise UserError(f"unknown category: {path.strip('/')!r}")
+    assert row is not None
+    return row
+
+
+def add_category(tree: Tree, path: str) -> bool:
+    """Make the category and any missing parents; False if it existed."""
+    made = False
+    with tree.transaction() as txn:
+        parent: categories.CategoryRow | None = None
+        for part in _category_parts(path):
+            row = categories.find(txn, parent.id if parent else None, part)
+            if row is None:
+                folder = _new_folder(txn, tree, parent.node_id if parent else CATEGORIES_ID,
+                                     part.encode(), Kind.CATEGORY)
+                category_id = categories.insert(txn, parent.id if parent else None, part,
+                                                folder)
+                row = categories.CategoryRow(category_id, parent.id if parent else None, part,
+                                             folder)
+                made = True
+            parent = row
+    return made
+
+
+def remove_category(tree: Tree, path: str) -> None:
+    """The category and its sub-categories; their files stay where they are."""
+    row = find_category(tree, path)
+    with tree.transaction() as txn:
+        categories.delete(txn, row.id)
+        nodes.delete_subtree(txn, row.node_id)
+
+
+def assign(tree: Tree, sources: SourceSet, path: str, files: list[str], on: bool) -> int:
+    row = find_category(tree, path)
+    targets = [_gatherable(tree, sources, p) for p in files]
+    changed = 0
+    with tree.transaction() as txn:
+        for node in targets:
+            changed += (categories.assign if on else categories.unassign)(txn, row.id, node.id)
+    return changed
+
+
+def all_categories(tree: Tree) -> list[tuple[str, int]]:
+    """(category path, files assigned) for every category, by path."""
+    conn = tree.catalog.conn
+    rows = {r.id: r for r in categories.all_categories(conn)}
+
+    def path_of(row: categories.CategoryRow) -> str:
+        return row.name if row.parent is None else f"{path_of(rows[row.parent])}/{row.name}"
+    return sorted((path_of(r), len(categories.members(conn, r.id))) for r in rows.values())

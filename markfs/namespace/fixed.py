@@ -1,0 +1,35 @@
+"""Providers of the mount's own nodes: the fixed folders (/, /sources, /tables, ...)
+and the generated read-only files under /.markfs."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from markfs.errors import FsError
+from markfs.model import Node
+from markfs.namespace.handles import FileHandle, GeneratedHandle, is_write_open
+from markfs.namespace.provider import CatalogFolders, Provider, Services
+from markfs.namespace.tree import STATUS_FILE_ID
+
+
+class LayoutFolders(CatalogFolders):
+    """The fixed folders: their children are catalog rows (sources, views, tags...)."""
+
+
+class ControlFiles(Provider):
+    """status.json: rendered at each open (and each stat, for its size)."""
+
+    def __init__(self, services: Services, render_status: Callable[[], bytes]) -> None:
+        super().__init__(services)
+        self._render = render_status
+
+    def attrs(self, node: Node) -> Node:
+        if node.id == STATUS_FILE_ID:
+            return node.with_(size=len(self._render()))
+        return node
+
+    async def open(self, node: Node, flags: int) -> FileHandle:
+        if is_write_open(flags):
+            raise FsError(errno.EROFS)
+        return GeneratedHandle(node, self._render())

@@ -1,0 +1,116 @@
+"""Rules and names of gathered folders (views, tags, categories), as pure functions.
+
+A rule's glob is split into its fixed prefix (leading components without
+wildcards) and the rest. A member keeps its path below the fixed prefix:
+`finance/2024/**` shows `finance/2024/q1/a.csv` as `q1/a.csv`. `*`, `?` and
+`[...]` match within one component, `**` spans any number of them.
+
+Invariant (no member hides another): when several members would have the same
+name in one folder, each gets a suffix naming its source (`a~lake.csv`,
+`a~reports.csv`), and a further `~2`, `~3` when one source has several; the order
+is by (source name, path), so the same members always get the same names.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from markfs.errors import UserError
+from markfs.model import Node
+
+WILDCARDS = frozenset(b"*?[")
+SPAN = b"**"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    fixed: tuple[bytes, ...]  # leading literal components: where the members live
+    rest: tuple[bytes, ...]  # the components that select them (never empty)
+
+    @classmethod
+    def parse(cls, glob: str) -> Pattern:
+        """A rule's glob, or a one-line UserError for one that can match nothing."""
+        parts = tuple(glob.encode().split(b"/"))
+        if not glob or glob.startswith("/") or "\0" in glob:
+            raise UserError(f"a rule's glob must be a relative path: {glob!r}")
+        for part in parts:
+            if part in (b"", b".", b".."):
+                raise UserError(f"a glob cannot have empty, '.' or '..' parts: {glob!r}")
+            if SPAN in part and part != SPAN:
+                raise UserError(f"'**' must be a whole path part: {glob!r}")
+        literal = 0
+        while literal < len(parts) and not WILDCARDS & set(parts[literal]):
+            literal += 1
+        literal = min(literal, len(parts) - 1)  # a literal path: its last part selects it
+        return cls(parts[:literal], parts[literal:])
+
+    def matches(self, below: tuple[bytes, ...]) -> bool:
+        """Does the path below the fixed prefix match the rest of the glob?"""
+        return _matches(self.rest, below)
+
+    def may_hold(self, below: tuple[bytes, ...]) -> bool:
+        """Could a folder at this path below the prefix hold a match?"""
+        return _may_hold(self.rest, below)
+
+    def spans(self) -> bool:
+        """Ends in `**`: a matching folder is gathered into, not shown as one member."""
+        return self.rest[-1] == SPAN
+
+
+def _matches(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> bool:
+    if not rest:
+        return not parts
+    if rest[0] == SPAN:
+        return any(_matches(rest[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatchcase(parts[0], rest[0]) and _matches(rest[1:], parts[1:])
+
+
+def _may_hold(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> bool:
+    if not parts:
+        return bool(rest)
+    if not rest:
+        return False
+    if rest[0] == SPAN:
+        return True
+    return fnmatchcase(parts[0], rest[0]) and _may_hold(rest[1:], parts[1:])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Something that wants a name in a gathered folder."""
+
+    name: bytes
+    node: Node
+    source: str  # source name, for the suffix
+    path: bytes  # its path in the source, for the order among one source's members
+
+
+def suffixed(name: bytes, label: str, is_dir: bool) -> bytes:
+    """`report.csv` + `lake` -> `report~lake.csv` (folders and dot-files: at the end)."""
+    stem, dot, ext = name.rpartition(b".")
+    tag = b"~" + label.encode()
+    if is_dir or not dot or not stem:
+        return name + tag
+    return stem + tag + b"." + ext
+
+
+def assign_names(candidates: list[Candidate], taken: set[bytes]) -> dict[bytes, Node]:
+    """Name -> node for one folder. The same node wanted twice is shown once; names in
+    `taken` (the folder's own sub-folders) are never given to a member."""
+    by_name: dict[bytes, dict[int, Candidate]] = defaultdict(dict)
+    for c in candidates:
+        by_name[c.name].setdefault(c.node.id, c)
+    out: dict[bytes, Node] = {}
+    for name, group in sorted(by_name.items()):
+        if len(group) == 1 and name not in taken:
+            out[name] = next(iter(group.values())).node
+            continue
+        ordered = sorted(group.values(), key=lambda c: (c.source, c.path, c.node.id))
+        seen: dict[str, int] = defaultdict(int)
+        for c in ordered:
+            seen[c.source] += 1
+            label = c.source if seen[c.source] == 1 else f"{c.source}~{seen[c.source]}"
+            out[suffixed(name, label, c.node.is_dir)] = c.node
+    return out

@@ -1,0 +1,262 @@
+"""The provider of /sources: files and folders of local, S3 and SFTP sources.
+
+A request is checked (writable source, same source for links and renames),
+carried out on the source's backend through its store strategy (in place, or
+cached and staged: see `sourcestores`), and recorded in the catalog under the
+folder's lock. Folder contents come from the catalog after `SourceListings` made
+it match the source.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from dataclasses import dataclass
+
+from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, DirectFiles
+from markfs.catalog import nodes, xattrs
+from markfs.catalog import renames as rename_journal
+from markfs.catalog.db import Txn
+from markfs.errors import FsError
+from markfs.model import Node
+from markfs.namespace.handles import FileHandle, is_write_open
+from markfs.namespace.listing import child_path, refresh_one
+from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
+from markfs.namespace.remote import RemoteFiles
+from markfs.namespace.sourcelisting import SourceListings
+from markfs.namespace.sources import SourceSet
+from markfs.namespace.sourcestores import InPlaceStore, StagedStore, give_to
+
+log = logging.getLogger(__name__)
+XATTR_WRITABLE_PREFIX = b"user."
+
+
+class SourceFiles(Provider):
+    def __init__(self, services: Services, sources: SourceSet, remote: RemoteFiles) -> None:
+        super().__init__(services)
+        self.sources = sources
+        self.remote = remote
+        self.listings = SourceListings(services, sources)
+        self._in_place = InPlaceStore(services, self.listings)
+        self._staged = StagedStore(services, self.listings, remote)
+
+    def _store(self, backend: Backend) -> InPlaceStore | StagedStore:
+        return self._in_place if isinstance(backend, DirectFiles) else self._staged
+
+    def _writable(self, node: Node) -> Backend:
+        backend = self.listings.backend(node)
+        row = self.sources.row(node.source_id or 0)
+        if row is None or row.read_only:
+            raise FsError(errno.EROFS)
+        return backend
+
+    def writable(self, node: Node) -> bool:
+        try:
+            self._writable(node)
+        except FsError:
+            return False
+        return True
+
+    # -- names -------------------------------------------------------------------------
+
+    async def lookup(self, parent: Node, name: bytes) -> Node | None:
+        await self.listings.ensure_listed(parent)
+        return self.s.tree.child(parent.id, name)
+
+    async def list_folder(self, directory: Node, after: int, limit: int) -> Listing:
+        if after == 0:
+            await self.listings.ensure_listed(directory)
+        return self.s.tree.children(directory.id, after, limit)
+
+    async def create(self, parent: Node, name: bytes, mode: int, flags: int,
+                     caller: Caller) -> FileHandle:
+        backend = self._writable(parent)
+        async with self.s.locks.hold(parent.id):
+            return await self._store(backend).create(parent, name, backend, mode, flags,
+                                                     caller)
+
+    async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
+        backend = self._writable(parent)
+        path = child_path(parent, name)
+        async with self.s.locks.hold(parent.id):
+            if parent.mode & stat.S_ISGID:
+                mode |= stat.S_ISGID
+            await self.s.io(backend.mkdir, path, mode)
+            await give_to(self.s, backend, parent, path, caller)
+            node = await self.listings.record(parent, name, backend)
+        self.listings.mark_listed(node.id)
+        return node
+
+    async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:
+        backend = self._writable(parent)
+        path = child_path(parent, name)
+        async with self.s.locks.hold(parent.id):
+            await self.s.io(backend.symlink, target, path)
+            await give_to(self.s, backend, parent, path, caller)
+            return await self.listings.record(parent, name, backend)
+
+    async def link(self, node: Node, parent: Node, name: bytes) -> Node:
+        backend = self._writable(parent)
+        if node.is_dir:
+            raise FsError(errno.EPERM)
+        if node.source_id != parent.source_id:
+            raise FsError(errno.EXDEV)
+        assert node.remote_path is not None
+        path = child_path(parent, name)
+        async with self.s.locks.hold(parent.id):
+            await self.s.io(backend.link, node.remote_path, path)
+            entry = await self.s.io(backend.stat, path)
+            with self.s.tree.transaction() as txn:
+                nodes.add_hardlink(txn, node.id, parent.id, name, path)
+                nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
+        return node
+
+    async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
+        backend = self._writable(parent)
+        await self.listings.ensure_listed(parent)  # (the kernel looked it up; a caller may not)
+        async with self.s.locks.hold(parent.id):
+            node = self.s.tree.child(parent.id, name)
+            if node is None:
+                raise FsError(errno.ENOENT)
+            if node.is_dir != want_dir:
+                raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
+            await self._store(backend).remove(node, backend, child_path(parent, name))
+            refresh_one(self.s.tree, parent, None, name)
+        survivor = self.s.tree.node(node.id)
+        if survivor is not None:  # other hard links remain
+            await self.listings.restat(survivor)
+
+    async def rename(self, old_parent: Node, old_name: bytes, new_parent: Node,
+                     new_name: bytes, flags: int) -> None:
+        backend = self._writable(old_parent)
+        self._writable(new_parent)
+        if old_parent.source_id != new_parent.source_id:
+            raise FsError(errno.EXDEV)
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
+            raise FsError(errno.EINVAL)
+        for folder in (old_parent, new_parent):
+            await self.listings.ensure_listed(folder)
+        async with self.s.locks.hold(old_parent.id, new_parent.id):
+            node = self.s.tree.child(old_parent.id, old_name)
+            if node is None:
+                raise FsError(errno.ENOENT)
+            target = self.s.tree.child(new_parent.id, new_name)
+            if node.is_dir and self._is_below(new_parent, node.id):
+                raise FsError(errno.EINVAL)
+            move = _Move(old_parent.id, old_name, child_path(old_parent, old_name),
+                         new_parent.id, new_name, child_path(new_parent, new_name))
+            await self._store(backend).rename(
+                node, target, backend, (move.old_path, move.new_path), flags,
+                then=lambda: self._record_rename(node, target, move, flags))
+        survivor = self.s.tree.node(target.id) if target is not None else None
+        if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
+            await self.listings.restat(survivor)
+
+    def _record_rename(self, node: Node, target: Node | None, move: _Move, flags: int) -> None:
+        if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
+            return  # two names of one file: rename(2) leaves both in place
+        with self.s.tree.transaction() as txn:
+            if flags & RENAME_EXCHANGE:
+                _exchange(txn, move)
+            else:
+                if target is not None:
+                    nodes.remove_name(txn, move.new_parent, move.new_name)
+                nodes.move_name(txn, move.old_parent, move.old_name, move.new_parent,
+                                move.new_name, move.new_path)
+            self.remote.retarget(txn, node, move.old_path, move.new_path)
+
+    def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
+        """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
+        node: Node | None = candidate
+        while node is not None and node.id != node.parent:
+            if node.id == ancestor_id:
+                return True
+            node = self.s.tree.node(node.parent)
+        return False
+
+    async def finish_interrupted_renames(self) -> None:
+        """At start: complete copy-then-delete renames a crash cut short (idempotent)."""
+        for rename_id, source_id, old, new in rename_journal.unfinished(
+                self.s.tree.catalog.conn):
+            log.info("finishing an interrupted rename %r -> %r", old, new)
+            backend = self.sources.backend(source_id)
+            if backend is None:
+                continue
+            try:
+                await self.s.io(backend.rename, old, new, 0,
+                                timeout=self.s.config.list_timeout)
+            except FsError as exc:
+                if exc.code != errno.ENOENT:  # ENOENT: nothing was left at the old path
+                    log.warning("could not finish the rename of %r: %s", old, exc)
+                    continue
+            with self.s.tree.transaction() as txn:
+                rename_journal.finish(txn, rename_id)
+
+    # -- the node itself -----------------------------------------------------------------
+
+    async def open(self, node: Node, flags: int) -> FileHandle:
+        backend = self._writable(node) if is_write_open(flags) else self.listings.backend(node)
+        handle = await self._store(backend).open(node, backend, flags)
+        if flags & os.O_TRUNC:
+            handle.size, handle.written = 0, True
+        return handle
+
+    async def setattr(self, node: Node, changes: AttrChanges,
+                      handle: FileHandle | None) -> Node:
+        backend = self._writable(node)
+        path = node.remote_path
+        assert path is not None
+        self.s.marks.mark(node.id)
+        if changes.size is not None:
+            if node.is_dir:
+                raise FsError(errno.EISDIR)
+            await self._store(backend).truncate(node, backend, changes.size, handle)
+            self.s.handles.set_size(node.id, changes.size)
+        if changes.mode is not None:
+            await self.s.io(backend.chmod, path, changes.mode)
+        if changes.uid is not None or changes.gid is not None:
+            await self.s.io(backend.chown, path, -1 if changes.uid is None else changes.uid,
+                            -1 if changes.gid is None else changes.gid)
+        if changes.atime_ns is not None or changes.mtime_ns is not None:
+            await self.s.io(backend.utime, path, changes.atime_ns, changes.mtime_ns)
+        if self.remote.has_staged(node.id):
+            return self.s.tree.node(node.id) or node  # the source has not got this content yet
+        return await self.listings.restat(node)
+
+    def setxattr(self, node: Node, name: bytes, value: bytes) -> None:
+        self._writable(node)
+        if not name.startswith(XATTR_WRITABLE_PREFIX):
+            raise FsError(errno.ENOTSUP)
+        with self.s.tree.transaction() as txn:
+            xattrs.set_xattr(txn, node.id, name, value)
+
+    def removexattr(self, node: Node, name: bytes) -> None:
+        self._writable(node)
+        with self.s.tree.transaction() as txn:
+            if not xattrs.remove_xattr(txn, node.id, name):
+                raise FsError(errno.ENODATA)
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One rename: a name and its source path, before and after."""
+
+    old_parent: int
+    old_name: bytes
+    old_path: bytes
+    new_parent: int
+    new_name: bytes
+    new_path: bytes
+
+
+def _exchange(txn: Txn, move: _Move) -> None:
+    """Swap two names in the catalog (RENAME_EXCHANGE), via a name no file can have."""
+    parking = b"\0exchange"
+    nodes.move_name(txn, move.old_parent, move.old_name, move.old_parent, parking,
+                    move.old_path + b"\0")
+    nodes.move_name(txn, move.new_parent, move.new_name, move.old_parent, move.old_name,
+                    move.old_path)
+    nodes.move_name(txn, move.old_parent, parking, move.new_parent, move.new_name,
+                    move.new_path)

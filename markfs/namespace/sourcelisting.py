@@ -1,0 +1,170 @@
+"""Keeping the catalog's copy of source folders in step with the sources.
+
+A source folder is listed when it is first looked into and again after
+`dir_ttl`; the listing is reconciled with the catalog under the folder's lock
+(see `listing.reconcile`). Single paths are re-checked after the mount changed
+them (`record`, `restat`) and when the watcher reports an outside change
+(`refresh_path`). A source that does not answer keeps showing what was listed
+before, for `dir_ttl`, instead of making every `ls` wait for the timeout.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import trio
+
+from markfs.backends.base import Backend, Entry
+from markfs.catalog import nodes
+from markfs.errors import FsError
+from markfs.model import Kind, Node
+from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, update_attrs
+from markfs.namespace.provider import Services
+from markfs.namespace.renames import RenameEpochs
+from markfs.namespace.sources import SourceSet
+
+log = logging.getLogger(__name__)
+
+
+class SourceListings:
+    def __init__(self, services: Services, sources: SourceSet) -> None:
+        self.s = services
+        self.sources = sources
+        self.renames = RenameEpochs()  # a rename during a listing makes it stale
+        self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
+
+    def backend(self, node: Node) -> Backend:
+        if node.kind is not Kind.SOURCE or node.source_id is None:
+            raise FsError(errno.EROFS)
+        backend = self.sources.backend(node.source_id)
+        if backend is None:
+            raise FsError(errno.ENOENT)
+        return backend
+
+    def mark_listed(self, dir_id: int) -> None:
+        """A folder just made through the mount: empty, nothing to list."""
+        self._listed[dir_id] = trio.current_time()
+
+    def _fresh(self, dir_id: int) -> bool:
+        listed = self._listed.get(dir_id)
+        return listed is not None and trio.current_time() - listed < self.s.config.dir_ttl
+
+    async def ensure_listed(self, directory: Node, force: bool = False) -> None:
+        """Make the catalog's children of a source directory match the source."""
+        if directory.kind is not Kind.SOURCE or (not force and self._fresh(directory.id)):
+            return
+        async with self.s.locks.hold(directory.id):
+            if not force and self._fresh(directory.id):
+                return
+            for _attempt in range(3):  # a rename above may make a listing stale: read again
+                try:
+                    diff = await self._list_and_reconcile(directory)
+                except FsError as exc:
+                    if not self._serve_stale(directory, exc):
+                        raise
+                    return
+                if diff is not None:
+                    self._listed[directory.id] = trio.current_time()
+                    break
+            else:
+                return
+        self.s.kernel.listing_changed(directory.id, diff)
+
+    def _serve_stale(self, directory: Node, exc: FsError) -> bool:
+        """A source that does not answer: keep showing what was listed before, if anything
+        was, and do not ask again for `dir_ttl` (every `ls` would wait for the timeout)."""
+        if exc.code == errno.ENOENT:
+            return False
+        known = directory.id in self._listed or bool(self.s.tree.children(directory.id, 0, 1))
+        if known:
+            log.warning("listing %r failed (%s): showing the cached listing",
+                        directory.remote_path, exc.strerror)
+            self._listed[directory.id] = trio.current_time()
+        return known
+
+    async def _list_and_reconcile(self, directory: Node) -> ListingDiff | None:
+        """One listing applied to the catalog; None if paths moved while it was read."""
+        backend = self.backend(directory)
+        current = self.s.tree.node(directory.id)
+        if current is None:
+            raise FsError(errno.ENOENT)
+        path = current.remote_path or b""
+        started, mark = trio.current_time(), self.renames.mark()
+        try:
+            pages = await self._list_pages(backend, path)
+        except FsError as exc:
+            if exc.code == errno.ENOENT and self.renames.unchanged_since(mark):
+                self._vanished(current)
+            raise
+        current = self.s.tree.node(directory.id)
+        if current is None:
+            raise FsError(errno.ENOENT)
+        if not self.renames.unchanged_since(mark) or current.remote_path != path:
+            return None
+        return reconcile(self.s.tree, current, [e for page in pages for e in page],
+                         self.s.marks.since(started))
+
+    async def _list_pages(self, backend: Backend, path: bytes) -> list[list[Entry]]:
+        """Every page of a listing. Each page must come within `io_timeout` (a server that
+        stopped answering is EIO, not a wait), the whole within `list_timeout`."""
+        pages: list[list[Entry]] = []
+        iterator = backend.list_pages(path)  # a generator: nothing is asked before next()
+        with trio.move_on_after(self.s.config.list_timeout):
+            while (page := await self.s.io(next, iterator, None)) is not None:
+                pages.append(page)
+            return pages
+        raise FsError(errno.EIO, f"listing took longer than {self.s.config.list_timeout:.0f}s")
+
+    def _vanished(self, node: Node) -> None:
+        parent = self.s.tree.node(node.parent)
+        if parent is not None and parent.kind is Kind.SOURCE:
+            self.s.kernel.listing_changed(
+                parent.id, refresh_one(self.s.tree, parent, None, node.name))
+
+    async def refresh_path(self, source_id: int, remote_path: bytes) -> None:
+        """Re-check one path of a source that changed outside the mount (watcher events)."""
+        parent_path, _, name = remote_path.rpartition(b"/")
+        if not name:
+            return
+        parent = nodes.node_by_remote(self.s.tree.catalog.conn, source_id, parent_path)
+        if parent is None or parent.id not in self._listed:
+            return  # never shown to the kernel: its first listing will see the change
+        backend = self.backend(parent)
+        async with self.s.locks.hold(parent.id):
+            started, mark = trio.current_time(), self.renames.mark()
+            try:
+                entry: Entry | None = await self.s.io(backend.stat, remote_path)
+            except FsError as exc:
+                if exc.code not in (errno.ENOENT, errno.ENOTDIR):
+                    raise
+                entry = None
+            current = self.s.tree.node(parent.id)
+            if (current is None or current.remote_path != parent_path
+                    or not self.renames.unchanged_since(mark)):
+                return  # paths moved meanwhile: the rename's own events cover them
+            diff = refresh_one(self.s.tree, current, entry, name, self.s.marks.since(started))
+        self.s.kernel.listing_changed(parent.id, diff)
+
+    async def record(self, parent: Node, name: bytes, backend: Backend) -> Node:
+        """Stat a path just changed through the mount and store what the source says."""
+        entry = await self.s.io(backend.stat, child_path(parent, name))
+        refresh_one(self.s.tree, parent, entry, name)
+        node = self.s.tree.child(parent.id, name)
+        if node is None:
+            raise FsError(errno.EIO, "entry vanished while being recorded")
+        return node
+
+    async def restat(self, node: Node) -> Node:
+        """Re-read one node's attributes from its source after changing it."""
+        assert node.remote_path is not None
+        self.s.marks.mark(node.id)
+        entry = await self.s.io(self.backend(node).stat, node.remote_path)
+        self.s.marks.mark(node.id)
+        current = self.s.tree.node(node.id)
+        return node if current is None else update_attrs(self.s.tree, current, entry)
+
+    async def restat_id(self, node_id: int) -> Node | None:
+        """`restat` of the node as the catalog has it now; None if it is gone."""
+        node = self.s.tree.node(node_id)
+        return None if node is None else await self.restat(node)

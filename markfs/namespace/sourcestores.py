@@ -1,0 +1,187 @@
+"""How a source's files are read and written: the store strategy of `SourceFiles`.
+
+- `InPlaceStore` (local folders, `DirectFiles` backends): every read, write,
+  truncate, delete and rename happens on the file where it lives.
+- `StagedStore` (S3, SFTP): reads come through the content cache, writes go to a
+  staged copy uploaded after close (`remote.RemoteFiles`); deletes and renames
+  first pause any upload of what they touch, so no upload lands at a path they
+  changed, and a copy-then-delete rename is journaled so a crash cannot leave a
+  folder half at each name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, DirectFiles
+from markfs.catalog import nodes
+from markfs.catalog import renames as rename_journal
+from markfs.errors import FsError
+from markfs.model import Kind, Node
+from markfs.namespace.handles import (
+    FileHandle,
+    InPlaceHandle,
+    RemoteReadHandle,
+    StagedHandle,
+    close_file,
+    is_write_open,
+)
+from markfs.namespace.listing import child_path
+from markfs.namespace.provider import Caller, Services
+from markfs.namespace.remote import RemoteFiles
+from markfs.namespace.sourcelisting import SourceListings
+
+
+class InPlaceStore:
+    def __init__(self, services: Services, listings: SourceListings) -> None:
+        self.s, self.listings = services, listings
+
+    async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
+        assert isinstance(backend, DirectFiles) and node.remote_path is not None
+        file = await self.s.io(backend.open, node.remote_path, flags, release=close_file)
+        return InPlaceHandle(node, file, self.s.io, is_write_open(flags), self.listings.restat_id)
+
+    async def create(self, parent: Node, name: bytes, backend: Backend, mode: int,
+                     flags: int, caller: Caller) -> FileHandle:
+        """Under the parent's lock."""
+        assert isinstance(backend, DirectFiles)
+        path = child_path(parent, name)
+        file = await self.s.io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
+                               release=close_file)
+        await give_to(self.s, backend, parent, path, caller)
+        node = await self.listings.record(parent, name, backend)
+        return InPlaceHandle(node, file, self.s.io, True, self.listings.restat_id)
+
+    async def truncate(self, node: Node, backend: Backend, size: int,
+                       handle: FileHandle | None) -> None:
+        if handle is not None and isinstance(handle, InPlaceHandle) and handle.writable:
+            await handle.truncate(size)
+        else:
+            assert node.remote_path is not None
+            await self.s.io(backend.truncate, node.remote_path, size)
+
+    async def remove(self, node: Node, backend: Backend, path: bytes) -> None:
+        await self.s.io(backend.rmdir if node.is_dir else backend.unlink, path)
+
+    async def rename(self, node: Node, target: Node | None, backend: Backend,
+                     paths: tuple[bytes, bytes], flags: int, then: Callable[[], None]) -> None:
+        """Rename on the source, then `then()` records it in the catalog."""
+        with self.listings.renames.renaming():
+            await self.s.io(backend.rename, paths[0], paths[1], flags)
+            then()
+
+
+class StagedStore:
+    def __init__(self, services: Services, listings: SourceListings,
+                 remote: RemoteFiles) -> None:
+        self.s, self.listings, self.remote = services, listings, remote
+
+    async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
+        if not is_write_open(flags):
+            return RemoteReadHandle(node, self.remote, self.s.tree)
+        staged = await self.remote.open_writer(node, bool(flags & os.O_TRUNC))
+        return StagedHandle(node, staged, self.remote, self.s.tree)
+
+    async def create(self, parent: Node, name: bytes, backend: Backend, mode: int,
+                     flags: int, caller: Caller) -> FileHandle:
+        """A new file: in the catalog and staged now, uploaded at close (under the
+        parent's lock)."""
+        if self.s.tree.child(parent.id, name) is not None:
+            raise FsError(errno.EEXIST)
+        now = time.time_ns()
+        new = nodes.NewNode(Kind.SOURCE, stat.S_IFREG | stat.S_IMODE(mode), caller.uid,
+                            caller.gid, 0, now, now, source_id=parent.source_id,
+                            remote_path=child_path(parent, name))
+        with self.s.tree.transaction() as txn:
+            node_id = nodes.insert_node(txn, parent.id, name, new,
+                                        generation=self.s.tree.generation)
+        node = self.s.tree.node(node_id)
+        assert node is not None
+        self.s.marks.mark(node_id)
+        handle = StagedHandle(node, await self.remote.open_writer(node, truncate=True),
+                              self.remote, self.s.tree)
+        handle.written = True
+        return handle
+
+    async def truncate(self, node: Node, backend: Backend, size: int,
+                       handle: FileHandle | None) -> None:
+        """In the staged copy (this handle's, or one made for it), uploaded afterwards."""
+        if isinstance(handle, StagedHandle):
+            await handle.truncate(size)
+            handle.written = True
+            return
+        writer = StagedHandle(node, await self.remote.open_writer(node, truncate=size == 0),
+                              self.remote, self.s.tree)
+        try:
+            await writer.truncate(size)
+            await writer.settle()
+        finally:
+            await writer.close()
+
+    async def remove(self, node: Node, backend: Backend, path: bytes) -> None:
+        """Delete on the server, after any upload of it (which would bring it back)."""
+        if node.is_dir:
+            if self.remote.staged_below(node.id):
+                raise FsError(errno.ENOTEMPTY)
+            await self.s.io(backend.rmdir, path)
+            return
+        staged = self.remote.has_staged(node.id)
+        async with self.remote.uploads_paused(node.id):
+            self.remote.discard(node.id)
+            try:
+                await self.s.io(backend.unlink, path)
+            except FsError as exc:
+                if not (staged and exc.code == errno.ENOENT):  # never uploaded: nothing there
+                    raise
+
+    async def rename(self, node: Node, target: Node | None, backend: Backend,
+                     paths: tuple[bytes, bytes], flags: int, then: Callable[[], None]) -> None:
+        """Rename on the server, then `then()` records it in the catalog; no upload may
+        land at either name until both are done."""
+        if flags & RENAME_EXCHANGE:
+            raise FsError(errno.EINVAL, "this source cannot exchange names")
+        if flags & RENAME_NOREPLACE and target is not None:
+            raise FsError(errno.EEXIST)
+        async with AsyncExitStack() as paused:
+            await paused.enter_async_context(
+                self.remote.uploads_paused(None if node.is_dir else node.id))
+            if target is not None and not target.is_dir:
+                await paused.enter_async_context(self.remote.uploads_paused(target.id))
+            with self.listings.renames.renaming():
+                await self._rename_paused(node, target, backend, paths)
+                then()
+
+    async def _rename_paused(self, node: Node, target: Node | None, backend: Backend,
+                             paths: tuple[bytes, bytes]) -> None:
+        if target is not None and target.is_dir and self.remote.staged_below(target.id):
+            raise FsError(errno.ENOTEMPTY)
+        if target is not None and not target.is_dir:
+            self.remote.discard(target.id)
+        journal = None
+        if not backend.atomic_rename and node.source_id is not None:
+            with self.s.tree.transaction() as txn:
+                journal = rename_journal.begin(txn, node.source_id, *paths)
+        try:
+            await self.s.io(backend.rename, paths[0], paths[1], 0,
+                            timeout=self.s.config.list_timeout)
+        except FsError as exc:
+            if not (exc.code == errno.ENOENT and self.remote.has_staged(node.id)):
+                raise  # (a file not uploaded yet has nothing to move on the server)
+        if journal is not None:
+            with self.s.tree.transaction() as txn:
+                rename_journal.finish(txn, journal)
+
+
+async def give_to(s: Services, backend: Backend, parent: Node, path: bytes,
+                  caller: Caller) -> None:
+    """Give a new entry to the caller, as a local filesystem would (only root can)."""
+    if os.geteuid() != 0:
+        return
+    gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
+    if (caller.uid, gid) != (os.geteuid(), os.getegid()):
+        await s.io(backend.chown, path, caller.uid, gid)

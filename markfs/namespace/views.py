@@ -1,0 +1,174 @@
+"""The provider of /views: virtual folders that gather files of several sources.
+
+A view folder at path P (b'' for the view itself) shows, for each rule
+`SOURCE:GLOB`, what the source folder FIXED/P holds that the glob selects:
+files (and, for a glob not ending in `**`, folders) that match are members;
+folders that may hold matches are the view's own sub-folders (kind 'view'
+nodes, `remote_path` = P, created when first listed so their inodes stay). Only
+the folders a user opens are listed, on demand, as under /sources: a readdir
+never walks a whole bucket. Rules over SQL sources gather managed tables'
+folders; pins add nodes at the top level.
+
+Changes: creating a file at the top of a view with a landing creates it in the
+landing folder (and pins it unless a rule shows it there); without a landing,
+EROFS. Removing an entry unpins a pinned member, and is EPERM for a member by
+rule: a view never deletes source data. Renames inside views are EROFS.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import stat
+import time
+
+from markfs.catalog import nodes, views
+from markfs.catalog.sources import SourceRow
+from markfs.errors import FsError
+from markfs.model import Kind, Node
+from markfs.namespace.gathered import EVERYTHING, GatheredFolders
+from markfs.namespace.handles import FileHandle
+from markfs.namespace.membership import Candidate, Pattern, assign_names
+from markfs.namespace.provider import Caller, Services
+from markfs.namespace.sourcefiles import SourceFiles
+from markfs.namespace.sources import SourceSet, is_sql
+from markfs.namespace.tree import SOURCES_ID, TABLES_ID, folder_name
+
+log = logging.getLogger(__name__)
+FOLDER_MODE = stat.S_IFDIR | 0o755
+
+
+class ViewFolders(GatheredFolders):
+    def __init__(self, services: Services, sources: SourceSet, files: SourceFiles) -> None:
+        super().__init__(services, sources)
+        self.files = files
+
+    def _view(self, folder: Node) -> views.ViewRow:
+        """The view a folder belongs to (its own folder is the one right below /views)."""
+        node: Node | None = folder
+        while node is not None and node.kind is Kind.VIEW:
+            view = views.view_of_folder(self.s.tree.catalog.conn, node.id)
+            if view is not None:
+                return view
+            node = self.s.tree.node(node.parent)
+        raise FsError(errno.ENOENT, "a view folder without a view")
+
+    async def compute(self, folder: Node) -> dict[bytes, Node]:
+        view = self._view(folder)
+        below = tuple(folder.remote_path.split(b"/")) if folder.remote_path else ()
+        subfolders: set[bytes] = set()
+        candidates: list[Candidate] = []
+        for rule in views.rules_of(self.s.tree.catalog.conn, view.id):
+            row = self.sources.row(rule.source_id)
+            if row is None:
+                continue
+            pattern = Pattern.parse(rule.glob)
+            if is_sql(row):
+                candidates += self._tables(row, pattern) if not below else []
+            else:
+                await self._gather(row, pattern, below, subfolders, candidates)
+        if not below:
+            candidates += self.candidates(views.pins_of(self.s.tree.catalog.conn, view.id))
+        own = self._subfolders(folder, below, subfolders)
+        return {**own, **assign_names(candidates, set(own))}
+
+    async def _gather(self, row: SourceRow, pattern: Pattern, below: tuple[bytes, ...],
+                      subfolders: set[bytes], candidates: list[Candidate]) -> None:
+        """What one rule contributes to the view folder at `below`."""
+        if below and not pattern.may_hold(below):
+            return
+        folder = await self.source_folder(row, pattern.fixed + below)
+        if folder is None:
+            return
+        for _cookie, name, child in await self.files.list_folder(folder, 0, EVERYTHING):
+            path = (*below, name)
+            selected = pattern.matches(path)
+            if child.is_dir and (pattern.spans() or not selected) and pattern.may_hold(path):
+                subfolders.add(name)
+            elif selected:
+                candidates.append(Candidate(name, child, row.name, child.remote_path or b""))
+
+    async def source_folder(self, row: SourceRow, parts: tuple[bytes, ...]) -> Node | None:
+        """A folder of a file source, looked up (and listed) on demand; None if absent."""
+        known = nodes.node_by_remote(self.s.tree.catalog.conn, row.id, b"/".join(parts))
+        if known is not None:
+            return known if known.is_dir else None
+        node = self.s.tree.child(SOURCES_ID, row.name.encode())
+        for part in parts:
+            if node is None or not node.is_dir:
+                return None
+            node = await self.files.lookup(node, part)
+        return node if node is not None and node.is_dir else None
+
+    def _tables(self, row: SourceRow, pattern: Pattern) -> list[Candidate]:
+        """Managed tables' folders whose SCHEMA/TABLE (or TABLE, for a one-part glob)
+        the rule selects."""
+        glob = Pattern((), pattern.fixed + pattern.rest)
+        root = self.s.tree.child(TABLES_ID, folder_name(row.name))
+        out = []
+        for _c, schema, schema_node in self.s.tree.children(root.id, 0, EVERYTHING) if root else []:
+            for _c2, table, node in self.s.tree.children(schema_node.id, 0, EVERYTHING):
+                path = (table,) if len(glob.rest) == 1 else (schema, table)
+                if glob.matches(path):
+                    out.append(Candidate(table, node, row.name, schema + b"/" + table))
+        return out
+
+    def _subfolders(self, folder: Node, below: tuple[bytes, ...],
+                    names: set[bytes]) -> dict[bytes, Node]:
+        """The view's own folders by these names: found, or made (their ids stay)."""
+        found = {name: self.s.tree.child(folder.id, name) for name in names}
+        missing = sorted(name for name, node in found.items() if node is None)
+        if missing:
+            now = time.time_ns()
+            with self.s.tree.transaction() as txn:
+                for name in missing:
+                    new = nodes.NewNode(Kind.VIEW, FOLDER_MODE, folder.uid, folder.gid, 0, now,
+                                        now, nlink=2, remote_path=b"/".join((*below, name)))
+                    nodes.insert_node(txn, folder.id, name, new,
+                                      generation=self.s.tree.generation)
+            found = {name: self.s.tree.child(folder.id, name) for name in names}
+        return {name: node for name, node in found.items() if node is not None}
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def writable(self, node: Node) -> bool:
+        view = self._view(node)
+        return node.id == view.node_id and view.landing_source_id is not None
+
+    async def create(self, parent: Node, name: bytes, mode: int, flags: int,
+                     caller: Caller) -> FileHandle:
+        view = self._view(parent)
+        if parent.id != view.node_id or view.landing_source_id is None:
+            raise FsError(errno.EROFS, "this view has no landing folder for new files")
+        if await self.lookup(parent, name) is not None:
+            raise FsError(errno.EEXIST)
+        row = self.sources.row(view.landing_source_id)
+        parts = tuple(p.encode() for p in view.landing_path.split("/") if p)
+        landing = await self.source_folder(row, parts) if row is not None else None
+        if landing is None:
+            raise FsError(errno.ENOENT, "the view's landing folder is gone")
+        handle = await self.files.create(landing, name, mode, flags, caller)
+        if not any(entry == name and node.id == handle.node_id
+                   for entry, node in await self.entries(parent, fresh=True)):
+            with self.s.tree.transaction() as txn:
+                views.pin(txn, view.id, handle.node_id)
+            self.forget(parent.id)
+        return handle
+
+    async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
+        view = self._view(parent)
+        node = await self._member(parent, name)
+        if node.kind is Kind.VIEW:
+            raise FsError(errno.EPERM, "a view's folders follow its rules")
+        if node.is_dir != want_dir:
+            raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
+        pinned = parent.id == view.node_id and node.id in views.pins_of(
+            self.s.tree.catalog.conn, view.id)
+        if not pinned:
+            log.warning("view %s: %r is a member by rule; removing it from the view would "
+                        "delete nothing and is refused (change the rules instead)",
+                        view.name, name)
+            raise FsError(errno.EPERM)
+        with self.s.tree.transaction() as txn:
+            views.unpin(txn, view.id, node.id)
+        self.forget(parent.id)

@@ -1,0 +1,94 @@
+"""The namespace driven without a kernel: providers answer calls made in this process.
+
+Like S3QL's `t3_fs_api`: the same calls the FUSE adapter makes, on catalog node
+ids and bytes names, under trio, with the uploader and the chunk reader running.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import trio
+
+from markfs.config import DataDir, MountConfig
+from markfs.errors import FsError
+from markfs.model import Node
+from markfs.namespace.control import MountInfo
+from markfs.namespace.ops import Caller, Namespace
+from markfs.namespace.sources import SourceSet
+from markfs.namespace.tree import Tree
+
+T = TypeVar("T")
+ROOT = Caller(uid=os.getuid(), gid=os.getgid())
+
+
+class InProcess:
+    """A namespace over a data directory, as a mount would have it."""
+
+    def __init__(self, data_dir: Path, **config: float) -> None:
+        self.tree = Tree.open(DataDir(data_dir))
+        settings = MountConfig(watch_local=False, **{"io_timeout": 10.0, **config})  # type: ignore[arg-type]
+        self.ns = Namespace(self.tree, SourceSet(self.tree, settings.io_timeout), settings,
+                            MountInfo("(in process)", "/", time.time()), DataDir(data_dir))
+
+    def close(self) -> None:
+        self.tree.close()
+
+    def run(self, test: Callable[[Namespace], Awaitable[T]]) -> T:
+        """Run one async test body with the namespace's background tasks alive."""
+        async def main() -> T:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.ns.remote.reader.run)
+                await nursery.start(self.ns.remote.run)
+                try:
+                    return await test(self.ns)
+                finally:
+                    nursery.cancel_scope.cancel()
+        return trio.run(main)
+
+
+async def resolve(ns: Namespace, path: str) -> Node:
+    """The node at a mount path, looked up name by name as the kernel would."""
+    node = ns.node(1)
+    for part in (p for p in path.split("/") if p):
+        node = await ns.lookup(node.id, part.encode())
+    return node
+
+
+async def names(ns: Namespace, path: str) -> list[bytes]:
+    directory = await resolve(ns, path)
+    return [name for _cookie, name, _node in await ns.readdir(directory.id, 0, 10_000)]
+
+
+async def read_all(ns: Namespace, node: Node) -> bytes:
+    fh, _direct = await ns.open(node.id, os.O_RDONLY)
+    try:
+        return await ns.read(fh, 0, node.size + 1)
+    finally:
+        await ns.release(fh)
+
+
+async def write_new(ns: Namespace, folder: str, name: str, data: bytes) -> Node:
+    parent = await resolve(ns, folder)
+    fh, node = await ns.create(parent.id, name.encode(), 0o644, os.O_WRONLY | os.O_CREAT, ROOT)
+    await ns.write(fh, 0, data)
+    await ns.release(fh)
+    return ns.node(node.id)
+
+
+async def errno_of(call: Awaitable[object]) -> int:
+    """The errno a call fails with (0 if it succeeds)."""
+    try:
+        await call
+    except FsError as exc:
+        return exc.code
+    return 0
+
+
+__all__ = ["ROOT", "InProcess", "errno", "errno_of", "names", "read_all", "resolve",
+           "write_new"]

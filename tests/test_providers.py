@@ -1,0 +1,231 @@
+"""Each provider, driven in process (no kernel): layout folders, control files, local
+files read and written in place, S3 files cached and staged, managed table files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_markfs
+from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
+from remote_helpers import s3_source
+from servers import S3Server
+
+from markfs.namespace.ops import Namespace
+
+
+@pytest.fixture
+def local(data_dir: Path, backing: Path) -> Iterator[InProcess]:
+    (backing / "a.txt").write_bytes(b"alpha")
+    (backing / "sub").mkdir()
+    run_markfs(data_dir, "source", "add", "ro", f"file://{backing}/sub", "--read-only")
+    inprocess = InProcess(data_dir)
+    yield inprocess
+    inprocess.close()
+
+
+# -- layout folders and control files ---------------------------------------------------
+
+def test_the_root_lists_the_fixed_folders(local: InProcess) -> None:
+    async def body(ns: Namespace) -> list[bytes]:
+        return await names(ns, "/")
+    assert local.run(body) == [b"sources", b"tables", b"views", b"tags", b"categories",
+                               b".markfs"]
+
+
+def test_layout_folders_refuse_every_change(local: InProcess) -> None:
+    async def body(ns: Namespace) -> list[int]:
+        sources = await resolve(ns, "/sources")
+        return [await errno_of(ns.mkdir(sources.id, b"x", 0o755, ROOT)),
+                await errno_of(ns.create(1, b"f", 0o644, os.O_WRONLY, ROOT)),
+                await errno_of(ns.rmdir(1, b"tables")),
+                await errno_of(ns.rename(1, b"tags", 1, b"labels", 0)),
+                await errno_of(ns.symlink(1, b"l", b"sources", ROOT))]
+    assert local.run(body) == [errno.EROFS] * 5
+
+
+def test_dot_and_dotdot_resolve_in_every_folder(local: InProcess) -> None:
+    async def body(ns: Namespace) -> tuple[int, int, int]:
+        loc = await resolve(ns, "/sources/loc")
+        return ((await ns.lookup(loc.id, b".")).id, (await ns.lookup(loc.id, b"..")).id,
+                (await resolve(ns, "/sources")).id)
+    here, up, sources = local.run(body)
+    assert up == sources and here != up
+
+
+def test_status_file_size_equals_the_bytes_read(local: InProcess) -> None:
+    async def body(ns: Namespace) -> tuple[int, bytes, int]:
+        status = await resolve(ns, "/.markfs/status.json")
+        data = await read_all(ns, status)
+        return status.size, data, await errno_of(ns.open(status.id, os.O_RDWR))
+    size, data, write_errno = local.run(body)
+    assert size == len(data) and b'"sources"' in data and write_errno == errno.EROFS
+
+
+# -- local files, in place -------------------------------------------------------------
+
+def test_a_local_file_written_through_the_namespace_lands_in_the_folder(
+        local: InProcess, backing: Path) -> None:
+    async def body(ns: Namespace) -> bytes:
+        node = await write_new(ns, "/sources/loc", "new.txt", b"hello")
+        return await read_all(ns, node)
+    assert local.run(body) == b"hello" == (backing / "new.txt").read_bytes()
+
+
+def test_a_local_rename_moves_the_file_and_keeps_its_inode(
+        local: InProcess, backing: Path) -> None:
+    async def body(ns: Namespace) -> tuple[int, int]:
+        loc = await resolve(ns, "/sources/loc")
+        before = (await resolve(ns, "/sources/loc/a.txt")).id
+        await ns.rename(loc.id, b"a.txt", loc.id, b"b.txt", 0)
+        return before, (await resolve(ns, "/sources/loc/b.txt")).id
+    before, after = local.run(body)
+    assert before == after and (backing / "b.txt").read_bytes() == b"alpha"
+    assert not (backing / "a.txt").exists()
+
+
+def test_a_rename_between_sources_is_exdev(local: InProcess, tmp_path: Path,
+                                           data_dir: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    run_markfs(data_dir, "source", "add", "other", f"file://{other}")
+
+    async def body(ns: Namespace) -> int:
+        loc, dest = await resolve(ns, "/sources/loc"), await resolve(ns, "/sources/other")
+        return await errno_of(ns.rename(loc.id, b"a.txt", dest.id, b"a.txt", 0))
+    assert local.run(body) == errno.EXDEV
+
+
+def test_truncate_through_setattr_shortens_the_local_file(
+        local: InProcess, backing: Path) -> None:
+    async def body(ns: Namespace) -> int:
+        node = await resolve(ns, "/sources/loc/a.txt")
+        return (await ns.setattr(node.id, size=2)).size
+    assert local.run(body) == 2 and (backing / "a.txt").read_bytes() == b"al"
+
+
+def test_a_read_only_source_refuses_writes_and_xattrs(local: InProcess) -> None:
+    async def body(ns: Namespace) -> list[int]:
+        ro = await resolve(ns, "/sources/ro")
+        return [await errno_of(ns.create(ro.id, b"f", 0o644, os.O_WRONLY, ROOT)),
+                await errno_of(ns.mkdir(ro.id, b"d", 0o755, ROOT)),
+                await errno_of(ns.setattr(ro.id, mode=0o700))]
+    assert local.run(body) == [errno.EROFS] * 3
+
+
+def test_user_xattrs_are_kept_and_other_namespaces_refused(local: InProcess) -> None:
+    async def body(ns: Namespace) -> tuple[bytes, list[bytes], int]:
+        node = await resolve(ns, "/sources/loc/a.txt")
+        ns.setxattr(node.id, b"user.note", b"checked")
+        refused = 0
+        try:
+            ns.setxattr(node.id, b"trusted.x", b"1")
+        except Exception as exc:  # FsError
+            refused = getattr(exc, "code", 0)
+        return ns.getxattr(node.id, b"user.note"), ns.listxattr(node.id), refused
+    value, listed, refused = local.run(body)
+    assert value == b"checked" and b"user.note" in listed and refused == errno.ENOTSUP
+
+
+def test_unlink_of_a_folder_is_eisdir_and_rmdir_of_a_file_enotdir(local: InProcess) -> None:
+    async def body(ns: Namespace) -> list[int]:
+        loc = await resolve(ns, "/sources/loc")
+        return [await errno_of(ns.unlink(loc.id, b"sub")),
+                await errno_of(ns.rmdir(loc.id, b"a.txt")),
+                await errno_of(ns.unlink(loc.id, b"missing"))]
+    assert local.run(body) == [errno.EISDIR, errno.ENOTDIR, errno.ENOENT]
+
+
+# -- S3 files, cached and staged -------------------------------------------------------
+
+@pytest.fixture
+def on_s3(s3: S3Server, data_dir: Path, request: pytest.FixtureRequest) -> Iterator[
+        tuple[InProcess, object]]:
+    source = s3_source(s3, f"prov-{abs(hash(request.node.name)) % 10**8}")
+    source.put("old.txt", b"first version")
+    run_markfs(data_dir, "source", "add", "r", source.url)
+    inprocess = InProcess(data_dir)
+    yield inprocess, source
+    inprocess.close()
+
+
+def test_an_s3_file_written_is_on_the_server_after_fsync(on_s3: tuple[InProcess, object]) -> None:
+    inprocess, source = on_s3
+
+    async def body(ns: Namespace) -> None:
+        parent = await resolve(ns, "/sources/r")
+        fh, _node = await ns.create(parent.id, b"new.bin", 0o644, os.O_WRONLY, ROOT)
+        await ns.write(fh, 0, b"x" * 100_000)
+        await ns.fsync(fh, False)
+        await ns.release(fh)
+    inprocess.run(body)
+    assert source.get("new.bin") == b"x" * 100_000  # type: ignore[attr-defined]
+
+
+def test_an_s3_object_replaced_after_listing_is_read_in_its_new_version(
+        on_s3: tuple[InProcess, object]) -> None:
+    inprocess, source = on_s3
+
+    async def body(ns: Namespace) -> bytes:
+        node = await resolve(ns, "/sources/r/old.txt")
+        source.put("old.txt", b"SECOND version")  # type: ignore[attr-defined]
+        fh, _direct = await ns.open(node.id, os.O_RDONLY)
+        try:
+            return await ns.read(fh, 0, 100)
+        finally:
+            await ns.release(fh)
+    assert inprocess.run(body) == b"SECOND version"
+
+
+def test_an_s3_file_open_for_writing_reads_its_own_staged_bytes(
+        on_s3: tuple[InProcess, object]) -> None:
+    inprocess, _source = on_s3
+
+    async def body(ns: Namespace) -> tuple[bytes, int]:
+        node = await resolve(ns, "/sources/r/old.txt")
+        fh, _direct = await ns.open(node.id, os.O_RDWR)
+        await ns.write(fh, 0, b"FIRST")
+        data = await ns.read(fh, 0, 100)
+        size = ns.node(node.id).size
+        await ns.release(fh)
+        return data, size
+    assert inprocess.run(body) == (b"FIRST version", 13)
+
+
+# -- managed table files -----------------------------------------------------------------
+
+@pytest.fixture
+def with_table(data_dir: Path, tmp_path: Path) -> Iterator[InProcess]:
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?)", [(i, i * 1.5) for i in range(10)])
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "manage", "shop/main/orders")
+    inprocess = InProcess(data_dir)
+    yield inprocess
+    inprocess.close()
+
+
+def test_a_table_file_reads_its_snapshot_and_describes_itself(with_table: InProcess) -> None:
+    async def body(ns: Namespace) -> tuple[bytes, bytes]:
+        node = await resolve(ns, "/tables/shop/main/orders/data.csv")
+        return await read_all(ns, node), ns.getxattr(node.id, b"user.markfs.rows")
+    data, rows = with_table.run(body)
+    assert data.splitlines()[0] == b'"id","total"' and len(data.splitlines()) == 11
+    assert rows == b"10"
+
+
+def test_table_files_refuse_every_change(with_table: InProcess) -> None:
+    async def body(ns: Namespace) -> list[int]:
+        folder = await resolve(ns, "/tables/shop/main/orders")
+        csv = await resolve(ns, "/tables/shop/main/orders/data.csv")
+        return [await errno_of(ns.open(csv.id, os.O_WRONLY)),
+                await errno_of(ns.unlink(folder.id, b"data.csv")),
+                await errno_of(ns.create(folder.id, b"x", 0o644, os.O_WRONLY, ROOT)),
+                await errno_of(ns.setattr(csv.id, size=0)),
+                await errno_of(ns.rename(folder.id, b"data.csv", folder.id, b"d.csv", 0))]
+    assert with_table.run(body) == [errno.EROFS] * 5
