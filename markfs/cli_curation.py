@@ -79,18 +79,19 @@ def view_list(ctx: click.Context) -> None:
 @click.argument("name")
 @click.pass_context
 def view_show(ctx: click.Context, name: str) -> None:
-    """A view's rules, landing, pins, members and bytes (as far as the catalog knows)."""
+    """A view's rules, landing, pins, members and bytes (its folders are listed now)."""
     from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        info = curation.summary(tree, name)
+        info = curation.summary(tree, SourceSet(tree, LIST_TIMEOUT_S), name)
     click.echo(f"view {info.name}: /views/{info.name}")
     for rule in info.rules:
         click.echo(f"  rule    {rule}")
     for pinned in info.pins:
         click.echo(f"  pinned  {pinned}")
     click.echo(f"  landing {info.landing or '(none: creating files in the view is refused)'}")
-    click.echo(f"  members {info.members} ({info.bytes} bytes) known to the catalog")
+    click.echo(f"  members {info.members} ({info.bytes} bytes)")
 
 
 @view.command("remove")

@@ -37,6 +37,7 @@ class InProcess:
                             MountInfo("(in process)", "/", time.time()), DataDir(data_dir))
 
     def close(self) -> None:
+        self.ns.close()
         self.tree.close()
 
     def run(self, test: Callable[[Namespace], Awaitable[T]]) -> T:

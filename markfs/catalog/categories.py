@@ -68,3 +68,18 @@ def unassign(txn: Txn, category_id: int, node_id: int) -> bool:
     txn.execute("DELETE FROM category_members WHERE category_id = ? AND node_id = ?",
                 (category_id, node_id))
     return int(txn.conn.changes()) > 0
+
+
+def set_folder(txn: Txn, category_id: int, node_id: int) -> None:
+    txn.execute("UPDATE categories SET node_id = ? WHERE id = ?", (node_id, category_id))
+
+
+def dangling_members(conn: apsw.Connection | Txn) -> int:
+    """Assignments of nodes that are gone (a salvaged catalog can have them)."""
+    row = conn.execute("SELECT count(*) FROM category_members WHERE node_id NOT IN "
+                       "(SELECT id FROM nodes)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def drop_dangling_members(txn: Txn) -> None:
+    txn.execute("DELETE FROM category_members WHERE node_id NOT IN (SELECT id FROM nodes)")

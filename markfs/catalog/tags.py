@@ -55,3 +55,18 @@ def unused_folders(txn: Txn) -> list[tuple[str, int]]:
 
 def drop_folder(txn: Txn, tag: str) -> None:
     txn.execute("DELETE FROM tag_folders WHERE tag = ?", (tag,))
+
+
+def all_folders(conn: apsw.Connection) -> list[tuple[str, int]]:
+    return [(t, n) for t, n in conn.execute("SELECT tag, node_id FROM tag_folders")]
+
+
+def dangling(conn: apsw.Connection | Txn) -> int:
+    """Tags of nodes that are gone (a salvaged catalog can have them)."""
+    row = conn.execute("SELECT count(*) FROM tags WHERE node_id NOT IN "
+                       "(SELECT id FROM nodes)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def drop_dangling(txn: Txn) -> None:
+    txn.execute("DELETE FROM tags WHERE node_id NOT IN (SELECT id FROM nodes)")

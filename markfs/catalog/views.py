@@ -82,3 +82,18 @@ def pin(txn: Txn, view_id: int, node_id: int) -> bool:
 def unpin(txn: Txn, view_id: int, node_id: int) -> bool:
     txn.execute("DELETE FROM view_pins WHERE view_id = ? AND node_id = ?", (view_id, node_id))
     return int(txn.conn.changes()) > 0
+
+
+def set_folder(txn: Txn, view_id: int, node_id: int) -> None:
+    txn.execute("UPDATE views SET node_id = ? WHERE id = ?", (node_id, view_id))
+
+
+def dangling_pins(conn: apsw.Connection | Txn) -> int:
+    """Pins of nodes that are gone (a salvaged catalog can have them)."""
+    row = conn.execute("SELECT count(*) FROM view_pins WHERE node_id NOT IN "
+                       "(SELECT id FROM nodes)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def drop_dangling_pins(txn: Txn) -> None:
+    txn.execute("DELETE FROM view_pins WHERE node_id NOT IN (SELECT id FROM nodes)")

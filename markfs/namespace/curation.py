@@ -9,19 +9,21 @@ so a path can be named before anyone opened it through a mount.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
 
 from markfs.catalog import categories, nodes, tags, views
 from markfs.catalog.db import Txn
+from markfs.catalog.search import Hit
 from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError, UserError
 from markfs.model import ROOT_ID, Kind, Node
 from markfs.namespace.listing import reconcile
-from markfs.namespace.membership import Pattern
+from markfs.namespace.membership import Pattern, Place
 from markfs.namespace.sources import SourceSet, is_sql, list_sources, require_source
-from markfs.namespace.tree import SOURCES_ID, Tree
+from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree, folder_name
 
 VIEWS_ID, TAGS_ID, CATEGORIES_ID = 4, 5, 6
 FOLDER_MODE = stat.S_IFDIR | 0o755
@@ -99,8 +101,8 @@ class ViewSummary:
     rules: list[str]
     landing: str | None
     pins: list[str]
-    members: int  # known to the catalog (folders never listed are not counted)
-    bytes: int
+    members: int
+    bytes: int  # of member files (a member folder counts as a member, not its bytes)
 
 
 def parse_rule(tree: Tree, text: str) -> views.Rule:
@@ -167,49 +169,61 @@ def all_views(tree: Tree) -> list[views.ViewRow]:
     return views.all_views(tree.catalog.conn)
 
 
-def summary(tree: Tree, name: str) -> ViewSummary:
+def summary(tree: Tree, sources: SourceSet, name: str) -> ViewSummary:
+    """What a view holds now: its rules' folders are listed from the sources (like du)."""
     view = require_view(tree, name)
     conn = tree.catalog.conn
     rules = views.rules_of(conn, view.id)
-    names = {r.id: r for r in _rows(tree)}
+    rows = {r.id: r for r in list_sources(tree)}
     members: dict[int, Node] = {}
     for rule in rules:
-        row = names.get(rule.source_id)
+        row = rows.get(rule.source_id)
         if row is not None:
-            members.update(_known_members(tree, row, Pattern.parse(rule.glob)))
-    for node_id in views.pins_of(conn, view.id):
-        node = tree.node(node_id)
-        if node is not None:
-            members[node.id] = node
+            members.update(_members(tree, sources, row, Pattern.parse(rule.glob)))
+    pins = [n for i in views.pins_of(conn, view.id) if (n := tree.node(i)) is not None]
+    members.update((n.id, n) for n in pins)
     landing = None
-    if view.landing_source_id is not None and view.landing_source_id in names:
-        landing = f"{names[view.landing_source_id].name}/{view.landing_path}".rstrip("/")
+    if view.landing_source_id is not None and view.landing_source_id in rows:
+        landing = f"{rows[view.landing_source_id].name}/{view.landing_path}".rstrip("/")
     return ViewSummary(
-        view.name, [f"{names[r.source_id].name}:{r.glob}" for r in rules], landing,
-        [mount_path(tree, n) for i in views.pins_of(conn, view.id) if (n := tree.node(i))],
-        len(members), sum(n.size for n in members.values() if not n.is_dir))
+        view.name, [f"{rows[r.source_id].name}:{r.glob}" for r in rules if r.source_id in rows],
+        landing, [mount_path(tree, n) for n in pins], len(members),
+        sum(n.size for n in members.values() if not n.is_dir))
 
 
-def _rows(tree: Tree) -> list[SourceRow]:
-    return list_sources(tree)
-
-
-def _known_members(tree: Tree, row: SourceRow, pattern: Pattern) -> dict[int, Node]:
-    """Members of one rule among the nodes the catalog has (nothing is listed)."""
+def _members(tree: Tree, sources: SourceSet, row: SourceRow,
+             pattern: Pattern) -> dict[int, Node]:
+    """Members of one rule: file sources are walked below the rule's fixed folder, only
+    into folders that may hold matches; SQL sources give their managed tables' folders."""
     if is_sql(row):
-        return {}  # table folders: counted by the mount, where they are shown
-    top = nodes.node_by_remote(tree.catalog.conn, row.id, b"/".join(pattern.fixed))
-    if top is None:
+        return {node.id: node for _path, node in table_members(tree, row, pattern)}
+    fixed = "/".join(p.decode() for p in pattern.fixed)
+    try:
+        top = resolve(tree, sources, f"/sources/{row.name}/{fixed}")
+    except UserError:
         return {}
-    depth = len(pattern.fixed)
-    out = {}
-    for node_id in nodes.subtree_ids(tree.catalog.conn, top.id):
-        node = tree.node(node_id)
-        if node is None or node.id == top.id or node.remote_path is None:
-            continue
-        below = tuple(node.remote_path.split(b"/"))[depth:]
-        if pattern.matches(below) and not (node.is_dir and pattern.spans()):
-            out[node.id] = node
+    out: dict[int, Node] = {}
+    queue: list[tuple[Node, tuple[bytes, ...]]] = [(top, ())] if top.is_dir else []
+    while queue:
+        folder, below = queue.pop()
+        _list_now(tree, sources, folder)
+        for _c, name, child in tree.children(folder.id, 0, EVERYTHING):
+            place = pattern.place((*below, name), child.is_dir)
+            if place is Place.FOLDER:
+                queue.append((child, (*below, name)))
+            elif place is Place.MEMBER:
+                out[child.id] = child
+    return out
+
+
+def table_members(tree: Tree, row: SourceRow, pattern: Pattern) -> list[tuple[bytes, Node]]:
+    """(SCHEMA/TABLE, folder) of the managed tables of an SQL source a rule selects."""
+    root = tree.child(TABLES_ID, folder_name(row.name))
+    out = []
+    for _c, schema, schema_node in tree.children(root.id, 0, EVERYTHING) if root else []:
+        for _c2, table, node in tree.children(schema_node.id, 0, EVERYTHING):
+            if pattern.matches_table(schema, table):
+                out.append((schema + b"/" + table, node))
     return out
 
 
@@ -225,9 +239,9 @@ def set_tags(tree: Tree, node: Node, wanted: list[str]) -> None:
     wanted = sorted({check_tag(t) for t in wanted if t.strip()})
     current = tags.tags_of(tree.catalog.conn, node.id)
     with tree.transaction() as txn:
-        for tag in set(current) - set(wanted):
+        for tag in sorted(set(current) - set(wanted)):
             tags.remove_tag(txn, node.id, tag)
-        for tag in set(wanted) - set(current):
+        for tag in sorted(set(wanted) - set(current)):
             _tag(txn, tree, node.id, tag)
         _drop_unused_tag_folders(txn)
 
@@ -336,3 +350,104 @@ def all_categories(tree: Tree) -> list[tuple[str, int]]:
     def path_of(row: categories.CategoryRow) -> str:
         return row.name if row.parent is None else f"{path_of(rows[row.parent])}/{row.name}"
     return sorted((path_of(r), len(categories.members(conn, r.id))) for r in rows.values())
+
+
+# -- search ------------------------------------------------------------------------------------
+
+def find(tree: Tree, text: str) -> list[Hit]:
+    """Views by name and rule, and files by tag and category: every word of `text` must
+    begin a word of what is searched, as in the full-text index."""
+    wanted = [w.lower() for w in re.findall(r"\w+", text)]
+    if not wanted:
+        return []
+
+    def hit(*haystack: str) -> bool:
+        words = {w.lower() for h in haystack for w in re.findall(r"\w+", h)}
+        return all(any(w.startswith(x) for w in words) for x in wanted)
+
+    conn = tree.catalog.conn
+    names = {r.id: r.name for r in list_sources(tree)}
+    out: list[Hit] = []
+    for view in views.all_views(conn):
+        rules = [f"{names.get(r.source_id, '?')}:{r.glob}" for r in views.rules_of(conn, view.id)]
+        if hit(view.name, *rules):
+            out.append(Hit(f"/views/{view.name}", "view", view.name, " ".join(rules)))
+    for name, _count in tags.all_tags(conn):
+        if hit(name):
+            out += [Hit(path, "tagged", name, "") for path in tagged(tree, name)]
+    for path, _count in all_categories(tree):
+        if hit(path):
+            row = find_category(tree, path)
+            out += [Hit(mount_path(tree, n), "in category", path, "")
+                    for i in categories.members(conn, row.id) if (n := tree.node(i))]
+    return out
+
+
+# -- fsck ------------------------------------------------------------------------------------------
+
+def _folders(tree: Tree) -> list[tuple[str, int, Kind]]:
+    """(what, folder node id, kind) of every view, tag and category."""
+    conn = tree.catalog.conn
+    return ([(f"view {v.name!r}", v.node_id, Kind.VIEW) for v in views.all_views(conn)]
+            + [(f"tag {t!r}", n, Kind.TAG) for t, n in tags.all_folders(conn)]
+            + [(f"category {c.name!r}", c.node_id, Kind.CATEGORY)
+               for c in categories.all_categories(conn)])
+
+
+def problems(tree: Tree) -> list[str]:
+    """Views, tags and categories without their folder; folders of none of them;
+    pins, tags and assignments of nodes that are gone."""
+    conn = tree.catalog.conn
+    out = [f"{what}: folder {node_id} missing" for what, node_id, _kind in _folders(tree)
+           if tree.node(node_id) is None]
+    owned = {node_id for _what, node_id, _kind in _folders(tree)}
+    for parent in (VIEWS_ID, TAGS_ID, CATEGORIES_ID):
+        out += [f"folder {name!r} ({node.id}) under {parent} belongs to nothing"
+                for _c, name, node in tree.children(parent, 0, EVERYTHING)
+                if node.id not in owned]
+    for count, what in ((views.dangling_pins(conn), "pins"), (tags.dangling(conn), "tags"),
+                        (categories.dangling_members(conn), "category assignments")):
+        if count:
+            out.append(f"{count} {what} of nodes that are gone")
+    return out
+
+
+def repair(tree: Tree) -> list[str]:
+    """Folders made again, unowned ones removed, dangling rows dropped."""
+    done = []
+    with tree.transaction() as txn:
+        views.drop_dangling_pins(txn)
+        tags.drop_dangling(txn)
+        categories.drop_dangling_members(txn)
+        owned = set()
+        for what, node_id, kind in _folders(tree):
+            if tree.node(node_id) is None:
+                node_id = _refolder(txn, tree, what, kind)
+                done.append(f"re-created the folder of {what}")
+            owned.add(node_id)
+        for parent in (VIEWS_ID, TAGS_ID, CATEGORIES_ID):
+            for _c, _name, node in tree.children(parent, 0, EVERYTHING):
+                if node.id not in owned:
+                    nodes.delete_subtree(txn, node.id)
+                    done.append(f"removed folder {node.id}, which belonged to nothing")
+    return done
+
+
+def _refolder(txn: Txn, tree: Tree, what: str, kind: Kind) -> int:
+    conn = tree.catalog.conn
+    if kind is Kind.VIEW:
+        view = next(v for v in views.all_views(conn) if what == f"view {v.name!r}")
+        node_id = _new_folder(txn, tree, VIEWS_ID, view.name.encode(), kind, b"")
+        views.set_folder(txn, view.id, node_id)
+    elif kind is Kind.TAG:
+        tag = next(t for t, _n in tags.all_folders(conn) if what == f"tag {t!r}")
+        node_id = _new_folder(txn, tree, TAGS_ID, tag.encode(), kind)
+        tags.drop_folder(txn, tag)
+        tags.set_folder(txn, tag, node_id)
+    else:
+        row = next(c for c in categories.all_categories(conn) if what == f"category {c.name!r}")
+        parent = CATEGORIES_ID if row.parent is None else next(
+            c.node_id for c in categories.all_categories(conn) if c.id == row.parent)
+        node_id = _new_folder(txn, tree, parent, row.name.encode(), kind)
+        categories.set_folder(txn, row.id, node_id)
+    return node_id

@@ -5,8 +5,10 @@ SQLite integrity; nodes whose parent is missing; nodes of removed sources;
 sources without their folder; journaled uploads whose staged file is gone;
 table files whose snapshot blob is gone (reported: only a refresh can render it);
 content-cache blobs whose bytes no longer hash to their name (repair drops them);
-the mirror's stamp; and the mirror's content (a damaged LMDB file is found and
-replaced when it is opened, before any of this: reported as repaired),
+views, tags and categories without their folders (or folders without them) and
+their rows naming nodes that are gone; the mirror's stamp; and the mirror's
+content (a damaged LMDB file is found and replaced when it is opened, before any
+of this: reported as repaired),
 node by node and name by name, against the catalog. Repair removes orphans
 and rebuilds the mirror from the catalog (SQLite is the truth).
 """
@@ -30,6 +32,7 @@ from markfs.catalog.salvage import salvage
 from markfs.config import DataDir
 from markfs.errors import CatalogDamaged
 from markfs.model import Kind
+from markfs.namespace import curation
 from markfs.namespace.sources import is_sql
 from markfs.namespace.tree import LAYOUT, SOURCES_ID, STATUS_FILE_ID, Tree
 
@@ -158,7 +161,8 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
     with tree.catalog.locked():
         catalog_problems, doomed = _catalog_problems(tree)
         upload_problems, lost_uploads = _upload_problems(tree)
-        report.problems = catalog_problems + upload_problems + _mirror_problems(tree)
+        report.problems = (catalog_problems + upload_problems + _mirror_problems(tree)
+                           + curation.problems(tree))
         if store is not None:
             report.problems += _snapshot_problems(tree, store)
     blob_problems = content.verify_all(repair) if content is not None else []
@@ -178,6 +182,7 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
                 node_rows.delete_subtree(txn, node_id)
         report.repaired.append(f"removed {len(doomed)} orphaned node(s)")
     report.repaired += _restore_folders(tree)
+    report.repaired += curation.repair(tree)
     tree.rebuild_mirror()
     report.repaired.append("rebuilt the hot cache from the catalog")
     return report

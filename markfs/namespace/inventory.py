@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from markfs.catalog import filescans, jobs, managed, sqltables
 from markfs.catalog import search as search_index
+from markfs.namespace import curation
 from markfs.namespace.tree import Tree
 
 
@@ -37,7 +38,10 @@ def column_stats(tree: Tree, table_id: int) -> dict[str, tuple[object, ...]]:
 
 
 def search(tree: Tree, text: str, limit: int) -> list[search_index.Hit]:
-    return search_index.search(tree.catalog.conn, text, limit)
+    """The full-text index (sources, tables, columns, files), then views by name and
+    rule and files by tag and category."""
+    hits = search_index.search(tree.catalog.conn, text, limit)
+    return (hits + curation.find(tree, text))[:limit]
 
 
 def recent_jobs(tree: Tree, limit: int) -> list[jobs.JobRow]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from enum import Enum
 from fnmatch import fnmatchcase
 
 from markfs.errors import UserError
@@ -22,6 +23,14 @@ from markfs.model import Node
 
 WILDCARDS = frozenset(b"*?[")
 SPAN = b"**"
+
+
+class Place(Enum):
+    """Where an entry of a source folder goes in a view."""
+
+    NOTHING = 0  # not selected
+    MEMBER = 1  # shown as itself (a file, or a folder matched by a glob not ending in **)
+    FOLDER = 2  # a folder that may hold members: the view gets a folder of that name
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,14 @@ class Pattern:
         """Does the path below the fixed prefix match the rest of the glob?"""
         return _matches(self.rest, below)
 
+    def table_path(self, schema: bytes, table: bytes) -> tuple[bytes, ...]:
+        """What a rule over an SQL source matches: TABLE for a one-part glob, else
+        SCHEMA/TABLE (the whole glob, fixed prefix included)."""
+        return (table,) if len(self.fixed) + len(self.rest) == 1 else (schema, table)
+
+    def matches_table(self, schema: bytes, table: bytes) -> bool:
+        return _matches(self.fixed + self.rest, self.table_path(schema, table))
+
     def may_hold(self, below: tuple[bytes, ...]) -> bool:
         """Could a folder at this path below the prefix hold a match?"""
         return _may_hold(self.rest, below)
@@ -57,6 +74,13 @@ class Pattern:
     def spans(self) -> bool:
         """Ends in `**`: a matching folder is gathered into, not shown as one member."""
         return self.rest[-1] == SPAN
+
+    def place(self, below: tuple[bytes, ...], is_dir: bool) -> Place:
+        """What an entry at this path below the prefix is to a gathered folder."""
+        selected = self.matches(below)
+        if is_dir and (self.spans() or not selected) and self.may_hold(below):
+            return Place.FOLDER
+        return Place.MEMBER if selected else Place.NOTHING
 
 
 def _matches(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> bool:

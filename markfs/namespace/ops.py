@@ -93,6 +93,10 @@ class Namespace:
             Kind.CATEGORY: CategoryFolders(self.s, sources),
         }
 
+    def close(self) -> None:
+        """The caches this namespace opened (the tree is its owner's to close)."""
+        self.remote.cache.close()
+
     @property
     def notifier(self) -> KernelNotifier | None:
         return self.s.kernel.notifier

@@ -26,13 +26,14 @@ from markfs.catalog import nodes, views
 from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError
 from markfs.model import Kind, Node
+from markfs.namespace.curation import table_members
 from markfs.namespace.gathered import EVERYTHING, GatheredFolders
 from markfs.namespace.handles import FileHandle
-from markfs.namespace.membership import Candidate, Pattern, assign_names
+from markfs.namespace.membership import Candidate, Pattern, Place, assign_names
 from markfs.namespace.provider import Caller, Services
 from markfs.namespace.sourcefiles import SourceFiles
 from markfs.namespace.sources import SourceSet, is_sql
-from markfs.namespace.tree import SOURCES_ID, TABLES_ID, folder_name
+from markfs.namespace.tree import SOURCES_ID
 
 log = logging.getLogger(__name__)
 FOLDER_MODE = stat.S_IFDIR | 0o755
@@ -81,11 +82,10 @@ class ViewFolders(GatheredFolders):
         if folder is None:
             return
         for _cookie, name, child in await self.files.list_folder(folder, 0, EVERYTHING):
-            path = (*below, name)
-            selected = pattern.matches(path)
-            if child.is_dir and (pattern.spans() or not selected) and pattern.may_hold(path):
+            place = pattern.place((*below, name), child.is_dir)
+            if place is Place.FOLDER:
                 subfolders.add(name)
-            elif selected:
+            elif place is Place.MEMBER:
                 candidates.append(Candidate(name, child, row.name, child.remote_path or b""))
 
     async def source_folder(self, row: SourceRow, parts: tuple[bytes, ...]) -> Node | None:
@@ -101,17 +101,8 @@ class ViewFolders(GatheredFolders):
         return node if node is not None and node.is_dir else None
 
     def _tables(self, row: SourceRow, pattern: Pattern) -> list[Candidate]:
-        """Managed tables' folders whose SCHEMA/TABLE (or TABLE, for a one-part glob)
-        the rule selects."""
-        glob = Pattern((), pattern.fixed + pattern.rest)
-        root = self.s.tree.child(TABLES_ID, folder_name(row.name))
-        out = []
-        for _c, schema, schema_node in self.s.tree.children(root.id, 0, EVERYTHING) if root else []:
-            for _c2, table, node in self.s.tree.children(schema_node.id, 0, EVERYTHING):
-                path = (table,) if len(glob.rest) == 1 else (schema, table)
-                if glob.matches(path):
-                    out.append(Candidate(table, node, row.name, schema + b"/" + table))
-        return out
+        return [Candidate(node.name, node, row.name, path)
+                for path, node in table_members(self.s.tree, row, pattern)]
 
     def _subfolders(self, folder: Node, below: tuple[bytes, ...],
                     names: set[bytes]) -> dict[bytes, Node]:
