@@ -610,7 +610,7 @@ def _salvage_if_damaged(data_dir: DataDir, repair: bool) -> list[str]:
 @click.pass_context
 def demo(ctx: click.Context, mountpoint: Path) -> None:
     """Build the embedded demo and mount it at MOUNTPOINT (default ./mnt)."""
-    from markfs.demo import ORDERS, build_demo, build_shop
+    from markfs.demo import ORDERS, build_curation, build_demo, build_shop
 
     data_dir = data_dir_of(ctx)
     with open_tree(ctx, create=True) as tree:
@@ -618,6 +618,7 @@ def demo(ctx: click.Context, mountpoint: Path) -> None:
         with click.progressbar(length=ORDERS + 5200, label="rendering the demo tables",
                                file=sys.stderr) as bar:
             build_shop(tree, data_dir, bar.update)
+        build_curation(tree)
     mountpoint = mountpoint.absolute()
     mountpoint.mkdir(parents=True, exist_ok=True)
     if not runtime.is_mountpoint(mountpoint):
@@ -629,6 +630,12 @@ def demo(ctx: click.Context, mountpoint: Path) -> None:
                f"  cat {mountpoint}/.markfs/status.json\n"
                f"  ls -l {mountpoint}/tables/shop/main/orders\n"
                f"  head {mountpoint}/tables/shop/main/orders/preview.csv\n"
+               f"  ls -l {mountpoint}/views/finance   (a view: demo files + the orders table)\n"
+               f"  ls -l {mountpoint}/tags/finance {mountpoint}/tags/q1\n"
+               f"  ls -R {mountpoint}/categories\n"
+               f"  getfattr -n user.markfs.tags "
+               f"{mountpoint}/sources/demo/finance/2024/revenue.csv\n"
+               f"  {markfs} view show finance\n"
                f"  {markfs} search country\n"
                f"  echo hello > {mountpoint}/sources/demo/hello.txt\n"
                f"Unmount with: make demo-stop   (or: {markfs} umount {mountpoint})")

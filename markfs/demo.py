@@ -1,5 +1,6 @@
-"""The embedded demo: a folder of sample files (source `demo`) and a generated SQLite
-shop database (source `shop`) whose tables, one of a million rows, are managed."""
+"""The embedded demo: a folder of sample files (source `demo`), a generated SQLite
+shop database (source `shop`) whose tables, one of a million rows, are managed, and a
+view, tags and categories gathered over both."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import io
 import json
 from pathlib import Path
 
-from markfs.catalog import sources
+from markfs.catalog import sources, views
 from markfs.config import DataDir
-from markfs.namespace.sources import add_source
+from markfs.namespace import curation
+from markfs.namespace.sources import SourceSet, add_source
 from markfs.namespace.tables import ManagedTables, RowProgress, TableRef
 from markfs.namespace.tree import Tree
 from markfs.sources.demo_shop import ORDERS, make_shop_db
@@ -18,7 +20,15 @@ from markfs.sources.demo_shop import ORDERS, make_shop_db
 DEMO_SOURCE = "demo"
 SHOP_SOURCE = "shop"
 SHOP_TABLES = ("customers", "products", "orders")
-__all__ = ["ORDERS", "build_demo", "build_shop"]
+DEMO_VIEW = "finance"
+# (tag, mount paths) and (category, mount paths) the demo gathers
+DEMO_TAGS = (("finance", ("/sources/demo/finance/2024/revenue.csv", "/tables/shop/main/orders")),
+             ("q1", ("/sources/demo/finance/2024/revenue.csv",)),
+             ("logs", ("/sources/demo/logs/events.jsonl",)))
+DEMO_CATEGORIES = (("reports/2024", ("/sources/demo/finance/2024/revenue.csv",)),
+                   ("reports/2023", ("/sources/demo/finance/2023/notes.txt",)),
+                   ("data/sales", ("/tables/shop/main/orders", "/tables/shop/main/customers")))
+__all__ = ["ORDERS", "build_curation", "build_demo", "build_shop"]
 
 
 def _sample_files() -> dict[str, bytes]:
@@ -72,3 +82,19 @@ def build_demo(tree: Tree, files_dir: Path) -> bool:
         add_source(tree, DEMO_SOURCE, f"file://{files_dir.resolve()}", read_only=False)
         created = True
     return created
+
+
+def build_curation(tree: Tree) -> bool:
+    """View `finance` (the demo's finance files and the orders table; new files land in
+    demo/finance), a few tags and categories; True if anything was made."""
+    if views.get_view(tree.catalog.conn, DEMO_VIEW) is not None:
+        return False
+    files = SourceSet(tree)
+    curation.add_view(tree, files, DEMO_VIEW, ["demo:finance/**", "shop:orders"],
+                      landing="demo/finance")
+    for tag, paths in DEMO_TAGS:
+        curation.tag_paths(tree, files, tag, list(paths), on=True)
+    for category, paths in DEMO_CATEGORIES:
+        curation.add_category(tree, category)
+        curation.assign(tree, files, category, list(paths), on=True)
+    return True

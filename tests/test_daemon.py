@@ -68,6 +68,14 @@ def test_demo_mounts_sample_files(tmp_path: Path, point: Path) -> None:
     assert pq.read_metadata(orders / "data.parquet").num_rows == 1_000_000
     assert sorted(os.listdir(point / "tables" / "shop" / "main")) == [
         "customers", "orders", "products"]
+    assert "views/finance" in out and "tags" in out and "categories" in out
+    assert sorted(os.listdir(point / "views" / "finance")) == ["2023", "2024", "orders"]
+    assert (point / "views/finance/2024/revenue.csv").read_bytes() == (
+        point / "sources/demo/finance/2024/revenue.csv").read_bytes()
+    assert sorted(os.listdir(point / "tags")) == ["finance", "logs", "q1"]
+    assert sorted(os.listdir(point / "tags" / "finance")) == ["orders", "revenue.csv"]
+    assert sorted(os.listdir(point / "categories" / "data" / "sales")) == [
+        "customers", "orders"]
     run_markfs(data, "demo", str(point))  # again: already mounted, still fine
     run_markfs(data, "umount", str(point))
     assert not is_mounted(point)
