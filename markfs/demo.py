@@ -9,10 +9,9 @@ import io
 import json
 from pathlib import Path
 
-from markfs.catalog import sources, views
 from markfs.config import DataDir
 from markfs.namespace import curation
-from markfs.namespace.sources import SourceSet, add_source
+from markfs.namespace.sources import SourceSet, add_source, list_sources
 from markfs.namespace.tables import ManagedTables, RowProgress, TableRef
 from markfs.namespace.tree import Tree
 from markfs.sources.demo_shop import ORDERS, make_shop_db
@@ -50,13 +49,17 @@ def _sample_files() -> dict[str, bytes]:
 
 
 
+def has_source(tree: Tree, name: str) -> bool:
+    return any(row.name == name for row in list_sources(tree))
+
+
 def build_shop(tree: Tree, data_dir: DataDir, progress: RowProgress | None = None) -> bool:
     """The shop database as source `shop`, its tables managed; True if anything was made."""
     db = data_dir.root / "demo-shop.db"
     if not db.exists():
         make_shop_db(db)
     created = False
-    if sources.get_source(tree.catalog.conn, SHOP_SOURCE) is None:
+    if not has_source(tree, SHOP_SOURCE):
         add_source(tree, SHOP_SOURCE, f"sqlite://{db.resolve()}", read_only=True)
         created = True
     managed = ManagedTables(tree, data_dir)
@@ -78,7 +81,7 @@ def build_demo(tree: Tree, files_dir: Path) -> bool:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             created = True
-    if sources.get_source(tree.catalog.conn, DEMO_SOURCE) is None:
+    if not has_source(tree, DEMO_SOURCE):
         add_source(tree, DEMO_SOURCE, f"file://{files_dir.resolve()}", read_only=False)
         created = True
     return created
@@ -87,7 +90,7 @@ def build_demo(tree: Tree, files_dir: Path) -> bool:
 def build_curation(tree: Tree) -> bool:
     """View `finance` (the demo's finance files and the orders table; new files land in
     demo/finance), a few tags and categories; True if anything was made."""
-    if views.get_view(tree.catalog.conn, DEMO_VIEW) is not None:
+    if any(view.name == DEMO_VIEW for view in curation.all_views(tree)):
         return False
     files = SourceSet(tree)
     curation.add_view(tree, files, DEMO_VIEW, ["demo:finance/**", "shop:orders"],

@@ -64,6 +64,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
             notifier.stop()
             pyfuse3.close(unmount=True)
             unregister(data_dir, mountpoint)
+            namespace.close()
             log.info("unmounted %s", mountpoint)
     finally:
         tree.close()
