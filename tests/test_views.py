@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve
+from remote_helpers import s3_source
+from servers import S3Server
 
 from markfs.errors import FsError
 from markfs.namespace.ops import Namespace
@@ -295,3 +297,31 @@ def test_fsck_finds_a_view_without_its_folder_and_repair_makes_it_again(
         assert again.run(body) == [b"a.csv"]
     finally:
         again.close()
+
+
+# -- the CLI beside a running daemon ---------------------------------------------------------
+
+def test_naming_a_path_from_the_cli_never_drops_a_file_being_written(
+        s3: S3Server, data_dir: Path) -> None:
+    from markfs.namespace import curation
+    from markfs.namespace.sources import SourceSet
+
+    source = s3_source(s3, "cli-beside-daemon")
+    source.put("other.txt", b"o")
+    run_markfs(data_dir, "source", "add", "r", source.url)
+    daemon = InProcess(data_dir)
+
+    async def body(ns: Namespace) -> None:
+        parent = await resolve(ns, "/sources/r")
+        fh, _node = await ns.create(parent.id, b"new.txt", 0o644, os.O_WRONLY, ROOT)
+        await ns.write(fh, 0, b"written while the CLI lists")
+        # what `markfs tag add q /sources/r/other.txt` does in its own process
+        curation.tag_paths(daemon.tree, SourceSet(daemon.tree), "q", ["/sources/r/other.txt"],
+                           on=True)
+        await ns.fsync(fh, False)
+        await ns.release(fh)
+    try:
+        daemon.run(body)
+    finally:
+        daemon.close()
+    assert source.get("new.txt") == b"written while the CLI lists"

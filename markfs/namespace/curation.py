@@ -20,7 +20,7 @@ from markfs.catalog.search import Hit
 from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError, UserError
 from markfs.model import ROOT_ID, Kind, Node
-from markfs.namespace.listing import reconcile
+from markfs.namespace.listing import add_unknown
 from markfs.namespace.membership import Pattern, Place
 from markfs.namespace.sources import SourceSet, is_sql, list_sources, require_source
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree, folder_name
@@ -73,7 +73,7 @@ def _list_now(tree: Tree, sources: SourceSet, folder: Node) -> None:
         entries = [e for page in backend.list_pages(folder.remote_path or b"") for e in page]
     except (OSError, FsError) as exc:
         raise UserError(f"cannot list /{mount_path(tree, folder).strip('/')}: {exc}") from None
-    reconcile(tree, folder, entries)
+    add_unknown(tree, folder, entries)  # never drops what a running daemon is writing
 
 
 def mount_path(tree: Tree, node: Node) -> str:

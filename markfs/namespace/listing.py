@@ -109,6 +109,22 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
     return diff
 
 
+def add_unknown(tree: Tree, parent: Node, entries: list[Entry]) -> int:
+    """Insert the names the catalog does not have yet; change and remove nothing.
+
+    For processes other than the mounted daemon (the CLI naming a path): they cannot
+    see the daemon's files open for writing or waiting for their upload, which a full
+    reconcile could overwrite or remove."""
+    existing = nodes.child_names(tree.catalog.conn, parent.id)
+    fresh = [e for e in entries if valid_name(e.name) and e.name not in existing]
+    if fresh:
+        with tree.transaction() as txn:
+            for entry in fresh:
+                nodes.insert_node(txn, parent.id, entry.name, new_node_from(parent, entry),
+                                  generation=tree.generation)
+    return len(fresh)
+
+
 def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
                 keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
