@@ -325,3 +325,28 @@ def test_naming_a_path_from_the_cli_never_drops_a_file_being_written(
     finally:
         daemon.close()
     assert source.get("new.txt") == b"written while the CLI lists"
+
+
+def test_a_refreshed_table_in_a_view_is_its_new_snapshot(
+        data_dir: Path, two_sources: Path) -> None:
+    db = two_sources / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO orders VALUES (?)", [(i,) for i in range(3)])
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{db}")
+    run_markfs(data_dir, "manage", "shop/main/orders")
+    run_markfs(data_dir, "view", "add", "sales", "shop:orders")
+    inprocess = InProcess(data_dir)
+
+    async def rows(ns: Namespace) -> int:
+        csv = await resolve(ns, "/views/sales/orders/data.csv")
+        return len((await read_all(ns, csv)).splitlines()) - 1
+    try:
+        before = inprocess.run(rows)
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO orders VALUES (99)")
+        run_markfs(data_dir, "refresh", "shop/main/orders")
+        after = inprocess.run(rows)
+    finally:
+        inprocess.close()
+    assert (before, after) == (3, 4)

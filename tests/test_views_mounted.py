@@ -174,3 +174,28 @@ def test_the_categories_tree_shows_sub_categories_and_files(
     until(lambda: year.is_dir() and "ledger.csv" in os.listdir(year))
     assert sorted(os.listdir(year)) == ["audit", "ledger.csv"]
     assert os.stat(year / "ledger.csv").st_ino == os.stat(src / "ledger.csv").st_ino
+
+
+def test_a_view_without_landing_refuses_new_files(mount: Mount, data_dir: Path,
+                                                  src: Path) -> None:
+    (src / "a.csv").write_bytes(b"a")
+    run_markfs(data_dir, "view", "add", "plain", "loc:*.csv")
+    view = mount.path / "views" / "plain"
+    until(lambda: view.is_dir())
+    with pytest.raises(OSError) as made:
+        (view / "new.csv").write_bytes(b"x")
+    assert made.value.errno == errno.EROFS
+    assert not (src / "new.csv").exists()
+
+
+def test_rm_of_a_pinned_member_unpins_it_and_keeps_the_file(
+        mount: Mount, data_dir: Path, src: Path) -> None:
+    (src / "keep.txt").write_bytes(b"k")
+    run_markfs(data_dir, "view", "add", "picked", "loc:*.csv")
+    run_markfs(data_dir, "view", "pin", "picked", "/sources/loc/keep.txt")
+    view = mount.path / "views" / "picked"
+    until(lambda: view.is_dir() and "keep.txt" in os.listdir(view))
+    (view / "keep.txt").unlink()
+    assert "keep.txt" not in os.listdir(view)
+    assert (src / "keep.txt").read_bytes() == b"k"
+    assert "pinned" not in run_markfs(data_dir, "view", "show", "picked").stdout
