@@ -1,5 +1,5 @@
 """Each provider, driven in process (no kernel): layout folders, control files, local
-files read and written in place, S3 files cached and staged, managed table files."""
+files read and written in place, S3 and SFTP files cached and staged, managed table files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
-from remote_helpers import s3_source
-from servers import S3Server
+from remote_helpers import s3_source, sftp_source
+from servers import S3Server, SshServer
 
 from markfs.namespace.ops import Namespace
 
@@ -141,10 +141,16 @@ def test_unlink_of_a_folder_is_eisdir_and_rmdir_of_a_file_enotdir(local: InProce
 
 # -- S3 files, cached and staged -------------------------------------------------------
 
-@pytest.fixture
-def on_s3(s3: S3Server, data_dir: Path, request: pytest.FixtureRequest) -> Iterator[
+@pytest.fixture(params=["s3", "sftp"])
+def on_s3(data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         tuple[InProcess, object]]:
-    source = s3_source(s3, f"prov-{abs(hash(request.node.name)) % 10**8}")
+    """A remote source (S3 on moto, or SFTP on sshd) read and written in process."""
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3")
+        source = s3_source(server, f"prov-{abs(hash(request.node.name)) % 10**8}")
+    else:
+        sshd: SshServer = request.getfixturevalue("sshd")
+        source = sftp_source(sshd, tmp_path / "sftp-root")
     source.put("old.txt", b"first version")
     run_markfs(data_dir, "source", "add", "r", source.url)
     inprocess = InProcess(data_dir)
@@ -229,3 +235,18 @@ def test_table_files_refuse_every_change(with_table: InProcess) -> None:
                 await errno_of(ns.setattr(csv.id, size=0)),
                 await errno_of(ns.rename(folder.id, b"data.csv", folder.id, b"d.csv", 0))]
     assert with_table.run(body) == [errno.EROFS] * 5
+
+
+def test_a_remote_file_changed_since_listing_is_opened_for_writing_in_its_new_version(
+        on_s3: tuple[InProcess, object]) -> None:
+    inprocess, source = on_s3
+
+    async def body(ns: Namespace) -> None:
+        node = await resolve(ns, "/sources/r/old.txt")
+        source.put("old.txt", b"SECOND version, longer")  # type: ignore[attr-defined]
+        fh, _direct = await ns.open(node.id, os.O_RDWR)
+        await ns.write(fh, 0, b"THIRD ")
+        await ns.fsync(fh, False)
+        await ns.release(fh)
+    inprocess.run(body)
+    assert source.get("old.txt") == b"THIRD  version, longer"  # type: ignore[attr-defined]

@@ -43,6 +43,16 @@ def identity(size: int, mtime_ns: int, now_ns: int) -> bytes:
     return f"{size}-{mtime_ns}".encode()
 
 
+def same_version(etag: bytes, attrs: paramiko.SFTPAttributes) -> bool:
+    """Does the open file still have the size and mtime its identity was made of? (A
+    read of a file changed since it was listed must not mix the new bytes with the old
+    size: the reader looks again, as S3's If-Match makes it.)"""
+    size, _, rest = etag.partition(b"-")
+    mtime = rest.split(b"-", 1)[0]
+    current = f"{int(attrs.st_size or 0)}".encode(), f"{int(attrs.st_mtime or 0) * 10**9}".encode()
+    return (size, mtime) == current
+
+
 def _entry(name: bytes, attrs: paramiko.SFTPAttributes, target: bytes | None = None) -> Entry:
     mtime_ns = int(attrs.st_mtime or 0) * 1_000_000_000
     size = int(attrs.st_size or 0)
@@ -186,7 +196,10 @@ class SftpBackend:
         full = self._abs(path)
         try:
             with self._session() as sftp, sftp.open(full, "rb") as f:
-                end = min(offset + size, f.stat().st_size or 0)
+                attrs = f.stat()
+                if etag is not None and not same_version(etag, attrs):
+                    raise OSError(errno.ESTALE, f"{full} changed on the server")
+                end = min(offset + size, attrs.st_size or 0)
                 f.seek(offset)
                 if end > offset:
                     f.prefetch(end, max_concurrent_requests=PIPELINE)

@@ -137,7 +137,7 @@ class RemoteFiles:
             self.staged[node.id] = staged
             if not truncate and node.size > 0:
                 try:
-                    await self._fill(staged, node)
+                    node = await self._fill_current(staged, node)
                 except BaseException:
                     self._forget_if_idle(node.id)
                     raise
@@ -147,6 +147,19 @@ class RemoteFiles:
             staged.size = 0
         staged.writers += 1
         return staged
+
+    async def _fill_current(self, staged: Staged, node: Node) -> Node:
+        """Fill the staged copy with the file as it is on the server now (looked at again
+        if it changed since it was listed); the node as filled."""
+        try:
+            await self._fill(staged, node)
+            return node
+        except FsError as exc:
+            if exc.code != errno.ESTALE:
+                raise
+        node = await self._restat(node)
+        await self._fill(staged, node)
+        return node
 
     async def _fill(self, staged: Staged, node: Node) -> None:
         """Copy the file's current content into its staged copy, chunk by chunk."""
