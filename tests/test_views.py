@@ -350,3 +350,22 @@ def test_a_refreshed_table_in_a_view_is_its_new_snapshot(
     finally:
         inprocess.close()
     assert (before, after) == (3, 4)
+
+
+def test_fsck_removes_a_view_folder_that_belongs_to_no_view(finance: InProcess,
+                                                            data_dir: Path) -> None:
+    import stat
+
+    from markfs.catalog import nodes
+    from markfs.model import Kind
+
+    tree = finance.tree
+    with tree.transaction() as txn:
+        nodes.insert_node(txn, 4, b"stray", nodes.NewNode(
+            Kind.VIEW, stat.S_IFDIR | 0o755, 0, 0, 0, 1, 1, remote_path=b""),
+            generation=tree.generation)
+    finance.close()
+    found = run_markfs(data_dir, "fsck", check=False)
+    assert found.returncode == 1 and "b'stray'" in found.stdout + found.stderr
+    run_markfs(data_dir, "fsck", "--repair")
+    assert run_markfs(data_dir, "fsck").returncode == 0

@@ -401,10 +401,8 @@ def problems(tree: Tree) -> list[str]:
     out = [f"{what}: folder {node_id} missing" for what, node_id, _kind in _folders(tree)
            if tree.node(node_id) is None]
     owned = {node_id for _what, node_id, _kind in _folders(tree)}
-    for parent in (VIEWS_ID, TAGS_ID, CATEGORIES_ID):
-        out += [f"folder {name!r} ({node.id}) under {parent} belongs to nothing"
-                for _c, name, node in tree.children(parent, 0, EVERYTHING)
-                if node.id not in owned]
+    out += [f"folder {node.name!r} ({node.id}) of kind {node.kind.value} belongs to nothing"
+            for node in _unowned(tree, owned)]
     for count, what in ((views.dangling_pins(conn), "pins"), (tags.dangling(conn), "tags"),
                         (categories.dangling_members(conn), "category assignments")):
         if count:
@@ -425,12 +423,27 @@ def repair(tree: Tree) -> list[str]:
                 node_id = _refolder(txn, tree, what, kind)
                 done.append(f"re-created the folder of {what}")
             owned.add(node_id)
-        for parent in (VIEWS_ID, TAGS_ID, CATEGORIES_ID):
-            for _c, _name, node in tree.children(parent, 0, EVERYTHING):
-                if node.id not in owned:
-                    nodes.delete_subtree(txn, node.id)
-                    done.append(f"removed folder {node.id}, which belonged to nothing")
+        for node in _unowned(tree, owned):
+            nodes.delete_subtree(txn, node.id)
+            done.append(f"removed folder {node.id}, which belonged to nothing")
     return done
+
+
+def _unowned(tree: Tree, owned: set[int]) -> list[Node]:
+    """Folders of views, tags or categories (by kind, where each kind lives) that no
+    view, tag or category row names."""
+    out = []
+    for parent, kind in ((VIEWS_ID, Kind.VIEW), (TAGS_ID, Kind.TAG)):
+        out += [n for _c, _name, n in tree.children(parent, 0, EVERYTHING)
+                if n.kind is kind and n.id not in owned]
+    queue = [CATEGORIES_ID]
+    while queue:  # categories nest: every folder of kind 'category' has a row
+        for _c, _name, n in tree.children(queue.pop(), 0, EVERYTHING):
+            if n.kind is Kind.CATEGORY and n.id in owned:
+                queue.append(n.id)
+            elif n.kind is Kind.CATEGORY:
+                out.append(n)
+    return out
 
 
 def _refolder(txn: Txn, tree: Tree, what: str, kind: Kind) -> int:
