@@ -16,6 +16,10 @@ from typing import TypeVar
 import pytest
 from servers import MariaServer, PostgresServer, S3Server, SeaweedServer, SshServer, s3_env
 
+from markfs.config import DataDir
+from markfs.namespace.sources import add_source
+from markfs.namespace.tree import Tree
+
 MOUNT_TIMEOUT_S = 20.0
 
 
@@ -159,10 +163,24 @@ def mariadb() -> Iterator[MariaServer]:
     yield from served_in_temp_dir(MariaServer, "markfs-test-mariadb-")
 
 
+def in_process(action: Callable[[Tree], object], data_dir: Path) -> None:
+    """A set-up step done as `markfs init`/`source add` do it, without a subprocess
+    (the commands themselves are tested in test_cli); private files as the CLI makes."""
+    old = os.umask(0o077)
+    try:
+        tree = Tree.open(DataDir(data_dir), create=True)
+        try:
+            action(tree)
+        finally:
+            tree.close()
+    finally:
+        os.umask(old)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
-    run_markfs(path, "init")
+    in_process(lambda tree: None, path)
     return path
 
 
@@ -171,7 +189,7 @@ def backing(tmp_path: Path, data_dir: Path) -> Path:
     """A local directory registered as the source `loc`."""
     path = tmp_path / "backing"
     path.mkdir()
-    run_markfs(data_dir, "source", "add", "loc", f"file://{path}")
+    in_process(lambda tree: add_source(tree, "loc", f"file://{path}", read_only=False), data_dir)
     return path
 
 

@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_markfs
+from conftest import in_process, run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve
 from remote_helpers import s3_source
 from servers import S3Server
 
 from markfs.errors import FsError
+from markfs.namespace import curation
 from markfs.namespace.ops import Namespace
+from markfs.namespace.sources import SourceSet, add_source
 
 
 @pytest.fixture
@@ -30,15 +32,16 @@ def two_sources(data_dir: Path, tmp_path: Path) -> Path:
     reports.mkdir()
     for name in ("finance_q1.csv", "finance_q2.csv", "summary.txt", "a.csv"):
         (reports / name).write_bytes(f"report {name}".encode())
-    run_markfs(data_dir, "source", "add", "lake", f"file://{lake}")
-    run_markfs(data_dir, "source", "add", "reports", f"file://{reports}")
+    in_process(lambda tree: [add_source(tree, name, f"file://{tmp_path / name}", False)
+                             for name in ("lake", "reports")], data_dir)
     return tmp_path
 
 
 @pytest.fixture
 def finance(data_dir: Path, two_sources: Path) -> Iterator[InProcess]:
-    run_markfs(data_dir, "view", "add", "finance", "lake:finance/2024/**",
-               "reports:finance_*.csv", "--landing", "reports")
+    in_process(lambda tree: curation.add_view(
+        tree, SourceSet(tree), "finance", ["lake:finance/2024/**", "reports:finance_*.csv"],
+        landing="reports"), data_dir)
     inprocess = InProcess(data_dir)
     yield inprocess
     inprocess.close()
