@@ -177,6 +177,11 @@ def in_process(action: Callable[[Tree], object], data_dir: Path) -> None:
         os.umask(old)
 
 
+def add_source_now(data_dir: Path, name: str, url: str, read_only: bool = False) -> None:
+    """`markfs source add` as a set-up step, in process."""
+    in_process(lambda tree: add_source(tree, name, url, read_only), data_dir)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
@@ -189,7 +194,7 @@ def backing(tmp_path: Path, data_dir: Path) -> Path:
     """A local directory registered as the source `loc`."""
     path = tmp_path / "backing"
     path.mkdir()
-    in_process(lambda tree: add_source(tree, "loc", f"file://{path}", read_only=False), data_dir)
+    add_source_now(data_dir, "loc", f"file://{path}")
     return path
 
 

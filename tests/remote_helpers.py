@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import Mount, run_markfs
+from conftest import Mount, add_source_now
 from servers import S3Server, SeaweedServer, SshServer, StallingProxy, s3_env
 
 UPLOAD_WAIT_S = 60.0
@@ -80,7 +80,7 @@ def sftp_source(server: SshServer, root: Path) -> RemoteSource:
 
 def mount_remote(tmp_path: Path, data_dir: Path, source: RemoteSource,
                  config: str = "") -> Mount:
-    run_markfs(data_dir, "source", "add", "r", source.url)
+    add_source_now(data_dir, "r", source.url)
     if config:
         (data_dir / "markfs.toml").write_text("[mount]\n" + config)
     point = tmp_path / "mnt"

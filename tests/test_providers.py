@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_markfs
+from conftest import add_source_now, run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
 from remote_helpers import s3_source, sftp_source
 from servers import S3Server, SshServer
@@ -21,7 +21,7 @@ from markfs.namespace.ops import Namespace
 def local(data_dir: Path, backing: Path) -> Iterator[InProcess]:
     (backing / "a.txt").write_bytes(b"alpha")
     (backing / "sub").mkdir()
-    run_markfs(data_dir, "source", "add", "ro", f"file://{backing}/sub", "--read-only")
+    add_source_now(data_dir, "ro", f"file://{backing}/sub", read_only=True)
     inprocess = InProcess(data_dir)
     yield inprocess
     inprocess.close()
@@ -152,7 +152,7 @@ def on_s3(data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
         sshd: SshServer = request.getfixturevalue("sshd")
         source = sftp_source(sshd, tmp_path / "sftp-root")
     source.put("old.txt", b"first version")
-    run_markfs(data_dir, "source", "add", "r", source.url)
+    add_source_now(data_dir, "r", source.url)
     inprocess = InProcess(data_dir)
     yield inprocess, source
     inprocess.close()
