@@ -563,19 +563,12 @@ def _human(count: int) -> str:
 @click.pass_context
 def fsck(ctx: click.Context, repair: bool) -> None:
     """Check catalog <-> hot cache consistency; exit 1 if problems remain."""
-    from markfs.cache.content import ContentCache
-    from markfs.cache.snapshots import SnapshotStore
     from markfs.config import load_mount_config
-    from markfs.namespace.fsck import fsck as run_fsck
+    from markfs.namespace.fsck import check_data_dir
 
     data_dir = data_dir_of(ctx)
     salvaged = _salvage_if_damaged(data_dir, repair)
-    with open_tree(ctx, walk=True) as tree:
-        content = ContentCache(data_dir.cache, load_mount_config(data_dir).cache_max_bytes)
-        try:
-            report = run_fsck(tree, repair, SnapshotStore(data_dir.cache), content)
-        finally:
-            content.close()
+    report = check_data_dir(data_dir, repair, load_mount_config(data_dir).cache_max_bytes)
     report.repaired[:0] = salvaged
     for problem in report.problems:
         click.echo(f"problem: {problem}")

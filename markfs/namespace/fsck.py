@@ -186,3 +186,17 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
     tree.rebuild_mirror()
     report.repaired.append("rebuilt the hot cache from the catalog")
     return report
+
+
+def check_data_dir(data_dir: DataDir, repair: bool, cache_max_bytes: int) -> FsckReport:
+    """`fsck` of a whole data directory as `markfs fsck` runs it (after any salvage):
+    the hot cache walked before it is mapped, the content cache's blobs hashed."""
+    tree = Tree.open(data_dir, walk=True)
+    try:
+        content = ContentCache(data_dir.cache, cache_max_bytes)
+        try:
+            return fsck(tree, repair, SnapshotStore(data_dir.cache), content)
+        finally:
+            content.close()
+    finally:
+        tree.close()

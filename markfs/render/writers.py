@@ -8,7 +8,6 @@ the same rows, which is what makes a rendered snapshot's size exact and stable.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from markfs.values import json_default
+from markfs.render.jsonlines import render_jsonl
 
 FORMATS = ("parquet", "csv", "jsonl")
 
@@ -29,7 +28,7 @@ def render(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str,
     if fmt == "csv":
         return _csv(batches, schema, out)
     if fmt == "jsonl":
-        return _jsonl(batches, out)
+        return render_jsonl(batches, out)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -62,16 +61,3 @@ def _binary_as_base64(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatc
                                for v in column.to_pylist()], type=pa.string())
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-
-
-def _jsonl(batches: Iterable[pa.RecordBatch], out: Path) -> int:
-    rows = 0
-    with open(out, "w", encoding="utf-8") as f:
-        for batch in batches:
-            for row in batch.to_pylist():
-                f.write(json.dumps(row, ensure_ascii=False, default=json_default,
-                                   allow_nan=False) + "\n")
-            rows += batch.num_rows
-    return rows
