@@ -78,11 +78,27 @@ def _texts(column: pa.Array) -> pa.Array:
 
 
 def _floats(column: pa.Array) -> pa.Array:
+    """Python's repr of each value. Arrow writes the same shortest digits but lays some
+    out differently: integral values lack Python's ".0" (added here), and where Arrow
+    uses an exponent or more than four leading zeros Python's layout may differ — those
+    values (rare in most tables) are formatted by Python itself."""
     if not pc.all(pc.or_kleene(pc.is_finite(column), pc.is_null(column))).as_py():
         raise ValueError("Out of range float values are not JSON compliant")
-    values = pc.cast(column, pa.float64()).fill_null(0.0).to_pylist()
-    texts = pa.array(list(map(float.__repr__, values)), pa.string())
-    return pc.if_else(pc.is_null(column), pa.scalar(None, pa.string()), texts)
+    doubles = pc.cast(column, pa.float64())
+    texts = pc.cast(doubles, pa.string())
+    has_dot = pc.match_substring(texts, ".")
+    digits = pc.binary_length(pc.utf8_ltrim(texts, "-"))
+    long_integral = pc.and_(pc.invert(has_dot), pc.greater(digits, 16))
+    other = pc.or_(pc.or_(pc.match_substring(texts, "e"), long_integral),
+                   pc.or_(pc.starts_with(texts, "0.0000"), pc.starts_with(texts, "-0.0000")))
+    other = pc.and_kleene(other, pc.is_valid(doubles))
+    texts = pc.if_else(pc.or_(has_dot, other), texts,
+                       pc.binary_join_element_wise(texts, ".0", ""))
+    if pc.any(other).as_py():
+        odd = pc.filter(doubles, other).to_pylist()
+        texts = pc.replace_with_mask(texts, other, pa.array(map(float.__repr__, odd),
+                                                            pa.string()))
+    return texts
 
 
 def _strings(column: pa.Array) -> pa.Array:

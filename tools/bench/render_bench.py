@@ -11,18 +11,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import apsw
+import pyarrow as pa
 
 from markfs.render.writers import FORMATS, render
 from markfs.sources.sqlite import SqliteSource
+from markfs.values import json_default
 
 MARKFS = [sys.executable, "-m", "markfs"]
 
@@ -52,7 +56,28 @@ def formats(db: Path, tmp: Path) -> None:
         seconds = time.perf_counter() - start
         print(f"| {fmt} | {rows} | {seconds:.2f} | {rows / seconds:,.0f} | "
               f"{out.stat().st_size / 1e6:.1f} |", flush=True)
+    reference = tmp / "rows.jsonl"
+    start = time.perf_counter()
+    schema, batches = source.read_table("main", "facts", columns)
+    rows = jsonl_row_by_row(batches, reference)
+    seconds = time.perf_counter() - start
+    same = reference.read_bytes() == (tmp / "data.jsonl").read_bytes()
+    print(f"| jsonl, row by row (json.dumps per row: the writer before issue 11) | {rows} | "
+          f"{seconds:.2f} | {rows / seconds:,.0f} | {reference.stat().st_size / 1e6:.1f} |")
+    print(f"\ncolumnar JSON lines byte-identical to row-by-row: {same}", flush=True)
     source.close()
+
+
+def jsonl_row_by_row(batches: Iterable[pa.RecordBatch], out: Path) -> int:
+    """The JSON lines writer markfs had before: a dict and a json.dumps per row."""
+    rows = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for batch in batches:
+            for row in batch.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False, default=json_default,
+                                   allow_nan=False) + "\n")
+            rows += batch.num_rows
+    return rows
 
 
 def markfs(data: Path, *args: str) -> None:
