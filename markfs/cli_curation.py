@@ -146,7 +146,7 @@ def _tag(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> Non
 @click.pass_context
 def tag_list(ctx: click.Context, path: str | None) -> None:
     """Every tag with its count, or the tags of PATH."""
-    from markfs.namespace import curation
+    from markfs.namespace import curation, mountpaths
     from markfs.namespace.sources import SourceSet
 
     with open_tree(ctx) as tree:
@@ -154,7 +154,7 @@ def tag_list(ctx: click.Context, path: str | None) -> None:
             for name, count in curation.all_tags(tree):
                 click.echo(f"{name}\t{count}\t/tags/{name}")
             return
-        node = curation.resolve(tree, SourceSet(tree, LIST_TIMEOUT_S), path)
+        node = mountpaths.resolve(tree, SourceSet(tree, LIST_TIMEOUT_S), path)
         for name in curation.tags_of(tree, node):
             click.echo(name)
 

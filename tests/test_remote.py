@@ -1,4 +1,6 @@
-"""S3 and SFTP sources through the mount, against real servers (moto's S3, OpenSSH)."""
+"""S3 and SFTP sources through the mount, against real servers (moto's S3, OpenSSH); the
+core S3 behaviours (listing with paging, cp in and out, multipart, folder rename) also
+on SeaweedFS, a production S3 server, so markfs is proven against two S3 implementations."""
 
 from __future__ import annotations
 
@@ -11,15 +13,19 @@ from pathlib import Path
 import pytest
 from conftest import Mount
 from remote_helpers import RemoteSource, mount_remote, s3_source, sftp_source
-from servers import S3Server, SshServer
+from servers import S3Server, SeaweedServer, SshServer
 
 _buckets = itertools.count(1)
+# the core behaviours, on both S3 servers and SFTP
+ON_TWO_S3_SERVERS = pytest.mark.parametrize("remote", ["s3", "seaweedfs", "sftp"],
+                                            indirect=True)
 
 
 @pytest.fixture(params=["s3", "sftp"])
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteSource:
-    if request.param == "s3":
-        server: S3Server = request.getfixturevalue("s3")
+    if request.param in ("s3", "seaweedfs"):
+        server: S3Server | SeaweedServer = request.getfixturevalue(
+            "s3" if request.param == "s3" else "seaweed")
         return s3_source(server, f"bucket-{os.getpid()}-{next(_buckets)}")
     sshd: SshServer = request.getfixturevalue("sshd")
     return sftp_source(sshd, tmp_path / "sftp-root")
@@ -44,6 +50,7 @@ def read_file(path: Path) -> bytes:
         return f.read()
 
 
+@ON_TWO_S3_SERVERS
 def test_existing_tree_is_listed_with_sizes(remote: RemoteSource, rsrc: Path) -> None:
     remote.put("top.txt", b"12345")
     remote.put("dir/inner.bin", b"x" * 3000)
@@ -54,6 +61,7 @@ def test_existing_tree_is_listed_with_sizes(remote: RemoteSource, rsrc: Path) ->
     assert (rsrc / "dir" / "sub" / "deep.txt").read_bytes() == b"deep"
 
 
+@ON_TWO_S3_SERVERS
 def test_copy_out_of_a_64mb_file_is_intact(remote: RemoteSource, rsrc: Path) -> None:
     data = os.urandom(1 << 20) * 64
     remote.put("big.bin", data)
@@ -85,6 +93,7 @@ def test_fsync_returns_after_the_upload(remote: RemoteSource, rsrc: Path) -> Non
         os.close(fd)
 
 
+@ON_TWO_S3_SERVERS
 def test_copy_in_of_a_64mb_file_is_intact(remote: RemoteSource, rsrc: Path) -> None:
     data = os.urandom(1 << 20) * 64
     with open(rsrc / "in.bin", "wb") as f:
@@ -145,6 +154,7 @@ def test_rename_of_a_file(remote: RemoteSource, rsrc: Path) -> None:
     assert (rsrc / "b.txt").read_bytes() == b"content a"
 
 
+@ON_TWO_S3_SERVERS
 def test_rename_of_a_folder_with_contents(remote: RemoteSource, rsrc: Path) -> None:
     for name in ("x/1", "x/2", "x/sub/3"):
         remote.put(name, name.encode())
@@ -164,6 +174,7 @@ def test_renamed_file_still_uploading_lands_at_its_new_name(
     assert remote.get("draft") is None
 
 
+@ON_TWO_S3_SERVERS
 def test_overwrite_of_an_existing_object(remote: RemoteSource, rsrc: Path) -> None:
     remote.put("o.txt", b"old old old")
     assert (rsrc / "o.txt").read_bytes() == b"old old old"
@@ -172,6 +183,7 @@ def test_overwrite_of_an_existing_object(remote: RemoteSource, rsrc: Path) -> No
     assert (rsrc / "o.txt").read_bytes() == b"new"
 
 
+@ON_TWO_S3_SERVERS
 def test_more_than_1000_entries_are_listed(remote: RemoteSource, rsrc: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

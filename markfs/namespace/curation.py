@@ -1,10 +1,7 @@
 """Defining views, tags and categories: what `markfs view/tag/category` and the
-`user.markfs.tags` xattr change in the catalog, with the checks that keep bad input out.
-
-Paths given by users are mount paths (`/sources/lake/a.csv`, `/tables/shop/main/orders`).
-A source folder on the way that was never listed is listed now, from its source,
-so a path can be named before anyone opened it through a mount.
-"""
+`user.markfs.tags` xattr change in the catalog, with the checks that keep bad input out;
+and finding them again (`markfs search`). Paths given by users are mount paths
+(`mountpaths.resolve`)."""
 
 from __future__ import annotations
 
@@ -18,10 +15,10 @@ from markfs.catalog import categories, nodes, tags, views
 from markfs.catalog.db import Txn
 from markfs.catalog.search import Hit
 from markfs.catalog.sources import SourceRow
-from markfs.errors import FsError, UserError
-from markfs.model import ROOT_ID, Kind, Node
-from markfs.namespace.listing import add_unknown
+from markfs.errors import UserError
+from markfs.model import Kind, Node
 from markfs.namespace.membership import Pattern, Place
+from markfs.namespace.mountpaths import list_now, mount_path, resolve
 from markfs.namespace.sources import SourceSet, is_sql, list_sources, require_source
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree, folder_name
 
@@ -40,49 +37,12 @@ def check_folder_name(kind: str, name: str, extra: str = "") -> bytes:
     return raw
 
 
-def _new_folder(txn: Txn, tree: Tree, parent: int, name: bytes, kind: Kind,
+def new_folder(txn: Txn, tree: Tree, parent: int, name: bytes, kind: Kind,
                 remote_path: bytes | None = None) -> int:
     now = time.time_ns()
     new = nodes.NewNode(kind, FOLDER_MODE, os.getuid(), os.getgid(), 0, now, now, nlink=2,
                         remote_path=remote_path)
     return nodes.insert_node(txn, parent, name, new, generation=tree.generation)
-
-
-# -- mount paths ---------------------------------------------------------------------------
-
-def resolve(tree: Tree, sources: SourceSet, path: str) -> Node:
-    """The node at a mount path; source folders on the way are listed if never listed."""
-    node = tree.node(ROOT_ID)
-    assert node is not None
-    for part in (p for p in path.split("/") if p):
-        child = tree.child(node.id, part.encode())
-        if child is None and node.kind is Kind.SOURCE and node.is_dir:
-            _list_now(tree, sources, node)
-            child = tree.child(node.id, part.encode())
-        if child is None:
-            raise UserError(f"no such path in the mount: /{path.strip('/')}")
-        node = child
-    return node
-
-
-def _list_now(tree: Tree, sources: SourceSet, folder: Node) -> None:
-    backend = sources.backend(folder.source_id or 0)
-    if backend is None:
-        return
-    try:
-        entries = [e for page in backend.list_pages(folder.remote_path or b"") for e in page]
-    except (OSError, FsError) as exc:
-        raise UserError(f"cannot list /{mount_path(tree, folder).strip('/')}: {exc}") from None
-    add_unknown(tree, folder, entries)  # never drops what a running daemon is writing
-
-
-def mount_path(tree: Tree, node: Node) -> str:
-    parts: list[bytes] = []
-    current: Node | None = node
-    while current is not None and current.id != ROOT_ID:
-        parts.append(current.name)
-        current = tree.node(current.parent)
-    return "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))
 
 
 def _gatherable(tree: Tree, sources: SourceSet, path: str) -> Node:
@@ -124,7 +84,7 @@ def add_view(tree: Tree, sources: SourceSet, name: str, rules: list[str],
     if views.get_view(tree.catalog.conn, name) is not None:
         raise UserError(f"a view named {name!r} exists already")
     with tree.transaction() as txn:
-        node_id = _new_folder(txn, tree, VIEWS_ID, raw, Kind.VIEW, remote_path=b"")
+        node_id = new_folder(txn, tree, VIEWS_ID, raw, Kind.VIEW, remote_path=b"")
         views.insert_view(txn, name, node_id, where, parsed)
 
 
@@ -206,7 +166,7 @@ def _members(tree: Tree, sources: SourceSet, row: SourceRow,
     queue: list[tuple[Node, tuple[bytes, ...]]] = [(top, ())] if top.is_dir else []
     while queue:
         folder, below = queue.pop()
-        _list_now(tree, sources, folder)
+        list_now(tree, sources, folder)
         for _c, name, child in tree.children(folder.id, 0, EVERYTHING):
             place = pattern.place((*below, name), child.is_dir)
             if place is Place.FOLDER:
@@ -261,7 +221,7 @@ def tag_paths(tree: Tree, sources: SourceSet, tag: str, paths: list[str], on: bo
 
 def _tag(txn: Txn, tree: Tree, node_id: int, tag: str) -> bool:
     if tags.folder_of(txn, tag) is None:
-        tags.set_folder(txn, tag, _new_folder(txn, tree, TAGS_ID, tag.encode(), Kind.TAG))
+        tags.set_folder(txn, tag, new_folder(txn, tree, TAGS_ID, tag.encode(), Kind.TAG))
     return tags.add_tag(txn, node_id, tag)
 
 
@@ -313,7 +273,7 @@ def add_category(tree: Tree, path: str) -> bool:
         for part in _category_parts(path):
             row = categories.find(txn, parent.id if parent else None, part)
             if row is None:
-                folder = _new_folder(txn, tree, parent.node_id if parent else CATEGORIES_ID,
+                folder = new_folder(txn, tree, parent.node_id if parent else CATEGORIES_ID,
                                      part.encode(), Kind.CATEGORY)
                 category_id = categories.insert(txn, parent.id if parent else None, part,
                                                 folder)
@@ -381,86 +341,3 @@ def find(tree: Tree, text: str) -> list[Hit]:
             out += [Hit(mount_path(tree, n), "in category", path, "")
                     for i in categories.members(conn, row.id) if (n := tree.node(i))]
     return out
-
-
-# -- fsck ------------------------------------------------------------------------------------------
-
-def _folders(tree: Tree) -> list[tuple[str, int, Kind]]:
-    """(what, folder node id, kind) of every view, tag and category."""
-    conn = tree.catalog.conn
-    return ([(f"view {v.name!r}", v.node_id, Kind.VIEW) for v in views.all_views(conn)]
-            + [(f"tag {t!r}", n, Kind.TAG) for t, n in tags.all_folders(conn)]
-            + [(f"category {c.name!r}", c.node_id, Kind.CATEGORY)
-               for c in categories.all_categories(conn)])
-
-
-def problems(tree: Tree) -> list[str]:
-    """Views, tags and categories without their folder; folders of none of them;
-    pins, tags and assignments of nodes that are gone."""
-    conn = tree.catalog.conn
-    out = [f"{what}: folder {node_id} missing" for what, node_id, _kind in _folders(tree)
-           if tree.node(node_id) is None]
-    owned = {node_id for _what, node_id, _kind in _folders(tree)}
-    out += [f"folder {node.name!r} ({node.id}) of kind {node.kind.value} belongs to nothing"
-            for node in _unowned(tree, owned)]
-    for count, what in ((views.dangling_pins(conn), "pins"), (tags.dangling(conn), "tags"),
-                        (categories.dangling_members(conn), "category assignments")):
-        if count:
-            out.append(f"{count} {what} of nodes that are gone")
-    return out
-
-
-def repair(tree: Tree) -> list[str]:
-    """Folders made again, unowned ones removed, dangling rows dropped."""
-    done = []
-    with tree.transaction() as txn:
-        views.drop_dangling_pins(txn)
-        tags.drop_dangling(txn)
-        categories.drop_dangling_members(txn)
-        owned = set()
-        for what, node_id, kind in _folders(tree):
-            if tree.node(node_id) is None:
-                node_id = _refolder(txn, tree, what, kind)
-                done.append(f"re-created the folder of {what}")
-            owned.add(node_id)
-        for node in _unowned(tree, owned):
-            nodes.delete_subtree(txn, node.id)
-            done.append(f"removed folder {node.id}, which belonged to nothing")
-    return done
-
-
-def _unowned(tree: Tree, owned: set[int]) -> list[Node]:
-    """Folders of views, tags or categories (by kind, where each kind lives) that no
-    view, tag or category row names."""
-    out = []
-    for parent, kind in ((VIEWS_ID, Kind.VIEW), (TAGS_ID, Kind.TAG)):
-        out += [n for _c, _name, n in tree.children(parent, 0, EVERYTHING)
-                if n.kind is kind and n.id not in owned]
-    queue = [CATEGORIES_ID]
-    while queue:  # categories nest: every folder of kind 'category' has a row
-        for _c, _name, n in tree.children(queue.pop(), 0, EVERYTHING):
-            if n.kind is Kind.CATEGORY and n.id in owned:
-                queue.append(n.id)
-            elif n.kind is Kind.CATEGORY:
-                out.append(n)
-    return out
-
-
-def _refolder(txn: Txn, tree: Tree, what: str, kind: Kind) -> int:
-    conn = tree.catalog.conn
-    if kind is Kind.VIEW:
-        view = next(v for v in views.all_views(conn) if what == f"view {v.name!r}")
-        node_id = _new_folder(txn, tree, VIEWS_ID, view.name.encode(), kind, b"")
-        views.set_folder(txn, view.id, node_id)
-    elif kind is Kind.TAG:
-        tag = next(t for t, _n in tags.all_folders(conn) if what == f"tag {t!r}")
-        node_id = _new_folder(txn, tree, TAGS_ID, tag.encode(), kind)
-        tags.drop_folder(txn, tag)
-        tags.set_folder(txn, tag, node_id)
-    else:
-        row = next(c for c in categories.all_categories(conn) if what == f"category {c.name!r}")
-        parent = CATEGORIES_ID if row.parent is None else next(
-            c.node_id for c in categories.all_categories(conn) if c.id == row.parent)
-        node_id = _new_folder(txn, tree, parent, row.name.encode(), kind)
-        categories.set_folder(txn, row.id, node_id)
-    return node_id

@@ -1,0 +1,91 @@
+"""What fsck checks and repairs of views, tags and categories: each has its folder and
+each such folder an owner; no pin, tag or assignment names a node that is gone."""
+
+from __future__ import annotations
+
+from markfs.catalog import categories, nodes, tags, views
+from markfs.catalog.db import Txn
+from markfs.model import Kind, Node
+from markfs.namespace.curation import CATEGORIES_ID, EVERYTHING, TAGS_ID, VIEWS_ID, new_folder
+from markfs.namespace.tree import Tree
+
+
+def _folders(tree: Tree) -> list[tuple[str, int, Kind]]:
+    """(what, folder node id, kind) of every view, tag and category."""
+    conn = tree.catalog.conn
+    return ([(f"view {v.name!r}", v.node_id, Kind.VIEW) for v in views.all_views(conn)]
+            + [(f"tag {t!r}", n, Kind.TAG) for t, n in tags.all_folders(conn)]
+            + [(f"category {c.name!r}", c.node_id, Kind.CATEGORY)
+               for c in categories.all_categories(conn)])
+
+
+def problems(tree: Tree) -> list[str]:
+    """Views, tags and categories without their folder; folders of none of them;
+    pins, tags and assignments of nodes that are gone."""
+    conn = tree.catalog.conn
+    out = [f"{what}: folder {node_id} missing" for what, node_id, _kind in _folders(tree)
+           if tree.node(node_id) is None]
+    owned = {node_id for _what, node_id, _kind in _folders(tree)}
+    out += [f"folder {node.name!r} ({node.id}) of kind {node.kind.value} belongs to nothing"
+            for node in _unowned(tree, owned)]
+    for count, what in ((views.dangling_pins(conn), "pins"), (tags.dangling(conn), "tags"),
+                        (categories.dangling_members(conn), "category assignments")):
+        if count:
+            out.append(f"{count} {what} of nodes that are gone")
+    return out
+
+
+def repair(tree: Tree) -> list[str]:
+    """Folders made again, unowned ones removed, dangling rows dropped."""
+    done = []
+    with tree.transaction() as txn:
+        views.drop_dangling_pins(txn)
+        tags.drop_dangling(txn)
+        categories.drop_dangling_members(txn)
+        owned = set()
+        for what, node_id, kind in _folders(tree):
+            if tree.node(node_id) is None:
+                node_id = _refolder(txn, tree, what, kind)
+                done.append(f"re-created the folder of {what}")
+            owned.add(node_id)
+        for node in _unowned(tree, owned):
+            nodes.delete_subtree(txn, node.id)
+            done.append(f"removed folder {node.id}, which belonged to nothing")
+    return done
+
+
+def _unowned(tree: Tree, owned: set[int]) -> list[Node]:
+    """Folders of views, tags or categories (by kind, where each kind lives) that no
+    view, tag or category row names."""
+    out = []
+    for parent, kind in ((VIEWS_ID, Kind.VIEW), (TAGS_ID, Kind.TAG)):
+        out += [n for _c, _name, n in tree.children(parent, 0, EVERYTHING)
+                if n.kind is kind and n.id not in owned]
+    queue = [CATEGORIES_ID]
+    while queue:  # categories nest: every folder of kind 'category' has a row
+        for _c, _name, n in tree.children(queue.pop(), 0, EVERYTHING):
+            if n.kind is Kind.CATEGORY and n.id in owned:
+                queue.append(n.id)
+            elif n.kind is Kind.CATEGORY:
+                out.append(n)
+    return out
+
+
+def _refolder(txn: Txn, tree: Tree, what: str, kind: Kind) -> int:
+    conn = tree.catalog.conn
+    if kind is Kind.VIEW:
+        view = next(v for v in views.all_views(conn) if what == f"view {v.name!r}")
+        node_id = new_folder(txn, tree, VIEWS_ID, view.name.encode(), kind, b"")
+        views.set_folder(txn, view.id, node_id)
+    elif kind is Kind.TAG:
+        tag = next(t for t, _n in tags.all_folders(conn) if what == f"tag {t!r}")
+        node_id = new_folder(txn, tree, TAGS_ID, tag.encode(), kind)
+        tags.drop_folder(txn, tag)
+        tags.set_folder(txn, tag, node_id)
+    else:
+        row = next(c for c in categories.all_categories(conn) if what == f"category {c.name!r}")
+        parent = CATEGORIES_ID if row.parent is None else next(
+            c.node_id for c in categories.all_categories(conn) if c.id == row.parent)
+        node_id = new_folder(txn, tree, parent, row.name.encode(), kind)
+        categories.set_folder(txn, row.id, node_id)
+    return node_id

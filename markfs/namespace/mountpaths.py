@@ -1,0 +1,53 @@
+"""Mount paths named outside a mount (`/sources/lake/a.csv`): found in the catalog, and
+the catalog's path of a node.
+
+A source folder on the way whose name is not known yet is listed now, from its
+source, so a path can be named before anyone opened it through a mount. Only
+names are added: a process other than the mounted daemon cannot see the daemon's
+files open for writing or waiting for their upload, which a full reconcile could
+overwrite or remove.
+"""
+
+from __future__ import annotations
+
+from markfs.errors import FsError, UserError
+from markfs.model import ROOT_ID, Kind, Node
+from markfs.namespace.listing import add_unknown
+from markfs.namespace.sources import SourceSet
+from markfs.namespace.tree import Tree
+
+
+def resolve(tree: Tree, sources: SourceSet, path: str) -> Node:
+    """The node at a mount path; source folders on the way are listed if never listed."""
+    node = tree.node(ROOT_ID)
+    assert node is not None
+    for part in (p for p in path.split("/") if p):
+        child = tree.child(node.id, part.encode())
+        if child is None and node.kind is Kind.SOURCE and node.is_dir:
+            list_now(tree, sources, node)
+            child = tree.child(node.id, part.encode())
+        if child is None:
+            raise UserError(f"no such path in the mount: /{path.strip('/')}")
+        node = child
+    return node
+
+
+def list_now(tree: Tree, sources: SourceSet, folder: Node) -> None:
+    """Names of a source folder the catalog lacks, added from a listing made now."""
+    backend = sources.backend(folder.source_id or 0)
+    if backend is None:
+        return
+    try:
+        entries = [e for page in backend.list_pages(folder.remote_path or b"") for e in page]
+    except (OSError, FsError) as exc:
+        raise UserError(f"cannot list /{mount_path(tree, folder).strip('/')}: {exc}") from None
+    add_unknown(tree, folder, entries)  # never drops what a running daemon is writing
+
+
+def mount_path(tree: Tree, node: Node) -> str:
+    parts: list[bytes] = []
+    current: Node | None = node
+    while current is not None and current.id != ROOT_ID:
+        parts.append(current.name)
+        current = tree.node(current.parent)
+    return "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))
