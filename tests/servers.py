@@ -363,7 +363,8 @@ class SeaweedServer(S3Endpoint):
         if self.proc is not None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=5)  # (weed may ignore SIGTERM for long)
+                self.proc.wait(timeout=2)  # (weed may ignore SIGTERM for long: its data is
+                # thrown away, so it is killed soon)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -111,12 +111,12 @@ def upload_attempts(data_dir: Path) -> int:
 
 def test_fsync_after_an_outage_retries_at_once(tmp_path: Path, data_dir: Path) -> None:
     server = Stoppable("s3", tmp_path)
-    io_timeout = 2.0  # fsync waits at most 4 x this
+    io_timeout = 1.5  # fsync waits at most 4 x this: 6 s
     mount = mount_remote(tmp_path, data_dir, server.source,
                          f"io_timeout = {io_timeout}\nlist_timeout = {io_timeout}\n")
     try:
         path = pending_while_down(mount, server, "late.txt", b"written while the server was down")
-        wait_until(lambda: upload_attempts(data_dir) >= 4)  # the next try: 16 s away
+        wait_until(lambda: upload_attempts(data_dir) >= 3)  # the next try: 8 s away
         server.start()
         fd = os.open(path, os.O_WRONLY)
         try:
