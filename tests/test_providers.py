@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 from conftest import add_source_now, run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
 from remote_helpers import s3_source, sftp_source
@@ -250,3 +251,22 @@ def test_a_remote_file_changed_since_listing_is_opened_for_writing_in_its_new_ve
         await ns.release(fh)
     inprocess.run(body)
     assert source.get("old.txt") == b"THIRD  version, longer"  # type: ignore[attr-defined]
+
+
+def test_a_cached_chunk_damaged_in_place_while_open_is_fetched_again(
+        on_s3: tuple[InProcess, object], data_dir: Path) -> None:
+    inprocess, source = on_s3
+    data = os.urandom(300_000)
+    source.put("big.bin", data)  # type: ignore[attr-defined]
+
+    async def body(ns: Namespace) -> tuple[bytes, bytes]:
+        node = await resolve(ns, "/sources/r/big.bin")
+        first = await read_all(ns, node)  # the chunk's descriptor stays open
+        await trio.sleep(0.05)  # (a change within the file system's time tick is unseen)
+        (blob,) = [p for p in (data_dir / "cache" / "blobs").rglob("*") if p.is_file()]
+        with open(blob, "r+b") as f:  # the same file, changed in place
+            f.seek(1000)
+            f.write(b"\xff" * 64)
+        return first, await read_all(ns, node)
+    first, again = inprocess.run(body)
+    assert first == data and again == data

@@ -101,23 +101,42 @@ class ContentCache:
     def read(self, name: bytes, start: int, length: int) -> bytes | None:
         """Bytes [start, start+length) of a cached chunk, or None if it is not cached
         (or its blob failed verification and was dropped)."""
+        opened = self.open_chunk(name)
+        if opened is None:
+            return None
+        fd = opened[0]
+        try:
+            return os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+
+    def open_chunk(self, name: bytes) -> tuple[int, bytes] | None:
+        """A descriptor of a cached chunk's blob and the blob's digest, verified and its
+        use recorded (for eviction); None if the chunk is not cached. The caller closes
+        it. A blob is named by its content, so the descriptor reads the right bytes while
+        it is open, even if the blob is evicted meanwhile — unless the file is changed in
+        place, which `unchanged` tells."""
         with self.env.begin() as txn:
             digest = txn.get(name, db=self._chunks)
             used = txn.get(digest, db=self._used) if digest else None
         if digest is None or used is None:
             return None
         try:
-            with open(self._blob_path(digest), "rb") as f:
-                if not self._verify(digest, f.fileno()):
-                    return None
-                data = os.pread(f.fileno(), length, start)
+            fd = os.open(self._blob_path(digest), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
+            return None
+        if not self._verify(digest, fd):
+            os.close(fd)
             return None
         size, last_use = _BLOB.unpack(used)
         if time.time() - last_use > _TOUCH_EVERY_S:
             with self.env.begin(write=True) as txn:
                 txn.put(digest, _BLOB.pack(size, time.time()), db=self._used)
-        return data
+        return fd, bytes(digest)
+
+    def unchanged(self, digest: bytes, fd: int) -> bool:
+        """Is the open blob still the file that was verified (one fstat)?"""
+        return self._verified.get(digest) == _identity(fd)
 
     def _verify(self, digest: bytes, fd: int) -> bool:
         """Is the open blob what its name says? Hashed once per process and file version."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +32,50 @@ READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
 FAILURE_FRESH_S = 1.0  # a chunk that failed this recently fails again without a request
 STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
 STREAM_TIMEOUT_S = 3600.0  # a whole run; a stall is caught by socket timeouts (io_timeout)
+
+
+class OpenChunks:
+    """Descriptors of the chunks read last, so that a warm read is an `fstat` and a
+    `pread` on the loop instead of a worker-thread hop, index lookups and an open and
+    close per request. A descriptor is kept at most MAX_AGE_S: opening again records
+    the chunk's use, which eviction goes by."""
+
+    LIMIT = 64
+    MAX_AGE_S = 20.0
+
+    def __init__(self) -> None:
+        self._fds: OrderedDict[bytes, tuple[int, bytes, float]] = OrderedDict()
+
+    def get(self, name: bytes) -> tuple[int, bytes] | None:
+        entry = self._fds.get(name)
+        if entry is None:
+            return None
+        fd, digest, opened = entry
+        if time.monotonic() - opened > self.MAX_AGE_S:
+            self.drop(name)
+            return None
+        self._fds.move_to_end(name)
+        return fd, digest
+
+    def add(self, name: bytes, fd: int, digest: bytes) -> None:
+        self.drop(name)
+        self._fds[name] = (fd, digest, time.monotonic())
+        while len(self._fds) > self.LIMIT:
+            os.close(self._fds.popitem(last=False)[1][0])
+
+    def drop(self, name: bytes) -> None:
+        entry = self._fds.pop(name, None)
+        if entry is not None:
+            os.close(entry[0])
+
+    def close_all(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1][0])
+
+
+def _close_if_open(opened: tuple[int, bytes] | None) -> None:
+    if opened is not None:
+        os.close(opened[0])
 
 
 @dataclass
@@ -58,16 +104,20 @@ class ChunkReader:
         self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
         self._backend_of = backend_of
         self._fetching: dict[bytes, _Fetch] = {}  # chunk name -> its download
+        self._open = OpenChunks()
         self._chunk_failures: dict[bytes, tuple[float, FsError]] = {}  # chunk -> last
         self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
         self._nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The task group of streamed runs, for as long as the mount lives."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._open.close_all()
 
     async def read(self, node: Node, offset: int, size: int) -> bytes:
         if offset >= node.size or size <= 0:
@@ -94,12 +144,29 @@ class ChunkReader:
         end = min(offset + size, base + CHUNK_SIZE) - base
         name = self._name(node, index)
         for _attempt in range(3):
-            data = await self._io(self.cache.read, name, start, end - start)
+            data = await self._read_cached(name, start, end - start)
             if data is not None:
                 return data
             run = STREAM_CHUNKS if self._sequential(node.id, index) else 1
             await self._fetch_run(node, index, run)
         raise FsError(errno.EIO, "chunk vanished from the cache while being read")
+
+    async def _read_cached(self, name: bytes, start: int, length: int) -> bytes | None:
+        """From a descriptor kept open (checked against a blob changed in place), else
+        one opened in a worker thread; None if the chunk is not cached."""
+        opened = self._open.get(name)
+        if opened is not None and not self.cache.unchanged(opened[1], opened[0]):
+            self._open.drop(name)  # reopening verifies it again (and drops it if damaged)
+            opened = None
+        if opened is None:
+            opened = await self._io(self.cache.open_chunk, name, release=_close_if_open)
+            if opened is None:
+                return None
+            self._open.add(name, *opened)
+        try:  # a local read of at most one request: short enough for the loop
+            return os.pread(opened[0], length, start)
+        except OSError as exc:
+            raise FsError.from_os(exc) from None
 
     def _sequential(self, node_id: int, index: int) -> bool:
         previous = self._last_chunk.get(node_id)
