@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.catalog import categories, nodes, tags, views
@@ -43,6 +44,12 @@ def new_folder(txn: Txn, tree: Tree, parent: int, name: bytes, kind: Kind,
     new = nodes.NewNode(kind, FOLDER_MODE, os.getuid(), os.getgid(), 0, now, now, nlink=2,
                         remote_path=remote_path)
     return nodes.insert_node(txn, parent, name, new, generation=tree.generation)
+
+
+def _each(tree: Tree, targets: list[Node], change: Callable[[Txn, int], bool]) -> int:
+    """One change per node, in one transaction; how many changed anything."""
+    with tree.transaction() as txn:
+        return sum(change(txn, node.id) for node in targets)
 
 
 def _gatherable(tree: Tree, sources: SourceSet, path: str) -> Node:
@@ -117,12 +124,9 @@ def remove_view(tree: Tree, name: str) -> None:
 def pin(tree: Tree, sources: SourceSet, name: str, paths: list[str], on: bool) -> int:
     """Pin (or unpin) members; how many changed."""
     view = require_view(tree, name)
-    targets = [_gatherable(tree, sources, p) for p in paths]
-    changed = 0
-    with tree.transaction() as txn:
-        for node in targets:
-            changed += (views.pin if on else views.unpin)(txn, view.id, node.id)
-    return changed
+    change = views.pin if on else views.unpin
+    return _each(tree, [_gatherable(tree, sources, p) for p in paths],
+                 lambda txn, node_id: change(txn, view.id, node_id))
 
 
 def all_views(tree: Tree) -> list[views.ViewRow]:
@@ -294,12 +298,9 @@ def remove_category(tree: Tree, path: str) -> None:
 
 def assign(tree: Tree, sources: SourceSet, path: str, files: list[str], on: bool) -> int:
     row = find_category(tree, path)
-    targets = [_gatherable(tree, sources, p) for p in files]
-    changed = 0
-    with tree.transaction() as txn:
-        for node in targets:
-            changed += (categories.assign if on else categories.unassign)(txn, row.id, node.id)
-    return changed
+    change = categories.assign if on else categories.unassign
+    return _each(tree, [_gatherable(tree, sources, p) for p in files],
+                 lambda txn, node_id: change(txn, row.id, node_id))
 
 
 def all_categories(tree: Tree) -> list[tuple[str, int]]:
