@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -136,3 +137,15 @@ class Stoppable:
             self.s3.stop()
         else:
             self.ssh.stop()
+
+
+_fresh_buckets = itertools.count(1)
+
+
+def source_for(request: Any, tmp_path: Path) -> RemoteSource:
+    """An empty source on the server a fixture parameter names: "s3" (moto),
+    "seaweedfs" or "sftp" (sshd); each S3 source in a bucket of its own."""
+    if request.param == "sftp":
+        return sftp_source(request.getfixturevalue("sshd"), tmp_path / "sftp-root")
+    server = request.getfixturevalue("s3" if request.param == "s3" else "seaweed")
+    return s3_source(server, f"bucket-{os.getpid()}-{next(_fresh_buckets)}")

@@ -12,8 +12,7 @@ import pytest
 import trio
 from conftest import add_source_now, run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
-from remote_helpers import s3_source, sftp_source
-from servers import S3Server, SshServer
+from remote_helpers import source_for
 
 from markfs.namespace.ops import Namespace
 
@@ -146,12 +145,7 @@ def test_unlink_of_a_folder_is_eisdir_and_rmdir_of_a_file_enotdir(local: InProce
 def on_s3(data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         tuple[InProcess, object]]:
     """A remote source (S3 on moto, or SFTP on sshd) read and written in process."""
-    if request.param == "s3":
-        server: S3Server = request.getfixturevalue("s3")
-        source = s3_source(server, f"prov-{abs(hash(request.node.name)) % 10**8}")
-    else:
-        sshd: SshServer = request.getfixturevalue("sshd")
-        source = sftp_source(sshd, tmp_path / "sftp-root")
+    source = source_for(request, tmp_path)
     source.put("old.txt", b"first version")
     add_source_now(data_dir, "r", source.url)
     inprocess = InProcess(data_dir)

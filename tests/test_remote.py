@@ -5,17 +5,14 @@ on SeaweedFS, a production S3 server, so markfs is proven against two S3 impleme
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Mount
-from remote_helpers import RemoteSource, mount_remote, s3_source, sftp_source
-from servers import S3Server, SeaweedServer, SshServer
+from remote_helpers import RemoteSource, mount_remote, source_for
 
-_buckets = itertools.count(1)
 # the core behaviours, on both S3 servers and SFTP
 ON_TWO_S3_SERVERS = pytest.mark.parametrize("remote", ["s3", "seaweedfs", "sftp"],
                                             indirect=True)
@@ -23,12 +20,7 @@ ON_TWO_S3_SERVERS = pytest.mark.parametrize("remote", ["s3", "seaweedfs", "sftp"
 
 @pytest.fixture(params=["s3", "sftp"])
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteSource:
-    if request.param in ("s3", "seaweedfs"):
-        server: S3Server | SeaweedServer = request.getfixturevalue(
-            "s3" if request.param == "s3" else "seaweed")
-        return s3_source(server, f"bucket-{os.getpid()}-{next(_buckets)}")
-    sshd: SshServer = request.getfixturevalue("sshd")
-    return sftp_source(sshd, tmp_path / "sftp-root")
+    return source_for(request, tmp_path)
 
 
 @pytest.fixture

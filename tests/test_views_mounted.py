@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -13,21 +12,14 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, run_markfs
-from remote_helpers import RemoteSource, s3_source, sftp_source
-from servers import S3Server, SshServer
+from remote_helpers import RemoteSource, source_for
 
-_buckets = itertools.count(1)
 A_CSV = os.urandom(3 * 1024 * 1024 + 17)  # several chunks, an odd size
 
 
 @pytest.fixture(params=["s3", "sftp"])
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteSource:
-    if request.param == "s3":
-        server: S3Server = request.getfixturevalue("s3")
-        source = s3_source(server, f"views-{os.getpid()}-{next(_buckets)}")
-    else:
-        sshd: SshServer = request.getfixturevalue("sshd")
-        source = sftp_source(sshd, tmp_path / "sftp-root")
+    source = source_for(request, tmp_path)
     source.put("finance/2024/q1/a.csv", A_CSV)
     source.put("finance/2024/q2/b.csv", b"b v1")
     source.put("finance/2023/old.csv", b"old")
