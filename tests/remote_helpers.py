@@ -26,6 +26,9 @@ class RemoteSource:
     put: Callable[[str, bytes], None]
     get: Callable[[str], bytes | None]  # None: no such file
     names: Callable[[], set[str]]  # every file path below the source root
+    # bytes the server holds of each upload in pieces begun and not finished (S3:
+    # multipart uploads; SFTP: markfs's hidden temporary files)
+    unfinished: Callable[[], list[int]] = lambda: []
 
     def wait_for(self, path: str, content: bytes, timeout: float = UPLOAD_WAIT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -35,6 +38,13 @@ class RemoteSource:
                 raise AssertionError(f"{path} on the server: {None if got is None else len(got)}"
                                      f" bytes, wanted {len(content)}")
             time.sleep(0.1)
+
+
+def wait_until(check: Callable[[], object], timeout: float = UPLOAD_WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
 
 
 def s3_source(server: S3Server | SeaweedServer, bucket: str, prefix: str = "data") -> RemoteSource:
@@ -54,9 +64,20 @@ def s3_source(server: S3Server | SeaweedServer, bucket: str, prefix: str = "data
             out |= {o["Key"][len(base):] for o in page.get("Contents", [])}
         return out
 
+    def unfinished() -> list[int]:
+        sent = []
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            try:
+                parts = client.list_parts(Bucket=bucket, Key=upload["Key"],
+                                          UploadId=upload["UploadId"]).get("Parts", [])
+            except client.exceptions.NoSuchUpload:
+                continue  # finished or aborted since it was listed
+            sent.append(sum(part["Size"] for part in parts))
+        return sent
+
     return RemoteSource("s3", server.url(bucket, prefix),
                         lambda p, b: client.put_object(Bucket=bucket, Key=base + p, Body=b),
-                        get, names)
+                        get, names, unfinished)
 
 
 def sftp_source(server: SshServer, root: Path) -> RemoteSource:
@@ -74,9 +95,12 @@ def sftp_source(server: SshServer, root: Path) -> RemoteSource:
 
     def names() -> set[str]:
         return {str(p.relative_to(root)) + ("/" if p.is_dir() else "")
-                for p in root.rglob("*")}
+                for p in root.rglob("*") if ".markfs-upload-" not in p.name}
 
-    return RemoteSource("sftp", server.url(root), put, get, names)
+    def unfinished() -> list[int]:
+        return [p.stat().st_size for p in root.rglob(".*.markfs-upload-*")]
+
+    return RemoteSource("sftp", server.url(root), put, get, names, unfinished)
 
 
 def mount_remote(tmp_path: Path, data_dir: Path, source: RemoteSource,

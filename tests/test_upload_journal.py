@@ -14,7 +14,14 @@ from typing import Any
 import apsw
 import pytest
 from conftest import force_unmount
-from remote_helpers import RemoteSource, Stoppable, mount_remote, pending_while_down, s3_source
+from remote_helpers import (
+    RemoteSource,
+    Stoppable,
+    mount_remote,
+    pending_while_down,
+    s3_source,
+    wait_until,
+)
 from servers import S3Server, SeaweedServer, StallingProxy
 
 CONFIG = "io_timeout = 3.0\nattr_ttl = 0.2\nentry_ttl = 0.2\ndir_ttl = 0.5\n"
@@ -46,13 +53,6 @@ def slowed(request: pytest.FixtureRequest) -> Iterator[Slowed]:
 def multipart_uploads(slowed: Slowed) -> list[str]:
     found = slowed.client.list_multipart_uploads(Bucket=slowed.bucket)
     return [u["UploadId"] for u in found.get("Uploads", [])]
-
-
-def wait_until(check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
 
 
 def test_kill_9_during_a_multipart_upload_leaves_no_incomplete_upload(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -54,23 +54,13 @@ class SftpLocation:
     accept_unknown_host: bool
 
 
-def _ignore_multipart(upload_id: str | None) -> None:
-    """No journal to tell (uploads made outside the uploader)."""
-
-
 @dataclass
 class UploadControl:
-    """Between the uploader and one upload running in a worker thread.
-
-    `cancel` is set when the upload is no longer wanted (the file changed again, or is
-    being renamed): the backend stops at its next piece with ECANCELED.
-    `record_multipart` is told the id of an S3 multipart upload before its first part
-    is sent, and None once it is completed or aborted, so a crash in between leaves
-    the id in the journal for the next start to abort.
-    """
+    """Between the uploader and one upload running in a worker thread: `cancel` is set
+    when the upload is no longer wanted (the file changed again, or is being renamed),
+    and the backend stops at its next piece of I/O with ECANCELED."""
 
     cancel: threading.Event = field(default_factory=threading.Event)
-    record_multipart: Callable[[str | None], None] = _ignore_multipart
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -119,8 +109,9 @@ class Backend(Protocol):
 
     def upload(self, path: bytes, local_file: str,
                control: UploadControl | None = None) -> Entry:
-        """Replace the file at `path` with the content of a local file, whole; stops with
-        ECANCELED once `control.cancel` is set."""
+        """Replace the file at `path` with the content of a local file in one transfer;
+        stops with ECANCELED once `control.cancel` is set. (A `PieceStore`'s large files
+        go in pieces instead, journaled by the caller.)"""
         ...
 
     def mkdir(self, path: bytes, mode: int) -> None: ...
@@ -151,11 +142,33 @@ class Backend(Protocol):
 
 
 @runtime_checkable
-class MultipartStore(Protocol):
-    """A storage whose large uploads are multipart uploads left behind by a crash (S3)."""
+class PieceStore(Protocol):
+    """A storage that takes a large file in numbered pieces, sent in any order and several
+    at once, which become the file only when finished (S3: a multipart upload; SFTP: a
+    hidden temporary file renamed into place). Pieces begun and not finished are
+    invisible to readers but take space on the server: whoever begins finishes or
+    aborts, and journals the token in between so a crash's leftovers are aborted later.
+    Every piece but the last is `piece_size` bytes; numbers start at 1.
+    """
 
-    def abort_multipart(self, path: bytes, upload_id: str) -> None:
-        """Abort one (already completed or aborted: nothing to do)."""
+    piece_size: int
+    pieces_in_flight: int  # pieces worth sending at once
+
+    def begin_pieces(self, path: bytes) -> str:
+        """Start an upload in pieces to `path`; its token (journal it before sending)."""
+        ...
+
+    def send_piece(self, path: bytes, token: str, number: int, data: bytes,
+                   control: UploadControl) -> str:
+        """Send one piece; a receipt that `finish_pieces` needs (S3: the part's ETag)."""
+        ...
+
+    def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
+        """The pieces (receipts in order, all of them) become the file at `path`."""
+        ...
+
+    def abort_pieces(self, path: bytes, token: str) -> None:
+        """Drop what was sent (nothing to do if it is finished or aborted already)."""
         ...
 
 

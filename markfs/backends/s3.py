@@ -5,21 +5,19 @@ markers for empty folders made through the mount. Attributes come from the
 listing itself (size, LastModified, ETag): one request per page of 1,000
 entries, never one per entry. Retries are botocore's own (standard mode).
 
-Uploads above MULTIPART_CHUNK are multipart uploads of our own making (parts read
-into memory, several in flight): the upload id is journaled before the first part,
-the uploader's cancel flag is checked between parts, and a failed upload is aborted,
-so no incomplete upload outlives markfs's knowledge of it.
+Files up to PART_SIZE are one PUT; larger ones are multipart uploads driven by the
+namespace as a `PieceStore` (it journals the upload id before the first part and
+aborts what it does not complete). Part bodies stop being readable once the upload
+is cancelled, so a cancel ends an upload within one socket write.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import os
 import stat
 from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import boto3
@@ -31,7 +29,7 @@ from markfs.backends.base import Entry, S3Location, UploadControl
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
-MULTIPART_CHUNK = 16 * 1024 * 1024
+PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
 PARTS_IN_FLIGHT = 8
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
@@ -106,8 +104,9 @@ class S3Backend:
         self.client: Any = boto3.session.Session().client(
             "s3", endpoint_url=location.endpoint, region_name=location.region or "us-east-1",
             config=config)
-        self.transfer = TransferConfig(multipart_threshold=MULTIPART_CHUNK,
-                                       multipart_chunksize=MULTIPART_CHUNK, max_concurrency=8)
+        self.transfer = TransferConfig(multipart_threshold=PART_SIZE,
+                                       multipart_chunksize=PART_SIZE, max_concurrency=8)
+        self.piece_size, self.pieces_in_flight = PART_SIZE, PARTS_IN_FLIGHT
         self.dir_mtime_ns = created_ns  # prefixes have no time of their own
         self.uid, self.gid = uid, gid
 
@@ -211,71 +210,59 @@ class S3Backend:
 
     def upload(self, path: bytes, local_file: str,
                control: UploadControl | None = None) -> Entry:
-        """Store a local file as the object at `path` (multipart when large)."""
+        """Store a local file of at most `piece_size` bytes as the object at `path` (one
+        PUT; larger files go in pieces)."""
         control = control or UploadControl()
-        key = self.key(path)
+        with open(local_file, "rb") as f:  # in memory: a later change cannot make
+            body = f.read(self.piece_size + 1)  # the body disagree with its length
+        if len(body) > self.piece_size:
+            raise OSError(errno.EFBIG, f"upload {path!r}: larger files go in pieces")
         try:
-            size = os.path.getsize(local_file)
-            if size <= MULTIPART_CHUNK:
-                with open(local_file, "rb") as f:  # in memory: a later change cannot
-                    body = f.read()                # make the body disagree with its length
-                self.client.put_object(Bucket=self.loc.bucket, Key=key,
-                                       Body=_Body(body, control))
-            else:
-                self._multipart(key, local_file, size, control)
+            self.client.put_object(Bucket=self.loc.bucket, Key=self.key(path),
+                                   Body=_Body(body, control))
         except _BOTO_ERRORS as exc:
             control.check()  # (a cancelled body surfaces as a connection error)
             raise _error(exc, f"upload {path!r}") from None
         return self.stat(path)
 
-    def _multipart(self, key: str, local_file: str, size: int, control: UploadControl) -> None:
-        upload_id = str(self.client.create_multipart_upload(
-            Bucket=self.loc.bucket, Key=key)["UploadId"])
-        control.record_multipart(upload_id)
+    # -- uploads in pieces: multipart uploads ---------------------------------
+
+    def begin_pieces(self, path: bytes) -> str:
         try:
-            parts = self._send_parts(key, upload_id, local_file, size, control)
-            self.client.complete_multipart_upload(
-                Bucket=self.loc.bucket, Key=key, UploadId=upload_id,
-                MultipartUpload={"Parts": parts})
-        except BaseException:
-            with contextlib.suppress(*_BOTO_ERRORS):  # else the journal keeps the id
-                self._abort(key, upload_id)
-                control.record_multipart(None)
-            raise
-        control.record_multipart(None)
-
-    def _send_parts(self, key: str, upload_id: str, local_file: str, size: int,
-                    control: UploadControl) -> list[dict[str, Any]]:
-        def send(number: int) -> dict[str, Any]:
-            control.check()
-            with open(local_file, "rb") as f:
-                body = os.pread(f.fileno(), MULTIPART_CHUNK, (number - 1) * MULTIPART_CHUNK)
-            done = self.client.upload_part(Bucket=self.loc.bucket, Key=key, UploadId=upload_id,
-                                           PartNumber=number, Body=_Body(body, control))
-            return {"PartNumber": number, "ETag": done["ETag"]}
-
-        count = (size + MULTIPART_CHUNK - 1) // MULTIPART_CHUNK
-        with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
-            futures = [pool.submit(send, n) for n in range(1, count + 1)]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.cancel()  # parts not started yet: the first failure ends the upload
-            return [future.result() for future in futures]
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            self.client.abort_multipart_upload(Bucket=self.loc.bucket, Key=key,
-                                               UploadId=upload_id)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
-                raise
-
-    def abort_multipart(self, path: bytes, upload_id: str) -> None:
-        """Abort an upload a crash left behind (nothing to do if it is gone)."""
-        try:
-            self._abort(self.key(path), upload_id)
+            return str(self.client.create_multipart_upload(
+                Bucket=self.loc.bucket, Key=self.key(path))["UploadId"])
         except _BOTO_ERRORS as exc:
-            raise _error(exc, f"abort upload of {path!r}") from None
+            raise _error(exc, f"upload {path!r}") from None
+
+    def send_piece(self, path: bytes, token: str, number: int, data: bytes,
+                   control: UploadControl) -> str:
+        control.check()
+        try:
+            done = self.client.upload_part(Bucket=self.loc.bucket, Key=self.key(path),
+                                           UploadId=token, PartNumber=number,
+                                           Body=_Body(data, control))
+        except _BOTO_ERRORS as exc:
+            control.check()
+            raise _error(exc, f"upload {path!r} part {number}") from None
+        return str(done["ETag"])
+
+    def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(receipts, 1)]
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.loc.bucket, Key=self.key(path), UploadId=token,
+                MultipartUpload={"Parts": parts})
+        except _BOTO_ERRORS as exc:
+            raise _error(exc, f"upload {path!r}") from None
+        return self.stat(path)
+
+    def abort_pieces(self, path: bytes, token: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.loc.bucket, Key=self.key(path),
+                                               UploadId=token)
+        except _BOTO_ERRORS as exc:
+            if _code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
+                raise _error(exc, f"abort upload of {path!r}") from None
 
     def mkdir(self, path: bytes, mode: int) -> None:
         if self._object_exists(self.key(path)) or self._has_children(path):

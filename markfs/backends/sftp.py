@@ -4,8 +4,9 @@ A small pool of SSH connections serves the worker threads, one SFTP session
 each, so transfers run in parallel. The server's host key must be in the
 known_hosts file unless the user opted in to accepting an unknown one. A
 connection that broke is replaced on next use; calls are bounded by a timeout.
-Reads are pipelined (`readv`); uploads go to a temporary name and are renamed
-into place, so a reader never sees half a file.
+Reads are pipelined; uploads (whole, or in pieces while the file is still being
+written) go to a hidden temporary name and are renamed into place, so a reader never
+sees half a file; listings leave those names out.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ PAGE_SIZE = 1000
 SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
 READ_PIECE = 32768  # paramiko's largest single read request
 PIPELINE: int | None = None  # read requests in flight: all of a run (paramiko throttles slowly)
+WRITE_PIECE = 1 << 20  # bytes between cancel checks of a piece being written
+PIECE_SIZE = 8 * 1024 * 1024  # pieces of an upload written while the file is written
+TEMP_MARK = ".markfs-upload-"  # in the hidden names of uploads in progress (not listed)
 T = TypeVar("T")
 
 
@@ -79,6 +83,7 @@ class SftpBackend:
                  timeout: float = 30.0) -> None:
         self.loc = location
         self.timeout = timeout
+        self.piece_size, self.pieces_in_flight = PIECE_SIZE, pool_size
         self._pool: queue.LifoQueue[paramiko.SFTPClient | None] = queue.LifoQueue()
         for _ in range(pool_size):
             self._pool.put(None)  # connect lazily
@@ -165,6 +170,8 @@ class SftpBackend:
         def listing(sftp: paramiko.SFTPClient) -> list[Entry]:
             out = []
             for attrs in sftp.listdir_attr(full):
+                if attrs.filename.startswith(".") and TEMP_MARK in attrs.filename:
+                    continue  # an upload in progress, not a file yet
                 target = None
                 if stat.S_ISLNK(attrs.st_mode or 0):
                     target = os.fsencode(sftp.readlink(full + "/" + attrs.filename) or "")
@@ -216,11 +223,15 @@ class SftpBackend:
 
     # -- writing -------------------------------------------------------------------
 
+    def _temp_name(self, path: bytes) -> str:
+        """A fresh hidden name next to the file (unique: a stream aborted in the
+        background must not remove the temporary file of the upload that follows it)."""
+        parent, _, name = self._abs(path).rpartition("/")
+        return f"{parent}/.{name}{TEMP_MARK}{os.urandom(4).hex()}"
+
     def upload(self, path: bytes, local_file: str,
                control: UploadControl | None = None) -> Entry:
-        full = self._abs(path)
-        parent, _, name = full.rpartition("/")
-        temp = f"{parent}/.{name}.markfs-upload"
+        full, temp = self._abs(path), self._temp_name(path)
         control = control or UploadControl()
 
         def do(sftp: paramiko.SFTPClient) -> None:
@@ -236,6 +247,39 @@ class SftpBackend:
 
         self._run(f"upload {full}", do)
         return self.stat(path)
+
+    # -- uploads in pieces: writes into a temporary file, renamed into place ------
+
+    def begin_pieces(self, path: bytes) -> str:
+        temp = self._temp_name(path)
+        self._run(f"upload {temp}", lambda s: s.open(temp, "wb").close())
+        return temp
+
+    def send_piece(self, path: bytes, token: str, number: int, data: bytes,
+                   control: UploadControl) -> str:
+        def do(sftp: paramiko.SFTPClient) -> None:
+            with sftp.open(token, "r+b") as f:
+                f.set_pipelined(True)  # acknowledgements are collected at close
+                f.seek((number - 1) * self.piece_size)
+                view = memoryview(data)
+                for start in range(0, len(view), WRITE_PIECE):
+                    control.check()
+                    f.write(view[start:start + WRITE_PIECE])
+
+        self._run(f"upload {token} piece {number}", do)
+        return ""
+
+    def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
+        full = self._abs(path)
+        self._run(f"upload {full}", lambda s: s.posix_rename(token, full))
+        return self.stat(path)
+
+    def abort_pieces(self, path: bytes, token: str) -> None:
+        def do(sftp: paramiko.SFTPClient) -> None:
+            with contextlib.suppress(FileNotFoundError):  # finished or aborted already
+                sftp.remove(token)
+
+        self._run(f"remove {token}", do)
 
     def mkdir(self, path: bytes, mode: int) -> None:
         full = self._abs(path)

@@ -404,4 +404,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (category_id, node_id)
     ) WITHOUT ROWID;
     """,
+    # 9: uploads in pieces (S3 multipart, SFTP temporary files), streamed while writing
+    """
+    -- Uploads in pieces begun on a source and neither finished nor aborted yet: an S3
+    -- multipart upload, or an SFTP temporary file that becomes the file when renamed.
+    -- A row exists from before the first piece is sent until the server confirmed the
+    -- finish or the abort; rows of a daemon that is gone are aborted by the next one, so
+    -- no half-sent upload outlives markfs's knowledge of it. (Replaces uploads.multipart:
+    -- pieces are also sent while a file is still being written, before any journal row.)
+    CREATE TABLE piece_uploads (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of arrival
+        source_id    INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        remote_path  BLOB NOT NULL,   -- the file the pieces are for, as of the first piece
+        token        TEXT NOT NULL,   -- the backend's handle: S3 UploadId, SFTP temp path
+        owner        TEXT NOT NULL,   -- the daemon sending it (runtime.owner_token)
+        started_ns   INTEGER NOT NULL -- when it was begun
+    );
+    INSERT INTO piece_uploads (source_id, remote_path, token, owner, started_ns)
+        SELECT source_id, remote_path, multipart, coalesce(owner, ''), queued_ns
+        FROM uploads WHERE multipart IS NOT NULL;
+    ALTER TABLE uploads DROP COLUMN multipart;
+    """,
 ]

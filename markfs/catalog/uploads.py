@@ -23,21 +23,19 @@ class Upload:
     last_error: str | None
     owner: str | None = None
     parked_ns: int | None = None
-    multipart: str | None = None
 
 
 _COLUMNS = ("id, node_id, source_id, remote_path, staging, size, queued_ns, attempts, "
-            "last_error, owner, parked_ns, multipart")
+            "last_error, owner, parked_ns")
 
 
 def _row(row: tuple[object, ...]) -> Upload:
-    (uid, node_id, source_id, remote, staging, size, queued, attempts, error, owner, parked,
-     multipart) = row
+    (uid, node_id, source_id, remote, staging, size, queued, attempts, error, owner,
+     parked) = row
     return Upload(int(uid), int(node_id), int(source_id), bytes(remote), str(staging),  # type: ignore[call-overload, arg-type]
                   int(size), int(queued), int(attempts), None if error is None else str(error),  # type: ignore[call-overload]
                   None if owner is None else str(owner),
-                  None if parked is None else int(parked),  # type: ignore[call-overload]
-                  None if multipart is None else str(multipart))
+                  None if parked is None else int(parked))  # type: ignore[call-overload]
 
 
 def enqueue(txn: Txn, node_id: int, source_id: int, remote_path: bytes, staging: str,
@@ -88,10 +86,6 @@ def adopt(txn: Txn, owner: str, previous: str | None) -> list[int]:
 def park(txn: Txn, upload_id: int, reason: str) -> None:
     txn.execute("UPDATE uploads SET parked_ns = ?, last_error = ? WHERE id = ?",
                 (time.time_ns(), reason[:500], upload_id))
-
-
-def set_multipart(txn: Txn, upload_id: int, multipart: str | None) -> None:
-    txn.execute("UPDATE uploads SET multipart = ? WHERE id = ?", (multipart, upload_id))
 
 
 def get(conn: apsw.Connection, upload_id: int) -> Upload | None:

@@ -6,6 +6,12 @@ journaled in the catalog (`uploads`), and the uploader sends it to the source
 with retries; a newer journal row of the same file supersedes older ones. Rows
 left by a crash are uploaded at the next start. While a file has staged
 content, reads come from it and listings do not overwrite its attributes.
+
+A file written from its start (new, or opened with O_TRUNC) on a source that takes
+pieces streams: whole pieces go out while it is being written (`pieces.PieceSender`),
+and the journal row of its close finishes that upload instead of starting one. The
+journal alone still says what must reach the source: a stream that broke, or a crash
+at any point, ends in a whole upload of the staged copy.
 """
 
 from __future__ import annotations
@@ -17,12 +23,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import trio
 
-from markfs.backends.base import Backend, Entry, MultipartStore, UploadControl
+from markfs.backends.base import Backend, Entry, PieceStore, UploadControl
 from markfs.cache.content import CHUNK_SIZE, ContentCache
 from markfs.cache.staging import StagingArea
 from markfs.catalog import nodes
@@ -33,12 +38,14 @@ from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.chunks import ChunkReader
 from markfs.namespace.listing import update_attrs
+from markfs.namespace.pieces import PieceLedger, PieceSender
 from markfs.namespace.tree import Tree
-from markfs.namespace.workers import IoRunner
+from markfs.namespace.workers import IoRunner, WorkerPool
 from markfs.runtime import owner_alive, owner_token
 
 log = logging.getLogger(__name__)
-UPLOAD_WORKERS = 8
+UPLOAD_WORKERS = 8  # files uploading at once
+UPLOAD_THREADS = 16  # threads of uploads (pieces of several files), apart from the kernel's
 UPLOAD_TIMEOUT_S = 3600.0  # a whole upload; a stall is caught by socket timeouts
 RETRY_MAX_S = 60.0
 ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
@@ -52,6 +59,9 @@ class Staged:
     size: int = 0
     journaled: set[int] = field(default_factory=set)  # journal rows naming this file
     fd: int = -1  # open while writers have it, so writes do not reopen the file
+    # (source id, path) while the copy was written from its start: it may stream
+    stream_to: tuple[int, bytes] | None = None
+    sender: PieceSender | None = None  # its upload in pieces while being written
 
     def descriptor(self) -> int:
         if self.fd < 0:
@@ -72,6 +82,7 @@ class RemoteFiles:
         self.cache = cache
         self.staging = staging
         self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
+        self._upload_io = WorkerPool(UPLOAD_THREADS, UPLOAD_TIMEOUT_S).run
         self._backend_of = backend_of
         self.staged: dict[int, Staged] = {}  # node id -> staged copy
         self.reader = ChunkReader(cache, io, backend_of, io_timeout)
@@ -80,6 +91,8 @@ class RemoteFiles:
         self._busy: set[int] = set()  # node ids with an upload in flight
         self._workers = trio.Semaphore(UPLOAD_WORKERS)
         self.owner = owner_token()  # this daemon's journal rows carry it
+        self.pieces = PieceLedger(tree, self.owner, self._upload_io, backend_of)
+        self._nursery: trio.Nursery | None = None  # the uploader's: streams run in it
         self._controls: dict[int, UploadControl] = {}  # node id -> its upload in flight
         self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
         self._retry = trio.Event()  # set: back-offs end now
@@ -142,11 +155,27 @@ class RemoteFiles:
                     self._forget_if_idle(node.id)
                     raise
             staged.size = 0 if truncate else node.size
-        if truncate:
+        elif truncate:
             await self._io(os.truncate, staged.path, 0)
             staged.size = 0
+        if staged.size == 0:
+            self._restart_stream(staged, node)
         staged.writers += 1
         return staged
+
+    def _restart_stream(self, staged: Staged, node: Node) -> None:
+        """The copy is empty: what is written now may stream (any earlier stream stops)."""
+        self._stop_stream(staged, "the file was truncated")
+        if node.source_id is not None and node.remote_path is not None and isinstance(
+                self._backend_of(node.source_id), PieceStore):
+            staged.stream_to = (node.source_id, node.remote_path)
+
+    def _stop_stream(self, staged: Staged, why: str) -> PieceSender | None:
+        """No more streaming into this copy: it goes whole at its next upload."""
+        sender, staged.sender, staged.stream_to = staged.sender, None, None
+        if sender is not None:
+            sender.abandon(why)
+        return sender
 
     async def _fill_current(self, staged: Staged, node: Node) -> Node:
         """Fill the staged copy with the file as it is on the server now (looked at again
@@ -173,11 +202,21 @@ class RemoteFiles:
     async def write(self, staged: Staged, offset: int, data: bytes) -> int:
         written = await self._io(os.pwrite, staged.descriptor(), data, offset)
         staged.size = max(staged.size, offset + written)
+        if staged.sender is None and staged.stream_to is not None and self._nursery:
+            backend = self._backend_of(staged.stream_to[0])
+            assert isinstance(backend, PieceStore)
+            staged.sender = PieceSender(backend, *staged.stream_to, staged.path,
+                                        self._upload_io, self.pieces)
+            self._nursery.start_soon(staged.sender.run)
+        if staged.sender is not None:
+            staged.sender.offer(offset, offset + written)
         return written
 
     async def truncate(self, staged: Staged, size: int) -> None:
         await self._io(os.truncate, staged.path, size)
         staged.size = size
+        if staged.sender is not None:
+            staged.sender.truncated(size)
 
     def journal(self, node: Node, staged: Staged) -> int:
         """Record that the staged copy is the file's content now: it will be uploaded."""
@@ -230,11 +269,16 @@ class RemoteFiles:
                 control = self._controls.get(target)
                 if control is not None:
                     control.cancel.set()
+            streams = [sender for n, staged in self.staged.items()
+                       if node_id in (None, n)
+                       and (sender := self._stop_stream(staged, "the file moved")) is not None]
             self.retry_now()  # back-offs wake, see the pause and end
             with trio.move_on_after(self.io_timeout):
                 async with self._uploaded:
                     while targets & self._busy:
                         await self._uploaded.wait()
+                for sender in streams:  # (SFTP: its temporary file is gone before a rename)
+                    await sender.stopped()
             if targets & self._busy:
                 raise FsError(errno.EIO, "an upload in flight did not stop in time")
             yield
@@ -283,6 +327,8 @@ class RemoteFiles:
         with self.tree.transaction() as txn:
             files = upload_rows.drop_for_node(txn, node_id)
         staged = self.staged.pop(node_id, None)
+        if staged is not None:
+            self._stop_stream(staged, "the file was deleted")
         if staged is not None and staged.writers <= 0:
             staged.close()
         for path in {*files, *([str(staged.path)] if staged else [])}:
@@ -321,8 +367,10 @@ class RemoteFiles:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             task_status.started()
             adopted_at = time.monotonic()
+            nursery.start_soon(self.pieces.sweep)  # what a crashed daemon left half-sent
             while True:
                 for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
                     if row.node_id not in self._busy and not self._is_paused(row.node_id):
@@ -334,6 +382,7 @@ class RemoteFiles:
                     await self._wakeup.wait()
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
                     self.adopt_orphans()  # a daemon that shared this data directory died
+                    nursery.start_soon(self.pieces.sweep)
                     adopted_at = time.monotonic()
 
     async def _upload_node(self, node_id: int) -> None:
@@ -364,8 +413,7 @@ class RemoteFiles:
         if not os.path.exists(row.staging):
             self._park(row, "the staged copy is gone: this content cannot be sent")
             return True
-        control = UploadControl(record_multipart=partial(
-            self._record_multipart, row.id, trio.lowlevel.current_trio_token()))
+        control = UploadControl()
         self._controls[row.node_id] = control
         started = time.monotonic()
         try:
@@ -387,22 +435,28 @@ class RemoteFiles:
 
     async def _send(self, row: Upload, control: UploadControl) -> Entry:
         backend = self._backend_of(row.source_id)
-        if row.multipart is not None and isinstance(backend, MultipartStore):
-            # an earlier attempt (or a crashed daemon) left it: never leave it on the bucket
-            await self._io(backend.abort_multipart, row.remote_path, row.multipart)
-            self._record_multipart(row.id, None, None)
-        return await self._io(backend.upload, row.remote_path, row.staging, control,
-                              timeout=UPLOAD_TIMEOUT_S)
+        if isinstance(backend, PieceStore) and row.size > backend.piece_size:
+            return await self._send_in_pieces(row, backend)
+        return await self._upload_io(backend.upload, row.remote_path, row.staging, control,
+                                     timeout=UPLOAD_TIMEOUT_S)
 
-    def _record_multipart(self, upload_id: int, token: trio.lowlevel.TrioToken | None,
-                          multipart: str | None) -> None:
-        """Journal a multipart upload id (from the upload's worker thread, or the loop)."""
-        if token is not None:
-            trio.from_thread.run_sync(self._record_multipart, upload_id, None, multipart,
-                                      trio_token=token)
-            return
-        with self.tree.transaction() as txn:
-            upload_rows.set_multipart(txn, upload_id, multipart)
+    async def _send_in_pieces(self, row: Upload, backend: PieceStore) -> Entry:
+        """Finish the stream of this staged copy if it has one for this path, else send
+        the copy whole in pieces."""
+        staged = self.staged.get(row.node_id)
+        sender = None
+        if staged is not None and staged.path == Path(row.staging):
+            sender, staged.sender, staged.stream_to = staged.sender, None, None
+        if sender is None or sender.broken or sender.path != row.remote_path:
+            if sender is not None:
+                sender.abandon("it was sent to another path")
+            assert self._nursery is not None
+            sender = PieceSender(backend, row.source_id, row.remote_path, Path(row.staging),
+                                 self._upload_io, self.pieces)
+            sender.offer(0, row.size)
+            self._nursery.start_soon(sender.run)
+        self._controls[row.node_id] = sender.control  # cancels reach its pieces
+        return await sender.finish(row.size)
 
     def _failed(self, row: Upload, exc: Exception) -> bool:
         with self.tree.transaction() as txn:
