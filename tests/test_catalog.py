@@ -160,3 +160,29 @@ def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: 
                           q.NewNode(kind, stat.S_IFDIR | 0o755, 0, 0, 0, 1, 1),
                           generation=tree.generation)
     assert {tree.child(4, k.value.encode()).kind for k in Kind} == set(Kind)  # type: ignore[union-attr]
+
+
+def test_a_multipart_upload_journaled_by_schema_8_is_still_aborted_later(
+        tmp_path: Path) -> None:
+    import apsw
+
+    from markfs.catalog import pieces
+    from markfs.catalog.schema import MIGRATIONS
+
+    data_dir = tmp_path / "old-data"
+    data_dir.mkdir()
+    conn = apsw.Connection(str(DataDir(data_dir).catalog))
+    conn.execute("PRAGMA foreign_keys = OFF")
+    for number, sql in enumerate(MIGRATIONS[:8], start=1):
+        with conn:
+            conn.execute(sql)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (number,))
+    conn.execute("INSERT INTO sources (id, name, url, scheme, read_only, created_ns) "
+                 "VALUES (3, 's', 's3://b', 's3', 0, 1)")
+    conn.execute("INSERT INTO uploads (node_id, source_id, remote_path, staging, size, "
+                 "queued_ns, owner, multipart) VALUES (9, 3, x'6b', '/x', 5, 1, '1:2', 'UP-1')")
+    conn.close()
+    tree = Tree.open(DataDir(data_dir), create=True)
+    assert pieces.every_row(tree.catalog.conn) == [
+        pieces.PieceUpload(1, 3, b"k", "UP-1", "1:2")]
+    tree.close()

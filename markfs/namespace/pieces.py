@@ -87,15 +87,18 @@ class PieceLedger:
 class PieceSender:
     """One upload in pieces of one staged file to one path of one source.
 
-    `offer(end)` tells it bytes [0, end) are written; `run` (a task) sends every whole
-    piece below that; `finish(size)` sends the rest and makes it the file; `abandon`
-    stops it and aborts what was sent.
+    `offer(start, end)` tells it bytes were written; once a whole piece is ready it
+    starts its task (`run`, in the nursery given) that sends every whole piece of the
+    written prefix; `finish(size)` sends the rest and makes it the file; `abandon`
+    stops it and aborts what was sent. (A file that never reaches a piece never
+    starts a task.)
     """
 
     def __init__(self, backend: PieceStore, source_id: int, path: bytes, staged: Path,
-                 io: IoRunner, ledger: PieceLedger) -> None:
+                 io: IoRunner, ledger: PieceLedger, nursery: trio.Nursery) -> None:
         self.backend, self.source_id, self.path, self.staged = backend, source_id, path, staged
-        self._io, self._ledger = io, ledger
+        self._io, self._ledger, self._nursery = io, ledger, nursery
+        self._started = False
         self.control = UploadControl()
         self.ready = 0  # bytes [0, ready) are written and final unless `broken`
         self.sent_end = 0  # bytes [0, sent_end) are handed to pieces
@@ -117,7 +120,13 @@ class PieceSender:
         elif start <= self.ready < end:
             self.ready = end
             if self.ready - self.sent_end >= self.backend.piece_size:
+                self._start()
                 self._wake.set()
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._nursery.start_soon(self.run)
 
     def truncated(self, size: int) -> None:
         if size < self.sent_end:
@@ -192,6 +201,7 @@ class PieceSender:
         if size < self.sent_end:
             self.abandon("the file is shorter than what was sent")
         self._final = size
+        self._start()
         self._wake.set()
         await self._done.wait()
         if self.broken:
@@ -212,7 +222,8 @@ class PieceSender:
 
     async def stopped(self) -> None:
         """Until `run` has ended and what was abandoned is aborted."""
-        await self._aborted.wait()
+        if self._started:
+            await self._aborted.wait()
 
 
 def _first(exc: BaseException) -> BaseException:

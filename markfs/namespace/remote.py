@@ -206,8 +206,7 @@ class RemoteFiles:
             backend = self._backend_of(staged.stream_to[0])
             assert isinstance(backend, PieceStore)
             staged.sender = PieceSender(backend, *staged.stream_to, staged.path,
-                                        self._upload_io, self.pieces)
-            self._nursery.start_soon(staged.sender.run)
+                                        self._upload_io, self.pieces, self._nursery)
         if staged.sender is not None:
             staged.sender.offer(offset, offset + written)
         return written
@@ -241,7 +240,7 @@ class RemoteFiles:
     def _forget_if_idle(self, node_id: int) -> None:
         staged = self.staged.get(node_id)
         if staged is not None and staged.writers <= 0 and not staged.journaled:
-            del self.staged[node_id]
+            self._stop_stream(self.staged.pop(node_id), "the file is closed")
             self.staging.remove(staged.path)
 
     def has_staged(self, node_id: int) -> bool:
@@ -437,6 +436,9 @@ class RemoteFiles:
         backend = self._backend_of(row.source_id)
         if isinstance(backend, PieceStore) and row.size > backend.piece_size:
             return await self._send_in_pieces(row, backend)
+        staged = self.staged.get(row.node_id)
+        if staged is not None and staged.path == Path(row.staging):
+            self._stop_stream(staged, "the file is small now")
         return await self._upload_io(backend.upload, row.remote_path, row.staging, control,
                                      timeout=UPLOAD_TIMEOUT_S)
 
@@ -452,9 +454,8 @@ class RemoteFiles:
                 sender.abandon("it was sent to another path")
             assert self._nursery is not None
             sender = PieceSender(backend, row.source_id, row.remote_path, Path(row.staging),
-                                 self._upload_io, self.pieces)
+                                 self._upload_io, self.pieces, self._nursery)
             sender.offer(0, row.size)
-            self._nursery.start_soon(sender.run)
         self._controls[row.node_id] = sender.control  # cancels reach its pieces
         return await sender.finish(row.size)
 
@@ -475,7 +476,7 @@ class RemoteFiles:
         if staged is not None:
             staged.journaled.discard(row.id)
             if not staged.journaled and staged.writers <= 0:
-                del self.staged[row.node_id]
+                self._stop_stream(self.staged.pop(row.node_id), "the upload is parked")
 
     def _finish(self, row: Upload, entry: Entry | None) -> None:
         """The row is done (uploaded with `entry` as the result, or superseded)."""
@@ -495,7 +496,7 @@ class RemoteFiles:
             return
         staged.journaled.discard(row.id)
         if not staged.journaled and staged.writers <= 0:
-            del self.staged[row.node_id]
+            self._stop_stream(self.staged.pop(row.node_id), "the file is uploaded")
             self.staging.remove(staged.path)
         elif row.staging != str(staged.path):
             self.staging.remove(row.staging)
