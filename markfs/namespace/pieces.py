@@ -134,7 +134,7 @@ class PieceSender:
         self.ready = min(self.ready, size)
 
     def abandon(self, why: str) -> None:
-        if not self.broken:
+        if self._started and not self.broken:
             log.info("upload in pieces of %r stopped (%s): the file goes whole", self.path, why)
         self.broken = True
         self.control.cancel.set()
