@@ -75,6 +75,10 @@ class MountConfig:
     watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
     cache_max_bytes: int = 10 * 1024**3  # on-disk content cache of remote files
     drain_timeout: float = 600.0  # seconds the daemon keeps uploading after unmount
+    # the kernel's read-ahead on the mount in KiB (4096: a sequential reader's data is
+    # asked in 1 MiB pieces instead of 256 KiB; see docs/benchmarks.md for why it is
+    # not the default); 0 leaves the kernel's default; needs root
+    read_ahead_kb: int = 0
 
 
 @dataclass(frozen=True)

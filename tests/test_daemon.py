@@ -90,3 +90,21 @@ def test_foreground_mount_stops_on_sigterm(data_dir: Path, backing: Path, point:
     assert m.proc.wait(timeout=20) == 0
     assert not is_mounted(point)
     assert os.listdir(point) == []
+
+
+def read_ahead_kb(point: Path) -> int:
+    device = os.stat(point).st_dev
+    bdi = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    return int(bdi.read_text())
+
+
+def test_read_ahead_kb_sets_the_kernels_read_ahead_of_the_mount(
+        data_dir: Path, backing: Path, point: Path) -> None:
+    """With `read_ahead_kb = 4096` the kernel asks a sequential reader's data in pieces
+    of 1 MiB instead of 256 KiB (the kernel would lower it again after INIT)."""
+    (data_dir / "markfs.toml").write_text("[mount]\nread_ahead_kb = 4096\n")
+    run_markfs(data_dir, "mount", str(point))
+    try:
+        assert read_ahead_kb(point) == 4096
+    finally:
+        run_markfs(data_dir, "umount", str(point))

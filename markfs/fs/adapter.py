@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import pyfuse3
+import trio
 
 from markfs.config import MountConfig
 from markfs.errors import FsError
@@ -96,6 +97,12 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         self.ns = namespace
         self.root_id = root_id
         self.config = config
+        self.after_init: Callable[[], None] = lambda: None
+
+    def init(self) -> None:
+        """The kernel's INIT is being answered: `after_init` runs once that answer is
+        in (the kernel sets some limits of the mount from it, read-ahead among them)."""
+        trio.lowlevel.current_trio_token().run_sync_soon(self.after_init)
 
     # -- inode numbers and attributes ----------------------------------------
 

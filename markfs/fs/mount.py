@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import pyfuse3
@@ -31,6 +34,31 @@ def fuse_options(allow_other: bool) -> set[str]:
     return options
 
 
+def set_read_ahead(mountpoint: Path, kb: int) -> None:
+    """Raise the kernel's read-ahead of this mount (a root-only file in /sys; without
+    it the kernel's default stays). Only after the INIT answer: the kernel lowers it
+    to what that answer says. Found through mountinfo, not a stat of the mount point,
+    which would ask this very process while it is busy answering."""
+    if kb <= 0:
+        return
+    # (the parent resolved: resolving the mount point itself would stat it)
+    target = os.path.join(os.path.realpath(mountpoint.parent), mountpoint.name)
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        devices = [fields[2] for fields in map(str.split, f)
+                   if _unescape(fields[4]) == target]
+    if not devices:
+        return
+    try:
+        Path(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb").write_text(str(kb))
+    except OSError as exc:
+        log.info("kernel read-ahead left at its default: %s", exc.strerror)
+
+
+def _unescape(field: str) -> str:
+    """A path as mountinfo writes it (space, tab, newline, backslash as octal)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> None:
     """Mount and serve in this process until the mount goes away or a signal arrives."""
     if not mountpoint.is_dir():
@@ -54,6 +82,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
             pyfuse3.init(ops, str(mountpoint), fuse_options(allow_other))
         except RuntimeError as exc:
             raise UserError(f"cannot mount on {mountpoint}: {exc}") from None
+        ops.after_init = partial(set_read_ahead, mountpoint, config.read_ahead_kb)
         notifier = KernelCacheNotifier(ops._ino)
         namespace.notifier = notifier
         register(data_dir, mountpoint, info.root)

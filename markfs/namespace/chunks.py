@@ -3,10 +3,13 @@
 A read is served chunk by chunk (`CHUNK_SIZE`) from the content cache. A miss
 starts a streamed run in the background — one request over up to STREAM_CHUNKS
 chunks for a sequential reader, one chunk for a random one — and each chunk is
-usable as soon as it arrived. A reader waits for its chunk only while the run
-makes progress within `io_timeout` (a stall is EIO, not a wait), and a chunk that
-just failed fails the kernel's immediate retry alike. Sequential readers keep the
-next run on its way (read-ahead). Runs live in this reader's own task group.
+usable as soon as it arrived: readers take it from memory (`fresh`) while it is
+being hashed and written into the cache by another worker, so storing a chunk
+never delays the reader nor the download of the next one. A reader waits for its
+chunk only while the run makes progress within `io_timeout` (a stall is EIO, not a
+wait), and a chunk that just failed fails the kernel's immediate retry alike.
+Sequential readers keep the next run on its way (read-ahead). Runs live in this
+reader's own task group.
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class ChunkReader:
         self._open = OpenChunks()
         self._chunk_failures: dict[bytes, tuple[float, FsError]] = {}  # chunk -> last
         self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
+        self.fresh: dict[bytes, bytes] = {}  # chunks arrived, on their way into the cache
         self._nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -144,6 +148,9 @@ class ChunkReader:
         end = min(offset + size, base + CHUNK_SIZE) - base
         name = self._name(node, index)
         for _attempt in range(3):
+            fresh = self.fresh.get(name)
+            if fresh is not None:
+                return fresh[start:end]
             data = await self._read_cached(name, start, end - start)
             if data is not None:
                 return data
@@ -212,7 +219,7 @@ class ChunkReader:
         final = (node.size - 1) // CHUNK_SIZE
         for index in range(first, min(first + count - 1, final) + 1):
             name = self._name(node, index)
-            if name in self._fetching or (claimed and self.cache.contains(name)):
+            if name in self._fetching or (claimed and self._have(name)):
                 break
             self._fetching[name] = _Fetch(run)
             claimed.append((index, name))
@@ -249,15 +256,33 @@ class ChunkReader:
             run.progress = time.monotonic()
             buffer += piece
             while len(buffer) >= CHUNK_SIZE:
-                self.cache.put(name, bytes(buffer[:CHUNK_SIZE]))
+                chunk = bytes(buffer[:CHUNK_SIZE])
                 del buffer[:CHUNK_SIZE]
-                trio.from_thread.run_sync(self._chunk_ready, name, None, trio_token=token)
+                trio.from_thread.run_sync(self._arrived, name, chunk, trio_token=token)
                 following = next(names, None)
                 if following is None:
                     return
                 name = following
         if buffer:  # the file's last, short chunk
-            self.cache.put(name, bytes(buffer))
+            trio.from_thread.run_sync(self._arrived, name, bytes(buffer), trio_token=token)
+
+    def _have(self, name: bytes) -> bool:
+        return name in self.fresh or self.cache.contains(name)
+
+    def _arrived(self, name: bytes, data: bytes) -> None:
+        """A chunk arrived: readers may take it now; it goes into the cache meanwhile."""
+        self.fresh[name] = data
+        self._chunk_ready(name, None)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._store, name, data)
+
+    async def _store(self, name: bytes, data: bytes) -> None:
+        try:
+            await self._io(self.cache.put, name, data)
+        except FsError as exc:  # (a reader fetches it again)
+            log.warning("could not cache a chunk: %s", exc)
+        finally:
+            self.fresh.pop(name, None)
 
     def _chunk_ready(self, name: bytes, error: FsError | None) -> None:
         fetch = self._fetching.pop(name, None)
@@ -276,7 +301,7 @@ class ChunkReader:
             name = self._name(node, index)
             if name in self._fetching:
                 return  # a run is on its way
-            if not self.cache.contains(name):
+            if not self._have(name):
                 self._start_run(node, index, STREAM_CHUNKS)  # errors: the reader's to see
                 return
 

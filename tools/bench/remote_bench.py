@@ -123,6 +123,8 @@ class Bench:
 
     def run_scenarios(self, tool: str, mount: Callable[[], Any], root: Callable[[Path], Path],
                       drain: Callable[[Path], None], kind: str) -> None:
+        if tool not in self.args.tools.split(","):
+            return
         out = self.work / "out"
         with mount() as point:
             base = root(point)
@@ -241,7 +243,8 @@ def bench_s3(bench: Bench, kind: str) -> None:
         print(f"seeding S3 ({kind}): {bench.args.objects} objects, {bench.args.big_mib} MiB "
               "file", flush=True)
         seed_s3(client, bench)
-        s3_ceiling(client, bench, label)
+        if "raw" in bench.args.tools.split(","):
+            s3_ceiling(client, bench, label)
         os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
         url = f"s3://{BUCKET}?endpoint={endpoint}&region=us-east-1"
         bench.run_scenarios("markfs", lambda: bench.markfs_mount(f"s3-{kind}", url),
@@ -271,7 +274,8 @@ def bench_sftp(bench: Bench) -> None:
     root = bench.work / "sftp-root"
     try:
         seed_sftp(root, bench)
-        sftp_ceiling(ssh, root, bench)
+        if "raw" in bench.args.tools.split(","):
+            sftp_ceiling(ssh, root, bench)
         bench.run_scenarios("markfs", lambda: bench.markfs_mount("sftp", ssh.url(root)),
                             lambda p: p / "sources" / "b", bench.markfs_drain, "sftp")
         sshfs = ["sshfs", "-f", "-p", str(ssh.port), "-o",
@@ -318,6 +322,8 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--only", choices=["s3", "sftp"])
+    parser.add_argument("--tools", default="markfs,rclone,s3fs,sshfs,raw",
+                        help="which filesystems (and raw library ceilings) to time")
     parser.add_argument("--s3", default="moto,seaweedfs",
                         help="S3 servers to run the S3 rows on (comma-separated)")
     parser.add_argument("--out", type=Path, help="append the result table to this file")
