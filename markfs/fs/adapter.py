@@ -123,7 +123,7 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         entry.st_uid = node.uid
         entry.st_gid = node.gid
         entry.st_size = node.size
-        entry.st_blksize = 128 * 1024
+        entry.st_blksize = 1024 * 1024  # cp and friends move 1 MiB per call (FUSE's largest)
         entry.st_blocks = (node.size + 511) // 512
         entry.st_atime_ns = node.mtime_ns
         entry.st_mtime_ns = node.mtime_ns
