@@ -502,6 +502,7 @@ def status(ctx: click.Context) -> None:
         nodes = tree.count_nodes()
         uploads, upload_bytes = tree.pending_uploads()
         parked = tree.parked_uploads()
+        unfinished = tree.unfinished_piece_uploads()
         managed = len(managed_tables(tree))
         stale = stale_tables(tree)
         jobs = recent_jobs(tree, 5)
@@ -520,6 +521,10 @@ def status(ctx: click.Context) -> None:
     for upload in parked:
         click.echo(f"  parked: {upload.remote_path.decode(errors='replace')} "
                    f"({upload.last_error}; markfs fsck --repair drops it)")
+    click.echo(f"uploads in pieces not finished: {len(unfinished)}")
+    for piece_upload in unfinished:
+        click.echo(f"  unfinished: {piece_upload.remote_path.decode(errors='replace')} "
+                   f"(daemon {piece_upload.owner}; aborted unless that daemon finishes it)")
     click.echo(f"content cache: {_size_of_tree(data_dir.cache)}")
     _status_of_tables(managed, stale, jobs)
 

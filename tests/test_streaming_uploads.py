@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import force_unmount
+from conftest import force_unmount, run_markfs
 from remote_helpers import RemoteSource, mount_remote, source_for, wait_until
 
 from markfs.backends.s3 import PART_SIZE
@@ -109,9 +109,12 @@ def test_kill_9_while_a_file_streams_leaves_nothing_half_sent(
             os.close(fd)  # ENOTCONN: the daemon is gone
         force_unmount(mount.path)
         mount.proc = None
+        status = run_markfs(data_dir, "status").stdout  # journaled before the first piece
+        assert "uploads in pieces not finished: 1" in status and "cut.bin" in status
         mount.start()
         wait_until(lambda: not source.unfinished())  # the next start aborts the leftover
         assert source.get("cut.bin") is None
     finally:
         mount.stop()
+    assert "uploads in pieces not finished: 0" in run_markfs(data_dir, "status").stdout
     mount.assert_fsck_clean()

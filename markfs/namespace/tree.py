@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
 from markfs.catalog import nodes as node_rows
-from markfs.catalog import uploads
+from markfs.catalog import pieces, uploads
 from markfs.catalog.db import Catalog, Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
@@ -138,6 +138,11 @@ class Tree:
 
     def parked_uploads(self) -> list[uploads.Upload]:
         return uploads.parked(self.catalog.conn)
+
+    def unfinished_piece_uploads(self) -> list[pieces.PieceUpload]:
+        """Uploads in pieces begun and not finished or aborted (a running daemon's, or
+        left by a crash for the next start to abort)."""
+        return pieces.every_row(self.catalog.conn)
 
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""
