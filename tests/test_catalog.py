@@ -7,6 +7,7 @@ import signal
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Mount, run_markfs
@@ -135,7 +136,9 @@ def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: 
     assert not any("staged file" in p for p in fsck(tree, repair=False).problems)
 
 
-def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: Path) -> None:
+def catalog_of_schema(version: int, tmp_path: Path) -> tuple[Path, Any]:
+    """A data directory whose catalog is at an older schema version (for rows to be put
+    in before `Tree.open` migrates it); its open connection."""
     import apsw
 
     from markfs.catalog.schema import MIGRATIONS
@@ -144,10 +147,15 @@ def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: 
     data_dir.mkdir()
     conn = apsw.Connection(str(DataDir(data_dir).catalog))
     conn.execute("PRAGMA foreign_keys = OFF")
-    for number, sql in enumerate(MIGRATIONS[:6], start=1):
+    for number, sql in enumerate(MIGRATIONS[:version], start=1):
         with conn:
             conn.execute(sql)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (number,))
+    return data_dir, conn
+
+
+def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: Path) -> None:
+    data_dir, conn = catalog_of_schema(6, tmp_path)
     conn.execute("INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, mtime_ns, "
                  "ctime_ns, generation) VALUES (50, 1, x'6f6c64', 'layout', 16877, 0, 0, 1, 1, 7)")
     conn.close()
@@ -164,19 +172,9 @@ def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: 
 
 def test_a_multipart_upload_journaled_by_schema_8_is_still_aborted_later(
         tmp_path: Path) -> None:
-    import apsw
-
     from markfs.catalog import pieces
-    from markfs.catalog.schema import MIGRATIONS
 
-    data_dir = tmp_path / "old-data"
-    data_dir.mkdir()
-    conn = apsw.Connection(str(DataDir(data_dir).catalog))
-    conn.execute("PRAGMA foreign_keys = OFF")
-    for number, sql in enumerate(MIGRATIONS[:8], start=1):
-        with conn:
-            conn.execute(sql)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (number,))
+    data_dir, conn = catalog_of_schema(8, tmp_path)
     conn.execute("INSERT INTO sources (id, name, url, scheme, read_only, created_ns) "
                  "VALUES (3, 's', 's3://b', 's3', 0, 1)")
     conn.execute("INSERT INTO uploads (node_id, source_id, remote_path, staging, size, "

@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from conftest import force_unmount, run_markfs
@@ -34,6 +35,14 @@ def sent_while_open(source: RemoteSource) -> int:
     return sum(source.unfinished())
 
 
+def write_until_sent(f: BinaryIO, data: bytes, source: RemoteSource, sent: int) -> None:
+    """Write through an open file, then wait (the file still open) until the server
+    holds at least `sent` bytes of it."""
+    f.write(data)
+    f.flush()
+    wait_until(lambda: sent_while_open(source) >= sent)
+
+
 def test_a_large_file_goes_out_while_it_is_still_being_written(
         source: RemoteSource, tmp_path: Path, data_dir: Path) -> None:
     piece = piece_of(source)
@@ -41,9 +50,7 @@ def test_a_large_file_goes_out_while_it_is_still_being_written(
     mount = mount_remote(tmp_path, data_dir, source, CONFIG)
     try:
         with open(mount.path / "sources" / "r" / "big.bin", "wb") as f:
-            f.write(data)
-            f.flush()
-            wait_until(lambda: sent_while_open(source) >= 2 * piece)  # before close
+            write_until_sent(f, data, source, 2 * piece)  # before close
             assert source.get("big.bin") is None  # invisible until finished
         source.wait_for("big.bin", data)
         wait_until(lambda: not source.unfinished())
@@ -60,9 +67,7 @@ def test_a_write_into_what_was_sent_sends_the_file_whole(
     mount = mount_remote(tmp_path, data_dir, source, CONFIG)
     try:
         with open(mount.path / "sources" / "r" / "big.bin", "wb") as f:
-            f.write(data)
-            f.flush()
-            wait_until(lambda: sent_while_open(source) >= piece)
+            write_until_sent(f, data, source, piece)
             f.seek(100)
             f.write(b"changed after it was sent")
         data[100:125] = b"changed after it was sent"
@@ -81,9 +86,7 @@ def test_a_file_renamed_while_it_streams_arrives_whole_at_its_new_name(
     files = mount.path / "sources" / "r"
     try:
         with open(files / "old.bin", "wb") as f:
-            f.write(first)
-            f.flush()
-            wait_until(lambda: sent_while_open(source) >= piece)
+            write_until_sent(f, first, source, piece)
             os.rename(files / "old.bin", files / "new.bin")
             f.write(second)
         source.wait_for("new.bin", first + second)

@@ -74,7 +74,7 @@ class PieceLedger:
         """Abort uploads in pieces that no sender owns: a crashed daemon's, and this
         daemon's that failed to abort when they broke. Returns how many were aborted."""
         aborted = 0
-        for row in piece_rows.every_row(self.tree.catalog.conn):
+        for row in self.tree.unfinished_piece_uploads():
             mine = row.owner == self.owner
             if (mine and row.id in self.live) or (not mine and owner_alive(row.owner)):
                 continue
