@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,41 +61,41 @@ def test_a_large_file_goes_out_while_it_is_still_being_written(
     mount.assert_fsck_clean()
 
 
-def test_a_write_into_what_was_sent_sends_the_file_whole(
-        source: RemoteSource, tmp_path: Path, data_dir: Path) -> None:
-    piece = piece_of(source)
-    data = bytearray(os.urandom(piece * 5 // 2))
+@pytest.fixture
+def files(source: RemoteSource, tmp_path: Path, data_dir: Path) -> Iterator[Path]:
+    """The source's folder in a mount; once the test is done, nothing half-sent may be
+    left on the server, and fsck must be clean."""
     mount = mount_remote(tmp_path, data_dir, source, CONFIG)
     try:
-        with open(mount.path / "sources" / "r" / "big.bin", "wb") as f:
-            write_until_sent(f, data, source, piece)
-            f.seek(100)
-            f.write(b"changed after it was sent")
-        data[100:125] = b"changed after it was sent"
-        source.wait_for("big.bin", bytes(data))
+        yield mount.path / "sources" / "r"
         wait_until(lambda: not source.unfinished())
     finally:
         mount.stop()
     mount.assert_fsck_clean()
+
+
+def test_a_write_into_what_was_sent_sends_the_file_whole(
+        source: RemoteSource, files: Path) -> None:
+    piece = piece_of(source)
+    data = bytearray(os.urandom(piece * 5 // 2))
+    with open(files / "big.bin", "wb") as f:
+        write_until_sent(f, data, source, piece)
+        f.seek(100)
+        f.write(b"changed after it was sent")
+    data[100:125] = b"changed after it was sent"
+    source.wait_for("big.bin", bytes(data))
 
 
 def test_a_file_renamed_while_it_streams_arrives_whole_at_its_new_name(
-        source: RemoteSource, tmp_path: Path, data_dir: Path) -> None:
+        source: RemoteSource, files: Path) -> None:
     piece = piece_of(source)
     first, second = os.urandom(piece * 3 // 2), os.urandom(piece)
-    mount = mount_remote(tmp_path, data_dir, source, CONFIG)
-    files = mount.path / "sources" / "r"
-    try:
-        with open(files / "old.bin", "wb") as f:
-            write_until_sent(f, first, source, piece)
-            os.rename(files / "old.bin", files / "new.bin")
-            f.write(second)
-        source.wait_for("new.bin", first + second)
-        assert source.get("old.bin") is None
-        wait_until(lambda: not source.unfinished())
-    finally:
-        mount.stop()
-    mount.assert_fsck_clean()
+    with open(files / "old.bin", "wb") as f:
+        write_until_sent(f, first, source, piece)
+        os.rename(files / "old.bin", files / "new.bin")
+        f.write(second)
+    source.wait_for("new.bin", first + second)
+    assert source.get("old.bin") is None
 
 
 def test_kill_9_while_a_file_streams_leaves_nothing_half_sent(
