@@ -1,41 +1,48 @@
-"""The `sftp://` backend: a directory on an SSH server (paramiko).
+"""The `sftp://` backend: a directory on an SSH server, through the OpenSSH client.
 
-A small pool of SSH connections serves the worker threads, one SFTP session
-each, so transfers run in parallel. The server's host key must be in the
-known_hosts file unless the user opted in to accepting an unknown one. A
-connection that broke is replaced on next use; calls are bounded by a timeout.
-Reads are pipelined; uploads (whole, or in pieces while the file is still being
-written) go to a hidden temporary name and are renamed into place, so a reader never
-sees half a file; listings leave those names out.
+Each session is an `ssh` process speaking SFTP (`sftp_wire`); a small pool of them
+serves the worker threads, so transfers run in parallel. ssh checks the server's host
+key against known_hosts (the source's file, else the user's), unless the user opted in
+to trusting a new host on first use; it authenticates with the source's key file, else
+ssh-agent and the user's usual keys. A session that broke is replaced on next use;
+every answer is awaited at most `timeout` seconds. Reads and writes are pipelined;
+uploads (whole, or in pieces while the file is still being written) go to a hidden
+temporary name and are renamed into place, so a reader never sees half a file;
+listings leave those names out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import queue
-import socket
+import shutil
 import stat
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-import paramiko
-from paramiko.sftp import CMD_DATA, CMD_READ, int64
+from typing import TypeVar
 
 from markfs.backends.base import Entry, SftpLocation, UploadControl
+from markfs.backends.sftp_wire import (
+    O_CREAT,
+    O_READ,
+    O_TRUNC,
+    O_WRITE,
+    Attrs,
+    SessionBroken,
+    SessionTimeout,
+    SftpSession,
+)
 
 PAGE_SIZE = 1000
 SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
-READ_PIECE = 32768  # the largest read request OpenSSH answers whole
-READ_WINDOW = 128  # read requests in flight per stream (4 MiB)
-WRITE_PIECE = 1 << 20  # bytes between cancel checks of a piece being written
+READ_WINDOW = 128  # read requests in flight per stream (4-8 MiB)
+WRITE_WINDOW = 64  # write requests in flight per upload
 PIECE_SIZE = 8 * 1024 * 1024  # pieces of an upload written while the file is written
-TEMP_MARK = ".markfs-upload-"  # in the hidden names of uploads in progress (not listed)
+TEMP_MARK = b".markfs-upload-"  # in the hidden names of uploads in progress (not listed)
 T = TypeVar("T")
 
 
@@ -49,330 +56,338 @@ def identity(size: int, mtime_ns: int, now_ns: int) -> bytes:
     return f"{size}-{mtime_ns}".encode()
 
 
-def same_version(etag: bytes, attrs: paramiko.SFTPAttributes) -> bool:
+def same_version(etag: bytes, attrs: Attrs) -> bool:
     """Does the open file still have the size and mtime its identity was made of? (A
     read of a file changed since it was listed must not mix the new bytes with the old
     size: the reader looks again, as S3's If-Match makes it.)"""
     size, _, rest = etag.partition(b"-")
     mtime = rest.split(b"-", 1)[0]
-    current = f"{int(attrs.st_size or 0)}".encode(), f"{int(attrs.st_mtime or 0) * 10**9}".encode()
+    current = f"{attrs.size or 0}".encode(), f"{(attrs.mtime or 0) * 10**9}".encode()
     return (size, mtime) == current
 
 
-def _pipelined_reads(sftp: paramiko.SFTPClient, f: paramiko.SFTPFile, offset: int,
-                     end: int) -> Iterator[bytes]:
-    """Bytes [offset, end) of an open file, in order, with READ_WINDOW requests in
-    flight. Our own pipeline on paramiko's request layer: its `prefetch` keeps every
-    early answer in a dict it scans on each read, which made a 128 MiB stream take
-    30 s instead of 1.5 at random, and its throttled variant was slower still."""
-    pending: deque[tuple[int, int, int]] = deque()  # (request number, offset, size)
-    ahead = offset
-    while ahead < end or pending:
-        while ahead < end and len(pending) < READ_WINDOW:
-            size = min(READ_PIECE, end - ahead)
-            pending.append((sftp._async_request(type(None), CMD_READ, f.handle, int64(ahead),
-                                                size), ahead, size))
-            ahead += size
-        number, at, size = pending.popleft()
-        try:
-            kind, msg = sftp._read_response(number)
-        except EOFError:
-            return  # the file ends early (it shrank): what there was is all there is
-        if kind != CMD_DATA:
-            raise OSError(errno.EIO, f"unexpected answer {kind} to a read")
-        data = msg.get_string()
-        yield data
-        if len(data) < size:  # a short answer: the rest before anything later
-            yield from _read_rest(f, at + len(data), size - len(data))
+def _entry(name: bytes, attrs: Attrs, target: bytes | None = None) -> Entry:
+    mtime_ns = (attrs.mtime or 0) * 1_000_000_000
+    size = attrs.size or 0
+    return Entry(name=name, mode=attrs.mode or 0, uid=attrs.uid or 0, gid=attrs.gid or 0,
+                 size=size, mtime_ns=mtime_ns, ctime_ns=mtime_ns, nlink=1, target=target,
+                 etag=identity(size, mtime_ns, time.time_ns()))
 
 
-def _read_rest(f: paramiko.SFTPFile, offset: int, size: int) -> Iterator[bytes]:
-    f.seek(offset)
-    while size > 0 and (data := f.read(size)):
-        size -= len(data)
-        yield data
+def _exists(session: SftpSession, path: bytes) -> bool:
+    try:
+        session.stat(path, follow=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
-def _entry(name: bytes, attrs: paramiko.SFTPAttributes, target: bytes | None = None) -> Entry:
-    mtime_ns = int(attrs.st_mtime or 0) * 1_000_000_000
-    size = int(attrs.st_size or 0)
-    return Entry(name=name, mode=int(attrs.st_mode or 0), uid=int(attrs.st_uid or 0),
-                 gid=int(attrs.st_gid or 0), size=size, mtime_ns=mtime_ns, ctime_ns=mtime_ns,
-                 nlink=1, target=target, etag=identity(size, mtime_ns, time.time_ns()))
+def _pieces(data: memoryview, size: int) -> Iterator[memoryview]:
+    return (data[start : start + size] for start in range(0, len(data), size))
 
 
-def _os_error(exc: BaseException, what: str) -> OSError:
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return OSError(exc.errno, f"{what}: {exc.strerror or os.strerror(exc.errno)}")
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return OSError(errno.EIO, f"{what}: server did not answer in time")
-    return OSError(errno.EIO, f"{what}: connection failed ({type(exc).__name__})")
-
-
-_BROKEN = (EOFError, paramiko.SSHException, socket.error, ConnectionError)
+def _file_pieces(path: str, size: int) -> Iterator[bytes]:
+    with open(path, "rb") as src:
+        while piece := src.read(size):
+            yield piece
 
 
 class SftpBackend:
+    """A directory on an SSH server, reached through a pool of `ssh` processes."""
 
     atomic_rename = True
+
     def __init__(self, location: SftpLocation, *, pool_size: int = 4,
                  timeout: float = 30.0) -> None:
         self.loc = location
         self.timeout = timeout
         self.piece_size, self.pieces_in_flight = PIECE_SIZE, pool_size
-        self._pool: queue.LifoQueue[paramiko.SFTPClient | None] = queue.LifoQueue()
+        self._pool: queue.LifoQueue[SftpSession | None] = queue.LifoQueue()
         for _ in range(pool_size):
             self._pool.put(None)  # connect lazily
-        self._lock = threading.Lock()
 
-    # -- connections -----------------------------------------------------------
+    # -- sessions ------------------------------------------------------------------
 
-    def _connect(self) -> paramiko.SFTPClient:
-        client = paramiko.SSHClient()
-        if self.loc.known_hosts:
-            client.load_host_keys(self.loc.known_hosts)
-        else:
-            client.load_system_host_keys()
-        client.set_missing_host_key_policy(
-            paramiko.AutoAddPolicy() if self.loc.accept_unknown_host else paramiko.RejectPolicy())
+    def ssh_command(self) -> list[str]:
+        """The ssh command line of one session: no terminal, no forwarding, never a
+        prompt; `--` so that no host name can pass for an option."""
+        loc = self.loc
+        argv = ["ssh", "-T", "-x", "-a", "-oBatchMode=yes", "-oLogLevel=ERROR",
+                f"-oConnectTimeout={max(1, math.ceil(self.timeout))}",
+                "-oStrictHostKeyChecking=" + ("accept-new" if loc.accept_unknown_host else "yes"),
+                "-p", str(loc.port), "-l", loc.user]
+        if loc.known_hosts:
+            argv += [f"-oUserKnownHostsFile={loc.known_hosts}", "-oGlobalKnownHostsFile=/dev/null"]
+        if loc.key_file:
+            argv += ["-i", loc.key_file, "-oIdentitiesOnly=yes", "-oIdentityAgent=none"]
+        return [*argv, "-s", "--", loc.host, "sftp"]
+
+    def _connect(self) -> SftpSession:
+        if shutil.which("ssh") is None:
+            raise OSError(errno.EIO, "sftp sources need the OpenSSH client: no 'ssh' command "
+                          "on PATH (Debian: apt install openssh-client)")
         try:
-            client.connect(self.loc.host, port=self.loc.port, username=self.loc.user,
-                           key_filename=self.loc.key_file, timeout=self.timeout,
-                           banner_timeout=self.timeout, auth_timeout=self.timeout,
-                           allow_agent=self.loc.key_file is None,
-                           look_for_keys=self.loc.key_file is None)
-        except paramiko.BadHostKeyException:
-            raise OSError(errno.EACCES, f"host key of {self.loc.host} does not match "
-                          "known_hosts") from None
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise OSError(errno.EACCES, f"unknown host key for [{self.loc.host}]:"
-                              f"{self.loc.port} (add it to known_hosts)") from None
-            if isinstance(exc, paramiko.AuthenticationException):
-                raise OSError(errno.EACCES, f"authentication to {self.loc.host} failed") from None
-            raise _os_error(exc, f"connect to {self.loc.host}:{self.loc.port}") from None
-        except (OSError, EOFError) as exc:
-            raise _os_error(exc, f"connect to {self.loc.host}:{self.loc.port}") from None
-        sftp = client.open_sftp()
-        sftp.get_channel().settimeout(self.timeout)
-        sftp._markfs_ssh = client  # keep the SSH client alive as long as the session
-        return sftp
+            return SftpSession.start(self.ssh_command(), self.timeout)
+        except SessionBroken as exc:
+            raise self._connect_error(str(exc), exc.said) from None
+
+    def _connect_error(self, last: str, said: str) -> OSError:
+        """One line for what ssh said when it could not connect."""
+        where = f"{self.loc.host}:{self.loc.port}"
+        if "IDENTIFICATION HAS CHANGED" in said or "has changed and you have" in said:
+            return OSError(errno.EACCES, f"host key of {self.loc.host} does not match "
+                           "known_hosts")
+        if "Host key verification failed" in said or "host key is known" in said:
+            return OSError(errno.EACCES, f"unknown host key for [{self.loc.host}]:"
+                           f"{self.loc.port} (add it to known_hosts)")
+        if "Permission denied" in said:
+            return OSError(errno.EACCES, f"authentication to {self.loc.host} failed ({last})")
+        return OSError(errno.EIO, f"connect to {where}: {last}")
 
     @contextmanager
-    def _session(self) -> Iterator[paramiko.SFTPClient]:
-        sftp = self._pool.get()
+    def _session(self) -> Iterator[SftpSession]:
+        session = self._pool.get()
         try:
-            if sftp is None:
-                with self._lock:  # one handshake at a time (parallel ones stall paramiko)
-                    sftp = self._connect()
-            yield sftp
-        except _BROKEN:
-            self._close(sftp)
-            sftp = None  # the pool gets a fresh connection next time
+            if session is None:
+                session = self._connect()
+            yield session
+        except SessionBroken:
+            if session is not None:
+                session.close()
+            session = None  # the pool starts a fresh one next time
             raise
         finally:
-            self._pool.put(sftp)
+            self._pool.put(session)
 
-    @staticmethod
-    def _close(sftp: paramiko.SFTPClient | None) -> None:
-        if sftp is not None:
-            with contextlib.suppress(Exception):  # a broken connection may fail to close
-                sftp.close()
-                sftp._markfs_ssh.close()
-
-    def _run(self, what: str, fn: Callable[[paramiko.SFTPClient], T]) -> T:
-        """Run `fn` on a pooled session; a broken connection is retried once, fresh."""
+    def _run(self, what: str, fn: Callable[[SftpSession], T]) -> T:
+        """Run `fn` on a pooled session. A session found broken is replaced and the call
+        tried once more (the server may have restarted since it was last used); a
+        timeout is not retried: the caller is waiting already."""
         for attempt in (1, 2):
             try:
-                with self._session() as sftp:
-                    return fn(sftp)
+                with self._session() as session:
+                    return fn(session)
             except OSError as exc:
-                if exc.errno is not None or attempt == 2:
-                    raise _os_error(exc, what) from None
-            except _BROKEN as exc:
-                if attempt == 2:
-                    raise _os_error(exc, what) from None
+                raise OSError(exc.errno or errno.EIO,
+                              f"{what}: {exc.strerror or os.strerror(exc.errno or errno.EIO)}"
+                              ) from None
+            except SessionBroken as exc:
+                if attempt == 2 or isinstance(exc, SessionTimeout):
+                    raise OSError(errno.EIO, f"{what}: {exc}") from None
         raise AssertionError("unreachable")
 
-    def _abs(self, path: bytes) -> str:
-        root = self.loc.root.rstrip("/") or ""
-        return root + "/" + os.fsdecode(path) if path else (self.loc.root or "/")
+    def _abs(self, path: bytes) -> bytes:
+        root = os.fsencode(self.loc.root).rstrip(b"/")
+        return root + b"/" + path if path else (root or b"/")
 
     # -- reading -------------------------------------------------------------------
 
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         full = self._abs(path)
 
-        def listing(sftp: paramiko.SFTPClient) -> list[Entry]:
-            out = []
-            for attrs in sftp.listdir_attr(full):
-                if attrs.filename.startswith(".") and TEMP_MARK in attrs.filename:
-                    continue  # an upload in progress, not a file yet
-                target = None
-                if stat.S_ISLNK(attrs.st_mode or 0):
-                    target = os.fsencode(sftp.readlink(full + "/" + attrs.filename) or "")
-                out.append(_entry(os.fsencode(attrs.filename), attrs, target))
-            return out
+        def listing(session: SftpSession) -> list[Entry]:
+            found = [(name, attrs) for name, attrs in session.listdir(full)
+                     if not (name.startswith(b".") and TEMP_MARK in name)]  # uploads
+            links = [name for name, attrs in found if stat.S_ISLNK(attrs.mode or 0)]
+            targets = dict(zip(links, session.readlinks([full + b"/" + n for n in links]),
+                               strict=True))
+            return [_entry(name, attrs, targets.get(name)) for name, attrs in found]
 
-        entries = self._run(f"list {full}", listing)
+        entries = self._run(f"list {os.fsdecode(full)}", listing)
         for start in range(0, max(len(entries), 1), PAGE_SIZE):
             yield entries[start : start + PAGE_SIZE]
 
     def stat(self, path: bytes) -> Entry:
         full = self._abs(path)
 
-        def do(sftp: paramiko.SFTPClient) -> Entry:
-            attrs = sftp.lstat(full)
-            target = None
-            if stat.S_ISLNK(attrs.st_mode or 0):
-                target = os.fsencode(sftp.readlink(full) or "")
+        def do(session: SftpSession) -> Entry:
+            attrs = session.stat(full, follow=False)
+            target = session.readlinks([full])[0] if stat.S_ISLNK(attrs.mode or 0) else None
             return _entry(path.rsplit(b"/", 1)[-1], attrs, target)
 
-        return self._run(f"stat {full}", do)
+        return self._run(f"stat {os.fsdecode(full)}", do)
 
     def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
         return b"".join(self.read_stream(path, offset, size, etag))
 
     def read_stream(self, path: bytes, offset: int, size: int,
                     etag: bytes | None) -> Iterator[bytes]:
-        """Pipelined reads on one pooled session (paramiko's prefetch), yielded in order."""
+        """Pipelined reads on one pooled session, yielded in order."""
         full = self._abs(path)
+        what = f"read {os.fsdecode(full)}"
         try:
-            with self._session() as sftp, sftp.open(full, "rb") as f:
-                attrs = f.stat()
-                if etag is not None and not same_version(etag, attrs):
-                    raise OSError(errno.ESTALE, f"{full} changed on the server")
-                yield from _pipelined_reads(sftp, f, offset,
-                                            min(offset + size, attrs.st_size or 0))
-        except (OSError, *_BROKEN) as exc:
-            raise _os_error(exc, f"read {full}") from None
+            with self._session() as session:
+                handle = session.open(full, O_READ)
+                try:
+                    attrs = session.fstat(handle)
+                    if etag is not None and not same_version(etag, attrs):
+                        raise OSError(errno.ESTALE, "changed on the server")
+                    yield from session.read_stream(handle, offset,
+                                                   min(offset + size, attrs.size or 0),
+                                                   READ_WINDOW)
+                finally:
+                    session.close_handle(handle)
+        except OSError as exc:
+            raise OSError(exc.errno or errno.EIO, f"{what}: {exc.strerror}") from None
+        except SessionBroken as exc:
+            raise OSError(errno.EIO, f"{what}: {exc}") from None
 
     # -- writing -------------------------------------------------------------------
 
-    def _temp_name(self, path: bytes) -> str:
+    def _temp_name(self, path: bytes) -> bytes:
         """A fresh hidden name next to the file (unique: a stream aborted in the
         background must not remove the temporary file of the upload that follows it)."""
-        parent, _, name = self._abs(path).rpartition("/")
-        return f"{parent}/.{name}{TEMP_MARK}{os.urandom(4).hex()}"
+        parent, _, name = self._abs(path).rpartition(b"/")
+        return parent + b"/." + name + TEMP_MARK + os.urandom(4).hex().encode()
 
     def upload(self, path: bytes, local_file: str,
                control: UploadControl | None = None) -> Entry:
         full, temp = self._abs(path), self._temp_name(path)
-        control = control or UploadControl()
+        check = (control or UploadControl()).check
+        size = os.stat(local_file).st_size
 
-        def do(sftp: paramiko.SFTPClient) -> None:
+        def do(session: SftpSession) -> None:
             try:
-                with open(local_file, "rb") as src:
-                    sftp.putfo(src, temp, confirm=True,
-                               callback=lambda _done, _total: control.check())
+                handle = session.open(temp, O_WRITE | O_CREAT | O_TRUNC)
+                try:
+                    sent = session.write_stream(
+                        handle, 0, _file_pieces(local_file, session.write_size),
+                        WRITE_WINDOW, check)
+                finally:
+                    session.close_handle(handle)
+                if sent != size:
+                    raise OSError(errno.EIO, f"the file changed while it was sent ({sent} "
+                                  f"of {size} bytes)")
+                session.rename(temp, full)
             except BaseException:
-                with contextlib.suppress(Exception):  # (the connection may be gone)
-                    sftp.remove(temp)
+                with contextlib.suppress(Exception):  # (the session may be gone)
+                    session.remove(temp)
                 raise
-            sftp.posix_rename(temp, full)
 
-        self._run(f"upload {full}", do)
+        self._run(f"upload {os.fsdecode(full)}", do)
         return self.stat(path)
 
     # -- uploads in pieces: writes into a temporary file, renamed into place ------
 
     def begin_pieces(self, path: bytes) -> str:
         temp = self._temp_name(path)
-        self._run(f"upload {temp}", lambda s: s.open(temp, "wb").close())
-        return temp
+        self._run(f"upload {os.fsdecode(temp)}", lambda s: s.close_handle(
+            s.open(temp, O_WRITE | O_CREAT | O_TRUNC)))
+        return os.fsdecode(temp)
 
     def send_piece(self, path: bytes, token: str, number: int, data: bytes,
                    control: UploadControl) -> str:
-        def do(sftp: paramiko.SFTPClient) -> None:
-            with sftp.open(token, "r+b") as f:
-                f.set_pipelined(True)  # acknowledgements are collected at close
-                f.seek((number - 1) * self.piece_size)
-                view = memoryview(data)
-                for start in range(0, len(view), WRITE_PIECE):
-                    control.check()
-                    f.write(view[start:start + WRITE_PIECE])
+        def do(session: SftpSession) -> None:
+            handle = session.open(os.fsencode(token), O_WRITE)
+            try:
+                session.write_stream(handle, (number - 1) * self.piece_size,
+                                     _pieces(memoryview(data), session.write_size),
+                                     WRITE_WINDOW, control.check)
+            finally:
+                session.close_handle(handle)
 
         self._run(f"upload {token} piece {number}", do)
         return ""
 
     def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
         full = self._abs(path)
-        self._run(f"upload {full}", lambda s: s.posix_rename(token, full))
+        self._run(f"upload {os.fsdecode(full)}", lambda s: s.rename(os.fsencode(token), full))
         return self.stat(path)
 
     def abort_pieces(self, path: bytes, token: str) -> None:
-        def do(sftp: paramiko.SFTPClient) -> None:
+        def do(session: SftpSession) -> None:
             with contextlib.suppress(FileNotFoundError):  # finished or aborted already
-                sftp.remove(token)
+                session.remove(os.fsencode(token))
 
         self._run(f"remove {token}", do)
 
     def mkdir(self, path: bytes, mode: int) -> None:
         full = self._abs(path)
-        self._run(f"mkdir {full}", lambda s: s.mkdir(full, stat.S_IMODE(mode)))
+
+        def do(session: SftpSession) -> None:
+            try:
+                session.mkdir(full, Attrs(mode=stat.S_IMODE(mode)))
+            except OSError as exc:  # SFTP v3 says only "failure": find the errno
+                if exc.errno == errno.EIO and _exists(session, full):
+                    raise OSError(errno.EEXIST, "File exists") from None
+                raise
+
+        self._run(f"mkdir {os.fsdecode(full)}", do)
 
     def rmdir(self, path: bytes) -> None:
         full = self._abs(path)
-        self._run(f"rmdir {full}", lambda s: s.rmdir(full))
+
+        def do(session: SftpSession) -> None:
+            try:
+                session.rmdir(full)
+            except OSError as exc:  # SFTP v3 says only "failure": find the errno
+                if exc.errno == errno.EIO and session.listdir(full):
+                    raise OSError(errno.ENOTEMPTY, "Directory not empty") from None
+                raise
+
+        self._run(f"rmdir {os.fsdecode(full)}", do)
 
     def unlink(self, path: bytes) -> None:
         full = self._abs(path)
-        self._run(f"unlink {full}", lambda s: s.remove(full))
+        self._run(f"unlink {os.fsdecode(full)}", lambda s: s.remove(full))
 
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
         src, dst = self._abs(old), self._abs(new)
         if flags:
             raise OSError(errno.EINVAL, "SFTP cannot rename atomically with flags")
-        self._run(f"rename {src}", lambda s: s.posix_rename(src, dst))
+        self._run(f"rename {os.fsdecode(src)}", lambda s: s.rename(src, dst))
 
     def symlink(self, target: bytes, path: bytes) -> None:
         full = self._abs(path)
-        self._run(f"symlink {full}", lambda s: s.symlink(os.fsdecode(target), full))
+        self._run(f"symlink {os.fsdecode(full)}", lambda s: s.symlink(target, full))
 
     def link(self, existing: bytes, new: bytes) -> None:
         raise OSError(errno.EPERM, "hard links over SFTP are not supported")
 
     def chmod(self, path: bytes, mode: int) -> None:
         full = self._abs(path)
-        self._run(f"chmod {full}", lambda s: s.chmod(full, stat.S_IMODE(mode)))
+        self._run(f"chmod {os.fsdecode(full)}",
+                  lambda s: s.setstat(full, Attrs(mode=stat.S_IMODE(mode))))
 
     def chown(self, path: bytes, uid: int, gid: int) -> None:
         full = self._abs(path)
 
-        def do(sftp: paramiko.SFTPClient) -> None:
-            current = sftp.lstat(full)
-            sftp.chown(full, current.st_uid if uid < 0 else uid,
-                       current.st_gid if gid < 0 else gid)
+        def do(session: SftpSession) -> None:
+            current = session.stat(full, follow=False)
+            session.setstat(full, Attrs(uid=current.uid if uid < 0 else uid,
+                                        gid=current.gid if gid < 0 else gid))
 
-        self._run(f"chown {full}", do)
+        self._run(f"chown {os.fsdecode(full)}", do)
 
     def utime(self, path: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
         full = self._abs(path)
 
-        def do(sftp: paramiko.SFTPClient) -> None:
-            current = sftp.stat(full)
-            atime = current.st_atime if atime_ns is None else atime_ns / 1e9
-            mtime = current.st_mtime if mtime_ns is None else mtime_ns / 1e9
-            sftp.utime(full, (atime, mtime))
+        def do(session: SftpSession) -> None:
+            current = session.stat(full)
+            atime = current.atime if atime_ns is None else atime_ns // 10**9
+            mtime = current.mtime if mtime_ns is None else mtime_ns // 10**9
+            session.setstat(full, Attrs(atime=atime, mtime=mtime))
 
-        self._run(f"utime {full}", do)
+        self._run(f"utime {os.fsdecode(full)}", do)
 
     def truncate(self, path: bytes, size: int) -> None:
         full = self._abs(path)
-        self._run(f"truncate {full}", lambda s: s.truncate(full, size))
+        self._run(f"truncate {os.fsdecode(full)}", lambda s: s.setstat(full, Attrs(size=size)))
 
     def check(self) -> str:
         full = self._abs(b"")
-        attrs: Any = self._run(f"stat {full}", lambda s: s.stat(full))
-        if not stat.S_ISDIR(attrs.st_mode or 0):
-            raise OSError(errno.ENOTDIR, f"{full} is not a directory")
+        attrs = self._run(f"stat {os.fsdecode(full)}", lambda s: s.stat(full))
+        if not stat.S_ISDIR(attrs.mode or 0):
+            raise OSError(errno.ENOTDIR, f"{os.fsdecode(full)} is not a directory")
         count = sum(len(page) for page in self.list_pages(b""))
-        return (f"sftp://{self.loc.user}@{self.loc.host}:{self.loc.port}{full}: directory, "
-                f"{count} entries at the top level")
+        return (f"sftp://{self.loc.user}@{self.loc.host}:{self.loc.port}{os.fsdecode(full)}: "
+                f"directory, {count} entries at the top level")
 
     def close(self) -> None:
         while True:
             try:
-                self._close(self._pool.get_nowait())
+                session = self._pool.get_nowait()
             except queue.Empty:
                 return
+            if session is not None:
+                session.close()

@@ -6,7 +6,7 @@ Starts moto's S3 server, SeaweedFS (a production S3 server) and an OpenSSH sshd 
 filesystem: cold and warm `ls -lR`, cp out of the large file, cp in of a large
 file, and cp -r of many small files in. "In" times run until the data is on the
 server (markfs writes back after close: its times include waiting for its
-upload queue to drain). Raw boto3 / paramiko transfers give the ceiling.
+upload queue to drain). Raw boto3 / OpenSSH `sftp` transfers give the ceiling.
 
     make bench            # or: .venv/bin/python tools/bench/remote_bench.py --help
 """
@@ -193,19 +193,19 @@ def s3_ceiling(client: Any, bench: Bench, label: str) -> None:
 
 
 def sftp_ceiling(ssh: SshServer, root: Path, bench: Bench) -> None:
-    import paramiko
-
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(ssh.known_hosts))
-    client.connect("127.0.0.1", port=ssh.port, username="root", key_filename=str(ssh.client_key))
-    sftp = client.open_sftp()
+    """OpenSSH's own `sftp` client (C), as the ceiling of one SFTP transfer."""
     out = bench.work / "out"
+
+    def batch(command: str) -> None:
+        subprocess.run(["sftp", "-q", "-b", "-", "-P", str(ssh.port), "-i", str(ssh.client_key),
+                        "-o", f"UserKnownHostsFile={ssh.known_hosts}", "root@127.0.0.1"],
+                       input=command.encode(), check=True, stdout=subprocess.DEVNULL)
+
     bench.results.add(f"sftp: cp out {bench.args.big_mib} MiB", "raw", timed(
-        lambda: sftp.get(str(root / "big.bin"), str(out))))
+        lambda: batch(f"get {root / 'big.bin'} {out}\n")))
     os.unlink(out)
     bench.results.add(f"sftp: cp in {bench.args.big_mib} MiB", "raw", timed(
-        lambda: sftp.put(str(bench.big), str(root / "raw-in.bin"))))
-    client.close()
+        lambda: batch(f"put {bench.big} {root / 'raw-in.bin'}\n")))
 
 
 @contextmanager

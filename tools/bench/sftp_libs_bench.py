@@ -1,8 +1,10 @@
-"""SFTP client libraries side by side (not a test): one 256 MiB file downloaded and
-uploaded over the same local sshd by paramiko (as markfs's backend reads today, and its
-own getfo/putfo), asyncssh, ssh2-python (libssh2) and, where installed, sshfs + cp.
+"""SFTP clients side by side (not a test): one 256 MiB file downloaded and uploaded
+over the same local sshd by markfs's backend (SFTP framed in Python over an OpenSSH
+`ssh` process), paramiko's getfo/putfo, asyncssh, ssh2-python (libssh2), OpenSSH's own
+`sftp` and, where installed, sshfs + cp. Each row also gives the CPU seconds this
+process spent (the daemon's share of the two cores, in a mount).
 
-    .venv/bin/pip install asyncssh ssh2-python     (measurement only; not dependencies)
+    .venv/bin/pip install paramiko asyncssh ssh2-python   (measurement only, not dependencies)
     .venv/bin/python tools/bench/sftp_libs_bench.py [--mib N]
 """
 
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import io
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -28,12 +31,18 @@ from markfs.backends.sftp import SftpBackend
 from markfs.namespace.sources import parse_source_url
 
 
+def cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
 def timed(label: str, size: int, action: Callable[[], object]) -> None:
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         action()
         seconds = time.perf_counter() - start
-        print(f"| {label} | {seconds:.2f} | {size / seconds / 1e6:,.0f} |", flush=True)
+        print(f"| {label} | {seconds:.2f} | {size / seconds / 1e6:,.0f} | "
+              f"{cpu_seconds() - cpu:.2f} |", flush=True)
     except Exception as exc:  # a library that is missing or fails is reported, not fatal
         print(f"| {label} | - | ({type(exc).__name__}: {str(exc)[:60]}) |", flush=True)
 
@@ -43,6 +52,19 @@ def markfs_read(server: SshServer, root: Path, name: str) -> None:
     size = (root / name).stat().st_size
     for _ in backend.read_stream(name.encode(), 0, size, None):
         pass
+
+
+def markfs_write(server: SshServer, root: Path, local: Path) -> None:
+    backend = SftpBackend(parse_source_url(server.url(root)).location)  # type: ignore[arg-type]
+    backend.upload(b"up-markfs.bin", str(local))
+    backend.close()
+
+
+def openssh_sftp(server: SshServer, command: str) -> None:
+    subprocess.run(["sftp", "-q", "-b", "-", "-P", str(server.port), "-i",
+                    str(server.client_key), "-o", f"UserKnownHostsFile={server.known_hosts}",
+                    "root@127.0.0.1"], input=command.encode(), check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def paramiko_client(server: SshServer) -> tuple[object, object]:
@@ -144,15 +166,22 @@ def main() -> None:
         (root / "big.bin").write_bytes(data)
         (tmp / "local.bin").write_bytes(data)
         remote = str(root / "big.bin")
-        print(f"download of {size >> 20} MiB\n\n| client | seconds | MB/s |\n|---|---|---|")
-        timed("markfs SftpBackend.read_stream (paramiko, pipelined)", size,
+        table = "| client | seconds | MB/s | CPU s here |\n|---|---|---|---|"
+        print(f"download of {size >> 20} MiB\n\n{table}")
+        timed("markfs SftpBackend.read_stream (OpenSSH ssh, own SFTP framing)", size,
               lambda: markfs_read(server, root, "big.bin"))
+        timed("OpenSSH sftp get", size,
+              lambda: openssh_sftp(server, f"get {remote} {tmp / 'down-o.bin'}\n"))
         timed("paramiko SFTPClient.getfo", size, lambda: paramiko_get(server, remote))
         timed("asyncssh get (its defaults: limits negotiated with the server)", size,
               lambda: asyncssh_transfer(server, tmp / "down-a.bin", remote, False))
         timed("ssh2-python (libssh2) read", size, lambda: ssh2_get(server, remote))
         timed("sshfs + cp", size, lambda: sshfs_copy(server, root, tmp, "big.bin", False))
-        print(f"\nupload of {size >> 20} MiB\n\n| client | seconds | MB/s |\n|---|---|---|")
+        print(f"\nupload of {size >> 20} MiB\n\n{table}")
+        timed("markfs SftpBackend.upload (OpenSSH ssh, own SFTP framing)", size,
+              lambda: markfs_write(server, root, tmp / "local.bin"))
+        timed("OpenSSH sftp put", size,
+              lambda: openssh_sftp(server, f"put {tmp / 'local.bin'} {root / 'up-o.bin'}\n"))
         timed("paramiko SFTPClient.putfo", size,
               lambda: paramiko_put(server, data, str(root / "up-p.bin")))
         timed("asyncssh put (its defaults)", size,
