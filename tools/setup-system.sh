@@ -10,7 +10,7 @@ declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [attr]=/usr/bin/getfattr
   [openssh-server]=/usr/sbin/sshd        # SFTP tests run a real sshd
-  [openssh-client]=/usr/bin/ssh-keygen
+  [openssh-client]=/usr/bin/ssh          # markfs reaches SFTP servers through ssh
   [procps]=/usr/bin/pkill
   [mariadb-server]=/usr/sbin/mariadbd  # MySQL-source tests run a real MariaDB
 )
