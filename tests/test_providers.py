@@ -67,6 +67,40 @@ def test_status_file_size_equals_the_bytes_read(local: InProcess) -> None:
 
 # -- local files, in place -------------------------------------------------------------
 
+class ForgetRecord:
+    """A kernel notifier that only records what it was told to forget."""
+
+    def __init__(self) -> None:
+        self.entries: list[bytes] = []
+
+    def forget_entry(self, parent_id: int, name: bytes) -> None:
+        self.entries.append(name)
+
+    def forget_inode(self, node_id: int) -> None:
+        """(inodes are not what this records)"""
+
+
+def test_a_first_listing_tells_the_kernel_to_forget_nothing_later_ones_the_new_names(
+        data_dir: Path, backing: Path) -> None:
+    """The kernel builds entries from the first listing's READDIRPLUS answer: forgetting
+    them then would turn every later `stat` into a LOOKUP (it did: `ls -lR` 2x slower)."""
+    for number in range(5):
+        (backing / f"f{number}").write_bytes(b"x")
+    inprocess, record = InProcess(data_dir, dir_ttl=0.0), ForgetRecord()
+
+    async def body(ns: Namespace) -> tuple[list[bytes], list[bytes]]:
+        ns.notifier = record
+        await names(ns, "/sources/loc")
+        first = list(record.entries)
+        (backing / "new").write_bytes(b"y")
+        await names(ns, "/sources/loc")  # dir_ttl 0: listed again
+        return first, record.entries[len(first):]
+    try:
+        assert inprocess.run(body) == ([], [b"new"])
+    finally:
+        inprocess.close()
+
+
 def test_a_local_file_written_through_the_namespace_lands_in_the_folder(
         local: InProcess, backing: Path) -> None:
     async def body(ns: Namespace) -> bytes:

@@ -140,6 +140,11 @@ class Backend(Protocol):
         """Verify the backend is reachable and usable; returns a one-line summary."""
         ...
 
+    def connect_ahead(self) -> None:
+        """Open a connection before the first request needs one (a mount starting), where
+        connecting is slow; failures are left for the first request to report."""
+        ...
+
 
 @runtime_checkable
 class PieceStore(Protocol):

@@ -157,6 +157,9 @@ class LocalBackend:
     def truncate(self, path: bytes, size: int) -> None:
         os.truncate(self._abs(path), size)
 
+    def connect_ahead(self) -> None:
+        """Nothing to connect to."""
+
     def check(self) -> str:
         full = self._abs(b"")
         if not os.path.isdir(full):

@@ -358,6 +358,9 @@ class S3Backend:
             raise _error(exc, f"list {path!r}") from None
         return out
 
+    def connect_ahead(self) -> None:
+        """HTTP connections are made by the first request, in a moment."""
+
     def check(self) -> str:
         try:
             self.client.head_bucket(Bucket=self.loc.bucket)

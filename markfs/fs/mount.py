@@ -110,6 +110,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule,
                            scan_config.refresh)
         nursery.start_soon(namespace.finish_interrupted_renames)
+        nursery.start_soon(namespace.connect_sources)
         if config.watch_local:
             roots = namespace.sources.local_roots()
             if roots:

@@ -85,13 +85,16 @@ class KernelNotifications:
         if self.notifier is not None:
             self.notifier.forget_entry(parent_id, name)
 
-    def listing_changed(self, dir_id: int, diff: ListingDiff) -> None:
+    def listing_changed(self, dir_id: int, diff: ListingDiff, first: bool = False) -> None:
         """After a reconcile: names added or gone, attributes changed (not of files open
-        for writing: their writers know better)."""
+        for writing: their writers know better). Nothing after a folder's `first`
+        listing in this mount: the kernel cannot hold names of a folder never listed
+        (every lookup lists it first), and dropping them would only race with the
+        READDIRPLUS answer that is creating them, making every `stat` a LOOKUP."""
         if diff.removed:
             log.info("outside change: %d name(s) gone from directory %d: %s",
                      len(diff.removed), dir_id, [name for name, _ in diff.removed][:5])
-        if self.notifier is None or not diff:
+        if self.notifier is None or not diff or first:
             return
         for name in [*(name for name, _old in diff.removed), *diff.added]:
             self.notifier.forget_entry(dir_id, name)  # added: drops a cached "no such name"

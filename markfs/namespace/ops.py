@@ -16,6 +16,8 @@ import os
 import stat
 from dataclasses import dataclass
 
+import trio
+
 from markfs.backends.base import Backend
 from markfs.cache.content import ContentCache
 from markfs.cache.snapshots import SnapshotStore
@@ -153,6 +155,18 @@ class Namespace:
     async def refresh_path(self, source_id: int, remote_path: bytes) -> None:
         """Re-check one path of a source that changed outside the mount (watcher events)."""
         await self.source_files.listings.refresh_path(source_id, remote_path)
+
+    async def connect_sources(self) -> None:
+        """Connect to every remote source ahead of its first use, all at once."""
+        async with trio.open_nursery() as nursery:
+            for backend in self.sources.file_backends():
+                nursery.start_soon(self._connect_ahead, backend)
+
+    async def _connect_ahead(self, backend: Backend) -> None:
+        try:
+            await self.workers.run(backend.connect_ahead)
+        except FsError as exc:  # the first request will say it again, to whoever asked
+            log.info("connecting ahead failed: %s", exc.strerror)
 
     async def finish_interrupted_renames(self) -> None:
         await self.source_files.finish_interrupted_renames()

@@ -57,6 +57,7 @@ class SourceListings:
         async with self.s.locks.hold(directory.id):
             if not force and self._fresh(directory.id):
                 return
+            first = directory.id not in self._listed
             for _attempt in range(3):  # a rename above may make a listing stale: read again
                 try:
                     diff = await self._list_and_reconcile(directory)
@@ -69,7 +70,7 @@ class SourceListings:
                     break
             else:
                 return
-        self.s.kernel.listing_changed(directory.id, diff)
+        self.s.kernel.listing_changed(directory.id, diff, first)
 
     def _serve_stale(self, directory: Node, exc: FsError) -> bool:
         """A source that does not answer: keep showing what was listed before, if anything

@@ -316,6 +316,15 @@ class SourceSet:
             self._backends[source_id] = backend_for(row, self.timeout)
         return self._backends[source_id]
 
+    def file_backends(self) -> list[Backend]:
+        """The backends of every source that holds files (made now where not made yet)."""
+        found = []
+        for row in source_rows.list_sources(self.tree.catalog.conn):
+            backend = None if is_sql(row) else self.backend(row.id)
+            if backend is not None:
+                found.append(backend)
+        return found
+
     def local_roots(self) -> dict[int, Path]:
         """Source id -> directory, for every file:// source (for the watcher)."""
         out = {}
