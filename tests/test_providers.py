@@ -67,6 +67,32 @@ def test_status_file_size_equals_the_bytes_read(local: InProcess) -> None:
 
 # -- local files, in place -------------------------------------------------------------
 
+def test_a_watched_local_folder_is_not_listed_again_until_the_watcher_loses_events(
+        data_dir: Path, backing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from markfs.backends.local import LocalBackend
+    listings: list[bytes] = []
+    real = LocalBackend.list_pages
+    monkeypatch.setattr(LocalBackend, "list_pages",
+                        lambda self, path: (listings.append(path), real(self, path))[1])
+    (backing / "a").write_bytes(b"a")
+    inprocess = InProcess(data_dir, dir_ttl=0.0)  # unwatched: listed at every look
+
+    async def body(ns: Namespace) -> list[int]:
+        counts = []
+        await names(ns, "/sources/loc")
+        ns.watching([(await resolve(ns, "/sources/loc")).source_id or 0])
+        for _ in range(3):  # the first look after the watch began lists once more
+            await names(ns, "/sources/loc")
+            counts.append(len(listings))
+        ns.watch_lost()
+        await names(ns, "/sources/loc")
+        return [*counts, len(listings)]
+    try:
+        assert inprocess.run(body) == [2, 2, 2, 3]
+    finally:
+        inprocess.close()
+
+
 class ForgetRecord:
     """A kernel notifier that only records what it was told to forget."""
 

@@ -156,6 +156,14 @@ class Namespace:
         """Re-check one path of a source that changed outside the mount (watcher events)."""
         await self.source_files.listings.refresh_path(source_id, remote_path)
 
+    def watching(self, source_ids: list[int]) -> None:
+        """The local watcher reports every change to these sources from now on."""
+        self.source_files.listings.watched(source_ids)
+
+    def watch_lost(self) -> None:
+        """The local watcher lost events: listings expire by `dir_ttl` again."""
+        self.source_files.listings.watch_lost()
+
     async def connect_sources(self) -> None:
         """Connect to every remote source ahead of its first use, all at once."""
         async with trio.open_nursery() as nursery:

@@ -1,11 +1,14 @@
 """Keeping the catalog's copy of source folders in step with the sources.
 
 A source folder is listed when it is first looked into and again after
-`dir_ttl`; the listing is reconciled with the catalog under the folder's lock
-(see `listing.reconcile`). Single paths are re-checked after the mount changed
-them (`record`, `restat`) and when the watcher reports an outside change
-(`refresh_path`). A source that does not answer keeps showing what was listed
-before, for `dir_ttl`, instead of making every `ls` wait for the timeout.
+`dir_ttl` — except folders of a local source whose inotify watches were in place
+before that listing: the watcher reports each change to them, so their listing stays
+trusted until the watcher says it lost events (a queue overflow). The listing is
+reconciled with the catalog under the folder's lock (see `listing.reconcile`).
+Single paths are re-checked after the mount changed them (`record`, `restat`) and
+when the watcher reports an outside change (`refresh_path`). A source that does not
+answer keeps showing what was listed before, for `dir_ttl`, instead of making every
+`ls` wait for the timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ class SourceListings:
         self.sources = sources
         self.renames = RenameEpochs()  # a rename during a listing makes it stale
         self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
+        self._watched: dict[int, float] = {}  # source id -> trio time its watches were set
+
+    def watched(self, source_ids: list[int]) -> None:
+        """The watcher reports every change to these sources from now on."""
+        now = trio.current_time()
+        self._watched.update((source_id, now) for source_id in source_ids)
+
+    def watch_lost(self) -> None:
+        """The watcher lost events: every listing expires by `dir_ttl` again."""
+        self._watched.clear()
 
     def backend(self, node: Node) -> Backend:
         if node.kind is not Kind.SOURCE or node.source_id is None:
@@ -46,16 +59,21 @@ class SourceListings:
         """A folder just made through the mount: empty, nothing to list."""
         self._listed[dir_id] = trio.current_time()
 
-    def _fresh(self, dir_id: int) -> bool:
-        listed = self._listed.get(dir_id)
-        return listed is not None and trio.current_time() - listed < self.s.config.dir_ttl
+    def _fresh(self, directory: Node) -> bool:
+        listed = self._listed.get(directory.id)
+        if listed is None:
+            return False
+        since = self._watched.get(directory.source_id or 0)
+        if since is not None and listed >= since:
+            return True  # listed while watched: every later change was reported
+        return trio.current_time() - listed < self.s.config.dir_ttl
 
     async def ensure_listed(self, directory: Node, force: bool = False) -> None:
         """Make the catalog's children of a source directory match the source."""
-        if directory.kind is not Kind.SOURCE or (not force and self._fresh(directory.id)):
+        if directory.kind is not Kind.SOURCE or (not force and self._fresh(directory)):
             return
         async with self.s.locks.hold(directory.id):
-            if not force and self._fresh(directory.id):
+            if not force and self._fresh(directory):
                 return
             first = directory.id not in self._listed
             for _attempt in range(3):  # a rename above may make a listing stale: read again

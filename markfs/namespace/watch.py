@@ -33,6 +33,26 @@ class _StopRaceFilter(logging.Filter):
 logging.getLogger("watchdog.observers.inotify").addFilter(_StopRaceFilter())
 
 
+class _OverflowAlarm(logging.Filter):
+    """watchdog's only sign that inotify dropped events is this warning (its emitter
+    hides the callback): every watcher is told, so listings expire by TTL again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watchers: set[LocalWatcher] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "queue overflowed" in record.getMessage():
+            for watcher in list(self.watchers):
+                watcher.lost_events()
+        return True
+
+
+_OVERFLOW = _OverflowAlarm()
+for _name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
+    logging.getLogger(_name).addFilter(_OVERFLOW)
+
+
 class _Forwarder(FileSystemEventHandler):  # type: ignore[misc]
     def __init__(self, watcher: LocalWatcher, source_id: int, root: bytes) -> None:
         self.watcher, self.source_id, self.root = watcher, source_id, root
@@ -70,6 +90,11 @@ class LocalWatcher:
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._add, source_id, rel)
 
+    def lost_events(self) -> None:
+        """Called on the observer thread."""
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self.namespace.watch_lost)
+
     def _add(self, source_id: int, rel: bytes) -> None:
         self._pending.add((source_id, rel))
         self._wakeup.set()
@@ -88,6 +113,8 @@ class LocalWatcher:
         except OSError as exc:  # e.g. the inotify watch limit: listings still expire by TTL
             log.warning("not watching local sources for outside changes: %s", exc)
             return
+        _OVERFLOW.watchers.add(self)
+        self.namespace.watching(list(self.roots))
         try:
             while True:
                 await self._wakeup.wait()
@@ -97,6 +124,8 @@ class LocalWatcher:
                 for source_id, rel in sorted(batch, key=lambda item: item[1].count(b"/")):
                     await self._refresh(source_id, rel)
         finally:
+            _OVERFLOW.watchers.discard(self)
+            self.namespace.watch_lost()
             self._observer.stop()
 
     async def _refresh(self, source_id: int, rel: bytes) -> None:
