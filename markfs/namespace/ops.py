@@ -47,6 +47,7 @@ from markfs.namespace.views import ViewFolders
 from markfs.namespace.workers import WorkerPool
 
 log = logging.getLogger(__name__)
+USER_XATTRS = b"user."  # the only namespace of xattrs markfs stores or serves
 TAGS_XATTR = b"user.markfs.tags"  # comma-separated tags of a file, read and set as an xattr
 TAGGABLE = frozenset({Kind.SOURCE, Kind.TABLE})
 GATHERED = frozenset({Kind.VIEW, Kind.TAG, Kind.CATEGORY})
@@ -317,6 +318,8 @@ class Namespace:
     # -- extended attributes -----------------------------------------------------------
 
     def getxattr(self, node_id: int, name: bytes) -> bytes:
+        if not name.startswith(USER_XATTRS):  # ls -l asks two of these of every file
+            raise FsError(errno.ENODATA)  # markfs holds none: answered without a lookup
         node = self.node(node_id)
         if name == TAGS_XATTR and node.kind in TAGGABLE:
             found = curation.tags_of(self.tree, node)
