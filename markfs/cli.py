@@ -20,6 +20,8 @@ from markfs.cli_curation import category, tag, view
 from markfs.config import DataDir, default_data_dir
 from markfs.errors import UserError
 
+COPY_TIMEOUT_S = 600.0  # one copy-data request copies the whole file before it answers
+
 if TYPE_CHECKING:
     from markfs.namespace.tree import Tree
 
@@ -484,6 +486,21 @@ def search(ctx: click.Context, text: tuple[str, ...], limit: int) -> None:
         raise UserError(f"nothing matches {' '.join(text)!r} (scan sources first: markfs scan)")
     for hit in hits:
         click.echo(f"{hit.path}\t{hit.kind}")
+
+
+@main.command("cp")
+@click.argument("src")
+@click.argument("dst")
+@click.pass_context
+def copy(ctx: click.Context, src: str, dst: str) -> None:
+    """Copy the file at mount path SRC to DST (a new name, or a folder) on its server — S3
+    CopyObject, SFTP copy-data, copy_file_range — with no byte passing through markfs."""
+    from markfs.namespace.servercopy import copy_on_server
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree:
+        done = copy_on_server(tree, SourceSet(tree, COPY_TIMEOUT_S), src, dst)
+    click.echo(f"copied on the server: {done.path} ({done.size} bytes)")
 
 
 # -- state ------------------------------------------------------------------------------

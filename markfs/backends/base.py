@@ -178,6 +178,17 @@ class PieceStore(Protocol):
 
 
 @runtime_checkable
+class ServerCopies(Protocol):
+    """A storage that copies a file on its own side: the bytes never leave the server."""
+
+    def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
+        """Copy `old` of `source` (this backend, or another on the same server) to the new
+        name `new` here, which appears whole or not at all and is never replaced (EEXIST);
+        EXDEV where the two are not on one server."""
+        ...
+
+
+@runtime_checkable
 class DirectFiles(Protocol):
     """A storage whose files the mount reads and writes in place (local folders).
 

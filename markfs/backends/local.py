@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -10,7 +11,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from markfs.backends.base import Entry, UploadControl
+from markfs.backends.base import Entry, ServerCopies, UploadControl
 
 PAGE_SIZE = 1000
 _AT_FDCWD = -100
@@ -156,6 +157,25 @@ class LocalBackend:
 
     def truncate(self, path: bytes, size: int) -> None:
         os.truncate(self._abs(path), size)
+
+    def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
+        """copy_file_range into a hidden name (reflinks where the disk has them), then a
+        hard link to the new name, which fails rather than replace a file."""
+        if not isinstance(source, LocalBackend):
+            raise OSError(errno.EXDEV, "not a local folder")
+        src, dst = source._abs(old), self._abs(new)
+        temp = os.path.join(os.path.dirname(dst), b"." + os.path.basename(dst)
+                            + b".markfs-copy-" + os.urandom(4).hex().encode())
+        try:
+            with open(src, "rb") as reader, open(temp, "xb") as writer:
+                while os.copy_file_range(reader.fileno(), writer.fileno(), 1 << 30):
+                    pass
+                os.fchmod(writer.fileno(), stat.S_IMODE(os.fstat(reader.fileno()).st_mode))
+            os.link(temp, dst)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        return self.stat(new)
 
     def connect_ahead(self) -> None:
         """Nothing to connect to."""

@@ -25,7 +25,7 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from markfs.backends.base import Entry, S3Location, UploadControl
+from markfs.backends.base import Entry, S3Location, ServerCopies, UploadControl
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
@@ -310,6 +310,21 @@ class S3Backend:
                              self.loc.bucket, self.key(new), Config=self.transfer)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise _error(exc, f"copy {old!r}") from None
+
+    def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
+        """CopyObject (boto3's managed copy: parts copied on the server above its multipart
+        threshold), also from another bucket of this endpoint."""
+        if not isinstance(source, S3Backend) or (source.loc.endpoint, source.loc.region) != (
+                self.loc.endpoint, self.loc.region):
+            raise OSError(errno.EXDEV, "not on this S3 endpoint")
+        if self._object_exists(self.key(new)):
+            raise OSError(errno.EEXIST, f"{new!r} exists")
+        try:
+            self.client.copy({"Bucket": source.loc.bucket, "Key": source.key(old)},
+                             self.loc.bucket, self.key(new), Config=self.transfer)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _error(exc, f"copy {old!r}") from None
+        return self.stat(new)
 
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
         """Copy then delete: every key of a folder, or the one object of a file."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from markfs.backends.base import Entry, SftpLocation, UploadControl
+from markfs.backends.base import Entry, ServerCopies, SftpLocation, UploadControl
 from markfs.backends.sftp_wire import (
     O_CREAT,
     O_READ,
@@ -382,6 +382,29 @@ class SftpBackend:
         count = sum(len(page) for page in self.list_pages(b""))
         return (f"sftp://{self.loc.user}@{self.loc.host}:{self.loc.port}{os.fsdecode(full)}: "
                 f"directory, {count} entries at the top level")
+
+    def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
+        """OpenSSH's copy-data into a hidden name, then a plain SFTP rename (which never
+        replaces a file)."""
+        if not isinstance(source, SftpBackend) or (source.loc.host, source.loc.port) != (
+                self.loc.host, self.loc.port):
+            raise OSError(errno.EXDEV, "not on this SFTP server")
+        src, dst, temp = source._abs(old), self._abs(new), self._temp_name(new)
+
+        def do(session: SftpSession) -> None:
+            if b"copy-data" not in session.extensions:
+                raise OSError(errno.EOPNOTSUPP, "the server cannot copy on its side "
+                              "(no copy-data extension)")
+            try:
+                session.copy_data(src, temp)
+                session.rename(temp, dst, replace=False)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    session.remove(temp)
+                raise
+
+        self._run(f"copy to {os.fsdecode(dst)}", do)
+        return self.stat(new)
 
     def connect_ahead(self) -> None:
         """One session started now: starting ssh and its key exchange take ~0.2 s that

@@ -335,12 +335,27 @@ class SftpSession:
         finally:
             self.close_handle(handle)
 
-    def rename(self, old: bytes, new: bytes) -> None:
-        """Replace `new` if it exists (OpenSSH's posix-rename; plain SFTP v3 refuses)."""
-        if b"posix-rename@openssh.com" in self.extensions:
+    def rename(self, old: bytes, new: bytes, replace: bool = True) -> None:
+        """Replace `new` if it exists (OpenSSH's posix-rename), or with `replace` False
+        fail instead (SFTP v3's own RENAME)."""
+        if replace and b"posix-rename@openssh.com" in self.extensions:
             self.call(EXTENDED, string(b"posix-rename@openssh.com") + string(old) + string(new))
         else:
             self.call(RENAME, string(old) + string(new))
+
+    def copy_data(self, src: bytes, dst: bytes) -> None:
+        """The server copies the file `src` into a new file `dst` (the copy-data extension:
+        no byte passes through here)."""
+        source = self.open(src, O_READ)
+        try:
+            target = self.open(dst, O_WRITE | O_CREAT | O_TRUNC)
+            try:  # from offset 0, length 0 (to the end), to offset 0
+                self.call(EXTENDED, string(b"copy-data") + string(source)
+                          + struct.pack(">QQ", 0, 0) + string(target) + struct.pack(">Q", 0))
+            finally:
+                self.close_handle(target)
+        finally:
+            self.close_handle(source)
 
     def symlink(self, target: bytes, path: bytes) -> None:
         # OpenSSH takes the target first, the reverse of the draft; every client follows it

@@ -4,9 +4,11 @@ Starts moto's S3 server, SeaweedFS (a production S3 server) and an OpenSSH sshd 
 127.0.0.1 (every S3 row runs on both S3 servers), seeds the same tree
 (many small objects in folders) and one large file on both, then times, per
 filesystem: cold and warm `ls -lR`, cp out of the large file, cp in of a large
-file, and cp -r of many small files in. "In" times run until the data is on the
-server (markfs writes back after close: its times include waiting for its
-upload queue to drain). Raw boto3 / OpenSSH `sftp` transfers give the ceiling.
+file, cp -r of many small files in, and a copy of the large file inside the storage
+(markfs: `markfs cp`, done by the server; the peers: cp inside their mount). "In"
+times run until the data is on the server (markfs writes back after close: its times
+include waiting for its upload queue to drain). Raw boto3 / OpenSSH `sftp` transfers
+give the ceiling.
 
     make bench            # or: .venv/bin/python tools/bench/remote_bench.py --help
 """
@@ -122,7 +124,10 @@ class Bench:
     # -- scenarios, the same for every filesystem --------------------------------
 
     def run_scenarios(self, tool: str, mount: Callable[[], Any], root: Callable[[Path], Path],
-                      drain: Callable[[Path], None], kind: str) -> None:
+                      drain: Callable[[Path], None], kind: str,
+                      copy_inside: Callable[[], object] | None = None) -> None:
+        """Every scenario on one mount; `copy_inside` copies the large file within the
+        storage the tool's own way (default: cp inside the mount, until uploaded)."""
         if tool not in self.args.tools.split(","):
             return
         out = self.work / "out"
@@ -141,6 +146,9 @@ class Bench:
                          drain(point))))
             self.results.add(f"{kind}: cp in {self.args.big_mib} MiB", tool, timed(
                 lambda: (sh("cp", str(self.big), str(base / f"in-{tool}.bin")), drain(point))))
+            self.results.add(f"{kind}: copy inside {self.args.big_mib} MiB", tool, timed(
+                copy_inside or (lambda: (sh("cp", str(base / "big.bin"),
+                                            str(base / f"copy-{tool}.bin")), drain(point)))))
 
     @staticmethod
     def markfs_drain(point: Path) -> None:
@@ -151,6 +159,12 @@ class Bench:
     @staticmethod
     def no_drain(point: Path) -> None:
         """Peers upload on close (rclone with --vfs-cache-mode off, s3fs, sshfs)."""
+
+    def markfs_copy(self, name: str) -> Callable[[], object]:
+        """`markfs cp`: the large file copied on the server."""
+        return lambda: sh(*MARKFS, "--data-dir", str(self.work / f"markfs-{name}"), "cp",
+                          "/sources/b/big.bin", "/sources/b/copy-markfs.bin",
+                          stdout=subprocess.DEVNULL)
 
     def markfs_mount(self, name: str, url: str) -> Any:
         data = self.work / f"markfs-{name}"
@@ -248,7 +262,8 @@ def bench_s3(bench: Bench, kind: str) -> None:
         os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
         url = f"s3://{BUCKET}?endpoint={endpoint}&region=us-east-1"
         bench.run_scenarios("markfs", lambda: bench.markfs_mount(f"s3-{kind}", url),
-                            lambda p: p / "sources" / "b", bench.markfs_drain, label)
+                            lambda p: p / "sources" / "b", bench.markfs_drain, label,
+                            bench.markfs_copy(f"s3-{kind}"))
         rclone_env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
         point = bench.work / f"mnt-rclone-s3-{kind}"
         rclone = ["rclone", "mount", f":s3:{BUCKET}", str(point),
@@ -277,7 +292,8 @@ def bench_sftp(bench: Bench) -> None:
         if "raw" in bench.args.tools.split(","):
             sftp_ceiling(ssh, root, bench)
         bench.run_scenarios("markfs", lambda: bench.markfs_mount("sftp", ssh.url(root)),
-                            lambda p: p / "sources" / "b", bench.markfs_drain, "sftp")
+                            lambda p: p / "sources" / "b", bench.markfs_drain, "sftp",
+                            bench.markfs_copy("sftp"))
         sshfs = ["sshfs", "-f", "-p", str(ssh.port), "-o",
                  f"IdentityFile={ssh.client_key},StrictHostKeyChecking=no,"
                  f"UserKnownHostsFile={ssh.known_hosts}", f"root@127.0.0.1:{root}",
