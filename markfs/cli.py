@@ -21,6 +21,7 @@ from markfs.config import DataDir, default_data_dir
 from markfs.errors import UserError
 
 COPY_TIMEOUT_S = 600.0  # one copy-data request copies the whole file before it answers
+DUPES_TIMEOUT_S = 30.0  # each answer while dupes lists and reads
 
 if TYPE_CHECKING:
     from markfs.namespace.tree import Tree
@@ -501,6 +502,31 @@ def copy(ctx: click.Context, src: str, dst: str) -> None:
     with open_tree(ctx) as tree:
         done = copy_on_server(tree, SourceSet(tree, COPY_TIMEOUT_S), src, dst)
     click.echo(f"copied on the server: {done.path} ({done.size} bytes)")
+
+
+@main.command()
+@click.argument("sources", nargs=-1)
+@click.pass_context
+def dupes(ctx: click.Context, sources: tuple[str, ...]) -> None:
+    """Identical files across SOURCES (all file sources when none): files that share a
+    size are read once and hashed; unchanged files are not read again next time."""
+    from markfs.namespace.dupes import find_identical
+    from markfs.namespace.sources import SourceSet
+
+    with open_tree(ctx) as tree, click.progressbar(length=0, label="hashing",
+                                                   file=sys.stderr) as bar:
+        groups = find_identical(tree, SourceSet(tree, DUPES_TIMEOUT_S), list(sources),
+                                _progress_to(bar))
+    if not groups:
+        click.echo("no identical files")
+        return
+    for group in groups:
+        click.echo(f"{len(group.paths)} identical files of {group.size} bytes "
+                   f"(xxh3-128 {group.digest}):")
+        for path in group.paths:
+            click.echo(f"  {path}")
+    spare = sum(group.size * (len(group.paths) - 1) for group in groups)
+    click.echo(f"{len(groups)} groups; {spare} bytes in copies beyond the first")
 
 
 # -- state ------------------------------------------------------------------------------

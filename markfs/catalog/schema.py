@@ -425,4 +425,20 @@ MIGRATIONS: list[str] = [
         FROM uploads WHERE multipart IS NOT NULL;
     ALTER TABLE uploads DROP COLUMN multipart;
     """,
+    # 10: whole-file content hashes, for `markfs dupes`
+    """
+    -- The xxh3-128 digest of a source file's whole content, recorded when markfs read all
+    -- of it; valid only while the file still has the content identity it had then (a
+    -- listing that shows another identity means the digest is of older bytes).
+    CREATE TABLE content_hashes (
+        source_id    INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        remote_path  BLOB NOT NULL,     -- the file's path in its source
+        identity     BLOB NOT NULL,     -- its content identity when hashed: S3 ETag, SFTP
+                                        -- size+mtime token, local size-mtime_ns
+        size         INTEGER NOT NULL,  -- bytes hashed
+        digest       TEXT NOT NULL,     -- xxh3-128 of those bytes, hex
+        PRIMARY KEY (source_id, remote_path)
+    );
+    CREATE INDEX content_hashes_by_digest ON content_hashes (digest, size); -- equal files
+    """,
 ]

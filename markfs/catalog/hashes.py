@@ -1,0 +1,25 @@
+"""The `content_hashes` table: whole-file xxh3-128 digests of source files, each valid
+while the file keeps the content identity it had when hashed (see migration 10)."""
+
+from __future__ import annotations
+
+import apsw
+
+from markfs.catalog.db import Txn
+
+
+def recorded(conn: apsw.Connection, source_id: int, remote_path: bytes,
+             identity: bytes) -> str | None:
+    """The digest of the file if it was hashed with this identity, else None."""
+    for (digest,) in conn.execute(
+            "SELECT digest FROM content_hashes WHERE source_id = ? AND remote_path = ? "
+            "AND identity = ?", (source_id, remote_path, identity)):
+        return str(digest)
+    return None
+
+
+def record(txn: Txn, source_id: int, remote_path: bytes, identity: bytes, size: int,
+           digest: str) -> None:
+    txn.execute("INSERT OR REPLACE INTO content_hashes (source_id, remote_path, identity, "
+                "size, digest) VALUES (?, ?, ?, ?, ?)",
+                (source_id, remote_path, identity, size, digest))
