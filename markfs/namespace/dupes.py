@@ -100,8 +100,7 @@ def _walk(row: SourceRow, backend: Backend) -> Iterator[SourceFile]:
 
 def _digest(tree: Tree, backend: Backend, found: SourceFile) -> str:
     """The file's recorded digest, or its bytes read now and hashed (then recorded)."""
-    conn = tree.catalog.conn
-    digest = hashes.recorded(conn, found.source.id, found.path, found.identity)
+    digest = tree.recorded_digest(found.source.id, found.path, found.identity)
     if digest is not None:
         return digest
     hasher = xxhash.xxh3_128()

@@ -19,7 +19,6 @@ import logging
 import trio
 
 from markfs.backends.base import Backend, Entry
-from markfs.catalog import nodes
 from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, update_attrs
@@ -146,7 +145,7 @@ class SourceListings:
         parent_path, _, name = remote_path.rpartition(b"/")
         if not name:
             return
-        parent = nodes.node_by_remote(self.s.tree.catalog.conn, source_id, parent_path)
+        parent = self.s.tree.node_at(source_id, parent_path)
         if parent is None or parent.id not in self._listed:
             return  # never shown to the kernel: its first listing will see the change
         backend = self.backend(parent)

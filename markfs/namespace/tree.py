@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
+from markfs.catalog import hashes, pieces, uploads
 from markfs.catalog import nodes as node_rows
-from markfs.catalog import pieces, uploads
 from markfs.catalog.db import Catalog, Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
@@ -143,6 +143,14 @@ class Tree:
         """Uploads in pieces begun and not finished or aborted (a running daemon's, or
         left by a crash for the next start to abort)."""
         return pieces.every_row(self.catalog.conn)
+
+    def recorded_digest(self, source_id: int, remote_path: bytes, identity: bytes) -> str | None:
+        """The whole-file digest recorded for a source file with this content identity."""
+        return hashes.recorded(self.catalog.conn, source_id, remote_path, identity)
+
+    def node_at(self, source_id: int, remote_path: bytes) -> Node | None:
+        """The node of a path of a source, if the catalog has one."""
+        return node_rows.node_by_remote(self.catalog.conn, source_id, remote_path)
 
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""
