@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup system test lint demo demo-stop bench bench-render bench-cache clean
+.PHONY: setup system test lint demo demo-stop bench bench-remote bench-render bench-cache clean
 
 setup: system $(STAMP)
 
@@ -32,6 +32,12 @@ demo: setup
 	@$(MARKFS) --data-dir $(DEMO_DATA) demo $(DEMO_MNT)
 
 bench: setup
+	@bash tools/bench/setup.sh
+	$(PY) tools/bench/remote_bench.py $(BENCH_ARGS)
+	$(PY) tools/bench/meta_bench.py --nodes 1000000
+	$(PY) tools/bench/render_bench.py
+
+bench-remote: setup
 	@bash tools/bench/setup.sh
 	$(PY) tools/bench/remote_bench.py $(BENCH_ARGS)
 
