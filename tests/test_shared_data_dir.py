@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, force_unmount, run_markfs
-from remote_helpers import Stoppable, mount_remote, pending_while_down
+from remote_helpers import Stoppable, mount_remote, pending_while_down, wait_until
 
 FAST = "io_timeout = 2.0\nlist_timeout = 2.0\ndir_ttl = 0.5\n"
 
@@ -102,6 +102,9 @@ def test_an_upload_whose_staged_copy_is_gone_is_parked_not_retried(
     mount = mount_remote(tmp_path, data_dir, server.source, FAST)
     try:
         pending_while_down(mount, server, "lost.txt", b"staged only")
+        # the first attempt over (boto3's own retries included): no PUT holds the bytes
+        # that could still reach the server once it is back
+        wait_until(lambda: "failed (attempt 1)" in mount.log.read_text(), 30)
         for staged in (data_dir / "staging").iterdir():
             staged.unlink()
         server.start()
