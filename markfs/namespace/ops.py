@@ -166,9 +166,9 @@ class Namespace:
         self.source_files.listings.watch_lost()
 
     async def connect_sources(self) -> None:
-        """Connect to every remote source ahead of its first use, all at once."""
+        """Connect to the sources slow to connect ahead of their first use, all at once."""
         async with trio.open_nursery() as nursery:
-            for backend in self.sources.file_backends():
+            for backend in self.sources.slow_to_connect():
                 nursery.start_soon(self._connect_ahead, backend)
 
     async def _connect_ahead(self, backend: Backend) -> None:

@@ -236,6 +236,9 @@ def open_sql(row: SourceRow) -> SqlSource:
     return open_sql_source(parse_source_url(row.url).location)
 
 
+SLOW_TO_CONNECT = {"sftp"}  # schemes whose backends connect ahead at mount start
+
+
 def is_sql(row: SourceRow) -> bool:
     return row.scheme in SQL_SCHEMES
 
@@ -316,14 +319,13 @@ class SourceSet:
             self._backends[source_id] = backend_for(row, self.timeout)
         return self._backends[source_id]
 
-    def file_backends(self) -> list[Backend]:
-        """The backends of every source that holds files (made now where not made yet)."""
-        found = []
-        for row in source_rows.list_sources(self.tree.catalog.conn):
-            backend = None if is_sql(row) else self.backend(row.id)
-            if backend is not None:
-                found.append(backend)
-        return found
+    def slow_to_connect(self) -> list[Backend]:
+        """The backends whose first connection is slow (SFTP: starting ssh and its key
+        exchange), made now; others are not built before their first use (an S3 client
+        takes ~0.3 s to build, and building it connects to nothing)."""
+        rows = source_rows.list_sources(self.tree.catalog.conn)
+        found = [self.backend(row.id) for row in rows if row.scheme in SLOW_TO_CONNECT]
+        return [backend for backend in found if backend is not None]
 
     def local_roots(self) -> dict[int, Path]:
         """Source id -> directory, for every file:// source (for the watcher)."""
