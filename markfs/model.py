@@ -59,6 +59,15 @@ class Node:
     def is_symlink(self) -> bool:
         return stat.S_ISLNK(self.mode)
 
+    @property
+    def identity(self) -> bytes:
+        """What a whole-file digest of this content is recorded under (as `Entry.identity`)."""
+        if self.etag is None:
+            return f"{self.size}-{self.mtime_ns}".encode()
+        # an SFTP file changed in the last seconds carries the time it was seen (a new
+        # version to the content cache at each look); its content is its size and mtime
+        return self.etag.split(b"-seen-", 1)[0]
+
     def with_(self, **changes: object) -> Node:
         return replace(self, **changes)  # type: ignore[arg-type]
 

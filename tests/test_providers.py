@@ -226,6 +226,24 @@ def test_an_s3_file_written_is_on_the_server_after_fsync(on_s3: tuple[InProcess,
     assert source.get("new.bin") == b"x" * 100_000  # type: ignore[attr-defined]
 
 
+def test_a_write_released_without_a_flush_still_reaches_the_server(
+        on_s3: tuple[InProcess, object]) -> None:
+    """The kernel may send RELEASE with no FLUSH after the last write (pages of an
+    mmap written back at munmap): the staged copy is journaled, not thrown away."""
+    inprocess, source = on_s3
+
+    async def body(ns: Namespace) -> None:
+        parent = await resolve(ns, "/sources/r")
+        fh, _node = await ns.create(parent.id, b"late.bin", 0o644, os.O_WRONLY, ROOT)
+        await ns.write(fh, 0, b"written, never flushed")
+        await ns.release(fh)
+        with trio.fail_after(30):
+            while ns.remote.pending()[0]:
+                await trio.sleep(0.05)
+    inprocess.run(body)
+    assert source.get("late.bin") == b"written, never flushed"  # type: ignore[attr-defined]
+
+
 def test_an_s3_object_replaced_after_listing_is_read_in_its_new_version(
         on_s3: tuple[InProcess, object]) -> None:
     inprocess, source = on_s3

@@ -30,6 +30,15 @@ class Entry:
     target: bytes | None = None  # symlink target
     etag: bytes | None = None  # content identity: S3 ETag, or size+mtime where none exists
 
+    @property
+    def identity(self) -> bytes:
+        """What a whole-file digest of this entry is recorded under (as `Node.identity`)."""
+        if self.etag is None:
+            return f"{self.size}-{self.mtime_ns}".encode()
+        # an SFTP file changed in the last seconds carries the time it was seen (a new
+        # version to the content cache at each look); its content is its size and mtime
+        return self.etag.split(b"-seen-", 1)[0]
+
 
 @dataclass(frozen=True)
 class S3Location:

@@ -94,8 +94,7 @@ def _walk(row: SourceRow, backend: Backend) -> Iterator[SourceFile]:
             if stat.S_ISDIR(entry.mode):
                 folders.append(path)
             elif stat.S_ISREG(entry.mode) and entry.size > 0:
-                identity = entry.etag or f"{entry.size}-{entry.mtime_ns}".encode()
-                yield SourceFile(row, path, entry.size, identity, entry.etag)
+                yield SourceFile(row, path, entry.size, entry.identity, entry.etag)
 
 
 def _digest(tree: Tree, backend: Backend, found: SourceFile) -> str:

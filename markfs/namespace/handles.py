@@ -28,6 +28,7 @@ from markfs.backends.base import OpenFile
 from markfs.catalog import nodes
 from markfs.errors import FsError
 from markfs.model import Node
+from markfs.namespace.digests import ReadDigest
 from markfs.namespace.remote import RemoteFiles, Staged
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
@@ -128,12 +129,23 @@ class RemoteReadHandle(FileHandle):
         super().__init__(node)
         self._remote, self._tree = remote, tree
         self._seen = tree.hot.applied
+        self._opened = node
+        self._digest = ReadDigest()  # recorded at close if the file was read whole
 
     async def read(self, offset: int, size: int) -> bytes:
         if self._tree.hot.applied != self._seen:
             self._seen = self._tree.hot.applied
             self.node = self._tree.node(self.node_id) or self.node
-        return await self._remote.read(self.node, offset, size)
+        if self._remote.has_staged(self.node_id):
+            self._digest.stop()  # these bytes are not yet the source's: no identity has them
+        data = await self._remote.read(self.node, offset, size)
+        self._digest.feed(offset, data)
+        return data
+
+    async def close(self) -> None:
+        digest = self._digest.hexdigest(self._opened.size)
+        if digest is not None and self._opened.size > 0:
+            self._tree.record_read_digest(self._opened, digest)
 
 
 class StagedHandle(FileHandle):

@@ -254,10 +254,10 @@ class Namespace:
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh)
         try:
-            await handle.close()
+            if handle.written:  # written after the last FLUSH (an mmap's pages): settle
+                await handle.settle()  # first, so close finds the staged copy journaled
         finally:
-            if handle.written:
-                await handle.settle()
+            await handle.close()
 
     # -- attributes --------------------------------------------------------------------
 

@@ -30,13 +30,14 @@ import trio
 from markfs.backends.base import Backend, Entry, PieceStore, UploadControl
 from markfs.cache.content import CHUNK_SIZE, ContentCache
 from markfs.cache.staging import StagingArea
-from markfs.catalog import nodes
+from markfs.catalog import hashes, nodes
 from markfs.catalog import uploads as upload_rows
 from markfs.catalog.db import Txn
 from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.chunks import ChunkReader
+from markfs.namespace.digests import file_digest
 from markfs.namespace.listing import update_attrs
 from markfs.namespace.pieces import PieceLedger, PieceSender
 from markfs.namespace.tree import Tree
@@ -72,6 +73,18 @@ class Staged:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+@dataclass
+class StagedDigest:
+    """The digest of a staged copy being taken in a worker thread."""
+
+    digest: str | None = None
+    done: trio.Event = field(default_factory=trio.Event)
+
+    async def result(self) -> str | None:
+        await self.done.wait()
+        return self.digest
 
 
 class RemoteFiles:
@@ -415,6 +428,7 @@ class RemoteFiles:
         control = UploadControl()
         self._controls[row.node_id] = control
         started = time.monotonic()
+        digest = self._digest_alongside(row)
         try:
             entry = await self._send(row, control)
         except FsError as exc:
@@ -428,9 +442,26 @@ class RemoteFiles:
             self._controls.pop(row.node_id, None)
         log.info("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
                  time.monotonic() - started)
-        self._finish(row, entry)
+        self._finish(row, entry, await digest.result())
         self.retry_now()  # the backend answers again: other retries need not wait
         return True
+
+    def _digest_alongside(self, row: Upload) -> StagedDigest:
+        """The staged copy's digest, taken in a worker while it is sent (its bytes are
+        in the page cache either way), for `content_hashes`."""
+        taken = StagedDigest()
+
+        async def take() -> None:
+            try:
+                taken.digest = await self._upload_io(file_digest, row.staging,
+                                                     timeout=UPLOAD_TIMEOUT_S)
+            except FsError:
+                pass  # the copy went away: the upload itself will say why
+            finally:
+                taken.done.set()
+        assert self._nursery is not None
+        self._nursery.start_soon(take)
+        return taken
 
     async def _send(self, row: Upload, control: UploadControl) -> Entry:
         backend = self._backend_of(row.source_id)
@@ -478,8 +509,9 @@ class RemoteFiles:
             if not staged.journaled and staged.writers <= 0:
                 self._stop_stream(self.staged.pop(row.node_id), "the upload is parked")
 
-    def _finish(self, row: Upload, entry: Entry | None) -> None:
-        """The row is done (uploaded with `entry` as the result, or superseded)."""
+    def _finish(self, row: Upload, entry: Entry | None, digest: str | None = None) -> None:
+        """The row is done (uploaded with `entry` as the result, or superseded); `digest`
+        is recorded as that of the uploaded content unless the file was written since."""
         staged = self.staged.get(row.node_id)
         newer = [r for r in upload_rows.for_node(self.tree.catalog.conn, row.node_id, self.owner)
                  if r.id > row.id]
@@ -491,6 +523,10 @@ class RemoteFiles:
             if entry is not None and node is not None and not newer:
                 nodes.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
                               ctime_ns=entry.ctime_ns, etag=entry.etag)
+                unchanged = staged is None or staged.writers <= 0  # else a write may follow
+                if digest is not None and unchanged and entry.size == row.size > 0:
+                    hashes.record(txn, row.source_id, row.remote_path, entry.identity,
+                                  entry.size, digest)
         if staged is None:
             self.staging.remove(row.staging)
             return

@@ -148,6 +148,20 @@ class Tree:
         """The whole-file digest recorded for a source file with this content identity."""
         return hashes.recorded(self.catalog.conn, source_id, remote_path, identity)
 
+    def record_read_digest(self, opened: Node, digest: str) -> None:
+        """A file read whole from its source through one handle: its digest is recorded
+        if the node still has the content identity it had when the handle was opened."""
+        current = self.node(opened.id)
+        if (current is None or current.source_id is None or current.remote_path is None
+                or current.identity != opened.identity or current.size != opened.size):
+            return
+        if self.recorded_digest(current.source_id, current.remote_path,
+                                current.identity) == digest:
+            return  # read before: no write for a file read again
+        with self.transaction() as txn:
+            hashes.record(txn, current.source_id, current.remote_path, current.identity,
+                          current.size, digest)
+
     def node_at(self, source_id: int, remote_path: bytes) -> Node | None:
         """The node of a path of a source, if the catalog has one."""
         return node_rows.node_by_remote(self.catalog.conn, source_id, remote_path)
