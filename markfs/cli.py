@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -15,8 +14,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from markfs import __version__, runtime
+from markfs.cli_admin import backup, restore
 from markfs.cli_common import MarkfsGroup, data_dir_of, open_tree
 from markfs.cli_curation import category, tag, view
+from markfs.cli_service import mount_helper
+from markfs.cli_share import share
+from markfs.cli_stats import stats
 from markfs.config import DataDir, default_data_dir
 from markfs.errors import UserError
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from markfs.namespace.tree import Tree
 
 MOUNT_WAIT_S = 30.0
+DETACHED_ENV = "MARKFS_DETACHED"  # set for the daemon of a background mount: log to file only
 
 
 @click.group(cls=MarkfsGroup)
@@ -43,8 +47,8 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
     ctx.obj["data_dir"] = (data_dir or default_data_dir()).absolute()
 
 
-for _group in (view, tag, category):
-    main.add_command(_group)
+for _command in (view, tag, category, backup, restore, share, mount_helper, stats):
+    main.add_command(_command)
 
 
 @main.command()
@@ -147,9 +151,10 @@ def source_remove(ctx: click.Context, name: str) -> None:
 @click.option("--foreground", is_flag=True, help="Serve in this process until unmounted.")
 @click.option("--root", "root", default="", help="Mount only this subpath, e.g. views/finance.")
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount.")
+@click.option("--read-only", is_flag=True, help="Refuse every write (the kernel's ro).")
 @click.pass_context
 def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
-          allow_other: bool) -> None:
+          allow_other: bool, read_only: bool) -> None:
     """Mount the catalog at MOUNTPOINT (in the background unless --foreground)."""
     data_dir = data_dir_of(ctx)
     mountpoint = mountpoint.absolute()
@@ -160,17 +165,19 @@ def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
     if runtime.is_mountpoint(mountpoint):
         raise UserError(f"something is mounted on {mountpoint} already")
     if foreground:
-        from markfs.fs.mount import serve
+        from markfs.config import load_mount_config
+        from markfs.fs.mount import daemon_logging, serve
 
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        serve(data_dir, mountpoint, root, allow_other)
+        detached = os.environ.pop(DETACHED_ENV, "") == "1"
+        daemon_logging(data_dir, load_mount_config(data_dir), to_stderr=not detached)
+        serve(data_dir, mountpoint, root, allow_other, read_only)
         return
-    start_background(data_dir, mountpoint, root, allow_other)
+    start_background(data_dir, mountpoint, root, allow_other, read_only)
     click.echo(f"mounted on {mountpoint}")
 
 
-def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> None:
+def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
+                     read_only: bool) -> None:
     """Start a detached `mount --foreground` and wait until the mount is there."""
     data_dir.logs.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.logs / "mount.log"
@@ -182,10 +189,13 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
         args += ["--root", root]
     if allow_other:
         args.append("--allow-other")
+    if read_only:
+        args.append("--read-only")
     start = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=log_file, start_new_session=True, cwd="/")
+                                stderr=log_file, start_new_session=True, cwd="/",
+                                env={**os.environ, DETACHED_ENV: "1"})
     deadline = time.monotonic() + MOUNT_WAIT_S
     while time.monotonic() < deadline:
         if runtime.is_mountpoint(mountpoint) and _answers(mountpoint, deadline):
@@ -663,7 +673,7 @@ def demo(ctx: click.Context, mountpoint: Path) -> None:
     mountpoint = mountpoint.absolute()
     mountpoint.mkdir(parents=True, exist_ok=True)
     if not runtime.is_mountpoint(mountpoint):
-        start_background(data_dir, mountpoint, "", allow_other=False)
+        start_background(data_dir, mountpoint, "", allow_other=False, read_only=False)
     markfs = f"markfs --data-dir {data_dir.root}"
     click.echo(f"markfs demo mounted on {mountpoint}. Try:\n"
                f"  ls -lR {mountpoint}\n"

@@ -50,6 +50,10 @@ class DataDir:
         return self.root / "cache"
 
     @property
+    def backups(self) -> Path:
+        return self.root / "backups"  # scheduled backups (`[backup] schedule`)
+
+    @property
     def staging(self) -> Path:
         return self.root / "staging"
 
@@ -79,6 +83,8 @@ class MountConfig:
     # asked in 1 MiB pieces instead of 256 KiB; see docs/benchmarks.md for why it is
     # not the default); 0 leaves the kernel's default; needs root
     read_ahead_kb: int = 0
+    log_max_bytes: int = 10 * 1024 * 1024  # DATA_DIR/logs/markfs.log rotates past this size
+    log_keep: int = 5  # rotated logs kept (markfs.log.1 ... .N)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,22 @@ class ScanConfig:
     refresh: bool = True  # after each scheduled scan, re-render stale managed tables
 
 
-Section = TypeVar("Section", MountConfig, ScanConfig)
+@dataclass(frozen=True)
+class BackupConfig:
+    """`[backup]` in markfs.toml: catalog backups a mounted daemon takes on its own."""
+
+    schedule: str = ""  # cron expression (local time); "" (the default): none
+    keep: int = 7  # scheduled backups kept in DATA_DIR/backups; older ones are removed
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]` in markfs.toml: a Prometheus endpoint of the mounted daemon."""
+
+    listen: str = ""  # HOST:PORT, e.g. "127.0.0.1:9410"; "" (the default): none
+
+
+Section = TypeVar("Section", MountConfig, ScanConfig, BackupConfig, MetricsConfig)
 
 
 def _load_section(data_dir: DataDir, name: str, kind: type[Section]) -> Section:
@@ -120,3 +141,11 @@ def load_mount_config(data_dir: DataDir) -> MountConfig:
 
 def load_scan_config(data_dir: DataDir) -> ScanConfig:
     return _load_section(data_dir, "scan", ScanConfig)
+
+
+def load_backup_config(data_dir: DataDir) -> BackupConfig:
+    return _load_section(data_dir, "backup", BackupConfig)
+
+
+def load_metrics_config(data_dir: DataDir) -> MetricsConfig:
+    return _load_section(data_dir, "metrics", MetricsConfig)

@@ -389,3 +389,70 @@ def _free_ports_with_grpc_twins(count: int) -> list[int]:
             continue
         ports.append(port)
     return ports
+
+
+SMBD = "/usr/sbin/smbd"
+
+
+@dataclass
+class SambaServer:
+    """smbd in the foreground on a free loopback port, every folder it keeps state in
+    under `dir`, one user (root) with a password; the shares are smb.conf text."""
+
+    dir: Path
+    port: int
+    password: str = "markfs-test"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, root: Path, shares: str) -> SambaServer:
+        root.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        folders = {key: root / name for key, name in (
+            ("private dir", "private"), ("lock directory", "lock"),
+            ("state directory", "state"), ("cache directory", "cache"),
+            ("pid directory", "pid"), ("ncalrpc dir", "ncalrpc"),
+            ("binddns dir", "binddns"))}
+        for folder in folders.values():
+            folder.mkdir(exist_ok=True)
+        settings = {
+            "server role": "standalone server", "interfaces": "127.0.0.1",
+            "bind interfaces only": "yes", "disable netbios": "yes", "smb ports": str(port),
+            "passdb backend": f"tdbsam:{root / 'passdb.tdb'}", "load printers": "no",
+            "printing": "bsd", "printcap name": "/dev/null", "disable spoolss": "yes",
+            "rpc start on demand helpers": "no", "map to guest": "never",
+            "log file": str(root / "log.%m"), **{k: str(v) for k, v in folders.items()}}
+        conf = "[global]\n" + "".join(f"   {k} = {v}\n" for k, v in settings.items())
+        (root / "smb.conf").write_text(conf + "\n" + shares)
+        server = cls(root, port)
+        subprocess.run(["smbpasswd", "-c", str(root / "smb.conf"), "-s", "-a", "root"],
+                       input=f"{server.password}\n{server.password}\n".encode(),
+                       check=True, capture_output=True)
+        return server
+
+    def start(self) -> None:
+        log = open(self.dir / "smbd.log", "ab")  # noqa: SIM115 - lives as long as smbd
+        self.proc = subprocess.Popen(
+            [SMBD, "--foreground", "--no-process-group", "--debug-stdout",
+             "-s", str(self.dir / "smb.conf")], stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL)
+        wait_for_port(self.port, timeout=30)
+
+    def stop(self) -> None:
+        """smbd and the process it forked for each connection."""
+        if self.proc is not None:
+            subprocess.run(["pkill", "-KILL", "-P", str(self.proc.pid)], check=False)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def client(self, share: str, *commands: str) -> subprocess.CompletedProcess[str]:
+        """smbclient running `commands` on a share (its output, whatever the status)."""
+        return subprocess.run(
+            ["smbclient", "-p", str(self.port), f"//127.0.0.1/{share}",
+             "-U", f"root%{self.password}", "-c", "; ".join(commands)],
+            capture_output=True, text=True, timeout=120, check=False)

@@ -13,6 +13,8 @@ declare -A need=(
   [openssh-client]=/usr/bin/ssh          # markfs reaches SFTP servers through ssh
   [procps]=/usr/bin/pkill
   [mariadb-server]=/usr/sbin/mariadbd  # MySQL-source tests run a real MariaDB
+  [samba]=/usr/sbin/smbd                # SMB share tests run a real smbd
+  [smbclient]=/usr/bin/smbclient
 )
 
 missing=()

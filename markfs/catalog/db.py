@@ -190,6 +190,18 @@ class Catalog:
         finally:
             self.conn.execute("ROLLBACK")
 
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the whole catalog as one self-contained file, taken with
+        SQLite's online backup API while other connections keep writing (one step: the
+        copy is of one moment, under a read transaction)."""
+        dest = apsw.Connection(str(path))
+        try:
+            with dest.backup("main", self.conn, "main") as copy:
+                copy.step(-1)
+            dest.execute("PRAGMA journal_mode = DELETE")  # no -wal file beside the copy
+        finally:
+            dest.close()
+
     def checkpoint(self) -> None:
         """Make committed transactions durable in the main database file (fsync path)."""
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -37,6 +37,14 @@ def finish(txn: Txn, job_id: int, ok: bool, message: str, now_ns: int) -> None:
                 ("done" if ok else "failed", message, now_ns, job_id))
 
 
+def count_by_state(conn: apsw.Connection) -> dict[str, int]:
+    """How many jobs are running, done and failed (the whole log)."""
+    counts = {"running": 0, "done": 0, "failed": 0}
+    for state, count in conn.execute("SELECT state, count(*) FROM scan_jobs GROUP BY state"):
+        counts[str(state)] = int(count)
+    return counts
+
+
 def recent(conn: apsw.Connection, limit: int = 10) -> list[JobRow]:
     return [JobRow(*(r)) for r in conn.execute(  # type: ignore[misc]
         "SELECT id, kind, target, started_ns, finished_ns, state, done, total, message "

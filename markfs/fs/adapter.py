@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -22,6 +23,7 @@ import trio
 
 from markfs.config import MountConfig
 from markfs.errors import FsError
+from markfs.metrics import METRICS
 from markfs.model import Node
 from markfs.namespace.ops import Caller, Namespace
 
@@ -34,22 +36,35 @@ DOT_COOKIES = 2  # "." and ".." take cookies 1 and 2; children follow, shifted b
 def _errors(fn: F) -> F:
     """Translate namespace errors into FUSE errors; never let a request crash the loop."""
 
+    latency = METRICS.fuse_seconds.labels(fn.__name__)  # (bound once: no lookup per request)
+
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
         try:
             return await fn(*args, **kwargs)
-        except pyfuse3.FUSEError:
+        except pyfuse3.FUSEError as exc:
+            _count_error(fn.__name__, exc.errno)
             raise
         except FsError as exc:
+            _count_error(fn.__name__, exc.code)
             raise pyfuse3.FUSEError(exc.code) from None
         except OSError as exc:
             log.warning("%s: %s", fn.__name__, exc)
+            _count_error(fn.__name__, exc.errno or errno.EIO)
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
         except Exception:
             log.exception("%s failed", fn.__name__)
+            _count_error(fn.__name__, errno.EIO)
             raise pyfuse3.FUSEError(errno.EIO) from None
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     return cast(F, wrapper)
+
+
+def _count_error(op: str, code: int) -> None:
+    METRICS.fuse_errors.labels(op, errno.errorcode.get(code, str(code))).inc()
 
 
 class KernelCacheNotifier:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import re
 import signal
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -13,9 +15,20 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from markfs.config import DataDir, MountConfig, ScanConfig, load_mount_config, load_scan_config
+from markfs.config import (
+    BackupConfig,
+    DataDir,
+    MountConfig,
+    ScanConfig,
+    load_backup_config,
+    load_metrics_config,
+    load_mount_config,
+    load_scan_config,
+)
 from markfs.errors import CatalogDamaged, UserError
 from markfs.fs.adapter import KernelCacheNotifier, MarkFs
+from markfs.fs.notify import ServiceNotifier
+from markfs.metrics import METRICS
 from markfs.namespace.control import MountInfo
 from markfs.namespace.ops import Namespace
 from markfs.namespace.sources import SourceSet
@@ -25,13 +38,32 @@ from markfs.runtime import register, unregister
 from markfs.scan.schedule import check_schedule, run_schedule
 
 log = logging.getLogger(__name__)
+METRICS_EVERY_S = 1.0  # how often gauges read from the catalog are brought up to date
 
 
-def fuse_options(allow_other: bool) -> set[str]:
+def fuse_options(allow_other: bool, read_only: bool = False) -> set[str]:
     options = set(pyfuse3.default_options) | {"fsname=markfs", "subtype=markfs"}
     if allow_other:
         options.add("allow_other")
+    if read_only:
+        options.add("ro")  # the kernel refuses writes with EROFS before they reach us
     return options
+
+
+def daemon_logging(data_dir: DataDir, config: MountConfig, to_stderr: bool) -> Path:
+    """The daemon's log: DATA_DIR/logs/markfs.log, rotated by size; and stderr too when
+    someone reads it (a terminal, a test, or systemd's journal for a unit's daemon).
+    A daemon `markfs mount` started in the background logs to the file only."""
+    data_dir.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir.logs / "markfs.log"
+    rotating = logging.handlers.RotatingFileHandler(
+        path, maxBytes=config.log_max_bytes, backupCount=config.log_keep, encoding="utf-8")
+    handlers: list[logging.Handler] = [rotating]
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return path
 
 
 def set_read_ahead(mountpoint: Path, kb: int) -> None:
@@ -59,15 +91,20 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> None:
+def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
+          read_only: bool = False) -> None:
     """Mount and serve in this process until the mount goes away or a signal arrives."""
     if not mountpoint.is_dir():
         raise UserError(f"mount point is not a directory: {mountpoint}")
     config = load_mount_config(data_dir)
     scan_config = load_scan_config(data_dir)
     check_schedule(scan_config.schedule)
+    backup_config = load_backup_config(data_dir)
+    check_schedule(backup_config.schedule, "backup.schedule")
+    metrics_listen = load_metrics_config(data_dir).listen
     tree = Tree.open(data_dir, walk=True)
     try:
+        tree.ensure_layout()  # control files added since this catalog was made
         problems = tree.catalog.integrity_problems(quick=True)
         if problems:  # refused now, rather than failing requests later
             raise CatalogDamaged(f"the catalog {data_dir.catalog} is damaged ({problems[0]}); "
@@ -77,9 +114,11 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
             raise UserError(f"--root must name a folder: {root}")
         info = MountInfo(str(mountpoint), "/" + root.strip("/"), time.time())
         namespace = Namespace(tree, SourceSet(tree, config.io_timeout), config, info, data_dir)
+        if metrics_listen:
+            METRICS.serve(metrics_listen)  # before mounting: an address in use fails the mount
         ops = MarkFs(namespace, root_node.id, config)
         try:
-            pyfuse3.init(ops, str(mountpoint), fuse_options(allow_other))
+            pyfuse3.init(ops, str(mountpoint), fuse_options(allow_other, read_only))
         except RuntimeError as exc:
             raise UserError(f"cannot mount on {mountpoint}: {exc}") from None
         ops.after_init = partial(set_read_ahead, mountpoint, config.read_ahead_kb)
@@ -88,7 +127,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
         register(data_dir, mountpoint, info.root)
         log.info("mounted %s on %s (root %s)", data_dir.root, mountpoint, info.root)
         try:
-            trio.run(_serve, namespace, config, scan_config)
+            trio.run(_serve, namespace, config, scan_config, backup_config)
         finally:
             notifier.stop()
             pyfuse3.close(unmount=True)
@@ -99,7 +138,8 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool) -> 
         tree.close()
 
 
-async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanConfig) -> None:
+async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanConfig,
+                 backup_config: BackupConfig) -> None:
     namespace.remote.resume()
     drain = trio.CancelScope()  # a signal ends the drain: the journal keeps what is left
     unmounted = trio.Event()
@@ -107,29 +147,53 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         await nursery.start(namespace.remote.reader.run)
         await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal, drain, unmounted)
-        nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule,
-                           scan_config.refresh)
+        scans = [["scan"], ["refresh"]] if scan_config.refresh else [["scan"]]
+        nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
+        nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
+                           [["backup"]])
         nursery.start_soon(namespace.finish_interrupted_renames)
         nursery.start_soon(namespace.connect_sources)
+        nursery.start_soon(_refresh_gauges, namespace)
         if config.watch_local:
             roots = namespace.sources.local_roots()
             if roots:
                 nursery.start_soon(LocalWatcher(namespace, roots).run)
+        notifier = ServiceNotifier()
+        if notifier.enabled:
+            nursery.start_soon(_ready_when_answering, notifier, namespace.info.mountpoint)
         await pyfuse3.main(max_tasks=config.max_tasks)
         unmounted.set()
         with drain:
-            await _drain_uploads(namespace, config.drain_timeout)
+            await _drain_uploads(namespace, config.drain_timeout, notifier)
         left = namespace.remote.pending()[0]
         if left:
             log.warning("%d upload(s) still pending: they resume at the next mount", left)
         nursery.cancel_scope.cancel()
 
 
-async def _drain_uploads(namespace: Namespace, timeout: float) -> None:
+async def _refresh_gauges(namespace: Namespace) -> None:
+    """The metrics that are answers of the catalog, set from this loop (the HTTP
+    server's thread must not use the catalog connection)."""
+    while True:
+        namespace.refresh_metrics()
+        await trio.sleep(METRICS_EVERY_S)
+
+
+async def _ready_when_answering(notifier: ServiceNotifier, mountpoint: str) -> None:
+    """READY=1 for systemd once a request through the kernel got its answer (asked
+    from a worker thread: this loop is the one answering it)."""
+    await trio.to_thread.run_sync(os.listdir, mountpoint)
+    notifier.ready(f"serving {mountpoint}")
+
+
+async def _drain_uploads(namespace: Namespace, timeout: float,
+                         notifier: ServiceNotifier) -> None:
     """After unmount: finish this daemon's upload queue, up to `timeout`."""
+    notifier.stopping(f"unmounted; sending {namespace.remote.pending()[0]} pending upload(s)")
     with trio.move_on_after(timeout):
         while (pending := namespace.remote.pending())[0]:
             log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
+            notifier.status(f"unmounted; sending {pending[0]} pending upload(s)")
             await trio.sleep(1.0)
 
 

@@ -27,6 +27,7 @@ import trio
 from markfs.backends.base import Backend
 from markfs.cache.content import CHUNK_SIZE, ContentCache, chunk_name
 from markfs.errors import FsError
+from markfs.metrics import METRICS
 from markfs.model import Node
 from markfs.namespace.workers import IoRunner
 
@@ -147,12 +148,14 @@ class ChunkReader:
         start = max(offset, base) - base
         end = min(offset + size, base + CHUNK_SIZE) - base
         name = self._name(node, index)
-        for _attempt in range(3):
+        for attempt in range(3):
             fresh = self.fresh.get(name)
             if fresh is not None:
+                (METRICS.cache_hits if attempt == 0 else METRICS.cache_misses).inc()
                 return fresh[start:end]
             data = await self._read_cached(name, start, end - start)
             if data is not None:
+                (METRICS.cache_hits if attempt == 0 else METRICS.cache_misses).inc()
                 return data
             run = STREAM_CHUNKS if self._sequential(node.id, index) else 1
             await self._fetch_run(node, index, run)

@@ -7,6 +7,7 @@ import errno
 from collections.abc import Callable
 
 from markfs.errors import FsError
+from markfs.metrics import METRICS
 from markfs.model import Node
 from markfs.namespace.handles import FileHandle, GeneratedHandle, is_write_open
 from markfs.namespace.provider import CatalogFolders, Provider, Services
@@ -18,18 +19,20 @@ class LayoutFolders(CatalogFolders):
 
 
 class ControlFiles(Provider):
-    """status.json: rendered at each open (and each stat, for its size)."""
+    """status.json and metrics (the Prometheus text of this process's counters):
+    rendered at each open (and each stat, for its size)."""
 
     def __init__(self, services: Services, render_status: Callable[[], bytes]) -> None:
         super().__init__(services)
-        self._render = render_status
+        self._render_status = render_status
+
+    def _render(self, node: Node) -> bytes:
+        return self._render_status() if node.id == STATUS_FILE_ID else METRICS.text()
 
     def attrs(self, node: Node) -> Node:
-        if node.id == STATUS_FILE_ID:
-            return node.with_(size=len(self._render()))
-        return node
+        return node.with_(size=len(self._render(node)))
 
     async def open(self, node: Node, flags: int) -> FileHandle:
         if is_write_open(flags):
             raise FsError(errno.EROFS)
-        return GeneratedHandle(node, self._render())
+        return GeneratedHandle(node, self._render(node))

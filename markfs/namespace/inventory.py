@@ -48,5 +48,9 @@ def recent_jobs(tree: Tree, limit: int) -> list[jobs.JobRow]:
     return jobs.recent(tree.catalog.conn, limit)
 
 
+def jobs_by_state(tree: Tree) -> dict[str, int]:
+    return jobs.count_by_state(tree.catalog.conn)
+
+
 def stale_tables(tree: Tree) -> list[managed.StaleTable]:
     return managed.stale_tables(tree.catalog.conn)

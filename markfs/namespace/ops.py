@@ -24,8 +24,9 @@ from markfs.cache.snapshots import SnapshotStore
 from markfs.cache.staging import StagingArea
 from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError, UserError
+from markfs.metrics import METRICS
 from markfs.model import Kind, Node
-from markfs.namespace import curation
+from markfs.namespace import curation, inventory
 from markfs.namespace.control import MountInfo, render_status
 from markfs.namespace.coordination import (
     ChangeMarks,
@@ -120,6 +121,16 @@ class Namespace:
 
     def _status(self) -> bytes:
         return render_status(self.tree, self.info, len(self.handles), self.remote.pending())
+
+    def refresh_metrics(self) -> None:
+        """Gauges that are answers of the catalog and the caches, brought up to date."""
+        count, size = self.remote.pending()
+        METRICS.uploads_pending.set(count)
+        METRICS.uploads_pending_bytes.set(size)
+        METRICS.cache_bytes.set(self.remote.cache.used_bytes())
+        for state, jobs in inventory.jobs_by_state(self.tree).items():
+            METRICS.scan_jobs.labels(state).set(jobs)
+        METRICS.stale_tables.set(len(inventory.stale_tables(self.tree)))
 
     def _provider(self, node: Node) -> Provider:
         return self.providers[node.kind]
@@ -224,13 +235,17 @@ class Namespace:
         return self.handles.add(handle), handle.node
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        return await self.handles.get(fh).read(offset, size)
+        handle = self.handles.get(fh)
+        data = await handle.read(offset, size)
+        METRICS.read_bytes.labels(self.sources.name(handle.node.source_id)).inc(len(data))
+        return data
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.handles.get(fh)
         if not handle.writable:
             raise FsError(errno.EBADF)
         written = await handle.write(offset, data)
+        METRICS.written_bytes.labels(self.sources.name(handle.node.source_id)).inc(written)
         self.s.marks.mark(handle.node_id)
         handle.size = max(handle.size, offset + written)
         handle.written = True

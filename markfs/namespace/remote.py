@@ -35,6 +35,7 @@ from markfs.catalog import uploads as upload_rows
 from markfs.catalog.db import Txn
 from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
+from markfs.metrics import METRICS
 from markfs.model import Node
 from markfs.namespace.chunks import ChunkReader
 from markfs.namespace.digests import file_digest
@@ -442,6 +443,7 @@ class RemoteFiles:
             self._controls.pop(row.node_id, None)
         log.info("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
                  time.monotonic() - started)
+        METRICS.uploads.inc()
         self._finish(row, entry, await digest.result())
         self.retry_now()  # the backend answers again: other retries need not wait
         return True
@@ -491,6 +493,7 @@ class RemoteFiles:
         return await sender.finish(row.size)
 
     def _failed(self, row: Upload, exc: Exception) -> bool:
+        METRICS.upload_retries.inc()
         with self.tree.transaction() as txn:
             upload_rows.failed(txn, row.id, str(exc))
         log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
@@ -501,6 +504,7 @@ class RemoteFiles:
     def _park(self, row: Upload, reason: str) -> None:
         """A row that can never succeed: reported once, kept for `markfs status`."""
         log.warning("upload of %r parked: %s", row.remote_path, reason)
+        METRICS.upload_failures.inc()
         with self.tree.transaction() as txn:
             upload_rows.park(txn, row.id, reason)
         staged = self.staged.get(row.node_id)

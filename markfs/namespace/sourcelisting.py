@@ -20,6 +20,7 @@ import trio
 
 from markfs.backends.base import Backend, Entry
 from markfs.errors import FsError
+from markfs.metrics import METRICS
 from markfs.model import Kind, Node
 from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, update_attrs
 from markfs.namespace.provider import Services
@@ -109,6 +110,7 @@ class SourceListings:
             raise FsError(errno.ENOENT)
         path = current.remote_path or b""
         started, mark = trio.current_time(), self.renames.mark()
+        METRICS.listings.labels(self.sources.name(current.source_id)).inc()
         try:
             pages = await self._list_pages(backend, path)
         except FsError as exc:

@@ -311,6 +311,11 @@ class SourceSet:
             self._rows[source_id] = row
         return self._rows[source_id]
 
+    def name(self, source_id: int | None) -> str:
+        """The source's name, for metrics labels ("" for nodes of no source)."""
+        row = self.row(source_id) if source_id is not None else None
+        return row.name if row is not None else ""
+
     def backend(self, source_id: int) -> Backend | None:
         if source_id not in self._backends:
             row = self.row(source_id)

@@ -38,6 +38,7 @@ TABLES_ID = 3
 CONTROL_DIR_ID = 7
 STATUS_FILE_ID = 8
 STATUS_FILE_NAME = b"status.json"
+METRICS_FILE_NAME = b"metrics"  # /.markfs/metrics: an id of its own (it came after id 8)
 
 
 def folder_name(name: str) -> bytes:
@@ -101,8 +102,9 @@ class Tree:
             return True
 
     def ensure_layout(self) -> list[int]:
-        """Create the fixed folders and the status file where missing (a new catalog, or
-        one salvaged without them); the ids made."""
+        """Create the fixed folders and the control files where missing (a new catalog,
+        one salvaged without them, or one made before a control file existed); the ids
+        made."""
         conn, now, gen = self.catalog.conn, time.time_ns(), self.catalog.generation
         wanted = [(node_id, parent, name, node_rows.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now,
                                                     nlink=2))
@@ -110,11 +112,19 @@ class Tree:
         wanted.append((STATUS_FILE_ID, CONTROL_DIR_ID, STATUS_FILE_NAME, node_rows.NewNode(
             Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now)))
         missing = [w for w in wanted if node_rows.get_node(conn, w[0]) is None]
-        if missing:
-            with self.catalog.transaction() as txn:
-                for node_id, parent, name, new in missing:
-                    node_rows.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
-        return [m[0] for m in missing]
+        metrics = node_rows.find_child(conn, CONTROL_DIR_ID, METRICS_FILE_NAME)
+        if not missing and metrics is not None:
+            return []
+        made = [m[0] for m in missing]
+        with self.catalog.transaction() as txn:
+            for node_id, parent, name, new in missing:
+                node_rows.insert_node(txn, parent, name, new, generation=gen, node_id=node_id)
+            if metrics is None:
+                made.append(node_rows.insert_node(
+                    txn, CONTROL_DIR_ID, METRICS_FILE_NAME,
+                    node_rows.NewNode(Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now),
+                    generation=gen))
+        return made
 
     # -- reads ---------------------------------------------------------------
 

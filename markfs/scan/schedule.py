@@ -1,11 +1,12 @@
-"""The scan schedule of a running mount: level-1 scans and refreshes on a cron expression.
+"""The schedules of a running mount: commands run on a cron expression — level-1 scans
+and refreshes (`[scan]`), catalog backups (`[backup]`).
 
-At each time the expression names, the daemon runs `markfs scan` and then
-`markfs refresh` as child processes on its own data directory. Running the
-CLI rather than calling the scan in-process keeps the daemon's trio loop and
-its catalog connection free (scans are long and blocking), gives every job
-the same progress rows in the scan-job log as a manual run, and means a
-crashing scan cannot take the mount down. A run still going when the next
+At each time the expression names, the daemon runs the commands (`markfs scan`,
+then `markfs refresh`; or `markfs backup`) as child processes on its own data
+directory. Running the CLI rather than calling in-process keeps the daemon's trio
+loop and its catalog connection free (scans and backups are long and blocking),
+gives every job the same progress rows in the scan-job log as a manual run, and
+means a crashing job cannot take the mount down. A run still going when the next
 is due is not doubled: the next one waits for it.
 """
 
@@ -25,27 +26,26 @@ from markfs.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def check_schedule(expression: str) -> None:
+def check_schedule(expression: str, setting: str = "scan.schedule") -> None:
     """A user error unless `expression` is empty (no schedule) or a cron expression
     (five fields, or six with seconds last)."""
     if expression and not croniter.is_valid(expression):
-        raise UserError(f"scan.schedule is not a cron expression: {expression!r}")
+        raise UserError(f"{setting} is not a cron expression: {expression!r}")
 
 
 def next_run(expression: str, after: datetime.datetime) -> datetime.datetime:
     return croniter(expression, after).get_next(datetime.datetime)  # type: ignore[no-any-return]
 
 
-async def run_schedule(data_dir: Path, expression: str, refresh: bool) -> None:
-    """Forever: sleep until the next due time, then scan (and refresh stale tables)."""
+async def run_schedule(data_dir: Path, expression: str, commands: list[list[str]]) -> None:
+    """Forever: sleep until the next due time, then run the commands one after another."""
     if not expression:
         return
-    log.info("scan schedule: %s", expression)
+    log.info("%s schedule: %s", commands[0][0], expression)
     while True:
         now = datetime.datetime.now()
         due = next_run(expression, now)
         await trio.sleep((due - now).total_seconds())
-        commands = [["scan"], ["refresh"]] if refresh else [["scan"]]
         for args in commands:
             await _run_cli(data_dir, args)
 

@@ -1,0 +1,147 @@
+"""Share definitions for a running markfs mount (`markfs share smb|nfs`): a Samba share
+section, an nfs-ganesha EXPORT block and the kernel's /etc/exports line, each with the
+settings a FUSE filesystem needs, as text for the administrator to install.
+
+What the text leaves out is as deliberate as what it says: no kernel oplocks, leases
+or share modes (FUSE has no lease support and markfs no flock); no DOS attributes
+kept in xattrs (table folders refuse every write, and a failed xattr write on each
+create would fill Samba's log); no alternate data streams (markfs keeps user.*
+xattrs only). Names are case-sensitive: a case-insensitive lookup of a missing name
+makes Samba list the whole folder, which on S3 is a LIST request per miss.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from markfs.errors import UserError
+
+FSTYPE = "fuse.markfs"  # fuse_options: subtype=markfs
+EXPORT_NAMESPACE = uuid.UUID("6d61726b-6673-4e46-9300-000000000000")  # fsid= of exports
+
+
+@dataclass(frozen=True)
+class MountedFs:
+    """A markfs mount as the kernel's mount table shows it."""
+
+    mountpoint: Path
+    options: frozenset[str]  # the mount's super options: allow_other, default_permissions...
+
+
+def markfs_mount_at(path: Path) -> MountedFs:
+    """The markfs mount whose mount point is `path`, else a user error."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            head, _, tail = line.partition(" - ")
+            fields, described = head.split(" "), tail.split(" ")
+            if _unescape(fields[4]) == target and described[0] == FSTYPE:
+                options = described[2].strip().split(",") if len(described) > 2 else []
+                return MountedFs(Path(target), frozenset(options))
+    raise UserError(f"{path} is not a markfs mount point (see: markfs mount)")
+
+
+def _unescape(field: str) -> str:
+    """A path as mountinfo writes it (space, tab, newline, backslash as octal)."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def shared_folder(mount: MountedFs, root: str) -> Path:
+    """The folder a share exports: the mount point, or SUBPATH below it."""
+    folder = Path(os.path.normpath(mount.mountpoint / root.strip("/")))
+    if folder != mount.mountpoint and mount.mountpoint not in folder.parents:
+        raise UserError(f"--root {root} leads outside the mount {mount.mountpoint}")
+    if not folder.is_dir():
+        raise UserError(f"--root {root}: no such folder in the mount {mount.mountpoint}")
+    return folder
+
+
+def require_allow_other(mount: MountedFs, protocol: str) -> None:
+    if "allow_other" not in mount.options:
+        raise UserError(
+            f"{mount.mountpoint} was mounted without allow_other: {protocol} serves each "
+            f"user as themselves and the kernel hides a FUSE mount from every user but "
+            f"the one who mounted it; remount with: markfs mount --allow-other "
+            f"{mount.mountpoint}")
+
+
+def smb_share(mount: MountedFs, folder: Path, name: str, read_only: bool,
+              users: list[str]) -> str:
+    """A Samba share section for `folder` of the mount."""
+    lines = [
+        f"# markfs mount {mount.mountpoint}: needs allow_other (it has it)",
+        f"[{name}]",
+        f"   path = {folder}",
+        f"   comment = markfs {folder.relative_to(mount.mountpoint).as_posix()}",
+        f"   read only = {'yes' if read_only else 'no'}",
+        "   browseable = yes",
+    ]
+    if users:
+        lines.append(f"   valid users = {' '.join(users)}")
+    lines += [
+        "   # FUSE has no leases, markfs no flock: Samba keeps oplocks and locks itself",
+        "   kernel oplocks = no",
+        "   kernel share modes = no",
+        "   posix locking = no",
+        "   # no DOS attributes in xattrs or mode bits (table folders refuse writes)",
+        "   store dos attributes = no",
+        "   map archive = no",
+        "   map hidden = no",
+        "   map system = no",
+        "   map readonly = no",
+        "   ea support = yes",
+        "   # case-sensitive names: a miss must not list the whole folder (S3 LIST)",
+        "   case sensitive = yes",
+        "   preserve case = yes",
+        "   short preserve case = yes",
+        "   # space is what statfs answers; files are written whole on close",
+        "   strict allocate = no",
+        "   strict sync = yes",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_ids(generation: int, folder: Path, mount: MountedFs) -> tuple[int, str, uuid.UUID]:
+    """(Export_Id, Filesystem_Id, kernel fsid) for a folder of a catalog: the same for
+    every mount of that catalog at any mount point, so NFS clients' handles and
+    paths survive a daemon restart, and different for each exported folder."""
+    inside = folder.relative_to(mount.mountpoint).as_posix()
+    key = f"{generation}:{inside}"
+    crc = zlib.crc32(key.encode())
+    export_id = 100 + crc % 60000  # 1..65535; 0 is the pseudo root's
+    return export_id, f"{generation}.{crc}", uuid.uuid5(EXPORT_NAMESPACE, key)
+
+
+def nfs_export(mount: MountedFs, folder: Path, generation: int, read_only: bool) -> str:
+    """An nfs-ganesha EXPORT block (VFS FSAL over the mount) and the /etc/exports line."""
+    export_id, filesystem_id, fsid = export_ids(generation, folder, mount)
+    inside = folder.relative_to(mount.mountpoint).as_posix()
+    pseudo = "/markfs" if inside == "." else f"/markfs/{inside}"
+    access = "RO" if read_only else "RW"
+    return "\n".join([
+        f"# nfs-ganesha: markfs mount {mount.mountpoint} (a stable Filesystem_Id: the same",
+        "# handles after the daemon restarts)",
+        "EXPORT {",
+        f"    Export_Id = {export_id};",
+        f'    Path = "{folder}";',
+        f'    Pseudo = "{pseudo}";',
+        f"    Access_Type = {access};",
+        "    Squash = No_Root_Squash;",
+        "    Protocols = 3, 4;",
+        "    Transports = TCP;",
+        "    SecType = sys;",
+        f"    Filesystem_Id = {filesystem_id};",
+        "    FSAL { Name = VFS; }",
+        "}",
+        "",
+        "# a kernel NFS server instead: a line of /etc/exports (fsid= is required for FUSE)",
+        f"{folder}  *({'ro' if read_only else 'rw'},sync,no_subtree_check,fsid={fsid})",
+        "",
+    ])

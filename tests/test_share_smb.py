@@ -1,0 +1,170 @@
+"""`markfs share smb` (issue 12, part 1): the share it prints, loaded by a real smbd on a
+loopback port, serves a markfs mount with an S3 source, a managed table and a view to
+smbclient — listing, a 64 MiB get with equal bytes, a put that reaches S3, rename and
+delete; a read-only share and a table folder refuse writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+import pytest
+from conftest import Mount, in_process, run_markfs
+from remote_helpers import RemoteSource, s3_source
+from servers import S3Server, SambaServer
+
+BIG = 64 * 1024 * 1024
+
+
+@dataclass
+class Shared:
+    mount: Mount
+    smb: SambaServer
+    lake: RemoteSource
+    data_dir: Path
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def shared(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """A mount (allow_other) of an S3 source `lake`, a managed SQLite table and a view,
+    shared by smbd as `data` (read-write) and `frozen` (read-only); one for the module
+    (each test uses files of its own)."""
+    tmp_path = tmp_path_factory.mktemp("smb")
+    data_dir = tmp_path / "data"
+    in_process(lambda tree: None, data_dir)
+    lake = s3_source(s3, f"smb-{os.getpid()}-{os.urandom(3).hex()}")
+    lake.put("in/big.bin", os.urandom(BIG))
+    for name in ("report.csv", "moved.csv"):
+        lake.put(f"in/{name}", b"a,b\n1,2\n")
+    shop = tmp_path / "shop.db"
+    conn = apsw.Connection(str(shop))
+    conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item {i}") for i in range(50)])
+    conn.close()
+    run_markfs(data_dir, "source", "add", "lake", lake.url)
+    run_markfs(data_dir, "source", "add", "shop", f"sqlite://{shop}")
+    run_markfs(data_dir, "manage", "shop/main/items")
+    run_markfs(data_dir, "view", "add", "reports", "lake:in/*.csv")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mount = Mount(data_dir, point).start("--allow-other")
+    try:
+        shares = "".join(
+            run_markfs(data_dir, "share", "smb", str(point), "--name", name, *extra).stdout
+            for name, extra in (("data", []), ("frozen", ["--read-only"])))
+        smb = SambaServer.create(tmp_path / "samba", shares)
+        smb.start()
+        try:
+            yield Shared(mount, smb, lake, data_dir, tmp_path)
+        finally:
+            smb.stop()
+    finally:
+        mount.stop()
+    mount.assert_fsck_clean()
+
+
+def ok(done: object) -> str:
+    out = f"{done.stdout}{done.stderr}"  # type: ignore[attr-defined]
+    assert done.returncode == 0 and "NT_STATUS" not in out, out  # type: ignore[attr-defined]
+    return out
+
+
+def test_a_listing_over_smb_shows_sources_tables_and_views(shared: Shared) -> None:
+    out = ok(shared.smb.client("data", "ls", "ls sources\\lake\\in\\*", "ls views\\reports\\*"))
+    for name in ("sources", "tables", "views", "big.bin", "report.csv"):
+        assert name in out
+
+
+def test_a_64_mib_file_read_over_smb_has_the_same_bytes(shared: Shared) -> None:
+    local = shared.work / "got.bin"
+    ok(shared.smb.client("data", f"get sources\\lake\\in\\big.bin {local}"))
+    assert hashlib.sha256(local.read_bytes()).digest() == hashlib.sha256(
+        shared.lake.get("in/big.bin") or b"").digest()
+
+
+def test_a_file_put_over_smb_reaches_s3_after_close(shared: Shared) -> None:
+    local = shared.work / "up.bin"
+    local.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    ok(shared.smb.client("data", f"put {local} sources\\lake\\in\\up.bin"))
+    shared.lake.wait_for("in/up.bin", local.read_bytes())
+
+
+def test_rename_and_delete_over_smb_reach_s3(shared: Shared) -> None:
+    ok(shared.smb.client("data", "rename sources\\lake\\in\\moved.csv sources\\lake\\in\\r2.csv"))
+    shared.lake.wait_for("in/r2.csv", b"a,b\n1,2\n")
+    assert shared.lake.get("in/moved.csv") is None
+    ok(shared.smb.client("data", "del sources\\lake\\in\\r2.csv"))
+    assert shared.lake.get("in/r2.csv") is None
+
+
+def test_data_parquet_over_smb_is_exactly_the_snapshot(shared: Shared) -> None:
+    local = shared.work / "data.parquet"
+    ok(shared.smb.client("data", f"get tables\\shop\\main\\items\\data.parquet {local}"))
+    assert local.read_bytes() == (
+        shared.mount.path / "tables" / "shop" / "main" / "items" / "data.parquet").read_bytes()
+    assert local.read_bytes()[:4] == b"PAR1"
+
+
+def test_a_read_only_share_refuses_writes(shared: Shared) -> None:
+    local = shared.work / "no.txt"
+    local.write_text("refused")
+    done = shared.smb.client("frozen", f"put {local} sources\\lake\\in\\no.txt")
+    assert "NT_STATUS_ACCESS_DENIED" in done.stdout + done.stderr
+    assert shared.lake.get("in/no.txt") is None
+
+
+def test_a_table_folder_refuses_writes_over_smb(shared: Shared) -> None:
+    local = shared.work / "no.txt"
+    local.write_text("refused")
+    done = shared.smb.client("data", f"put {local} tables\\shop\\main\\items\\no.txt")
+    assert "NT_STATUS_" in done.stdout + done.stderr
+    assert not (shared.mount.path / "tables" / "shop" / "main" / "items" / "no.txt").exists()
+
+
+# -- the command's refusals (no smbd needed) ------------------------------------------
+
+def test_share_smb_refuses_a_folder_that_is_not_a_markfs_mount(
+        data_dir: Path, tmp_path: Path) -> None:
+    done = run_markfs(data_dir, "share", "smb", str(tmp_path), check=False)
+    assert done.returncode == 1 and "is not a markfs mount point" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_share_smb_refuses_a_mount_without_allow_other(mount: Mount) -> None:
+    done = run_markfs(mount.data_dir, "share", "smb", str(mount.path), check=False)
+    assert done.returncode == 1 and "--allow-other" in done.stderr
+
+
+def test_share_refuses_a_root_outside_the_mount(tmp_path: Path, data_dir: Path,
+                                                backing: Path) -> None:
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mount = Mount(data_dir, point).start("--allow-other")
+    try:
+        for protocol in ("smb", "nfs"):
+            done = run_markfs(data_dir, "share", protocol, str(point), "--root", "../..",
+                              check=False)
+            assert done.returncode == 1 and "outside the mount" in done.stderr
+    finally:
+        mount.stop()
+
+
+def test_share_smb_writes_the_definition_to_a_file(tmp_path: Path, data_dir: Path,
+                                                   backing: Path) -> None:
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mount = Mount(data_dir, point).start("--allow-other")
+    try:
+        out = tmp_path / "share.conf"
+        run_markfs(data_dir, "share", "smb", str(point), "--root", "sources/loc",
+                   "--users", "ann,bob", "--write", str(out))
+    finally:
+        mount.stop()
+    text = out.read_text()
+    assert "[loc]" in text and f"path = {point}/sources/loc" in text
+    assert "valid users = ann bob" in text and "kernel oplocks = no" in text
