@@ -51,7 +51,15 @@ class MountRecord:
             return False
         except PermissionError:
             return True
-        return True
+        return not _zombie(self.pid)  # exited, not yet reaped by its parent: gone
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _record_path(data_dir: DataDir, mountpoint: Path) -> Path:

@@ -456,3 +456,50 @@ class SambaServer:
             ["smbclient", "-p", str(self.port), f"//127.0.0.1/{share}",
              "-U", f"root%{self.password}", "-c", "; ".join(commands)],
             capture_output=True, text=True, timeout=120, check=False)
+
+
+GANESHA = "/usr/bin/ganesha.nfsd"
+
+
+@dataclass
+class GaneshaServer:
+    """nfs-ganesha in the foreground: NFSv3 and v4 over TCP on free loopback ports,
+    no NLM, rquota or UDP, its state under `dir`; the exports are config text."""
+
+    dir: Path
+    nfs_port: int
+    mount_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, root: Path, exports: str) -> GaneshaServer:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "recovery").mkdir(exist_ok=True)
+        nfs_port, mount_port = free_port(), free_port()
+        (root / "ganesha.conf").write_text(
+            "NFS_CORE_PARAM {\n    Protocols = 3, 4;\n"
+            f"    NFS_Port = {nfs_port};\n    MNT_Port = {mount_port};\n"
+            "    Bind_addr = 127.0.0.1;\n    Enable_NLM = false;\n"
+            "    Enable_RQUOTA = false;\n    Enable_UDP = false;\n}\n"
+            "NFSV4 {\n    Graceless = true;\n    RecoveryBackend = fs;\n"
+            f"    RecoveryRoot = {root / 'recovery'};\n}}\n" + exports)
+        return cls(root, nfs_port, mount_port)
+
+    def start(self) -> None:
+        log = open(self.dir / "ganesha.out", "ab")  # noqa: SIM115 - lives as long as it
+        self.proc = subprocess.Popen(
+            [GANESHA, "-F", "-f", str(self.dir / "ganesha.conf"), "-L",
+             str(self.dir / "ganesha.log"), "-p", str(self.dir / "ganesha.pid")],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        wait_for_port(self.nfs_port, timeout=30)
+        wait_for_port(self.mount_port, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None

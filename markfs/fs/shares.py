@@ -141,7 +141,8 @@ def nfs_export(mount: MountedFs, folder: Path, generation: int, read_only: bool)
         "    FSAL { Name = VFS; }",
         "}",
         "",
-        "# a kernel NFS server instead: a line of /etc/exports (fsid= is required for FUSE)",
-        f"{folder}  *({'ro' if read_only else 'rw'},sync,no_subtree_check,fsid={fsid})",
+        "# a kernel NFS server instead: this line in /etc/exports, without the '# '",
+        "# (fsid= is required for a FUSE filesystem):",
+        f"# {folder}  *({'ro' if read_only else 'rw'},sync,no_subtree_check,fsid={fsid})",
         "",
     ])

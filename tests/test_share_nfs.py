@@ -1,0 +1,123 @@
+"""`markfs share nfs` (issue 12, part 2): the EXPORT block it prints, loaded by a real
+nfs-ganesha over a markfs mount, serves list, read, write and rename to NFS clients
+(libnfs's tools and a small NFSv3 client of the tests); handles still resolve after
+the kernel dropped its caches, and after markfs and ganesha were both restarted the
+same paths have the same inode numbers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import Mount, in_process, run_markfs
+from nfs_client import Nfs3
+from servers import GaneshaServer
+
+
+@dataclass
+class Exported:
+    mount: Mount
+    nfs: GaneshaServer
+    backing: Path
+    data_dir: Path
+    export: str  # the exported folder (the mount point)
+
+    def url(self, path: str, version: int = 4) -> str:
+        if version == 4:
+            return f"nfs://127.0.0.1/markfs/{path}?version=4&nfsport={self.nfs.nfs_port}"
+        return (f"nfs://127.0.0.1{self.export}/{path}?version=3&nfsport={self.nfs.nfs_port}"
+                f"&mountport={self.nfs.mount_port}")
+
+    def client(self) -> Nfs3:
+        return Nfs3(self.nfs.nfs_port, self.nfs.mount_port, self.export)
+
+
+def libnfs(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(list(args), capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> Iterator[Exported]:
+    data_dir = tmp_path / "data"
+    in_process(lambda tree: None, data_dir)
+    backing = tmp_path / "backing"
+    (backing / "a" / "b").mkdir(parents=True)
+    (backing / "a" / "b" / "deep.txt").write_text("deep down")
+    (backing / "hello.txt").write_text("hello over nfs")
+    run_markfs(data_dir, "source", "add", "loc", f"file://{backing}")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mount = Mount(data_dir, point).start("--allow-other")
+    nfs = None
+    try:
+        export = run_markfs(data_dir, "share", "nfs", str(point)).stdout
+        nfs = GaneshaServer.create(tmp_path / "ganesha", export)
+        nfs.start()
+        yield Exported(mount, nfs, backing, data_dir, str(point))
+    finally:
+        if nfs is not None:
+            nfs.stop()
+        mount.stop()
+    mount.assert_fsck_clean()
+
+
+def test_a_listing_over_nfs_shows_the_mount(exported: Exported) -> None:
+    done = libnfs("nfs-ls", exported.url("sources/loc"))
+    assert done.returncode == 0, done.stderr
+    assert b"hello.txt" in done.stdout and b"a" in done.stdout
+
+
+def test_a_file_read_over_nfs_has_its_bytes(exported: Exported) -> None:
+    done = libnfs("nfs-cat", exported.url("sources/loc/hello.txt"))
+    assert done.returncode == 0 and done.stdout == b"hello over nfs", done.stderr
+
+
+def test_a_file_written_over_nfs_lands_in_the_source(exported: Exported, tmp_path: Path) -> None:
+    local = tmp_path / "up.bin"
+    local.write_bytes(os.urandom(200_000))
+    done = libnfs("nfs-cp", str(local), exported.url("sources/loc/up.bin", version=3))
+    assert done.returncode == 0, done.stderr
+    assert (exported.backing / "up.bin").read_bytes() == local.read_bytes()
+
+
+def test_a_rename_over_nfs_renames_in_the_source(exported: Exported) -> None:
+    exported.client().rename("sources/loc", "hello.txt", "renamed.txt")
+    assert (exported.backing / "renamed.txt").read_text() == "hello over nfs"
+    assert not (exported.backing / "hello.txt").exists()
+
+
+def test_handles_still_resolve_after_the_kernel_dropped_its_caches(exported: Exported) -> None:
+    client = exported.client()
+    handle = client.lookup("sources/loc/a/b/deep.txt")
+    before = client.getattr(handle)
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    assert client.getattr(handle) == before  # decoded through lookup('.') and ('..')
+    assert client.getattr(client.lookup("sources/loc/a/b/deep.txt")) == before
+
+
+def test_paths_keep_their_inodes_after_markfs_and_ganesha_restart(exported: Exported) -> None:
+    paths = ["sources", "sources/loc", "sources/loc/a/b", "sources/loc/a/b/deep.txt",
+             "sources/loc/hello.txt"]
+    client = exported.client()
+    handles = {p: client.lookup(p) for p in paths}
+    before = {p: client.getattr(h).fileid for p, h in handles.items()}
+    exported.nfs.stop()
+    exported.mount.stop()
+    exported.mount.start("--allow-other")
+    exported.nfs.start()
+    again = exported.client()
+    assert {p: again.getattr(again.lookup(p)).fileid for p in paths} == before
+    assert {p: again.getattr(h).fileid for p, h in handles.items()} == before  # old handles
+
+
+def test_share_nfs_refuses_a_mount_of_another_data_directory(
+        exported: Exported, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    in_process(lambda tree: None, other)
+    done = run_markfs(other, "share", "nfs", exported.export, check=False)
+    assert done.returncode == 1 and "is not mounted from" in done.stderr
