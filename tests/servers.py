@@ -435,7 +435,8 @@ class SambaServer:
         self.proc = subprocess.Popen(
             [SMBD, "--foreground", "--no-process-group", "--debug-stdout",
              "-s", str(self.dir / "smb.conf")], stdout=log, stderr=log,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, start_new_session=True)  # at exit smbd signals its
+        # whole process group: that must not be the test's
         wait_for_port(self.port, timeout=30)
 
     def stop(self) -> None:
@@ -502,4 +503,29 @@ class GaneshaServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            self.proc = None
+
+
+RPCBIND = "/usr/sbin/rpcbind"
+
+
+class Rpcbind:
+    """The portmapper NFSv3 servers register with (port 111, the only port it can have):
+    started in the foreground unless one already answers there, stopped by its PID."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            wait_for_port(111, timeout=0.3)
+            return  # the machine's own: used, never stopped
+        self.proc = subprocess.Popen([RPCBIND, "-f", "-w"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        wait_for_port(111)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
             self.proc = None

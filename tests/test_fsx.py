@@ -18,7 +18,7 @@ from pathlib import Path
 from conftest import Mount
 
 SEED = 20261122
-OPERATIONS = 6000
+OPERATIONS = 4000
 NAMES = ["a", "b", "c", "d", "e"]
 MAX_SIZE = 300_000
 

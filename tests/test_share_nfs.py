@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Mount, in_process, run_markfs
 from nfs_client import Nfs3
-from servers import GaneshaServer
+from servers import GaneshaServer, Rpcbind
 
 
 @dataclass
@@ -40,14 +40,28 @@ def libnfs(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(list(args), capture_output=True, timeout=60, check=False)
 
 
-@pytest.fixture
-def exported(tmp_path: Path) -> Iterator[Exported]:
+@pytest.fixture(scope="module")
+def portmapper() -> Iterator[None]:
+    """NFSv3 servers register with rpcbind (nfs-ganesha exits without it)."""
+    rpcbind = Rpcbind()
+    rpcbind.start()
+    try:
+        yield
+    finally:
+        rpcbind.stop()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, portmapper: None) -> Iterator[Exported]:
+    """One mount and one ganesha for the module (each test uses files of its own)."""
+    tmp_path = tmp_path_factory.mktemp("nfs")
     data_dir = tmp_path / "data"
     in_process(lambda tree: None, data_dir)
     backing = tmp_path / "backing"
     (backing / "a" / "b").mkdir(parents=True)
     (backing / "a" / "b" / "deep.txt").write_text("deep down")
     (backing / "hello.txt").write_text("hello over nfs")
+    (backing / "old-name.txt").write_text("renamed over nfs")
     run_markfs(data_dir, "source", "add", "loc", f"file://{backing}")
     point = tmp_path / "mnt"
     point.mkdir()
@@ -85,9 +99,9 @@ def test_a_file_written_over_nfs_lands_in_the_source(exported: Exported, tmp_pat
 
 
 def test_a_rename_over_nfs_renames_in_the_source(exported: Exported) -> None:
-    exported.client().rename("sources/loc", "hello.txt", "renamed.txt")
-    assert (exported.backing / "renamed.txt").read_text() == "hello over nfs"
-    assert not (exported.backing / "hello.txt").exists()
+    exported.client().rename("sources/loc", "old-name.txt", "new-name.txt")
+    assert (exported.backing / "new-name.txt").read_text() == "renamed over nfs"
+    assert not (exported.backing / "old-name.txt").exists()
 
 
 def test_handles_still_resolve_after_the_kernel_dropped_its_caches(exported: Exported) -> None:

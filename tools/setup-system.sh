@@ -15,6 +15,9 @@ declare -A need=(
   [mariadb-server]=/usr/sbin/mariadbd  # MySQL-source tests run a real MariaDB
   [samba]=/usr/sbin/smbd                # SMB share tests run a real smbd
   [smbclient]=/usr/bin/smbclient
+  [nfs-ganesha]=/usr/bin/ganesha.nfsd   # NFS share tests run a real nfs-ganesha
+  [nfs-ganesha-vfs]=/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so
+  [libnfs-utils]=/usr/bin/nfs-ls        # ... and libnfs's clients
 )
 
 missing=()
@@ -32,4 +35,12 @@ fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Servers are started by the tests on free ports, never as system services: keep the
+# packages' scripts from starting smbd, ganesha or rpcbind (policy-rc.d: 101 = deny).
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+fi
+trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
