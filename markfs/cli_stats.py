@@ -20,6 +20,10 @@ CLEAR = "\x1b[H\x1b[2J"
 
 
 def read_samples(mountpoint: Path) -> Samples:
+    if not (mountpoint / ".markfs").is_dir():
+        raise UserError(f"{mountpoint} shows a subtree (--root): the counters live in the "
+                        "whole tree's /.markfs; run this on a mount of the whole tree, or "
+                        "scrape [metrics] listen")
     try:
         text = (mountpoint / ".markfs" / "metrics").read_text()
     except OSError as exc:
@@ -61,7 +65,8 @@ def render(now: Samples, before: Samples | None, seconds: float) -> list[str]:
     counts, spent = change("markfs_fuse_request_seconds_count", "op"), \
         change("markfs_fuse_request_seconds_sum", "op")
     lines = [f"{'request':<14}{'count' + per:>12}{'avg ms':>10}"]
-    for op, count in sorted(counts.items(), key=lambda kv: -kv[1])[:8]:
+    busiest = sorted(((op, n) for op, n in counts.items() if n > 0), key=lambda kv: -kv[1])
+    for op, count in busiest[:8]:
         avg = spent.get(op, 0.0) / count * 1000 if count else 0.0
         lines.append(f"{op:<14}{count:>12.0f}{avg:>10.2f}")
     read, written = change("markfs_read_bytes_total", "source"), \

@@ -135,3 +135,16 @@ def test_stats_refuses_a_folder_that_is_not_a_markfs_mount(
         data_dir: Path, tmp_path: Path) -> None:
     done = run_markfs(data_dir, "stats", "--once", str(tmp_path), check=False)
     assert done.returncode == 1 and "is not a markfs mount point" in done.stderr
+
+
+def test_stats_of_a_subtree_mount_says_where_the_counters_are(
+        data_dir: Path, backing: Path, tmp_path: Path) -> None:
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mount = Mount(data_dir, point, root="sources").start()
+    try:
+        done = run_markfs(data_dir, "stats", "--once", str(point), check=False)
+    finally:
+        mount.stop()
+    assert done.returncode == 1 and "subtree (--root)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

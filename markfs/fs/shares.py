@@ -78,7 +78,7 @@ def smb_share(mount: MountedFs, folder: Path, name: str, read_only: bool,
         f"# markfs mount {mount.mountpoint}: needs allow_other (it has it)",
         f"[{name}]",
         f"   path = {folder}",
-        f"   comment = markfs {folder.relative_to(mount.mountpoint).as_posix()}",
+        f"   comment = markfs {folder}",
         f"   read only = {'yes' if read_only else 'no'}",
         "   browseable = yes",
     ]
