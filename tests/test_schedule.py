@@ -44,3 +44,31 @@ def test_an_invalid_schedule_is_refused_at_mount(tmp_path: Path, data_dir: Path)
     done = run_markfs(data_dir, "mount", str(point), check=False)
     assert done.returncode == 1 and "not a cron expression" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_scheduled_backups_go_to_the_backups_folder_and_keep_the_newest(
+        tmp_path: Path, data_dir: Path, backing: Path) -> None:
+    (data_dir / "markfs.toml").write_text(
+        '[scan]\nschedule = ""\n[backup]\nschedule = "* * * * * */2"\nkeep = 2\n')
+    point = tmp_path / "mnt"
+    point.mkdir()
+    seen: set[str] = set()
+    for _mount in Mount(data_dir, point).start().checked():
+        deadline = time.monotonic() + 40
+        while len(seen) < 3:  # three taken: the first must have been removed
+            assert time.monotonic() < deadline, f"scheduled backups seen: {sorted(seen)}"
+            folder = data_dir / "backups"
+            now = {p.name for p in folder.glob("markfs-backup-*.tar")} if folder.is_dir() else set()
+            assert len(now) <= 2
+            seen |= now
+            time.sleep(0.2)
+    kept = sorted(p.name for p in (data_dir / "backups").glob("markfs-backup-*.tar"))
+    assert len(kept) == 2 and min(seen) not in kept  # the oldest went
+
+
+def test_an_invalid_backup_schedule_is_refused_at_mount(tmp_path: Path, data_dir: Path) -> None:
+    (data_dir / "markfs.toml").write_text('[backup]\nschedule = "hourly"\n')
+    point = tmp_path / "mnt"
+    point.mkdir()
+    done = run_markfs(data_dir, "mount", str(point), check=False)
+    assert done.returncode == 1 and "backup.schedule is not a cron expression" in done.stderr
