@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,16 @@ def test_name_of_256_bytes_is_too_long(src: Path) -> None:
     assert exc.value.errno == errno.ENAMETOOLONG
     (src / ("n" * 255)).write_text("x")  # the limit itself is fine
     assert (src / ("n" * 255)).read_text() == "x"
+
+
+@pytest.mark.parametrize("call", [os.stat, os.lstat, os.listdir, os.unlink, os.rmdir,
+                                  lambda p: os.rename(p, p.parent / "short")])
+def test_every_operation_on_a_name_of_256_bytes_is_enametoolong_as_on_disk(
+        src: Path, backing: Path, call: Callable[[Path], object]) -> None:
+    for folder in (src, backing):  # the mount and the disk underneath answer alike
+        with pytest.raises(OSError) as exc:
+            call(folder / ("n" * 256))
+        assert exc.value.errno == errno.ENAMETOOLONG, folder
 
 
 def test_dotdot_in_a_path_cannot_leave_the_source(src: Path, mount: object) -> None:

@@ -37,7 +37,7 @@ from markfs.namespace.coordination import (
 from markfs.namespace.fixed import ControlFiles, LayoutFolders
 from markfs.namespace.gathered import CategoryFolders, TagFolders
 from markfs.namespace.handles import HandleTable
-from markfs.namespace.listing import valid_name
+from markfs.namespace.listing import NAME_MAX, valid_name
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
 from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.sourcefiles import SourceFiles
@@ -201,6 +201,8 @@ class Namespace:
             return self.node(parent.parent)
         if not parent.is_dir:
             raise FsError(errno.ENOTDIR)
+        if len(name) > NAME_MAX:  # as a disk says it, for every call that names it
+            raise FsError(errno.ENAMETOOLONG)
         child = await self._provider(parent).lookup(parent, name)
         if child is None:
             raise FsError(errno.ENOENT)
@@ -385,7 +387,7 @@ class Namespace:
 
 
 def check_name(name: bytes) -> None:
-    if len(name) > 255:
+    if len(name) > NAME_MAX:
         raise FsError(errno.ENAMETOOLONG)
     if not valid_name(name):
         raise FsError(errno.EINVAL)
