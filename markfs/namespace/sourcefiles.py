@@ -74,8 +74,10 @@ class SourceFiles(Provider):
                      caller: Caller) -> FileHandle:
         backend = self._writable(parent)
         async with self.s.locks.hold(parent.id):
-            return await self._store(backend).create(parent, name, backend, mode, flags,
-                                                     caller)
+            handle = await self._store(backend).create(parent, name, backend, mode, flags,
+                                                       caller)
+            self.listings.restat_folder(parent)
+            return handle
 
     async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
         backend = self._writable(parent)
@@ -86,6 +88,7 @@ class SourceFiles(Provider):
             await self.s.io(backend.mkdir, path, mode)
             await give_to(self.s, backend, parent, path, caller)
             node = await self.listings.record(parent, name, backend)
+            self.listings.restat_folder(parent)
         self.listings.mark_listed(node.id)
         return node
 
@@ -95,7 +98,9 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             await self.s.io(backend.symlink, target, path)
             await give_to(self.s, backend, parent, path, caller)
-            return await self.listings.record(parent, name, backend)
+            node = await self.listings.record(parent, name, backend)
+            self.listings.restat_folder(parent)
+            return node
 
     async def link(self, node: Node, parent: Node, name: bytes) -> Node:
         backend = self._writable(parent)
@@ -111,6 +116,7 @@ class SourceFiles(Provider):
             with self.s.tree.transaction() as txn:
                 nodes.add_hardlink(txn, node.id, parent.id, name, path)
                 nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
+            self.listings.restat_folder(parent)
         return node
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
@@ -124,6 +130,7 @@ class SourceFiles(Provider):
                 raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
             await self._store(backend).remove(node, backend, child_path(parent, name))
             refresh_one(self.s.tree, parent, None, name)
+            self.listings.restat_folder(parent)
         survivor = self.s.tree.node(node.id)
         if survivor is not None:  # other hard links remain
             await self.listings.restat(survivor)
@@ -150,6 +157,8 @@ class SourceFiles(Provider):
             await self._store(backend).rename(
                 node, target, backend, (move.old_path, move.new_path), flags,
                 then=lambda: self._record_rename(node, target, move, flags))
+            for folder in {old_parent.id: old_parent, new_parent.id: new_parent}.values():
+                self.listings.restat_folder(folder)
         survivor = self.s.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self.listings.restat(survivor)

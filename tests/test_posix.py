@@ -1,0 +1,70 @@
+"""POSIX behaviour of a local source, each compared with the same operation on the disk
+underneath (issue 13, part 1): a folder's times right after a change in it, folders'
+link counts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def make_file(folder: Path) -> None:
+    (folder / "new.txt").write_text("x")
+
+
+def make_dir(folder: Path) -> None:
+    os.mkdir(folder / "sub")
+
+
+def make_symlink(folder: Path) -> None:
+    os.symlink("target", folder / "link")
+
+
+def make_hard_link(folder: Path) -> None:
+    os.link(folder / "old.txt", folder / "twin.txt")
+
+
+def remove_file(folder: Path) -> None:
+    os.unlink(folder / "old.txt")
+
+
+def remove_dir(folder: Path) -> None:
+    os.rmdir(folder / "empty")
+
+
+def rename_inside(folder: Path) -> None:
+    os.rename(folder / "old.txt", folder / "renamed.txt")
+
+
+CHANGES = [make_file, make_dir, make_symlink, make_hard_link, remove_file, remove_dir,
+           rename_inside]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[c.__name__ for c in CHANGES])
+def test_a_folders_times_are_current_right_after_a_change_in_it(
+        src: Path, backing: Path, change: Callable[[Path], None]) -> None:
+    folder = src / "d"
+    os.mkdir(folder)
+    (folder / "old.txt").write_text("old")
+    os.mkdir(folder / "empty")
+    before = os.stat(folder)  # the kernel holds these attributes now
+    os.utime(backing / "d", ns=(1_000_000_000, 1_000_000_000))  # so any change shows
+    os.stat(folder)
+    change(folder)
+    seen, disk = os.stat(folder), os.stat(backing / "d")
+    assert (seen.st_mtime_ns, seen.st_ctime_ns) == (disk.st_mtime_ns, disk.st_ctime_ns)
+    assert seen.st_mtime_ns > before.st_mtime_ns
+
+
+def test_a_folders_link_count_is_two_plus_its_subfolders(src: Path, backing: Path) -> None:
+    os.makedirs(src / "d" / "a")
+    os.mkdir(src / "d" / "b")
+    (src / "d" / "f").write_text("not a folder")
+    assert os.stat(src / "d").st_nlink == os.stat(backing / "d").st_nlink == 4
+    os.rmdir(src / "d" / "a")
+    assert os.stat(src / "d").st_nlink == os.stat(backing / "d").st_nlink == 3
+    os.rename(src / "d" / "b", src / "b")
+    assert os.stat(src / "d").st_nlink == os.stat(backing / "d").st_nlink == 2
