@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -148,10 +149,31 @@ def test_mknod_makes_a_regular_file(src: Path) -> None:
     assert os.stat(src / "node").st_size == 0
 
 
-def test_mknod_of_a_fifo_is_refused(src: Path) -> None:
+def test_mkfifo_makes_a_fifo_in_the_source_that_carries_bytes(src: Path, backing: Path) -> None:
+    os.mkfifo(src / "fifo", 0o640)
+    seen, disk = os.stat(src / "fifo"), os.stat(backing / "fifo")
+    assert stat.S_ISFIFO(seen.st_mode) and seen.st_mode == disk.st_mode == stat.S_IFIFO | 0o640
+    reader = os.open(src / "fifo", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with open(src / "fifo", "wb") as writer:
+            writer.write(b"through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+
+
+def test_a_socket_bound_in_the_mount_is_a_socket_in_the_source(
+        src: Path, backing: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(src / "sock"))
+        assert stat.S_ISSOCK(os.stat(src / "sock").st_mode)
+        assert stat.S_ISSOCK(os.stat(backing / "sock").st_mode)
+
+
+def test_a_device_node_is_refused(src: Path, backing: Path) -> None:
     with pytest.raises(OSError) as exc:
-        os.mknod(src / "fifo", stat.S_IFIFO | 0o644)
-    assert exc.value.errno == errno.EPERM
+        os.mknod(src / "dev", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    assert exc.value.errno == errno.EPERM and not (backing / "dev").exists()
 
 
 def test_exclusive_create_of_an_existing_name_fails(src: Path) -> None:

@@ -209,6 +209,9 @@ class DirectFiles(Protocol):
 
     def create(self, path: bytes, mode: int, flags: int, exclusive: bool) -> OpenFile: ...
 
+    def mknod(self, path: bytes, mode: int) -> None:
+        """A FIFO or a socket (mode has its type bits), with exactly mode's permissions."""
+
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2

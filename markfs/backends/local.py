@@ -133,6 +133,11 @@ class LocalBackend:
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
         _renameat2(self._abs(old), self._abs(new), flags)
 
+    def mknod(self, path: bytes, mode: int) -> None:
+        full = self._abs(path)
+        os.mknod(full, mode)
+        os.chmod(full, stat.S_IMODE(mode))  # the daemon's umask is not the caller's
+
     def symlink(self, target: bytes, path: bytes) -> None:
         os.symlink(target, self._abs(path))
 

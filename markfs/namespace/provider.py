@@ -84,6 +84,10 @@ class Provider:
     async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
         raise FsError(errno.EROFS)
 
+    async def mknod(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
+        """A FIFO or a socket."""
+        raise FsError(errno.EROFS)
+
     async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:
         raise FsError(errno.EROFS)
 

@@ -92,6 +92,18 @@ class SourceFiles(Provider):
         self.listings.mark_listed(node.id)
         return node
 
+    async def mknod(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
+        backend = self._writable(parent)
+        if not isinstance(backend, DirectFiles):
+            raise FsError(errno.EPERM, "FIFOs and sockets exist on local sources only")
+        path = child_path(parent, name)
+        async with self.s.locks.hold(parent.id):
+            await self.s.io(backend.mknod, path, mode)
+            await give_to(self.s, backend, parent, path, caller)
+            node = await self.listings.record(parent, name, backend)
+            self.listings.restat_folder(parent)
+            return node
+
     async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:
         backend = self._writable(parent)
         path = child_path(parent, name)
