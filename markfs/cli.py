@@ -152,9 +152,11 @@ def source_remove(ctx: click.Context, name: str) -> None:
 @click.option("--root", "root", default="", help="Mount only this subpath, e.g. views/finance.")
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount.")
 @click.option("--read-only", is_flag=True, help="Refuse every write (the kernel's ro).")
+@click.option("--nonempty", is_flag=True,
+              help="Mount over a folder that has files (hidden while mounted).")
 @click.pass_context
 def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
-          allow_other: bool, read_only: bool) -> None:
+          allow_other: bool, read_only: bool, nonempty: bool) -> None:
     """Mount the catalog at MOUNTPOINT (in the background unless --foreground)."""
     data_dir = data_dir_of(ctx)
     mountpoint = mountpoint.absolute()
@@ -164,6 +166,9 @@ def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
         raise UserError(f"mount point is not a directory: {mountpoint}")
     if runtime.is_mountpoint(mountpoint):
         raise UserError(f"something is mounted on {mountpoint} already")
+    if not nonempty and any(os.scandir(mountpoint)):
+        raise UserError(f"{mountpoint} is not empty: its files would be hidden while "
+                        "mounted (--nonempty mounts over them)")
     if foreground:
         from markfs.config import load_mount_config
         from markfs.fs.mount import daemon_logging, serve
@@ -184,7 +189,7 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
     # From "/" and with -P (3.11+): nothing in the caller's directory can shadow the package.
     safe_path = ["-P"] if sys.version_info >= (3, 11) else []
     args = [sys.executable, *safe_path, "-m", "markfs", "--data-dir", str(data_dir.root),
-            "mount", str(mountpoint), "--foreground"]
+            "mount", str(mountpoint), "--foreground", "--nonempty"]  # (checked by the caller)
     if root:
         args += ["--root", root]
     if allow_other:

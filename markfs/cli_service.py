@@ -25,12 +25,13 @@ def mount_arguments(data_dir: str, mountpoint: str, options: str) -> list[str]:
             continue
         if name == "root" and value:
             args += ["--root", value]
-        elif name in ("allow_other", "ro", "foreground") and not value:
+        elif name in ("allow_other", "ro", "foreground", "nonempty") and not value:
             args.append({"allow_other": "--allow-other", "ro": "--read-only",
-                         "foreground": "--foreground"}[name])
+                         "foreground": "--foreground", "nonempty": "--nonempty"}[name])
         else:
             raise UserError(f"unknown mount option for markfs: {option} (known: root=PATH, "
-                            "allow_other, ro, foreground, and mount(8)'s generic ones)")
+                            "allow_other, ro, nonempty, foreground, and mount(8)'s "
+                            "generic ones)")
     return args
 
 

@@ -171,3 +171,19 @@ def test_version_is_printed() -> None:
 
     done = subprocess.run([MARKFS, "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"markfs, version {__version__}"
+
+
+def test_a_mount_point_with_files_is_refused_unless_nonempty(
+        data_dir: Path, backing: Path, tmp_path: Path) -> None:
+    point = tmp_path / "mnt"
+    point.mkdir()
+    (point / "mine.txt").write_text("would be hidden")
+    done = run_markfs(data_dir, "mount", str(point), check=False)
+    assert done.returncode == 1 and "is not empty" in done.stderr and not is_mounted(point)
+    try:
+        assert mount_as_mount_does(data_dir, point, "nonempty").returncode == 0
+        assert is_mounted(point) and "sources" in os.listdir(point)
+    finally:
+        run_markfs(data_dir, "umount", str(point), check=False)
+        force_unmount(point)
+    assert (point / "mine.txt").read_text() == "would be hidden"
