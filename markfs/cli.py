@@ -72,13 +72,17 @@ def source() -> None:
 @click.argument("name")
 @click.argument("url")
 @click.option("--read-only", is_flag=True, help="Refuse writes through the mount (EROFS).")
+@click.option("--no-check", is_flag=True,
+              help="Add an S3 or SFTP source without reaching it first (offline).")
 @click.pass_context
-def source_add(ctx: click.Context, name: str, url: str, read_only: bool) -> None:
-    """Add a source NAME at URL (file:///abs/dir; s3, sftp and SQL URLs come later)."""
+def source_add(ctx: click.Context, name: str, url: str, read_only: bool,
+               no_check: bool) -> None:
+    """Add a source NAME at URL: file:///abs/dir, s3://bucket/prefix?endpoint=...,
+    sftp://user@host:port/path?key_file=..., sqlite://, postgresql://, mysql://."""
     from markfs.namespace.sources import add_source
 
     with open_tree(ctx) as tree:
-        add_source(tree, name, url, read_only)
+        add_source(tree, name, url, read_only, check=not no_check)
     click.echo(f"added source {name} ({url}){' read-only' if read_only else ''}")
 
 

@@ -152,10 +152,22 @@ def test_unknown_host_key_is_refused(sshd: SshServer, tmp_path: Path, data_dir: 
     other.write_text("")
     url = (f"sftp://root@127.0.0.1:{sshd.port}{tmp_path}?key_file={sshd.client_key}"
            f"&known_hosts={other}")
-    run_markfs(data_dir, "source", "add", "untrusted", url)
+    done = run_markfs(data_dir, "source", "add", "untrusted", url, check=False)
+    assert done.returncode == 1 and "unknown host key" in done.stderr
+    assert "source 'untrusted' cannot be used" in done.stderr and "--no-check" in done.stderr
+    run_markfs(data_dir, "source", "add", "untrusted", url, "--no-check")  # offline
     done = run_markfs(data_dir, "source", "test", "untrusted", check=False)
     assert done.returncode == 1 and "unknown host key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_s3_source_whose_bucket_is_missing_is_refused_at_add(
+        s3: S3Server, data_dir: Path) -> None:
+    url = s3.url(f"no-such-bucket-{os.getpid()}")
+    done = run_markfs(data_dir, "source", "add", "lost", url, check=False)
+    assert done.returncode == 1 and "source 'lost' cannot be used" in done.stderr
+    assert "not found" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "lost" not in run_markfs(data_dir, "source", "list").stdout
 
 
 def test_interrupted_folder_rename_on_s3_is_finished_at_start(

@@ -52,8 +52,11 @@ def _error(exc: Exception, what: str) -> OSError:
         if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return OSError(errno.EACCES, f"{what}: access denied ({code})")
         return OSError(errno.EIO, f"{what}: {code}")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return OSError(errno.EACCES, f"{what}: no S3 credentials (set AWS_ACCESS_KEY_ID and "
+                                     "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
     if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return OSError(errno.EIO, f"{what}: {type(exc).__name__}")
+        return OSError(errno.EIO, f"{what}: {str(exc).splitlines()[0] or type(exc).__name__}")
     return OSError(errno.EIO, f"{what}: {exc}")
 
 

@@ -209,18 +209,32 @@ def _parse_sftp(url: str) -> SftpLocation:
 
 
 def backend_for(row: SourceRow, timeout: float = 30.0) -> Backend:
-    location = parse_source_url(row.url).location
+    return _backend_at(parse_source_url(row.url).location, row.name, timeout, row.created_ns)
+
+
+def _backend_at(location: object, name: str, timeout: float, created_ns: int) -> Backend:
     if isinstance(location, S3Location):
         from markfs.backends.s3 import S3Backend  # boto3 is slow to import: only when used
 
-        return S3Backend(location, read_timeout=timeout, created_ns=row.created_ns)
+        return S3Backend(location, read_timeout=timeout, created_ns=created_ns)
     if isinstance(location, SftpLocation):
         from markfs.backends.sftp import SftpBackend
 
         return SftpBackend(location, timeout=timeout)
     if isinstance(location, (SqliteLocation, PostgresLocation, MysqlLocation)):
-        raise UserError(f"source {row.name!r} holds tables, not files")
+        raise UserError(f"source {name!r} holds tables, not files")
+    assert isinstance(location, Path)
     return LocalBackend(location)
+
+
+def _check_usable(name: str, location: S3Location | SftpLocation) -> None:
+    """What `source test` does, before a remote source is recorded."""
+    backend = _backend_at(location, name, CHECK_TIMEOUT_S, time.time_ns())
+    try:  # (an SFTP session it opened ends with this process: its ssh reads our pipe)
+        backend.check()
+    except OSError as exc:
+        raise UserError(f"source {name!r} cannot be used: {exc.strerror or exc} (fix the URL "
+                        "or the server; --no-check adds it anyway)") from None
 
 
 def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
@@ -236,6 +250,7 @@ def open_sql(row: SourceRow) -> SqlSource:
     return open_sql_source(parse_source_url(row.url).location)
 
 
+CHECK_TIMEOUT_S = 15.0  # `source add` waits this long for a remote source's first answer
 SLOW_TO_CONNECT = {"sftp"}  # schemes whose backends connect ahead at mount start
 
 
@@ -243,12 +258,16 @@ def is_sql(row: SourceRow) -> bool:
     return row.scheme in SQL_SCHEMES
 
 
-def add_source(tree: Tree, name: str, url: str, read_only: bool) -> Node | None:
-    """Register a source and give it its folder under /sources."""
+def add_source(tree: Tree, name: str, url: str, read_only: bool,
+               check: bool = False) -> Node | None:
+    """Register a source and give it its folder under /sources; `check`: an S3 or SFTP
+    source must answer first (as `source test`), else a one-line error."""
     validate_source_name(name)
     parsed = parse_source_url(url)
     if source_rows.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
+    if check and isinstance(parsed.location, (S3Location, SftpLocation)):
+        _check_usable(name, parsed.location)
     if isinstance(parsed.location, (SqliteLocation, PostgresLocation, MysqlLocation)):
         _add_sql_source(tree, name, url, parsed, read_only)
         return None
