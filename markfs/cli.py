@@ -574,8 +574,9 @@ def status(ctx: click.Context) -> None:
     for rec in mounts:
         click.echo(f"  {rec.mountpoint} (root {rec.root}, pid {rec.pid})")
     click.echo(f"sources: {len(sources)}")
+    troubles = _source_troubles(data_dir, mounts)
     for row in sources:
-        click.echo(f"  {row.name}\t{redact(row.url)}")
+        click.echo(f"  {row.name}\t{redact(row.url)}{troubles.get(row.name, '')}")
     click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
     click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
     click.echo(f"pending uploads: {uploads} ({upload_bytes} bytes)")
@@ -589,6 +590,20 @@ def status(ctx: click.Context) -> None:
                    f"(daemon {piece_upload.owner}; aborted unless that daemon finishes it)")
     click.echo(f"content cache: {_size_of_tree(data_dir.cache)}")
     _status_of_tables(managed, stale, jobs)
+
+
+def _source_troubles(data_dir: DataDir, mounts: list[runtime.MountRecord]) -> dict[str, str]:
+    """What running mounts last saw of sources that do not answer as they should."""
+    from markfs.namespace.health import health_file, read_health
+
+    found: dict[str, str] = {}
+    for rec in mounts:
+        for name, state in read_health(health_file(data_dir.run, rec.pid)).items():
+            if state.state != "ok":
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.since))
+                found[name] = (f"\t{state.state.upper()} since {since} (mount {rec.mountpoint}):"
+                               f" {state.last_error}")
+    return found
 
 
 def _status_of_tables(managed: int, stale: list[Any], jobs: list[Any]) -> None:

@@ -3,6 +3,7 @@ keys that cannot be file names, host keys nobody trusted."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -202,3 +203,36 @@ def test_interrupted_folder_rename_on_s3_is_finished_at_start(
         assert sorted(os.listdir(point / "sources" / "r" / "new")) == ["a", "b", "sub"]
     finally:
         m.stop()
+
+
+def test_a_source_that_stops_answering_is_shown_unreachable_then_ok_again(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    server.source.put("f.txt", b"x")
+    m = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
+    folder = m.path / "sources" / "r"
+    status = m.path / ".markfs" / "status.json"
+
+    def state() -> dict[str, object]:
+        return next(s for s in json.loads(status.read_text())["sources"] if s["name"] == "r")
+    try:
+        os.listdir(folder)
+        assert state()["state"] == "ok"
+        server.stop()
+        for _ in range(3):  # listings past dir_ttl, each failing
+            time.sleep(0.6)
+            with contextlib.suppress(OSError):
+                os.listdir(folder)
+        assert state()["state"] == "unreachable" and state()["last_error"]
+        out = run_markfs(data_dir, "status").stdout
+        assert "UNREACHABLE since" in out and str(m.path) in out
+        server.start()
+        deadline = time.monotonic() + 20
+        while state()["state"] != "ok":
+            assert time.monotonic() < deadline, state()
+            time.sleep(0.6)
+            with contextlib.suppress(OSError):
+                os.listdir(folder)
+        assert "UNREACHABLE" not in run_markfs(data_dir, "status").stdout
+    finally:
+        m.stop()
+    assert m.log.read_text().count("source r is unreachable") == 1  # once per change

@@ -30,6 +30,7 @@ from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.fs.notify import ServiceNotifier
 from markfs.metrics import METRICS
 from markfs.namespace.control import MountInfo
+from markfs.namespace.health import health_file
 from markfs.namespace.ops import Namespace
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
@@ -113,7 +114,9 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
         if not root_node.is_dir:
             raise UserError(f"--root must name a folder: {root}")
         info = MountInfo(str(mountpoint), "/" + root.strip("/"), time.time())
-        namespace = Namespace(tree, SourceSet(tree, config.io_timeout), config, info, data_dir)
+        sources = SourceSet(tree, config.io_timeout)
+        sources.health.path = health_file(data_dir.run)  # for `markfs status`
+        namespace = Namespace(tree, sources, config, info, data_dir)
         if metrics_listen:
             METRICS.serve(metrics_listen)  # before mounting: an address in use fails the mount
         ops = MarkFs(namespace, root_node.id, config)
@@ -132,6 +135,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
             notifier.stop()
             pyfuse3.close(unmount=True)
             unregister(data_dir, mountpoint)
+            sources.health.remove()
             namespace.close()
             log.info("unmounted %s", mountpoint)
     finally:

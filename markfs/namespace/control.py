@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from markfs import __version__
+from markfs.namespace.health import SourceState
 from markfs.namespace.sources import list_sources
 from markfs.namespace.tree import Tree
 
@@ -20,7 +21,7 @@ class MountInfo:
 
 
 def render_status(tree: Tree, info: MountInfo, open_files: int,
-                  uploads: tuple[int, int]) -> bytes:
+                  uploads: tuple[int, int], health: dict[str, SourceState]) -> bytes:
     doc = {
         "version": __version__,
         "pid": os.getpid(),
@@ -29,7 +30,8 @@ def render_status(tree: Tree, info: MountInfo, open_files: int,
         "started": info.started,
         "uptime_s": round(time.time() - info.started, 3),
         "sources": [
-            {"name": s.name, "scheme": s.scheme, "read_only": s.read_only}
+            {"name": s.name, "scheme": s.scheme, "read_only": s.read_only,
+             **_health_of(health.get(s.name))}
             for s in list_sources(tree)
         ],
         "nodes": tree.count_nodes(),
@@ -38,3 +40,10 @@ def render_status(tree: Tree, info: MountInfo, open_files: int,
         "uploads_pending_bytes": uploads[1],
     }
     return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def _health_of(state: SourceState | None) -> dict[str, object]:
+    """A source's state as the mount last saw it ("ok" before any call failed)."""
+    if state is None:
+        return {"state": "ok", "since": None, "last_error": None}
+    return {"state": state.state, "since": state.since, "last_error": state.last_error}

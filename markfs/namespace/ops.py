@@ -86,6 +86,7 @@ class Namespace:
             ChangeMarks(lambda n: bool(self.handles.writers(n)) or self.remote.has_staged(n)),
             KernelNotifications(lambda n: bool(self.handles.writers(n))))
         self.remote.on_changed = self._changed_on_source
+        self.remote.on_answer = sources.answered
         self.source_files = SourceFiles(self.s, sources, self.remote)
         self.providers: dict[Kind, Provider] = {
             Kind.LAYOUT: LayoutFolders(self.s),
@@ -120,7 +121,8 @@ class Namespace:
         self.s.kernel.forget_inode(node_id)
 
     def _status(self) -> bytes:
-        return render_status(self.tree, self.info, len(self.handles), self.remote.pending())
+        return render_status(self.tree, self.info, len(self.handles), self.remote.pending(),
+                             self.sources.health.snapshot())
 
     def refresh_metrics(self) -> None:
         """Gauges that are answers of the catalog and the caches, brought up to date."""

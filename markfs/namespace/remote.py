@@ -113,6 +113,8 @@ class RemoteFiles:
         # told when a read found a node changed on its source (the namespace marks it and
         # drops what the kernel cached of it)
         self.on_changed: Callable[[int], None] = lambda node_id: None
+        # told what each upload attempt came to (source id, its error or None): health
+        self.on_answer: Callable[[int, BaseException | None], None] = lambda s, e: None
 
     # -- reading -------------------------------------------------------------------
 
@@ -444,6 +446,7 @@ class RemoteFiles:
         log.info("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
                  time.monotonic() - started)
         METRICS.uploads.inc()
+        self.on_answer(row.source_id, None)
         self._finish(row, entry, await digest.result())
         self.retry_now()  # the backend answers again: other retries need not wait
         return True
@@ -494,6 +497,7 @@ class RemoteFiles:
 
     def _failed(self, row: Upload, exc: Exception) -> bool:
         METRICS.upload_retries.inc()
+        self.on_answer(row.source_id, exc)
         with self.tree.transaction() as txn:
             upload_rows.failed(txn, row.id, str(exc))
         log.warning("upload of %r failed (attempt %d): %s", row.remote_path,

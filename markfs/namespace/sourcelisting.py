@@ -113,7 +113,9 @@ class SourceListings:
         METRICS.listings.labels(self.sources.name(current.source_id)).inc()
         try:
             pages = await self._list_pages(backend, path)
+            self.sources.answered(current.source_id)
         except FsError as exc:
+            self.sources.answered(current.source_id, exc)
             if exc.code == errno.ENOENT and self.renames.unchanged_since(mark):
                 self._vanished(current)
             raise

@@ -18,6 +18,7 @@ from markfs.catalog.search import forget_source
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
+from markfs.namespace.health import SourceHealth
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
 from markfs.sources.connect import open_sql_source
@@ -319,6 +320,7 @@ class SourceSet:
     def __init__(self, tree: Tree, timeout: float = 30.0) -> None:
         self.tree = tree
         self.timeout = timeout
+        self.health = SourceHealth()  # a mount gives it a file for `markfs status`
         self._backends: dict[int, Backend] = {}
         self._rows: dict[int, SourceRow] = {}
 
@@ -334,6 +336,15 @@ class SourceSet:
         """The source's name, for metrics labels ("" for nodes of no source)."""
         row = self.row(source_id) if source_id is not None else None
         return row.name if row is not None else ""
+
+    def answered(self, source_id: int | None, error: BaseException | None = None) -> None:
+        """What a call to a source's backend came to, for its health."""
+        name = self.name(source_id)
+        if name:
+            if error is None:
+                self.health.worked(name)
+            else:
+                self.health.failed(name, error)
 
     def backend(self, source_id: int) -> Backend | None:
         if source_id not in self._backends:
