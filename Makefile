@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup system test lint demo demo-stop bench bench-remote bench-render bench-cache clean
+.PHONY: setup system test test-long lint demo demo-stop bench bench-remote bench-render bench-cache clean
 
 setup: system $(STAMP)
 
@@ -27,6 +27,10 @@ lint: setup
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# the long versions of the randomized tests (fsx: 8,000 operations instead of 2,500)
+test-long: setup lint
+	MARKFS_TEST_LONG=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup
 	@$(MARKFS) --data-dir $(DEMO_DATA) demo $(DEMO_MNT)

@@ -281,7 +281,10 @@ class ChunkReader:
 
     async def _store(self, name: bytes, data: bytes) -> None:
         try:
-            await self._io(self.cache.put, name, data)
+            # shielded: an unmount waits for it, or the process could end between the
+            # blob's file and its index entry (a blob the cache no longer knows of)
+            with trio.CancelScope(shield=True):
+                await self._io(self.cache.put, name, data)
         except FsError as exc:  # (a reader fetches it again)
             log.warning("could not cache a chunk: %s", exc)
         finally:
