@@ -74,9 +74,9 @@ class SourceFiles(Provider):
                      caller: Caller) -> FileHandle:
         backend = self._writable(parent)
         async with self.s.locks.hold(parent.id):
-            handle = await self._store(backend).create(parent, name, backend, mode, flags,
-                                                       caller)
-            self.listings.restat_folder(parent)
+            store = self._store(backend)
+            handle = await store.create(parent, name, backend, mode, flags, caller)
+            store.folder_changed(parent, backend)
             return handle
 
     async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
@@ -88,20 +88,16 @@ class SourceFiles(Provider):
             await self.s.io(backend.mkdir, path, mode)
             await give_to(self.s, backend, parent, path, caller)
             node = await self.listings.record(parent, name, backend)
-            self.listings.restat_folder(parent)
+            self._store(backend).folder_changed(parent, backend)
         self.listings.mark_listed(node.id)
         return node
 
     async def mknod(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
         backend = self._writable(parent)
-        if not isinstance(backend, DirectFiles):
-            raise FsError(errno.EPERM, "FIFOs and sockets exist on local sources only")
-        path = child_path(parent, name)
+        store = self._store(backend)
         async with self.s.locks.hold(parent.id):
-            await self.s.io(backend.mknod, path, mode)
-            await give_to(self.s, backend, parent, path, caller)
-            node = await self.listings.record(parent, name, backend)
-            self.listings.restat_folder(parent)
+            node = await store.mknod(parent, name, backend, mode, caller)
+            store.folder_changed(parent, backend)
             return node
 
     async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:
@@ -111,7 +107,7 @@ class SourceFiles(Provider):
             await self.s.io(backend.symlink, target, path)
             await give_to(self.s, backend, parent, path, caller)
             node = await self.listings.record(parent, name, backend)
-            self.listings.restat_folder(parent)
+            self._store(backend).folder_changed(parent, backend)
             return node
 
     async def link(self, node: Node, parent: Node, name: bytes) -> Node:
@@ -128,7 +124,7 @@ class SourceFiles(Provider):
             with self.s.tree.transaction() as txn:
                 nodes.add_hardlink(txn, node.id, parent.id, name, path)
                 nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
-            self.listings.restat_folder(parent)
+            self._store(backend).folder_changed(parent, backend)
         return node
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
@@ -142,7 +138,7 @@ class SourceFiles(Provider):
                 raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
             await self._store(backend).remove(node, backend, child_path(parent, name))
             refresh_one(self.s.tree, parent, None, name)
-            self.listings.restat_folder(parent)
+            self._store(backend).folder_changed(parent, backend)
         survivor = self.s.tree.node(node.id)
         if survivor is not None:  # other hard links remain
             await self.listings.restat(survivor)
@@ -170,7 +166,7 @@ class SourceFiles(Provider):
                 node, target, backend, (move.old_path, move.new_path), flags,
                 then=lambda: self._record_rename(node, target, move, flags))
             for folder in {old_parent.id: old_parent, new_parent.id: new_parent}.values():
-                self.listings.restat_folder(folder)
+                self._store(backend).folder_changed(folder, backend)
         survivor = self.s.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self.listings.restat(survivor)

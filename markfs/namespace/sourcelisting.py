@@ -18,7 +18,7 @@ import logging
 
 import trio
 
-from markfs.backends.base import Backend, DirectFiles, Entry
+from markfs.backends.base import Backend, Entry
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
@@ -185,22 +185,6 @@ class SourceListings:
         self.s.marks.mark(node.id)
         current = self.s.tree.node(node.id)
         return node if current is None else update_attrs(self.s.tree, current, entry)
-
-    def restat_folder(self, folder: Node) -> None:
-        """A local folder's attributes (times, link count) as its disk has them right
-        after a change in it — one stat, short enough for the loop. Other storages keep
-        theirs until the next listing (S3 folders have no times; on SFTP it would cost
-        a round trip per change)."""
-        backend = self.backend(folder)
-        if not isinstance(backend, DirectFiles) or folder.remote_path is None:
-            return
-        try:
-            entry = backend.stat(folder.remote_path)
-        except OSError:
-            return  # gone meanwhile: the next listing says so
-        current = self.s.tree.node(folder.id)
-        if current is not None:
-            update_attrs(self.s.tree, current, entry)
 
     async def restat_id(self, node_id: int) -> Node | None:
         """`restat` of the node as the catalog has it now; None if it is gone."""

@@ -31,7 +31,7 @@ from markfs.namespace.handles import (
     close_file,
     is_write_open,
 )
-from markfs.namespace.listing import child_path
+from markfs.namespace.listing import child_path, update_attrs
 from markfs.namespace.provider import Caller, Services
 from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.sourcelisting import SourceListings
@@ -40,6 +40,28 @@ from markfs.namespace.sourcelisting import SourceListings
 class InPlaceStore:
     def __init__(self, services: Services, listings: SourceListings) -> None:
         self.s, self.listings = services, listings
+
+    async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int,
+                    caller: Caller) -> Node:
+        """A FIFO or a socket in the folder (under the parent's lock)."""
+        assert isinstance(backend, DirectFiles)
+        path = child_path(parent, name)
+        await self.s.io(backend.mknod, path, mode)
+        await give_to(self.s, backend, parent, path, caller)
+        return await self.listings.record(parent, name, backend)
+
+    def folder_changed(self, folder: Node, backend: Backend) -> None:
+        """The folder's attributes (times, link count) as the disk has them right after a
+        change in it: one stat, short enough for the loop."""
+        if folder.remote_path is None:
+            return
+        try:
+            entry = backend.stat(folder.remote_path)
+        except OSError:
+            return  # gone meanwhile: the next listing says so
+        current = self.s.tree.node(folder.id)
+        if current is not None:
+            update_attrs(self.s.tree, current, entry)
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
         assert isinstance(backend, DirectFiles) and node.remote_path is not None
@@ -80,6 +102,14 @@ class StagedStore:
     def __init__(self, services: Services, listings: SourceListings,
                  remote: RemoteFiles) -> None:
         self.s, self.listings, self.remote = services, listings, remote
+
+    async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int,
+                    caller: Caller) -> Node:
+        raise FsError(errno.EPERM, "FIFOs and sockets exist on local sources only")
+
+    def folder_changed(self, folder: Node, backend: Backend) -> None:
+        """Kept until the next listing: S3 folders have no times, and on SFTP asking
+        would cost a round trip per change."""
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
         if not is_write_open(flags):
