@@ -38,6 +38,17 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def stop_with_children(proc: subprocess.Popen[bytes]) -> None:
+    """A server we started, and the per-connection processes it forked, by PID."""
+    subprocess.run(["pkill", "-KILL", "-P", str(proc.pid)], check=False)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class SshServer:
     """An sshd with its own host key, one authorised client key, SFTP enabled."""
@@ -77,13 +88,7 @@ class SshServer:
     def stop(self) -> None:
         """Stop sshd and the per-connection processes it forked (as a server going down)."""
         if self.proc is not None:
-            subprocess.run(["pkill", "-KILL", "-P", str(self.proc.pid)], check=False)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_with_children(self.proc)
             self.proc = None
 
     def url(self, path: Path) -> str:
@@ -442,13 +447,7 @@ class SambaServer:
     def stop(self) -> None:
         """smbd and the process it forked for each connection."""
         if self.proc is not None:
-            subprocess.run(["pkill", "-KILL", "-P", str(self.proc.pid)], check=False)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_with_children(self.proc)
             self.proc = None
 
     def client(self, share: str, *commands: str) -> subprocess.CompletedProcess[str]:
