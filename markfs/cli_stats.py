@@ -10,7 +10,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import click
-from prometheus_client.parser import text_string_to_metric_families
 
 from markfs.errors import UserError
 from markfs.fs.shares import markfs_mount_at
@@ -20,6 +19,8 @@ CLEAR = "\x1b[H\x1b[2J"
 
 
 def read_samples(mountpoint: Path) -> Samples:
+    from prometheus_client.parser import text_string_to_metric_families  # (only for stats)
+
     if not (mountpoint / ".markfs").is_dir():
         raise UserError(f"{mountpoint} shows a subtree (--root): the counters live in the "
                         "whole tree's /.markfs; run this on a mount of the whole tree, or "

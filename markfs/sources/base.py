@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow takes ~0.4 s to import: only what reads tables pays for it
+    import pyarrow as pa
 
 
 class ReadAgain(Exception):
