@@ -5,6 +5,7 @@ link counts."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def test_a_folders_times_are_current_right_after_a_change_in_it(
     before = os.stat(folder)  # the kernel holds these attributes now
     os.utime(backing / "d", ns=(1_000_000_000, 1_000_000_000))  # so any change shows
     os.stat(folder)
+    time.sleep(0.02)  # a later tick of the kernel's coarse clock than `before`
     change(folder)
     seen, disk = os.stat(folder), os.stat(backing / "d")
     assert (seen.st_mtime_ns, seen.st_ctime_ns) == (disk.st_mtime_ns, disk.st_ctime_ns)
@@ -68,3 +70,24 @@ def test_a_folders_link_count_is_two_plus_its_subfolders(src: Path, backing: Pat
     assert os.stat(src / "d").st_nlink == os.stat(backing / "d").st_nlink == 3
     os.rename(src / "d" / "b", src / "b")
     assert os.stat(src / "d").st_nlink == os.stat(backing / "d").st_nlink == 2
+
+
+ATTRIBUTE_CHANGES: dict[str, Callable[[Path], None]] = {
+    "chmod": lambda f: os.chmod(f, 0o600),
+    "chown": lambda f: os.chown(f, 1000, 1000),
+    "truncate": lambda f: os.truncate(f, 1),
+    "link": lambda f: os.link(f, f.parent / "twin"),
+    "utime": lambda f: os.utime(f, ns=(5, 5)),
+}
+
+
+@pytest.mark.parametrize("change", list(ATTRIBUTE_CHANGES))
+def test_a_files_ctime_moves_with_each_change_of_it_as_on_disk(
+        src: Path, backing: Path, change: str) -> None:
+    path = src / "f"
+    path.write_text("hello")
+    before = os.stat(path).st_ctime_ns
+    time.sleep(0.02)  # inode times tick with the kernel's coarse clock (a few ms)
+    ATTRIBUTE_CHANGES[change](path)
+    seen = os.stat(path).st_ctime_ns
+    assert seen > before and seen == os.stat(backing / "f").st_ctime_ns
