@@ -20,7 +20,7 @@ from markfs.cli_curation import category, tag, view
 from markfs.cli_service import mount_helper
 from markfs.cli_share import share
 from markfs.cli_stats import stats
-from markfs.config import DataDir, default_data_dir
+from markfs.config import DataDir, OwnerOverride, default_data_dir
 from markfs.errors import UserError
 
 COPY_TIMEOUT_S = 600.0  # one copy-data request copies the whole file before it answers
@@ -158,14 +158,22 @@ def source_remove(ctx: click.Context, name: str) -> None:
 @click.option("--read-only", is_flag=True, help="Refuse every write (the kernel's ro).")
 @click.option("--nonempty", is_flag=True,
               help="Mount over a folder that has files (hidden while mounted).")
+@click.option("--uid", default=None, metavar="USER",
+              help="Owner of what has none of its own (S3, tables, views; SFTP too).")
+@click.option("--gid", default=None, metavar="GROUP", help="Group of the same.")
+@click.option("--umask", default=None, metavar="OCTAL",
+              help="Take these bits from the modes of the same (default 022).")
 @click.pass_context
 def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
-          allow_other: bool, read_only: bool, nonempty: bool) -> None:
+          allow_other: bool, read_only: bool, nonempty: bool, uid: str | None,
+          gid: str | None, umask: str | None) -> None:
     """Mount the catalog at MOUNTPOINT (in the background unless --foreground)."""
     data_dir = data_dir_of(ctx)
     mountpoint = mountpoint.absolute()
     if not data_dir.exists():
         raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
+    owner = OwnerOverride(uid, gid, umask)
+    check_owner(data_dir, owner)
     if not mountpoint.is_dir():
         raise UserError(f"mount point is not a directory: {mountpoint}")
     if runtime.is_mountpoint(mountpoint):
@@ -179,14 +187,23 @@ def mount(ctx: click.Context, mountpoint: Path, foreground: bool, root: str,
 
         detached = os.environ.pop(DETACHED_ENV, "") == "1"
         daemon_logging(data_dir, load_mount_config(data_dir), to_stderr=not detached)
-        serve(data_dir, mountpoint, root, allow_other, read_only)
+        serve(data_dir, mountpoint, root, allow_other, read_only, owner)
         return
-    start_background(data_dir, mountpoint, root, allow_other, read_only)
+    start_background(data_dir, mountpoint, root, allow_other, read_only, owner)
     click.echo(f"mounted on {mountpoint}")
 
 
+def check_owner(data_dir: DataDir, owner: OwnerOverride) -> None:
+    """--uid/--gid/--umask over [mount]'s, refused in one line before anything starts."""
+    from markfs.config import load_mount_config
+    from markfs.namespace.ownership import MountOwner
+
+    config = owner.applied(load_mount_config(data_dir))
+    MountOwner.parse(config.uid, config.gid, config.umask)
+
+
 def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
-                     read_only: bool) -> None:
+                     read_only: bool, owner: OwnerOverride | None = None) -> None:
     """Start a detached `mount --foreground` and wait until the mount is there."""
     data_dir.logs.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.logs / "mount.log"
@@ -200,6 +217,8 @@ def start_background(data_dir: DataDir, mountpoint: Path, root: str, allow_other
         args.append("--allow-other")
     if read_only:
         args.append("--read-only")
+    if owner is not None:
+        args += owner.arguments()
     start = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,

@@ -23,15 +23,15 @@ def mount_arguments(data_dir: str, mountpoint: str, options: str) -> list[str]:
         name, _, value = option.partition("=")
         if name in IGNORED_OPTIONS or name.startswith(("x-", "comment=")):
             continue
-        if name == "root" and value:
-            args += ["--root", value]
+        if name in ("root", "uid", "gid", "umask") and value:
+            args += [f"--{name}", value]
         elif name in ("allow_other", "ro", "foreground", "nonempty") and not value:
             args.append({"allow_other": "--allow-other", "ro": "--read-only",
                          "foreground": "--foreground", "nonempty": "--nonempty"}[name])
         else:
             raise UserError(f"unknown mount option for markfs: {option} (known: root=PATH, "
-                            "allow_other, ro, nonempty, foreground, and mount(8)'s "
-                            "generic ones)")
+                            "uid=, gid=, umask=, allow_other, ro, nonempty, foreground, "
+                            "and mount(8)'s generic ones)")
     return args
 
 

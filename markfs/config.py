@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,6 +85,32 @@ class MountConfig:
     read_ahead_kb: int = 0
     log_max_bytes: int = 10 * 1024 * 1024  # DATA_DIR/logs/markfs.log rotates past this size
     log_keep: int = 5  # rotated logs kept (markfs.log.1 ... .N)
+    # owner, group and umask of what has none of its own (S3, tables, views, markfs's
+    # folders; SFTP's owners too when given): a user/group name or number, "" for the
+    # user who mounts; the umask in octal. `markfs mount --uid/--gid/--umask` override.
+    uid: str = ""
+    gid: str = ""
+    umask: str = "022"
+
+
+@dataclass(frozen=True)
+class OwnerOverride:
+    """`markfs mount --uid/--gid/--umask`: each given one replaces [mount]'s."""
+
+    uid: str | None = None
+    gid: str | None = None
+    umask: str | None = None
+
+    def applied(self, config: MountConfig) -> MountConfig:
+        return replace(config, uid=config.uid if self.uid is None else self.uid,
+                       gid=config.gid if self.gid is None else self.gid,
+                       umask=config.umask if self.umask is None else self.umask)
+
+    def arguments(self) -> list[str]:
+        """The same as `markfs mount` options (for the background daemon)."""
+        given = (("--uid", self.uid), ("--gid", self.gid), ("--umask", self.umask))
+        return [part for option, value in given if value is not None
+                for part in (option, value)]
 
 
 @dataclass(frozen=True)

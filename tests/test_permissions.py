@@ -5,7 +5,6 @@ mount with --allow-other — with the same users, umasks and steps: every step's
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -14,48 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, add_source_now, in_process
-
-ALICE, BOB, TEAM = 4321, 4322, 4400  # users and a group with no passwd entries
-
-
-@dataclass(frozen=True)
-class User:
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-    umask: int = 0o022
-
-
-ROOT = User(0, 0)
-alice = User(ALICE, ALICE)
-bob = User(BOB, BOB)
-alice_in_team = User(ALICE, ALICE, (TEAM,))
-
-
-def outcome(user: User, folder: Path, step: Callable[[], object]) -> str:
-    """Run `step` in a child process as `user` inside `folder`: "ok" or the errno's name."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        answer = b"ok"
-        try:
-            os.close(read)
-            os.chdir(folder)  # as root: pytest's tmp is 0700
-            os.setgroups(list(user.groups))
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-            os.umask(user.umask)
-            step()
-        except OSError as exc:
-            answer = errno.errorcode.get(exc.errno or 0, "?").encode()
-        finally:
-            os.write(write, answer)
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        answer = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return answer
+from users import ALICE, BOB, ROOT, TEAM, User, alice, alice_in_team, bob, outcome
 
 
 def left_behind(folder: Path) -> dict[str, tuple[str, int, int, int]]:

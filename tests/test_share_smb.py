@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,9 @@ from remote_helpers import RemoteSource, s3_source
 from servers import S3Server, SambaServer
 
 BIG = 64 * 1024 * 1024
+# every access through the share `visitor` is made as this user (not "nobody": Samba
+# gives its guest account a token of its own, which the mount's owner never matches)
+VISITOR = pwd.getpwnam("daemon")
 
 
 @dataclass
@@ -31,9 +37,10 @@ class Shared:
 
 @pytest.fixture(scope="module")
 def shared(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    """A mount (allow_other) of an S3 source `lake`, a managed SQLite table and a view,
-    shared by smbd as `data` (read-write) and `frozen` (read-only); one for the module
-    (each test uses files of its own)."""
+    """A mount (allow_other, owned by VISITOR) of an S3 source `lake`, a local source
+    `home`, a managed SQLite table and a view, shared by smbd as `data` (read-write),
+    `frozen` (read-only) and `visitor` (as VISITOR); one for the module (each
+    test uses files of its own)."""
     tmp_path = tmp_path_factory.mktemp("smb")
     data_dir = tmp_path / "data"
     in_process(lambda tree: None, data_dir)
@@ -50,13 +57,22 @@ def shared(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     run_markfs(data_dir, "source", "add", "shop", f"sqlite://{shop}")
     run_markfs(data_dir, "manage", "shop/main/items")
     run_markfs(data_dir, "view", "add", "reports", "lake:in/*.csv")
-    point = tmp_path / "mnt"
+    home = tmp_path / "home"
+    for folder, owner in (("theirs", VISITOR.pw_uid), ("locked", 0)):
+        (home / folder).mkdir(parents=True)
+        os.chown(home / folder, owner, owner)
+    run_markfs(data_dir, "source", "add", "home", f"file://{home}")
+    outside = Path(tempfile.mkdtemp(prefix="markfs-smb-"))  # pytest's tmp is 0700: smbd,
+    os.chmod(outside, 0o755)  # as the visitor, could not reach the share's path below it
+    point = outside / "mnt"
     point.mkdir()
-    mount = Mount(data_dir, point).start("--allow-other")
+    mount = Mount(data_dir, point).start("--allow-other", "--uid", VISITOR.pw_name,
+                                       "--gid", str(VISITOR.pw_gid))
     try:
         shares = "".join(
             run_markfs(data_dir, "share", "smb", str(point), "--name", name, *extra).stdout
-            for name, extra in (("data", []), ("frozen", ["--read-only"])))
+            for name, extra in (("data", []), ("frozen", ["--read-only"]), ("visitor", [])))
+        shares += f"   force user = {VISITOR.pw_name}\n"  # (the share `visitor`)
         smb = SambaServer.create(tmp_path / "samba", shares)
         smb.start()
         try:
@@ -65,6 +81,7 @@ def shared(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             smb.stop()
     finally:
         mount.stop()
+        shutil.rmtree(outside)
     mount.assert_fsck_clean()
 
 
@@ -168,3 +185,20 @@ def test_share_smb_writes_the_definition_to_a_file(tmp_path: Path, data_dir: Pat
     text = out.read_text()
     assert "[loc]" in text and f"path = {point}/sources/loc" in text
     assert "valid users = ann bob" in text and "kernel oplocks = no" in text
+
+
+def test_a_user_who_owns_the_mount_writes_to_s3_over_smb(shared: Shared) -> None:
+    local = shared.work / "visit.txt"
+    local.write_text("from the visitor")
+    ok(shared.smb.client("visitor", f"put {local} sources\\lake\\in\\visit.txt"))
+    shared.lake.wait_for("in/visit.txt", b"from the visitor")
+
+
+def test_a_user_writes_over_smb_only_where_the_disks_modes_let_them(shared: Shared) -> None:
+    local = shared.work / "mine.txt"
+    local.write_text("mine")
+    ok(shared.smb.client("visitor", f"put {local} sources\\home\\theirs\\mine.txt"))
+    assert os.stat(shared.work / "home" / "theirs" / "mine.txt").st_uid == VISITOR.pw_uid
+    done = shared.smb.client("visitor", f"put {local} sources\\home\\locked\\mine.txt")
+    assert "NT_STATUS_ACCESS_DENIED" in done.stdout + done.stderr
+    assert not (shared.work / "home" / "locked" / "mine.txt").exists()

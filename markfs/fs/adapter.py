@@ -133,10 +133,8 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         entry.generation = node.generation
         entry.entry_timeout = self.config.entry_ttl
         entry.attr_timeout = self.config.attr_ttl
-        entry.st_mode = node.mode
+        entry.st_mode, entry.st_uid, entry.st_gid = self.ns.ownership.of(node)
         entry.st_nlink = node.nlink
-        entry.st_uid = node.uid
-        entry.st_gid = node.gid
         entry.st_size = node.size
         entry.st_blksize = 1024 * 1024  # cp and friends move 1 MiB per call (FUSE's largest)
         entry.st_blocks = (node.size + 511) // 512

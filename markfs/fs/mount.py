@@ -19,6 +19,7 @@ from markfs.config import (
     BackupConfig,
     DataDir,
     MountConfig,
+    OwnerOverride,
     ScanConfig,
     load_backup_config,
     load_metrics_config,
@@ -93,11 +94,11 @@ def _unescape(field: str) -> str:
 
 
 def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
-          read_only: bool = False) -> None:
+          read_only: bool = False, owner: OwnerOverride | None = None) -> None:
     """Mount and serve in this process until the mount goes away or a signal arrives."""
     if not mountpoint.is_dir():
         raise UserError(f"mount point is not a directory: {mountpoint}")
-    config = load_mount_config(data_dir)
+    config = (owner or OwnerOverride()).applied(load_mount_config(data_dir))
     scan_config = load_scan_config(data_dir)
     check_schedule(scan_config.schedule)
     backup_config = load_backup_config(data_dir)

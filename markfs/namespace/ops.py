@@ -38,6 +38,7 @@ from markfs.namespace.fixed import ControlFiles, LayoutFolders
 from markfs.namespace.gathered import CategoryFolders, TagFolders
 from markfs.namespace.handles import HandleTable
 from markfs.namespace.listing import NAME_MAX, valid_name
+from markfs.namespace.ownership import MountOwner, Ownership
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
 from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.sourcefiles import SourceFiles
@@ -75,6 +76,8 @@ class Namespace:
         self.config = config
         self.info = info
         self.data_dir = data_dir
+        self.ownership = Ownership(MountOwner.parse(config.uid, config.gid, config.umask),
+                                   sources.scheme)
         self.handles = HandleTable()
         self.workers = WorkerPool(config.io_threads, config.io_timeout)
         self.remote = RemoteFiles(

@@ -332,6 +332,10 @@ class SourceSet:
             self._rows[source_id] = row
         return self._rows[source_id]
 
+    def scheme(self, source_id: int) -> str | None:
+        row = self.row(source_id)
+        return None if row is None else row.scheme
+
     def name(self, source_id: int | None) -> str:
         """The source's name, for metrics labels ("" for nodes of no source)."""
         row = self.row(source_id) if source_id is not None else None

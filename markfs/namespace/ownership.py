@@ -1,0 +1,101 @@
+"""Who owns what the mount shows, and with which modes (`--uid`, `--gid`, `--umask`).
+
+A local source shows the disk's owners and modes: the kernel then checks every user
+against them (default_permissions), exactly as on the disk. S3 keeps neither owners
+nor modes, and markfs's own folders, tables and views have none to keep: those show
+the mount's owner and group (the user who mounted, unless --uid/--gid say otherwise)
+and the modes 0777 (folders) / 0666 (files) less the mount's umask (022 unless
+--umask says otherwise), without write bits where nothing can be written. An SFTP
+server's modes are kept; its owners are numbers of another machine, shown as they
+are (as sshfs does) unless --uid/--gid are given, which then own every SFTP entry
+(sshfs's `-o uid=,gid=`).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from markfs.errors import UserError
+from markfs.model import Kind, Node
+
+LOCAL_SCHEMES = frozenset({"file"})  # sources whose owners and modes are this machine's
+MODE_KEEPING_SCHEMES = frozenset({"file", "sftp"})  # sources that keep modes of their own
+WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+@dataclass(frozen=True)
+class MountOwner:
+    """The mount's --uid/--gid/--umask; `uid`/`gid` None: not given (the mounting user's)."""
+
+    uid: int | None = None
+    gid: int | None = None
+    umask: int = 0o022
+
+    @classmethod
+    def parse(cls, uid: str, gid: str, umask: str) -> MountOwner:
+        """From --uid/--gid/--umask (or [mount] uid/gid/umask): names or numbers, octal."""
+        try:
+            mask = int(umask, 8)
+        except ValueError:
+            mask = -1
+        if not 0 <= mask <= 0o777:
+            raise UserError(f"umask must be octal, 000 to 777: {umask!r}")
+        return cls(_id_of(uid, "user", pwd.getpwnam), _id_of(gid, "group", grp.getgrnam), mask)
+
+    @property
+    def shown_uid(self) -> int:
+        return os.getuid() if self.uid is None else self.uid
+
+    @property
+    def shown_gid(self) -> int:
+        return os.getgid() if self.gid is None else self.gid
+
+
+def _id_of(name: str, what: str, look_up: Callable[[str], object]) -> int | None:
+    if not name:
+        return None
+    if name.isdigit():
+        return int(name)
+    try:
+        entry = look_up(name)
+    except KeyError:
+        raise UserError(f"no such {what}: {name!r} (a name or a number)") from None
+    return int(getattr(entry, "pw_uid" if what == "user" else "gr_gid"))
+
+
+class Ownership:
+    """(mode, uid, gid) of a node as the kernel is told them."""
+
+    def __init__(self, owner: MountOwner, scheme_of: Callable[[int], str | None]) -> None:
+        self.owner = owner
+        self._scheme_of = scheme_of  # a source's URL scheme, by source id
+        self._uid, self._gid = owner.shown_uid, owner.shown_gid
+        self._schemes: dict[int, str | None] = {}
+
+    def of(self, node: Node) -> tuple[int, int, int]:
+        if node.kind is not Kind.SOURCE or node.source_id is None:
+            return self._made_up(node.mode), self._uid, self._gid
+        scheme = self._schemes.get(node.source_id)
+        if scheme is None:
+            scheme = self._schemes[node.source_id] = self._scheme_of(node.source_id)
+        if scheme in LOCAL_SCHEMES:
+            return node.mode, node.uid, node.gid
+        if scheme in MODE_KEEPING_SCHEMES:  # SFTP: the server's modes; its owners unless given
+            return (node.mode, node.uid if self.owner.uid is None else self._uid,
+                    node.gid if self.owner.gid is None else self._gid)
+        return self._made_up(node.mode), self._uid, self._gid
+
+    def _made_up(self, mode: int) -> int:
+        """0777/0666 less the umask, for a node whose stored mode only says its type and
+        whether it can be written (symlinks stay 0777, as everywhere)."""
+        if stat.S_ISLNK(mode):
+            return mode
+        full = 0o777 if stat.S_ISDIR(mode) or mode & stat.S_IXUSR else 0o666
+        if not mode & stat.S_IWUSR:
+            full &= ~WRITE_BITS
+        return stat.S_IFMT(mode) | (full & ~self.owner.umask)
