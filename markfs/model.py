@@ -50,6 +50,8 @@ class Node:
     remote_path: bytes | None = None
     target: bytes | None = None  # symlink target
     etag: bytes | None = None  # identity of the content (S3 ETag, SFTP size+mtime)
+    atime_ns: int | None = None  # None where the source keeps no access time (S3)
+    rdev: int = 0  # device number of a device node
 
     @property
     def is_dir(self) -> bool:
@@ -73,8 +75,10 @@ class Node:
 
 
 # Fixed part of a packed node: id, parent, kind, mode, uid, gid, size, mtime,
-# ctime, nlink, generation, source_id (0 = none), then three length-prefixed blobs.
-_FIXED = struct.Struct("<QQBIIIQqqIQQ")
+# ctime, nlink, generation, source_id (0 = none), atime (NO_ATIME = none), rdev,
+# then four length-prefixed blobs.
+_FIXED = struct.Struct("<QQBIIIQqqIQQqQ")
+NO_ATIME = -(1 << 63)
 _LEN = struct.Struct("<i")  # -1 encodes None
 
 
@@ -97,14 +101,14 @@ def pack_node(node: Node) -> bytes:
     fixed = _FIXED.pack(
         node.id, node.parent, _KIND_CODES[node.kind], node.mode, node.uid, node.gid,
         node.size, node.mtime_ns, node.ctime_ns, node.nlink, node.generation,
-        node.source_id or 0,
+        node.source_id or 0, NO_ATIME if node.atime_ns is None else node.atime_ns, node.rdev,
     )
     return b"".join((fixed, _pack_blob(node.name), _pack_blob(node.remote_path),
                      _pack_blob(node.target), _pack_blob(node.etag)))
 
 
 def unpack_node(buf: bytes) -> Node:
-    (nid, parent, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src) = (
+    (nid, parent, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, atime, rdev) = (
         _FIXED.unpack_from(buf, 0)
     )
     name, pos = _unpack_blob(buf, _FIXED.size)
@@ -115,6 +119,7 @@ def unpack_node(buf: bytes) -> Node:
         id=nid, parent=parent, name=name or b"", kind=_KINDS_BY_CODE[kind], mode=mode,
         uid=uid, gid=gid, size=size, mtime_ns=mtime, ctime_ns=ctime, nlink=nlink,
         generation=gen, source_id=src or None, remote_path=remote, target=target, etag=etag,
+        atime_ns=None if atime == NO_ATIME else atime, rdev=rdev,
     )
 
 

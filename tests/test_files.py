@@ -170,10 +170,20 @@ def test_a_socket_bound_in_the_mount_is_a_socket_in_the_source(
         assert stat.S_ISSOCK(os.stat(backing / "sock").st_mode)
 
 
-def test_a_device_node_is_refused(src: Path, backing: Path) -> None:
-    with pytest.raises(OSError) as exc:
-        os.mknod(src / "dev", stat.S_IFCHR | 0o600, os.makedev(1, 3))
-    assert exc.value.errno == errno.EPERM and not (backing / "dev").exists()
+@pytest.mark.parametrize("kind", [stat.S_IFCHR, stat.S_IFBLK], ids=["char", "block"])
+def test_a_device_node_made_as_root_has_its_type_and_number(
+        src: Path, backing: Path, kind: int) -> None:
+    os.mknod(src / "dev", kind | 0o600, os.makedev(1, 3))
+    seen, disk = os.stat(src / "dev"), os.stat(backing / "dev")
+    assert (seen.st_mode, seen.st_rdev) == (disk.st_mode, disk.st_rdev) == (
+        kind | 0o600, os.makedev(1, 3))
+
+
+def test_a_device_node_made_on_the_disk_shows_its_number(src: Path, backing: Path) -> None:
+    os.mknod(backing / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    assert os.stat(src / "null").st_rdev == os.makedev(1, 3)
+    with pytest.raises(PermissionError):  # a FUSE mount is nodev, as mounts of users are
+        os.open(src / "null", os.O_RDONLY)
 
 
 def test_exclusive_create_of_an_existing_name_fails(src: Path) -> None:

@@ -5,6 +5,7 @@ link counts."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,8 @@ ATTRIBUTE_CHANGES: dict[str, Callable[[Path], None]] = {
     "truncate": lambda f: os.truncate(f, 1),
     "link": lambda f: os.link(f, f.parent / "twin"),
     "utime": lambda f: os.utime(f, ns=(5, 5)),
+    "setxattr": lambda f: os.setxattr(f, "user.k", b"v"),
+    "removexattr": lambda f: os.removexattr(f, "user.present"),
 }
 
 
@@ -86,8 +89,38 @@ def test_a_files_ctime_moves_with_each_change_of_it_as_on_disk(
         src: Path, backing: Path, change: str) -> None:
     path = src / "f"
     path.write_text("hello")
+    os.setxattr(backing / "f", "user.present", b"1")
     before = os.stat(path).st_ctime_ns
     time.sleep(0.02)  # inode times tick with the kernel's coarse clock (a few ms)
     ATTRIBUTE_CHANGES[change](path)
     seen = os.stat(path).st_ctime_ns
     assert seen > before and seen == os.stat(backing / "f").st_ctime_ns
+
+
+def test_atime_set_with_utime_is_kept_apart_from_mtime_to_the_nanosecond(
+        src: Path, backing: Path) -> None:
+    (src / "f").write_text("x")
+    os.utime(src / "f", ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321))
+    seen, disk = os.stat(src / "f"), os.stat(backing / "f")
+    assert (seen.st_atime_ns, seen.st_mtime_ns) == (disk.st_atime_ns, disk.st_mtime_ns) == (
+        1_600_000_000_123_456_789, 1_500_000_000_987_654_321)
+
+
+@pytest.mark.parametrize("touch", [["-a"], ["-m"], []], ids=["atime", "mtime", "both"])
+def test_touch_moves_the_times_it_names_and_leaves_the_other(
+        src: Path, backing: Path, touch: list[str]) -> None:
+    """`touch -a`/`-m` set one time with UTIME_NOW and the other with UTIME_OMIT."""
+    (src / "f").write_text("x")
+    os.utime(src / "f", ns=(1_000_000_000, 2_000_000_000))
+    subprocess.run(["touch", *touch, str(src / "f")], check=True)
+    seen, disk = os.stat(src / "f"), os.stat(backing / "f")
+    assert (seen.st_atime_ns, seen.st_mtime_ns) == (disk.st_atime_ns, disk.st_mtime_ns)
+    assert (seen.st_atime_ns == 1_000_000_000) == (touch == ["-m"])
+    assert (seen.st_mtime_ns == 2_000_000_000) == (touch == ["-a"])
+
+
+def test_a_files_atime_on_the_disk_shows_in_a_listing(src: Path, backing: Path) -> None:
+    (backing / "old").write_text("x")
+    os.utime(backing / "old", ns=(3_000_000_000, 4_000_000_000))
+    os.listdir(src)
+    assert os.stat(src / "old").st_atime_ns == 3_000_000_000

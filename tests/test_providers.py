@@ -245,14 +245,15 @@ def test_a_write_released_without_a_flush_still_reaches_the_server(
     assert source.get("late.bin") == b"written, never flushed"  # type: ignore[attr-defined]
 
 
-def test_fifos_and_sockets_are_eperm_on_remote_sources(on_s3: tuple[InProcess, object]) -> None:
+def test_fifos_sockets_and_devices_are_eperm_on_remote_sources(
+        on_s3: tuple[InProcess, object]) -> None:
     inprocess, _source = on_s3
 
     async def body(ns: Namespace) -> list[int]:
         parent = await resolve(ns, "/sources/r")
         return [await errno_of(ns.mknod(parent.id, b"special", kind | 0o644, ROOT))
-                for kind in (stat.S_IFIFO, stat.S_IFSOCK)]
-    assert inprocess.run(body) == [errno.EPERM, errno.EPERM]
+                for kind in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR)]
+    assert inprocess.run(body) == [errno.EPERM, errno.EPERM, errno.EPERM]
 
 
 def test_an_s3_object_replaced_after_listing_is_read_in_its_new_version(

@@ -1,4 +1,5 @@
-"""Extended attributes set through the mount (kept in the catalog)."""
+"""Extended attributes set through the mount: on the disk for local sources, in the
+catalog for remote ones (and for a local file's older ones)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Mount
+from conftest import Mount, in_process
+
+from markfs.catalog import xattrs
+from markfs.namespace.tree import Tree
 
 
 def test_set_get_list_remove(src: Path) -> None:
@@ -51,4 +55,40 @@ def test_attributes_go_with_the_file(src: Path) -> None:
     os.setxattr(src / "f", "user.k", b"v")
     os.unlink(src / "f")
     (src / "f").write_text("new file")
+    assert os.listxattr(src / "f") == []
+
+
+def test_a_local_files_attributes_are_kept_on_the_disk(src: Path, backing: Path) -> None:
+    (src / "f").write_text("x")
+    os.setxattr(src / "f", "user.through-mount", b"1")
+    os.setxattr(backing / "f", "user.on-disk", b"2")
+    assert os.getxattr(backing / "f", "user.through-mount") == b"1"
+    assert os.getxattr(src / "f", "user.on-disk") == b"2"
+    assert sorted(os.listxattr(src / "f")) == ["user.on-disk", "user.through-mount"]
+    os.removexattr(src / "f", "user.on-disk")
+    assert os.listxattr(backing / "f") == ["user.through-mount"]
+
+
+def test_a_symlink_refuses_user_attributes_as_on_the_disk(src: Path, backing: Path) -> None:
+    os.symlink("target", src / "link")
+    for where in (src, backing):
+        with pytest.raises(OSError) as exc:
+            os.setxattr(where / "link", "user.k", b"v", follow_symlinks=False)
+        assert exc.value.errno == errno.EPERM
+
+
+def test_attributes_a_local_file_had_in_the_catalog_are_still_read_and_removed(
+        mount: Mount, src: Path, data_dir: Path) -> None:
+    (src / "f").write_text("x")
+    mount.stop()
+
+    def keep_in_catalog(tree: Tree) -> None:
+        node = tree.resolve("sources/loc/f")
+        with tree.transaction() as txn:
+            xattrs.set_xattr(txn, node.id, b"user.old", b"from the catalog")
+    in_process(keep_in_catalog, data_dir)
+    mount.start()
+    assert os.getxattr(src / "f", "user.old") == b"from the catalog"
+    assert os.listxattr(src / "f") == ["user.old"]
+    os.removexattr(src / "f", "user.old")
     assert os.listxattr(src / "f") == []

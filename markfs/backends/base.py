@@ -29,6 +29,8 @@ class Entry:
     nlink: int = 1
     target: bytes | None = None  # symlink target
     etag: bytes | None = None  # content identity: S3 ETag, or size+mtime where none exists
+    atime_ns: int | None = None  # last access, where the storage keeps it
+    rdev: int = 0  # device number of a device node
 
     @property
     def identity(self) -> bytes:
@@ -209,8 +211,17 @@ class DirectFiles(Protocol):
 
     def create(self, path: bytes, mode: int, flags: int, exclusive: bool) -> OpenFile: ...
 
-    def mknod(self, path: bytes, mode: int) -> None:
-        """A FIFO or a socket (mode has its type bits), with exactly mode's permissions."""
+    def mknod(self, path: bytes, mode: int, rdev: int) -> None:
+        """A FIFO, socket or device node (mode has its type bits; `rdev` a device's
+        number), with exactly mode's permissions."""
+
+    def getxattr(self, path: bytes, name: bytes) -> bytes: ...
+
+    def listxattr(self, path: bytes) -> list[bytes]: ...
+
+    def setxattr(self, path: bytes, name: bytes, value: bytes) -> None: ...
+
+    def removexattr(self, path: bytes, name: bytes) -> None: ...
 
 
 RENAME_NOREPLACE = 1

@@ -27,7 +27,7 @@ def _renameat2(old: bytes, new: bytes, flags: int) -> None:
 def entry_from_stat(name: bytes, st: os.stat_result, target: bytes | None = None) -> Entry:
     return Entry(name=name, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid, size=st.st_size,
                  mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, nlink=st.st_nlink,
-                 target=target)
+                 target=target, atime_ns=st.st_atime_ns, rdev=st.st_rdev)
 
 
 class LocalFile:
@@ -133,10 +133,22 @@ class LocalBackend:
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
         _renameat2(self._abs(old), self._abs(new), flags)
 
-    def mknod(self, path: bytes, mode: int) -> None:
+    def mknod(self, path: bytes, mode: int, rdev: int) -> None:
         full = self._abs(path)
-        os.mknod(full, mode)
+        os.mknod(full, mode, rdev)
         os.chmod(full, stat.S_IMODE(mode))  # the daemon's umask is not the caller's
+
+    def getxattr(self, path: bytes, name: bytes) -> bytes:
+        return os.getxattr(self._abs(path), name, follow_symlinks=False)
+
+    def listxattr(self, path: bytes) -> list[bytes]:
+        return [os.fsencode(n) for n in os.listxattr(self._abs(path), follow_symlinks=False)]
+
+    def setxattr(self, path: bytes, name: bytes, value: bytes) -> None:
+        os.setxattr(self._abs(path), name, value, follow_symlinks=False)
+
+    def removexattr(self, path: bytes, name: bytes) -> None:
+        os.removexattr(self._abs(path), name, follow_symlinks=False)
 
     def symlink(self, target: bytes, path: bytes) -> None:
         os.symlink(target, self._abs(path))

@@ -71,7 +71,8 @@ def _entry(name: bytes, attrs: Attrs, target: bytes | None = None) -> Entry:
     size = attrs.size or 0
     return Entry(name=name, mode=attrs.mode or 0, uid=attrs.uid or 0, gid=attrs.gid or 0,
                  size=size, mtime_ns=mtime_ns, ctime_ns=mtime_ns, nlink=1, target=target,
-                 etag=identity(size, mtime_ns, time.time_ns()))
+                 etag=identity(size, mtime_ns, time.time_ns()),
+                 atime_ns=None if attrs.atime is None else attrs.atime * 1_000_000_000)
 
 
 def _exists(session: SftpSession, path: bytes) -> bool:

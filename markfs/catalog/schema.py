@@ -441,4 +441,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX content_hashes_by_digest ON content_hashes (digest, size); -- equal files
     """,
+    # 11: a node's own access time and device number
+    """
+    ALTER TABLE nodes ADD COLUMN atime_ns INTEGER;  -- last access as the source keeps it;
+                                    -- NULL where it keeps none (S3): shown as mtime_ns
+    ALTER TABLE nodes ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;  -- st_rdev of a device node
+    -- the hot cache's packed nodes carry both now: a new stamp makes the next open rebuild it
+    UPDATE meta SET value = value + 1 WHERE key = 'stamp';
+    """,
 ]

@@ -138,7 +138,8 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         entry.st_size = node.size
         entry.st_blksize = 1024 * 1024  # cp and friends move 1 MiB per call (FUSE's largest)
         entry.st_blocks = (node.size + 511) // 512
-        entry.st_atime_ns = node.mtime_ns
+        entry.st_atime_ns = node.mtime_ns if node.atime_ns is None else node.atime_ns
+        entry.st_rdev = node.rdev
         entry.st_mtime_ns = node.mtime_ns
         entry.st_ctime_ns = node.ctime_ns
         return entry
@@ -197,7 +198,7 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._attrs(await self.ns.mknod(self._id(parent_inode), name, mode,
-                                               self._caller(ctx)))
+                                               self._caller(ctx), rdev))
 
     @_errors
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,

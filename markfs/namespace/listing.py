@@ -50,7 +50,8 @@ def new_node_from(parent: Node, entry: Entry) -> nodes.NewNode:
     return nodes.NewNode(Kind.SOURCE, entry.mode, entry.uid, entry.gid, entry.size,
                      entry.mtime_ns, entry.ctime_ns, nlink=entry.nlink,
                      source_id=parent.source_id, remote_path=child_path(parent, entry.name),
-                     target=entry.target, etag=entry.etag)
+                     target=entry.target, etag=entry.etag, atime_ns=entry.atime_ns,
+                     rdev=entry.rdev)
 
 
 def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
@@ -58,7 +59,8 @@ def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
     wanted: dict[str, int | bytes | None] = {
         "mode": entry.mode, "uid": entry.uid, "gid": entry.gid, "size": entry.size,
         "mtime_ns": entry.mtime_ns, "ctime_ns": entry.ctime_ns, "nlink": entry.nlink,
-        "target": entry.target, "etag": entry.etag,
+        "target": entry.target, "etag": entry.etag, "atime_ns": entry.atime_ns,
+        "rdev": entry.rdev,
     }
     return {k: v for k, v in wanted.items() if getattr(node, k) != v}
 
@@ -82,7 +84,7 @@ def apply_entry(txn: Txn, tree: Tree, parent: Node, entry: Entry, known: Node | 
     changes = attr_changes(known, entry)
     if changes and not keep(known.id):
         nodes.update_node(txn, known.id, **changes)
-        if set(changes) - {"ctime_ns", "nlink"}:
+        if set(changes) - {"ctime_ns", "nlink", "atime_ns"}:  # (content and type unchanged)
             diff.changed.append(known.id)
 
 

@@ -300,13 +300,13 @@ class Namespace:
         parent, provider = self._folder(parent_id)
         return await provider.mkdir(parent, name, mode, caller)
 
-    async def mknod(self, parent_id: int, name: bytes, mode: int, caller: Caller) -> Node:
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+    async def mknod(self, parent_id: int, name: bytes, mode: int, caller: Caller,
+                    rdev: int = 0) -> Node:
+        """A regular file (as an empty create), or a FIFO, socket or device node."""
+        if not stat.S_ISREG(mode):
             check_name(name)
             parent, provider = self._folder(parent_id)
-            return await provider.mknod(parent, name, mode, caller)
-        if not stat.S_ISREG(mode):
-            raise FsError(errno.EPERM, "device nodes cannot be made in the mount")
+            return await provider.mknod(parent, name, mode, rdev, caller)
         fh, node = await self.create(parent_id, name, mode, os.O_WRONLY | os.O_EXCL, caller)
         await self.release(fh)
         return self.node(node.id)

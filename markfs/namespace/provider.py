@@ -84,8 +84,9 @@ class Provider:
     async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
         raise FsError(errno.EROFS)
 
-    async def mknod(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
-        """A FIFO or a socket."""
+    async def mknod(self, parent: Node, name: bytes, mode: int, rdev: int,
+                    caller: Caller) -> Node:
+        """A FIFO, a socket or a device node (`rdev`: its number)."""
         raise FsError(errno.EROFS)
 
     async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 
 from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, DirectFiles
-from markfs.catalog import nodes, xattrs
+from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
 from markfs.catalog.db import Txn
 from markfs.errors import FsError
@@ -28,9 +28,9 @@ from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.sourcelisting import SourceListings
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.sourcestores import InPlaceStore, StagedStore, give_to
+from markfs.namespace.sourcexattrs import SourceXattrs
 
 log = logging.getLogger(__name__)
-XATTR_WRITABLE_PREFIX = b"user."
 
 
 class SourceFiles(Provider):
@@ -41,6 +41,7 @@ class SourceFiles(Provider):
         self.listings = SourceListings(services, sources)
         self._in_place = InPlaceStore(services, self.listings)
         self._staged = StagedStore(services, self.listings, remote)
+        self.xattrs = SourceXattrs(services)
 
     def _store(self, backend: Backend) -> InPlaceStore | StagedStore:
         return self._in_place if isinstance(backend, DirectFiles) else self._staged
@@ -92,11 +93,12 @@ class SourceFiles(Provider):
         self.listings.mark_listed(node.id)
         return node
 
-    async def mknod(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
+    async def mknod(self, parent: Node, name: bytes, mode: int, rdev: int,
+                    caller: Caller) -> Node:
         backend = self._writable(parent)
         store = self._store(backend)
         async with self.s.locks.hold(parent.id):
-            node = await store.mknod(parent, name, backend, mode, caller)
+            node = await store.mknod(parent, name, backend, mode, rdev, caller)
             store.folder_changed(parent, backend)
             return node
 
@@ -242,18 +244,17 @@ class SourceFiles(Provider):
             return self.s.tree.node(node.id) or node  # the source has not got this content yet
         return await self.listings.restat(node)
 
+    def getxattr(self, node: Node, name: bytes) -> bytes:
+        return self.xattrs.get(node, self.listings.backend(node), name)
+
+    def listxattr(self, node: Node) -> list[bytes]:
+        return self.xattrs.names(node, self.listings.backend(node))
+
     def setxattr(self, node: Node, name: bytes, value: bytes) -> None:
-        self._writable(node)
-        if not name.startswith(XATTR_WRITABLE_PREFIX):
-            raise FsError(errno.ENOTSUP)
-        with self.s.tree.transaction() as txn:
-            xattrs.set_xattr(txn, node.id, name, value)
+        self.xattrs.set(node, self._writable(node), name, value)
 
     def removexattr(self, node: Node, name: bytes) -> None:
-        self._writable(node)
-        with self.s.tree.transaction() as txn:
-            if not xattrs.remove_xattr(txn, node.id, name):
-                raise FsError(errno.ENODATA)
+        self.xattrs.remove(node, self._writable(node), name)
 
 
 @dataclass(frozen=True)

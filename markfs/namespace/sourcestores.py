@@ -41,12 +41,12 @@ class InPlaceStore:
     def __init__(self, services: Services, listings: SourceListings) -> None:
         self.s, self.listings = services, listings
 
-    async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int,
+    async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int, rdev: int,
                     caller: Caller) -> Node:
-        """A FIFO or a socket in the folder (under the parent's lock)."""
+        """A FIFO, socket or device node in the folder (under the parent's lock)."""
         assert isinstance(backend, DirectFiles)
         path = child_path(parent, name)
-        await self.s.io(backend.mknod, path, mode)
+        await self.s.io(backend.mknod, path, mode, rdev)
         await give_to(self.s, backend, parent, path, caller)
         return await self.listings.record(parent, name, backend)
 
@@ -103,9 +103,9 @@ class StagedStore:
                  remote: RemoteFiles) -> None:
         self.s, self.listings, self.remote = services, listings, remote
 
-    async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int,
+    async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int, rdev: int,
                     caller: Caller) -> Node:
-        raise FsError(errno.EPERM, "FIFOs and sockets exist on local sources only")
+        raise FsError(errno.EPERM, "FIFOs, sockets and devices exist on local sources only")
 
     def folder_changed(self, folder: Node, backend: Backend) -> None:
         """Kept until the next listing: S3 folders have no times, and on SFTP asking
