@@ -4,6 +4,7 @@ link counts."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import time
@@ -124,3 +125,26 @@ def test_a_files_atime_on_the_disk_shows_in_a_listing(src: Path, backing: Path) 
     os.utime(backing / "old", ns=(3_000_000_000, 4_000_000_000))
     os.listdir(src)
     assert os.stat(src / "old").st_atime_ns == 3_000_000_000
+
+
+def test_a_path_as_long_as_the_source_roots_path_leaves_room_for_works_then_enametoolong(
+        src: Path, backing: Path) -> None:
+    """PATH_MAX (4096 with its NUL) counts the source root's own path on the disk."""
+    name = "d" * 250
+    room = 4095 - len(str(backing)) - len("/file")
+    folder = os.open(src, os.O_RDONLY)
+    try:
+        for _ in range(room // (len(name) + 1)):  # walked by descriptors: this process's
+            os.mkdir(name, dir_fd=folder)           # own paths stay short
+            inner = os.open(name, os.O_RDONLY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        written = os.open("file", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=folder)
+        os.write(written, b"deep")
+        os.close(written)
+        assert os.stat("file", dir_fd=folder).st_size == 4
+        with pytest.raises(OSError) as exc:
+            os.mkdir(name, dir_fd=folder)
+        assert exc.value.errno == errno.ENAMETOOLONG
+    finally:
+        os.close(folder)

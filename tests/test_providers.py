@@ -13,7 +13,7 @@ import pytest
 import trio
 from conftest import add_source_now, run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
-from remote_helpers import source_for
+from remote_helpers import s3_source, source_for
 
 from markfs.namespace.ops import Namespace
 
@@ -254,6 +254,29 @@ def test_fifos_sockets_and_devices_are_eperm_on_remote_sources(
         return [await errno_of(ns.mknod(parent.id, b"special", kind | 0o644, ROOT))
                 for kind in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR)]
     assert inprocess.run(body) == [errno.EPERM, errno.EPERM, errno.EPERM]
+
+
+def test_a_path_past_s3s_1024_byte_keys_is_enametoolong(
+        data_dir: Path, request: pytest.FixtureRequest) -> None:
+    source = s3_source(request.getfixturevalue("s3"), f"long-keys-{os.getpid()}")
+    add_source_now(data_dir, "r", source.url)
+    inprocess = InProcess(data_dir)
+    name = b"k" * 250
+
+    async def body(ns: Namespace) -> list[int]:
+        folder = await resolve(ns, "/sources/r")
+        for _ in range(4):  # "data/" + 4 x 251 bytes: 1,009; 15 bytes left
+            folder = await ns.mkdir(folder.id, name, 0o755, ROOT)
+        fits = b"f" * 15
+        fh, _node = await ns.create(folder.id, fits, 0o644, os.O_WRONLY | os.O_CREAT, ROOT)
+        await ns.release(fh)
+        return [await errno_of(ns.create(folder.id, fits + b"!", 0o644, os.O_WRONLY, ROOT)),
+                await errno_of(ns.mkdir(folder.id, fits, 0o755, ROOT))]  # (its marker: +"/")
+    try:
+        assert inprocess.run(body) == [errno.ENAMETOOLONG, errno.ENAMETOOLONG]
+        assert ("k" * 250 + "/") * 4 + "f" * 15 in source.names()
+    finally:
+        inprocess.close()
 
 
 def test_an_s3_object_replaced_after_listing_is_read_in_its_new_version(

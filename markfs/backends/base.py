@@ -103,6 +103,11 @@ class Backend(Protocol):
     # False where a rename is a copy then a delete (S3): the namespace journals those.
     atomic_rename: bool
 
+    def check_path(self, path: bytes) -> None:
+        """OSError (ENAMETOOLONG, EINVAL) if the storage could never hold a file at
+        `path`: asked before a file is accepted that is stored only later."""
+        ...
+
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         """The entries of a directory, a page at a time."""
         ...

@@ -31,6 +31,7 @@ COPY_OBJECT_MAX = 5 * 1024**3  # the largest object one CopyObject may copy
 COPY_PART = 256 * 1024 * 1024  # parts of a larger server-side copy
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
+KEY_MAX = 1024  # bytes of UTF-8 in an S3 key
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
 PARTS_IN_FLIGHT = 8
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
@@ -93,6 +94,12 @@ def _name(raw: str) -> bytes:
     return os.fsencode(raw)
 
 
+def _checked_length(key: str) -> str:
+    if len(key.encode()) > KEY_MAX:
+        raise OSError(errno.ENAMETOOLONG, f"S3 keys are at most {KEY_MAX} bytes")
+    return key
+
+
 class S3Backend:
     """One bucket prefix, reached through one thread-safe boto3 client."""
 
@@ -119,12 +126,16 @@ class S3Backend:
 
     def key(self, path: bytes) -> str:
         try:
-            return self.loc.prefix + path.decode()
+            key = self.loc.prefix + path.decode()
         except UnicodeDecodeError:
             raise OSError(errno.EINVAL, "S3 keys must be UTF-8") from None
+        return _checked_length(key)
+
+    def check_path(self, path: bytes) -> None:
+        self.key(path)
 
     def _dir_key(self, path: bytes) -> str:
-        return self.key(path) + "/" if path else self.loc.prefix
+        return _checked_length(self.key(path) + "/") if path else self.loc.prefix
 
     def _file(self, name: bytes, size: int, mtime_ns: int, etag: str | None) -> Entry:
         return Entry(name=name, mode=FILE_MODE, uid=self.uid, gid=self.gid, size=size,

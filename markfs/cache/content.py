@@ -37,6 +37,7 @@ from markfs.cache.lmdbfile import discard, walk_damage
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 8 * 1024 * 1024
 _BLOB = struct.Struct("<Qd")  # size, last use (unix seconds)
+LMDB_KEY_MAX = 511  # bytes in a key of LMDB's default build
 _TOUCH_EVERY_S = 30.0  # last-use times are coarse: reads must not all write LMDB
 
 
@@ -48,7 +49,11 @@ def chunk_name(source_id: int, path: bytes, etag: bytes, index: int, epoch: int 
 
 
 def _file_key(source_id: int, path: bytes) -> bytes:
-    return struct.pack("<Q", source_id) + path
+    """Source id + path; a path too long for an LMDB key (511 bytes) by its digest,
+    after a NUL no path can start with."""
+    if len(path) <= LMDB_KEY_MAX - 8:
+        return struct.pack("<Q", source_id) + path
+    return struct.pack("<Q", source_id) + b"\0" + xxhash.xxh3_128_digest(path)
 
 
 def _identity(fd: int) -> tuple[int, int, int]:

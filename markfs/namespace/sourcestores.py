@@ -123,6 +123,10 @@ class StagedStore:
         parent's lock)."""
         if self.s.tree.child(parent.id, name) is not None:
             raise FsError(errno.EEXIST)
+        try:
+            backend.check_path(child_path(parent, name))
+        except OSError as exc:
+            raise FsError(exc.errno or errno.EINVAL) from None
         now = time.time_ns()
         new = nodes.NewNode(Kind.SOURCE, stat.S_IFREG | stat.S_IMODE(mode), caller.uid,
                             caller.gid, 0, now, now, source_id=parent.source_id,
