@@ -256,6 +256,23 @@ def test_fifos_sockets_and_devices_are_eperm_on_remote_sources(
     assert inprocess.run(body) == [errno.EPERM, errno.EPERM, errno.EPERM]
 
 
+def test_an_s3_key_that_is_also_a_folder_shows_the_folder(
+        data_dir: Path, request: pytest.FixtureRequest) -> None:
+    source = s3_source(request.getfixturevalue("s3"), f"twins-{os.getpid()}")
+    source.put("both", b"the file")
+    source.put("both/inner.txt", b"inside")
+    add_source_now(data_dir, "r", source.url)
+    inprocess = InProcess(data_dir)
+
+    async def body(ns: Namespace) -> tuple[list[bytes], bytes]:
+        inner = await resolve(ns, "/sources/r/both/inner.txt")
+        return await names(ns, "/sources/r"), await read_all(ns, inner)
+    try:
+        assert inprocess.run(body) == ([b"both"], b"inside")
+    finally:
+        inprocess.close()
+
+
 def test_a_path_past_s3s_1024_byte_keys_is_enametoolong(
         data_dir: Path, request: pytest.FixtureRequest) -> None:
     source = s3_source(request.getfixturevalue("s3"), f"long-keys-{os.getpid()}")

@@ -121,6 +121,15 @@ def test_a_read_stopped_midway_leaves_its_session_answering_the_next_read_right(
     single.close()
 
 
+def test_a_file_with_a_255_byte_name_is_uploaded_through_a_temporary_name_that_fits(
+        backend: SftpBackend, root: Path, tmp_path: Path) -> None:
+    name = b"n" * 255
+    (tmp_path / "local").write_bytes(b"longest name")
+    backend.upload(name, str(tmp_path / "local"))
+    assert os.listdir(root) == [name.decode()]
+    assert (root / name.decode()).read_bytes() == b"longest name"
+
+
 def test_an_upload_gives_the_exact_bytes_and_leaves_no_temporary_file(
         backend: SftpBackend, root: Path, tmp_path: Path) -> None:
     data = os.urandom((3 << 20) + 17)

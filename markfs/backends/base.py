@@ -9,6 +9,7 @@ Failures are raised as `OSError` with the errno the mount should report.
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ class Entry:
         # an SFTP file changed in the last seconds carries the time it was seen (a new
         # version to the content cache at each look); its content is its size and mtime
         return self.etag.split(b"-seen-", 1)[0]
+
+
+def hidden_twin(full_path: bytes, mark: bytes) -> bytes:
+    """A fresh hidden name beside `full_path` for bytes on their way there: "." + the
+    name + `mark` + random hex, the name cut so the whole fits in 255 bytes (a file
+    with the longest name must still be uploadable)."""
+    parent, _, name = full_path.rpartition(b"/")
+    suffix = mark + os.urandom(4).hex().encode()
+    return parent + b"/." + name[: 255 - 1 - len(suffix)] + suffix
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from markfs.backends.base import Entry, ServerCopies, UploadControl
+from markfs.backends.base import Entry, ServerCopies, UploadControl, hidden_twin
 
 PAGE_SIZE = 1000
 _AT_FDCWD = -100
@@ -104,7 +104,7 @@ class LocalBackend:
                control: UploadControl | None = None) -> Entry:
         if control is not None:
             control.check()
-        temp = self._abs(path) + b".markfs-upload"
+        temp = hidden_twin(self._abs(path), b".markfs-upload-")
         shutil.copyfile(local_file, temp)
         os.replace(temp, self._abs(path))
         return self.stat(path)
@@ -184,8 +184,7 @@ class LocalBackend:
         if not isinstance(source, LocalBackend):
             raise OSError(errno.EXDEV, "not a local folder")
         src, dst = source._abs(old), self._abs(new)
-        temp = os.path.join(os.path.dirname(dst), b"." + os.path.basename(dst)
-                            + b".markfs-copy-" + os.urandom(4).hex().encode())
+        temp = hidden_twin(dst, b".markfs-copy-")
         try:
             with open(src, "rb") as reader, open(temp, "xb") as writer:
                 while os.copy_file_range(reader.fileno(), writer.fileno(), 1 << 30):

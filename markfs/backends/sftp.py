@@ -25,7 +25,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from markfs.backends.base import Entry, ServerCopies, SftpLocation, UploadControl
+from markfs.backends.base import (
+    Entry,
+    ServerCopies,
+    SftpLocation,
+    UploadControl,
+    hidden_twin,
+)
 from markfs.backends.sftp_wire import (
     O_CREAT,
     O_READ,
@@ -241,8 +247,7 @@ class SftpBackend:
     def _temp_name(self, path: bytes) -> bytes:
         """A fresh hidden name next to the file (unique: a stream aborted in the
         background must not remove the temporary file of the upload that follows it)."""
-        parent, _, name = self._abs(path).rpartition(b"/")
-        return parent + b"/." + name + TEMP_MARK + os.urandom(4).hex().encode()
+        return hidden_twin(self._abs(path), TEMP_MARK)
 
     def upload(self, path: bytes, local_file: str,
                control: UploadControl | None = None) -> Entry:

@@ -92,16 +92,32 @@ def _keep_nothing(node_id: int) -> bool:
     return False
 
 
+def usable_entries(parent: Node, entries: list[Entry]) -> list[Entry]:
+    """The entries a folder can show: names a kernel accepts, each once. (S3 may hold
+    the key `a` beside keys under `a/`: the folder is shown, so that all it holds can
+    be reached, and the file is not.)"""
+    by_name: dict[bytes, Entry] = {}
+    for entry in entries:
+        if not valid_name(entry.name):
+            log.warning("skipping unusable name %r in %r", entry.name, parent.remote_path)
+            continue
+        other = by_name.get(entry.name)
+        if other is not None:
+            log.warning("a file and a folder are both named %r in %r: showing the folder",
+                        entry.name, parent.remote_path)
+            if stat.S_ISDIR(other.mode):
+                continue
+        by_name[entry.name] = entry
+    return list(by_name.values())
+
+
 def reconcile(tree: Tree, parent: Node, entries: list[Entry],
               keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     diff = ListingDiff()
     existing = nodes.child_names(tree.catalog.conn, parent.id)
     seen: set[bytes] = set()
     with tree.transaction() as txn:
-        for entry in entries:
-            if not valid_name(entry.name):
-                log.warning("skipping unusable name %r in %r", entry.name, parent.remote_path)
-                continue
+        for entry in usable_entries(parent, entries):
             seen.add(entry.name)
             apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff, keep)
         for name, node in existing.items():
@@ -118,7 +134,7 @@ def add_unknown(tree: Tree, parent: Node, entries: list[Entry]) -> int:
     see the daemon's files open for writing or waiting for their upload, which a full
     reconcile could overwrite or remove."""
     existing = nodes.child_names(tree.catalog.conn, parent.id)
-    fresh = [e for e in entries if valid_name(e.name) and e.name not in existing]
+    fresh = [e for e in usable_entries(parent, entries) if e.name not in existing]
     if fresh:
         with tree.transaction() as txn:
             for entry in fresh:
