@@ -320,7 +320,7 @@ class StallingProxy:
                 dst.sendall(data)
                 if self.pause_s:
                     time.sleep(self.pause_s)
-            except OSError:
+            except (OSError, ValueError):  # (ValueError: a socket `cut` closed)
                 break
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)

@@ -1,5 +1,8 @@
-"""A server that stops answering never hangs a syscall past `io_timeout` (+ a little),
-and a write that the uploader cannot finish never holds a rename hostage."""
+"""Faults injected between markfs and its servers (S3 on moto and SeaweedFS, SFTP on
+sshd) by a TCP proxy of the test (`StallingProxy`): a server that stops answering
+never hangs a syscall past `io_timeout` (+ a little); a stall shorter than that costs
+no error; connections cut mid-transfer and a slow link lose no closed file; the mount
+recovers."""
 
 from __future__ import annotations
 
@@ -106,3 +109,91 @@ def test_a_stalled_stream_gives_eio_in_time(proxied: Proxied, hung_mount: Mount)
         proxied.proxy.stall()
         f.seek(30 << 20)
         eio_within_bound(lambda: f.read(1 << 20))
+
+
+def in_thread(action: Any) -> Any:
+    """Run `action` in a thread; returns a function that waits for its result."""
+    import threading
+
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(action()), daemon=True)
+    worker.start()
+
+    def result() -> Any:
+        worker.join(BOUND_S * 2)
+        assert outcome, "still blocked"
+        return outcome[0]
+    return result
+
+
+def test_a_stall_shorter_than_io_timeout_costs_no_error(
+        proxied: Proxied, hung_mount: Mount) -> None:
+    data = os.urandom(3 << 20)
+    proxied.source.put("brief.bin", data)
+    files = hung_mount.path / "sources" / "r"
+    assert os.stat(files / "brief.bin").st_size == len(data)
+    proxied.proxy.stall()
+    started = time.monotonic()
+    read = in_thread(lambda: (files / "brief.bin").read_bytes())
+    time.sleep(IO_TIMEOUT_S / 3)
+    proxied.proxy.resume()
+    assert read() == data
+    assert time.monotonic() - started < BOUND_S
+
+
+def test_an_fsync_during_a_short_stall_succeeds_and_the_file_is_on_the_server(
+        proxied: Proxied, hung_mount: Mount) -> None:
+    files = hung_mount.path / "sources" / "r"
+    os.listdir(files)
+
+    def write_and_fsync() -> None:
+        with open(files / "synced.txt", "wb") as f:
+            f.write(b"acknowledged by fsync")
+            f.flush()
+            os.fsync(f.fileno())
+    proxied.proxy.stall()
+    done = in_thread(write_and_fsync)
+    time.sleep(IO_TIMEOUT_S / 3)
+    proxied.proxy.resume()
+    done()
+    assert proxied.source.get("synced.txt") == b"acknowledged by fsync"
+
+
+def test_files_closed_while_connections_are_cut_mid_upload_all_reach_the_server(
+        proxied: Proxied, hung_mount: Mount) -> None:
+    files = hung_mount.path / "sources" / "r"
+    os.listdir(files)
+    written = {f"cut-{i}.bin": os.urandom((2 << 20) + i) for i in range(3)}
+    proxied.proxy.pause_s = 0.01  # ~6 MB/s: the cut comes mid-transfer
+    for name, data in written.items():
+        (files / name).write_bytes(data)  # closed: acknowledged
+    time.sleep(0.3)
+    proxied.proxy.cut()  # every connection closed mid-transfer, new ones refused
+    assert any(proxied.source.get(n) != d for n, d in written.items())  # (nothing more
+    time.sleep(1.0)  # can arrive now: some upload was cut short)
+    proxied.proxy.pause_s = 0.0
+    proxied.proxy.restore()
+    for name, data in written.items():
+        proxied.source.wait_for(name, data)
+    assert (files / "cut-0.bin").read_bytes() == written["cut-0.bin"]  # recovered
+
+
+def test_a_slow_link_gives_exact_bytes_and_no_call_waits_past_its_bound(
+        proxied: Proxied, hung_mount: Mount) -> None:
+    data = os.urandom(6 << 20)
+    proxied.source.put("slow.bin", data)
+    path = hung_mount.path / "sources" / "r" / "slow.bin"
+    proxied.proxy.pause_s = 0.001  # each 64 KiB piece waits: tens of MB/s at most
+    got, slowest = bytearray(), 0.0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            started = time.monotonic()
+            piece = f.read(1 << 20)
+            slowest = max(slowest, time.monotonic() - started)
+            if not piece:
+                break
+            got += piece
+    assert bytes(got) == data
+    assert slowest < BOUND_S, f"one read took {slowest:.1f}s"
+    (path.parent / "up.bin").write_bytes(data[: 2 << 20])
+    proxied.source.wait_for("up.bin", data[: 2 << 20])
