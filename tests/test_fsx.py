@@ -3,7 +3,9 @@
 Every operation runs on the mount and on a reference directory of the host
 filesystem; both must succeed alike or fail with the same errno, and the
 touched path must then look the same (content, size, type, mode). The whole
-tree is compared every 100 operations and at the end.
+tree is compared every 100 operations and at the end. On a local source every
+operation is drawn; on S3 and SFTP those the storage has (S3: no links, no modes;
+SFTP: no hard links).
 """
 
 from __future__ import annotations
@@ -15,19 +17,26 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import Mount
+from remote_helpers import mount_remote, source_for
 
 SEED = 20261122
 # `make test` runs the first 2,500 operations of the sequence; `make test-long` all 8,000
 OPERATIONS = 8000 if os.environ.get("MARKFS_TEST_LONG") == "1" else 2500
+# on S3 and SFTP (each close is an upload): `make test` 400, `make test-long` 3,000
+REMOTE_OPERATIONS = 3000 if os.environ.get("MARKFS_TEST_LONG") == "1" else 400
+WITHOUT = {"local": set(), "s3": {"link", "symlink", "chmod"}, "sftp": {"link"}}
 NAMES = ["a", "b", "c", "d", "e"]
 MAX_SIZE = 300_000
 
 
 class Mirror:
-    def __init__(self, mounted: Path, reference: Path, rng: random.Random) -> None:
+    def __init__(self, mounted: Path, reference: Path, rng: random.Random,
+                 without: set[str] | frozenset[str] = frozenset()) -> None:
         self.roots = (mounted, reference)
         self.rng = rng
+        self.without = without  # operations the storage has not
         self.last = ""
 
     def rel(self, depth: int = 2) -> str:
@@ -67,7 +76,7 @@ class Mirror:
             "chmod": lambda r: os.chmod(r / rel, mode),
             "listdir": lambda r: sorted(os.listdir(r / rel)),
         }
-        name = self.rng.choice(list(ops))
+        name = self.rng.choice([op for op in ops if op not in self.without])
         self.last = f"{name} {rel} {other} off={offset} size={size} len={len(data)}"
         ok = self.both(ops[name])
         self.both(lambda r: describe(r / rel))
@@ -110,11 +119,29 @@ def tree(root: Path) -> dict[str, tuple[object, ...]]:
 
 def test_random_operations_match_a_reference_directory(
         mount: Mount, src: Path, tmp_path: Path) -> None:
+    run_against_reference(mount, src, tmp_path, OPERATIONS, "local")
+
+
+@pytest.mark.parametrize("kind", ["s3", "sftp"])
+def test_random_operations_on_a_remote_source_match_a_reference_directory(
+        tmp_path: Path, data_dir: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    request.param = kind  # (source_for reads the server kind there)
+    mount = mount_remote(tmp_path, data_dir, source_for(request, tmp_path))
+    try:
+        run_against_reference(mount, mount.path / "sources" / "r", tmp_path,
+                              REMOTE_OPERATIONS, kind)
+    finally:
+        mount.stop()
+    mount.assert_log_clean()
+
+
+def run_against_reference(mount: Mount, src: Path, tmp_path: Path, operations: int,
+                          kind: str) -> None:
     reference = tmp_path / "reference"
     reference.mkdir()
-    mirror = Mirror(src, reference, random.Random(SEED))
+    mirror = Mirror(src, reference, random.Random(SEED), WITHOUT[kind])
     counts: dict[str, int] = {}  # successful operations by kind
-    for n in range(1, OPERATIONS + 1):
+    for n in range(1, operations + 1):
         name, ok = mirror.step()
         counts[name] = counts.get(name, 0) + ok
         if n % int(os.environ.get("FSX_EVERY", "100")) == 0:
@@ -122,5 +149,5 @@ def test_random_operations_match_a_reference_directory(
     assert tree(src) == tree(reference)
     mount.remount()
     assert tree(src) == tree(reference), "trees differ after remount"
-    assert min(counts.values()) >= OPERATIONS // 500, f"too few operations succeeded: {counts}"
+    assert min(counts.values()) >= operations // 500, f"too few operations succeeded: {counts}"
     print(counts)

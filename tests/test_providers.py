@@ -13,7 +13,7 @@ import pytest
 import trio
 from conftest import add_source_now, run_markfs
 from inprocess import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
-from remote_helpers import s3_source, source_for
+from remote_helpers import s3_source, sftp_source, source_for
 
 from markfs.namespace.ops import Namespace
 
@@ -294,6 +294,50 @@ def test_a_path_past_s3s_1024_byte_keys_is_enametoolong(
         assert ("k" * 250 + "/") * 4 + "f" * 15 in source.names()
     finally:
         inprocess.close()
+
+
+def test_a_rename_onto_a_non_empty_folder_or_a_name_of_the_other_kind_is_refused(
+        on_s3: tuple[InProcess, object]) -> None:
+    inprocess, source = on_s3
+    for name in ("full/x", "moving/y", "file"):
+        source.put(name, name.encode())  # type: ignore[attr-defined]
+    before = source.names()  # type: ignore[attr-defined]
+
+    async def body(ns: Namespace) -> list[int]:
+        root = (await resolve(ns, "/sources/r")).id
+        return [await errno_of(ns.rename(root, b"moving", root, b"full", 0)),
+                await errno_of(ns.rename(root, b"moving", root, b"file", 0)),
+                await errno_of(ns.rename(root, b"file", root, b"full", 0))]
+    assert inprocess.run(body) == [errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR]
+    assert source.names() == before  # type: ignore[attr-defined]
+
+
+def test_an_sftp_file_is_uploaded_with_the_mode_and_time_it_was_made_or_given(
+        data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    source = sftp_source(request.getfixturevalue("sshd"), tmp_path / "sftp-modes")
+    add_source_now(data_dir, "r", source.url)
+    inprocess = InProcess(data_dir)
+
+    async def body(ns: Namespace) -> None:
+        root = await resolve(ns, "/sources/r")
+        for name, mode in ((b"private", 0o600), (b"script", 0o644)):
+            fh, node = await ns.create(root.id, name, mode, os.O_WRONLY | os.O_CREAT, ROOT)
+            await ns.write(fh, 0, b"#!/bin/sh\n")
+            if name == b"script":  # before its upload (the file is not on the server yet)
+                await ns.setattr(node.id, mode=stat.S_IFREG | 0o755)
+                await ns.setattr(node.id, atime_ns=10**18, mtime_ns=1_500_000_000 * 10**9)
+            await ns.release(fh)
+        with trio.fail_after(30):
+            while ns.remote.pending()[0]:
+                await trio.sleep(0.05)
+    try:
+        inprocess.run(body)
+    finally:
+        inprocess.close()
+    modes = {n: stat.S_IMODE(os.stat(tmp_path / "sftp-modes" / n).st_mode)
+             for n in ("private", "script")}
+    assert modes == {"private": 0o600, "script": 0o755}
+    assert os.stat(tmp_path / "sftp-modes" / "script").st_mtime == 1_500_000_000
 
 
 def test_an_s3_object_replaced_after_listing_is_read_in_its_new_version(

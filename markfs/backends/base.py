@@ -112,6 +112,8 @@ class Backend(Protocol):
 
     # False where a rename is a copy then a delete (S3): the namespace journals those.
     atomic_rename: bool
+    # True where files keep permission bits and times set on them (not S3)
+    keeps_modes: bool
 
     def check_path(self, path: bytes) -> None:
         """OSError (ENAMETOOLONG, EINVAL) if the storage could never hold a file at
@@ -133,11 +135,12 @@ class Backend(Protocol):
         """The same bytes as one request, in pieces as they arrive (sequential reads)."""
         ...
 
-    def upload(self, path: bytes, local_file: str,
-               control: UploadControl | None = None) -> Entry:
-        """Replace the file at `path` with the content of a local file in one transfer;
-        stops with ECANCELED once `control.cancel` is set. (A `PieceStore`'s large files
-        go in pieces instead, journaled by the caller.)"""
+    def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
+               mode: int | None = None) -> Entry:
+        """Replace the file at `path` with the content of a local file in one transfer,
+        with permission bits `mode` where the storage keeps them (None: 0600); stops
+        with ECANCELED once `control.cancel` is set. (A `PieceStore`'s large files go in
+        pieces instead, journaled by the caller.)"""
         ...
 
     def mkdir(self, path: bytes, mode: int) -> None: ...

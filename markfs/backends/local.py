@@ -56,6 +56,7 @@ class LocalBackend:
     """A local directory; paths never leave it (names are checked by the namespace)."""
 
     atomic_rename = True
+    keeps_modes = True
 
     def check_path(self, path: bytes) -> None:
         """(Files are made in place: the disk answers at once.)"""
@@ -100,12 +101,13 @@ class LocalBackend:
                 offset += len(piece)
                 yield piece
 
-    def upload(self, path: bytes, local_file: str,
-               control: UploadControl | None = None) -> Entry:
+    def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
+               mode: int | None = None) -> Entry:
         if control is not None:
             control.check()
         temp = hidden_twin(self._abs(path), b".markfs-upload-")
         shutil.copyfile(local_file, temp)
+        os.chmod(temp, 0o600 if mode is None else stat.S_IMODE(mode))
         os.replace(temp, self._abs(path))
         return self.stat(path)
 

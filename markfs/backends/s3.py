@@ -104,6 +104,7 @@ class S3Backend:
     """One bucket prefix, reached through one thread-safe boto3 client."""
 
     atomic_rename = False  # copy, then delete: journaled by the namespace
+    keeps_modes = False
 
     def __init__(self, location: S3Location, *, connect_timeout: float = 5.0,
                  read_timeout: float = 30.0, max_attempts: int = 4,
@@ -224,8 +225,8 @@ class S3Backend:
 
     # -- writing -------------------------------------------------------------
 
-    def upload(self, path: bytes, local_file: str,
-               control: UploadControl | None = None) -> Entry:
+    def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
+               mode: int | None = None) -> Entry:
         """Store a local file of at most `piece_size` bytes as the object at `path` (one
         PUT; larger files go in pieces)."""
         control = control or UploadControl()

@@ -81,6 +81,12 @@ def _entry(name: bytes, attrs: Attrs, target: bytes | None = None) -> Entry:
                  atime_ns=None if attrs.atime is None else attrs.atime * 1_000_000_000)
 
 
+def private_until(mode: int | None) -> Attrs:
+    """A new upload's temporary file is made with its file's permission bits, or 0600
+    when they are not known yet (others must not read it before they are set)."""
+    return Attrs(mode=0o600 if mode is None else stat.S_IMODE(mode))
+
+
 def _exists(session: SftpSession, path: bytes) -> bool:
     try:
         session.stat(path, follow=False)
@@ -103,6 +109,7 @@ class SftpBackend:
     """A directory on an SSH server, reached through a pool of `ssh` processes."""
 
     atomic_rename = True
+    keeps_modes = True
 
     def check_path(self, path: bytes) -> None:
         """(The server's limits are its own: an upload meets them, and is parked.)"""
@@ -249,15 +256,15 @@ class SftpBackend:
         background must not remove the temporary file of the upload that follows it)."""
         return hidden_twin(self._abs(path), TEMP_MARK)
 
-    def upload(self, path: bytes, local_file: str,
-               control: UploadControl | None = None) -> Entry:
+    def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
+               mode: int | None = None) -> Entry:
         full, temp = self._abs(path), self._temp_name(path)
         check = (control or UploadControl()).check
         size = os.stat(local_file).st_size
 
         def do(session: SftpSession) -> None:
             try:
-                handle = session.open(temp, O_WRITE | O_CREAT | O_TRUNC)
+                handle = session.open(temp, O_WRITE | O_CREAT | O_TRUNC, private_until(mode))
                 try:
                     sent = session.write_stream(
                         handle, 0, _file_pieces(local_file, session.write_size),
@@ -281,7 +288,7 @@ class SftpBackend:
     def begin_pieces(self, path: bytes) -> str:
         temp = self._temp_name(path)
         self._run(f"upload {os.fsdecode(temp)}", lambda s: s.close_handle(
-            s.open(temp, O_WRITE | O_CREAT | O_TRUNC)))
+            s.open(temp, O_WRITE | O_CREAT | O_TRUNC, private_until(None))))
         return os.fsdecode(temp)
 
     def send_piece(self, path: bytes, token: str, number: int, data: bytes,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -64,6 +65,9 @@ class Staged:
     # (source id, path) while the copy was written from its start: it may stream
     stream_to: tuple[int, bytes] | None = None
     sender: PieceSender | None = None  # its upload in pieces while being written
+    # (atime, mtime) set on the file since its last write: given to the storage after
+    # the upload, which itself leaves the upload's own time
+    times: tuple[int | None, int | None] | None = None
 
     def descriptor(self) -> int:
         if self.fd < 0:
@@ -160,23 +164,24 @@ class RemoteFiles:
         """A staged copy to write into: the pending one, or a fresh one (filled unless
         the file is truncated)."""
         staged = self.staged.get(node.id)
+        fresh = staged is None
         if staged is None:
-            path = self.staging.new_session(node.id)
-            staged = Staged(path)
+            staged = Staged(self.staging.new_session(node.id))
             self.staged[node.id] = staged
-            if not truncate and node.size > 0:
-                try:
-                    node = await self._fill_current(staged, node)
-                except BaseException:
-                    self._forget_if_idle(node.id)
-                    raise
-            staged.size = 0 if truncate else node.size
-        elif truncate:
-            await self._io(os.truncate, staged.path, 0)
-            staged.size = 0
+        staged.writers += 1  # before any wait: an upload finishing meanwhile must not
+        try:                 # take the copy away (it did: ENOENT on an O_TRUNC open)
+            if fresh and not truncate and node.size > 0:
+                node = await self._fill_current(staged, node)
+            if fresh:
+                staged.size = 0 if truncate else node.size
+            elif truncate:
+                await self._io(os.truncate, staged.path, 0)
+                staged.size = 0
+        except BaseException:
+            self.release_writer(node.id, staged)
+            raise
         if staged.size == 0:
             self._restart_stream(staged, node)
-        staged.writers += 1
         return staged
 
     def _restart_stream(self, staged: Staged, node: Node) -> None:
@@ -216,6 +221,7 @@ class RemoteFiles:
                 await self._io(os.pwrite, f.fileno(), data, offset)
 
     async def write(self, staged: Staged, offset: int, data: bytes) -> int:
+        staged.times = None  # a write makes the file's mtime its own again
         written = await self._io(os.pwrite, staged.descriptor(), data, offset)
         staged.size = max(staged.size, offset + written)
         if staged.sender is None and staged.stream_to is not None and self._nursery:
@@ -433,7 +439,7 @@ class RemoteFiles:
         started = time.monotonic()
         digest = self._digest_alongside(row)
         try:
-            entry = await self._send(row, control)
+            entry = await self._settle(row, await self._send(row, control))
         except FsError as exc:
             if exc.code == errno.ECANCELED:
                 log.info("upload of %r cancelled: the file changed or moved", row.remote_path)
@@ -475,8 +481,46 @@ class RemoteFiles:
         staged = self.staged.get(row.node_id)
         if staged is not None and staged.path == Path(row.staging):
             self._stop_stream(staged, "the file is small now")
+        node = self.tree.node(row.node_id)
         return await self._upload_io(backend.upload, row.remote_path, row.staging, control,
+                                     node.mode if node is not None else None,
                                      timeout=UPLOAD_TIMEOUT_S)
+
+    async def _settle(self, row: Upload, entry: Entry) -> Entry:
+        """Give the uploaded file what its bytes did not carry: the permission bits of
+        its node (SFTP made it 0600, or with the server's umask) and times set while it
+        was staged. S3 keeps neither."""
+        backend = self._backend_of(row.source_id)
+        node = self.tree.node(row.node_id)
+        if node is None or not backend.keeps_modes:
+            return entry
+        staged = self.staged.get(row.node_id)
+        times = staged.times if staged is not None else None
+        if stat.S_IMODE(entry.mode) == stat.S_IMODE(node.mode) and times is None:
+            return entry
+        if stat.S_IMODE(entry.mode) != stat.S_IMODE(node.mode):
+            await self._upload_io(backend.chmod, row.remote_path, node.mode,
+                                  timeout=UPLOAD_TIMEOUT_S)
+        if times is not None:
+            await self._upload_io(backend.utime, row.remote_path, *times,
+                                  timeout=UPLOAD_TIMEOUT_S)
+        return await self._upload_io(backend.stat, row.remote_path, timeout=UPLOAD_TIMEOUT_S)
+
+    def staged_attrs(self, node: Node, mode: int | None,
+                     times: tuple[int | None, int | None] | None) -> None:
+        """chmod/utime of a file whose content is not on its storage yet: kept in the
+        catalog now, given to the storage when the upload lands (`_settle`)."""
+        staged = self.staged.get(node.id)
+        changes: dict[str, int] = {}
+        if mode is not None:
+            changes["mode"] = stat.S_IFMT(node.mode) | stat.S_IMODE(mode)
+        if times is not None and staged is not None:
+            staged.times = times
+            if times[1] is not None:
+                changes["mtime_ns"] = times[1]
+        if changes:
+            with self.tree.transaction() as txn:
+                nodes.update_node(txn, node.id, **changes)
 
     async def _send_in_pieces(self, row: Upload, backend: PieceStore) -> Entry:
         """Finish the stream of this staged copy if it has one for this path, else send

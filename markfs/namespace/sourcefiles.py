@@ -233,16 +233,29 @@ class SourceFiles(Provider):
                 raise FsError(errno.EISDIR)
             await self._store(backend).truncate(node, backend, changes.size, handle)
             self.s.handles.set_size(node.id, changes.size)
+        times = None if changes.atime_ns is None and changes.mtime_ns is None else (
+            changes.atime_ns, changes.mtime_ns)
+        if self.remote.has_staged(node.id):  # the source has not got this content yet
+            self.remote.staged_attrs(node, changes.mode, times)
+            if changes.uid is not None or changes.gid is not None:
+                await self._chown(backend, path, changes, missing_ok=True)
+            return self.s.tree.node(node.id) or node
         if changes.mode is not None:
             await self.s.io(backend.chmod, path, changes.mode)
         if changes.uid is not None or changes.gid is not None:
+            await self._chown(backend, path, changes)
+        if times is not None:
+            await self.s.io(backend.utime, path, *times)
+        return await self.listings.restat(node)
+
+    async def _chown(self, backend: Backend, path: bytes, changes: AttrChanges,
+                     missing_ok: bool = False) -> None:
+        try:
             await self.s.io(backend.chown, path, -1 if changes.uid is None else changes.uid,
                             -1 if changes.gid is None else changes.gid)
-        if changes.atime_ns is not None or changes.mtime_ns is not None:
-            await self.s.io(backend.utime, path, changes.atime_ns, changes.mtime_ns)
-        if self.remote.has_staged(node.id):
-            return self.s.tree.node(node.id) or node  # the source has not got this content yet
-        return await self.listings.restat(node)
+        except FsError as exc:
+            if not (missing_ok and exc.code == errno.ENOENT):  # (not uploaded yet)
+                raise
 
     def getxattr(self, node: Node, name: bytes) -> bytes:
         return self.xattrs.get(node, self.listings.backend(node), name)

@@ -186,6 +186,8 @@ class StagedStore:
                 self.remote.uploads_paused(None if node.is_dir else node.id))
             if target is not None and not target.is_dir:
                 await paused.enter_async_context(self.remote.uploads_paused(target.id))
+            if target is not None and target.id != node.id:
+                await self._check_replaceable(node, target)  # (lists: before `renaming`)
             with self.listings.renames.renaming():
                 await self._rename_paused(node, target, backend, paths)
                 then()
@@ -209,6 +211,20 @@ class StagedStore:
         if journal is not None:
             with self.s.tree.transaction() as txn:
                 rename_journal.finish(txn, journal)
+
+
+    async def _check_replaceable(self, node: Node, target: Node) -> None:
+        """What rename(2) checks of the name it replaces: S3's rename is a copy (it would
+        merge a folder into another, or put a file beside a folder), SFTP's answers
+        only "failure" or "no such file" for these."""
+        if node.is_dir and not target.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if not node.is_dir and target.is_dir:
+            raise FsError(errno.EISDIR)
+        if target.is_dir:
+            await self.listings.ensure_listed(target)
+            if self.s.tree.children(target.id, 0, 1):
+                raise FsError(errno.ENOTEMPTY)
 
 
 async def give_to(s: Services, backend: Backend, parent: Node, path: bytes,
