@@ -81,6 +81,8 @@ ATTRIBUTE_CHANGES: dict[str, Callable[[Path], None]] = {
     "link": lambda f: os.link(f, f.parent / "twin"),
     "utime": lambda f: os.utime(f, ns=(5, 5)),
     "setxattr": lambda f: os.setxattr(f, "user.k", b"v"),
+    "unlink of another name": lambda f: os.unlink(f.parent / "other-name"),
+    "rename": lambda f: os.rename(f, f.parent / "renamed"),
     "removexattr": lambda f: os.removexattr(f, "user.present"),
 }
 
@@ -91,11 +93,13 @@ def test_a_files_ctime_moves_with_each_change_of_it_as_on_disk(
     path = src / "f"
     path.write_text("hello")
     os.setxattr(backing / "f", "user.present", b"1")
+    os.link(path, src / "other-name")
     before = os.stat(path).st_ctime_ns
     time.sleep(0.02)  # inode times tick with the kernel's coarse clock (a few ms)
     ATTRIBUTE_CHANGES[change](path)
-    seen = os.stat(path).st_ctime_ns
-    assert seen > before and seen == os.stat(backing / "f").st_ctime_ns
+    name = "renamed" if change == "rename" else "f"
+    seen = os.stat(src / name).st_ctime_ns
+    assert seen > before and seen == os.stat(backing / name).st_ctime_ns
 
 
 def test_atime_set_with_utime_is_kept_apart_from_mtime_to_the_nanosecond(

@@ -77,7 +77,7 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             store = self._store(backend)
             handle = await store.create(parent, name, backend, mode, flags, caller)
-            store.folder_changed(parent, backend)
+            store.attrs_changed(parent, backend)
             return handle
 
     async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
@@ -89,7 +89,7 @@ class SourceFiles(Provider):
             await self.s.io(backend.mkdir, path, mode)
             await give_to(self.s, backend, parent, path, caller)
             node = await self.listings.record(parent, name, backend)
-            self._store(backend).folder_changed(parent, backend)
+            self._store(backend).attrs_changed(parent, backend)
         self.listings.mark_listed(node.id)
         return node
 
@@ -99,7 +99,7 @@ class SourceFiles(Provider):
         store = self._store(backend)
         async with self.s.locks.hold(parent.id):
             node = await store.mknod(parent, name, backend, mode, rdev, caller)
-            store.folder_changed(parent, backend)
+            store.attrs_changed(parent, backend)
             return node
 
     async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:
@@ -109,7 +109,7 @@ class SourceFiles(Provider):
             await self.s.io(backend.symlink, target, path)
             await give_to(self.s, backend, parent, path, caller)
             node = await self.listings.record(parent, name, backend)
-            self._store(backend).folder_changed(parent, backend)
+            self._store(backend).attrs_changed(parent, backend)
             return node
 
     async def link(self, node: Node, parent: Node, name: bytes) -> Node:
@@ -126,7 +126,7 @@ class SourceFiles(Provider):
             with self.s.tree.transaction() as txn:
                 nodes.add_hardlink(txn, node.id, parent.id, name, path)
                 nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
-            self._store(backend).folder_changed(parent, backend)
+            self._store(backend).attrs_changed(parent, backend)
         return node
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
@@ -140,7 +140,7 @@ class SourceFiles(Provider):
                 raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
             await self._store(backend).remove(node, backend, child_path(parent, name))
             refresh_one(self.s.tree, parent, None, name)
-            self._store(backend).folder_changed(parent, backend)
+            self._store(backend).attrs_changed(parent, backend)
         survivor = self.s.tree.node(node.id)
         if survivor is not None:  # other hard links remain
             await self.listings.restat(survivor)
@@ -167,8 +167,9 @@ class SourceFiles(Provider):
             await self._store(backend).rename(
                 node, target, backend, (move.old_path, move.new_path), flags,
                 then=lambda: self._record_rename(node, target, move, flags))
-            for folder in {old_parent.id: old_parent, new_parent.id: new_parent}.values():
-                self._store(backend).folder_changed(folder, backend)
+            for changed in {old_parent.id: old_parent, new_parent.id: new_parent,
+                            node.id: node}.values():
+                self._store(backend).attrs_changed(changed, backend)
         survivor = self.s.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self.listings.restat(survivor)

@@ -50,18 +50,18 @@ class InPlaceStore:
         await give_to(self.s, backend, parent, path, caller)
         return await self.listings.record(parent, name, backend)
 
-    def folder_changed(self, folder: Node, backend: Backend) -> None:
-        """The folder's attributes (times, link count) as the disk has them right after a
-        change in it: one stat, short enough for the loop."""
-        if folder.remote_path is None:
+    def attrs_changed(self, changed: Node, backend: Backend) -> None:
+        """A node's attributes (times, link count) as the disk has them right after a
+        change in or of it (a folder's entries; a rename moves the renamed one's
+        ctime): one stat, short enough for the loop."""
+        current = self.s.tree.node(changed.id)  # (a rename changed its path)
+        if current is None or current.remote_path is None:
             return
         try:
-            entry = backend.stat(folder.remote_path)
+            entry = backend.stat(current.remote_path)
         except OSError:
             return  # gone meanwhile: the next listing says so
-        current = self.s.tree.node(folder.id)
-        if current is not None:
-            update_attrs(self.s.tree, current, entry)
+        update_attrs(self.s.tree, current, entry)
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
         assert isinstance(backend, DirectFiles) and node.remote_path is not None
@@ -107,7 +107,7 @@ class StagedStore:
                     caller: Caller) -> Node:
         raise FsError(errno.EPERM, "FIFOs, sockets and devices exist on local sources only")
 
-    def folder_changed(self, folder: Node, backend: Backend) -> None:
+    def attrs_changed(self, folder: Node, backend: Backend) -> None:
         """Kept until the next listing: S3 folders have no times, and on SFTP asking
         would cost a round trip per change."""
 
