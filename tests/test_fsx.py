@@ -24,8 +24,8 @@ from remote_helpers import mount_remote, source_for
 SEED = 20261122
 # `make test` runs the first 2,500 operations of the sequence; `make test-long` all 8,000
 OPERATIONS = 8000 if os.environ.get("MARKFS_TEST_LONG") == "1" else 2500
-# on S3 and SFTP (each close is an upload): `make test` 400, `make test-long` 3,000
-REMOTE_OPERATIONS = 3000 if os.environ.get("MARKFS_TEST_LONG") == "1" else 400
+# on S3 and SFTP (each close is an upload): `make test` 300, `make test-long` 3,000
+REMOTE_OPERATIONS = 3000 if os.environ.get("MARKFS_TEST_LONG") == "1" else 300
 WITHOUT = {"local": set(), "s3": {"link", "symlink", "chmod"}, "sftp": {"link"}}
 NAMES = ["a", "b", "c", "d", "e"]
 MAX_SIZE = 300_000
