@@ -14,7 +14,7 @@ import pytest
 import trio
 from botocore.exceptions import ParamValidationError
 from conftest import add_source_now, in_process
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from inprocess import ROOT, InProcess, resolve
 from remote_helpers import RemoteSource, source_for
@@ -34,16 +34,17 @@ NAMES = st.one_of(
     st.sampled_from([b".", b"..", b"a/b", b"/", b"nul\0", b"line\nbreak", b"x" * 255,
                      b"x" * 256, b"caf\xe9", b"\xff\xfe", b" ", b"-rf", b"..."]),
 )
-FUZZ = settings(max_examples=60, deadline=None,
+# derandomized: the same examples in every run (a CI failure can be run again)
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(params=["local", "seaweedfs", "sftp"])
+@pytest.fixture(params=["local", "s3", "sftp"])
 def namespace(data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         tuple[InProcess, Any]]:
     """A namespace in process over one source `r`, and where its files are stored: the
-    local folder, or the RemoteSource of an S3 (SeaweedFS: moto refuses keys with a
-    newline, which S3 allows) or SFTP (sshd) server."""
+    local folder, or the RemoteSource of an S3 (moto) or SFTP (sshd) server. (Not
+    SeaweedFS: it stores a backslash in a key as a slash.)"""
     if request.param == "local":
         folder = tmp_path / "folder"
         folder.mkdir()
@@ -97,6 +98,7 @@ def test_any_name_is_made_under_the_source_root_or_refused_with_an_errno(
     @example(b"x" * 255)
     @example(b"caf\xe9")
     def check(name: bytes) -> None:
+        assume(not (s3 and (b"\n" in name or b"\r" in name)))  # moto refuses those keys
         code = inprocess.run(lambda ns: make_file(ns, name))
         if len(name) > 255:
             assert code == errno.ENAMETOOLONG
@@ -194,7 +196,7 @@ URL_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(URL_TEXT)
 @example("s3://bucket/../../etc")
 @example("file://relative/path")

@@ -8,7 +8,7 @@ cache starts empty, then rebuilt. Two checks:
 
 - `header_damage`: the two meta pages (magic, version, page size) and that the
   file holds every page the newest meta page names — cheap, run at every open;
-- `walk_damage`: every entry of every database read in a child process, so a
+- `walk_damage`: every entry of every database read in a forked child, so a
   crash there is an answer, not the end of this process — run when a mount
   starts and by fsck.
 """
@@ -17,26 +17,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import signal
 import struct
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 _MAGIC = 0xBEEFC0DE
 _PAGE_HEADER = 16
 # MDB_meta: magic, version, address, mapsize, two MDB_db records, last page, txn id
 _META = struct.Struct("<IIQQ" + "IHHQQQQQ" * 2 + "QQ")
-_WALK = """
-import sys, lmdb
-env = lmdb.open(sys.argv[1], readonly=True, lock=False, max_dbs=16, subdir=True)
-with env.begin() as txn:
-    names = [bytes(k) for k, _ in txn.cursor()]
-for name in [None, *names]:
-    db = env.open_db(name, create=False) if name is not None else None
-    with env.begin(db=db) as txn:
-        for key, value in txn.cursor():
-            len(bytes(key)) + len(bytes(value))
-"""
+
+
+def _walk(env_dir: str) -> None:
+    """Read every entry of every database (in the forked child)."""
+    import lmdb
+
+    env = lmdb.open(env_dir, readonly=True, lock=False, max_dbs=16, subdir=True)
+    with env.begin() as txn:
+        names = [bytes(k) for k, _ in txn.cursor()]
+    for name in [None, *names]:
+        db = env.open_db(name, create=False) if name is not None else None
+        with env.begin(db=db) as txn:
+            for key, value in txn.cursor():
+                len(bytes(key)) + len(bytes(value))
 
 
 def header_damage(env_dir: Path) -> str | None:
@@ -66,18 +70,45 @@ def header_damage(env_dir: Path) -> str | None:
 
 
 def walk_damage(env_dir: Path, timeout: float = 300.0) -> str | None:
-    """Read everything in a child process; why that failed, or None."""
+    """Read everything in a forked child; why that failed, or None. (A fork, not a new
+    interpreter: 2 ms instead of 50 on every mount start and fsck; the child only reads
+    the file with the lmdb module already loaded, then leaves with os._exit.)"""
     if header_damage(env_dir) is not None or not (env_dir / "data.mdb").exists():
         return header_damage(env_dir)
-    done = subprocess.run([sys.executable, "-I", "-c", _WALK, str(env_dir)],
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode < 0:
+    status, said = _in_child(lambda: _walk(str(env_dir)), timeout)
+    if status is None:
+        return f"{env_dir / 'data.mdb'} could not be read within {timeout:.0f}s"
+    if os.WIFSIGNALED(status):
         return f"{env_dir / 'data.mdb'} is damaged (reading it crashed with signal " \
-               f"{-done.returncode})"
-    if done.returncode:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return f"{env_dir / 'data.mdb'} is damaged ({last})"
+               f"{os.WTERMSIG(status)})"
+    if os.waitstatus_to_exitcode(status):
+        return f"{env_dir / 'data.mdb'} is damaged ({said or '?'})"
     return None
+
+
+def _in_child(action: Callable[[], None], timeout: float) -> tuple[int | None, str]:
+    """Run `action` in a forked child: its wait status (None: killed after `timeout`)
+    and the last line of the error it raised."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing but the action, then out
+        code = 0
+        try:
+            os.close(read)
+            action()
+        except BaseException as exc:  # every failure is the answer
+            os.write(write, f"{type(exc).__name__}: {exc}".splitlines()[-1].encode()[:500])
+            code = 1
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        ready, _, _ = select.select([pipe], [], [], timeout)  # EOF once the child is gone
+        said = pipe.read().decode(errors="replace") if ready else ""
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return None, ""
+    return os.waitpid(pid, 0)[1], said.strip()
 
 
 def discard(env_dir: Path) -> None:
