@@ -9,7 +9,6 @@ before markfs kept them on the disk are still read, listed and removable.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,22 +21,58 @@ from markfs.namespace.listing import update_attrs
 from markfs.namespace.provider import Services
 
 USER_PREFIX = b"user."
+NOT_THERE = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA)  # kept nowhere on the disk
 T = TypeVar("T")
 
 
-class NoUserXattrs(Exception):
-    """The disk keeps no user xattrs (ENOTSUP): the catalog keeps them instead."""
-
-
-def _on_disk(call: Callable[[], T]) -> T:
-    """`call`'s answer, or its errno as an FsError. (Local xattr calls take
+class DiskXattrs:
+    """The user xattrs of one file on a local disk; every answer None/False where the
+    disk keeps none (ENOTSUP), other errors as their errno. (Local xattr calls take
     microseconds: made on the loop, as a stat is.)"""
-    try:
-        return call()
-    except OSError as exc:
-        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise NoUserXattrs from None
-        raise FsError(exc.errno or errno.EIO) from None
+
+    def __init__(self, backend: DirectFiles, path: bytes) -> None:
+        self.backend, self.path = backend, path
+
+    def get(self, name: bytes) -> bytes | None:
+        return self._call(lambda: self.backend.getxattr(self.path, name))
+
+    def names(self) -> list[bytes]:
+        found = self._call(lambda: self.backend.listxattr(self.path)) or []
+        return [n for n in found if n.startswith(USER_PREFIX)]
+
+    def set(self, name: bytes, value: bytes) -> bool:
+        """False: the disk keeps no user xattrs."""
+        return self._done(lambda: self.backend.setxattr(self.path, name, value))
+
+    def remove(self, name: bytes) -> bool:
+        """False: not there (or the disk keeps none)."""
+        return self._done(lambda: self.backend.removexattr(self.path, name))
+
+    @staticmethod
+    def _call(call: Callable[[], T]) -> T | None:
+        try:
+            return call()
+        except OSError as exc:
+            if exc.errno in NOT_THERE:
+                return None
+            raise FsError(exc.errno or errno.EIO) from None
+
+    @staticmethod
+    def _done(call: Callable[[], None]) -> bool:
+        try:
+            call()
+        except OSError as exc:
+            if exc.errno in NOT_THERE:
+                return False
+            raise FsError(exc.errno or errno.EIO) from None
+        return True
+
+
+def _disk(node: Node, backend: Backend) -> DiskXattrs | None:
+    """The disk's xattrs of a local source's file; None for storages that keep none."""
+    if isinstance(backend, DirectFiles) and node.remote_path is not None:
+        return DiskXattrs(backend, node.remote_path)
+    return None
 
 
 class SourceXattrs:
@@ -45,60 +80,39 @@ class SourceXattrs:
         self.s = services
 
     def get(self, node: Node, backend: Backend, name: bytes) -> bytes:
-        path = node.remote_path
-        if isinstance(backend, DirectFiles) and path is not None:
-            try:
-                return _on_disk(lambda: backend.getxattr(path, name))
-            except NoUserXattrs:
-                pass
-            except FsError as exc:
-                if exc.code != errno.ENODATA:
-                    raise
-        value = xattrs.get_xattr(self.s.tree.catalog.conn, node.id, name)
+        disk = _disk(node, backend)
+        value = disk.get(name) if disk is not None else None
+        if value is None:
+            value = xattrs.get_xattr(self.s.tree.catalog.conn, node.id, name)
         if value is None:
             raise FsError(errno.ENODATA)
         return value
 
     def names(self, node: Node, backend: Backend) -> list[bytes]:
         found = set(xattrs.list_xattrs(self.s.tree.catalog.conn, node.id))
-        path = node.remote_path
-        if isinstance(backend, DirectFiles) and path is not None:
-            with contextlib.suppress(NoUserXattrs):
-                found.update(n for n in _on_disk(lambda: backend.listxattr(path))
-                             if n.startswith(USER_PREFIX))
+        disk = _disk(node, backend)
+        if disk is not None:
+            found.update(disk.names())
         return sorted(found)
 
     def set(self, node: Node, backend: Backend, name: bytes, value: bytes) -> None:
         if not name.startswith(USER_PREFIX):
             raise FsError(errno.ENOTSUP)
-        path = node.remote_path
-        if isinstance(backend, DirectFiles) and path is not None:
-            try:
-                _on_disk(lambda: backend.setxattr(path, name, value))
-            except NoUserXattrs:
-                pass
-            else:
-                self._catalog_remove(node, name)  # (an older copy kept there)
-                self._changed(node, backend)
-                return
+        disk = _disk(node, backend)
+        if disk is not None and disk.set(name, value):
+            self._catalog_remove(node, name)  # (an older copy kept there)
+            self._changed(node, backend)
+            return
         with self.s.tree.transaction() as txn:
             xattrs.set_xattr(txn, node.id, name, value)
 
     def remove(self, node: Node, backend: Backend, name: bytes) -> None:
-        removed = self._catalog_remove(node, name)
-        path = node.remote_path
-        if isinstance(backend, DirectFiles) and path is not None:
-            try:
-                _on_disk(lambda: backend.removexattr(path, name))
-                removed = True
-            except NoUserXattrs:
-                pass
-            except FsError as exc:
-                if exc.code != errno.ENODATA:
-                    raise
-            if removed:
-                self._changed(node, backend)
-        if not removed:
+        in_catalog = self._catalog_remove(node, name)
+        disk = _disk(node, backend)
+        on_disk = disk is not None and disk.remove(name)
+        if on_disk or (in_catalog and disk is not None):
+            self._changed(node, backend)
+        if not (on_disk or in_catalog):
             raise FsError(errno.ENODATA)
 
     def _catalog_remove(self, node: Node, name: bytes) -> bool:
