@@ -156,7 +156,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
         nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
                            [["backup"]])
-        nursery.start_soon(namespace.finish_interrupted_renames)
+        await nursery.start(namespace.finish_interrupted_renames)  # (locks taken)
         nursery.start_soon(namespace.connect_sources)
         nursery.start_soon(_refresh_gauges, namespace)
         if config.watch_local:

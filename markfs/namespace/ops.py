@@ -193,8 +193,9 @@ class Namespace:
         except FsError as exc:  # the first request will say it again, to whoever asked
             log.info("connecting ahead failed: %s", exc.strerror)
 
-    async def finish_interrupted_renames(self) -> None:
-        await self.source_files.finish_interrupted_renames()
+    async def finish_interrupted_renames(
+            self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.source_files.finish_interrupted_renames(task_status)
 
     # -- lookups and listings ----------------------------------------------------------
 

@@ -15,6 +15,8 @@ import os
 import stat
 from dataclasses import dataclass
 
+import trio
+
 from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, DirectFiles
 from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
@@ -196,10 +198,20 @@ class SourceFiles(Provider):
             node = self.s.tree.node(node.parent)
         return False
 
-    async def finish_interrupted_renames(self) -> None:
-        """At start: complete copy-then-delete renames a crash cut short (idempotent)."""
-        for rename_id, source_id, old, new in rename_journal.unfinished(
-                self.s.tree.catalog.conn):
+    async def finish_interrupted_renames(
+            self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """At start: complete copy-then-delete renames a crash cut short (idempotent).
+        The folders holding either name are locked first (started() comes after), so
+        no listing shows half a move, nor the old name a moment before the new."""
+        unfinished = rename_journal.unfinished(self.s.tree.catalog.conn)
+        folders = [folder.id for _id, source_id, old, new in unfinished for path in (old, new)
+                   if (folder := self.s.tree.node_at(source_id, path.rpartition(b"/")[0]))]
+        async with self.s.locks.hold(*folders):
+            task_status.started()
+            await self._finish_renames(unfinished)
+
+    async def _finish_renames(self, unfinished: list[tuple[int, int, bytes, bytes]]) -> None:
+        for rename_id, source_id, old, new in unfinished:
             log.info("finishing an interrupted rename %r -> %r", old, new)
             backend = self.sources.backend(source_id)
             if backend is None:
