@@ -8,63 +8,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from conftest import Mount, add_source_now, in_process
-from users import ALICE, BOB, ROOT, TEAM, User, alice, alice_in_team, bob, outcome
-
-
-def left_behind(folder: Path) -> dict[str, tuple[str, int, int, int]]:
-    """Every entry under `folder`: its mode (in octal), owner, group and link count."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        st = os.lstat(path)
-        found[str(path.relative_to(folder))] = (oct(st.st_mode), st.st_uid, st.st_gid,
-                                                st.st_nlink)
-    return found
-
-
-Step = tuple[User, Callable[[], object]]
-
-
-@dataclass
-class Twins:
-    """The disk's folder and its twin in the mount; a scenario runs in both."""
-
-    disk: Path
-    mounted: Path
-
-    def run(self, name: str, steps: list[Step]) -> None:
-        results = []
-        for place in (self.disk, self.mounted):
-            folder = place / name
-            os.mkdir(folder)
-            os.chmod(folder, 0o777)
-            outcomes = [outcome(user, folder, step) for user, step in steps]
-            results.append((outcomes, left_behind(folder)))
-        on_disk, in_mount = results
-        assert in_mount[0] == on_disk[0], "outcomes differ (mount vs disk)"
-        assert in_mount[1] == on_disk[1], "what was left behind differs (mount vs disk)"
+from twins import Twins, twin_mount
+from users import ALICE, BOB, ROOT, TEAM, User, alice, alice_in_team, bob
 
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twins]:
-    """One mount for the module (with --allow-other) and a plain folder beside it."""
-    base = tmp_path_factory.mktemp("perm")
-    data_dir, backing, point, disk = (base / n for n in ("data", "backing", "mnt", "disk"))
-    in_process(lambda tree: None, data_dir)
-    for folder in (backing, point, disk):
-        folder.mkdir()
-        os.chmod(folder, 0o755)
-    add_source_now(data_dir, "loc", f"file://{backing}")
-    mount = Mount(data_dir, point).start("--allow-other")
-    try:
-        yield Twins(disk, point / "sources" / "loc")
-    finally:
-        mount.stop()
-    mount.assert_log_clean()
+    yield from twin_mount(tmp_path_factory.mktemp("perm"))
 
 
 def write_to(name: str) -> Callable[[], object]:

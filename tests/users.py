@@ -25,8 +25,16 @@ bob = User(BOB, BOB)
 alice_in_team = User(ALICE, ALICE, (TEAM,))
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a step returns when its answer, not only its success, is to be compared."""
+
+    value: object
+
+
 def outcome(user: User, folder: Path, step: Callable[[], object]) -> str:
-    """Run `step` in a child process as `user` inside `folder`: "ok" or the errno's name."""
+    """Run `step` in a child process as `user` inside `folder`: "ok" (or, for a step that
+    returns `Seen`, the repr of what it saw) or the errno's name."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -38,7 +46,9 @@ def outcome(user: User, folder: Path, step: Callable[[], object]) -> str:
             os.setgid(user.gid)
             os.setuid(user.uid)
             os.umask(user.umask)
-            step()
+            result = step()
+            if isinstance(result, Seen):
+                answer = repr(result.value).encode()
         except OSError as exc:
             answer = errno.errorcode.get(exc.errno or 0, "?").encode()
         finally:

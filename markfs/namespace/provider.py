@@ -44,6 +44,12 @@ class AttrChanges:
     atime_ns: int | None = None
     mtime_ns: int | None = None
 
+    @property
+    def nothing(self) -> bool:
+        """chown(f, -1, -1) asks for this: nothing changes but the ctime (as on a disk)."""
+        return all(value is None for value in (self.mode, self.uid, self.gid, self.size,
+                                               self.atime_ns, self.mtime_ns))
+
 
 @dataclass
 class Services:

@@ -255,7 +255,7 @@ class SourceFiles(Provider):
             return self.s.tree.node(node.id) or node
         if changes.mode is not None:
             await self.s.io(backend.chmod, path, changes.mode)
-        if changes.uid is not None or changes.gid is not None:
+        if changes.uid is not None or changes.gid is not None or changes.nothing:
             await self._chown(backend, path, changes)
         if times is not None:
             await self.s.io(backend.utime, path, *times)

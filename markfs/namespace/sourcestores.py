@@ -47,7 +47,7 @@ class InPlaceStore:
         assert isinstance(backend, DirectFiles)
         path = child_path(parent, name)
         await self.s.io(backend.mknod, path, mode, rdev)
-        await give_to(self.s, backend, parent, path, caller)
+        await give_to(self.s, backend, parent, path, caller, mode)
         return await self.listings.record(parent, name, backend)
 
     def attrs_changed(self, changed: Node, backend: Backend) -> None:
@@ -75,7 +75,7 @@ class InPlaceStore:
         path = child_path(parent, name)
         file = await self.s.io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
                                release=close_file)
-        await give_to(self.s, backend, parent, path, caller)
+        await give_to(self.s, backend, parent, path, caller, mode)
         node = await self.listings.record(parent, name, backend)
         return InPlaceHandle(node, file, self.s.io, True, self.listings.restat_id)
 
@@ -228,10 +228,14 @@ class StagedStore:
 
 
 async def give_to(s: Services, backend: Backend, parent: Node, path: bytes,
-                  caller: Caller) -> None:
-    """Give a new entry to the caller, as a local filesystem would (only root can)."""
+                  caller: Caller, mode: int = 0) -> None:
+    """Give a new entry to the caller, as a local filesystem would (only root can).
+    A new file's setuid and setgid bits in `mode` are set again after the chown, which
+    clears them (the kernel has already dropped those the caller may not have)."""
     if os.geteuid() != 0:
         return
     gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
     if (caller.uid, gid) != (os.geteuid(), os.getegid()):
         await s.io(backend.chown, path, caller.uid, gid)
+        if mode & (stat.S_ISUID | stat.S_ISGID):
+            await s.io(backend.chmod, path, mode)
