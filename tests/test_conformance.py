@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import socket
 import stat
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -173,7 +176,9 @@ def test_an_owner_gives_a_file_to_a_group_of_theirs_only(twins: Twins) -> None:
         (alice, lambda: os.chown("f", BOB, -1)),     # EPERM
         (alice, lambda: os.chown("f", -1, TEAM)),    # EPERM
         (alice_in_team, lambda: os.chown("f", -1, TEAM)),
-        (bob, lambda: os.chown("f", -1, -1)),        # EPERM: not the owner
+        (bob, lambda: os.chown("f", -1, -1)),        # allowed: it changes nothing
+        (alice, lambda: os.chmod("f", 0o6755)),
+        (alice_in_team, lambda: os.chown("f", -1, ALICE)),  # clears setuid and setgid
     ])
 
 
@@ -203,6 +208,8 @@ def test_truncate_of_a_folder_a_negative_size_or_a_read_only_descriptor_is_refus
         (ROOT, lambda: os.symlink("f", "link")),
         (ROOT, lambda: os.truncate("link", 9)),
         (alice, lambda: os.truncate("f", 0)),                                  # EACCES
+        (ROOT, lambda: os.chmod("f", 0o6777)),
+        (alice, lambda: os.truncate("f", 3)),                    # clears setuid, setgid
     ])
 
 
@@ -217,6 +224,7 @@ def test_a_hard_link_counts_and_moves_the_files_ctime_and_the_folders_times(
         (ROOT, lambda: os.link("d/g", "h")),
         (ROOT, write("h", b"through the third name")),
         (ROOT, read("f")),
+        (ROOT, lambda: Seen(len({os.stat(name).st_ino for name in ("f", "d/g", "h")}))),
         (ROOT, lambda: os.unlink("f")),
         (ROOT, lambda: os.unlink("d/g")),
     ])
@@ -667,6 +675,84 @@ def test_errnos_of_reads_and_writes_on_the_wrong_descriptor(twins: Twins) -> Non
         (ROOT, on_fd("d", os.O_RDONLY, lambda fd: os.read(fd, 1))),         # EISDIR
         (ROOT, on_fd("f", os.O_RDONLY, lambda fd: Seen(os.read(fd, 10)))),
         (ROOT, on_fd("f", os.O_RDWR, lambda fd: os.pwrite(fd, b"x", -1))),   # EINVAL
+    ])
+
+
+PATH_CALLS: dict[str, Callable[[str], object]] = {
+    "stat": os.stat,
+    "lstat": os.lstat,
+    "chmod": lambda p: os.chmod(p, 0o600),
+    "chown": lambda p: os.chown(p, ALICE, -1),
+    "lchown": lambda p: os.lchown(p, ALICE, -1),
+    "truncate": lambda p: os.truncate(p, 0),
+    "open": lambda p: os.close(os.open(p, os.O_RDONLY)),
+    "create": lambda p: os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)),
+    "mkdir": os.mkdir,
+    "rmdir": os.rmdir,
+    "unlink": os.unlink,
+    "mkfifo": os.mkfifo,
+    "mknod": lambda p: os.mknod(p, stat.S_IFCHR | 0o600, os.makedev(1, 3)),
+    "symlink": lambda p: os.symlink("target", p),
+    "link from": lambda p: os.link(p, "new-name"),
+    "link to": lambda p: os.link("f", p),
+    "rename from": lambda p: os.rename(p, "new-name"),
+    "rename to": lambda p: os.rename("f", p),
+    "utime": lambda p: os.utime(p, ns=(1, 1)),
+    "readlink": os.readlink,
+    "setxattr": lambda p: os.setxattr(p, "user.k", b"v"),
+    "getxattr": lambda p: os.getxattr(p, "user.k"),
+    "listxattr": os.listxattr,
+    "listdir": os.listdir,
+}
+BAD_PATHS = {
+    "x" * 256: "a name over 255 bytes",
+    "x" * 256 + "/y": "a folder's name over 255 bytes",
+    "f/x": "a file as a folder",
+    "missing/x": "a missing folder",
+    "loop/x": "a symlink loop",
+    "closed/x": "a folder the caller may not search",
+}
+
+
+@pytest.mark.parametrize("call", list(PATH_CALLS))
+def test_every_call_refuses_a_bad_path_with_the_disks_errno(twins: Twins, call: str) -> None:
+    """ENAMETOOLONG, ENOTDIR, ENOENT, ELOOP and EACCES, each for every call."""
+    steps: list[tuple[User, Callable[[], object]]] = [
+        (ROOT, create("f")),
+        (ROOT, lambda: os.symlink("loop", "loop")),
+        (ROOT, lambda: os.mkdir("closed", 0o700)),
+        (ROOT, create("closed/x")),
+    ]
+    for path in BAD_PATHS:
+        steps.append((alice, lambda path=path: PATH_CALLS[call](path)))  # type: ignore[misc]
+    twins.run(f"bad-paths-{call}", steps, times=False)
+
+
+def test_a_program_running_from_the_mount_cannot_be_opened_for_writing(twins: Twins) -> None:
+    """ETXTBSY, as on the disk."""
+    def while_it_runs(step: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            program = subprocess.Popen(["./sleeper", "5"])
+            try:
+                time.sleep(0.3)  # exec'd
+                return step()
+            finally:
+                program.kill()
+                program.wait()
+        return run
+    twins.run("etxtbsy", [
+        (ROOT, lambda: shutil.copy2(shutil.which("sleep") or "/bin/sleep", "sleeper")),
+        (ROOT, while_it_runs(write("sleeper", b"x"))),                  # ETXTBSY
+        (ROOT, while_it_runs(lambda: os.truncate("sleeper", 0))),       # ETXTBSY
+        (ROOT, while_it_runs(on_fd("sleeper", os.O_RDONLY, lambda fd: Seen(len(os.read(fd, 9)))))),
+    ], times=False)
+
+
+def test_a_size_past_the_disks_largest_file_is_efbig(twins: Twins) -> None:
+    twins.run("efbig", [
+        (ROOT, create("f")),
+        (ROOT, lambda: os.truncate("f", 2**62)),
+        (ROOT, on_fd("f", os.O_WRONLY, lambda fd: os.pwrite(fd, b"x", 2**62))),
     ])
 
 
