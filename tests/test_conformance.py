@@ -6,6 +6,7 @@ the mount (tests/twins.py), which must agree after every step."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import socket
@@ -754,6 +755,69 @@ def test_a_size_past_the_disks_largest_file_is_efbig(twins: Twins) -> None:
         (ROOT, lambda: os.truncate("f", 2**62)),
         (ROOT, on_fd("f", os.O_WRONLY, lambda fd: os.pwrite(fd, b"x", 2**62))),
     ])
+
+
+def test_readdir_gives_each_entrys_type_and_the_inode_number_stat_gives(
+        twins: Twins) -> None:
+    def scanned() -> Seen:
+        return Seen(sorted((e.name, e.is_dir(follow_symlinks=False), e.is_symlink(),
+                            e.is_file(follow_symlinks=False), e.inode() == e.stat(
+                                follow_symlinks=False).st_ino) for e in os.scandir(".")))
+    twins.run("readdir", [
+        (ROOT, create("f")),
+        (ROOT, lambda: os.mkdir("d")),
+        (ROOT, lambda: os.symlink("f", "link")),
+        (ROOT, lambda: os.mkfifo("p")),
+        (ROOT, lambda: os.link("f", "g")),
+        (ROOT, scanned),
+        (ROOT, lambda: Seen(os.statvfs(".").f_namemax)),
+        (ROOT, lambda: Seen(os.pathconf(".", "PC_NAME_MAX"))),
+    ], times=False)
+
+
+def test_direct_io_copy_file_range_and_fsync_of_a_folder_work(twins: Twins) -> None:
+    def copied() -> Seen:
+        src = os.open("f", os.O_RDONLY)
+        dst = os.open("copy", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            return Seen(os.copy_file_range(src, dst, 1 << 20))
+        finally:
+            os.close(src)
+            os.close(dst)
+    twins.run("io-kinds", [
+        (ROOT, create("f")),
+        (ROOT, write("f", b"y" * 8192)),
+        (ROOT, copied),
+        (ROOT, read("copy")),
+        (ROOT, on_fd(".", os.O_RDONLY, os.fsync)),
+        (ROOT, on_fd("f", os.O_RDONLY | os.O_DIRECT, lambda fd: None)),
+    ])
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+def fallocate(mode: int, offset: int, length: int) -> Callable[[int], object]:
+    """fallocate(2) with a mode (os.posix_fallocate has none)."""
+    def call(fd: int) -> None:
+        if LIBC.fallocate(fd, mode, ctypes.c_long(offset), ctypes.c_long(length)) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+    return call
+
+
+@pytest.mark.parametrize("mode", [FALLOC_FL_KEEP_SIZE, FALLOC_FL_KEEP_SIZE
+                                  | FALLOC_FL_PUNCH_HOLE], ids=["keep-size", "punch-hole"])
+def test_fallocate_with_a_mode_is_eopnotsupp_in_the_mount(twins: Twins, mode: int) -> None:
+    """A documented difference: pyfuse3 passes no FALLOCATE request on, so the kernel
+    answers EOPNOTSUPP (posix_fallocate, with no mode, still works: glibc then writes
+    the zeros itself — test_writes_past_the_end_leave_a_hole_of_zeros)."""
+    for place, answer in ((twins.disk, "ok"), (twins.mounted, errno.errorcode[errno.EOPNOTSUPP])):
+        folder = place / f"fallocate-{mode}"
+        os.mkdir(folder)
+        (folder / "f").write_bytes(b"z" * 20000)
+        assert outcome(ROOT, folder, on_fd("f", os.O_RDWR, fallocate(mode, 4096, 8192))) \
+            == answer
 
 
 def test_the_harness_sees_a_time_that_moved_on_one_side_only(twins: Twins) -> None:
