@@ -679,6 +679,51 @@ def test_errnos_of_reads_and_writes_on_the_wrong_descriptor(twins: Twins) -> Non
     ])
 
 
+MAKE_KIND: dict[str, Callable[[str], object]] = {
+    "regular": lambda n: os.close(os.open(n, os.O_CREAT | os.O_WRONLY, 0o644)),
+    "dir": lambda n: os.mkdir(n, 0o755),
+    "fifo": lambda n: os.mkfifo(n, 0o644),
+    "block": lambda n: os.mknod(n, stat.S_IFBLK | 0o644, os.makedev(7, 200)),
+    "char": lambda n: os.mknod(n, stat.S_IFCHR | 0o644, os.makedev(1, 3)),
+    "socket": lambda n: bind_socket(n)(),
+    "symlink": lambda n: os.symlink("somewhere", n),
+}
+MEMBER = User(ALICE, ALICE, (TEAM,))
+
+
+@pytest.mark.parametrize("kind", list(MAKE_KIND))
+def test_owners_modes_and_times_of_every_kind_of_entry(twins: Twins, kind: str) -> None:
+    """pjdfstest's way: the same calls on each of the seven kinds of entry."""
+    make = MAKE_KIND[kind]
+    plain = kind != "symlink"  # chmod and chown follow a symlink to "somewhere"
+    steps: list[tuple[User, Callable[[], object]]] = [
+        (ROOT, lambda: make("n")),
+        (ROOT, lambda: os.lchown("n", ALICE, ALICE)),
+        (MEMBER, lambda: os.lchown("n", -1, TEAM)),
+        (bob, lambda: os.lchown("n", -1, -1)),
+        (bob, lambda: os.lchown("n", BOB, -1)),                   # EPERM, no time moves
+        (alice, lambda: os.lchown("n", -1, BOB)),                 # EPERM
+        (ROOT, lambda: os.utime("n", ns=(10**18, 10**18), follow_symlinks=False)),
+        (ROOT, lambda: os.rename("n", "renamed")),
+    ]
+    if plain:
+        steps += [
+            (ROOT, lambda: os.chmod("renamed", 0o6555)),
+            (ROOT, lambda: os.chown("renamed", BOB, BOB)),        # clears them on non-folders
+            (ROOT, lambda: os.chmod("renamed", 0o6555)),
+            (ROOT, lambda: os.symlink("renamed", "via")),
+            (ROOT, lambda: os.chown("via", ALICE, TEAM)),
+            (ROOT, lambda: os.chmod("via", 0o6555)),
+            (MEMBER, lambda: os.chown("via", -1, ALICE)),         # to another group of hers
+            (bob, lambda: os.chmod("via", 0o777)),                # EPERM
+            (ROOT, lambda: os.unlink("via")),
+        ]
+    if kind != "dir":
+        steps += [(ROOT, lambda: os.link("renamed", "second")),
+                  (ROOT, lambda: os.unlink("renamed"))]
+    twins.run(f"kind-{kind}", steps)
+
+
 PATH_CALLS: dict[str, Callable[[str], object]] = {
     "stat": os.stat,
     "lstat": os.lstat,
