@@ -874,3 +874,12 @@ def test_the_harness_sees_a_time_that_moved_on_one_side_only(twins: Twins) -> No
             (ROOT, lambda: os.utime("f") if "sources" not in os.getcwd() else None),
         ])
 
+
+def test_the_harness_sees_a_file_replaced_by_a_copy_of_itself(twins: Twins) -> None:
+    """The identity guard: same name, mode and content, another inode (disk side only)."""
+    def copy_over() -> None:
+        if "sources" not in os.getcwd():
+            shutil.copy2("f", "copy")
+            os.rename("copy", "f")
+    with pytest.raises(AssertionError, match="left behind differs"):
+        twins.run("guard-inode", [(ROOT, create("f")), (ROOT, copy_over)], times=False)

@@ -37,6 +37,7 @@ class Entry:
     target: str | None
     mtime_ns: int
     ctime_ns: int
+    ino: int  # compared as an identity: the name it was first seen under
 
     def moved_since(self, before: Entry | None) -> tuple[bool, bool]:
         if before is None:
@@ -52,7 +53,8 @@ def entry(path: Path) -> Entry:
     link = stat.S_ISLNK(st.st_mode)
     return Entry(oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink,
                  None if stat.S_ISDIR(st.st_mode) else st.st_size, st.st_rdev,
-                 os.readlink(path) if link else None, st.st_mtime_ns, st.st_ctime_ns)
+                 os.readlink(path) if link else None, st.st_mtime_ns, st.st_ctime_ns,
+                 st.st_ino)
 
 
 def entries(folder: Path) -> dict[str, Entry]:
@@ -63,25 +65,49 @@ def entries(folder: Path) -> dict[str, Entry]:
     return found
 
 
-Snapshot = dict[str, tuple[tuple[object, ...], tuple[bool, bool]]]
+Snapshot = dict[str, tuple[tuple[object, ...], str, tuple[bool, bool]]]
 
 
-def snapshot(now: dict[str, Entry], before: dict[str, Entry]) -> Snapshot:
-    return {name: (e.shape(), e.moved_since(before.get(name))) for name, e in now.items()}
+class Identities:
+    """Inode numbers differ between the disk and the mount; what must agree is which
+    names are one inode, and that an inode keeps its number (through a rename, a link):
+    each number is named after the first name it was seen under (and how many inodes
+    that name had before it: a file replaced by a copy is a new one), while it exists."""
+
+    def __init__(self) -> None:
+        self.first_name: dict[int, str] = {}
+        self.inodes_named: dict[str, int] = {}
+
+    def label(self, now: dict[str, Entry]) -> dict[str, str]:
+        present = {e.ino for e in now.values()}
+        self.first_name = {ino: n for ino, n in self.first_name.items() if ino in present}
+        for name, e in now.items():
+            if e.ino not in self.first_name:
+                count = self.inodes_named[name] = self.inodes_named.get(name, 0) + 1
+                self.first_name[e.ino] = f"{name}#{count}"
+        return {name: self.first_name[e.ino] for name, e in now.items()}
+
+
+def snapshot(now: dict[str, Entry], before: dict[str, Entry],
+             labels: dict[str, str]) -> Snapshot:
+    return {name: (e.shape(), labels[name], e.moved_since(before.get(name)))
+            for name, e in now.items()}
 
 
 def play(folder: Path, steps: list[Step], times: bool) -> list[tuple[str, Snapshot]]:
     """Each step's outcome and the snapshot after it."""
     played = []
     seen = entries(folder)
+    identities = Identities()
+    identities.label(seen)
     for user, step in steps:
         if times:
             time.sleep(TICK_S)
         result = outcome(user, folder, step)
         now = entries(folder)
-        shot = snapshot(now, seen)
+        shot = snapshot(now, seen, identities.label(now))
         if not times:
-            shot = {name: (shape, (False, False)) for name, (shape, _) in shot.items()}
+            shot = {name: (shape, ino, (False, False)) for name, (shape, ino, _) in shot.items()}
         played.append((result, shot))
         seen = now
     return played
@@ -112,7 +138,7 @@ class Twins:
 
 
 def differences(mounted: Snapshot, disk: Snapshot) -> str:
-    """One line per entry that differs: (shape, (mtime moved, ctime moved))."""
+    """One line per entry that differs: (shape, identity, (mtime moved, ctime moved))."""
     names = sorted(set(mounted) | set(disk))
     return "\n".join(f"  {name}: mount {mounted.get(name)}\n  {' ' * len(name)}  disk  "
                      f"{disk.get(name)}" for name in names
