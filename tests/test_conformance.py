@@ -608,6 +608,56 @@ def test_utime_now_and_omit_move_only_the_times_they_name(twins: Twins) -> None:
     ])
 
 
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+BAD_NANOSECONDS = -1  # as_timespec makes it a tv_nsec of 10**9
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def utimensat(name: str, atime: int, mtime: int) -> Callable[[], object]:
+    """utimensat(2) with UTIME_NOW / UTIME_OMIT as either time (os.utime has neither)."""
+    def as_timespec(value: int) -> Timespec:
+        if value in (UTIME_NOW, UTIME_OMIT):
+            return Timespec(0, value)
+        if value == BAD_NANOSECONDS:
+            return Timespec(0, 10**9)
+        return Timespec(value // 10**9, value % 10**9)
+
+    def step() -> None:
+        times = (Timespec * 2)(as_timespec(atime), as_timespec(mtime))
+        if LIBC.utimensat(AT_FDCWD, name.encode(), times, 0) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+    return step
+
+
+def test_utimensat_with_now_and_omit_in_every_combination_and_by_every_user(
+        twins: Twins) -> None:
+    def mtime_of(name: str) -> Callable[[], object]:
+        return lambda: Seen(os.stat(name).st_mtime_ns)
+    twins.run("utimensat", [
+        (ROOT, create("f")),
+        (ROOT, lambda: os.chmod("f", 0o666)),
+        (ROOT, utimensat("f", 5 * 10**9 + 1, 6 * 10**9 + 2)),
+        (ROOT, mtime_of("f")),
+        (ROOT, utimensat("f", UTIME_OMIT, UTIME_OMIT)),           # moves no time at all
+        (ROOT, utimensat("f", UTIME_NOW, UTIME_OMIT)),
+        (ROOT, mtime_of("f")),
+        (ROOT, utimensat("f", UTIME_OMIT, 7 * 10**9)),
+        (ROOT, mtime_of("f")),
+        (alice, utimensat("f", UTIME_NOW, UTIME_NOW)),            # a writer may touch
+        (alice, utimensat("f", UTIME_NOW, UTIME_OMIT)),           # EPERM: not both now
+        (alice, utimensat("f", UTIME_OMIT, 8 * 10**9)),           # EPERM
+        (alice, utimensat("f", UTIME_OMIT, UTIME_OMIT)),
+        (ROOT, lambda: os.chmod("f", 0o644)),
+        (alice, utimensat("f", UTIME_NOW, UTIME_NOW)),            # EACCES
+        (alice, utimensat("f", UTIME_OMIT, UTIME_OMIT)),
+        (ROOT, utimensat("f", 0, BAD_NANOSECONDS)),                # EINVAL
+    ])
+
+
 # --- xattrs --------------------------------------------------------------------------
 
 def test_xattr_create_and_replace_flags_and_missing_names_get_the_disks_errno(
