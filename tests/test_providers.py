@@ -94,6 +94,42 @@ def test_a_watched_local_folder_is_not_listed_again_until_the_watcher_loses_even
         inprocess.close()
 
 
+def test_a_folders_attributes_after_a_change_in_it_outlive_a_refresh_read_before(
+        data_dir: Path, backing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watcher's refresh of folder d holds the lock of d's parent, a rmdir in d holds
+    d's: the refresh's stat of d, read before the rmdir, must not land after it."""
+    import threading
+
+    from markfs.backends.local import LocalBackend
+    os.makedirs(backing / "d" / "sub")
+    read_early, rmdir_done = threading.Event(), threading.Event()
+    real = LocalBackend.stat
+
+    def stat_held_back(self: LocalBackend, path: bytes) -> object:
+        entry = real(self, path)
+        if path == b"d" and threading.current_thread() is not threading.main_thread():
+            read_early.set()
+            rmdir_done.wait(10)
+        return entry
+    monkeypatch.setattr(LocalBackend, "stat", stat_held_back)
+    inprocess = InProcess(data_dir)
+
+    async def body(ns: Namespace) -> int:
+        folder = await resolve(ns, "/sources/loc/d")
+        await names(ns, "/sources/loc/d")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ns.refresh_path, folder.source_id or 0, b"d")
+            while not read_early.is_set():
+                await trio.sleep(0.01)
+            await ns.rmdir(folder.id, b"sub")
+            rmdir_done.set()
+        return ns.node(folder.id).nlink
+    try:
+        assert inprocess.run(body) == os.stat(backing / "d").st_nlink == 2
+    finally:
+        inprocess.close()
+
+
 class ForgetRecord:
     """A kernel notifier that only records what it was told to forget."""
 

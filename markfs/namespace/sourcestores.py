@@ -53,10 +53,13 @@ class InPlaceStore:
     def attrs_changed(self, changed: Node, backend: Backend) -> None:
         """A node's attributes (times, link count) as the disk has them right after a
         change in or of it (a folder's entries; a rename moves the renamed one's
-        ctime): one stat, short enough for the loop."""
+        ctime): one stat, short enough for the loop. Marked changed, so a refresh that
+        read the node earlier (a watcher's, under the lock of its parent, not its own)
+        leaves what this stores alone."""
         current = self.s.tree.node(changed.id)  # (a rename changed its path)
         if current is None or current.remote_path is None:
             return
+        self.s.marks.mark(current.id)
         try:
             entry = backend.stat(current.remote_path)
         except OSError:
