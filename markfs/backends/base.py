@@ -44,12 +44,18 @@ class Entry:
 
 
 def hidden_twin(full_path: bytes, mark: bytes) -> bytes:
-    """A fresh hidden name beside `full_path` for bytes on their way there: "." + the
-    name + `mark` + random hex, the name cut so the whole fits in 255 bytes (a file
-    with the longest name must still be uploadable)."""
+    """A fresh hidden name beside `full_path` for bytes on their way there (see
+    `hidden_name`)."""
     parent, _, name = full_path.rpartition(b"/")
+    return parent + b"/" + hidden_name(name, mark)
+
+
+def hidden_name(name: bytes, mark: bytes) -> bytes:
+    """A fresh hidden name in the folder of `name`: "." + the name + `mark` + random
+    hex, the name cut so the whole fits in 255 bytes (a file with the longest name
+    must still be uploadable)."""
     suffix = mark + os.urandom(4).hex().encode()
-    return parent + b"/." + name[: 255 - 1 - len(suffix)] + suffix
+    return b"." + name[: 255 - 1 - len(suffix)] + suffix
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,20 @@ import contextlib
 import ctypes
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from markfs.backends.base import Entry, ServerCopies, UploadControl, hidden_twin
+from markfs.backends.base import Entry, ServerCopies, UploadControl, hidden_name
+from markfs.backends.beneath import SourceRoot, proc_path
 
 PAGE_SIZE = 1000
-_AT_FDCWD = -100
 _libc = ctypes.CDLL(None, use_errno=True)
+_KEEP_FLAGS = os.O_ACCMODE | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_TRUNC
 
 
-def _renameat2(old: bytes, new: bytes, flags: int) -> None:
-    if _libc.renameat2(_AT_FDCWD, old, _AT_FDCWD, new, ctypes.c_uint(flags)) != 0:
+def _renameat2(old: tuple[int, bytes], new: tuple[int, bytes], flags: int) -> None:
+    if _libc.renameat2(old[0], old[1], new[0], new[1], ctypes.c_uint(flags)) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
 
@@ -53,7 +53,9 @@ class LocalFile:
 
 
 class LocalBackend:
-    """A local directory; paths never leave it (names are checked by the namespace)."""
+    """A local directory. Every path is resolved beneath the root without following a
+    symlink in any component (`beneath.SourceRoot`): the daemon is root, and a caller
+    who may write a folder of the source may swap any folder for a symlink."""
 
     atomic_rename = True
     keeps_modes = True
@@ -63,146 +65,173 @@ class LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = os.fsencode(root.resolve())
-
-    def _abs(self, path: bytes) -> bytes:
-        return self.root + b"/" + path if path else self.root
+        self.at = SourceRoot(self.root)
 
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         page: list[Entry] = []
-        with os.scandir(self._abs(path)) as it:
-            for item in it:
-                try:
-                    st = item.stat(follow_symlinks=False)
-                    target = os.readlink(item.path) if stat.S_ISLNK(st.st_mode) else None
-                except FileNotFoundError:
-                    continue  # removed while we listed
-                page.append(entry_from_stat(item.name, st, target))
-                if len(page) >= PAGE_SIZE:
-                    yield page
-                    page = []
+        fd = self.at.open_folder(path)
+        try:
+            with os.scandir(fd) as it:
+                for item in it:
+                    try:
+                        st = item.stat(follow_symlinks=False)
+                        target = (os.fsencode(os.readlink(item.name, dir_fd=fd))
+                                  if stat.S_ISLNK(st.st_mode) else None)
+                    except FileNotFoundError:
+                        continue  # removed while we listed
+                    page.append(entry_from_stat(os.fsencode(item.name), st, target))
+                    if len(page) >= PAGE_SIZE:
+                        yield page
+                        page = []
+        finally:
+            os.close(fd)
         yield page
 
     def stat(self, path: bytes) -> Entry:
-        full = self._abs(path)
-        st = os.lstat(full)
-        target = os.readlink(full) if stat.S_ISLNK(st.st_mode) else None
+        with self.at.parent(path) as (folder, name):
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            target = os.readlink(name, dir_fd=folder) if stat.S_ISLNK(st.st_mode) else None
         return entry_from_stat(path.rsplit(b"/", 1)[-1], st, target)
 
     def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
-        with open(self._abs(path), "rb") as f:
-            return os.pread(f.fileno(), size, offset)
+        fd = self.at.open_file(path, os.O_RDONLY)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
 
     def read_stream(self, path: bytes, offset: int, size: int,
                     etag: bytes | None) -> Iterator[bytes]:
-        with open(self._abs(path), "rb") as f:
+        fd = self.at.open_file(path, os.O_RDONLY)
+        try:
             end = offset + size
-            while offset < end and (piece := os.pread(f.fileno(), min(1 << 20, end - offset),
+            while offset < end and (piece := os.pread(fd, min(1 << 20, end - offset),
                                                       offset)):
                 offset += len(piece)
                 yield piece
+        finally:
+            os.close(fd)
 
     def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
                mode: int | None = None) -> Entry:
         if control is not None:
             control.check()
-        temp = hidden_twin(self._abs(path), b".markfs-upload-")
-        shutil.copyfile(local_file, temp)
-        os.chmod(temp, 0o600 if mode is None else stat.S_IMODE(mode))
-        os.replace(temp, self._abs(path))
+        with self.at.parent(path) as (folder, name):
+            temp = hidden_name(name, b".markfs-upload-")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=folder)
+            try:
+                with open(local_file, "rb") as source:
+                    _copy_all(source.fileno(), fd)
+                os.fchmod(fd, 0o600 if mode is None else stat.S_IMODE(mode))
+            finally:
+                os.close(fd)
+            _renameat2((folder, temp), (folder, name), 0)
         return self.stat(path)
 
     def open(self, path: bytes, flags: int) -> LocalFile:
-        keep = os.O_ACCMODE | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_TRUNC
-        return LocalFile(os.open(self._abs(path), (flags & keep) | os.O_NOFOLLOW | os.O_CLOEXEC))
+        return LocalFile(self.at.open_file(path, flags & _KEEP_FLAGS))
 
     def create(self, path: bytes, mode: int, flags: int, exclusive: bool) -> LocalFile:
-        keep = os.O_ACCMODE | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_TRUNC
-        flags = (flags & keep) | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        if exclusive:
-            flags |= os.O_EXCL
-        fd = os.open(self._abs(path), flags, stat.S_IMODE(mode))
+        flags = (flags & _KEEP_FLAGS) | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+        fd = self.at.open_file(path, flags, stat.S_IMODE(mode))
         os.fchmod(fd, stat.S_IMODE(mode))  # the daemon's umask must not apply
         return LocalFile(fd)
 
     def mkdir(self, path: bytes, mode: int) -> None:
-        full = self._abs(path)
-        os.mkdir(full, stat.S_IMODE(mode))
-        os.chmod(full, stat.S_IMODE(mode))
+        with self.at.parent(path) as (folder, name):
+            os.mkdir(name, stat.S_IMODE(mode), dir_fd=folder)
+        self.at.chmod(path, mode)  # the daemon's umask is not the caller's
 
     def rmdir(self, path: bytes) -> None:
-        os.rmdir(self._abs(path))
+        with self.at.parent(path) as (folder, name):
+            os.rmdir(name, dir_fd=folder)
 
     def unlink(self, path: bytes) -> None:
-        os.unlink(self._abs(path))
+        with self.at.parent(path) as (folder, name):
+            os.unlink(name, dir_fd=folder)
 
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
-        _renameat2(self._abs(old), self._abs(new), flags)
+        with self.at.parent(old) as was, self.at.parent(new) as will_be:
+            _renameat2(was, will_be, flags)
 
     def mknod(self, path: bytes, mode: int, rdev: int) -> None:
-        full = self._abs(path)
-        os.mknod(full, mode, rdev)
-        os.chmod(full, stat.S_IMODE(mode))  # the daemon's umask is not the caller's
+        with self.at.parent(path) as (folder, name):
+            os.mknod(name, mode, rdev, dir_fd=folder)
+        self.at.chmod(path, mode)  # the daemon's umask is not the caller's
 
     def getxattr(self, path: bytes, name: bytes) -> bytes:
-        return os.getxattr(self._abs(path), name, follow_symlinks=False)
+        with self.at.entry(path) as fd:
+            return os.getxattr(proc_path(fd), name)
 
     def listxattr(self, path: bytes) -> list[bytes]:
-        return [os.fsencode(n) for n in os.listxattr(self._abs(path), follow_symlinks=False)]
+        with self.at.entry(path) as fd:
+            return [os.fsencode(n) for n in os.listxattr(proc_path(fd))]
 
     def setxattr(self, path: bytes, name: bytes, value: bytes) -> None:
-        os.setxattr(self._abs(path), name, value, follow_symlinks=False)
+        with self.at.entry(path) as fd:
+            os.setxattr(proc_path(fd), name, value)
 
     def removexattr(self, path: bytes, name: bytes) -> None:
-        os.removexattr(self._abs(path), name, follow_symlinks=False)
+        with self.at.entry(path) as fd:
+            os.removexattr(proc_path(fd), name)
 
     def symlink(self, target: bytes, path: bytes) -> None:
-        os.symlink(target, self._abs(path))
+        with self.at.parent(path) as (folder, name):
+            os.symlink(target, name, dir_fd=folder)
 
     def link(self, existing: bytes, new: bytes) -> None:
-        os.link(self._abs(existing), self._abs(new), follow_symlinks=False)
+        with self.at.parent(existing) as (old_folder, old_name), \
+                self.at.parent(new) as (new_folder, new_name):
+            os.link(old_name, new_name, src_dir_fd=old_folder, dst_dir_fd=new_folder,
+                    follow_symlinks=False)
 
     def chmod(self, path: bytes, mode: int) -> None:
-        full = self._abs(path)
-        if stat.S_ISLNK(os.lstat(full).st_mode):
-            raise OSError(errno.EOPNOTSUPP, "symlinks have no mode of their own")
-        os.chmod(full, stat.S_IMODE(mode))
+        self.at.chmod(path, mode)
 
     def chown(self, path: bytes, uid: int, gid: int) -> None:
-        os.chown(self._abs(path), uid, gid, follow_symlinks=False)
+        with self.at.parent(path) as (folder, name):
+            os.chown(name, uid, gid, dir_fd=folder, follow_symlinks=False)
 
     def utime(self, path: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
-        full = self._abs(path)
-        st = os.lstat(full)
-        times = (st.st_atime_ns if atime_ns is None else atime_ns,
-                 st.st_mtime_ns if mtime_ns is None else mtime_ns)
-        os.utime(full, ns=times, follow_symlinks=False)
+        with self.at.parent(path) as (folder, name):
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            times = (st.st_atime_ns if atime_ns is None else atime_ns,
+                     st.st_mtime_ns if mtime_ns is None else mtime_ns)
+            os.utime(name, ns=times, dir_fd=folder, follow_symlinks=False)
 
     def truncate(self, path: bytes, size: int) -> None:
-        os.truncate(self._abs(path), size)
+        self.at.truncate(path, size)
 
     def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
         """copy_file_range into a hidden name (reflinks where the disk has them), then a
         hard link to the new name, which fails rather than replace a file."""
         if not isinstance(source, LocalBackend):
             raise OSError(errno.EXDEV, "not a local folder")
-        src, dst = source._abs(old), self._abs(new)
-        temp = hidden_twin(dst, b".markfs-copy-")
+        reader = source.at.open_file(old, os.O_RDONLY)
         try:
-            with open(src, "rb") as reader, open(temp, "xb") as writer:
-                while os.copy_file_range(reader.fileno(), writer.fileno(), 1 << 30):
-                    pass
-                os.fchmod(writer.fileno(), stat.S_IMODE(os.fstat(reader.fileno()).st_mode))
-            os.link(temp, dst)
+            with self.at.parent(new) as (folder, name):
+                temp = hidden_name(name, b".markfs-copy-")
+                writer = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=folder)
+                try:
+                    _copy_all(reader, writer)
+                    os.fchmod(writer, stat.S_IMODE(os.fstat(reader).st_mode))
+                    os.link(temp, name, src_dir_fd=folder, dst_dir_fd=folder,
+                            follow_symlinks=False)
+                finally:
+                    os.close(writer)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp, dir_fd=folder)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+            os.close(reader)
         return self.stat(new)
 
     def connect_ahead(self) -> None:
         """Nothing to connect to."""
 
     def check(self) -> str:
-        full = self._abs(b"")
+        full = self.root
         if not os.path.isdir(full):
             raise OSError(errno.ENOENT, f"{os.fsdecode(full)} is not a directory")
         if not os.access(full, os.R_OK | os.X_OK):
@@ -210,3 +239,10 @@ class LocalBackend:
         writable = "read-write" if os.access(full, os.W_OK) else "read-only"
         count = sum(len(page) for page in self.list_pages(b""))
         return f"{os.fsdecode(full)}: directory, {writable}, {count} entries at the top level"
+
+
+def _copy_all(reader: int, writer: int) -> None:
+    """Every byte of `reader` into `writer` inside the kernel (copy_file_range: a
+    reflink where the disk has them)."""
+    while os.copy_file_range(reader, writer, 1 << 30):
+        pass
