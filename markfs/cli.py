@@ -79,11 +79,11 @@ def source_add(ctx: click.Context, name: str, url: str, read_only: bool,
                no_check: bool) -> None:
     """Add a source NAME at URL: file:///abs/dir, s3://bucket/prefix?endpoint=...,
     sftp://user@host:port/path?key_file=..., sqlite://, postgresql://, mysql://."""
-    from markfs.namespace.sources import add_source
+    from markfs.namespace.sources import add_source, redact
 
     with open_tree(ctx) as tree:
         add_source(tree, name, url, read_only, check=not no_check)
-    click.echo(f"added source {name} ({url}){' read-only' if read_only else ''}")
+    click.echo(f"added source {name} ({redact(url)}){' read-only' if read_only else ''}")
 
 
 @source.command("list")

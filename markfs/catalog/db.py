@@ -27,6 +27,7 @@ from markfs.model import ChangeSet, Kind, Node
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+SCRUB_MIGRATION = 12  # the migration after which stored passwords are removed
 # what SQLite raises on a damaged file, whenever a query first touches the damage
 DAMAGE_ERRORS: tuple[type[Exception], ...] = (apsw.CorruptError, apsw.NotADBError)
 
@@ -126,10 +127,14 @@ class Catalog:
         # Foreign keys off while the schema changes (SQLite's procedure for rebuilding a
         # table: a DROP TABLE would otherwise cascade into the tables that refer to it).
         self.conn.execute("PRAGMA foreign_keys = OFF")
+        self._scrubbed = False
         try:
             self._run_migrations(version)
         finally:
             self.conn.execute("PRAGMA foreign_keys = ON")
+        if self._scrubbed:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.execute("PRAGMA secure_delete = OFF")
 
     def _run_migrations(self, version: int) -> None:
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -142,10 +147,21 @@ class Catalog:
                     self.conn.execute(
                         "INSERT INTO meta (key, value) VALUES ('stamp', 0), ('generation', ?)",
                         (secrets.randbelow(2**31 - 1) + 1,))
+                if number == SCRUB_MIGRATION:
+                    self._scrub_passwords()
                 problems = self.conn.execute("PRAGMA foreign_key_check").fetchall()
                 if problems:
                     raise RuntimeError(f"migration {number} broke references: {problems[:3]}")
             log.info("catalog migrated to schema %d", number)
+
+    def _scrub_passwords(self) -> None:
+        """Database passwords older versions stored in source URLs, removed. SQLite's
+        secure_delete zeroes the old row's bytes; the WAL that held them is emptied
+        after this migration's commit (`_migrate`)."""
+        from markfs.catalog.sources import scrub_stored_passwords  # (it imports this module)
+
+        self.conn.execute("PRAGMA secure_delete = ON")
+        self._scrubbed = scrub_stored_passwords(self.conn)
 
     def meta(self, key: str) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

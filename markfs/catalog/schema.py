@@ -449,4 +449,15 @@ MIGRATIONS: list[str] = [
     -- the hot cache's packed nodes carry both now: a new stamp makes the next open rebuild it
     UPDATE meta SET value = value + 1 WHERE key = 'stamp';
     """,
+    # 12: who may read a database source's table files; no password in any stored URL
+    """
+    -- Owner, group and permission bits of the table files (and their folders) of a
+    -- PostgreSQL/MySQL source: the database has no file whose access they could copy.
+    -- NULL: the mount's --uid/--gid and 0440. (A SQLite source's files take the database
+    -- file's own owner, group and read bits instead.)
+    ALTER TABLE sources ADD COLUMN files_uid INTEGER;
+    ALTER TABLE sources ADD COLUMN files_gid INTEGER;
+    ALTER TABLE sources ADD COLUMN files_mode INTEGER;  -- permission bits, e.g. 0o440
+    -- (and, in Python after this: catalog/sources.scrub_stored_passwords)
+    """,
 ]

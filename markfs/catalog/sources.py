@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import apsw
 
 from markfs.catalog.db import Txn
+from markfs.urlsecrets import DATABASE_SCHEMES, WHERE_PASSWORDS_GO, has_password, without_password
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,17 @@ def insert_source(txn: Txn, name: str, url: str, scheme: str, read_only: bool) -
 
 def delete_source(txn: Txn, source_id: int) -> None:
     txn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+
+
+def scrub_stored_passwords(conn: apsw.Connection) -> bool:
+    """Take every password out of the stored URLs of database sources (inside the
+    migration's transaction); each source whose URL held one is named in a warning
+    that says where its password goes now. True if any was removed."""
+    found = [(row_id, name, scheme, url) for row_id, name, scheme, url in conn.execute(
+        "SELECT id, name, scheme, url FROM sources") if scheme in DATABASE_SCHEMES
+        and has_password(url)]
+    for row_id, name, scheme, url in found:
+        conn.execute("UPDATE sources SET url = ? WHERE id = ?", (without_password(url), row_id))
+        log.warning("source %r: the password stored in its URL was removed; markfs never "
+                    "stores passwords: put it in %s", name, WHERE_PASSWORDS_GO[scheme])
+    return bool(found)

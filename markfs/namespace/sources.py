@@ -22,10 +22,16 @@ from markfs.namespace.health import SourceHealth
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
 from markfs.sources.connect import open_sql_source
+from markfs.urlsecrets import DATABASE_SCHEMES, WHERE_PASSWORDS_GO, has_password
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 S3_PARAMS = {"endpoint", "region"}
+# libpq settings a URL may give; never password, passfile, options (any server setting)
+POSTGRES_PARAMS = {"sslmode", "sslrootcert", "connect_timeout", "application_name",
+                   "target_session_attrs"}
+MYSQL_PARAMS: set[str] = set()
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}")
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
 # sources of tables (shown under /tables), not of files
 SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}
@@ -47,12 +53,18 @@ def validate_source_name(name: str) -> None:
 
 
 def _query(url: str, query: str, allowed: set[str]) -> dict[str, str]:
+    """The URL's query parameters, each one of `allowed`. A refusal names an unknown
+    key only when it looks like one: a bare word may be a secret pasted in."""
     params: dict[str, str] = {}
-    for key, values in parse_qs(query, keep_blank_values=True).items():
+    scheme = urlsplit(url).scheme
+    for part in (p for p in query.split("&") if p):
+        key, has_value, value = part.partition("=")
+        key = unquote(key)
         if key not in allowed:  # its value may be a secret: never echoed
-            raise UserError(f"unknown parameter {key!r} in a {urlsplit(url).scheme}:// URL "
-                            f"(known: {', '.join(sorted(allowed))})")
-        params[key] = values[-1]
+            named = f" {key!r}" if has_value and _PARAM_NAME.fullmatch(key) else ""
+            known = ", ".join(sorted(allowed)) or "none"
+            raise UserError(f"unknown parameter{named} in a {scheme}:// URL (known: {known})")
+        params[key] = unquote(value)
     return params
 
 
@@ -71,11 +83,13 @@ def refuse_credentials(url: str) -> None:
     without echoing any part of the URL that could hold them."""
     scheme = url.split(":", 1)[0].lower()
     values = [v for vs in parse_qs(urlsplit(url).query).values() for v in vs]
-    if _has_secret(url) or any(_has_secret(v) for v in values):
+    database = scheme in DATABASE_SCHEMES and has_password(url)
+    if database or _has_secret(url) or any(_has_secret(v) for v in values):
         hint = {"s3": "use boto3's usual chain (environment, ~/.aws/credentials)",
-                "sftp": "use key_file or ssh-agent", "postgresql": "use ~/.pgpass or PGPASSWORD",
-                "mysql": "use MYSQL_PWD or ~/.my.cnf"}.get(scheme, "")
-        raise UserError("credentials do not belong in source URLs (they would be stored "
+                "sftp": "use key_file or ssh-agent",
+                **{k: f"use {v}" for k, v in WHERE_PASSWORDS_GO.items()}}.get(scheme, "")
+        what = "passwords" if database else "credentials"
+        raise UserError(f"{what} do not belong in source URLs (they would be stored "
                         f"and shown){': ' + hint if hint else ''}")
 
 
@@ -173,20 +187,35 @@ def _server_port(parts: SplitResult, url: str, default: int, password_hint: str)
 def _parse_postgres(url: str) -> PostgresLocation:
     parts = urlsplit(url)
     port = _server_port(parts, url, 5432, "use ~/.pgpass or PGPASSWORD")
-    if not parts.hostname or not parts.path.strip("/"):
-        raise UserError(f"postgresql URLs need a host and a database: "
-                        f"postgresql://user@host:port/db, got {url!r}")
-    user = f" user={parts.username}" if parts.username else ""
-    return PostgresLocation(f"host={parts.hostname} port={port} "
-                            f"dbname={unquote(parts.path.strip('/'))}{user}")
+    params = _query(url, parts.query, POSTGRES_PARAMS)
+    database = unquote(parts.path.strip("/"))
+    if not parts.hostname or not database:
+        raise UserError("postgresql URLs need a host and a database: "
+                        "postgresql://user@host:port/db")
+    if "=" in database or re.match(r"postgres(ql)?:", database, re.IGNORECASE):
+        # libpq reads such a database name as connection settings of its own
+        raise UserError("invalid database name in a postgresql:// URL: no '=' and no URL "
+                        "(give settings as ?sslmode=... parameters)")
+    user = unquote(parts.username) if parts.username else None
+    settings = {"host": parts.hostname, "port": str(port), "dbname": database,
+                **({"user": user} if user else {}), **params}
+    label = f"{user + '@' if user else ''}{parts.hostname}:{port}/{database}"
+    return PostgresLocation(" ".join(f"{k}={_libpq_value(v)}" for k, v in settings.items()),
+                            label)
+
+
+def _libpq_value(value: str) -> str:
+    """One libpq connection-string value, quoted: spaces or quotes inside it can never
+    start another setting."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _parse_mysql(url: str) -> MysqlLocation:
     parts = urlsplit(url)
     port = _server_port(parts, url, 3306, "use MYSQL_PWD or ~/.my.cnf")
+    _query(url, parts.query, MYSQL_PARAMS)
     if not parts.hostname or not parts.username:
-        raise UserError(f"mysql URLs need a user and a host: mysql://user@host:port/db, "
-                        f"got {url!r}")
+        raise UserError("mysql URLs need a user and a host: mysql://user@host:port/db")
     database = unquote(parts.path.strip("/")) or None
     return MysqlLocation(parts.hostname, port, unquote(parts.username), database)
 

@@ -83,9 +83,11 @@ class SqliteLocation:
 
 @dataclass(frozen=True)
 class PostgresLocation:
-    """Where a postgresql:// source lives (libpq connection string; no password kept)."""
+    """Where a postgresql:// source lives (libpq connection string, every value quoted;
+    no password kept)."""
 
     conninfo: str
+    label: str  # user@host:port/db, for messages (never the connection string)
 
 
 @dataclass(frozen=True)

@@ -58,4 +58,4 @@ def _open_postgres(location: PostgresLocation) -> SqlSource:
         return PostgresSource(location.conninfo)
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot reach PostgreSQL ({location.conninfo}): {first}") from None
+        raise UserError(f"cannot reach PostgreSQL ({location.label}): {first}") from None
