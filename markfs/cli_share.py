@@ -11,6 +11,7 @@ from markfs import runtime
 from markfs.cli_common import data_dir_of, open_tree
 from markfs.errors import UserError
 from markfs.fs.shares import (
+    check_clients,
     markfs_mount_at,
     nfs_export,
     require_allow_other,
@@ -47,15 +48,23 @@ def share_smb(mountpoint: Path, name: str | None, root: str, read_only: bool, us
     _emit(smb_share(mount, folder, name or folder.name or "markfs", read_only, wanted), out)
 
 
+
 @share.command("nfs")
 @click.argument("mountpoint", type=click.Path(path_type=Path))
+@click.option("--clients", required=True, metavar="ADDR[,ADDR...]",
+              help="Who may mount it: addresses, networks (10.0.0.0/8), host names; "
+                   "'*' for anyone (say so explicitly).")
+@click.option("--no-root-squash", is_flag=True,
+              help="Let a client's root act as root on the mount (default: squashed).")
 @_ROOT
 @_READ_ONLY
 @_WRITE
 @click.pass_context
-def share_nfs(ctx: click.Context, mountpoint: Path, root: str, read_only: bool,
-              out: Path | None) -> None:
-    """An nfs-ganesha EXPORT block and an /etc/exports line for MOUNTPOINT."""
+def share_nfs(ctx: click.Context, mountpoint: Path, clients: str, no_root_squash: bool,
+              root: str, read_only: bool, out: Path | None) -> None:
+    """An nfs-ganesha EXPORT block and an /etc/exports line for MOUNTPOINT, for the
+    --clients named, root squashed."""
+    allowed = check_clients(clients)
     mount = markfs_mount_at(mountpoint)
     require_allow_other(mount, "NFS")
     data_dir = data_dir_of(ctx)
@@ -66,7 +75,7 @@ def share_nfs(ctx: click.Context, mountpoint: Path, root: str, read_only: bool,
     folder = shared_folder(mount, root)
     with open_tree(ctx) as tree:
         generation = tree.catalog.generation
-    _emit(nfs_export(mount, folder, generation, read_only), out)
+    _emit(nfs_export(mount, folder, generation, read_only, allowed, not no_root_squash), out)
 
 
 def _emit(text: str, out: Path | None) -> None:

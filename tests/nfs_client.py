@@ -1,6 +1,7 @@
-"""A minimal NFSv3 client over ONC RPC (TCP, AUTH_SYS) for the tests: MOUNT's MNT, and
-NFS's GETATTR, LOOKUP and RENAME — what libnfs's command-line tools cannot do (rename,
-file ids). The client side of a test, not the thing under test (RFC 1813, RFC 5531)."""
+"""A minimal NFSv3 client over ONC RPC (TCP, AUTH_SYS as root) for the tests: MOUNT's
+MNT, and NFS's GETATTR, SETATTR (owners), LOOKUP, READ and RENAME — what libnfs's
+command-line tools cannot do (rename, file ids, chown, reads with the status). The
+client side of a test, not the thing under test (RFC 1813, RFC 5531)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 MOUNT_PROG, NFS_PROG = 100005, 100003
-MNT, GETATTR, LOOKUP, RENAME = 1, 1, 3, 14
+MNT, GETATTR, SETATTR, LOOKUP, READ, RENAME = 1, 1, 2, 3, 6, 14
 _xids = itertools.count(int.from_bytes(os.urandom(3), "big"))
 
 
@@ -128,5 +129,22 @@ class Nfs3:
         handle = self.lookup(folder)
         r = _call(self.port, NFS_PROG, RENAME, _opaque(handle) + _opaque(old.encode())
                   + _opaque(handle) + _opaque(new.encode()))
+        if (status := r.u32()) != 0:
+            raise NfsError(status)
+
+    def read(self, handle: bytes, count: int = 4096) -> bytes:
+        r = _call(self.port, NFS_PROG, READ, _opaque(handle) + struct.pack(">QI", 0, count))
+        if (status := r.u32()) != 0:
+            raise NfsError(status)
+        if r.u32():  # post-op attributes follow
+            _fattr3(r)
+        r.u32(), r.u32()  # count, eof
+        return r.opaque()
+
+    def chown(self, handle: bytes, uid: int, gid: int) -> None:
+        """SETATTR of the owners only (sattr3: mode no, uid, gid, size no, times don't
+        change; no guard)."""
+        sattr = struct.pack(">IIIIIIIII", 0, 1, uid, 1, gid, 0, 0, 0, 0)
+        r = _call(self.port, NFS_PROG, SETATTR, _opaque(handle) + sattr + struct.pack(">I", 0))
         if (status := r.u32()) != 0:
             raise NfsError(status)

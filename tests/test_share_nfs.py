@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, in_process, run_markfs
-from nfs_client import Nfs3
+from nfs_client import Nfs3, NfsError
 from servers import GaneshaServer, Rpcbind
 
 
@@ -62,13 +62,18 @@ def exported(tmp_path_factory: pytest.TempPathFactory, portmapper: None) -> Iter
     (backing / "a" / "b" / "deep.txt").write_text("deep down")
     (backing / "hello.txt").write_text("hello over nfs")
     (backing / "old-name.txt").write_text("renamed over nfs")
+    for name in ("root-only.txt", "root-owned.txt"):
+        (backing / name).write_text("root's own")
+    (backing / "root-only.txt").chmod(0o600)
+    backing.chmod(0o777)  # the clients' root is squashed: anyone may write here
     run_markfs(data_dir, "source", "add", "loc", f"file://{backing}")
     point = tmp_path / "mnt"
     point.mkdir()
     mount = Mount(data_dir, point).start("--allow-other")
     nfs = None
     try:
-        export = run_markfs(data_dir, "share", "nfs", str(point)).stdout
+        export = run_markfs(data_dir, "share", "nfs", str(point),
+                            "--clients", "127.0.0.1").stdout
         nfs = GaneshaServer.create(tmp_path / "ganesha", export)
         nfs.start()
         yield Exported(mount, nfs, backing, data_dir, str(point))
@@ -129,9 +134,49 @@ def test_paths_keep_their_inodes_after_markfs_and_ganesha_restart(exported: Expo
     assert {p: again.getattr(h).fileid for p, h in handles.items()} == before  # old handles
 
 
+def test_root_over_nfs_is_squashed_by_default(exported: Exported) -> None:
+    """The export's default: a client's root is nobody — it neither reads a root-only
+    file nor gives a file away (NFS3ERR_ACCES / NFS3ERR_PERM)."""
+    client = exported.client()
+    assert client.read(client.lookup("sources/loc/hello.txt")) == b"hello over nfs"
+    with pytest.raises(NfsError) as refused:
+        client.read(client.lookup("sources/loc/root-only.txt"))
+    assert refused.value.status == 13  # NFS3ERR_ACCES
+    with pytest.raises(NfsError) as refused:
+        client.chown(client.lookup("sources/loc/root-owned.txt"), 4242, 4242)
+    assert refused.value.status in (1, 13)  # NFS3ERR_PERM, NFS3ERR_ACCES
+    assert (exported.backing / "root-owned.txt").stat().st_uid == 0
+
+
+def test_the_export_names_its_clients_and_squashes_root(exported: Exported) -> None:
+    every = run_markfs(exported.data_dir, "share", "nfs", exported.export,
+                       "--clients", "*").stdout
+    assert "Clients = *;" in every and "Squash = Root_Squash;" in every
+    assert "No_Root_Squash" not in every
+    named = run_markfs(exported.data_dir, "share", "nfs", exported.export, "--clients",
+                       "10.0.0.0/8,files.example.org,::1", "--no-root-squash").stdout
+    assert "Clients = 10.0.0.0/8, files.example.org, ::1;" in named
+    assert "Squash = No_Root_Squash;" in named
+    assert "10.0.0.0/8(rw,sync,no_subtree_check,no_root_squash,fsid=" in named
+
+
+@pytest.mark.parametrize("clients", ["", "*,10.0.0.1", "a;b", "x }\nEXPORT {", "-o"])
+def test_share_nfs_refuses_clients_it_cannot_name(exported: Exported, clients: str) -> None:
+    done = run_markfs(exported.data_dir, "share", "nfs", exported.export, "--clients",
+                      clients, check=False)
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "EXPORT" not in done.stdout
+
+
+def test_share_nfs_needs_its_clients_named(exported: Exported) -> None:
+    done = run_markfs(exported.data_dir, "share", "nfs", exported.export, check=False)
+    assert done.returncode == 2 and "--clients" in done.stderr
+
+
 def test_share_nfs_refuses_a_mount_of_another_data_directory(
         exported: Exported, tmp_path: Path) -> None:
     other = tmp_path / "other"
     in_process(lambda tree: None, other)
-    done = run_markfs(other, "share", "nfs", exported.export, check=False)
+    done = run_markfs(other, "share", "nfs", exported.export, "--clients", "127.0.0.1",
+                      check=False)
     assert done.returncode == 1 and "is not mounted from" in done.stderr

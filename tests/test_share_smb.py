@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,9 +165,9 @@ def test_share_refuses_a_root_outside_the_mount(tmp_path: Path, data_dir: Path,
     point.mkdir()
     mount = Mount(data_dir, point).start("--allow-other")
     try:
-        for protocol in ("smb", "nfs"):
+        for protocol, extra in (("smb", []), ("nfs", ["--clients", "127.0.0.1"])):
             done = run_markfs(data_dir, "share", protocol, str(point), "--root", "../..",
-                              check=False)
+                              *extra, check=False)
             assert done.returncode == 1 and "outside the mount" in done.stderr
     finally:
         mount.stop()
@@ -179,12 +181,43 @@ def test_share_smb_writes_the_definition_to_a_file(tmp_path: Path, data_dir: Pat
     try:
         out = tmp_path / "share.conf"
         run_markfs(data_dir, "share", "smb", str(point), "--root", "sources/loc",
-                   "--users", "ann,bob", "--write", str(out))
+                   "--users", "daemon,bin,@root", "--write", str(out))
     finally:
         mount.stop()
     text = out.read_text()
     assert "[loc]" in text and f"path = {point}/sources/loc" in text
-    assert "valid users = ann bob" in text and "kernel oplocks = no" in text
+    assert "valid users = daemon bin @root" in text and "kernel oplocks = no" in text
+    assert "wide links = no" in text
+    conf = tmp_path / "smb.conf"  # Samba reads exactly the one share it was given
+    conf.write_text("[global]\n   server role = standalone server\n" + text)
+    parsed = subprocess.run(["testparm", "-s", str(conf)], capture_output=True, text=True,
+                            check=True).stdout
+    assert re.findall(r"^\[(.*)\]$", parsed, re.M) == ["global", "loc"]
+    assert "wide links" not in parsed.split("[loc]")[0]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--name", "evil]\n[global]\n allow insecure wide links = yes\n[x"], "invalid share name"),
+    (["--name", "a=b"], "invalid share name"),
+    (["--name", "[x]"], "invalid share name"),
+    (["--name", "Global"], "Samba reserves it"),
+    (["--name", "ok", "--users", "nosuchuser-42"], "no such user"),
+    (["--name", "ok", "--users", "@nosuchgroup-42"], "no such group"),
+    (["--name", "ok", "--users", "root\n[global]"], "invalid user name"),
+    (["--name", "ok", "--root", "sources/loc/evil\n[global]"], "control character"),
+])
+def test_share_smb_refuses_what_would_change_sambas_config(
+        tmp_path: Path, data_dir: Path, backing: Path, extra: list[str], fragment: str) -> None:
+    (backing / "evil\n[global]").mkdir()
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mount = Mount(data_dir, point).start("--allow-other")
+    try:
+        done = run_markfs(data_dir, "share", "smb", str(point), *extra, check=False)
+    finally:
+        mount.stop()
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert fragment in done.stderr and "[global]" not in done.stdout + done.stderr
 
 
 def test_a_user_who_owns_the_mount_writes_to_s3_over_smb(shared: Shared) -> None:

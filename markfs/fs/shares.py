@@ -8,11 +8,22 @@ kept in xattrs (table folders refuse every write, and a failed xattr write on ea
 create would fill Samba's log); no alternate data streams (markfs keeps user.*
 xattrs only). Names are case-sensitive: a case-insensitive lookup of a missing name
 makes Samba list the whole folder, which on S3 is a LIST request per miss.
+
+Safe by default, because the mount is root's and shared with every user: nothing a
+user gave (a share name, user names, a folder's path) is pasted into the text
+without being checked against what the other program would read in it — a newline
+or a bracket in a share name would start a section of its own (`[global]`); Samba
+keeps `wide links = no`; NFS squashes root and names its clients (`--clients`, or an
+explicit `*`).
 """
 
 from __future__ import annotations
 
+import grp
+import ipaddress
 import os
+import pwd
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -71,9 +82,69 @@ def require_allow_other(mount: MountedFs, protocol: str) -> None:
             f"{mount.mountpoint}")
 
 
+# Samba's section names: letters, digits, space, '.', '_', '-' (nothing smb.conf or a
+# Windows client reads as syntax: no brackets, '=', ';', '#', '%', '\\', '/', ...)
+_SHARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,79}")
+_RESERVED_SHARES = {"global", "homes", "printers", "print$", "ipc$"}
+_USER_NAME = re.compile(r"@?[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def check_share_name(name: str) -> str:
+    if not _SHARE_NAME.fullmatch(name) or name.endswith(" "):
+        raise UserError("invalid share name: use 1-80 letters, digits, spaces, '.', '_' "
+                        "or '-', starting with a letter or digit (give --name)")
+    if name.lower() in _RESERVED_SHARES:
+        raise UserError(f"invalid share name {name!r}: Samba reserves it")
+    return name
+
+
+def check_users(users: list[str]) -> list[str]:
+    """Users (and @groups) of this system, each checked to exist."""
+    for user in users:
+        if not _USER_NAME.fullmatch(user):
+            raise UserError("invalid user name in --users: letters, digits, '_', '.', '-' "
+                            "(a group as @group)")
+        try:
+            grp.getgrnam(user[1:]) if user.startswith("@") else pwd.getpwnam(user)
+        except KeyError:
+            kind = "group" if user.startswith("@") else "user"
+            raise UserError(f"no such {kind} on this system: {user.lstrip('@')!r}") from None
+    return users
+
+
+def check_share_path(folder: Path) -> Path:
+    """A folder path another program's config may hold: no control characters,
+    quotes or backslashes (each would end a value or start another line)."""
+    text = str(folder)
+    if any(ord(c) < 32 or c in '"\\' for c in text) or "\x7f" in text:
+        raise UserError("the shared folder's path holds a control character, a quote or a "
+                        "backslash: share a folder whose path has none (--root)")
+    return folder
+
+
+def check_clients(clients: str) -> list[str]:
+    """NFS clients: addresses, networks (CIDR) or host names; '*' alone for anyone."""
+    wanted = [c.strip() for c in clients.split(",") if c.strip()]
+    if wanted == ["*"]:
+        return wanted
+    if not wanted:
+        raise UserError("--clients needs at least one address, network or host name")
+    for client in wanted:
+        try:
+            ipaddress.ip_network(client, strict=False)
+        except ValueError:
+            if not _HOST_NAME.fullmatch(client):
+                raise UserError("invalid NFS client in --clients: give addresses, networks "
+                                "(10.0.0.0/8) or host names, or '*' alone for anyone") from None
+    return wanted
+
+
 def smb_share(mount: MountedFs, folder: Path, name: str, read_only: bool,
               users: list[str]) -> str:
-    """A Samba share section for `folder` of the mount."""
+    """A Samba share section for `folder` of the mount (name, users and path checked)."""
+    name, users, folder = check_share_name(name), check_users(users), check_share_path(folder)
     lines = [
         f"# markfs mount {mount.mountpoint}: needs allow_other (it has it)",
         f"[{name}]",
@@ -96,6 +167,8 @@ def smb_share(mount: MountedFs, folder: Path, name: str, read_only: bool,
         "   map system = no",
         "   map readonly = no",
         "   ea support = yes",
+        "   # symlinks are followed only inside the share (never to the rest of the host)",
+        "   wide links = no",
         "   # case-sensitive names: a miss must not list the whole folder (S3 LIST)",
         "   case sensitive = yes",
         "   preserve case = yes",
@@ -119,30 +192,42 @@ def export_ids(generation: int, folder: Path, mount: MountedFs) -> tuple[int, st
     return export_id, f"{generation}.{crc}", uuid.uuid5(EXPORT_NAMESPACE, key)
 
 
-def nfs_export(mount: MountedFs, folder: Path, generation: int, read_only: bool) -> str:
-    """An nfs-ganesha EXPORT block (VFS FSAL over the mount) and the /etc/exports line."""
+def nfs_export(mount: MountedFs, folder: Path, generation: int, read_only: bool,
+               clients: list[str], root_squash: bool = True) -> str:
+    """An nfs-ganesha EXPORT block (VFS FSAL over the mount) and the /etc/exports line:
+    only `clients` (['*']: anyone), root squashed unless asked otherwise."""
+    folder = check_share_path(folder)
     export_id, filesystem_id, fsid = export_ids(generation, folder, mount)
     inside = folder.relative_to(mount.mountpoint).as_posix()
     pseudo = "/markfs" if inside == "." else f"/markfs/{inside}"
     access = "RO" if read_only else "RW"
+    squash = "Root_Squash" if root_squash else "No_Root_Squash"
+    options = (f"{'ro' if read_only else 'rw'},sync,no_subtree_check,"
+               f"{'root_squash' if root_squash else 'no_root_squash'},fsid={fsid}")
+    exported = str(folder).replace(" ", "\\040")  # /etc/exports: a space ends the path
     return "\n".join([
         f"# nfs-ganesha: markfs mount {mount.mountpoint} (a stable Filesystem_Id: the same",
-        "# handles after the daemon restarts)",
+        "# handles after the daemon restarts); only the clients named below, root squashed",
         "EXPORT {",
         f"    Export_Id = {export_id};",
         f'    Path = "{folder}";',
         f'    Pseudo = "{pseudo}";',
-        f"    Access_Type = {access};",
-        "    Squash = No_Root_Squash;",
+        "    Access_Type = None;  # for anyone not named in CLIENT",
+        f"    Squash = {squash};",
         "    Protocols = 3, 4;",
         "    Transports = TCP;",
         "    SecType = sys;",
         f"    Filesystem_Id = {filesystem_id};",
+        "    CLIENT {",
+        f"        Clients = {', '.join(clients)};",
+        f"        Access_Type = {access};",
+        f"        Squash = {squash};",
+        "    }",
         "    FSAL { Name = VFS; }",
         "}",
         "",
         "# a kernel NFS server instead: this line in /etc/exports, without the '# '",
         "# (fsid= is required for a FUSE filesystem):",
-        f"# {folder}  *({'ro' if read_only else 'rw'},sync,no_subtree_check,fsid={fsid})",
+        f"# {exported}  {' '.join(f'{c}({options})' for c in clients)}",
         "",
     ])
