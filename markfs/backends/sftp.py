@@ -363,15 +363,15 @@ class SftpBackend:
     def chmod(self, path: bytes, mode: int) -> None:
         full = self._abs(path)
         self._run(f"chmod {os.fsdecode(full)}",
-                  lambda s: s.setstat(full, Attrs(mode=stat.S_IMODE(mode))))
+                  lambda s: s.lsetstat(full, Attrs(mode=stat.S_IMODE(mode))))
 
     def chown(self, path: bytes, uid: int, gid: int) -> None:
         full = self._abs(path)
 
         def do(session: SftpSession) -> None:
             current = session.stat(full, follow=False)
-            session.setstat(full, Attrs(uid=current.uid if uid < 0 else uid,
-                                        gid=current.gid if gid < 0 else gid))
+            session.lsetstat(full, Attrs(uid=current.uid if uid < 0 else uid,
+                                         gid=current.gid if gid < 0 else gid))
 
         self._run(f"chown {os.fsdecode(full)}", do)
 
@@ -379,10 +379,10 @@ class SftpBackend:
         full = self._abs(path)
 
         def do(session: SftpSession) -> None:
-            current = session.stat(full)
+            current = session.stat(full, follow=False)
             atime = current.atime if atime_ns is None else atime_ns // 10**9
             mtime = current.mtime if mtime_ns is None else mtime_ns // 10**9
-            session.setstat(full, Attrs(atime=atime, mtime=mtime))
+            session.lsetstat(full, Attrs(atime=atime, mtime=mtime))
 
         self._run(f"utime {os.fsdecode(full)}", do)
 

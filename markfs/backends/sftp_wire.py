@@ -22,6 +22,7 @@ import errno
 import fcntl
 import os
 import select
+import stat
 import struct
 import subprocess
 import time
@@ -38,6 +39,7 @@ STATUS, HANDLE, DATA, NAME, ATTRS, EXTENDED, EXTENDED_REPLY = 101, 102, 103, 104
 O_READ, O_WRITE, O_CREAT, O_TRUNC = 0x01, 0x02, 0x08, 0x10
 # attribute flags
 A_SIZE, A_UIDGID, A_PERMISSIONS, A_TIMES, A_EXTENDED = 0x1, 0x2, 0x4, 0x8, 0x80000000
+LSETSTAT = b"lsetstat@openssh.com"  # SETSTAT of a symlink itself (OpenSSH 8.0+)
 # status codes the server may answer with, and the errno each becomes
 FX_OK, FX_EOF = 0, 1
 ERRNO_OF_STATUS = {2: errno.ENOENT, 3: errno.EACCES, 8: errno.EOPNOTSUPP}
@@ -293,7 +295,20 @@ class SftpSession:
         return self.call(FSTAT, string(handle), ATTRS).attrs()
 
     def setstat(self, path: bytes, attrs: Attrs) -> None:
+        """Attributes of the file at `path`; a symlink there is followed (by the server)."""
         self.call(SETSTAT, string(path) + attrs.pack())
+
+    def lsetstat(self, path: bytes, attrs: Attrs) -> None:
+        """Attributes of the entry at `path` itself, a symlink not followed: OpenSSH's
+        `lsetstat@openssh.com` where the server has it; elsewhere SETSTAT, for an entry
+        that is not a symlink only (EPERM: a link's target is never touched)."""
+        if LSETSTAT in self.extensions:
+            self.call(EXTENDED, string(LSETSTAT) + string(path) + attrs.pack())
+            return
+        if stat.S_ISLNK(self.stat(path, follow=False).mode or 0):
+            raise OSError(errno.EPERM, "this SFTP server cannot change a symlink's own "
+                                       "attributes (it lacks lsetstat@openssh.com)")
+        self.setstat(path, attrs)
 
     def readlinks(self, paths: list[bytes]) -> list[bytes]:
         """The targets of symlinks, asked all at once."""
