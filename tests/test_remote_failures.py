@@ -223,6 +223,9 @@ def test_a_source_that_stops_answering_is_shown_unreachable_then_ok_again(
             with contextlib.suppress(OSError):
                 os.listdir(folder)
         assert state()["state"] == "unreachable" and state()["last_error"]
+        said = str(state()["last_error"])  # everyone reads it: the source and the kind only
+        assert said.startswith("r: ") and not any(
+            secret in said for secret in ("://", "127.0.0.1", "?", str(tmp_path), "list-type"))
         out = run_markfs(data_dir, "status").stdout
         assert "UNREACHABLE since" in out and str(m.path) in out
         server.start()

@@ -220,6 +220,17 @@ def test_share_smb_refuses_what_would_change_sambas_config(
     assert fragment in done.stderr and "[global]" not in done.stdout + done.stderr
 
 
+def test_a_table_of_a_database_the_user_cannot_read_is_not_read_over_smb(
+        shared: Shared) -> None:
+    """shop.db is root's, in root's 0700 folders: its table files are root's alone, for
+    the visitor over SMB too (the mount is the visitor's, --uid: before, data.csv was
+    0444 and anyone read it)."""
+    local = shared.work / "stolen.csv"
+    done = shared.smb.client("visitor", f"get tables\\shop\\main\\items\\data.csv {local}")
+    assert "NT_STATUS_ACCESS_DENIED" in done.stdout + done.stderr, done.stdout
+    assert not local.exists() or local.stat().st_size == 0
+
+
 def test_a_user_who_owns_the_mount_writes_to_s3_over_smb(shared: Shared) -> None:
     local = shared.work / "visit.txt"
     local.write_text("from the visitor")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 
@@ -22,13 +23,18 @@ class SourceRow:
     scheme: str
     read_only: bool
     created_ns: int
+    # owner, group, permission bits of a PostgreSQL/MySQL source's table files (None:
+    # the mount's --uid/--gid and 0440)
+    files_uid: int | None = None
+    files_gid: int | None = None
+    files_mode: int | None = None
 
 
-_COLUMNS = "id, name, url, scheme, read_only, created_ns"
+_COLUMNS = "id, name, url, scheme, read_only, created_ns, files_uid, files_gid, files_mode"
 
 
-def _row(row: tuple[int, str, str, str, int, int]) -> SourceRow:
-    return SourceRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+def _row(row: tuple[Any, ...]) -> SourceRow:
+    return SourceRow(row[0], row[1], row[2], row[3], bool(row[4]), *row[5:])
 
 
 def list_sources(conn: apsw.Connection) -> list[SourceRow]:
@@ -45,10 +51,21 @@ def get_source_by_id(conn: apsw.Connection, source_id: int) -> SourceRow | None:
     return None if row is None else _row(row)
 
 
-def insert_source(txn: Txn, name: str, url: str, scheme: str, read_only: bool) -> int:
+@dataclass(frozen=True)
+class FilesAccess:
+    """Who may read a database source's table files, as `source add` was told."""
+
+    uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None
+
+
+def insert_source(txn: Txn, name: str, url: str, scheme: str, read_only: bool,
+                  files: FilesAccess = FilesAccess()) -> int:
     txn.execute(
-        "INSERT INTO sources (name, url, scheme, read_only, created_ns) VALUES (?, ?, ?, ?, ?)",
-        (name, url, scheme, int(read_only), time.time_ns()))
+        "INSERT INTO sources (name, url, scheme, read_only, created_ns, files_uid, files_gid, "
+        "files_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (name, url, scheme, int(read_only), time.time_ns(), files.uid, files.gid, files.mode))
     return int(txn.conn.last_insert_rowid())
 
 

@@ -1,4 +1,9 @@
-"""Generated read-only files under /.markfs: status.json."""
+"""Generated read-only files under /.markfs: status.json.
+
+Everyone may read it (it is how a user sees why a folder fails), so it holds nothing
+of a source's server: no URL, query string or path, and of an error only the source
+and the kind of failure (the error's own words go to the log and `markfs status`).
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ def render_status(tree: Tree, info: MountInfo, open_files: int,
         "uptime_s": round(time.time() - info.started, 3),
         "sources": [
             {"name": s.name, "scheme": s.scheme, "read_only": s.read_only,
-             **_health_of(health.get(s.name))}
+             **_health_of(s.name, health.get(s.name))}
             for s in list_sources(tree)
         ],
         "nodes": tree.count_nodes(),
@@ -42,8 +47,9 @@ def render_status(tree: Tree, info: MountInfo, open_files: int,
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
-def _health_of(state: SourceState | None) -> dict[str, object]:
+def _health_of(name: str, state: SourceState | None) -> dict[str, object]:
     """A source's state as the mount last saw it ("ok" before any call failed)."""
     if state is None:
         return {"state": "ok", "since": None, "last_error": None}
-    return {"state": state.state, "since": state.since, "last_error": state.last_error}
+    failure = f"{name}: {state.failure}" if state.failure else None
+    return {"state": state.state, "since": state.since, "last_error": failure}

@@ -30,7 +30,8 @@ UNREACHABLE = {errno.EIO, errno.ETIMEDOUT, errno.ECONNREFUSED, errno.ECONNRESET,
 class SourceState:
     state: str  # "ok" | "unreachable" | "refused"
     since: float  # time of the change (seconds since the epoch)
-    last_error: str | None = None
+    last_error: str | None = None  # the error's own words (markfs status, the log)
+    failure: str | None = None  # only its kind ("Connection refused"): what everyone sees
 
 
 class SourceHealth:
@@ -55,12 +56,13 @@ class SourceHealth:
         if state is None:
             return  # ENOENT and the like: the source answered
         message = str(exc).splitlines()[0] if str(exc) else errno.errorcode.get(code or 0, "")
+        kind = os.strerror(code or errno.EIO)
         current = self._states.get(source)
         if current is not None and current.state == state:
-            self._states[source] = SourceState(state, current.since, message)
+            self._states[source] = SourceState(state, current.since, message, kind)
             return
         log.warning("source %s is %s: %s", source, state, message)
-        self._change(source, SourceState(state, time.time(), message))
+        self._change(source, SourceState(state, time.time(), message, kind))
 
     def snapshot(self) -> dict[str, SourceState]:
         return dict(self._states)

@@ -77,7 +77,7 @@ class Namespace:
         self.info = info
         self.data_dir = data_dir
         self.ownership = Ownership(MountOwner.parse(config.uid, config.gid, config.umask),
-                                   sources.scheme)
+                                   sources.scheme, sources.table_access)
         self.handles = HandleTable()
         self.workers = WorkerPool(config.io_threads, config.io_timeout)
         self.remote = RemoteFiles(

@@ -5,7 +5,8 @@ against them (default_permissions), exactly as on the disk. S3 keeps neither own
 nor modes, and markfs's own folders, tables and views have none to keep: those show
 the mount's owner and group (the user who mounted, unless --uid/--gid say otherwise)
 and the modes 0777 (folders) / 0666 (files) less the mount's umask (022 unless
---umask says otherwise), without write bits where nothing can be written. An SFTP
+--umask says otherwise), without write bits where nothing can be written — except
+table files, which are never more readable than their database (`tableaccess`). An SFTP
 server's modes are kept; its owners are numbers of another machine, shown as they
 are (as sshfs does) unless --uid/--gid are given, which then own every SFTP entry
 (sshfs's `-o uid=,gid=`).
@@ -17,15 +18,18 @@ import grp
 import os
 import pwd
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.errors import UserError
 from markfs.model import Kind, Node
+from markfs.namespace.tableaccess import TableAccess, folder_bits
 
 LOCAL_SCHEMES = frozenset({"file"})  # sources whose owners and modes are this machine's
 MODE_KEEPING_SCHEMES = frozenset({"file", "sftp"})  # sources that keep modes of their own
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+TABLE_ACCESS_TTL_S = 5.0  # a chmod of a database file shows within this (+ attr_ttl)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class MountOwner:
             mask = -1
         if not 0 <= mask <= 0o777:
             raise UserError(f"umask must be octal, 000 to 777: {umask!r}")
-        return cls(_id_of(uid, "user", pwd.getpwnam), _id_of(gid, "group", grp.getgrnam), mask)
+        return cls(id_of(uid, "user"), id_of(gid, "group"), mask)
 
     @property
     def shown_uid(self) -> int:
@@ -56,9 +60,11 @@ class MountOwner:
         return os.getgid() if self.gid is None else self.gid
 
 
-def _id_of(name: str, what: str, look_up: Callable[[str], object]) -> int | None:
+def id_of(name: str, what: str) -> int | None:
+    """A user ("user") or group ("group") given by name or number; None if not given."""
     if not name:
         return None
+    look_up: Callable[[str], object] = pwd.getpwnam if what == "user" else grp.getgrnam
     if name.isdigit():
         return int(name)
     try:
@@ -71,13 +77,18 @@ def _id_of(name: str, what: str, look_up: Callable[[str], object]) -> int | None
 class Ownership:
     """(mode, uid, gid) of a node as the kernel is told them."""
 
-    def __init__(self, owner: MountOwner, scheme_of: Callable[[int], str | None]) -> None:
+    def __init__(self, owner: MountOwner, scheme_of: Callable[[int], str | None],
+                 table_access: Callable[[int], TableAccess]) -> None:
         self.owner = owner
         self._scheme_of = scheme_of  # a source's URL scheme, by source id
+        self._table_access = table_access  # who may read a database source's table files
         self._uid, self._gid = owner.shown_uid, owner.shown_gid
-        self._schemes: dict[int, str | None] = {}
+        self._schemes: dict[int, str | None] = {}  # one entry per source
+        self._tables: dict[int, tuple[float, TableAccess]] = {}  # one entry per source
 
     def of(self, node: Node) -> tuple[int, int, int]:
+        if node.kind is Kind.TABLE and node.source_id is not None:
+            return self._table(node)
         if node.kind is not Kind.SOURCE or node.source_id is None:
             return self._made_up(node.mode), self._uid, self._gid
         scheme = self._schemes.get(node.source_id)
@@ -89,6 +100,19 @@ class Ownership:
             return (node.mode, node.uid if self.owner.uid is None else self._uid,
                     node.gid if self.owner.gid is None else self._gid)
         return self._made_up(node.mode), self._uid, self._gid
+
+    def _table(self, node: Node) -> tuple[int, int, int]:
+        """A table file or folder: its source's access, asked again every few seconds."""
+        assert node.source_id is not None
+        now = time.monotonic()
+        asked, access = self._tables.get(node.source_id, (0.0, None))
+        if access is None or now - asked > TABLE_ACCESS_TTL_S:
+            access = self._table_access(node.source_id)
+            self._tables[node.source_id] = (now, access)
+        bits = folder_bits(access.read) if stat.S_ISDIR(node.mode) else access.read
+        return (stat.S_IFMT(node.mode) | (bits & ~self.owner.umask),
+                self._uid if access.uid is None else access.uid,
+                self._gid if access.gid is None else access.gid)
 
     def _made_up(self, mode: int) -> int:
         """0777/0666 less the umask, for a node whose stored mode only says its type and

@@ -15,10 +15,11 @@ from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes
 from markfs.catalog import sources as source_rows
 from markfs.catalog.search import forget_source
-from markfs.catalog.sources import SourceRow
+from markfs.catalog.sources import FilesAccess, SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.health import SourceHealth
+from markfs.namespace.tableaccess import TableAccess, access_of
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
 from markfs.sources.connect import open_sql_source
@@ -35,6 +36,8 @@ _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}")
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
 # sources of tables (shown under /tables), not of files
 SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}
+SERVER_DATABASES = {"postgresql", "mysql"}  # no file whose access table files could copy
+NO_FILES_ACCESS = FilesAccess()  # the defaults: the mount's owner and group, 0440
 Location = (Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
             | MysqlLocation)
 
@@ -268,11 +271,22 @@ def _check_usable(name: str, location: S3Location | SftpLocation) -> None:
 
 
 def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
-                    read_only: bool) -> None:
+                    read_only: bool, files: FilesAccess) -> None:
     """A database: recorded now, its tables appear under /tables once managed."""
     open_sql_source(parsed.location).close()  # a clear error now beats one at scan time
     with tree.transaction() as txn:
-        source_rows.insert_source(txn, name, redact(url), parsed.scheme, read_only)
+        source_rows.insert_source(txn, name, redact(url), parsed.scheme, read_only, files)
+
+
+def _check_files_access(parsed: SourceUrl, files: FilesAccess) -> None:
+    if files == NO_FILES_ACCESS:
+        return
+    if parsed.scheme not in SERVER_DATABASES:
+        raise UserError("--uid, --gid and --mode are for postgresql:// and mysql:// sources "
+                        "(a SQLite source's table files take the database file's owner, "
+                        "group and read bits)")
+    if files.mode is not None and files.mode & ~0o444:
+        raise UserError("--mode takes read bits only, e.g. 0440 (table files are read-only)")
 
 
 def open_sql(row: SourceRow) -> SqlSource:
@@ -284,22 +298,30 @@ CHECK_TIMEOUT_S = 15.0  # `source add` waits this long for a remote source's fir
 SLOW_TO_CONNECT = {"sftp"}  # schemes whose backends connect ahead at mount start
 
 
+def table_access_of(row: SourceRow | None) -> TableAccess:
+    """Who may read a source's table files."""
+    location = None if row is None else parse_source_url(row.url).location
+    return access_of(row, location.path if isinstance(location, SqliteLocation) else None)
+
+
 def is_sql(row: SourceRow) -> bool:
     return row.scheme in SQL_SCHEMES
 
 
 def add_source(tree: Tree, name: str, url: str, read_only: bool,
-               check: bool = False) -> Node | None:
+               check: bool = False, files: FilesAccess = NO_FILES_ACCESS) -> Node | None:
     """Register a source and give it its folder under /sources; `check`: an S3 or SFTP
-    source must answer first (as `source test`), else a one-line error."""
+    source must answer first (as `source test`), else a one-line error; `files`: who
+    may read a PostgreSQL/MySQL source's table files."""
     validate_source_name(name)
     parsed = parse_source_url(url)
+    _check_files_access(parsed, files)
     if source_rows.get_source(tree.catalog.conn, name) is not None:
         raise UserError(f"a source named {name!r} exists already")
     if check and isinstance(parsed.location, (S3Location, SftpLocation)):
         _check_usable(name, parsed.location)
     if isinstance(parsed.location, (SqliteLocation, PostgresLocation, MysqlLocation)):
-        _add_sql_source(tree, name, url, parsed, read_only)
+        _add_sql_source(tree, name, url, parsed, read_only, files)
         return None
     now = time.time_ns()
     mode, uid, gid, mtime = stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), now
@@ -378,6 +400,10 @@ class SourceSet:
                 self.health.worked(name)
             else:
                 self.health.failed(name, error)
+
+    def table_access(self, source_id: int) -> TableAccess:
+        """Who may read the source's table files (a SQLite file is looked at now)."""
+        return table_access_of(self.row(source_id))
 
     def backend(self, source_id: int) -> Backend | None:
         if source_id not in self._backends:
