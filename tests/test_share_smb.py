@@ -63,7 +63,11 @@ def shared(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     for folder, owner in (("theirs", VISITOR.pw_uid), ("locked", 0)):
         (home / folder).mkdir(parents=True)
         os.chown(home / folder, owner, owner)
+    (home / "locked").chmod(0o700)
+    (home / "locked" / "secret.csv").write_text("root's own\n")  # 0644, in a 0700 folder
+    (home / "theirs" / "open.csv").write_text("anyone's\n")
     run_markfs(data_dir, "source", "add", "home", f"file://{home}")
+    run_markfs(data_dir, "view", "add", "homes", "home:**/*.csv")
     outside = Path(tempfile.mkdtemp(prefix="markfs-smb-"))  # pytest's tmp is 0700: smbd,
     os.chmod(outside, 0o755)  # as the visitor, could not reach the share's path below it
     point = outside / "mnt"
@@ -229,6 +233,21 @@ def test_a_table_of_a_database_the_user_cannot_read_is_not_read_over_smb(
     done = shared.smb.client("visitor", f"get tables\\shop\\main\\items\\data.csv {local}")
     assert "NT_STATUS_ACCESS_DENIED" in done.stdout + done.stderr, done.stdout
     assert not local.exists() or local.stat().st_size == 0
+
+
+def test_a_view_shows_a_user_over_smb_only_what_the_user_could_reach(
+        shared: Shared) -> None:
+    """`secret.csv` (0644) sits in root's 0700 folder: not listed or read through the
+    view by the visitor (before: listed and read), while root still gets it."""
+    listed = ok(shared.smb.client("visitor", "ls views\\homes\\locked\\*",
+                                  "ls views\\homes\\theirs\\*"))
+    assert "open.csv" in listed and "secret.csv" not in listed
+    stolen = shared.work / "secret-copy.csv"
+    done = shared.smb.client("visitor", f"get views\\homes\\locked\\secret.csv {stolen}")
+    assert "NT_STATUS_OBJECT_NAME_NOT_FOUND" in done.stdout + done.stderr, done.stdout
+    assert not stolen.exists() or stolen.read_text() != "root's own\n"
+    ok(shared.smb.client("data", f"get views\\homes\\locked\\secret.csv {stolen}"))
+    assert stolen.read_text() == "root's own\n"
 
 
 def test_a_user_who_owns_the_mount_writes_to_s3_over_smb(shared: Shared) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import logging
 import os
 import queue
@@ -113,6 +114,10 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         self.root_id = root_id
         self.config = config
         self.after_init: Callable[[], None] = lambda: None
+        # open directory handles: (folder id, who opened it) — READDIR carries no caller;
+        # an entry leaves at RELEASEDIR
+        self._dirs: dict[int, tuple[int, Caller]] = {}
+        self._dir_handles = itertools.count(1)
 
     def init(self) -> None:
         """The kernel's INIT is being answered: `after_init` runs once that answer is
@@ -144,9 +149,16 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         entry.st_ctime_ns = node.ctime_ns
         return entry
 
+    def _member_attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        """An entry of a folder that shows each caller its own entries (gathered folders):
+        the kernel must ask again for the next path walk, whoever makes it."""
+        entry = self._attrs(node)
+        entry.entry_timeout = 0
+        return entry
+
     @staticmethod
     def _caller(ctx: pyfuse3.RequestContext) -> Caller:
-        return Caller(uid=ctx.uid, gid=ctx.gid)
+        return Caller(uid=ctx.uid, gid=ctx.gid, pid=ctx.pid)
 
     # -- names -------------------------------------------------------------------
 
@@ -156,10 +168,12 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         parent_id = self._id(parent_inode)
         if name == b".." and parent_id == self.root_id:
             return self._attrs(self.ns.node(parent_id))  # never climb out of the mount
+        per_caller = self.ns.shows_per_caller(parent_id)
         try:
-            return self._attrs(await self.ns.lookup(parent_id, name))
+            found = await self.ns.lookup(parent_id, name, self._caller(ctx))
+            return self._member_attrs(found) if per_caller else self._attrs(found)
         except FsError as exc:
-            if exc.code != errno.ENOENT:
+            if exc.code != errno.ENOENT or per_caller:  # (no miss kept for others either)
                 raise
         # inode 0: the kernel caches "no such name" for entry_ttl (creates through the
         # mount replace it; outside changes drop it through invalidate_entry)
@@ -274,30 +288,34 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         node = self.ns.node(self._id(inode))
         if not node.is_dir:
             raise FsError(errno.ENOTDIR)
-        return node.id
+        fh = next(self._dir_handles)
+        self._dirs[fh] = (node.id, self._caller(ctx))
+        return fh
 
     @_errors
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        folder_id, caller = self._dirs[fh]
         if start_id < DOT_COOKIES:
-            directory = self.ns.node(fh)
-            parent = directory if fh == self.root_id else self.ns.node(directory.parent)
-            for cookie, (name, node) in enumerate(((b".", directory), (b"..", parent)), 1):
+            directory = self.ns.node(folder_id)
+            parent = directory if folder_id == self.root_id else self.ns.node(directory.parent)
+            for cookie, (name, dot) in enumerate(((b".", directory), (b"..", parent)), 1):
                 if cookie > start_id and not pyfuse3.readdir_reply(
-                        token, name, self._attrs(node), cookie):
+                        token, name, self._attrs(dot), cookie):
                     return
         after = max(start_id - DOT_COOKIES, 0)
+        attrs = self._member_attrs if self.ns.shows_per_caller(folder_id) else self._attrs
         while True:
-            batch = await self.ns.readdir(fh, after, READDIR_BATCH)
-            for cookie, name, node in batch:
-                if not pyfuse3.readdir_reply(token, name, self._attrs(node),
-                                             cookie + DOT_COOKIES):
+            batch = await self.ns.readdir(folder_id, after, READDIR_BATCH, caller)
+            for cookie, name, shown in batch:
+                if shown is not None and not pyfuse3.readdir_reply(
+                        token, name, attrs(shown), cookie + DOT_COOKIES):
                     return
                 after = cookie
             if len(batch) < READDIR_BATCH:
                 return
 
     async def releasedir(self, fh: int) -> None:
-        """Directory handles hold nothing."""
+        self._dirs.pop(fh, None)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         """Catalog changes are committed as they happen."""

@@ -39,7 +39,8 @@ from markfs.namespace.gathered import CategoryFolders, TagFolders
 from markfs.namespace.handles import HandleTable
 from markfs.namespace.listing import NAME_MAX, valid_name
 from markfs.namespace.ownership import MountOwner, Ownership
-from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
+from markfs.namespace.provider import AttrChanges, Caller, Provider, Services
+from markfs.namespace.reach import Reach
 from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.sourcefiles import SourceFiles
 from markfs.namespace.sources import SourceSet
@@ -199,7 +200,8 @@ class Namespace:
 
     # -- lookups and listings ----------------------------------------------------------
 
-    async def lookup(self, parent_id: int, name: bytes) -> Node:
+    async def lookup(self, parent_id: int, name: bytes, caller: Caller | None = None) -> Node:
+        """`caller`: in a gathered folder, a member it could not reach is not there."""
         parent = self.node(parent_id)
         if name == b".":
             return parent
@@ -210,14 +212,36 @@ class Namespace:
         if len(name) > NAME_MAX:  # as a disk says it, for every call that names it
             raise FsError(errno.ENAMETOOLONG)
         child = await self._provider(parent).lookup(parent, name)
-        if child is None:
+        if child is None or (caller is not None and self._hidden(parent, child,
+                                                                  self._reach(caller))):
             raise FsError(errno.ENOENT)
         return self.node(child.id)
 
-    async def readdir(self, dir_id: int, after: int, limit: int) -> Listing:
+    async def readdir(self, dir_id: int, after: int, limit: int,
+                      caller: Caller | None = None) -> list[tuple[int, bytes, Node | None]]:
+        """Up to `limit` entries after cookie `after`; an entry the caller could not reach
+        in a gathered folder has no node (it is not listed, but its cookie counts)."""
         directory, provider = self._folder(dir_id)
-        return [(cookie, name, self.node(n.id) if self.handles.is_open(n.id) else n)
+        reach = self._reach(caller) if caller is not None else None
+        return [(cookie, name, None if reach is not None and self._hidden(directory, n, reach)
+                 else self.node(n.id) if self.handles.is_open(n.id) else n)
                 for cookie, name, n in await provider.list_folder(directory, after, limit)]
+
+    def shows_per_caller(self, folder_id: int) -> bool:
+        """Does the folder show each caller other entries (gathered folders)? The kernel
+        then must not keep its names or misses for the next caller."""
+        folder = self.tree.node(folder_id)
+        return folder is not None and folder.kind in GATHERED
+
+    def _reach(self, caller: Caller) -> Reach:
+        return Reach(caller, self.tree.node, self.ownership.of)
+
+    @staticmethod
+    def _hidden(folder: Node, child: Node, reach: Reach) -> bool:
+        """A member of a gathered folder (not one of its own folders) the caller could not
+        reach through its source's folders."""
+        return (folder.kind in GATHERED and child.kind is not folder.kind
+                and not reach.reaches(child))
 
     def readlink(self, node_id: int) -> bytes:
         node = self.node(node_id)

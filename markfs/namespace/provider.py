@@ -27,10 +27,12 @@ from markfs.namespace.workers import IoRunner
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asked: new files and folders belong to them."""
+    """Who asked: new files and folders belong to them; gathered folders show them only
+    what they could reach (`reach`)."""
 
     uid: int
     gid: int
+    pid: int = 0  # the calling thread (its supplementary groups are in /proc); 0: unknown
 
 
 @dataclass(frozen=True)
