@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, add_source_now, in_process, run_markfs
-from remote_helpers import RemoteSource, s3_source, sftp_source
+from remote_helpers import s3_source, sftp_source
 from servers import S3Server, SshServer
 from users import ALICE, ROOT, TEAM, Seen, User, alice, bob, outcome
 
@@ -84,14 +84,7 @@ def local_mount(base: Path, private: tuple[int, int]) -> Iterator[Mount]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     os.chown(backing / "home" / "private", ALICE, private[0])
     os.chmod(backing / "home" / "private", private[1])
-    add_source_now(base / "data", "loc", f"file://{backing}")
-    mount = start(base)
-    try:
-        gather(base / "data", mount.path, "loc")
-        yield mount
-    finally:
-        mount.stop()
-    mount.assert_log_clean()
+    yield from gathered_mount(base, "loc", f"file://{backing}")
 
 
 @pytest.fixture
@@ -125,14 +118,15 @@ def s3_mount(base: Path, s3: S3Server) -> Iterator[Mount]:
     bucket = s3_source(s3, f"gathered-{os.getpid()}-{os.urandom(3).hex()}")
     bucket.put("home/private/plans.txt", b"alice's plans")
     bucket.put("home/public.txt", b"for everyone")
-    yield from remote_mount(base, bucket, "--uid", str(ALICE), "--umask", "077")
+    yield from gathered_mount(base, "r", bucket.url, "--uid", str(ALICE), "--umask", "077")
 
 
-def remote_mount(base: Path, source: RemoteSource, *options: str) -> Iterator[Mount]:
-    add_source_now(base / "data", "r", source.url)
+def gathered_mount(base: Path, source: str, url: str, *options: str) -> Iterator[Mount]:
+    """The source added, mounted with --allow-other (and `options`), its files gathered."""
+    add_source_now(base / "data", source, url)
     mount = start(base, *options)
     try:
-        gather(base / "data", mount.path, "r")
+        gather(base / "data", mount.path, source)
         yield mount
     finally:
         mount.stop()
@@ -157,7 +151,7 @@ def sftp_mount(base: Path, sshd: SshServer) -> Iterator[Mount]:
     server.put("home/private/plans.txt", b"alice's plans")
     server.put("home/public.txt", b"for everyone")
     os.chmod(root / "home" / "private", 0o700)
-    yield from remote_mount(base, server)
+    yield from gathered_mount(base, "r", server.url)
 
 
 def test_on_sftp_the_servers_modes_decide(base: Path, sftp_mount: Mount) -> None:

@@ -22,7 +22,7 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
@@ -71,18 +71,27 @@ def _open_folder(dir_fd: int, path: bytes) -> int:
     fd = _openat2(dir_fd, path, _FOLDER)
     if fd is not None:
         return fd
-    fd = os.dup(dir_fd)
+    return _descend(os.dup(dir_fd), path.split(b"/"), _open_one_folder)
+
+
+def _open_one_folder(dir_fd: int, name: bytes) -> int:
     try:
-        for name in path.split(b"/"):
-            try:
-                step = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as exc:
-                # O_NOFOLLOW | O_DIRECTORY on a symlink: ENOTDIR; was it one?
-                if exc.errno == errno.ENOTDIR and _is_link(fd, name):
-                    raise _fail(errno.ENOENT) from None
-                raise
+        return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        # O_NOFOLLOW | O_DIRECTORY on a symlink: ENOTDIR; was it one?
+        if exc.errno == errno.ENOTDIR and _is_link(dir_fd, name):
+            raise _fail(errno.ENOENT) from None
+        raise
+
+
+def _descend(fd: int, steps: Iterable[bytes], step: Callable[[int, bytes], int]) -> int:
+    """From the folder `fd` (which this takes over) through each step in turn: the last
+    folder's descriptor; every other one is closed, also when a step fails."""
+    try:
+        for name in steps:
+            below = step(fd, name)
             os.close(fd)
-            fd = step
+            fd = below
     except BaseException:
         os.close(fd)
         raise
@@ -144,17 +153,7 @@ class SourceRoot:
 
     def _folder(self, path: bytes) -> int:
         fd = os.open(self.root, _FOLDER)
-        if not path:
-            return fd
-        try:
-            for piece in _pieces(path.split(b"/")):
-                step = _open_folder(fd, piece)
-                os.close(fd)
-                fd = step
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return _descend(fd, _pieces(path.split(b"/")), _open_folder) if path else fd
 
     @contextlib.contextmanager
     def entry(self, path: bytes) -> Iterator[int]:
