@@ -282,9 +282,10 @@ class S3Backend:
                 raise _error(exc, f"abort upload of {path!r}") from None
 
     def mkdir(self, path: bytes, mode: int) -> None:
+        marker = self._dir_key(path)  # a marker too long is ENAMETOOLONG whatever exists
         if self._object_exists(self.key(path)) or self._has_children(path):
             raise OSError(errno.EEXIST, f"{path!r} exists")
-        self._put_empty(self._dir_key(path))
+        self._put_empty(marker)
 
     def _put_empty(self, key: str) -> None:
         try:
