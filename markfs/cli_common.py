@@ -41,13 +41,13 @@ class MarkfsGroup(click.Group):
         except UserError as exc:
             click.echo(f"markfs: {exc}", err=True)
             ctx.exit(1)
+        except PermissionError as exc:
+            click.echo(f"markfs: permission denied: {exc.filename or exc}", err=True)
+            ctx.exit(1)
         except Exception as exc:
             from markfs.catalog.db import DAMAGE_ERRORS, damaged
 
             if not isinstance(exc, DAMAGE_ERRORS):
                 raise
             click.echo(f"markfs: {damaged(data_dir_of(ctx).catalog, exc)}", err=True)
-            ctx.exit(1)
-        except PermissionError as exc:
-            click.echo(f"markfs: permission denied: {exc.filename or exc}", err=True)
             ctx.exit(1)

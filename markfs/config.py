@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,26 +66,45 @@ class DataDir:
         return self.catalog.exists()
 
 
+def _in(low: float, high: float) -> dict[str, Any]:
+    """A number setting's metadata: the inclusive range it may take."""
+    return {"range": (low, high)}
+
+
+DAY_S = 86_400.0
+
+
 @dataclass(frozen=True)
 class MountConfig:
     """`[mount]` in markfs.toml; every value can be overridden there."""
 
-    entry_ttl: float = 1.0  # seconds the kernel may cache a name -> inode answer
-    attr_ttl: float = 1.0  # seconds the kernel may cache attributes
-    dir_ttl: float = 30.0  # seconds a directory listing is trusted before it is re-read
-    io_threads: int = 16  # worker threads for backend calls
-    io_timeout: float = 30.0  # seconds before a backend call that hangs gives EIO
-    list_timeout: float = 300.0  # the same for reading one whole directory listing
-    max_tasks: int = 64  # concurrent FUSE requests (trio tasks)
+    # seconds the kernel may cache a name -> inode answer (0: not at all)
+    entry_ttl: float = field(default=1.0, metadata=_in(0, DAY_S))
+    # seconds the kernel may cache attributes (0: not at all)
+    attr_ttl: float = field(default=1.0, metadata=_in(0, DAY_S))
+    # seconds a directory listing is trusted before it is re-read (0: every time)
+    dir_ttl: float = field(default=30.0, metadata=_in(0, DAY_S))
+    # worker threads for backend calls
+    io_threads: int = field(default=16, metadata=_in(1, 1024))
+    # seconds before a backend call that hangs gives EIO
+    io_timeout: float = field(default=30.0, metadata=_in(0.1, DAY_S))
+    # the same for reading one whole directory listing
+    list_timeout: float = field(default=300.0, metadata=_in(0.1, DAY_S))
+    # concurrent FUSE requests (trio tasks)
+    max_tasks: int = field(default=64, metadata=_in(1, 100_000))
     watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
-    cache_max_bytes: int = 10 * 1024**3  # on-disk content cache of remote files
-    drain_timeout: float = 600.0  # seconds the daemon keeps uploading after unmount
+    # on-disk content cache of remote files
+    cache_max_bytes: int = field(default=10 * 1024**3, metadata=_in(0, 2**60))
+    # seconds the daemon keeps uploading after unmount
+    drain_timeout: float = field(default=600.0, metadata=_in(0, 7 * DAY_S))
     # the kernel's read-ahead on the mount in KiB (4096: a sequential reader's data is
     # asked in 1 MiB pieces instead of 256 KiB; see docs/benchmarks.md for why it is
     # not the default); 0 leaves the kernel's default; needs root
-    read_ahead_kb: int = 0
-    log_max_bytes: int = 10 * 1024 * 1024  # DATA_DIR/logs/markfs.log rotates past this size
-    log_keep: int = 5  # rotated logs kept (markfs.log.1 ... .N)
+    read_ahead_kb: int = field(default=0, metadata=_in(0, 1024 * 1024))
+    # DATA_DIR/logs/markfs.log rotates past this size
+    log_max_bytes: int = field(default=10 * 1024 * 1024, metadata=_in(4096, 2**40))
+    # rotated logs kept (markfs.log.1 ... .N)
+    log_keep: int = field(default=5, metadata=_in(1, 1000))
     # owner, group and umask of what has none of its own (S3, tables, views, markfs's
     # folders; SFTP's owners too when given): a user/group name or number, "" for the
     # user who mounts; the umask in octal. `markfs mount --uid/--gid/--umask` override.
@@ -126,7 +146,8 @@ class BackupConfig:
     """`[backup]` in markfs.toml: catalog backups a mounted daemon takes on its own."""
 
     schedule: str = ""  # cron expression (local time); "" (the default): none
-    keep: int = 7  # scheduled backups kept in DATA_DIR/backups; older ones are removed
+    # scheduled backups kept in DATA_DIR/backups; older ones are removed
+    keep: int = field(default=7, metadata=_in(1, 100_000))
 
 
 @dataclass(frozen=True)
@@ -137,28 +158,53 @@ class MetricsConfig:
 
 
 Section = TypeVar("Section", MountConfig, ScanConfig, BackupConfig, MetricsConfig)
+SECTIONS: dict[str, type[Any]] = {"mount": MountConfig, "scan": ScanConfig,
+                                  "backup": BackupConfig, "metrics": MetricsConfig}
 
 
 def _load_section(data_dir: DataDir, name: str, kind: type[Section]) -> Section:
+    """One section of markfs.toml; the whole file is checked first, so any command that
+    reads it refuses a bad setting anywhere in it, in one line."""
     path = data_dir.config_file
     if not path.exists():
         return kind()
+    doc = _checked(path)
+    return kind(**doc.get(name, {}))
+
+
+def _checked(path: Path) -> dict[str, dict[str, Any]]:
     try:
-        doc = tomllib.loads(path.read_text())
+        doc: dict[str, dict[str, Any]] = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
-    section: dict[str, Any] = doc.get(name, {})
-    known = {f.name: f for f in fields(kind)}
-    values: dict[str, Any] = {}
-    for key, value in section.items():
-        if key not in known:
-            raise UserError(f"{path}: unknown setting {name}.{key}")
-        default = getattr(kind(), key)
-        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
-                value, (int, float) if isinstance(default, float) else type(default)):
-            raise UserError(f"{path}: {name}.{key} must be a {type(default).__name__}")
-        values[key] = value
-    return kind(**values)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    for name, section in doc.items():
+        if name not in SECTIONS:
+            raise UserError(f"{path}: unknown section [{name}] "
+                            f"(known: {', '.join(f'[{s}]' for s in sorted(SECTIONS))})")
+        if not isinstance(section, dict):
+            raise UserError(f"{path}: {name} must be a section ([{name}] and its settings)")
+        known = {f.name: f for f in fields(SECTIONS[name])}
+        for key, value in section.items():
+            if key not in known:
+                raise UserError(f"{path}: unknown setting {name}.{key} "
+                                f"(known: {', '.join(sorted(known))})")
+            _check_value(f"{path}: {name}.{key}", value, known[key])
+    return doc
+
+
+def _check_value(where: str, value: object, setting: Field[Any]) -> None:
+    default = setting.default
+    if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+            value, (int, float) if isinstance(default, float) else type(default)):
+        raise UserError(f"{where} must be a {type(default).__name__}")
+    if "range" not in setting.metadata:
+        return
+    low, high = setting.metadata["range"]
+    assert isinstance(value, (int, float))
+    if not (math.isfinite(value) and low <= value <= high):
+        raise UserError(f"{where} must be between {low:g} and {high:g}, got {value}")
 
 
 def load_mount_config(data_dir: DataDir) -> MountConfig:

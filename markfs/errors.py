@@ -37,4 +37,5 @@ class FsError(OSError):
 
     @classmethod
     def from_os(cls, exc: OSError) -> FsError:
-        return cls(exc.errno if exc.errno is not None else _errno.EIO, str(exc))
+        return cls(exc.errno if exc.errno is not None else _errno.EIO,
+                   exc.strerror or str(exc))  # (str() would say "[Errno N]" once more)

@@ -49,6 +49,9 @@ class Pattern:
                 raise UserError(f"a glob cannot have empty, '.' or '..' parts: {glob!r}")
             if SPAN in part and part != SPAN:
                 raise UserError(f"'**' must be a whole path part: {glob!r}")
+            if not _brackets_closed(part):
+                raise UserError(f"a '[' without its closing bracket in {glob!r} "
+                                "(write [[] for a literal '[')")
         literal = 0
         while literal < len(parts) and not WILDCARDS & set(parts[literal]):
             literal += 1
@@ -81,6 +84,20 @@ class Pattern:
         if is_dir and (self.spans() or not selected) and self.may_hold(below):
             return Place.FOLDER
         return Place.MEMBER if selected else Place.NOTHING
+
+
+def _brackets_closed(part: bytes) -> bool:
+    """Does every '[' open a class that a ']' closes (as fnmatch reads one: a ']' right
+    after '[' or '[!' is a member, not the end)?"""
+    at = part.find(b"[")
+    while at != -1:
+        inside = at + 1 + (part[at + 1:at + 2] == b"!")
+        inside += part[inside:inside + 1] == b"]"
+        end = part.find(b"]", inside)
+        if end == -1:
+            return False
+        at = part.find(b"[", end + 1)
+    return True
 
 
 def _matches(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> bool:

@@ -29,6 +29,7 @@ from markfs.namespace.tableaccess import TableAccess, folder_bits
 LOCAL_SCHEMES = frozenset({"file"})  # sources whose owners and modes are this machine's
 MODE_KEEPING_SCHEMES = frozenset({"file", "sftp"})  # sources that keep modes of their own
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+MAX_ID = 2**32 - 2  # the largest uid/gid (2**32 - 1 is the kernel's "none")
 TABLE_ACCESS_TTL_S = 5.0  # a chmod of a database file shows within this (+ attr_ttl)
 
 
@@ -65,6 +66,11 @@ def id_of(name: str, what: str) -> int | None:
     if not name:
         return None
     look_up: Callable[[str], object] = pwd.getpwnam if what == "user" else grp.getgrnam
+    if name.lstrip("-").isdigit():
+        number = int(name)
+        if not 0 <= number <= MAX_ID:
+            raise UserError(f"a {what} number must be between 0 and {MAX_ID}: {name}")
+        return number
     if name.isdigit():
         return int(name)
     try:

@@ -140,6 +140,9 @@ def parse_source_url(url: str) -> SourceUrl:
 
 def _parse_file(url: str) -> Path:
     parts = urlsplit(url)
+    if parts.query or parts.fragment or "?" in url:
+        raise UserError(f"{parts.scheme}:// URLs take no parameters (a '?' in a path is "
+                        "written %3F)")
     if parts.netloc not in ("", "localhost"):
         raise UserError(f"file:// URLs take an absolute path, got host {parts.netloc!r}")
     path = unquote(parts.path)
@@ -166,7 +169,10 @@ def _parse_s3(url: str) -> S3Location:
 
 
 def _check_endpoint(endpoint: str) -> None:
-    parts = urlsplit(endpoint)
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 address
+        raise UserError("endpoint is not a URL (expected http://HOST:PORT)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"endpoint must be an http:// or https:// URL: {endpoint!r}")
     try:

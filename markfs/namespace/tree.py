@@ -57,6 +57,26 @@ def table_folder_path(source: str, schema: str, table: str) -> str:
     return "/".join(("/tables", source, *(folder_name(n).decode() for n in (schema, table))))
 
 
+# what a data directory may hold before its catalog exists (a config written first,
+# or what an interrupted init left)
+OWN_NAMES = frozenset({"markfs.toml", "hot.lmdb", "hot.lmdb-lock", "catalog.db-wal",
+                       "catalog.db-shm", "catalog.db-journal", "logs", "run", "cache",
+                       "staging", "backups"})
+
+
+def _make_own_folder(data_dir: DataDir) -> None:
+    """A new data directory is private (catalogs, caches and staged copies); an existing
+    folder keeps its mode, and one that holds anything but a data directory is not
+    taken over."""
+    root = data_dir.root
+    if not root.exists():
+        root.mkdir(parents=True, mode=0o700)
+        root.chmod(0o700)  # (mkdir's mode passes through the umask)
+    elif not data_dir.exists() and any(p.name not in OWN_NAMES for p in root.iterdir()):
+        raise UserError(f"{root} is not a markfs data directory and not empty: "
+                        "give a new or empty folder")
+
+
 class Tree:
     """Catalog and hot cache of one data directory, kept in step."""
 
@@ -69,8 +89,7 @@ class Tree:
         """`walk`: check the hot cache's whole file before it is mapped (mount, fsck)."""
         if not data_dir.exists() and not create:
             raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")
-        data_dir.root.mkdir(parents=True, exist_ok=True)
-        data_dir.root.chmod(0o700)  # catalogs, caches and staged copies are private
+        _make_own_folder(data_dir)
         hot = HotCache(data_dir.hot, walk=walk)
         try:
             tree = cls(Catalog(data_dir.catalog, mirror=hot), hot)
