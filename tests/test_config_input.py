@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import force_unmount, is_mounted, run_markfs
 
+
 def unmount_if_mounted(data_dir: Path, point: Path) -> None:
     """A mount that should have been refused and was not: taken down (its daemon goes
     with it) before the test says so."""
