@@ -30,10 +30,12 @@ def _start_time(pid: int) -> str:
 
 
 def owner_alive(token: str | None) -> bool:
+    """Is the daemon of this token running? A zombie (exited, not reaped by its parent:
+    no init in a container) is not: its rows are for a live daemon to adopt."""
     if not token or ":" not in token:
         return False
     pid, _, _start = token.partition(":")
-    return pid.isdigit() and owner_token(int(pid)) == token
+    return pid.isdigit() and owner_token(int(pid)) == token and not _zombie(int(pid))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import apsw
 import pytest
-from conftest import force_unmount
+from conftest import Mount, force_unmount, run_markfs
 from remote_helpers import (
     RemoteSource,
     Stoppable,
@@ -128,3 +128,38 @@ def test_fsync_after_an_outage_retries_at_once(tmp_path: Path, data_dir: Path) -
     finally:
         mount.stop()
         server.close()
+
+
+def test_the_rows_of_a_daemon_killed_and_left_a_zombie_are_adopted_and_sent(
+        tmp_path: Path, data_dir: Path) -> None:
+    """kill -9 of a daemon nobody reaps (no init in a container; here: this test, its
+    parent, does not wait): a zombie is gone. The next mount adopts its journal rows and
+    `markfs umount` returns only once they reached S3 (issue 24, part 4)."""
+    server = Stoppable("s3", tmp_path)
+    mount = mount_remote(tmp_path, data_dir, server.source, CONFIG)
+    try:
+        pending_while_down(mount, server, "orphan.txt", b"written before the kill")
+        assert mount.proc is not None
+        mount.proc.send_signal(signal.SIGKILL)
+        wait_until(lambda: zombie(mount.proc.pid))  # type: ignore[union-attr]
+        force_unmount(mount.path)
+        server.start()
+        later = Mount(data_dir, tmp_path / "later")
+        later.path.mkdir()
+        later.start()
+        try:
+            done = run_markfs(data_dir, "umount", str(later.path))
+            assert "pending" not in done.stderr
+            assert server.source.get("orphan.txt") == b"written before the kill"
+        finally:
+            later.stop()
+    finally:
+        if mount.proc is not None:
+            mount.proc.wait()  # reaped at last
+            mount.proc = None
+        server.close()
+
+
+def zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
