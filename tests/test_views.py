@@ -372,3 +372,50 @@ def test_fsck_removes_a_view_folder_that_belongs_to_no_view(finance: InProcess,
     assert found.returncode == 1 and "b'stray'" in found.stdout + found.stderr
     run_markfs(data_dir, "fsck", "--repair")
     assert run_markfs(data_dir, "fsck").returncode == 0
+
+
+def test_a_glob_of_many_spans_costs_a_match_per_path_part_and_glob_part(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 `**` against a path 150 folders deep (issue 24, part 7): the matcher steps
+    through the path once, with every glob position at once — the recursive one tried
+    every way to split the path among the spans (hours at this depth)."""
+    from markfs.namespace import membership
+
+    calls = [0]
+    real = membership.fnmatchcase
+
+    def counted(name: bytes, pattern: bytes) -> bool:
+        calls[0] += 1
+        return real(name, pattern)
+
+    monkeypatch.setattr(membership, "fnmatchcase", counted)
+    pattern = membership.Pattern.parse("/".join(["**"] * 20) + "/x*")
+    deep = tuple([b"d"] * 150)
+    assert not pattern.matches(deep) and pattern.matches((*deep, b"x.csv"))
+    assert pattern.may_hold(deep)
+    assert calls[0] <= 3 * (151 * 2)  # three calls, each at most (parts + 1) x 2 matches
+    exact = membership.Pattern.parse("a/*/b/**/c?")
+    for path, wanted in (("a/x/b/c1", True), ("a/x/b/y/z/c2", True), ("a/b/c1", False),
+                         ("a/x/y/b/c1", False), ("a/x/b/c12", False)):
+        assert exact.matches(tuple(path.encode().split(b"/"))[1:]) == wanted, path
+
+
+def test_a_view_of_many_spans_over_a_deep_tree_is_listed_to_its_bottom(
+        data_dir: Path, backing: Path, tmp_path: Path) -> None:
+    """Through the kernel: every folder of the view down to depth 150 (before: the
+    daemon spent minutes of CPU in the first folders, every request waiting)."""
+    from conftest import Mount
+
+    deep = backing / "/".join(["d"] * 150)
+    deep.mkdir(parents=True)
+    (deep / "x.csv").write_text("found")
+    run_markfs(data_dir, "view", "add", "deep", "loc:" + "/".join(["**"] * 20) + "/x*")
+    (tmp_path / "mnt").mkdir()
+    mount = Mount(data_dir, tmp_path / "mnt").start()
+    try:
+        found = (mount.path / "views" / "deep" / "/".join(["d"] * 150) / "x.csv")
+        assert found.read_text() == "found"
+        assert os.stat(mount.path / "sources" / "loc" / "d").st_nlink >= 2
+    finally:
+        mount.stop()
+    mount.assert_log_clean()

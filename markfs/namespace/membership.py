@@ -101,21 +101,37 @@ def _brackets_closed(part: bytes) -> bool:
 
 
 def _matches(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> bool:
-    if not rest:
-        return not parts
-    if rest[0] == SPAN:
-        return any(_matches(rest[1:], parts[i:]) for i in range(len(parts) + 1))
-    return bool(parts) and fnmatchcase(parts[0], rest[0]) and _matches(rest[1:], parts[1:])
+    return len(rest) in _positions_after(rest, parts)
 
 
 def _may_hold(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> bool:
-    if not parts:
-        return bool(rest)
-    if not rest:
-        return False
-    if rest[0] == SPAN:
-        return True
-    return fnmatchcase(parts[0], rest[0]) and _may_hold(rest[1:], parts[1:])
+    """Could something below `parts` still match: is a part of the glob left over?"""
+    return any(at < len(rest) for at in _positions_after(rest, parts))
+
+
+def _positions_after(rest: tuple[bytes, ...], parts: tuple[bytes, ...]) -> set[int]:
+    """Where in the glob a path may stand once `parts` are matched: every position at
+    once, a step per path part (a `**` stays where it is or is passed over) — so a glob
+    with many `**` costs parts x glob component matches, never a search of every way
+    to split the path among them."""
+    at = _passing_spans(rest, {0})
+    for part in parts:
+        at = _passing_spans(rest, {i if rest[i] == SPAN else i + 1 for i in at
+                                   if i < len(rest) and (rest[i] == SPAN
+                                                         or fnmatchcase(part, rest[i]))})
+        if not at:
+            break
+    return at
+
+
+def _passing_spans(rest: tuple[bytes, ...], at: set[int]) -> set[int]:
+    """`at`, and each position after a `**` standing there (it may match nothing)."""
+    out = set(at)
+    for i in sorted(at):
+        while i < len(rest) and rest[i] == SPAN:
+            i += 1
+            out.add(i)
+    return out
 
 
 @dataclass(frozen=True)
