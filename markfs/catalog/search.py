@@ -72,6 +72,19 @@ def forget_source(txn: Txn, source_id: int) -> None:
     txn.execute("DELETE FROM search_index WHERE source_id = ?", (source_id,))
 
 
+def source_nodes_named(conn: apsw.Connection, text: str, limit: int) -> list[int]:
+    """Ids of files and folders of file sources the catalog knows (listed through a
+    mount or named by the CLI, scanned or not) whose name holds every word of `text`,
+    case aside: what a user sees in `ls` is found without a scan."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words:
+        return []
+    where = " AND ".join("instr(lower(CAST(name AS TEXT)), ?) > 0" for _ in words)
+    return [int(r[0]) for r in conn.execute(
+        f"SELECT id FROM nodes WHERE kind = 'source' AND remote_path != x'' AND {where} "
+        "ORDER BY length(name), id LIMIT ?", (*words, limit))]
+
+
 def search(conn: apsw.Connection, text: str, limit: int = 50) -> list[Hit]:
     """Entries matching every word of `text` (each as a prefix), best first."""
     words = _WORD.findall(text)

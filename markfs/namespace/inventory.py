@@ -7,6 +7,7 @@ from __future__ import annotations
 from markfs.catalog import filescans, jobs, managed, sqltables
 from markfs.catalog import search as search_index
 from markfs.namespace import curation
+from markfs.namespace.mountpaths import mount_path
 from markfs.namespace.tree import Tree
 
 
@@ -38,10 +39,20 @@ def column_stats(tree: Tree, table_id: int) -> dict[str, tuple[object, ...]]:
 
 
 def search(tree: Tree, text: str, limit: int) -> list[search_index.Hit]:
-    """The full-text index (sources, tables, columns, files), then views by name and
-    rule and files by tag and category."""
+    """The full-text index (sources, tables, columns, files), views by name and rule
+    and files by tag and category, then files and folders the catalog knows by name
+    (listed through a mount, never scanned)."""
     hits = search_index.search(tree.catalog.conn, text, limit)
-    return (hits + curation.find(tree, text))[:limit]
+    hits += curation.find(tree, text)
+    seen = {hit.path for hit in hits}
+    for node_id in search_index.source_nodes_named(tree.catalog.conn, text, limit):
+        node = tree.node(node_id)
+        if node is None or (path := mount_path(tree, node)) in seen:
+            continue
+        seen.add(path)
+        hits.append(search_index.Hit(path, "folder" if node.is_dir else "file",
+                                     node.name.decode(errors="replace"), ""))
+    return hits[:limit]
 
 
 def recent_jobs(tree: Tree, limit: int) -> list[jobs.JobRow]:
