@@ -322,6 +322,8 @@ def test_a_path_past_s3s_1024_byte_keys_is_enametoolong(
             folder = await ns.mkdir(folder.id, name, 0o755, ROOT)
         fits = b"f" * 15
         fh, _node = await ns.create(folder.id, fits, 0o644, os.O_WRONLY | os.O_CREAT, ROOT)
+        await ns.flush(fh)
+        await ns.fsync(fh, False)  # on S3 before the body ends (and the uploader with it)
         await ns.release(fh)
         return [await errno_of(ns.create(folder.id, fits + b"!", 0o644, os.O_WRONLY, ROOT)),
                 await errno_of(ns.mkdir(folder.id, fits, 0o755, ROOT))]  # (its marker: +"/")
