@@ -40,10 +40,13 @@ class RemoteSource:
             time.sleep(0.1)
 
 
-def wait_until(check: Callable[[], object], timeout: float = UPLOAD_WAIT_S) -> None:
+def wait_until(check: Callable[[], object], timeout: float = UPLOAD_WAIT_S,
+               what: Callable[[], object] | None = None) -> None:
+    """Poll `check` until it holds; past `timeout` fail, saying `what()` if given."""
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, (
+            f"condition not reached in time{f': {what()}' if what else ''}")
         time.sleep(0.1)
 
 

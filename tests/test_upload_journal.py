@@ -163,3 +163,4 @@ def test_the_rows_of_a_daemon_killed_and_left_a_zombie_are_adopted_and_sent(
 def zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat", "rb") as f:
         return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+

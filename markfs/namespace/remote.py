@@ -148,14 +148,18 @@ class RemoteFiles:
         return node
 
     async def read_staged(self, staged: Staged, offset: int, size: int) -> bytes:
-        if staged.fd >= 0:
-            return await self._io(os.pread, staged.fd, size, offset)
-        return await self._read_local(staged.path, offset, size)
+        """The read holds a descriptor of its own, taken on the loop in the same step that
+        chose the staged copy: an upload finishing meanwhile (which removes the copy) or
+        the last writer closing its descriptor cannot pull the file from under it."""
+        fd = (os.dup(staged.fd) if staged.fd >= 0
+              else os.open(staged.path, os.O_RDONLY | os.O_CLOEXEC))
+        # the descriptor's one owner: the worker closes it, or (a worker never started,
+        # or abandoned past its deadline) whoever drops the last reference
+        file = os.fdopen(fd, "rb", buffering=0)
 
-    async def _read_local(self, path: Path, offset: int, size: int) -> bytes:
         def pread() -> bytes:
-            with open(path, "rb") as f:
-                return os.pread(f.fileno(), size, offset)
+            with file:
+                return os.pread(file.fileno(), size, offset)
         return await self._io(pread)
 
     # -- writing -------------------------------------------------------------------
