@@ -555,11 +555,14 @@ def search(ctx: click.Context, text: tuple[str, ...], limit: int) -> None:
 @click.argument("dst")
 @click.pass_context
 def copy(ctx: click.Context, src: str, dst: str) -> None:
-    """Copy the file at mount path SRC to DST (a new name, or a folder) on its server — S3
-    CopyObject, SFTP copy-data, copy_file_range — with no byte passing through markfs."""
+    """Copy the file at SRC to DST (a new name, or a folder) on its server — S3
+    CopyObject, SFTP copy-data, copy_file_range — with no byte passing through markfs.
+    Mount paths, or real paths inside a running mount of this data dir."""
+    from markfs.namespace.mountpaths import typed_path
     from markfs.namespace.servercopy import copy_on_server
     from markfs.namespace.sources import SourceSet
 
+    src, dst = typed_path(data_dir_of(ctx), src), typed_path(data_dir_of(ctx), dst)
     with open_tree(ctx) as tree:
         done = copy_on_server(tree, SourceSet(tree, COPY_TIMEOUT_S), src, dst)
     click.echo(f"copied on the server: {done.path} ({done.size} bytes)")

@@ -1,13 +1,15 @@
 """`markfs view`, `markfs tag` and `markfs category`: gathering files from every source.
 
-PATH arguments are mount paths: /sources/NAME/..., /tables/SOURCE/SCHEMA/TABLE.
+PATH arguments are mount paths (/sources/NAME/..., /tables/SOURCE/SCHEMA/TABLE) or real
+paths inside a running mount of the data directory, absolute or relative to the current
+folder.
 """
 
 from __future__ import annotations
 
 import click
 
-from markfs.cli_common import open_tree
+from markfs.cli_common import data_dir_of, open_tree
 from markfs.errors import UserError
 
 LIST_TIMEOUT_S = 30.0
@@ -60,7 +62,8 @@ def _pin(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> Non
     from markfs.namespace.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        changed = curation.pin(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(paths), on)
+        changed = curation.pin(tree, SourceSet(tree, LIST_TIMEOUT_S), name,
+                               _typed(ctx, paths), on)
     click.echo(f"{'pinned' if on else 'unpinned'} {changed} of {len(paths)} in view {name}")
 
 
@@ -136,7 +139,8 @@ def _tag(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> Non
     from markfs.namespace.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        changed = curation.tag_paths(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(paths),
+        changed = curation.tag_paths(tree, SourceSet(tree, LIST_TIMEOUT_S), name,
+                                     _typed(ctx, paths),
                                      on)
     click.echo(f"{'tagged' if on else 'untagged'} {changed} of {len(paths)}: {name}")
 
@@ -154,7 +158,8 @@ def tag_list(ctx: click.Context, path: str | None) -> None:
             for name, count in curation.all_tags(tree):
                 click.echo(f"{name}\t{count}\t/tags/{name}")
             return
-        node = mountpaths.resolve(tree, SourceSet(tree, LIST_TIMEOUT_S), path)
+        node = mountpaths.resolve(tree, SourceSet(tree, LIST_TIMEOUT_S),
+                                  mountpaths.typed_path(data_dir_of(ctx), path))
         for name in curation.tags_of(tree, node):
             click.echo(name)
 
@@ -202,7 +207,8 @@ def _assign(ctx: click.Context, path: str, files: tuple[str, ...], on: bool) -> 
     from markfs.namespace.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        changed = curation.assign(tree, SourceSet(tree, LIST_TIMEOUT_S), path, list(files), on)
+        changed = curation.assign(tree, SourceSet(tree, LIST_TIMEOUT_S), path,
+                                  _typed(ctx, files), on)
     click.echo(f"{'assigned' if on else 'unassigned'} {changed} of {len(files)}: "
                f"{path.strip('/')}")
 
@@ -231,3 +237,10 @@ def category_remove(ctx: click.Context, path: str) -> None:
     with open_tree(ctx) as tree:
         curation.remove_category(tree, path)
     click.echo(f"removed category {path.strip('/')}")
+
+
+def _typed(ctx: click.Context, paths: tuple[str, ...]) -> list[str]:
+    """PATH arguments as mount paths (real paths inside a mount of this data dir too)."""
+    from markfs.namespace.mountpaths import typed_path
+
+    return [typed_path(data_dir_of(ctx), path) for path in paths]

@@ -191,3 +191,39 @@ def test_rm_of_a_pinned_member_unpins_it_and_keeps_the_file(
     assert "keep.txt" not in os.listdir(view)
     assert (src / "keep.txt").read_bytes() == b"k"
     assert "pinned" not in run_markfs(data_dir, "view", "show", "picked").stdout
+
+
+def test_paths_are_taken_as_users_type_them_inside_a_mount(
+        mount: Mount, data_dir: Path, src: Path, tmp_path: Path) -> None:
+    """A real path inside a mount of this data dir, absolute or relative to the current
+    folder — also through a --root mount — is as good as the mount path (issue 24,
+    part 8; before: "no such path in the mount: /q4.csv")."""
+    import subprocess
+    import sys
+
+    (src / "finance").mkdir()
+    for name in ("q4.csv", "q3.csv", "q2.csv"):
+        (src / "finance" / name).write_bytes(name.encode())
+    run_markfs(data_dir, "category", "add", "c")
+    run_markfs(data_dir, "view", "add", "v", "loc:none/*")
+    sub = Mount(data_dir, tmp_path / "sub", root="sources/loc/finance")
+    sub.path.mkdir()
+    sub.start()
+    try:
+        def markfs_in(cwd: Path, *args: str) -> None:
+            done = subprocess.run([sys.executable, "-m", "markfs", "--data-dir", str(data_dir),
+                                   *args], cwd=cwd, capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert done.returncode == 0, done.stderr
+
+        markfs_in(src / "finance", "tag", "add", "q4", "./q4.csv")
+        markfs_in(tmp_path, "tag", "add", "q3", str(src / "finance" / "q3.csv"))
+        markfs_in(sub.path, "category", "assign", "c", "q2.csv")
+        markfs_in(src, "view", "pin", "v", "finance/q4.csv")
+    finally:
+        sub.stop()
+    assert run_markfs(data_dir, "tag", "list", "/sources/loc/finance/q4.csv").stdout == "q4\n"
+    assert run_markfs(data_dir, "tag", "list", "/sources/loc/finance/q3.csv").stdout == "q3\n"
+    assert run_markfs(data_dir, "category", "list").stdout == "/categories/c\t1\n"
+    assert "/sources/loc/finance/q4.csv" in run_markfs(data_dir, "view", "show", "v").stdout
+    until(lambda: os.listdir(mount.path / "categories" / "c") == ["q2.csv"])

@@ -1,5 +1,6 @@
 """Mount paths named outside a mount (`/sources/lake/a.csv`): found in the catalog, and
-the catalog's path of a node.
+the catalog's path of a node; a path as a user types it (a real one inside a running
+mount of the data directory, absolute or relative to the current folder) made one.
 
 A source folder on the way whose name is not known yet is listed now, from its
 source, so a path can be named before anyone opened it through a mount. Only
@@ -10,11 +11,28 @@ overwrite or remove.
 
 from __future__ import annotations
 
+import os
+
+from markfs import runtime
+from markfs.config import DataDir
 from markfs.errors import FsError, UserError
 from markfs.model import ROOT_ID, Kind, Node
 from markfs.namespace.listing import add_unknown
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
+
+
+def typed_path(data_dir: DataDir, text: str) -> str:
+    """The mount path of what a user typed: a path inside a running mount of this data
+    directory (`./q4.csv` from inside it, `/mnt/data/sources/lake/q4.csv`; the mount's
+    `--root` counted) becomes its mount path; anything else is taken as one already."""
+    real = os.path.abspath(text)  # (no I/O through the mount: names, not links)
+    for record in runtime.active_mounts(data_dir):
+        point = record.mountpoint.rstrip("/") or "/"
+        if real == point or real.startswith(point.rstrip("/") + "/"):
+            inside = real[len(point):].strip("/")
+            return "/" + "/".join(p for p in (record.root.strip("/"), inside) if p)
+    return text
 
 
 def resolve(tree: Tree, sources: SourceSet, path: str) -> Node:
