@@ -8,12 +8,17 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup system bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache clean
+.PHONY: setup setup-test system system-test bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache clean
 
+# markfs and the demo: FUSE and the OpenSSH client; the tests: also the servers they start
 setup: system $(STAMP) bytecode
+setup-test: system-test $(STAMP) bytecode
 
 system:
 	@bash tools/setup-system.sh
+
+system-test:
+	@bash tools/setup-system.sh test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -21,7 +26,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check markfs tests tools
 	$(VENV)/bin/mypy markfs
 
@@ -31,24 +36,24 @@ lint: setup
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q markfs
 
-test: setup lint
+test: setup-test lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # the long versions of the randomized tests: fsx 8,000 operations (2,500), on S3 and SFTP
 # 3,000 (300); the crash matrix 20 seeds (1)
-test-long: setup lint
+test-long: setup-test lint
 	MARKFS_TEST_LONG=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup
 	@$(MARKFS) --data-dir $(DEMO_DATA) demo $(DEMO_MNT)
 
-bench: setup
+bench: setup-test
 	@bash tools/bench/setup.sh
 	$(PY) tools/bench/remote_bench.py $(BENCH_ARGS)
 	$(PY) tools/bench/meta_bench.py --nodes 1000000
 	$(PY) tools/bench/render_bench.py
 
-bench-remote: setup
+bench-remote: setup-test
 	@bash tools/bench/setup.sh
 	$(PY) tools/bench/remote_bench.py $(BENCH_ARGS)
 

@@ -153,3 +153,28 @@ def test_credentials_stored_by_an_older_version_are_never_shown(data_dir: Path) 
     for args in (["source", "list"], ["source", "show", "old"], ["status"]):
         out = run_markfs(data_dir, *args).stdout
         assert "127.0.0.1:9000" in out and "SECRET" not in out and "KEY" not in out, out
+
+
+def test_the_demo_installs_what_it_needs_and_the_tests_the_rest(tmp_path: Path) -> None:
+    """On a machine with nothing (SETUP_ROOT: an empty folder), `make demo`'s set-up
+    would install FUSE and the OpenSSH client only; `make test`'s the servers too
+    (before: the demo's first run spent most of its time on MariaDB, Samba, ganesha)."""
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+
+    def would_install(*args: str) -> set[str]:
+        done = subprocess.run(["bash", str(repo / "tools" / "setup-system.sh"), *args],
+                              env={**os.environ, "SETUP_ROOT": str(tmp_path),
+                                   "SETUP_DRY_RUN": "1"},
+                              capture_output=True, text=True, check=True)
+        return set(done.stdout.split())
+
+    demo, test = would_install(), would_install("test")
+    assert {"fuse3", "libfuse3-dev", "openssh-client"} <= demo
+    assert not demo & {"mariadb-server", "samba", "nfs-ganesha", "postgresql",
+                       "openssh-server", "smbclient", "libnfs-utils"}
+    assert demo < test and {"mariadb-server", "samba", "nfs-ganesha", "postgresql"} <= test
+    makefile = (repo / "Makefile").read_text()
+    assert "\ndemo: setup\n" in makefile and "\ntest: setup-test lint\n" in makefile

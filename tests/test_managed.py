@@ -310,3 +310,17 @@ def test_fsck_reports_a_lost_snapshot_and_refresh_force_renders_it(
     run_markfs(data_dir, "refresh", "--force", "shop/main/items")
     wait_for(lambda: (tables / "shop" / "main" / "items" / "data.csv").read_bytes() != b"")
     run_markfs(data_dir, "fsck")
+
+
+def test_a_finished_render_shows_its_final_count(data_dir: Path, tmp_path: Path) -> None:
+    """Progress reaches the catalog at most once a second; the end writes the last count
+    (before: `done (65536/150000)`, the first batch's)."""
+    path = tmp_path / "big.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    with conn:
+        conn.executemany("INSERT INTO t VALUES (?, 'x')", ((i,) for i in range(150_000)))
+    conn.close()
+    run_markfs(data_dir, "source", "add", "big", f"sqlite://{path}")
+    run_markfs(data_dir, "manage", "big/main/t")
+    assert "render big/main/t: done (150000/150000)" in run_markfs(data_dir, "status").stdout

@@ -49,8 +49,10 @@ def tracked_job(tree: Tree, kind: str, target: str,
     with tree.transaction() as txn:
         job = jobs.start(txn, kind, target, total, time.time_ns())
     last = [0.0]
+    latest = [0]  # the newest count, written at the end whatever the throttle kept back
 
     def report(done: int) -> None:
+        latest[0] = done
         if time.monotonic() - last[0] >= _PROGRESS_EVERY_S:
             last[0] = time.monotonic()
             with tree.transaction() as txn:
@@ -64,6 +66,7 @@ def tracked_job(tree: Tree, kind: str, target: str,
                       time.time_ns())
         raise
     with tree.transaction() as txn:
+        jobs.progress(txn, job, latest[0])
         jobs.finish(txn, job, True, "", time.time_ns())
 
 
