@@ -160,13 +160,15 @@ def source_test(ctx: click.Context, name: str) -> None:
 
 @source.command("remove")
 @click.argument("name")
+@click.option("--discard-pending", is_flag=True,
+              help="Remove it even with files not uploaded to it yet (they are lost).")
 @click.pass_context
-def source_remove(ctx: click.Context, name: str) -> None:
+def source_remove(ctx: click.Context, name: str, discard_pending: bool) -> None:
     """Remove a source from the catalog (its data is not touched)."""
     from markfs.namespace.sources import remove_source
 
     with open_tree(ctx) as tree:
-        remove_source(tree, name)
+        remove_source(tree, name, discard_pending)
     click.echo(f"removed source {name}")
 
 

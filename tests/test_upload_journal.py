@@ -164,3 +164,27 @@ def zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat", "rb") as f:
         return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
 
+
+
+def test_a_source_with_files_not_uploaded_is_removed_only_when_told_to_discard_them(
+        tmp_path: Path, data_dir: Path) -> None:
+    """`source remove` would drop the journal rows with the source (issue 24, part 4):
+    refused in one line saying how many; --discard-pending removes it; a running mount
+    then no longer shows it."""
+    server = Stoppable("s3", tmp_path)
+    mount = mount_remote(tmp_path, data_dir, server.source, CONFIG)
+    try:
+        pending_while_down(mount, server, "unsent.txt", b"not on S3 yet")
+        refused = run_markfs(data_dir, "source", "remove", "r", check=False)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+        assert "1 file(s)" in refused.stderr and "--discard-pending" in refused.stderr
+        assert "r\t" in run_markfs(data_dir, "source", "list").stdout
+        run_markfs(data_dir, "source", "remove", "r", "--discard-pending")
+        assert run_markfs(data_dir, "source", "list").stdout == ""
+        wait_until(lambda: "r" not in os.listdir(mount.path / "sources"))
+        assert not os.path.exists(mount.path / "sources" / "r" / "unsent.txt")
+    finally:
+        mount.stop()
+        server.close()
+    mount.assert_log_clean()
+    mount.assert_fsck_clean()

@@ -57,6 +57,13 @@ def pending(conn: apsw.Connection, owner: str | None = None) -> list[Upload]:
         (owner,))]
 
 
+def count_of_source(conn: apsw.Connection, source_id: int) -> int:
+    """Journal rows of a source, waiting or parked: files not on it yet."""
+    row = conn.execute("SELECT count(*) FROM uploads WHERE source_id = ?",
+                       (source_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def every_row(conn: apsw.Connection) -> list[Upload]:
     return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM uploads ORDER BY id")]
 

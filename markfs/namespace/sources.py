@@ -14,6 +14,7 @@ from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes
 from markfs.catalog import sources as source_rows
+from markfs.catalog import uploads as upload_rows
 from markfs.catalog.search import forget_source
 from markfs.catalog.sources import FilesAccess, SourceRow
 from markfs.errors import UserError
@@ -348,8 +349,16 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool,
     return node
 
 
-def remove_source(tree: Tree, name: str) -> None:
+def remove_source(tree: Tree, name: str, discard_pending: bool = False) -> None:
+    """Take a source out of the catalog (its data is not touched). Files written through
+    a mount and not on the source yet would be lost with it: refused unless
+    `discard_pending`."""
     row = require_source(tree, name)
+    waiting = upload_rows.count_of_source(tree.catalog.conn, row.id)
+    if waiting and not discard_pending:
+        raise UserError(f"source {name!r} has {waiting} file(s) written through a mount "
+                        "and not uploaded yet (see: markfs status); wait for them, or "
+                        "remove it anyway with --discard-pending")
     node = nodes.node_by_remote(tree.catalog.conn, row.id, b"")
     tables = nodes.find_child(tree.catalog.conn, TABLES_ID, name.encode())
     with tree.transaction() as txn:
