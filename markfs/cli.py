@@ -326,9 +326,13 @@ def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
         time.sleep(0.1)
     with open_tree(ctx) as tree:
         count, size = tree.pending_uploads(owner)
+        parked = [row for row in tree.parked_uploads() if owner is None or row.owner == owner]
     if count:
         raise UserError(f"unmounted, but {count} upload(s) ({_human(size)}) are still pending;"
                         " they resume at the next mount")
+    if parked:
+        raise UserError(f"unmounted, but {len(parked)} upload(s) were parked: "
+                        f"{parked[0].last_error} (see: markfs status)")
 
 
 # -- the catalog of tables ----------------------------------------------------------

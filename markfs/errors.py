@@ -28,14 +28,23 @@ class SourceError(UserError):
         return cls(f"{what}: {text.splitlines()[0] if text else type(exc).__name__}")
 
 
-class FsError(OSError):
-    """A filesystem operation refused with an errno."""
+class SourceRefused(OSError):
+    """A backend's word that the source itself is not there or will not have us — its
+    bucket does not exist, access is denied, its root folder is gone: no retry helps
+    until someone fixes it. (The errno is what a caller is told: EIO, or EACCES.)"""
 
-    def __init__(self, code: int, detail: str = "") -> None:
+
+class FsError(OSError):
+    """A filesystem operation refused with an errno; `refused`: by the source itself,
+    for good (no such bucket, access denied — `backends.base.SourceRefused`)."""
+
+    def __init__(self, code: int, detail: str = "", refused: bool = False) -> None:
         super().__init__(code, detail or os.strerror(code))
         self.code = code
+        self.refused = refused
 
     @classmethod
     def from_os(cls, exc: OSError) -> FsError:
         return cls(exc.errno if exc.errno is not None else _errno.EIO,
-                   exc.strerror or str(exc))  # (str() would say "[Errno N]" once more)
+                   exc.strerror or str(exc),  # (str() would say "[Errno N]" once more)
+                   refused=isinstance(exc, SourceRefused) or getattr(exc, "refused", False))

@@ -11,10 +11,11 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Mount, run_markfs
-from remote_helpers import Stoppable, mount_remote, pending_while_down, s3_source
+from remote_helpers import Stoppable, mount_remote, pending_while_down, s3_source, wait_until
 from servers import S3Server, SshServer
 
 TIMEOUT_S = 2.0
@@ -29,6 +30,14 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stoppable
         yield srv
     finally:
         srv.close()
+
+
+def listing_errno(folder: Path) -> int:
+    try:
+        os.listdir(folder)
+    except OSError as exc:
+        return exc.errno or 0
+    return 0
 
 
 def drop_page_cache() -> None:
@@ -239,3 +248,36 @@ def test_a_source_that_stops_answering_is_shown_unreachable_then_ok_again(
     finally:
         m.stop()
     assert m.log.read_text().count("source r is unreachable") == 1  # once per change
+
+
+
+def test_a_source_that_is_gone_is_refused_not_empty(
+        server: Stoppable, tmp_path: Path, data_dir: Path) -> None:
+    """The bucket deleted, or the source's folder deleted on the server (issue 24,
+    part 4), while a file waited for its upload: the upload is parked at once (not
+    retried forever), the source is `refused` with the reason in the log, a listing is
+    EIO (not an empty folder), and `markfs umount` says so and returns (before: waited
+    drain_timeout, 600 s)."""
+    mount = mount_remote(tmp_path, data_dir, server.source, FAST_FAIL)
+    folder = mount.path / "sources" / "r"
+    status = mount.path / ".markfs" / "status.json"
+    try:
+        pending_while_down(mount, server, "lost.txt", b"cannot land")
+        if server.kind == "s3":  # straight to the server, not through the proxy; moto's
+            client: Any = server.s3.client()  # buckets outlive a test in this process
+            for found in client.list_objects_v2(Bucket="stoppable").get("Contents", []):
+                client.delete_object(Bucket="stoppable", Key=found["Key"])
+            client.delete_bucket(Bucket="stoppable")
+        else:
+            (tmp_path / "own-root").rmdir()
+        server.start()
+        wait_until(lambda: "parked: lost.txt" in run_markfs(data_dir, "status").stdout, timeout=30)
+        state = next(s for s in json.loads(status.read_text())["sources"] if s["name"] == "r")
+        assert state["state"] == "refused", state
+        wait_until(lambda: listing_errno(folder) == errno.EIO)  # (once past dir_ttl)
+        done = run_markfs(data_dir, "umount", str(mount.path), check=False)
+        assert done.returncode == 1 and "parked" in done.stderr, done.stderr
+    finally:
+        mount.stop()
+    log = mount.log.read_text()
+    assert "source r is refused" in log and ("NoSuchBucket" in log or "does not exist" in log)

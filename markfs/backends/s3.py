@@ -26,6 +26,7 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
 from markfs.backends.base import Entry, S3Location, ServerCopies, UploadControl
+from markfs.errors import SourceRefused
 
 COPY_OBJECT_MAX = 5 * 1024**3  # the largest object one CopyObject may copy
 COPY_PART = 256 * 1024 * 1024  # parts of a larger server-side copy
@@ -34,7 +35,9 @@ FILE_MODE = stat.S_IFREG | 0o644
 KEY_MAX = 1024  # bytes of UTF-8 in an S3 key
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
 PARTS_IN_FLIGHT = 8
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+           "AllAccessDisabled", "AccountProblem"}
 _BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
@@ -50,11 +53,13 @@ def _error(exc: Exception, what: str) -> OSError:
         code = _code(exc)
         if code in _NOT_FOUND:
             return OSError(errno.ENOENT, f"{what}: not found")
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return OSError(errno.EACCES, f"{what}: access denied ({code})")
+        if code == "NoSuchBucket":
+            return SourceRefused(errno.EIO, f"{what}: the bucket does not exist (NoSuchBucket)")
+        if code in _DENIED:
+            return SourceRefused(errno.EACCES, f"{what}: access denied ({code})")
         return OSError(errno.EIO, f"{what}: {code}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return OSError(errno.EACCES, f"{what}: no S3 credentials (set AWS_ACCESS_KEY_ID and "
+        return SourceRefused(errno.EACCES, f"{what}: no S3 credentials (set AWS_ACCESS_KEY_ID and "
                                      "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return OSError(errno.EIO, f"{what}: {str(exc).splitlines()[0] or type(exc).__name__}")

@@ -42,6 +42,7 @@ from markfs.backends.sftp_wire import (
     SessionTimeout,
     SftpSession,
 )
+from markfs.errors import SourceRefused
 
 PAGE_SIZE = 1000
 SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
@@ -210,7 +211,10 @@ class SftpBackend:
                                strict=True))
             return [_entry(name, attrs, targets.get(name)) for name, attrs in found]
 
-        entries = self._run(f"list {os.fsdecode(full)}", listing)
+        try:
+            entries = self._run(f"list {os.fsdecode(full)}", listing)
+        except FileNotFoundError:
+            raise self._refused_if_root_gone() from None
         for start in range(0, max(len(entries), 1), PAGE_SIZE):
             yield entries[start : start + PAGE_SIZE]
 
@@ -280,8 +284,22 @@ class SftpBackend:
                     session.remove(temp)
                 raise
 
-        self._run(f"upload {os.fsdecode(full)}", do)
+        try:
+            self._run(f"upload {os.fsdecode(full)}", do)
+        except FileNotFoundError:
+            raise self._refused_if_root_gone() from None
         return self.stat(path)
+
+    def _refused_if_root_gone(self) -> OSError:
+        """A missing folder: the source refuses us for good if it is the source's own
+        root (moved or deleted on the server), else just that folder (ENOENT)."""
+        root = self._abs(b"")
+        try:
+            self._run(f"stat {os.fsdecode(root)}", lambda s: s.stat(root))
+        except FileNotFoundError:
+            return SourceRefused(errno.EIO, f"the source's folder {os.fsdecode(root)} does "
+                                            "not exist on the server")
+        return OSError(errno.ENOENT, "no such file or folder")
 
     # -- uploads in pieces: writes into a temporary file, renamed into place ------
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from markfs.errors import FsError
+from markfs.errors import FsError, SourceRefused
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,13 @@ class SourceHealth:
     def failed(self, source: str, exc: BaseException) -> None:
         """A call to the source failed; only failures of the source itself count."""
         code = exc.code if isinstance(exc, FsError) else getattr(exc, "errno", None)
-        state = "refused" if code in REFUSED else "unreachable" if code in UNREACHABLE else None
+        refused = code in REFUSED or getattr(exc, "refused", False) or isinstance(
+            exc, SourceRefused)
+        state = "refused" if refused else "unreachable" if code in UNREACHABLE else None
         if state is None:
             return  # ENOENT and the like: the source answered
-        message = str(exc).splitlines()[0] if str(exc) else errno.errorcode.get(code or 0, "")
+        said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        message = said.splitlines()[0] if said else errno.errorcode.get(code or 0, "")
         kind = os.strerror(code or errno.EIO)
         current = self._states.get(source)
         if current is not None and current.state == state:

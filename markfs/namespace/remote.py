@@ -448,6 +448,10 @@ class RemoteFiles:
             if exc.code == errno.ECANCELED:
                 log.info("upload of %r cancelled: the file changed or moved", row.remote_path)
                 return True
+            if exc.refused:  # no retry helps: parked now, listed by `markfs status`
+                self.on_answer(row.source_id, exc)
+                self._park(row, f"the source refuses it: {exc.strerror}")
+                return True
             return self._failed(row, exc)
         except Exception as exc:  # any failure: journaled, retried later
             return self._failed(row, exc)

@@ -92,8 +92,9 @@ class SourceListings:
 
     def _serve_stale(self, directory: Node, exc: FsError) -> bool:
         """A source that does not answer: keep showing what was listed before, if anything
-        was, and do not ask again for `dir_ttl` (every `ls` would wait for the timeout)."""
-        if exc.code == errno.ENOENT:
+        was, and do not ask again for `dir_ttl` (every `ls` would wait for the timeout).
+        A source that refuses us for good (its bucket or folder gone) shows nothing."""
+        if exc.code == errno.ENOENT or exc.refused:
             return False
         known = directory.id in self._listed or bool(self.s.tree.children(directory.id, 0, 1))
         if known:
