@@ -13,6 +13,7 @@ from markfs.config import DataDir
 from markfs.errors import UserError
 
 if TYPE_CHECKING:
+    from markfs.model import ChangeSet
     from markfs.namespace.tree import Tree
 
 
@@ -22,14 +23,38 @@ def data_dir_of(ctx: click.Context) -> DataDir:
 
 @contextmanager
 def open_tree(ctx: click.Context, create: bool = False, walk: bool = False) -> Iterator[Tree]:
-    """The data directory's tree, closed when the command is done with it."""
+    """The data directory's tree, closed when the command is done with it. What the
+    command changed is told to the running mounts, which show it before this returns
+    (`changefeed`)."""
     from markfs.namespace.tree import Tree
 
     tree = Tree.open(data_dir_of(ctx), create=create, walk=walk)
+    noted = tree.note_changes()
     try:
         yield tree
     finally:
         tree.close()
+        if noted:
+            _tell_mounts(ctx, noted)
+
+
+MAX_NAMES_TOLD = 20_000  # beyond this a change is left to the kernel's TTLs
+
+
+def _tell_mounts(ctx: click.Context, noted: list[ChangeSet]) -> None:
+    from markfs.changefeed import CatalogChange, publish
+
+    names = [(p, n) for changes in noted for p, n in changes.gone_dentries]
+    names += [(p, n) for changes in noted for p, n, _id in changes.dentries]
+    nodes = [n.id for changes in noted for n in changes.nodes]
+    nodes += [n for changes in noted for n in changes.gone_nodes]
+    if len(names) + len(nodes) > MAX_NAMES_TOLD:
+        names, nodes = [], []
+    late = publish(data_dir_of(ctx), CatalogChange(sorted(set(names)), sorted(set(nodes)),
+                                                   gathered=True))
+    for mountpoint in late:
+        click.echo(f"markfs: the mount on {mountpoint} did not confirm the change yet; it "
+                   "shows it within a second or two", err=True)
 
 
 class MarkfsGroup(click.Group):

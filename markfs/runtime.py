@@ -45,6 +45,7 @@ class MountRecord:
     root: str
     started: float
     owner: str = ""  # the daemon's owner token: its journal rows carry it
+    follows_changes: bool = False  # takes `changefeed`'s signal (older daemons: not)
 
     def alive(self) -> bool:
         try:
@@ -70,7 +71,8 @@ def _record_path(data_dir: DataDir, mountpoint: Path) -> Path:
 
 
 def register(data_dir: DataDir, mountpoint: Path, root: str) -> MountRecord:
-    record = MountRecord(os.getpid(), str(mountpoint), root, time.time(), owner_token())
+    record = MountRecord(os.getpid(), str(mountpoint), root, time.time(), owner_token(),
+                         follows_changes=True)
     data_dir.run.mkdir(parents=True, exist_ok=True)
     path = _record_path(data_dir, mountpoint)
     tmp = path.with_suffix(".tmp")

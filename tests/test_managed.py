@@ -324,3 +324,26 @@ def test_a_finished_render_shows_its_final_count(data_dir: Path, tmp_path: Path)
     run_markfs(data_dir, "source", "add", "big", f"sqlite://{path}")
     run_markfs(data_dir, "manage", "big/main/t")
     assert "render big/main/t: done (150000/150000)" in run_markfs(data_dir, "status").stdout
+
+
+def test_a_refresh_is_seen_by_the_very_next_read(tables: Path, data_dir: Path,
+                                                 shop: Path) -> None:
+    """A command's changes reach every running mount before it returns (issue 24, part
+    8; before: the old snapshot for up to entry_ttl after `markfs refresh`): 20 rounds of
+    change, refresh, read at once."""
+    run_markfs(data_dir, "manage", "shop/main/items")
+    csv_path = tables / "shop" / "main" / "items" / "data.csv"
+    for round_number in range(20):
+        csv_path.read_bytes()  # the kernel holds the name and the pages now
+        change_source(shop, f"INSERT INTO items (name) VALUES ('round {round_number}')")
+        run_markfs(data_dir, "refresh", "shop/main/items")
+        assert f"round {round_number}".encode() in csv_path.read_bytes(), round_number
+
+
+def test_a_tag_given_by_the_cli_is_listed_at_once(tables: Path, data_dir: Path) -> None:
+    run_markfs(data_dir, "manage", "shop/main/items")
+    tags = tables.parent / "tags"
+    os.listdir(tags)
+    for round_number in range(10):
+        run_markfs(data_dir, "tag", "add", f"t{round_number}", "/tables/shop/main/items")
+        assert os.listdir(tags / f"t{round_number}") == ["items"], round_number

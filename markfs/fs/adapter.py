@@ -78,7 +78,9 @@ class KernelCacheNotifier:
 
     def __init__(self, to_ino: Callable[[int], int]) -> None:
         self._to_ino = to_ino
-        self._queue: queue.SimpleQueue[tuple[int, bytes | None] | None] = queue.SimpleQueue()
+        # (inode, name or None: the inode), a call to make in turn, or None: stop
+        self._queue: queue.SimpleQueue[tuple[int, bytes | None] | Callable[[], object] | None]
+        self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="kernel-notify", daemon=True)
         self._thread.start()
 
@@ -88,8 +90,14 @@ class KernelCacheNotifier:
     def forget_inode(self, node_id: int) -> None:
         self._queue.put((self._to_ino(node_id), None))
 
+    def then(self, call: Callable[[], object]) -> None:
+        self._queue.put(call)
+
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
+            if callable(item):
+                item()
+                continue
             ino, name = item
             try:
                 if name is None:

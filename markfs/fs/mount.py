@@ -15,6 +15,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
+from markfs import changefeed
 from markfs.config import (
     BackupConfig,
     DataDir,
@@ -128,6 +129,8 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
         ops.after_init = partial(set_read_ahead, mountpoint, config.read_ahead_kb)
         notifier = KernelCacheNotifier(ops._ino)
         namespace.notifier = notifier
+        # a command's change signal before the loop listens for it must not end us
+        signal.signal(changefeed.SIGNAL, signal.SIG_IGN)
         register(data_dir, mountpoint, info.root)
         log.info("mounted %s on %s (root %s)", data_dir.root, mountpoint, info.root)
         try:
@@ -152,6 +155,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         await nursery.start(namespace.remote.reader.run)
         await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal, drain, unmounted)
+        nursery.start_soon(_follow_changes, namespace)
         scans = [["scan"], ["refresh"]] if scan_config.refresh else [["scan"]]
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
         nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
@@ -200,6 +204,23 @@ async def _drain_uploads(namespace: Namespace, timeout: float,
             log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
             notifier.status(f"unmounted; sending {pending[0]} pending upload(s)")
             await trio.sleep(1.0)
+
+
+async def _follow_changes(namespace: Namespace) -> None:
+    """A command changed the catalog and says so (`changefeed`): drop what this daemon and
+    the kernel hold of it, wait until the kernel has been told, then confirm."""
+    follower = changefeed.Follower(namespace.data_dir)
+    try:
+        with trio.open_signal_receiver(changefeed.SIGNAL) as signals:
+            async for _ in signals:
+                pending = follower.pending()
+                for _name, change in pending:
+                    namespace.changed_elsewhere(change.names, change.nodes, change.gathered)
+                if pending:
+                    await namespace.kernel_told()
+                    follower.applied(pending[-1][0])
+    finally:
+        follower.close()
 
 
 async def _stop_on_signal(drain: trio.CancelScope, unmounted: trio.Event) -> None:

@@ -27,6 +27,9 @@ class KernelNotifier(Protocol):
 
     def forget_inode(self, node_id: int) -> None: ...
 
+    def then(self, call: Callable[[], object]) -> None:
+        """Call `call` (on the notifier's thread) once everything asked before is done."""
+
 
 class DirectoryLocks:
     """One lock per directory: its mutations and the reconcile of its listing never
@@ -84,6 +87,16 @@ class KernelNotifications:
     def forget_entry(self, parent_id: int, name: bytes) -> None:
         if self.notifier is not None:
             self.notifier.forget_entry(parent_id, name)
+
+    async def told(self, within: float) -> None:
+        """Until the kernel has been told everything asked so far (at most `within`)."""
+        if self.notifier is None:
+            return
+        done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+        self.notifier.then(lambda: token.run_sync_soon(done.set))
+        with trio.move_on_after(within):
+            await done.wait()
 
     def listing_changed(self, dir_id: int, diff: ListingDiff, first: bool = False) -> None:
         """After a reconcile: names added or gone, attributes changed (not of files open

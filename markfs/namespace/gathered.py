@@ -52,6 +52,11 @@ class GatheredFolders(Provider):
     def forget(self, folder_id: int) -> None:
         self._computed.pop(folder_id, None)
 
+    def forget_all(self) -> None:
+        """Members may have changed anywhere (a command changed views, tags or
+        categories)."""
+        self._computed.clear()
+
     async def lookup(self, parent: Node, name: bytes) -> Node | None:
         for entry_name, node in await self.entries(parent):
             if entry_name == name:

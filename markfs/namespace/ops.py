@@ -35,7 +35,7 @@ from markfs.namespace.coordination import (
     KernelNotifier,
 )
 from markfs.namespace.fixed import ControlFiles, LayoutFolders
-from markfs.namespace.gathered import CategoryFolders, TagFolders
+from markfs.namespace.gathered import CategoryFolders, GatheredFolders, TagFolders
 from markfs.namespace.handles import HandleTable
 from markfs.namespace.listing import NAME_MAX, valid_name
 from markfs.namespace.ownership import MountOwner, Ownership
@@ -226,6 +226,24 @@ class Namespace:
         return [(cookie, name, None if reach is not None and self._hidden(directory, n, reach)
                  else self.node(n.id) if self.handles.is_open(n.id) else n)
                 for cookie, name, n in await provider.list_folder(directory, after, limit)]
+
+    def changed_elsewhere(self, names: list[tuple[int, bytes]], node_ids: list[int],
+                          gathered: bool) -> None:
+        """Another process (a command) changed these names and nodes in the catalog:
+        the kernel forgets what it held of them; gathered folders compute again."""
+        for parent_id, name in names:
+            self.s.kernel.forget_entry(parent_id, name)
+        for node_id in node_ids:
+            self.s.kernel.forget_inode(node_id)
+        if gathered:
+            for provider in self.providers.values():
+                if isinstance(provider, GatheredFolders):
+                    provider.forget_all()
+
+    async def kernel_told(self) -> None:
+        """Until the kernel has been told what was asked so far (bounded: a kernel that
+        does not answer must not stop this daemon)."""
+        await self.s.kernel.told(within=self.config.io_timeout)
 
     def shows_per_caller(self, folder_id: int) -> bool:
         """Does the folder show each caller other entries (gathered folders)? The kernel

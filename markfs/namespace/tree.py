@@ -19,7 +19,7 @@ from markfs.catalog import nodes as node_rows
 from markfs.catalog.db import Catalog, Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
-from markfs.model import ROOT_ID, Kind, Node
+from markfs.model import ROOT_ID, ChangeSet, Kind, Node
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,38 @@ def _make_own_folder(data_dir: DataDir) -> None:
                         "give a new or empty folder")
 
 
+class _NotingMirror:
+    """The hot cache as the catalog's mirror; while `changes` is a list (a command that
+    tells running mounts what it changed: `changefeed`), each commit's changes are
+    noted in it too. A daemon never notes (its list would only grow)."""
+
+    def __init__(self, hot: HotCache) -> None:
+        self.hot = hot
+        self.changes: list[ChangeSet] | None = None
+
+    def apply(self, changes: ChangeSet, stamp: int) -> None:
+        self.hot.apply(changes, stamp)
+        if self.changes is not None:
+            self.changes.append(changes)
+
+    def mark_stale(self) -> None:
+        self.hot.mark_stale()
+
+
 class Tree:
     """Catalog and hot cache of one data directory, kept in step."""
 
     def __init__(self, catalog: Catalog, hot: HotCache) -> None:
         self.catalog = catalog
         self.hot = hot
+        self.noting: _NotingMirror | None = None
+
+    def note_changes(self) -> list[ChangeSet]:
+        """From now on, what each commit changed is added to the list returned."""
+        noted: list[ChangeSet] = []
+        if self.noting is not None:
+            self.noting.changes = noted
+        return noted
 
     @classmethod
     def open(cls, data_dir: DataDir, create: bool = False, walk: bool = False) -> Tree:
@@ -92,7 +118,9 @@ class Tree:
         _make_own_folder(data_dir)
         hot = HotCache(data_dir.hot, walk=walk)
         try:
-            tree = cls(Catalog(data_dir.catalog, mirror=hot), hot)
+            mirror = _NotingMirror(hot)
+            tree = cls(Catalog(data_dir.catalog, mirror=mirror), hot)
+            tree.noting = mirror
         except BaseException:
             hot.close()
             raise
