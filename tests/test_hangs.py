@@ -194,3 +194,44 @@ def test_a_slow_link_gives_exact_bytes_and_no_call_waits_past_its_bound(
     assert slowest < BOUND_S, f"one read took {slowest:.1f}s"
     (path.parent / "up.bin").write_bytes(data[: 2 << 20])
     proxied.source.wait_for("up.bin", data[: 2 << 20])
+
+
+
+def test_a_dead_source_fails_fast_for_every_caller_and_comes_back(
+        proxied: Proxied, hung_mount: Mount) -> None:
+    """30 readers of uncached files at once on a server that stopped answering (issue
+    24, part 3; before: EIO at 1, 2, 3 and 4 x io_timeout, each waiting behind the
+    others' listings): each gets EIO within the bound; once the source is known
+    unreachable, a stat of a listed file is answered from the catalog at once, and
+    after the server answers again, reads work once a probe has seen it."""
+    import concurrent.futures
+
+    files = hung_mount.path / "sources" / "r"
+    for number in range(30):
+        proxied.source.put(f"c{number}.bin", bytes([number]) * 100_000)
+    assert len(os.listdir(files)) == 30
+    proxied.proxy.stall()
+
+    def read(number: int) -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            (files / f"c{number}.bin").read_bytes()
+            outcome = "ok"
+        except OSError as exc:
+            outcome = errno.errorcode[exc.errno or 0]
+        return outcome, time.monotonic() - started
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(read, range(30)))
+    assert all(outcome == "EIO" for outcome, _ in answers), answers
+    assert max(took for _, took in answers) < BOUND_S, answers
+    started = time.monotonic()
+    assert os.stat(files / "c0.bin").st_size == 100_000  # the catalog's answer
+    assert time.monotonic() - started < 1.0  # (not a listing waiting io_timeout)
+    assert read(1)[0] == "EIO" and read(1)[1] < 1.0  # failing at once
+    proxied.proxy.resume()
+    deadline = time.monotonic() + BOUND_S + 2 * 2.0  # a probe every 2 s, each bounded
+    while read(2)[0] != "ok":
+        assert time.monotonic() < deadline, "the source did not come back"
+        time.sleep(0.1)
+    assert (files / "c3.bin").read_bytes() == bytes([3]) * 100_000

@@ -156,6 +156,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         await nursery.start(namespace.remote.run)
         nursery.start_soon(_stop_on_signal, drain, unmounted)
         nursery.start_soon(_follow_changes, namespace)
+        nursery.start_soon(namespace.probe_sources)
         scans = [["scan"], ["refresh"]] if scan_config.refresh else [["scan"]]
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
         nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,

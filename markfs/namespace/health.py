@@ -3,6 +3,12 @@
 denied), since when, and the last error. A mount whose S3 credentials were refused
 would otherwise keep serving its last listings with only a warning in the log.
 
+The state machine of a remote source (S3, SFTP): ok -> unreachable or refused on a
+failed call; while not ok, calls fail at once (`SourceSet.shut`: EIO for data, the
+cached listing for metadata, nothing for a refused source) instead of each waiting
+`io_timeout` behind the others; a probe every `PROBE_EVERY_S` (`Namespace.probe_sources`)
+or any call that still got through brings it back to ok.
+
 A change of state is logged once, and written to `DATA_DIR/run/health-<pid>.json` for
 `markfs status` (another process); `/.markfs/status.json` shows it too.
 """
@@ -62,10 +68,13 @@ class SourceHealth:
         kind = os.strerror(code or errno.EIO)
         current = self._states.get(source)
         if current is not None and current.state == state:
-            self._states[source] = SourceState(state, current.since, message, kind)
-            return
+            return  # (the words of the failure that changed it are kept)
         log.warning("source %s is %s: %s", source, state, message)
         self._change(source, SourceState(state, time.time(), message, kind))
+
+    def state_of(self, source: str) -> SourceState | None:
+        """The source's state, if a call to it was ever made."""
+        return self._states.get(source)
 
     def snapshot(self) -> dict[str, SourceState]:
         return dict(self._states)

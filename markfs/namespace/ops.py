@@ -54,6 +54,7 @@ USER_XATTRS = b"user."  # the only namespace of xattrs markfs stores or serves
 TAGS_XATTR = b"user.markfs.tags"  # comma-separated tags of a file, read and set as an xattr
 TAGGABLE = frozenset({Kind.SOURCE, Kind.TABLE})
 GATHERED = frozenset({Kind.VIEW, Kind.TAG, Kind.CATEGORY})
+PROBE_EVERY_S = 2.0  # how often a source that is not ok is asked whether it answers
 
 __all__ = ["Caller", "FsStats", "KernelNotifier", "Namespace", "check_name"]
 
@@ -115,6 +116,13 @@ class Namespace:
         self.s.kernel.notifier = notifier
 
     def _backend_by_id(self, source_id: int) -> Backend:
+        """The backend for a call to a source; EIO at once while the source is not ok
+        (the probe, not each caller, finds out when it answers again)."""
+        shut = self.sources.shut(source_id)
+        if shut is not None:
+            raise FsError(errno.EIO, f"source {self.sources.name(source_id)} is {shut.state}"
+                          f" ({shut.failure or shut.last_error}): failing at once until it "
+                          "answers again", refused=shut.state == "refused")
         backend = self.sources.backend(source_id)
         if backend is None:
             raise FsError(errno.ENOENT, f"source {source_id} is gone")
@@ -244,6 +252,34 @@ class Namespace:
         """Until the kernel has been told what was asked so far (bounded: a kernel that
         does not answer must not stop this daemon)."""
         await self.s.kernel.told(within=self.config.io_timeout)
+
+    async def probe_sources(self) -> None:
+        """For the life of the mount: every `PROBE_EVERY_S`, ask each source that is not
+        ok whether it answers again (its whole listing of the root, bounded by
+        io_timeout); one that does is ok, and its waiting uploads go at once."""
+        async with trio.open_nursery() as nursery:
+            probing: set[int] = set()
+            while True:
+                await trio.sleep(PROBE_EVERY_S)
+                for source_id in self.sources.shut_ids():
+                    if source_id not in probing:
+                        probing.add(source_id)
+                        nursery.start_soon(self._probe, source_id, probing)
+
+    async def _probe(self, source_id: int, probing: set[int]) -> None:
+        """The first page of the source's root listing: an answer makes it ok; a failure
+        says what it is now (unreachable, or refused for good: the bucket or folder
+        gone)."""
+        try:
+            backend = self.sources.backend(source_id)
+            if backend is not None:
+                await self.workers.run(_first_page, backend)
+                self.sources.answered(source_id)
+                self.remote.retry_now()
+        except FsError as exc:
+            self.sources.answered(source_id, exc)
+        finally:
+            probing.discard(source_id)
 
     def shows_per_caller(self, folder_id: int) -> bool:
         """Does the folder show each caller other entries (gathered folders)? The kernel
@@ -436,6 +472,10 @@ class Namespace:
         used = self.tree.count_nodes()
         return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
                        blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)
+
+
+def _first_page(backend: Backend) -> None:
+    next(iter(backend.list_pages(b"")), None)
 
 
 def check_name(name: bytes) -> None:

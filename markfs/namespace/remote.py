@@ -130,11 +130,16 @@ class RemoteFiles:
         if staged is not None:
             return await self.read_staged(staged, offset, size)
         try:
-            return await self.reader.read(node, offset, size)
+            try:
+                return await self.reader.read(node, offset, size)
+            except FsError as exc:
+                if exc.code != errno.ESTALE:
+                    raise
+            return await self.reader.read(await self._restat(node), offset, size)
         except FsError as exc:
-            if exc.code != errno.ESTALE:
-                raise
-        return await self.reader.read(await self._restat(node), offset, size)
+            if node.source_id is not None:  # a source that does not answer: its health
+                self.on_answer(node.source_id, exc)
+            raise
 
     async def _restat(self, node: Node) -> Node:
         assert node.source_id is not None and node.remote_path is not None

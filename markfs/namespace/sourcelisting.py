@@ -110,6 +110,10 @@ class SourceListings:
         if current is None:
             raise FsError(errno.ENOENT)
         path = current.remote_path or b""
+        shut = self.sources.shut(current.source_id or 0)
+        if shut is not None:  # known not to answer: the cached listing, at once
+            raise FsError(errno.EIO, f"the source is {shut.state}",
+                          refused=shut.state == "refused")
         started, mark = trio.current_time(), self.renames.mark()
         METRICS.listings.labels(self.sources.name(current.source_id)).inc()
         try:

@@ -19,7 +19,7 @@ from markfs.catalog.search import forget_source
 from markfs.catalog.sources import FilesAccess, SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.health import SourceHealth
+from markfs.namespace.health import SourceHealth, SourceState
 from markfs.namespace.tableaccess import TableAccess, access_of
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
@@ -37,6 +37,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}")
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
 # sources of tables (shown under /tables), not of files
 SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}
+LOCAL_SCHEMES = {"file"}
 SERVER_DATABASES = {"postgresql", "mysql"}  # no file whose access table files could copy
 NO_FILES_ACCESS = FilesAccess()  # the defaults: the mount's owner and group, 0440
 Location = (Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
@@ -415,6 +416,20 @@ class SourceSet:
                 self.health.worked(name)
             else:
                 self.health.failed(name, error)
+
+    def shut(self, source_id: int) -> SourceState | None:
+        """The state of a remote source that is not ok (its calls fail at once until it
+        answers a probe); None for one that is, and for local sources (their disk is
+        asked each time: one bad file must not shut the folder)."""
+        if self.scheme(source_id) in LOCAL_SCHEMES:
+            return None
+        state = self.health.state_of(self.name(source_id))
+        return state if state is not None and state.state != "ok" else None
+
+    def shut_ids(self) -> list[int]:
+        """Remote sources whose calls fail at once now."""
+        return [row.id for row in source_rows.list_sources(self.tree.catalog.conn)
+                if not is_sql(row) and self.shut(row.id) is not None]
 
     def table_access(self, source_id: int) -> TableAccess:
         """Who may read the source's table files (a SQLite file is looked at now)."""
