@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
+
+import pytest
 
 from markfs.cache.content import ContentCache, chunk_name
 
@@ -100,3 +103,27 @@ def test_verify_all_reports_and_drops_damaged_blobs(tmp_path: Path) -> None:
             blob.write_bytes(b"BAD!" * 10)
     assert len(cache.verify_all(repair=True)) == 1
     assert cache.verify_all(repair=False) == []
+
+
+def test_a_blob_write_that_fails_leaves_no_temporary_and_fsck_sweeps_old_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk (issue 24, part 5): the temporary of a failed blob write goes; one
+    left by a crash is found by fsck and removed by --repair."""
+    cache = ContentCache(tmp_path, max_bytes=1 << 30)
+    real_write = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        real_write(self, data[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "write_bytes", full)
+        with pytest.raises(OSError):
+            cache.put(chunk_name(1, b"f", b"e", 0), b"x" * 1000)
+    assert list(cache.blobs.rglob("*.tmp")) == []
+    crashed = cache.blobs / "ab" / "abcdef.123.tmp"
+    crashed.parent.mkdir(exist_ok=True)
+    crashed.write_bytes(b"half")
+    assert any("temporary" in p for p in cache.verify_all(repair=False))
+    cache.verify_all(repair=True)
+    assert not crashed.exists() and cache.verify_all(repair=False) == []

@@ -80,7 +80,7 @@ class ContentCache:
         self._used = self.env.open_db(b"blobs")  # content hash -> size, last use
         self._meta = self.env.open_db(b"meta")
         self._epochs = self.env.open_db(b"epochs")  # source id + path -> epoch
-        self._evict_lock = threading.Lock()
+        self._blob_lock = threading.Lock()  # blob files and their index entries change together
         self._verified: dict[bytes, tuple[int, int, int]] = {}  # digest -> file identity
 
     def close(self) -> None:
@@ -181,6 +181,10 @@ class ContentCache:
                 problems.append(f"content cache blob {digest.hex()} is {state}")
                 if repair:
                     self.drop_blob(digest)
+        for temp in self.blobs.glob("*/*.tmp"):  # a blob write cut short (a crash)
+            problems.append(f"content cache temporary {temp.name} left behind")
+            if repair:
+                temp.unlink(missing_ok=True)
         return problems
 
     def contains(self, name: bytes) -> bool:
@@ -190,21 +194,30 @@ class ContentCache:
 
     def put(self, name: bytes, data: bytes) -> None:
         digest = xxhash.xxh3_128_digest(data)
+        with self._blob_lock:  # an eviction (another thread's) never takes a blob between
+            total = self._store(name, digest, data)  # its file and its index entry
+        if total > self.max_bytes:
+            self.evict()
+
+    def _store(self, name: bytes, digest: bytes, data: bytes) -> int:
+        """The blob's file, then its index entries; the cache's new total."""
         path = self._blob_path(digest)
         if digest not in self._verified or not path.exists():  # (a damaged twin is replaced)
             path.parent.mkdir(exist_ok=True)
             temp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            temp.write_bytes(data)
-            temp.replace(path)  # a reader never sees half a blob
+            try:
+                temp.write_bytes(data)
+                temp.replace(path)  # a reader never sees half a blob
+            except BaseException:
+                temp.unlink(missing_ok=True)  # (a full disk: no stray temporary)
+                raise
             with open(path, "rb") as f:
                 self._verified[digest] = _identity(f.fileno())
         with self.env.begin(write=True) as txn:
             known = txn.get(digest, db=self._used) is not None
             txn.put(name, digest, db=self._chunks)
             txn.put(digest, _BLOB.pack(len(data), time.time()), db=self._used)
-            total = self._add_total(txn, 0 if known else len(data))
-        if total > self.max_bytes:
-            self.evict()
+            return self._add_total(txn, 0 if known else len(data))
 
     def _add_total(self, txn: lmdb.Transaction, delta: int) -> int:
         raw = txn.get(b"total", db=self._meta)
@@ -217,10 +230,17 @@ class ContentCache:
             raw = txn.get(b"total", db=self._meta)
         return int.from_bytes(raw, "little", signed=True) if raw else 0
 
-    def evict(self) -> int:
-        """Drop least recently used blobs until the cache is under 90% of its limit."""
-        with self._evict_lock:
-            target = int(self.max_bytes * 0.9)
+    def make_room(self, wanted: int) -> int:
+        """The disk is full: drop least recently used blobs until `wanted` bytes are free
+        again (staged copies of files being written come before cached copies of files
+        that are on their source anyway); how many bytes it freed."""
+        return self.evict(max(self.used_bytes() - wanted, 0))
+
+    def evict(self, target: int | None = None) -> int:
+        """Drop least recently used blobs until the cache holds at most `target` bytes
+        (default: 90% of its limit)."""
+        with self._blob_lock:
+            target = int(self.max_bytes * 0.9) if target is None else target
             with self.env.begin() as txn:
                 blobs = sorted(((_BLOB.unpack(v)[1], bytes(k), _BLOB.unpack(v)[0])
                                 for k, v in txn.cursor(db=self._used)))
@@ -230,8 +250,14 @@ class ContentCache:
                     break
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._blob_path(digest))
-                with self.env.begin(write=True) as txn:
-                    txn.delete(digest, db=self._used)
-                    self._add_total(txn, -size)
+                try:
+                    self._forget_blob(digest, size)
+                except lmdb.Error:  # a full disk: the unlink just now made room for this
+                    self._forget_blob(digest, size)
                 freed += size
             return freed
+
+    def _forget_blob(self, digest: bytes, size: int) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.delete(digest, db=self._used)
+            self._add_total(txn, -size)

@@ -11,9 +11,11 @@ between leaves different stamps, and the next start rebuilds the mirror.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,6 +106,10 @@ class Catalog:
     def __init__(self, path: Path, mirror: Mirror | None = None) -> None:
         self.path = path
         self.mirror = mirror
+        # rebuilds the mirror from SQLite (set by its owner); `mirror_behind` holds it
+        # while the mirror has a transaction whose COMMIT failed
+        self.rebuild_mirror: Callable[[], object] = lambda: None
+        self.mirror_behind: Callable[[], object] | None = None
         self.conn = apsw.Connection(str(path))
         try:
             self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
@@ -178,6 +184,8 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[Txn]:
         """A write transaction whose node changes reach the mirror before COMMIT."""
+        if self.mirror_behind is not None:
+            self._catch_up_mirror()
         self.conn.execute("BEGIN IMMEDIATE")
         txn = Txn(self.conn)
         try:
@@ -186,15 +194,34 @@ class Catalog:
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'stamp'", (stamp,))
             if self.mirror is not None:
                 self.mirror.apply(txn.collect(), stamp)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(apsw.SQLError):  # (SQLite may have rolled back itself)
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, apsw.FullError):
+                raise _disk_full() from None
             raise
         try:
             self.conn.execute("COMMIT")
-        except BaseException:
-            # The mirror already holds this transaction: make the next start rebuild it.
+        except BaseException as exc:
+            # The mirror already holds this transaction: make the next start rebuild it,
+            # and this process before its next transaction (a full disk: the mirror
+            # must not go on showing what SQLite rolled back).
             if self.mirror is not None:
-                self.mirror.mark_stale()
+                self.mirror_behind = self.rebuild_mirror
+                with contextlib.suppress(Exception):  # (the disk may be full for this too)
+                    self.mirror.mark_stale()
+            if isinstance(exc, apsw.FullError):
+                raise _disk_full() from None
+            raise
+
+    def _catch_up_mirror(self) -> None:
+        """The mirror holds a transaction SQLite did not commit: rebuilt from SQLite now."""
+        rebuild, self.mirror_behind = self.mirror_behind, None
+        assert rebuild is not None
+        try:
+            rebuild()
+        except BaseException:
+            self.mirror_behind = rebuild
             raise
 
     @contextmanager
@@ -230,6 +257,11 @@ class Catalog:
         except DAMAGE_ERRORS as exc:
             return [str(exc)]
         return [] if rows == ["ok"] else rows
+
+
+def _disk_full() -> OSError:
+    """SQLite's "database or disk is full" as the errno a writer gets (ENOSPC)."""
+    return OSError(errno.ENOSPC, "the disk of the data directory is full")
 
 
 def damaged(path: Path, exc: Exception) -> CatalogDamaged:

@@ -91,6 +91,7 @@ class Namespace:
             ChangeMarks(lambda n: bool(self.handles.writers(n)) or self.remote.has_staged(n)),
             KernelNotifications(lambda n: bool(self.handles.writers(n))))
         self.remote.on_changed = self._changed_on_source
+        self.remote.on_dropped = self.s.kernel.forget_entry
         self.remote.on_answer = sources.answered
         self.source_files = SourceFiles(self.s, sources, self.remote)
         self.providers: dict[Kind, Provider] = {

@@ -52,6 +52,7 @@ UPLOAD_THREADS = 16  # threads of uploads (pieces of several files), apart from 
 UPLOAD_TIMEOUT_S = 3600.0  # a whole upload; a stall is caught by socket timeouts
 RETRY_MAX_S = 60.0
 ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
+ROOM_FOR_WRITES = 64 * 1024 * 1024  # freed from the content cache when staging is full
 
 @dataclass
 class Staged:
@@ -117,6 +118,8 @@ class RemoteFiles:
         # told when a read found a node changed on its source (the namespace marks it and
         # drops what the kernel cached of it)
         self.on_changed: Callable[[int], None] = lambda node_id: None
+        # told when a name was taken away (the kernel must forget it)
+        self.on_dropped: Callable[[int, bytes], None] = lambda parent, name: None
         # told what each upload attempt came to (source id, its error or None): health
         self.on_answer: Callable[[int, BaseException | None], None] = lambda s, e: None
 
@@ -231,7 +234,18 @@ class RemoteFiles:
 
     async def write(self, staged: Staged, offset: int, data: bytes) -> int:
         staged.times = None  # a write makes the file's mtime its own again
-        written = await self._io(os.pwrite, staged.descriptor(), data, offset)
+        try:
+            written = await self._io(os.pwrite, staged.descriptor(), data, offset)
+        except FsError as exc:
+            if exc.code != errno.ENOSPC:
+                raise
+            # the disk is full: cached copies of what is on the sources give way first
+            freed = await self._io(self.cache.make_room, ROOM_FOR_WRITES)
+            if not freed:
+                raise
+            log.warning("the data directory's disk is full: %d bytes of cached files "
+                        "dropped for a file being written", freed)
+            written = await self._io(os.pwrite, staged.descriptor(), data, offset)
         staged.size = max(staged.size, offset + written)
         if staged.sender is None and staged.stream_to is not None and self._nursery:
             backend = self._backend_of(staged.stream_to[0])
@@ -273,6 +287,25 @@ class RemoteFiles:
         if staged is not None and staged.writers <= 0 and not staged.journaled:
             self._stop_stream(self.staged.pop(node_id), "the file is closed")
             self.staging.remove(staged.path)
+            self._drop_if_never_stored(node_id)
+
+    def _drop_if_never_stored(self, node_id: int) -> None:
+        """A file made through the mount whose content never became an upload (its flush
+        failed: a full disk) is on no storage and never will be: not shown either."""
+        node = self.tree.node(node_id)
+        if node is None or node.etag is not None or node.is_dir:
+            return
+        if upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner):
+            return
+        try:
+            with self.tree.transaction() as txn:
+                nodes.remove_name(txn, node.parent, node.name)
+        except OSError as exc:  # (the disk still full: the next listing drops it)
+            log.warning("could not drop %r, never stored: %s", node.remote_path, exc)
+            return
+        log.warning("%r was never stored (its content could not be kept): removed",
+                    node.remote_path)
+        self.on_dropped(node.parent, node.name)
 
     def has_staged(self, node_id: int) -> bool:
         return node_id in self.staged

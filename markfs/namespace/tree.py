@@ -121,6 +121,7 @@ class Tree:
             mirror = _NotingMirror(hot)
             tree = cls(Catalog(data_dir.catalog, mirror=mirror), hot)
             tree.noting = mirror
+            tree.catalog.rebuild_mirror = tree.rebuild_mirror
         except BaseException:
             hot.close()
             raise
