@@ -205,6 +205,7 @@ async def _drain_uploads(namespace: Namespace, timeout: float,
             log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
             notifier.status(f"unmounted; sending {pending[0]} pending upload(s)")
             await trio.sleep(1.0)
+        await namespace.remote.set_folder_times()  # (the last upload's may be under way)
 
 
 async def _follow_changes(namespace: Namespace) -> None:

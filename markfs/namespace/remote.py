@@ -69,6 +69,7 @@ class Staged:
     # (atime, mtime) set on the file since its last write: given to the storage after
     # the upload, which itself leaves the upload's own time
     times: tuple[int | None, int | None] | None = None
+    attr_changes: int = 0  # chmod/utime calls so far: an upload settles until none came
 
     def descriptor(self) -> int:
         if self.fd < 0:
@@ -113,6 +114,9 @@ class RemoteFiles:
         self.pieces = PieceLedger(tree, self.owner, self._upload_io, backend_of)
         self._nursery: trio.Nursery | None = None  # the uploader's: streams run in it
         self._controls: dict[int, UploadControl] = {}  # node id -> its upload in flight
+        # folder id -> times to set again once the uploads below it have landed (an
+        # entry leaves when they are set)
+        self._folder_times: dict[int, tuple[int | None, int | None]] = {}
         self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
         self._retry = trio.Event()  # set: back-offs end now
         # told when a read found a node changed on its source (the namespace marks it and
@@ -481,7 +485,9 @@ class RemoteFiles:
         started = time.monotonic()
         digest = self._digest_alongside(row)
         try:
-            entry = await self._settle(row, await self._send(row, control))
+            sent = await self._send(row, control)
+            digested = await digest.result()
+            entry = await self._settled(row, sent)
         except FsError as exc:
             if exc.code == errno.ECANCELED:
                 log.info("upload of %r cancelled: the file changed or moved", row.remote_path)
@@ -499,7 +505,9 @@ class RemoteFiles:
                  time.monotonic() - started)
         METRICS.uploads.inc()
         self.on_answer(row.source_id, None)
-        self._finish(row, entry, await digest.result())
+        self._finish(row, entry, digested)
+        if self._folder_times:
+            await self.set_folder_times()
         self.retry_now()  # the backend answers again: other retries need not wait
         return True
 
@@ -532,6 +540,18 @@ class RemoteFiles:
                                      node.mode if node is not None else None,
                                      timeout=UPLOAD_TIMEOUT_S)
 
+    async def _settled(self, row: Upload, entry: Entry) -> Entry:
+        """`_settle` until no chmod/utime came while it ran (rsync sets mode and times
+        right after close, while the upload runs): `_finish` follows with no wait in
+        between, so none is lost."""
+        while True:
+            staged = self.staged.get(row.node_id)
+            seen = staged.attr_changes if staged is not None else 0
+            entry = await self._settle(row, entry)
+            staged = self.staged.get(row.node_id)
+            if (staged.attr_changes if staged is not None else 0) == seen:
+                return entry
+
     async def _settle(self, row: Upload, entry: Entry) -> Entry:
         """Give the uploaded file what its bytes did not carry: the permission bits of
         its node (SFTP made it 0600, or with the server's umask) and times set while it
@@ -552,6 +572,35 @@ class RemoteFiles:
                                   timeout=UPLOAD_TIMEOUT_S)
         return await self._upload_io(backend.stat, row.remote_path, timeout=UPLOAD_TIMEOUT_S)
 
+    def folder_times_later(self, folder_id: int, times: tuple[int | None, int | None]) -> None:
+        """Times set on a folder that still has uploads to come below it (cp -a and rsync
+        set a folder's times after filling it): each upload landing there would move its
+        mtime on the server, so they are set again once the last one has landed."""
+        self._folder_times[folder_id] = times
+
+    async def set_folder_times(self) -> None:
+        """Folders whose uploads below have all landed get their times again."""
+        for folder_id, times in list(self._folder_times.items()):
+            if self.staged_below(folder_id):
+                continue
+            del self._folder_times[folder_id]
+            folder = self.tree.node(folder_id)
+            if folder is None or folder.source_id is None or folder.remote_path is None:
+                continue
+            try:
+                await self._upload_io(self._backend_of(folder.source_id).utime,
+                                      folder.remote_path, *times, timeout=self.io_timeout)
+            except FsError as exc:
+                log.warning("times of folder %r not set again: %s", folder.remote_path,
+                            exc.strerror)
+                continue
+            # (a restat in between may have read the server's passing time)
+            changes = {k: v for k, v in (("atime_ns", times[0]), ("mtime_ns", times[1]))
+                       if v is not None}
+            with self.tree.transaction() as txn:
+                nodes.update_node(txn, folder_id, **changes)
+            self.on_changed(folder_id)
+
     def staged_attrs(self, node: Node, mode: int | None,
                      times: tuple[int | None, int | None] | None) -> None:
         """chmod/utime of a file whose content is not on its storage yet: kept in the
@@ -567,6 +616,8 @@ class RemoteFiles:
         if changes:
             with self.tree.transaction() as txn:
                 nodes.update_node(txn, node.id, **changes)
+        if staged is not None:
+            staged.attr_changes += 1
 
     async def _send_in_pieces(self, row: Upload, backend: PieceStore) -> Entry:
         """Finish the stream of this staged copy if it has one for this path, else send

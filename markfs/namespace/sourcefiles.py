@@ -259,6 +259,8 @@ class SourceFiles(Provider):
             await self._chown(backend, path, changes)
         if times is not None:
             await self.s.io(backend.utime, path, *times)
+            if node.is_dir and backend.keeps_modes and self.remote.staged_below(node.id):
+                self.remote.folder_times_later(node.id, times)  # uploads would move them
         return await self.listings.restat(node)
 
     async def _chown(self, backend: Backend, path: bytes, changes: AttrChanges,

@@ -111,8 +111,20 @@ class StagedStore:
         raise FsError(errno.EPERM, "FIFOs, sockets and devices exist on local sources only")
 
     def attrs_changed(self, folder: Node, backend: Backend) -> None:
-        """Kept until the next listing: S3 folders have no times, and on SFTP asking
-        would cost a round trip per change."""
+        """A folder changed through the mount: on a storage that keeps folder times (SFTP)
+        its mtime and ctime are now, as a disk would have them, without a round trip
+        (the server's own come with the next listing) — so a tool that set the folder's
+        times before filling it (rsync, cp -a) sees them moved and sets them again at
+        its end. S3 folders have no times."""
+        if not backend.keeps_modes:
+            return
+        current = self.s.tree.node(folder.id)
+        if current is None or not current.is_dir:
+            return
+        self.s.marks.mark(current.id)
+        now = time.time_ns()
+        with self.s.tree.transaction() as txn:
+            nodes.update_node(txn, current.id, mtime_ns=now, ctime_ns=now)
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
         if not is_write_open(flags):
