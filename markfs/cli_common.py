@@ -38,9 +38,6 @@ def open_tree(ctx: click.Context, create: bool = False, walk: bool = False) -> I
             _tell_mounts(ctx, noted)
 
 
-MAX_NAMES_TOLD = 20_000  # beyond this a change is left to the kernel's TTLs
-
-
 def _tell_mounts(ctx: click.Context, noted: list[ChangeSet]) -> None:
     from markfs.changefeed import CatalogChange, publish
 
@@ -48,8 +45,6 @@ def _tell_mounts(ctx: click.Context, noted: list[ChangeSet]) -> None:
     names += [(p, n) for changes in noted for p, n, _id in changes.dentries]
     nodes = [n.id for changes in noted for n in changes.nodes]
     nodes += [n for changes in noted for n in changes.gone_nodes]
-    if len(names) + len(nodes) > MAX_NAMES_TOLD:
-        names, nodes = [], []
     late = publish(data_dir_of(ctx), CatalogChange(sorted(set(names)), sorted(set(nodes)),
                                                    gathered=True))
     for mountpoint in late:

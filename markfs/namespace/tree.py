@@ -77,18 +77,33 @@ def _make_own_folder(data_dir: DataDir) -> None:
                         "give a new or empty folder")
 
 
+NOTED_AT_MOST = 20_000  # nodes and names; past this a command's changes go by the TTLs
+
+
 class _NotingMirror:
     """The hot cache as the catalog's mirror; while `changes` is a list (a command that
     tells running mounts what it changed: `changefeed`), each commit's changes are
-    noted in it too. A daemon never notes (its list would only grow)."""
+    noted in it too, up to `NOTED_AT_MOST` (then the list is emptied and `overflowed`
+    set: a scan of a million files must not hold them all). A daemon never notes."""
 
     def __init__(self, hot: HotCache) -> None:
         self.hot = hot
         self.changes: list[ChangeSet] | None = None
+        self.noted = 0
+        self.overflowed = False
 
     def apply(self, changes: ChangeSet, stamp: int) -> None:
         self.hot.apply(changes, stamp)
-        if self.changes is not None:
+        if self.changes is None:
+            return
+        if not self.overflowed:
+            self.noted += len(changes.nodes) + len(changes.dentries) + len(
+                changes.gone_nodes) + len(changes.gone_dentries)
+            self.overflowed = self.noted > NOTED_AT_MOST
+        if self.overflowed:
+            self.changes.clear()  # (something committed: still told, names aside)
+            self.changes.append(ChangeSet())
+        else:
             self.changes.append(changes)
 
     def mark_stale(self) -> None:
