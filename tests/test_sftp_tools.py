@@ -1,8 +1,10 @@
-"""rsync into an SFTP source keeps every mode and time (issue 24, part 1, on SFTP):
-rsync writes a temporary, closes it, sets its mode and times and renames it while
+"""rsync and cp -a into an SFTP source keep every mode and time (issue 24, part 1, on
+SFTP): rsync writes a temporary, closes it, sets its mode and times and renames it while
 its upload runs; it sets a folder's times before filling it and again at its end if they
-moved. `rsync -a --checksum --dry-run --itemize-changes` afterwards lists nothing — right
-away, after a remount, and against the server's own copy."""
+moved; cp -a sets a folder's times (then its owner and mode) after filling it, while the
+uploads into it still land. `rsync -a --checksum --dry-run --itemize-changes`
+afterwards lists nothing — right away, after a remount, and against the server's own
+copy."""
 
 from __future__ import annotations
 
@@ -51,11 +53,15 @@ def differences(source: Path, copy: Path) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_a_tree_copied_in_by_rsync_keeps_every_mode_and_time(
-        tree: Path, sftp_mount: tuple[Mount, Path]) -> None:
+@pytest.mark.parametrize("tool", ["rsync", "cp"])
+def test_a_tree_copied_in_keeps_every_mode_and_time(
+        tree: Path, sftp_mount: tuple[Mount, Path], tool: str) -> None:
     mount, on_server = sftp_mount
     copy = mount.path / "sources" / "r" / "copy"
-    subprocess.run(["rsync", "-a", f"{tree}/", f"{copy}/"], check=True)
+    if tool == "rsync":
+        subprocess.run(["rsync", "-a", f"{tree}/", f"{copy}/"], check=True)
+    else:
+        subprocess.run(["cp", "-a", str(tree), str(copy)], check=True)
     assert differences(tree, copy) == []  # right away
     os.sync()  # (fsync of every file: the uploads and their attributes have landed)
     for path in copy.rglob("*"):

@@ -117,6 +117,7 @@ class RemoteFiles:
         # folder id -> times to set again once the uploads below it have landed (an
         # entry leaves when they are set)
         self._folder_times: dict[int, tuple[int | None, int | None]] = {}
+        self._setting_times: set[int] = set()  # folders whose times are being set now
         self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
         self._retry = trio.Event()  # set: back-offs end now
         # told when a read found a node changed on its source (the namespace marks it and
@@ -578,28 +579,45 @@ class RemoteFiles:
         mtime on the server, so they are set again once the last one has landed."""
         self._folder_times[folder_id] = times
 
+    def keep_folder_times(self, folder: Node) -> Node:
+        """A folder as a restat of it found it, with the times to be set again on the
+        server (if any) kept in the catalog meanwhile."""
+        times = self._folder_times.get(folder.id)
+        if times is None:
+            return folder
+        self._store_folder_times(folder.id, times)
+        return self.tree.node(folder.id) or folder
+
+    def _store_folder_times(self, folder_id: int,
+                            times: tuple[int | None, int | None]) -> None:
+        changes = {k: v for k, v in (("atime_ns", times[0]), ("mtime_ns", times[1]))
+                   if v is not None}
+        with self.tree.transaction() as txn:
+            nodes.update_node(txn, folder_id, **changes)
+
     async def set_folder_times(self) -> None:
-        """Folders whose uploads below have all landed get their times again."""
+        """Folders whose uploads below have all landed get their times again (the entry
+        stays, and keeps the catalog's times, until the server has them)."""
         for folder_id, times in list(self._folder_times.items()):
-            if self.staged_below(folder_id):
+            if self.staged_below(folder_id) or folder_id in self._setting_times:
                 continue
-            del self._folder_times[folder_id]
             folder = self.tree.node(folder_id)
             if folder is None or folder.source_id is None or folder.remote_path is None:
+                del self._folder_times[folder_id]
                 continue
+            self._setting_times.add(folder_id)
             try:
                 await self._upload_io(self._backend_of(folder.source_id).utime,
                                       folder.remote_path, *times, timeout=self.io_timeout)
             except FsError as exc:
                 log.warning("times of folder %r not set again: %s", folder.remote_path,
                             exc.strerror)
-                continue
-            # (a restat in between may have read the server's passing time)
-            changes = {k: v for k, v in (("atime_ns", times[0]), ("mtime_ns", times[1]))
-                       if v is not None}
-            with self.tree.transaction() as txn:
-                nodes.update_node(txn, folder_id, **changes)
-            self.on_changed(folder_id)
+            finally:
+                self._setting_times.discard(folder_id)
+            if self._folder_times.get(folder_id) == times:
+                del self._folder_times[folder_id]
+            self._store_folder_times(folder_id, times)  # (a restat may have read a passing
+            self.on_changed(folder_id)                  # time in between)
 
     def staged_attrs(self, node: Node, mode: int | None,
                      times: tuple[int | None, int | None] | None) -> None:

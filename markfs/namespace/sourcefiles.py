@@ -261,7 +261,10 @@ class SourceFiles(Provider):
             await self.s.io(backend.utime, path, *times)
             if node.is_dir and backend.keeps_modes and self.remote.staged_below(node.id):
                 self.remote.folder_times_later(node.id, times)  # uploads would move them
-        return await self.listings.restat(node)
+        restated = await self.listings.restat(node)
+        # (the server's folder time may be passing: uploads below land before the times
+        # set on it are set again; the catalog keeps those)
+        return self.remote.keep_folder_times(restated)
 
     async def _chown(self, backend: Backend, path: bytes, changes: AttrChanges,
                      missing_ok: bool = False) -> None:
