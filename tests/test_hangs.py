@@ -21,6 +21,7 @@ from servers import S3Server, SeaweedServer, SshServer, StallingProxy
 
 IO_TIMEOUT_S = 3.0
 BOUND_S = IO_TIMEOUT_S + 2.0  # the timeout, plus a kernel round trip on a busy machine
+AT_ONCE_S = IO_TIMEOUT_S - 0.5  # an answer that did not wait for io_timeout (a busy machine)
 CONFIG = f"io_timeout = {IO_TIMEOUT_S}\nattr_ttl = 0.2\nentry_ttl = 0.2\ndir_ttl = 0.5\n"
 
 
@@ -227,8 +228,9 @@ def test_a_dead_source_fails_fast_for_every_caller_and_comes_back(
     assert max(took for _, took in answers) < BOUND_S, answers
     started = time.monotonic()
     assert os.stat(files / "c0.bin").st_size == 100_000  # the catalog's answer
-    assert time.monotonic() - started < 1.0  # (not a listing waiting io_timeout)
-    assert read(1)[0] == "EIO" and read(1)[1] < 1.0  # failing at once
+    assert time.monotonic() - started < AT_ONCE_S  # (not a listing waiting io_timeout)
+    outcome, took = read(1)
+    assert outcome == "EIO" and took < AT_ONCE_S  # failing at once
     proxied.proxy.resume()
     deadline = time.monotonic() + BOUND_S + 2 * 2.0  # a probe every 2 s, each bounded
     while read(2)[0] != "ok":
