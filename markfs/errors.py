@@ -48,3 +48,9 @@ class FsError(OSError):
         return cls(exc.errno if exc.errno is not None else _errno.EIO,
                    exc.strerror or str(exc),  # (str() would say "[Errno N]" once more)
                    refused=isinstance(exc, SourceRefused) or getattr(exc, "refused", False))
+
+
+class SourceShut(FsError):
+    """A call not made: its source is known not to answer (EIO at once until a probe
+    sees it again). No news about the source, so its health does not count it."""
+

@@ -204,7 +204,7 @@ def test_a_dead_source_fails_fast_for_every_caller_and_comes_back(
     24, part 3; before: EIO at 1, 2, 3 and 4 x io_timeout, each waiting behind the
     others' listings): each gets EIO within the bound; once the source is known
     unreachable, a stat of a listed file is answered from the catalog at once, and
-    after the server answers again, reads work once a probe has seen it."""
+    after the server answers again, reads work once a probe has got through."""
     import concurrent.futures
 
     files = hung_mount.path / "sources" / "r"
@@ -232,8 +232,13 @@ def test_a_dead_source_fails_fast_for_every_caller_and_comes_back(
     outcome, took = read(1)
     assert outcome == "EIO" and took < AT_ONCE_S  # failing at once
     proxied.proxy.resume()
-    deadline = time.monotonic() + BOUND_S + 2 * 2.0  # a probe every 2 s, each bounded
-    while read(2)[0] != "ok":
-        assert time.monotonic() < deadline, "the source did not come back"
-        time.sleep(0.1)
+    # a probe every 2 s, each bounded by io_timeout; on SFTP each of the pool's 4
+    # sessions hung by the stall costs one probe its io_timeout before it is replaced
+    deadline = time.monotonic() + BOUND_S + 4 * (IO_TIMEOUT_S + 2.0)
+    # (a call the stall left hanging may still fail as it ends and make the source
+    # unreachable once more, until the next probe: every file is read within the bound)
+    for number in (2, 3):
+        while read(number)[0] != "ok":
+            assert time.monotonic() < deadline, "the source did not come back"
+            time.sleep(0.1)
     assert (files / "c3.bin").read_bytes() == bytes([3]) * 100_000

@@ -23,7 +23,7 @@ from markfs.cache.content import ContentCache
 from markfs.cache.snapshots import SnapshotStore
 from markfs.cache.staging import StagingArea
 from markfs.config import DataDir, MountConfig
-from markfs.errors import FsError, UserError
+from markfs.errors import FsError, SourceShut, UserError
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
 from markfs.namespace import curation, inventory
@@ -121,9 +121,9 @@ class Namespace:
         (the probe, not each caller, finds out when it answers again)."""
         shut = self.sources.shut(source_id)
         if shut is not None:
-            raise FsError(errno.EIO, f"source {self.sources.name(source_id)} is {shut.state}"
-                          f" ({shut.failure or shut.last_error}): failing at once until it "
-                          "answers again", refused=shut.state == "refused")
+            raise SourceShut(errno.EIO, f"source {self.sources.name(source_id)} is "
+                             f"{shut.state} ({shut.failure or shut.last_error}): failing at "
+                             "once until it answers again", refused=shut.state == "refused")
         backend = self.sources.backend(source_id)
         if backend is None:
             raise FsError(errno.ENOENT, f"source {source_id} is gone")

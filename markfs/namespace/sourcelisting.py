@@ -19,7 +19,7 @@ import logging
 import trio
 
 from markfs.backends.base import Backend, Entry
-from markfs.errors import FsError
+from markfs.errors import FsError, SourceShut
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
 from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, update_attrs
@@ -112,8 +112,8 @@ class SourceListings:
         path = current.remote_path or b""
         shut = self.sources.shut(current.source_id or 0)
         if shut is not None:  # known not to answer: the cached listing, at once
-            raise FsError(errno.EIO, f"the source is {shut.state}",
-                          refused=shut.state == "refused")
+            raise SourceShut(errno.EIO, f"the source is {shut.state}",
+                             refused=shut.state == "refused")
         started, mark = trio.current_time(), self.renames.mark()
         METRICS.listings.labels(self.sources.name(current.source_id)).inc()
         try:

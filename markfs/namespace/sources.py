@@ -17,7 +17,7 @@ from markfs.catalog import sources as source_rows
 from markfs.catalog import uploads as upload_rows
 from markfs.catalog.search import forget_source
 from markfs.catalog.sources import FilesAccess, SourceRow
-from markfs.errors import UserError
+from markfs.errors import SourceShut, UserError
 from markfs.model import Kind, Node
 from markfs.namespace.health import SourceHealth, SourceState
 from markfs.namespace.tableaccess import TableAccess, access_of
@@ -409,7 +409,10 @@ class SourceSet:
         return row.name if row is not None else ""
 
     def answered(self, source_id: int | None, error: BaseException | None = None) -> None:
-        """What a call to a source's backend came to, for its health."""
+        """What a call to a source's backend came to, for its health (a call not made
+        because the source is shut says nothing new)."""
+        if isinstance(error, SourceShut):
+            return
         name = self.name(source_id)
         if name:
             if error is None:
