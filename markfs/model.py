@@ -52,6 +52,9 @@ class Node:
     etag: bytes | None = None  # identity of the content (S3 ETag, SFTP size+mtime)
     atime_ns: int | None = None  # None where the source keeps no access time (S3)
     rdev: int = 0  # device number of a device node
+    # which of mode/uid/gid the source's own metadata gave (KEPT_* bits; S3 object
+    # metadata); None where the source has no such metadata or it was not read yet
+    meta_kept: int | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -76,8 +79,8 @@ class Node:
 
 # Fixed part of a packed node: id, parent, kind, mode, uid, gid, size, mtime,
 # ctime, nlink, generation, source_id (0 = none), atime (NO_ATIME = none), rdev,
-# then four length-prefixed blobs.
-_FIXED = struct.Struct("<QQBIIIQqqIQQqQ")
+# meta_kept (-1 = none), then four length-prefixed blobs.
+_FIXED = struct.Struct("<QQBIIIQqqIQQqQi")
 NO_ATIME = -(1 << 63)
 _LEN = struct.Struct("<i")  # -1 encodes None
 
@@ -102,13 +105,15 @@ def pack_node(node: Node) -> bytes:
         node.id, node.parent, _KIND_CODES[node.kind], node.mode, node.uid, node.gid,
         node.size, node.mtime_ns, node.ctime_ns, node.nlink, node.generation,
         node.source_id or 0, NO_ATIME if node.atime_ns is None else node.atime_ns, node.rdev,
+        -1 if node.meta_kept is None else node.meta_kept,
     )
     return b"".join((fixed, _pack_blob(node.name), _pack_blob(node.remote_path),
                      _pack_blob(node.target), _pack_blob(node.etag)))
 
 
 def unpack_node(buf: bytes) -> Node:
-    (nid, parent, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, atime, rdev) = (
+    (nid, parent, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, atime, rdev,
+     kept) = (
         _FIXED.unpack_from(buf, 0)
     )
     name, pos = _unpack_blob(buf, _FIXED.size)
@@ -120,6 +125,7 @@ def unpack_node(buf: bytes) -> Node:
         uid=uid, gid=gid, size=size, mtime_ns=mtime, ctime_ns=ctime, nlink=nlink,
         generation=gen, source_id=src or None, remote_path=remote, target=target, etag=etag,
         atime_ns=None if atime == NO_ATIME else atime, rdev=rdev,
+        meta_kept=None if kept < 0 else kept,
     )
 
 

@@ -29,6 +29,8 @@ class RemoteSource:
     # bytes the server holds of each upload in pieces begun and not finished (S3:
     # multipart uploads; SFTP: markfs's hidden temporary files)
     unfinished: Callable[[], list[int]] = lambda: []
+    # S3: an object's x-amz-meta-* values (None: no such object)
+    metadata: Callable[[str], dict[str, str] | None] = lambda path: None
 
     def wait_for(self, path: str, content: bytes, timeout: float = UPLOAD_WAIT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -78,9 +80,15 @@ def s3_source(server: S3Server | SeaweedServer, bucket: str, prefix: str = "data
             sent.append(sum(part["Size"] for part in parts))
         return sent
 
+    def metadata(path: str) -> dict[str, str] | None:
+        try:
+            return dict(client.head_object(Bucket=bucket, Key=base + path)["Metadata"])
+        except client.exceptions.ClientError:
+            return None
+
     return RemoteSource("s3", server.url(bucket, prefix),
                         lambda p, b: client.put_object(Bucket=bucket, Key=base + p, Body=b),
-                        get, names, unfinished)
+                        get, names, unfinished, metadata)
 
 
 def sftp_source(server: SshServer, root: Path) -> RemoteSource:

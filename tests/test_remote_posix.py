@@ -57,27 +57,37 @@ def test_symlinks_are_kept_on_sftp_and_eperm_on_s3(remote: RemoteSource, rsrc: P
         assert answer == "ok" and os.readlink(rsrc / "link") == "elsewhere/target"
 
 
-def test_chmod_is_the_servers_on_sftp_and_ignored_on_s3(
+def test_chmod_is_kept_on_the_server(
         remote: RemoteSource, rsrc: Path, tmp_path: Path) -> None:
+    """SFTP: the file's mode; S3: the object's x-amz-meta-mode, as s3fs keeps it (before
+    issue 24: ignored on S3, the file showed 0644 again)."""
     (rsrc / "f").write_bytes(b"x")
     os.chmod(rsrc / "f", 0o600)
+    assert stat.S_IMODE(os.stat(rsrc / "f").st_mode) == 0o600
     if remote.kind == "s3":
-        assert stat.S_IMODE(os.stat(rsrc / "f").st_mode) == 0o644  # 0666 less umask 022
+        wait_until(lambda: (remote.metadata("f") or {}).get("mode") == str(0o100600))
+        os.chmod(rsrc / "f", 0o750)  # now on an object that is there: replaced in place
+        assert (remote.metadata("f") or {}).get("mode") == str(0o100750)
+        assert remote.get("f") == b"x"
     else:
-        assert stat.S_IMODE(os.stat(rsrc / "f").st_mode) == 0o600
         on_server = tmp_path / "sftp-root" / "f"
         wait_until(lambda: on_server.exists() and stat.S_IMODE(
             os.stat(on_server).st_mode) == 0o600)
+    assert stat.S_IMODE(os.stat(rsrc / "f").st_mode) == (0o750 if remote.kind == "s3"
+                                                         else 0o600)
 
 
-def test_utime_sets_whole_seconds_on_sftp_and_is_ignored_on_s3(
+def test_utime_is_kept_on_the_server(
         remote: RemoteSource, rsrc: Path, tmp_path: Path) -> None:
+    """SFTP: whole seconds (the protocol's); S3: nanoseconds in x-amz-meta-mtime (before
+    issue 24: S3 showed the upload's LastModified once it landed)."""
     (rsrc / "f").write_bytes(b"x")
     os.utime(rsrc / "f", ns=(1_500_000_000_700_000_000, 1_600_000_000_900_000_000))
-    if remote.kind == "s3":  # shown until the upload lands; then S3's LastModified
-        remote.wait_for("f", b"x")
-        wait_until(lambda: os.stat(rsrc / "f").st_mtime_ns > 1_700_000_000_000_000_000)
+    if remote.kind == "s3":
+        wait_until(lambda: (remote.metadata("f") or {}).get("mtime")
+                   == "1600000000.900000000")
         seen = os.stat(rsrc / "f")
+        assert seen.st_mtime_ns == 1_600_000_000_900_000_000
         assert seen.st_atime_ns == seen.st_mtime_ns  # S3 keeps no atime: the mtime
     else:
         on_server = tmp_path / "sftp-root" / "f"

@@ -23,6 +23,8 @@ if [ "${1:-}" = test ]; then
     [nfs-ganesha]=/usr/bin/ganesha.nfsd   # NFS share tests run a real nfs-ganesha
     [nfs-ganesha-vfs]=/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so
     [libnfs-utils]=/usr/bin/nfs-ls        # ... and libnfs's clients
+    [rclone]=/usr/bin/rclone              # S3 metadata interop: what rclone writes and reads
+    [s3fs]=/usr/bin/s3fs                  # ... and s3fs
   )
 fi
 

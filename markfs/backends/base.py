@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,16 @@ class Entry:
     etag: bytes | None = None  # content identity: S3 ETag, or size+mtime where none exists
     atime_ns: int | None = None  # last access, where the storage keeps it
     rdev: int = 0  # device number of a device node
+    # which of mode/uid/gid came from the storage's own metadata (KEPT_* bits; S3), None
+    # where the storage has no such metadata
+    meta_kept: int | None = None
+    # True: a listing's entry lacking what only a look at the entry itself gives (S3 object
+    # metadata: mode, owner, mtime); `MetadataStore.complete` gives the rest
+    partial: bool = False
+
+    @property
+    def is_dir_entry(self) -> bool:
+        return stat.S_ISDIR(self.mode)
 
     @property
     def identity(self) -> bytes:
@@ -56,6 +67,21 @@ def hidden_name(name: bytes, mark: bytes) -> bytes:
     must still be uploadable)."""
     suffix = mark + os.urandom(4).hex().encode()
     return b"." + name[: 255 - 1 - len(suffix)] + suffix
+
+
+KEPT_MODE, KEPT_UID, KEPT_GID = 1, 2, 4  # Entry.meta_kept / Node.meta_kept bits
+KEPT_ALL = KEPT_MODE | KEPT_UID | KEPT_GID
+
+
+@dataclass(frozen=True)
+class FileAttrs:
+    """Attributes a storage is to keep for a file or folder; None: not to be kept (the
+    storage's default)."""
+
+    mode: int | None = None  # st_mode, type bits included
+    uid: int | None = None
+    gid: int | None = None
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,11 +168,12 @@ class Backend(Protocol):
         ...
 
     def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
-               mode: int | None = None) -> Entry:
+               attrs: FileAttrs | None = None) -> Entry:
         """Replace the file at `path` with the content of a local file in one transfer,
-        with permission bits `mode` where the storage keeps them (None: 0600); stops
-        with ECANCELED once `control.cancel` is set. (A `PieceStore`'s large files go in
-        pieces instead, journaled by the caller.)"""
+        with `attrs` where the storage keeps them in the same transfer (SFTP: the mode,
+        None: 0600; S3: all of them, as object metadata); stops with ECANCELED once
+        `control.cancel` is set. (A `PieceStore`'s large files go in pieces instead,
+        journaled by the caller.)"""
         ...
 
     def mkdir(self, path: bytes, mode: int) -> None: ...
@@ -209,6 +236,27 @@ class PieceStore(Protocol):
 
     def abort_pieces(self, path: bytes, token: str) -> None:
         """Drop what was sent (nothing to do if it is finished or aborted already)."""
+        ...
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """A storage that keeps mode, owner and mtime as metadata beside the content (S3:
+    x-amz-meta-mode/-uid/-gid/-mtime, as s3fs and rclone write them), which its listings
+    do not carry: their entries are `partial`, and `complete` reads the rest."""
+
+    def complete(self, path: bytes, entry: Entry) -> Entry:
+        """The whole entry of a partial one (one request: S3's HEAD); ENOENT if the
+        file went away since it was listed."""
+        ...
+
+    def set_attrs(self, path: bytes, attrs: FileAttrs) -> Entry:
+        """Keep `attrs` (all of them; None fields: not kept) for the existing file or
+        folder at `path`; the entry as it is now."""
+        ...
+
+    def mkdir_with(self, path: bytes, attrs: FileAttrs) -> Entry:
+        """A new folder keeping `attrs`."""
         ...
 
 

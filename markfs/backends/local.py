@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from markfs.backends.base import Entry, ServerCopies, UploadControl, hidden_name
+from markfs.backends.base import Entry, FileAttrs, ServerCopies, UploadControl, hidden_name
 from markfs.backends.beneath import SourceRoot, proc_path
 
 PAGE_SIZE = 1000
@@ -113,7 +113,8 @@ class LocalBackend:
             os.close(fd)
 
     def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
-               mode: int | None = None) -> Entry:
+               attrs: FileAttrs | None = None) -> Entry:
+        mode = None if attrs is None else attrs.mode
         if control is not None:
             control.check()
         with self.at.parent(path) as (folder, name):

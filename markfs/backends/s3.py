@@ -1,9 +1,14 @@
 """The `s3://` backend: a bucket prefix of any S3-compatible endpoint (boto3).
 
 Folders are common prefixes of a delimiter listing, plus zero-byte `key/`
-markers for empty folders made through the mount. Attributes come from the
-listing itself (size, LastModified, ETag): one request per page of 1,000
-entries, never one per entry. Retries are botocore's own (standard mode).
+markers for folders made through the mount (and folders given a mode or times).
+A listing gives size, LastModified and ETag, one request per page of 1,000 entries;
+mode, owner and mtime live in each object's metadata (`s3meta`: as s3fs and rclone
+keep them), which only a HEAD of the object gives: listing entries are `partial`,
+and `complete` reads the rest — once per version of an object, as the namespace keeps
+what it read (a node's ctime is the object's LastModified: with the ETag it says
+whether the metadata read is still the object's). Retries are botocore's own
+(standard mode).
 
 Files up to PART_SIZE are one PUT; larger ones are multipart uploads driven by the
 namespace as a `PieceStore` (it journals the upload id before the first part and
@@ -18,6 +23,7 @@ import io
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -25,7 +31,14 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from markfs.backends.base import Entry, S3Location, ServerCopies, UploadControl
+from markfs.backends.base import (
+    Entry,
+    FileAttrs,
+    S3Location,
+    ServerCopies,
+    UploadControl,
+)
+from markfs.backends.s3meta import attrs_from, metadata_of
 from markfs.errors import SourceRefused
 
 COPY_OBJECT_MAX = 5 * 1024**3  # the largest object one CopyObject may copy
@@ -39,6 +52,9 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
            "AllAccessDisabled", "AccountProblem"}
 _BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+# headers a metadata REPLACE would drop unless given again
+_KEPT_HEADERS = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage",
+                 "ContentType", "Expires")
 
 
 def _code(exc: Exception) -> str:
@@ -105,6 +121,13 @@ def _checked_length(key: str) -> str:
     return key
 
 
+def _typed(attrs: FileAttrs, kind: int) -> FileAttrs:
+    """`attrs` with the mode's type bits those of `kind` (as s3fs writes modes)."""
+    if attrs.mode is None:
+        return attrs
+    return replace(attrs, mode=kind | stat.S_IMODE(attrs.mode))
+
+
 class S3Backend:
     """One bucket prefix, reached through one thread-safe boto3 client."""
 
@@ -143,14 +166,42 @@ class S3Backend:
     def _dir_key(self, path: bytes) -> str:
         return _checked_length(self.key(path) + "/") if path else self.loc.prefix
 
-    def _file(self, name: bytes, size: int, mtime_ns: int, etag: str | None) -> Entry:
+    def _file(self, name: bytes, size: int, changed_ns: int, etag: str | None) -> Entry:
+        """A file as a listing shows it: its metadata not read (`partial`)."""
         return Entry(name=name, mode=FILE_MODE, uid=self.uid, gid=self.gid, size=size,
-                     mtime_ns=mtime_ns, ctime_ns=mtime_ns,
-                     etag=etag.strip('"').encode() if etag else None)
+                     mtime_ns=changed_ns, ctime_ns=changed_ns,
+                     etag=etag.strip('"').encode() if etag else None, partial=True)
 
-    def _dir(self, name: bytes) -> Entry:
+    def _dir(self, name: bytes, partial: bool = False) -> Entry:
+        """A folder with no metadata of its own (or, `partial`, none read yet)."""
         return Entry(name=name, mode=DIR_MODE, uid=self.uid, gid=self.gid, size=0,
-                     mtime_ns=self.dir_mtime_ns, ctime_ns=self.dir_mtime_ns, nlink=2)
+                     mtime_ns=self.dir_mtime_ns, ctime_ns=self.dir_mtime_ns, nlink=2,
+                     meta_kept=None if partial else 0, partial=partial)
+
+    def _from_head(self, name: bytes, head: dict[str, Any], kind: int) -> Entry:
+        """A file (`kind` S_IFREG) or a folder's marker (S_IFDIR) as a HEAD shows it."""
+        changed = int(head["LastModified"].timestamp() * 1e9)
+        attrs, kept = attrs_from(head.get("Metadata") or {}, kind)
+        if kind == stat.S_IFDIR:
+            mode, mtime, etag, size, nlink = DIR_MODE, self.dir_mtime_ns, None, 0, 2
+        else:
+            mode, mtime, nlink = FILE_MODE, changed, 1
+            etag, size = head.get("ETag"), head["ContentLength"]
+        return Entry(name=name, mode=attrs.mode or mode,
+                     uid=self.uid if attrs.uid is None else attrs.uid,
+                     gid=self.gid if attrs.gid is None else attrs.gid, size=size,
+                     mtime_ns=mtime if attrs.mtime_ns is None else attrs.mtime_ns,
+                     ctime_ns=changed, nlink=nlink,
+                     etag=etag.strip('"').encode() if etag else None, meta_kept=kept)
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """The HEAD of one key; None if there is no such object."""
+        try:
+            return dict(self.client.head_object(Bucket=self.loc.bucket, Key=key))
+        except _BOTO_ERRORS as exc:
+            if _error(exc, "").errno == errno.ENOENT:
+                return None
+            raise _error(exc, f"stat {key!r}") from None
 
     # -- reading -------------------------------------------------------------
 
@@ -165,7 +216,7 @@ class S3Backend:
             raise _error(exc, f"list {prefix!r}") from None
 
     def _page_entries(self, page: dict[str, Any], prefix: str) -> list[Entry]:
-        out = [self._dir(_name(p["Prefix"][len(prefix):-1]))
+        out = [self._dir(_name(p["Prefix"][len(prefix):-1]), partial=True)
                for p in page.get("CommonPrefixes", [])]
         for obj in page.get("Contents", []):
             rel = obj["Key"][len(prefix):]
@@ -179,24 +230,41 @@ class S3Backend:
         name = path.rsplit(b"/", 1)[-1]
         if not path:
             return self._dir(b"")
-        try:
-            head = self.client.head_object(Bucket=self.loc.bucket, Key=self.key(path))
-            mtime = int(head["LastModified"].timestamp() * 1e9)
-            return self._file(name, head["ContentLength"], mtime, head.get("ETag"))
-        except _BOTO_ERRORS as exc:
-            if _error(exc, "").errno != errno.ENOENT:
-                raise _error(exc, f"stat {path!r}") from None
-        if self._has_children(path):
-            return self._dir(name)
-        raise OSError(errno.ENOENT, f"no such object: {path!r}")
+        head = self._head(self.key(path))
+        if head is not None:
+            return self._from_head(name, head, stat.S_IFREG)
+        first = self._first_below(path)
+        if first is None:
+            raise OSError(errno.ENOENT, f"no such object: {path!r}")
+        if first == self._dir_key(path):  # (a marker sorts first of all below it)
+            return self._marker_entry(path, self._dir(name))
+        return self._dir(name)
 
-    def _has_children(self, path: bytes) -> bool:
+    def complete(self, path: bytes, entry: Entry) -> Entry:
+        """The metadata of a listed file (HEAD), or of a listed folder's marker if it
+        has one."""
+        if stat.S_ISDIR(entry.mode):
+            return self._marker_entry(path, replace(entry, meta_kept=0, partial=False))
+        head = self._head(self.key(path))
+        if head is None:
+            raise OSError(errno.ENOENT, f"no such object: {path!r}")
+        return self._from_head(entry.name, head, stat.S_IFREG)
+
+    def _marker_entry(self, path: bytes, plain: Entry) -> Entry:
+        head = self._head(self._dir_key(path))
+        return plain if head is None else self._from_head(plain.name, head, stat.S_IFDIR)
+
+    def _first_below(self, path: bytes) -> str | None:
         try:
             page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=self._dir_key(path),
                                                MaxKeys=1)
         except _BOTO_ERRORS as exc:
             raise _error(exc, f"list {path!r}") from None
-        return bool(page.get("KeyCount", 0))
+        contents = page.get("Contents") or [{}]
+        return str(contents[0].get("Key", "")) if page.get("KeyCount", 0) else None
+
+    def _has_children(self, path: bytes) -> bool:
+        return self._first_below(path) is not None
 
     def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
         """Bytes [offset, offset+size) of the object as it is at `etag` (ESTALE if changed)."""
@@ -231,9 +299,9 @@ class S3Backend:
     # -- writing -------------------------------------------------------------
 
     def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
-               mode: int | None = None) -> Entry:
-        """Store a local file of at most `piece_size` bytes as the object at `path` (one
-        PUT; larger files go in pieces)."""
+               attrs: FileAttrs | None = None) -> Entry:
+        """Store a local file of at most `piece_size` bytes as the object at `path`, with
+        `attrs` as its metadata (one PUT; larger files go in pieces)."""
         control = control or UploadControl()
         with open(local_file, "rb") as f:  # in memory: a later change cannot make
             body = f.read(self.piece_size + 1)  # the body disagree with its length
@@ -241,7 +309,8 @@ class S3Backend:
             raise OSError(errno.EFBIG, f"upload {path!r}: larger files go in pieces")
         try:
             self.client.put_object(Bucket=self.loc.bucket, Key=self.key(path),
-                                   Body=_Body(body, control))
+                                   Body=_Body(body, control),
+                                   Metadata=metadata_of(attrs or FileAttrs()))
         except _BOTO_ERRORS as exc:
             control.check()  # (a cancelled body surfaces as a connection error)
             raise _error(exc, f"upload {path!r}") from None
@@ -286,15 +355,21 @@ class S3Backend:
             if _code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
                 raise _error(exc, f"abort upload of {path!r}") from None
 
-    def mkdir(self, path: bytes, mode: int) -> None:
+    def mkdir(self, path: bytes, mode: int, attrs: FileAttrs | None = None) -> None:
         marker = self._dir_key(path)  # a marker too long is ENAMETOOLONG whatever exists
         if self._object_exists(self.key(path)) or self._has_children(path):
             raise OSError(errno.EEXIST, f"{path!r} exists")
-        self._put_empty(marker)
+        self._put_empty(marker, attrs)
 
-    def _put_empty(self, key: str) -> None:
+    def mkdir_with(self, path: bytes, attrs: FileAttrs) -> Entry:
+        """A folder whose marker keeps `attrs`."""
+        self.mkdir(path, attrs.mode or DIR_MODE, _typed(attrs, stat.S_IFDIR))
+        return self._marker_entry(path, self._dir(path.rsplit(b"/", 1)[-1]))
+
+    def _put_empty(self, key: str, attrs: FileAttrs | None = None) -> None:
         try:
-            self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=b"")
+            self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=b"",
+                                   Metadata=metadata_of(attrs or FileAttrs()))
         except _BOTO_ERRORS as exc:
             raise _error(exc, f"create {key!r}") from None
 
@@ -379,13 +454,54 @@ class S3Backend:
         raise OSError(errno.EPERM, "S3 has no hard links")
 
     def chmod(self, path: bytes, mode: int) -> None:
-        """S3 keeps no modes: accepted and ignored, as rclone does."""
+        self.set_attrs(path, FileAttrs(mode=mode))
 
     def chown(self, path: bytes, uid: int, gid: int) -> None:
-        """S3 keeps no owners: accepted and ignored."""
+        self.set_attrs(path, FileAttrs(uid=None if uid < 0 else uid,
+                                       gid=None if gid < 0 else gid))
 
     def utime(self, path: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
-        """S3 sets LastModified itself: accepted and ignored."""
+        """The mtime only: S3 keeps no access time."""
+        if mtime_ns is not None:
+            self.set_attrs(path, FileAttrs(mtime_ns=mtime_ns))
+
+    def set_attrs(self, path: bytes, attrs: FileAttrs) -> Entry:
+        """A file's metadata replaced by a copy onto itself (the bytes stay on the server;
+        only if it is still the version looked at); a folder's marker likewise, or made
+        (keeping them) where the folder has none. Metadata `attrs` does not name stays."""
+        head = self._head(self.key(path)) if path else None
+        if head is not None:
+            self._replace_metadata(self.key(path), head, _typed(attrs, stat.S_IFREG))
+            return self.stat(path)
+        attrs = _typed(attrs, stat.S_IFDIR)
+        marker = self._dir_key(path)
+        head = self._head(marker)
+        if head is not None:
+            self._replace_metadata(marker, head, attrs)
+        elif self._has_children(path) or not path:
+            self._put_empty(marker, attrs)
+        else:
+            raise OSError(errno.ENOENT, f"no such object: {path!r}")
+        return self._marker_entry(path, self._dir(path.rsplit(b"/", 1)[-1]))
+
+    def _replace_metadata(self, key: str, head: dict[str, Any], attrs: FileAttrs) -> None:
+        metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+        metadata.update(metadata_of(attrs))
+        args: dict[str, Any] = {h: head[h] for h in _KEPT_HEADERS if head.get(h)}
+        args.update(Metadata=metadata, MetadataDirective="REPLACE")
+        origin = {"Bucket": self.loc.bucket, "Key": key}
+        try:
+            if head["ContentLength"] <= COPY_OBJECT_MAX:
+                self.client.copy_object(CopySource=origin, Bucket=self.loc.bucket, Key=key,
+                                        CopySourceIfMatch=head["ETag"], **args)
+            else:
+                self.client.copy(origin, self.loc.bucket, key, ExtraArgs=args,
+                                 Config=TransferConfig(multipart_threshold=COPY_PART,
+                                                       multipart_chunksize=COPY_PART))
+        except _BOTO_ERRORS as exc:
+            if _code(exc) in ("PreconditionFailed", "412"):
+                raise OSError(errno.ESTALE, f"{key!r} changed on the server") from None
+            raise _error(exc, f"set attributes of {key!r}") from None
 
     def truncate(self, path: bytes, size: int) -> None:
         raise OSError(errno.ENOTSUP, "S3 objects are truncated through an open file")

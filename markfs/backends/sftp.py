@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from markfs.backends.base import (
     Entry,
+    FileAttrs,
     ServerCopies,
     SftpLocation,
     UploadControl,
@@ -261,7 +262,8 @@ class SftpBackend:
         return hidden_twin(self._abs(path), TEMP_MARK)
 
     def upload(self, path: bytes, local_file: str, control: UploadControl | None = None,
-               mode: int | None = None) -> Entry:
+               attrs: FileAttrs | None = None) -> Entry:
+        mode = None if attrs is None else attrs.mode
         full, temp = self._abs(path), self._temp_name(path)
         check = (control or UploadControl()).check
         size = os.stat(local_file).st_size

@@ -35,19 +35,20 @@ DAMAGE_ERRORS: tuple[type[Exception], ...] = (apsw.CorruptError, apsw.NotADBErro
 
 NODE_COLUMNS = (
     "id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink, generation, "
-    "source_id, remote_path, target, etag, atime_ns, rdev"
+    "source_id, remote_path, target, etag, atime_ns, rdev, meta_kept"
 )
 
 
 def row_to_node(row: tuple[Any, ...]) -> Node:
     (nid, parent, name, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, remote,
-     target, etag, atime, rdev) = row
+     target, etag, atime, rdev, kept) = row
     return Node(
         id=nid, parent=parent, name=bytes(name), kind=Kind(kind), mode=mode, uid=uid,
         gid=gid, size=size, mtime_ns=mtime, ctime_ns=ctime, nlink=nlink, generation=gen,
         source_id=src, remote_path=None if remote is None else bytes(remote),
         target=None if target is None else bytes(target),
         etag=None if etag is None else bytes(etag), atime_ns=atime, rdev=rdev,
+        meta_kept=kept,
     )
 
 

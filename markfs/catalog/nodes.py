@@ -38,6 +38,7 @@ class NewNode:
     etag: bytes | None = None
     atime_ns: int | None = None  # None: the source keeps no access time (shown as mtime)
     rdev: int = 0  # device number of a device node
+    meta_kept: int | None = None  # which of mode/uid/gid came from the source's metadata
 
 
 def get_node(conn: apsw.Connection, node_id: int) -> Node | None:
@@ -127,11 +128,11 @@ def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
                 generation: int, node_id: int | None = None) -> int:
     txn.execute(
         "INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, "
-        "nlink, generation, source_id, remote_path, target, etag, atime_ns, rdev) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "nlink, generation, source_id, remote_path, target, etag, atime_ns, rdev, meta_kept) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (node_id, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
          new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
-         new.target, new.etag, new.atime_ns, new.rdev))
+         new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept))
     new_id = int(txn.conn.last_insert_rowid())
     txn.touch(new_id)
     return new_id
@@ -139,7 +140,7 @@ def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
 
 _ATTR_FIELDS = frozenset(
     {"mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "nlink", "target",
-     "etag", "atime_ns", "rdev"})
+     "etag", "atime_ns", "rdev", "meta_kept"})
 
 
 def update_node(txn: Txn, node_id: int, **fields: int | bytes | None) -> None:

@@ -460,4 +460,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sources ADD COLUMN files_mode INTEGER;  -- permission bits, e.g. 0o440
     -- (and, in Python after this: catalog/sources.scrub_stored_passwords)
     """,
+    # 13: modes and owners kept in S3 object metadata
+    """
+    -- Which of mode (1), uid (2) and gid (4) the source's own metadata gave the node (an
+    -- S3 object's x-amz-meta-mode/-uid/-gid, read by a HEAD or written by markfs); the
+    -- others are the mount's defaults. NULL: the source keeps no such metadata, or it
+    -- was not read yet (an S3 node is then read again at its folder's next listing; its
+    -- ctime_ns is the object's LastModified, which with the ETag tells that the metadata
+    -- read is still the object's).
+    ALTER TABLE nodes ADD COLUMN meta_kept INTEGER;
+    -- the hot cache's packed nodes carry it: a new stamp makes the next open rebuild it
+    UPDATE meta SET value = value + 1 WHERE key = 'stamp';
+    """,
 ]

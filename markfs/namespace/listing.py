@@ -4,6 +4,11 @@ Names that appear are inserted (new inode ids), names that vanish are removed
 with their subtrees, changed attributes are updated in place (same inode), and
 an entry whose file type changed gets a new inode. The caller holds the
 directory's lock, so no mutation through the mount interleaves.
+
+A `partial` entry (S3: a listing has no object metadata) keeps the mode, owner and
+mtime its node already has where those were read for the same version of the object
+(same ETag, and LastModified — the node's ctime — in the same second; a folder's
+always): `needs_completion` says which entries must be completed first.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from markfs.backends.base import Entry
 from markfs.catalog import nodes
@@ -51,18 +56,43 @@ def new_node_from(parent: Node, entry: Entry) -> nodes.NewNode:
                      entry.mtime_ns, entry.ctime_ns, nlink=entry.nlink,
                      source_id=parent.source_id, remote_path=child_path(parent, entry.name),
                      target=entry.target, etag=entry.etag, atime_ns=entry.atime_ns,
-                     rdev=entry.rdev)
+                     rdev=entry.rdev, meta_kept=entry.meta_kept)
 
 
 def attr_changes(node: Node, entry: Entry) -> dict[str, int | bytes | None]:
     """Columns of `node` that differ from what the source says now."""
+    entry = with_known_metadata(node, entry)
     wanted: dict[str, int | bytes | None] = {
         "mode": entry.mode, "uid": entry.uid, "gid": entry.gid, "size": entry.size,
         "mtime_ns": entry.mtime_ns, "ctime_ns": entry.ctime_ns, "nlink": entry.nlink,
         "target": entry.target, "etag": entry.etag, "atime_ns": entry.atime_ns,
-        "rdev": entry.rdev,
+        "rdev": entry.rdev, "meta_kept": entry.meta_kept,
     }
     return {k: v for k, v in wanted.items() if getattr(node, k) != v}
+
+
+def metadata_current(known: Node | None, entry: Entry) -> bool:
+    """Does `known` hold the metadata of the object a partial `entry` lists?"""
+    if known is None or known.meta_kept is None:
+        return False
+    if stat.S_IFMT(known.mode) != stat.S_IFMT(entry.mode):
+        return False
+    return entry.is_dir_entry or (known.etag == entry.etag and
+                                  known.ctime_ns // 10**9 == entry.ctime_ns // 10**9)
+
+
+def needs_completion(known: Node | None, entry: Entry) -> bool:
+    return entry.partial and not metadata_current(known, entry)
+
+
+def with_known_metadata(known: Node, entry: Entry) -> Entry:
+    """A partial entry with the metadata `known` read for the same object version; other
+    entries as they are. (A folder's own metadata is read where the folder is looked at.)"""
+    if not entry.partial or not metadata_current(known, entry):
+        return entry
+    return replace(entry, mode=known.mode, uid=known.uid, gid=known.gid,
+                   mtime_ns=known.mtime_ns, meta_kept=known.meta_kept, partial=False,
+                   ctime_ns=known.ctime_ns if entry.is_dir_entry else entry.ctime_ns)
 
 
 def apply_entry(txn: Txn, tree: Tree, parent: Node, entry: Entry, known: Node | None,

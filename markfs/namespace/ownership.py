@@ -1,15 +1,18 @@
 """Who owns what the mount shows, and with which modes (`--uid`, `--gid`, `--umask`).
 
 A local source shows the disk's owners and modes: the kernel then checks every user
-against them (default_permissions), exactly as on the disk. S3 keeps neither owners
-nor modes, and markfs's own folders, tables and views have none to keep: those show
-the mount's owner and group (the user who mounted, unless --uid/--gid say otherwise)
-and the modes 0777 (folders) / 0666 (files) less the mount's umask (022 unless
---umask says otherwise), without write bits where nothing can be written — except
-table files, which are never more readable than their database (`tableaccess`). An SFTP
-server's modes are kept; its owners are numbers of another machine, shown as they
-are (as sshfs does) unless --uid/--gid are given, which then own every SFTP entry
-(sshfs's `-o uid=,gid=`).
+against them (default_permissions), exactly as on the disk. markfs's own folders,
+tables and views have none to keep: those show the mount's owner and group (the user
+who mounted, unless --uid/--gid say otherwise) and the modes 0777 (folders) / 0666
+(files) less the mount's umask (022 unless --umask says otherwise), without write bits
+where nothing can be written — except table files, which are never more readable than
+their database (`tableaccess`). An SFTP server's modes are kept; its owners are numbers
+of another machine, shown as they are (as sshfs does) unless --uid/--gid are given,
+which then own every SFTP entry (sshfs's `-o uid=,gid=`). An S3 object shows the mode
+and owner its metadata keeps (`backends/s3meta`), and the defaults above where it keeps
+none; as whoever can write to the bucket sets that metadata, its modes stay within the
+mount's umask and lose set-user/group-ID bits, and --uid/--gid, where given, own every
+S3 entry too (s3fs's `-o umask=,uid=,gid=`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from markfs.backends.base import KEPT_GID, KEPT_MODE, KEPT_UID
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.tableaccess import TableAccess, folder_bits
@@ -29,6 +33,7 @@ from markfs.namespace.tableaccess import TableAccess, folder_bits
 LOCAL_SCHEMES = frozenset({"file"})  # sources whose owners and modes are this machine's
 MODE_KEEPING_SCHEMES = frozenset({"file", "sftp"})  # sources that keep modes of their own
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
 MAX_ID = 2**32 - 2  # the largest uid/gid (2**32 - 1 is the kernel's "none")
 TABLE_ACCESS_TTL_S = 5.0  # a chmod of a database file shows within this (+ attr_ttl)
 
@@ -105,7 +110,16 @@ class Ownership:
         if scheme in MODE_KEEPING_SCHEMES:  # SFTP: the server's modes; its owners unless given
             return (node.mode, node.uid if self.owner.uid is None else self._uid,
                     node.gid if self.owner.gid is None else self._gid)
-        return self._made_up(node.mode), self._uid, self._gid
+        return self._from_metadata(node)
+
+    def _from_metadata(self, node: Node) -> tuple[int, int, int]:
+        """S3: what the object's metadata gave, the defaults for the rest."""
+        kept = node.meta_kept or 0
+        mode = (stat.S_IFMT(node.mode) | (stat.S_IMODE(node.mode) & ~self.owner.umask
+                                          & ~PRIVILEGE_BITS)
+                if kept & KEPT_MODE else self._made_up(node.mode))
+        return (mode, node.uid if kept & KEPT_UID and self.owner.uid is None else self._uid,
+                node.gid if kept & KEPT_GID and self.owner.gid is None else self._gid)
 
     def _table(self, node: Node) -> tuple[int, int, int]:
         """A table file or folder: its source's access, asked again every few seconds."""

@@ -28,7 +28,17 @@ from pathlib import Path
 
 import trio
 
-from markfs.backends.base import Backend, Entry, PieceStore, UploadControl
+from markfs.backends.base import (
+    KEPT_GID,
+    KEPT_MODE,
+    KEPT_UID,
+    Backend,
+    Entry,
+    FileAttrs,
+    MetadataStore,
+    PieceStore,
+    UploadControl,
+)
 from markfs.cache.content import CHUNK_SIZE, ContentCache
 from markfs.cache.staging import StagingArea
 from markfs.catalog import hashes, nodes
@@ -538,7 +548,7 @@ class RemoteFiles:
             self._stop_stream(staged, "the file is small now")
         node = self.tree.node(row.node_id)
         return await self._upload_io(backend.upload, row.remote_path, row.staging, control,
-                                     node.mode if node is not None else None,
+                                     None if node is None else kept_attrs(node, backend),
                                      timeout=UPLOAD_TIMEOUT_S)
 
     async def _settled(self, row: Upload, entry: Entry) -> Entry:
@@ -556,9 +566,16 @@ class RemoteFiles:
     async def _settle(self, row: Upload, entry: Entry) -> Entry:
         """Give the uploaded file what its bytes did not carry: the permission bits of
         its node (SFTP made it 0600, or with the server's umask) and times set while it
-        was staged. S3 keeps neither."""
+        was staged; on S3 the metadata its node has now, where the upload's differs (set
+        since, or a multipart upload's, which began before the last write)."""
         backend = self._backend_of(row.source_id)
         node = self.tree.node(row.node_id)
+        if node is not None and isinstance(backend, MetadataStore):
+            wanted = kept_attrs(node, backend)
+            if holds(entry, wanted):
+                return entry
+            return await self._upload_io(backend.set_attrs, row.remote_path, wanted,
+                                         timeout=UPLOAD_TIMEOUT_S)
         if node is None or not backend.keeps_modes:
             return entry
         staged = self.staged.get(row.node_id)
@@ -620,13 +637,21 @@ class RemoteFiles:
             self.on_changed(folder_id)                  # time in between)
 
     def staged_attrs(self, node: Node, mode: int | None,
-                     times: tuple[int | None, int | None] | None) -> None:
-        """chmod/utime of a file whose content is not on its storage yet: kept in the
-        catalog now, given to the storage when the upload lands (`_settle`)."""
+                     times: tuple[int | None, int | None] | None,
+                     owner: tuple[int | None, int | None] | None = None) -> None:
+        """chmod/utime (and, where the storage keeps owners as metadata, chown) of a file
+        whose content is not on its storage yet: kept in the catalog now, given to the
+        storage with the upload or when it lands (`_settle`)."""
         staged = self.staged.get(node.id)
         changes: dict[str, int] = {}
         if mode is not None:
             changes["mode"] = stat.S_IFMT(node.mode) | stat.S_IMODE(mode)
+        if owner is not None:
+            kept = (node.meta_kept or 0) | (KEPT_MODE if mode is not None else 0)
+            for column, value, bit in (("uid", owner[0], KEPT_UID), ("gid", owner[1], KEPT_GID)):
+                if value is not None:
+                    changes[column], kept = value, kept | bit
+            changes["meta_kept"] = kept
         if times is not None and staged is not None:
             staged.times = times
             if times[1] is not None:
@@ -688,8 +713,9 @@ class RemoteFiles:
             upload_rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
             if entry is not None and node is not None and not newer:
+                kept = {} if entry.meta_kept is None else {"meta_kept": entry.meta_kept}
                 nodes.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
-                              ctime_ns=entry.ctime_ns, etag=entry.etag)
+                              ctime_ns=entry.ctime_ns, etag=entry.etag, **kept)
                 unchanged = staged is None or staged.writers <= 0  # else a write may follow
                 if digest is not None and unchanged and entry.size == row.size > 0:
                     hashes.record(txn, row.source_id, row.remote_path, entry.identity,
@@ -707,3 +733,22 @@ class RemoteFiles:
     def pending(self) -> tuple[int, int]:
         """(number, bytes) of this daemon's uploads still to send."""
         return self.tree.pending_uploads(self.owner)
+
+
+def kept_attrs(node: Node, backend: Backend) -> FileAttrs:
+    """What the storage is to keep of a file besides its bytes: its mode (on S3, where
+    the node has one of its own: made through the mount, set, or read from the object),
+    and on S3 also its owner where the node has one of its own, and its mtime."""
+    if not isinstance(backend, MetadataStore):
+        return FileAttrs(mode=node.mode)
+    kept = node.meta_kept or 0
+    return FileAttrs(mode=node.mode if kept & KEPT_MODE else None,
+                     uid=node.uid if kept & KEPT_UID else None,
+                     gid=node.gid if kept & KEPT_GID else None, mtime_ns=node.mtime_ns)
+
+
+def holds(entry: Entry, attrs: FileAttrs) -> bool:
+    """Does the storage's entry have every attribute `attrs` names?"""
+    return ((attrs.mode is None or stat.S_IMODE(entry.mode) == stat.S_IMODE(attrs.mode))
+            and attrs.uid in (None, entry.uid) and attrs.gid in (None, entry.gid)
+            and attrs.mtime_ns in (None, entry.mtime_ns))

@@ -13,18 +13,26 @@ import errno
 import logging
 import os
 import stat
+import time
 from dataclasses import dataclass
 
 import trio
 
-from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, DirectFiles
+from markfs.backends.base import (
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    Backend,
+    DirectFiles,
+    FileAttrs,
+    MetadataStore,
+)
 from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
 from markfs.catalog.db import Txn
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.handles import FileHandle, is_write_open
-from markfs.namespace.listing import child_path, refresh_one
+from markfs.namespace.listing import child_path, refresh_one, update_attrs
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
 from markfs.namespace.remote import RemoteFiles
 from markfs.namespace.sourcelisting import SourceListings
@@ -88,9 +96,15 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             if parent.mode & stat.S_ISGID:
                 mode |= stat.S_ISGID
-            await self.s.io(backend.mkdir, path, mode)
-            await give_to(self.s, backend, parent, path, caller)
-            node = await self.listings.record(parent, name, backend)
+            if isinstance(backend, MetadataStore):  # (S3: mode and owner go with the marker)
+                gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
+                entry = await self.s.io(backend.mkdir_with, path, FileAttrs(
+                    stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid, time.time_ns()))
+                node = self.listings.record_entry(parent, name, entry)
+            else:
+                await self.s.io(backend.mkdir, path, mode)
+                await give_to(self.s, backend, parent, path, caller)
+                node = await self.listings.record(parent, name, backend)
             self._store(backend).attrs_changed(parent, backend)
         self.listings.mark_listed(node.id)
         return node
@@ -248,6 +262,8 @@ class SourceFiles(Provider):
             self.s.handles.set_size(node.id, changes.size)
         times = None if changes.atime_ns is None and changes.mtime_ns is None else (
             changes.atime_ns, changes.mtime_ns)
+        if isinstance(backend, MetadataStore):
+            return await self._set_metadata(node, backend, changes, times)
         if self.remote.has_staged(node.id):  # the source has not got this content yet
             self.remote.staged_attrs(node, changes.mode, times)
             if changes.uid is not None or changes.gid is not None:
@@ -265,6 +281,27 @@ class SourceFiles(Provider):
         # (the server's folder time may be passing: uploads below land before the times
         # set on it are set again; the catalog keeps those)
         return self.remote.keep_folder_times(restated)
+
+    async def _set_metadata(self, node: Node, backend: MetadataStore, changes: AttrChanges,
+                            times: tuple[int | None, int | None] | None) -> Node:
+        """S3: mode, owner and mtime are the object's metadata. Of a file whose content is
+        still staged they are kept in the catalog, and go with its upload; else the
+        object's are replaced on the server (its mtime kept: the copy that replaces them
+        moves LastModified)."""
+        owner = (changes.uid, changes.gid)
+        if self.remote.has_staged(node.id):
+            self.remote.staged_attrs(node, changes.mode, times, owner)
+            return self.s.tree.node(node.id) or node
+        mtime = times[1] if times is not None else None
+        attrs = FileAttrs(
+            mode=None if changes.mode is None else stat.S_IFMT(node.mode) | changes.mode,
+            uid=changes.uid, gid=changes.gid, mtime_ns=node.mtime_ns if mtime is None else mtime)
+        if attrs.mode is None and attrs.uid is None and attrs.gid is None and mtime is None:
+            return await self.listings.restat(node)  # (chown to -1 -1, an atime alone)
+        assert node.remote_path is not None
+        entry = await self.s.io(backend.set_attrs, node.remote_path, attrs)
+        current = self.s.tree.node(node.id)
+        return node if current is None else update_attrs(self.s.tree, current, entry)
 
     async def _chown(self, backend: Backend, path: bytes, changes: AttrChanges,
                      missing_ok: bool = False) -> None:

@@ -18,16 +18,24 @@ import logging
 
 import trio
 
-from markfs.backends.base import Backend, Entry
+from markfs.backends.base import Backend, Entry, MetadataStore
 from markfs.errors import FsError, SourceShut
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
-from markfs.namespace.listing import ListingDiff, child_path, reconcile, refresh_one, update_attrs
+from markfs.namespace.listing import (
+    ListingDiff,
+    child_path,
+    needs_completion,
+    reconcile,
+    refresh_one,
+    update_attrs,
+)
 from markfs.namespace.provider import Services
 from markfs.namespace.renames import RenameEpochs
 from markfs.namespace.sources import SourceSet
 
 log = logging.getLogger(__name__)
+COMPLETIONS_AT_ONCE = 16  # requests completing a listing's entries (S3 HEADs) at once
 
 
 class SourceListings:
@@ -118,6 +126,7 @@ class SourceListings:
         METRICS.listings.labels(self.sources.name(current.source_id)).inc()
         try:
             pages = await self._list_pages(backend, path)
+            entries = await self._completed(backend, current, [e for p in pages for e in p])
             self.sources.answered(current.source_id)
         except FsError as exc:
             self.sources.answered(current.source_id, exc)
@@ -129,8 +138,34 @@ class SourceListings:
             raise FsError(errno.ENOENT)
         if not self.renames.unchanged_since(mark) or current.remote_path != path:
             return None
-        return reconcile(self.s.tree, current, [e for page in pages for e in page],
-                         self.s.marks.since(started))
+        return reconcile(self.s.tree, current, entries, self.s.marks.since(started))
+
+    async def _completed(self, backend: Backend, folder: Node,
+                         entries: list[Entry]) -> list[Entry]:
+        """The entries, those a listing gave only in part (S3: no object metadata) and
+        whose node does not hold it for this version completed — a request each,
+        `COMPLETIONS_AT_ONCE` at a time. An entry gone meanwhile is left out."""
+        known = self.s.tree.child_map(folder.id)
+        todo = [i for i, e in enumerate(entries) if needs_completion(known.get(e.name), e)]
+        if not todo or not isinstance(backend, MetadataStore):
+            return entries
+        out: list[Entry | None] = list(entries)
+        limiter = trio.CapacityLimiter(COMPLETIONS_AT_ONCE)
+
+        async def complete(index: int) -> None:
+            async with limiter:
+                entry = entries[index]
+                try:
+                    out[index] = await self.s.io(backend.complete,
+                                                 child_path(folder, entry.name), entry)
+                except FsError as exc:
+                    if exc.code != errno.ENOENT:
+                        raise
+                    out[index] = None
+        async with trio.open_nursery() as nursery:
+            for index in todo:
+                nursery.start_soon(complete, index)
+        return [e for e in out if e is not None]
 
     async def _list_pages(self, backend: Backend, path: bytes) -> list[list[Entry]]:
         """Every page of a listing. Each page must come within `io_timeout` (a server that
@@ -175,7 +210,11 @@ class SourceListings:
 
     async def record(self, parent: Node, name: bytes, backend: Backend) -> Node:
         """Stat a path just changed through the mount and store what the source says."""
-        entry = await self.s.io(backend.stat, child_path(parent, name))
+        return self.record_entry(parent, name,
+                                 await self.s.io(backend.stat, child_path(parent, name)))
+
+    def record_entry(self, parent: Node, name: bytes, entry: Entry) -> Node:
+        """Store what the source said of a path just changed through the mount."""
         refresh_one(self.s.tree, parent, entry, name)
         node = self.s.tree.child(parent.id, name)
         if node is None:

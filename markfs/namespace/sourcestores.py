@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
-from markfs.backends.base import RENAME_EXCHANGE, RENAME_NOREPLACE, Backend, DirectFiles
+from markfs.backends.base import (
+    KEPT_ALL,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    Backend,
+    DirectFiles,
+    MetadataStore,
+)
 from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
 from markfs.errors import FsError
@@ -145,7 +152,9 @@ class StagedStore:
         now = time.time_ns()
         new = nodes.NewNode(Kind.SOURCE, stat.S_IFREG | stat.S_IMODE(mode), caller.uid,
                             caller.gid, 0, now, now, source_id=parent.source_id,
-                            remote_path=child_path(parent, name))
+                            remote_path=child_path(parent, name),
+                            # (S3: the upload keeps mode and owner as the object's metadata)
+                            meta_kept=KEPT_ALL if isinstance(backend, MetadataStore) else None)
         with self.s.tree.transaction() as txn:
             node_id = nodes.insert_node(txn, parent.id, name, new,
                                         generation=self.s.tree.generation)

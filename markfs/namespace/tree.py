@@ -201,6 +201,10 @@ class Tree:
     def children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
         return node_rows.list_children(self.catalog.conn, parent, after, limit)
 
+    def child_map(self, parent: int) -> dict[bytes, Node]:
+        """Every name of a folder with its node."""
+        return node_rows.child_names(self.catalog.conn, parent)
+
     def count_nodes(self) -> int:
         return node_rows.count_nodes(self.catalog.conn)
 
