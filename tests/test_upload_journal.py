@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,35 @@ def test_fsync_after_an_outage_retries_at_once(tmp_path: Path, data_dir: Path) -
         finally:
             os.close(fd)
         assert server.source.get("late.txt") == b"written while the server was down"
+    finally:
+        mount.stop()
+        server.close()
+
+
+def test_fsync_through_a_descriptor_that_wrote_nothing_waits_for_the_upload(
+        tmp_path: Path, data_dir: Path) -> None:
+    """`sync FILE` opens the file read-only and fsyncs it: the file's content as closed
+    through another descriptor is on the server when fsync returns (before: it
+    returned at once, the upload still waiting for the server)."""
+    server = Stoppable("s3", tmp_path)
+    mount = mount_remote(tmp_path, data_dir, server.source, "io_timeout = 5\n")
+    try:
+        path = pending_while_down(mount, server, "synced.txt", b"closed, then synced")
+        wait_until(lambda: upload_attempts(data_dir) >= 1)
+        seen: list[bytes | None] = []
+
+        def sync() -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                seen.append(server.source.get("synced.txt"))
+            finally:
+                os.close(fd)
+        syncing = threading.Thread(target=sync)
+        syncing.start()
+        server.start()
+        syncing.join()
+        assert seen == [b"closed, then synced"]
     finally:
         mount.stop()
         server.close()

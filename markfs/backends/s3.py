@@ -477,7 +477,11 @@ class S3Backend:
         marker = self._dir_key(path)
         head = self._head(marker)
         if head is not None:
-            self._replace_metadata(marker, head, attrs)
+            try:
+                self._replace_metadata(marker, head, attrs)
+            except OSError as exc:  # SeaweedFS: a marker is a folder of its filer, not an
+                if exc.errno != errno.ENOENT:  # object a copy can replace; its folders
+                    raise                      # keep no metadata (the catalog does)
         elif self._has_children(path) or not path:
             self._put_empty(marker, attrs)
         else:

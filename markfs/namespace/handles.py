@@ -170,8 +170,10 @@ class StagedHandle(FileHandle):
         if node is None:
             return  # unlinked while open
         size, now = self.staged.size, time.time_ns()
+        times = self.staged.times  # set since the last write (cp -a: futimens, then close)
+        mtime = times[1] if times is not None and times[1] is not None else now
         with self._tree.transaction() as txn:
-            nodes.update_node(txn, node.id, size=size, mtime_ns=now, ctime_ns=now)
+            nodes.update_node(txn, node.id, size=size, mtime_ns=mtime, ctime_ns=now)
         self.journal_id = self._remote.journal(node.with_(size=size), self.staged)
         self.size = size
 

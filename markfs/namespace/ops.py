@@ -348,8 +348,11 @@ class Namespace:
         await handle.fsync(datasync)
         if handle.written:
             await handle.settle()
-        if handle.journal_id is not None:
-            await self.remote.wait_uploaded(handle.journal_id, self.config.io_timeout * 4)
+        # (a descriptor that wrote nothing itself, as `sync FILE` opens one, waits for the
+        # file's content as it was closed through any other: fsync is of the file)
+        journal_id = handle.journal_id or self.remote.latest_upload(handle.node_id)
+        if journal_id is not None:
+            await self.remote.wait_uploaded(journal_id, self.config.io_timeout * 4)
         self.tree.catalog.checkpoint()
         self.tree.hot.sync()
 

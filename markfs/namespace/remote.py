@@ -383,6 +383,11 @@ class RemoteFiles:
             for path in (old_path, new_path):  # neither name may serve the other's chunks
                 self.cache.bump_epoch(node.source_id or 0, path)
 
+    def latest_upload(self, node_id: int) -> int | None:
+        """The journal row of the file's newest content still to send, if any."""
+        rows = upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner)
+        return rows[-1].id if rows else None
+
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
         self.retry_now()  # fsync tries at once, not after the back-off

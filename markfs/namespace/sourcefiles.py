@@ -14,15 +14,19 @@ import logging
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
 from markfs.backends.base import (
+    KEPT_GID,
+    KEPT_MODE,
+    KEPT_UID,
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     Backend,
     DirectFiles,
+    Entry,
     FileAttrs,
     MetadataStore,
 )
@@ -34,7 +38,7 @@ from markfs.model import Node
 from markfs.namespace.handles import FileHandle, is_write_open
 from markfs.namespace.listing import child_path, refresh_one, update_attrs
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
-from markfs.namespace.remote import RemoteFiles
+from markfs.namespace.remote import RemoteFiles, holds
 from markfs.namespace.sourcelisting import SourceListings
 from markfs.namespace.sources import SourceSet
 from markfs.namespace.sourcestores import InPlaceStore, StagedStore, give_to
@@ -98,9 +102,10 @@ class SourceFiles(Provider):
                 mode |= stat.S_ISGID
             if isinstance(backend, MetadataStore):  # (S3: mode and owner go with the marker)
                 gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
-                entry = await self.s.io(backend.mkdir_with, path, FileAttrs(
-                    stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid, time.time_ns()))
-                node = self.listings.record_entry(parent, name, entry)
+                attrs = FileAttrs(stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid,
+                                  time.time_ns())
+                entry = await self.s.io(backend.mkdir_with, path, attrs)
+                node = self.listings.record_entry(parent, name, folder_keeps(entry, attrs))
             else:
                 await self.s.io(backend.mkdir, path, mode)
                 await give_to(self.s, backend, parent, path, caller)
@@ -301,7 +306,11 @@ class SourceFiles(Provider):
         assert node.remote_path is not None
         entry = await self.s.io(backend.set_attrs, node.remote_path, attrs)
         current = self.s.tree.node(node.id)
-        return node if current is None else update_attrs(self.s.tree, current, entry)
+        if current is None:
+            return node
+        if current.is_dir:
+            entry = folder_keeps(entry, attrs, current)
+        return update_attrs(self.s.tree, current, entry)
 
     async def _chown(self, backend: Backend, path: bytes, changes: AttrChanges,
                      missing_ok: bool = False) -> None:
@@ -346,3 +355,23 @@ def _exchange(txn: Txn, move: _Move) -> None:
                     move.old_path)
     nodes.move_name(txn, move.old_parent, parking, move.new_parent, move.new_name,
                     move.new_path)
+
+
+def folder_keeps(entry: Entry, attrs: FileAttrs, known: Node | None = None) -> Entry:
+    """A folder's entry with the attributes set on it that its storage did not keep
+    (SeaweedFS keeps no metadata on folder markers): the catalog keeps them then, over
+    what it kept before (`known`), for the mounts of this data directory."""
+    if holds(entry, attrs):
+        return entry
+    if known is not None:
+        entry = replace(entry, mode=known.mode, uid=known.uid, gid=known.gid,
+                        mtime_ns=known.mtime_ns, meta_kept=known.meta_kept)
+    asked = ((KEPT_MODE if attrs.mode is not None else 0)
+             | (KEPT_UID if attrs.uid is not None else 0)
+             | (KEPT_GID if attrs.gid is not None else 0))
+    return replace(
+        entry, mode=entry.mode if attrs.mode is None else stat.S_IFDIR | stat.S_IMODE(attrs.mode),
+        uid=entry.uid if attrs.uid is None else attrs.uid,
+        gid=entry.gid if attrs.gid is None else attrs.gid,
+        mtime_ns=entry.mtime_ns if attrs.mtime_ns is None else attrs.mtime_ns,
+        meta_kept=(entry.meta_kept or 0) | asked)
