@@ -29,6 +29,7 @@ from markfs.namespace.listing import (
     reconcile,
     refresh_one,
     update_attrs,
+    valid_name,
 )
 from markfs.namespace.provider import Services
 from markfs.namespace.renames import RenameEpochs
@@ -146,7 +147,8 @@ class SourceListings:
         whose node does not hold it for this version completed — a request each,
         `COMPLETIONS_AT_ONCE` at a time. An entry gone meanwhile is left out."""
         known = self.s.tree.child_map(folder.id)
-        todo = [i for i, e in enumerate(entries) if needs_completion(known.get(e.name), e)]
+        todo = [i for i, e in enumerate(entries)
+                if valid_name(e.name) and needs_completion(known.get(e.name), e)]
         if not todo or not isinstance(backend, MetadataStore):
             return entries
         out: list[Entry | None] = list(entries)
