@@ -71,3 +71,25 @@ def test_a_tree_copied_in_keeps_every_mode_and_time(
     mount.remount()
     assert differences(tree, copy) == []  # after a remount
     assert differences(tree, on_server / "copy") == []  # the server's own copy
+
+
+def test_git_sees_no_change_after_a_remount(sftp_mount: tuple[Mount, Path]) -> None:
+    mount, _on_server = sftp_mount
+    repo = mount.path / "sources" / "r" / "repo"
+    repo.mkdir()
+    for number in range(6):
+        script = repo / f"run{number}.sh"
+        script.write_text(f"echo {number}\n")
+        script.chmod(0o755 if number % 2 else 0o644)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "scripts"], check=True)
+    for path in repo.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    mount.remount()
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
+                            check=True)
+    assert status.stdout == ""

@@ -146,10 +146,12 @@ class SourceListings:
         """The entries, those a listing gave only in part (S3: no object metadata) and
         whose node does not hold it for this version completed — a request each,
         `COMPLETIONS_AT_ONCE` at a time. An entry gone meanwhile is left out."""
+        if not isinstance(backend, MetadataStore):
+            return entries
         known = self.s.tree.child_map(folder.id)
         todo = [i for i, e in enumerate(entries)
                 if valid_name(e.name) and needs_completion(known.get(e.name), e)]
-        if not todo or not isinstance(backend, MetadataStore):
+        if not todo:
             return entries
         out: list[Entry | None] = list(entries)
         limiter = trio.CapacityLimiter(COMPLETIONS_AT_ONCE)
