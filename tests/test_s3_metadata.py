@@ -287,3 +287,21 @@ def test_metadata_in_both_tools_forms_is_read_and_never_grants_privileges() -> N
     assert written == {"mode": str(0o100640), "uid": "1", "gid": "2",
                        "mtime": "1000000000.000000005"}
     assert attrs_from(written, stat.S_IFREG)[0].mtime_ns == 1_000_000_000_000_000_005
+
+
+def test_the_quick_head_a_listing_is_completed_with_reads_what_boto3_reads(
+        remote: RemoteSource, server: S3Endpoint) -> None:
+    """The HEADs that complete a listing are signed and sent without boto3's request
+    pipeline: the same answer for keys that need quoting, and None where nothing is."""
+    from markfs.backends.base import S3Location
+    from markfs.backends.s3 import S3Backend
+
+    backend = S3Backend(S3Location(bucket_of(remote), "data/", server.endpoint, "us-east-1"))
+    for name in ("a b+c.txt", "été/ü~x=1&y", "x%20y", "d/"):
+        key = "data/" + name
+        backend.client.put_object(Bucket=bucket_of(remote), Key=key, Body=b"xy",
+                                  Metadata={"mode": "33188", "mtime": "5.5"})
+        quick, slow = backend._head_quick(key), backend._head(key)
+        assert quick is not None and slow is not None
+        assert quick == {field: slow[field] for field in quick}, name
+    assert backend._head_quick("data/nothing here") is None

@@ -22,14 +22,18 @@ import errno
 import io
 import os
 import stat
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
 import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 
 from markfs.backends.base import (
     Entry,
@@ -121,6 +125,16 @@ def _checked_length(key: str) -> str:
     return key
 
 
+def _head_fields(headers: Mapping[str, str]) -> dict[str, Any]:
+    """What `_from_head` reads of a HEAD, from its HTTP headers (as boto3 names it)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {"LastModified": parsedate_to_datetime(lowered["last-modified"]),
+            "ContentLength": int(lowered.get("content-length", "0")),
+            "ETag": lowered.get("etag"),
+            "Metadata": {k[len("x-amz-meta-"):]: v for k, v in lowered.items()
+                         if k.startswith("x-amz-meta-")}}
+
+
 def _typed(attrs: FileAttrs, kind: int) -> FileAttrs:
     """`attrs` with the mode's type bits those of `kind` (as s3fs writes modes)."""
     if attrs.mode is None:
@@ -142,7 +156,8 @@ class S3Backend:
             retries={"mode": "standard", "max_attempts": max_attempts},
             s3={"addressing_style": "path"}, connect_timeout=connect_timeout,
             read_timeout=read_timeout, max_pool_connections=64)
-        self.client: Any = boto3.session.Session().client(
+        self._session = boto3.session.Session()
+        self.client: Any = self._session.client(
             "s3", endpoint_url=location.endpoint, region_name=location.region or "us-east-1",
             config=config)
         self.transfer = TransferConfig(multipart_threshold=PART_SIZE,
@@ -244,15 +259,41 @@ class S3Backend:
         """The metadata of a listed file (HEAD), or of a listed folder's marker if it
         has one."""
         if stat.S_ISDIR(entry.mode):
-            return self._marker_entry(path, replace(entry, meta_kept=0, partial=False))
-        head = self._head(self.key(path))
+            return self._marker_entry(path, replace(entry, meta_kept=0, partial=False),
+                                      self._head_quick)
+        head = self._head_quick(self.key(path))
         if head is None:
             raise OSError(errno.ENOENT, f"no such object: {path!r}")
         return self._from_head(entry.name, head, stat.S_IFREG)
 
-    def _marker_entry(self, path: bytes, plain: Entry) -> Entry:
-        head = self._head(self._dir_key(path))
+    def _marker_entry(self, path: bytes, plain: Entry, head_of: Any = None) -> Entry:
+        head = (head_of or self._head)(self._dir_key(path))
         return plain if head is None else self._from_head(plain.name, head, stat.S_IFDIR)
+
+    def _head_quick(self, key: str) -> dict[str, Any] | None:
+        """`_head` signed and sent by botocore's own signer and HTTP session (its pool,
+        timeouts, proxies and CA bundle), without the client's request pipeline: a third
+        of its CPU (0.5 ms against 1.4 ms a request here), for the many HEADs that
+        complete a listing. Anything but a 200 or a 404 is asked again through the
+        client, for its retries and its errors."""
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            return self._head(key)
+        url = "/".join((self.client.meta.endpoint_url.rstrip("/"),
+                        urllib.parse.quote(self.loc.bucket, safe=""),
+                        urllib.parse.quote(key, safe="/~")))
+        request = AWSRequest(method="HEAD", url=url)
+        S3SigV4Auth(credentials.get_frozen_credentials(), "s3",
+                    self.client.meta.region_name).add_auth(request)
+        try:
+            response = self.client._endpoint.http_session.send(request.prepare())
+        except Exception:  # (connection trouble: the client's retries decide)
+            return self._head(key)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            return self._head(key)
+        return _head_fields(response.headers)
 
     def _first_below(self, path: bytes) -> str | None:
         try:
