@@ -9,6 +9,7 @@ open for writing or with staged content (`ChangeMarks.since`).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -31,40 +32,62 @@ class KernelNotifier(Protocol):
         """Call `call` (on the notifier's thread) once everything asked before is done."""
 
 
+MARK_HORIZON_S = 600.0  # longer than any listing runs (list_timeout is at most this)
+
+
 class DirectoryLocks:
     """One lock per directory: its mutations and the reconcile of its listing never
-    interleave. Several are taken in id order, so two renames cannot deadlock."""
+    interleave. Several are taken in id order, so two renames cannot deadlock. A lock
+    exists while someone holds or waits for it (the table holds only those)."""
 
     def __init__(self) -> None:
-        self._locks: dict[int, trio.Lock] = {}
+        self._locks: dict[int, tuple[trio.Lock, int]] = {}  # dir id -> (lock, users)
 
     @asynccontextmanager
     async def hold(self, *dir_ids: int) -> AsyncIterator[None]:
-        locks = [self._locks.setdefault(i, trio.Lock()) for i in sorted(set(dir_ids))]
-        for lock in locks:
-            await lock.acquire()
+        ids = sorted(set(dir_ids))
+        for dir_id in ids:
+            lock, users = self._locks.get(dir_id) or (trio.Lock(), 0)
+            self._locks[dir_id] = (lock, users + 1)
+        held: list[int] = []
         try:
+            for dir_id in ids:
+                await self._locks[dir_id][0].acquire()
+                held.append(dir_id)
             yield
         finally:
-            for lock in reversed(locks):
-                lock.release()
+            for dir_id in reversed(held):
+                self._locks[dir_id][0].release()
+            for dir_id in ids:
+                lock, users = self._locks[dir_id]
+                if users > 1:
+                    self._locks[dir_id] = (lock, users - 1)
+                else:
+                    del self._locks[dir_id]
 
 
 class ChangeMarks:
     """When the mount last changed each node, so older listings leave it alone.
 
     `busy(node_id)` says whether a node is open for writing or has staged content:
-    then nothing the source says about it is newer than what the mount has."""
+    then nothing the source says about it is newer than what the mount has. The marks
+    are kept in the order they were made, so those no listing in flight can predate
+    leave from the front: a mark costs the same however busy the mount has been."""
 
     def __init__(self, busy: Callable[[int], bool]) -> None:
-        self._at: dict[int, float] = {}  # node id -> trio time the mount last changed it
+        # node id -> trio time the mount last changed it, oldest first
+        self._at: OrderedDict[int, float] = OrderedDict()
         self._busy = busy
 
     def mark(self, node_id: int) -> None:
         now = trio.current_time()
-        if len(self._at) > 10_000:  # forget what no listing in flight can predate
-            self._at = {k: t for k, t in self._at.items() if now - t < 600}
         self._at[node_id] = now
+        self._at.move_to_end(node_id)
+        while self._at:  # forget what no listing in flight can predate
+            oldest, at = next(iter(self._at.items()))
+            if now - at < MARK_HORIZON_S:
+                break
+            del self._at[oldest]
 
     def since(self, started: float) -> Callable[[int], bool]:
         """Nodes a listing read at `started` must keep as they are in the catalog."""
