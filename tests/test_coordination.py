@@ -5,6 +5,7 @@ whole table — and the lock table kept a lock for every folder ever changed."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -56,3 +57,29 @@ def test_a_directory_lock_lives_while_it_is_held_or_awaited() -> None:
         assert locks._locks == {}
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_chunk_failures_and_readers_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for reads of remote files: a failure remembered never rebuilds the table
+    (before: past 1,024 fresh ones, each rebuilt it), and the last chunk read is kept for
+    the most recent READERS_TRACKED files only (before: for every file ever read)."""
+    from markfs.errors import FsError
+    from markfs.model import Kind, Node
+    from markfs.namespace import chunks
+
+    now = [1000.0]
+    monkeypatch.setattr(chunks.time, "monotonic", lambda: now[0])
+    reader = chunks.ChunkReader(cache=None, io=None, backend_of=None,  # type: ignore[arg-type]
+                                io_timeout=1.0)
+    table = reader._chunk_failures
+    for number in range(5000):
+        reader._remember_failure(b"c%d" % number, FsError(5))
+        assert reader._chunk_failures is table
+    now[0] += chunks.FAILURE_FRESH_S + 1
+    reader._remember_failure(b"last", FsError(5))
+    assert list(reader._chunk_failures) == [b"last"]
+    for node_id in range(chunks.READERS_TRACKED + 100):
+        node = Node(node_id, 1, b"f", Kind.SOURCE, 0o100644, 0, 0, 1, 0, 0)
+        reader._maybe_read_ahead(node, 0, 0)
+    assert len(reader._last_chunk) == chunks.READERS_TRACKED
+    assert chunks.READERS_TRACKED + 99 in reader._last_chunk and 0 not in reader._last_chunk

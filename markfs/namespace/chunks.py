@@ -34,6 +34,7 @@ from markfs.namespace.workers import IoRunner
 log = logging.getLogger(__name__)
 READ_AHEAD_CHUNKS = 2  # start the next streamed run this many chunks ahead
 FAILURE_FRESH_S = 1.0  # a chunk that failed this recently fails again without a request
+READERS_TRACKED = 4096  # files whose last chunk read is kept (sequential-read detection)
 STREAM_CHUNKS = 16  # chunks one streamed request covers for sequential reads (128 MiB)
 STREAM_TIMEOUT_S = 3600.0  # a whole run; a stall is caught by socket timeouts (io_timeout)
 
@@ -109,8 +110,10 @@ class ChunkReader:
         self._backend_of = backend_of
         self._fetching: dict[bytes, _Fetch] = {}  # chunk name -> its download
         self._open = OpenChunks()
-        self._chunk_failures: dict[bytes, tuple[float, FsError]] = {}  # chunk -> last
-        self._last_chunk: dict[int, int] = {}  # node id -> last chunk read (read-ahead)
+        # chunk -> its last failure, oldest first (they leave once stale)
+        self._chunk_failures: OrderedDict[bytes, tuple[float, FsError]] = OrderedDict()
+        # node id -> last chunk read (read-ahead), the most recently read files only
+        self._last_chunk: OrderedDict[int, int] = OrderedDict()
         self.fresh: dict[bytes, bytes] = {}  # chunks arrived, on their way into the cache
         self._nursery: trio.Nursery | None = None
 
@@ -207,11 +210,16 @@ class ChunkReader:
         self._chunk_failures.pop(name, None)
 
     def _remember_failure(self, name: bytes, error: FsError) -> None:
+        """Kept while fresh: stale ones leave from the front, so a failure costs the same
+        however many came before."""
         now = time.monotonic()
-        if len(self._chunk_failures) > 1024:  # only fresh ones matter
-            self._chunk_failures = {k: v for k, v in self._chunk_failures.items()
-                                    if now - v[0] < FAILURE_FRESH_S}
         self._chunk_failures[name] = (now, error)
+        self._chunk_failures.move_to_end(name)
+        while self._chunk_failures:
+            oldest, (at, _error) = next(iter(self._chunk_failures.items()))
+            if now - at < FAILURE_FRESH_S:
+                break
+            del self._chunk_failures[oldest]
 
     def _start_run(self, node: Node, first: int, count: int) -> _Fetch:
         """Claim chunks first.. (up to `count`, stopping at one already cached or being
@@ -300,6 +308,9 @@ class ChunkReader:
         """Sequential readers: keep the next chunks cached or on their way."""
         sequential = self._sequential(node.id, first)
         self._last_chunk[node.id] = last
+        self._last_chunk.move_to_end(node.id)
+        if len(self._last_chunk) > READERS_TRACKED:
+            self._last_chunk.popitem(last=False)
         if self._nursery is None or not sequential:
             return
         final = (node.size - 1) // CHUNK_SIZE
