@@ -14,6 +14,18 @@ from markfs.backends.base import Entry, FileAttrs, ServerCopies, UploadControl, 
 from markfs.backends.beneath import SourceRoot, proc_path
 
 PAGE_SIZE = 1000
+# Filesystems whose metadata calls are the kernel's own work on this machine: they answer
+# in microseconds, or hang only with the machine. Anything else (NFS, SMB, FUSE, 9p,
+# Ceph, ...) may wait on a network and keeps every call in a worker thread, under its
+# deadline.
+LOCAL_DISK_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs",
+                              "overlay", "zfs", "f2fs", "jfs", "bcachefs", "reiserfs"})
+# The calls of such a source run on the trio loop, not in a thread (a hop costs 40-110 us
+# here, the call itself a few): none that may free a large file's blocks (unlink, rename
+# over a file, truncate, open with O_TRUNC) or move data (read, write, fsync).
+INLINE_CALLS = frozenset({"stat", "create", "mkdir", "rmdir", "chmod", "chown", "utime",
+                          "symlink", "link", "mknod", "getxattr", "listxattr", "setxattr",
+                          "removexattr"})
 _libc = ctypes.CDLL(None, use_errno=True)
 _KEEP_FLAGS = os.O_ACCMODE | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_TRUNC
 
@@ -30,11 +42,29 @@ def entry_from_stat(name: bytes, st: os.stat_result, target: bytes | None = None
                  target=target, atime_ns=st.st_atime_ns, rdev=st.st_rdev)
 
 
+def filesystem_types(path: bytes) -> set[str]:
+    """The types of the filesystems a walk below `path` (absolute, resolved) may meet:
+    the one it is on and every one mounted below it (from mountinfo, now)."""
+    best, holding, below = -1, "", set()
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace(b"\\040", b" ").replace(b"\\011", b"\t")
+            kind = os.fsdecode(fields[fields.index(b"-") + 1])
+            if path == point or path.startswith(point.rstrip(b"/") + b"/"):
+                if len(point) >= best:
+                    best, holding = len(point), kind
+            elif point.startswith(path.rstrip(b"/") + b"/"):
+                below.add(kind)
+    return {holding, *below}
+
+
 class LocalFile:
     """An open local file: positioned reads and writes on one descriptor."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, inline_calls: frozenset[str] = frozenset()) -> None:
         self.fd = fd
+        self.inline_calls = inline_calls  # {"close"} on a local disk (see INLINE_CALLS)
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self.fd, size, offset)
@@ -66,6 +96,9 @@ class LocalBackend:
     def __init__(self, root: Path) -> None:
         self.root = os.fsencode(root.resolve())
         self.at = SourceRoot(self.root)
+        local = filesystem_types(self.root) <= LOCAL_DISK_TYPES
+        self.inline_calls = INLINE_CALLS if local else frozenset()  # (WorkerPool.run)
+        self._file_inline = frozenset({"close"}) if local else frozenset()
 
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         page: list[Entry] = []
@@ -131,13 +164,13 @@ class LocalBackend:
         return self.stat(path)
 
     def open(self, path: bytes, flags: int) -> LocalFile:
-        return LocalFile(self.at.open_file(path, flags & _KEEP_FLAGS))
+        return LocalFile(self.at.open_file(path, flags & _KEEP_FLAGS), self._file_inline)
 
     def create(self, path: bytes, mode: int, flags: int, exclusive: bool) -> LocalFile:
         flags = (flags & _KEEP_FLAGS) | os.O_CREAT | (os.O_EXCL if exclusive else 0)
         fd = self.at.open_file(path, flags, stat.S_IMODE(mode))
         os.fchmod(fd, stat.S_IMODE(mode))  # the daemon's umask must not apply
-        return LocalFile(fd)
+        return LocalFile(fd, self._file_inline)
 
     def mkdir(self, path: bytes, mode: int) -> None:
         with self.at.parent(path) as (folder, name):
