@@ -93,6 +93,10 @@ class MountConfig:
     # concurrent FUSE requests (trio tasks)
     max_tasks: int = field(default=64, metadata=_in(1, 100_000))
     watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
+    # extended attributes through the mount (tags, table freshness, user.* of sources);
+    # false: every xattr call is ENOSYS, after which the kernel asks no more — `ls -l`
+    # then costs no GETXATTR per entry (docs/benchmarks.md); tags stay in the CLI
+    xattrs: bool = True
     # on-disk content cache of remote files
     cache_max_bytes: int = field(default=10 * 1024**3, metadata=_in(0, 2**60))
     # seconds the daemon keeps uploading after unmount

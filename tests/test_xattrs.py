@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,41 @@ def test_attributes_a_local_file_had_in_the_catalog_are_still_read_and_removed(
     assert os.listxattr(src / "f") == ["user.old"]
     os.removexattr(src / "f", "user.old")
     assert os.listxattr(src / "f") == []
+
+
+def getxattr_requests(mount: Mount) -> int:
+    for line in (mount.path / ".markfs" / "metrics").read_text().splitlines():
+        if line.startswith('markfs_fuse_request_seconds_count{op="getxattr"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+@pytest.mark.parametrize("xattrs", [True, False])
+def test_a_mount_without_xattrs_costs_ls_no_request_per_entry(
+        tmp_path: Path, data_dir: Path, backing: Path, xattrs: bool) -> None:
+    """`[mount] xattrs = false` (issue 25, part 6): every xattr call is ENOSYS, which the
+    kernel remembers — `ls -l` asks no GETXATTR per entry (with them: two, for
+    security.selinux and system.posix_acl_access); tags stay with the CLI."""
+    for number in range(50):
+        (backing / f"f{number}").write_text("x")
+    (data_dir / "markfs.toml").write_text(f"[mount]\nxattrs = {str(xattrs).lower()}\n")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    for mount in Mount(data_dir, point).start().checked():
+        folder = mount.path / "sources" / "loc"
+        os.listdir(folder)
+        before = getxattr_requests(mount)
+        subprocess.run(["ls", "-l", str(folder)], stdout=subprocess.DEVNULL, check=True)
+        asked = getxattr_requests(mount) - before
+        if xattrs:
+            assert asked >= 50
+            os.setxattr(folder / "f0", "user.k", b"v")
+            assert os.getxattr(folder / "f0", "user.k") == b"v"
+        else:
+            assert asked <= 1  # (the first, answered ENOSYS)
+            with pytest.raises(OSError) as refused:
+                os.setxattr(folder / "f0", "user.k", b"v")
+            assert refused.value.errno == errno.EOPNOTSUPP
+            with pytest.raises(OSError) as unlisted:
+                os.listxattr(folder / "f0")
+            assert unlisted.value.errno == errno.EOPNOTSUPP

@@ -332,20 +332,30 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
 
     @_errors
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        self._xattrs_on()
         return self.ns.getxattr(self._id(inode), name)
 
     @_errors
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        self._xattrs_on()
         return self.ns.listxattr(self._id(inode))
 
     @_errors
     async def setxattr(self, inode: int, name: bytes, value: bytes,
                        ctx: pyfuse3.RequestContext) -> None:
+        self._xattrs_on()
         self.ns.setxattr(self._id(inode), name, value)
 
     @_errors
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._xattrs_on()
         self.ns.removexattr(self._id(inode), name)
+
+    def _xattrs_on(self) -> None:
+        """`[mount] xattrs = false`: ENOSYS, which the kernel remembers for the mount (it
+        asks no more: no GETXATTR per entry of `ls -l`)."""
+        if not self.config.xattrs:
+            raise FsError(errno.ENOSYS)
 
     @_errors
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
