@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,3 +185,37 @@ def source_for(request: Any, tmp_path: Path) -> RemoteSource:
         return sftp_source(request.getfixturevalue("sshd"), tmp_path / "sftp-root")
     server = request.getfixturevalue("s3" if request.param == "s3" else "seaweed")
     return s3_source(server, f"bucket-{os.getpid()}-{next(_fresh_buckets)}")
+
+
+def differences(source: Path, copy: Path) -> list[str]:
+    """What `rsync -a --checksum` would still change in `copy` (nothing: a faithful copy)."""
+    done = subprocess.run(["rsync", "-a", "--checksum", "--dry-run", "--itemize-changes",
+                           f"{source}/", f"{copy}/"], capture_output=True, text=True,
+                          check=True)
+    return done.stdout.splitlines()
+
+
+def fsync_all(top: Path) -> None:
+    """Every upload below `top`, with its attributes, landed (fsync waits for them)."""
+    for path in top.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def git_status_after_remount(mount: Mount, repo: Path) -> str:
+    """A repository of six scripts (three executable) committed in `repo` inside the
+    mount, then `git status --porcelain` after the mount was remounted."""
+    repo.mkdir()
+    for number in range(6):
+        script = repo / f"run{number}.sh"
+        script.write_text(f"echo {number}\n")
+        script.chmod(0o755 if number % 2 else 0o644)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "scripts"], check=True)
+    fsync_all(repo)
+    mount.remount()
+    return subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
+                          check=True).stdout

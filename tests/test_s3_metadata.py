@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount, in_process
-from remote_helpers import RemoteSource, mount_remote, source_for, wait_until
+from remote_helpers import (
+    RemoteSource,
+    differences,
+    fsync_all,
+    git_status_after_remount,
+    mount_remote,
+    source_for,
+    wait_until,
+)
 from servers import S3Endpoint
 
 TOOL_WAIT_S = 30.0
@@ -77,21 +85,6 @@ def tree(tmp_path: Path) -> Path:
         folder.chmod(0o750)
         os.utime(folder, (1_100_000_000, 1_100_000_000))
     return top
-
-
-def differences(source: Path, copy: Path) -> list[str]:
-    done = subprocess.run(["rsync", "-a", "--checksum", "--dry-run", "--itemize-changes",
-                           f"{source}/", f"{copy}/"], capture_output=True, text=True,
-                          check=True)
-    return done.stdout.splitlines()
-
-
-def fsync_all(top: Path) -> None:
-    """Every upload, with its attributes, landed (fsync waits for them)."""
-    for path in top.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
 
 
 class S3fs:
@@ -182,20 +175,7 @@ def test_a_tree_copied_in_keeps_every_mode_and_time(
 def test_git_sees_no_change_after_a_remount(mount: Mount) -> None:
     """Before: after a remount every script showed `mode change 100755 => 100644`."""
     repo = mount.path / "sources" / "r" / "repo"
-    repo.mkdir()
-    for number in range(6):
-        script = repo / f"run{number}.sh"
-        script.write_text(f"echo {number}\n")
-        script.chmod(0o755 if number % 2 else 0o644)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "scripts"], check=True)
-    fsync_all(repo)
-    mount.remount()
-    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
-                            check=True)
-    assert status.stdout == ""
+    assert git_status_after_remount(mount, repo) == ""
     assert os.access(repo / "run1.sh", os.X_OK) and not os.access(repo / "run0.sh", os.X_OK)
 
 

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import Mount
-from remote_helpers import mount_remote, sftp_source
+from remote_helpers import (
+    differences,
+    fsync_all,
+    git_status_after_remount,
+    mount_remote,
+    sftp_source,
+)
 from servers import SshServer
 
 
@@ -46,13 +52,6 @@ def sftp_mount(tmp_path: Path, data_dir: Path, sshd: SshServer) -> Iterator[tupl
     mount.assert_log_clean()
 
 
-def differences(source: Path, copy: Path) -> list[str]:
-    done = subprocess.run(["rsync", "-a", "--checksum", "--dry-run", "--itemize-changes",
-                           f"{source}/", f"{copy}/"], capture_output=True, text=True,
-                          check=True)
-    return done.stdout.splitlines()
-
-
 @pytest.mark.parametrize("tool", ["rsync", "cp"])
 def test_a_tree_copied_in_keeps_every_mode_and_time(
         tree: Path, sftp_mount: tuple[Mount, Path], tool: str) -> None:
@@ -64,10 +63,7 @@ def test_a_tree_copied_in_keeps_every_mode_and_time(
         subprocess.run(["cp", "-a", str(tree), str(copy)], check=True)
     assert differences(tree, copy) == []  # right away
     os.sync()  # (fsync of every file: the uploads and their attributes have landed)
-    for path in copy.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
+    fsync_all(copy)
     mount.remount()
     assert differences(tree, copy) == []  # after a remount
     assert differences(tree, on_server / "copy") == []  # the server's own copy
@@ -75,21 +71,4 @@ def test_a_tree_copied_in_keeps_every_mode_and_time(
 
 def test_git_sees_no_change_after_a_remount(sftp_mount: tuple[Mount, Path]) -> None:
     mount, _on_server = sftp_mount
-    repo = mount.path / "sources" / "r" / "repo"
-    repo.mkdir()
-    for number in range(6):
-        script = repo / f"run{number}.sh"
-        script.write_text(f"echo {number}\n")
-        script.chmod(0o755 if number % 2 else 0o644)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "scripts"], check=True)
-    for path in repo.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    mount.remount()
-    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
-                            check=True)
-    assert status.stdout == ""
+    assert git_status_after_remount(mount, mount.path / "sources" / "r" / "repo") == ""

@@ -23,7 +23,7 @@ import io
 import os
 import stat
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -266,7 +266,8 @@ class S3Backend:
             raise OSError(errno.ENOENT, f"no such object: {path!r}")
         return self._from_head(entry.name, head, stat.S_IFREG)
 
-    def _marker_entry(self, path: bytes, plain: Entry, head_of: Any = None) -> Entry:
+    def _marker_entry(self, path: bytes, plain: Entry,
+                      head_of: Callable[[str], dict[str, Any] | None] | None = None) -> Entry:
         head = (head_of or self._head)(self._dir_key(path))
         return plain if head is None else self._from_head(plain.name, head, stat.S_IFDIR)
 

@@ -94,10 +94,17 @@ def scenarios(mount: Mount, folder: Path, files: int, ttl: float) -> None:
         print(f"  {label:<42} {per_file(mount, step, files)}", flush=True)
 
 
-def mount_source(tmp: Path, name: str, url: str) -> Mount:
-    in_process(lambda tree: add_source(tree, "src", url, False), tmp / f"data-{name}")
-    (tmp / f"mnt-{name}").mkdir()
-    return Mount(tmp / f"data-{name}", tmp / f"mnt-{name}").start()
+def measure(tmp: Path, name: str, url: str, files: int, ttl: float) -> None:
+    """The scenarios on a mount of one source (`url`), printed under `name`."""
+    slug = name.split()[0].lower()
+    in_process(lambda tree: add_source(tree, "src", url, False), tmp / f"data-{slug}")
+    (tmp / f"mnt-{slug}").mkdir()
+    mount = Mount(tmp / f"data-{slug}", tmp / f"mnt-{slug}").start()
+    try:
+        print(f"{name}, per file:")
+        scenarios(mount, mount.path / "sources" / "src", files, ttl)
+    finally:
+        mount.stop()
 
 
 def main() -> None:
@@ -111,25 +118,15 @@ def main() -> None:
         kinds = args.only.split(",")
         if "local" in kinds:
             (tmp / "local").mkdir()
-            mount = mount_source(tmp, "local", f"file://{tmp / 'local'}")
-            try:
-                print("local source, per file:")
-                scenarios(mount, mount.path / "sources" / "src", args.files, ttl)
-            finally:
-                mount.stop()
+            measure(tmp, "local source", f"file://{tmp / 'local'}", args.files, ttl)
         if "s3" in kinds:
             s3_env()
-            weed = SeaweedServer(tmp / "seaweed")
             (tmp / "seaweed").mkdir()
+            weed = SeaweedServer(tmp / "seaweed")
             weed.start()
             try:
                 weed.client().create_bucket(Bucket="requests")  # type: ignore[attr-defined]
-                mount = mount_source(tmp, "s3", weed.url("requests"))
-                try:
-                    print("S3 (SeaweedFS), per file:")
-                    scenarios(mount, mount.path / "sources" / "src", args.files, ttl)
-                finally:
-                    mount.stop()
+                measure(tmp, "S3 (SeaweedFS)", weed.url("requests"), args.files, ttl)
             finally:
                 weed.stop()
         if "sftp" in kinds:
@@ -137,12 +134,7 @@ def main() -> None:
             ssh.start()
             try:
                 (tmp / "sftp-root").mkdir()
-                mount = mount_source(tmp, "sftp", ssh.url(tmp / "sftp-root"))
-                try:
-                    print("SFTP, per file:")
-                    scenarios(mount, mount.path / "sources" / "src", args.files, ttl)
-                finally:
-                    mount.stop()
+                measure(tmp, "SFTP", ssh.url(tmp / "sftp-root"), args.files, ttl)
             finally:
                 ssh.stop()
 
