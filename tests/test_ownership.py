@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Mount, add_source_now, run_markfs
@@ -154,3 +155,28 @@ def test_the_fstab_helper_passes_uid_gid_and_umask_on() -> None:
     args = mount_arguments("/d", "/m", "allow_other,uid=1000,gid=100,umask=002,noatime")
     assert args == ["--data-dir", "/d", "mount", "/m", "--allow-other", "--uid", "1000",
                     "--gid", "100", "--umask", "002"]
+
+
+def put_with_metadata(s3: S3Server, bucket: RemoteSource, name: str,
+                      metadata: dict[str, str]) -> None:
+    client: Any = s3.client()
+    client.put_object(Bucket=bucket.url.split("/")[2].split("?")[0], Key=f"data/{name}",
+                      Body=b"secret", Metadata=metadata)
+
+
+def test_s3_metadata_owners_decide_who_reads_within_the_umask(
+        mount_with: MountWith, bucket: RemoteSource, s3: S3Server) -> None:
+    """Issue 24: an object's x-amz-meta-uid/-mode (s3fs's) decide who may read it, as a
+    second user sees it; the mount's --umask stays a ceiling (whoever writes to the bucket
+    sets the metadata) and a set-user-ID bit never shows."""
+    put_with_metadata(s3, bucket, "alices.txt", {"uid": str(ALICE), "gid": str(TEAM),
+                                                 "mode": str(0o100600)})
+    put_with_metadata(s3, bucket, "setuid.txt", {"mode": str(0o104755)})
+    put_with_metadata(s3, bucket, "wide.txt", {"mode": str(0o100666)})
+    s3_files = mount_with("--umask", "022") / "sources" / "r"
+    assert owner_and_mode(s3_files / "alices.txt") == (ALICE, TEAM, "0o600")
+    assert outcome(alice, s3_files, lambda: Path("alices.txt").read_bytes()) == "ok"
+    assert outcome(bob, s3_files, lambda: Path("alices.txt").read_bytes()) == "EACCES"
+    assert owner_and_mode(s3_files / "setuid.txt") == (0, 0, "0o755")
+    assert owner_and_mode(s3_files / "wide.txt") == (0, 0, "0o644")  # 0666 within 022
+    assert outcome(bob, s3_files, write("wide.txt")) == "EACCES"
