@@ -67,6 +67,9 @@ class Metrics:
             "40-110 us here), by the function called", ["fn"], registry=r)
         self.listings = Counter("markfs_listing_requests", "Folder listings asked of "
                                 "sources, by source", ["source"], registry=r)
+        self.watched_sources = Gauge(
+            "markfs_watched_sources", "Local sources whose every outside change the "
+            "watcher reports (0 after lost events: listings expire by dir_ttl)", registry=r)
         self.scan_jobs = Gauge("markfs_scan_jobs", "Scan and refresh jobs in the catalog's "
                                "log, by state", ["state"], registry=r)
         self.stale_tables = Gauge("markfs_stale_tables", "Managed tables whose snapshot is "

@@ -144,8 +144,7 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         entry = pyfuse3.EntryAttributes()
         entry.st_ino = self._ino(node.id)
         entry.generation = node.generation
-        entry.entry_timeout = self.config.entry_ttl
-        entry.attr_timeout = self.config.attr_ttl
+        entry.entry_timeout, entry.attr_timeout = self.ns.kernel_ttl(node)
         entry.st_mode, entry.st_uid, entry.st_gid = self.ns.ownership.of(node)
         entry.st_nlink = node.nlink
         entry.st_size = node.size
@@ -183,11 +182,11 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
         except FsError as exc:
             if exc.code != errno.ENOENT or per_caller:  # (no miss kept for others either)
                 raise
-        # inode 0: the kernel caches "no such name" for entry_ttl (creates through the
-        # mount replace it; outside changes drop it through invalidate_entry)
+        # inode 0: the kernel caches "no such name" (creates through the mount replace
+        # it; outside changes drop it through invalidate_entry)
         negative = pyfuse3.EntryAttributes()
         negative.st_ino = 0
-        negative.entry_timeout = self.config.entry_ttl
+        negative.entry_timeout = self.ns.kernel_ttl_of_absent(parent_id)
         return negative
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:

@@ -51,10 +51,12 @@ class SourceListings:
         """The watcher reports every change to these sources from now on."""
         now = trio.current_time()
         self._watched.update((source_id, now) for source_id in source_ids)
+        METRICS.watched_sources.set(len(self._watched))
 
     def watch_lost(self) -> None:
         """The watcher lost events: every listing expires by `dir_ttl` again."""
         self._watched.clear()
+        METRICS.watched_sources.set(0)
 
     def backend(self, node: Node) -> Backend:
         if node.kind is not Kind.SOURCE or node.source_id is None:
@@ -72,10 +74,27 @@ class SourceListings:
         listed = self._listed.get(directory.id)
         if listed is None:
             return False
-        since = self._watched.get(directory.source_id or 0)
-        if since is not None and listed >= since:
-            return True  # listed while watched: every later change was reported
+        if self._listed_while_watched(listed, directory.source_id):
+            return True  # every later change was reported
         return trio.current_time() - listed < self.s.config.dir_ttl
+
+    def _listed_while_watched(self, listed: float, source_id: int | None) -> bool:
+        since = self._watched.get(source_id or 0)
+        return since is not None and listed >= since
+
+    def kernel_may_keep(self, dir_id: int, source_id: int | None) -> float | None:
+        """Seconds the kernel may keep the names in folder `dir_id` and its children's
+        attributes: as long as its listing stays trusted, since every change markfs
+        learns of before then tells the kernel at once (the mount's own, the watcher's,
+        a refresh's diff, a command's). A watched folder's listing stays trusted until a
+        lost event: then `dir_ttl` bounds what the kernel still holds. None: not listed
+        (the mount's `entry_ttl`/`attr_ttl` apply)."""
+        listed = self._listed.get(dir_id)
+        if listed is None:
+            return None
+        if self._listed_while_watched(listed, source_id):
+            return self.s.config.dir_ttl
+        return listed + self.s.config.dir_ttl - trio.current_time()
 
     async def ensure_listed(self, directory: Node, force: bool = False) -> None:
         """Make the catalog's children of a source directory match the source."""
