@@ -22,10 +22,12 @@ LOCAL_DISK_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "
                               "overlay", "zfs", "f2fs", "jfs", "bcachefs", "reiserfs"})
 # The calls of such a source run on the trio loop, not in a thread (a hop costs 40-110 us
 # here, the call itself a few): none that may free a large file's blocks (unlink, rename
-# over a file, truncate, open with O_TRUNC) or move data (read, write, fsync).
+# over a file, truncate, open with O_TRUNC) or move much data (read, large writes, fsync;
+# `LocalFile.write_small` is the exception: a small copy into the page cache).
 INLINE_CALLS = frozenset({"stat", "create", "mkdir", "rmdir", "chmod", "chown", "utime",
                           "symlink", "link", "mknod", "getxattr", "listxattr", "setxattr",
                           "removexattr"})
+SMALL_WRITE = 64 * 1024  # the most `LocalFile.write_small` is given
 _libc = ctypes.CDLL(None, use_errno=True)
 _KEEP_FLAGS = os.O_ACCMODE | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_TRUNC
 
@@ -64,12 +66,20 @@ class LocalFile:
 
     def __init__(self, fd: int, inline_calls: frozenset[str] = frozenset()) -> None:
         self.fd = fd
-        self.inline_calls = inline_calls  # {"close"} on a local disk (see INLINE_CALLS)
+        # {"close", "write_small"} on a local disk (see INLINE_CALLS)
+        self.inline_calls = inline_calls
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self.fd, size, offset)
 
     def write(self, offset: int, data: bytes) -> int:
+        return os.pwrite(self.fd, data, offset)
+
+    def write_small(self, offset: int, data: bytes) -> int:
+        """`write` of at most SMALL_WRITE bytes: run on the loop on a local disk, where
+        it is a copy into the page cache (tar writes 10 KiB at a time, sqlite a page:
+        a thread hop each cost more than the write). Larger writes keep their thread:
+        a writer past the kernel's dirty limits is made to wait."""
         return os.pwrite(self.fd, data, offset)
 
     def truncate(self, size: int) -> None:
@@ -98,7 +108,7 @@ class LocalBackend:
         self.at = SourceRoot(self.root)
         local = filesystem_types(self.root) <= LOCAL_DISK_TYPES
         self.inline_calls = INLINE_CALLS if local else frozenset()  # (WorkerPool.run)
-        self._file_inline = frozenset({"close"}) if local else frozenset()
+        self._file_inline = frozenset({"close", "write_small"}) if local else frozenset()
 
     def list_pages(self, path: bytes) -> Iterator[list[Entry]]:
         page: list[Entry] = []

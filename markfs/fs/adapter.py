@@ -114,6 +114,10 @@ class KernelCacheNotifier:
 
 class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
     supports_dot_lookup = True
+    # The kernel's writeback cache was tried (issue 25, part 5): tar's 6 WRITEs a file
+    # become 1, but the kernel then keeps times and sizes of its own, and 12 conformance,
+    # POSIX and fsx tests fail (ctime after link/rename/xattr changes, truncate to the
+    # same size, reads of an unlinked open file, EFBIG); see docs/benchmarks.md
     enable_writeback_cache = False
 
     def __init__(self, namespace: Namespace, root_id: int, config: MountConfig) -> None:

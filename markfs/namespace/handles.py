@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from markfs.backends.base import OpenFile
+from markfs.backends.local import SMALL_WRITE
 from markfs.catalog import nodes
 from markfs.errors import FsError
 from markfs.model import Node
@@ -99,9 +100,12 @@ class InPlaceHandle(SnapshotHandle):
         super().__init__(node, file, io)
         self.writable = writable
         self._restat = restat
+        # a local file's writes of up to SMALL_WRITE run without a thread hop
+        self._write_small = getattr(file, "write_small", file.write)
 
     async def write(self, offset: int, data: bytes) -> int:
-        return await self._io(self.file.write, offset, data)
+        small = len(data) <= SMALL_WRITE
+        return await self._io(self._write_small if small else self.file.write, offset, data)
 
     async def truncate(self, size: int) -> None:
         await self._io(self.file.truncate, size)

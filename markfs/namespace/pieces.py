@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trio
 
-from markfs.backends.base import Entry, PieceStore, UploadControl
+from markfs.backends.base import Entry, PieceStore, UploadControl, stores_pieces
 from markfs.catalog import pieces as piece_rows
 from markfs.errors import FsError
 from markfs.namespace.tree import Tree
@@ -59,7 +59,7 @@ class PieceLedger:
 
     async def abort(self, row_id: int, source_id: int, path: bytes, token: str) -> bool:
         backend = self._backend_of(source_id)
-        if not isinstance(backend, PieceStore):
+        if not stores_pieces(backend):
             return False  # (the source is gone, or no longer takes pieces)
         try:
             await self._io(backend.abort_pieces, path, token)

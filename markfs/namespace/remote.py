@@ -35,9 +35,10 @@ from markfs.backends.base import (
     Backend,
     Entry,
     FileAttrs,
-    MetadataStore,
     PieceStore,
     UploadControl,
+    keeps_metadata,
+    stores_pieces,
 )
 from markfs.cache.content import CHUNK_SIZE, ContentCache
 from markfs.cache.staging import StagingArea
@@ -264,7 +265,7 @@ class RemoteFiles:
         staged.size = max(staged.size, offset + written)
         if staged.sender is None and staged.stream_to is not None and self._nursery:
             backend = self._backend_of(staged.stream_to[0])
-            assert isinstance(backend, PieceStore)
+            assert stores_pieces(backend)
             staged.sender = PieceSender(backend, *staged.stream_to, staged.path,
                                         self._upload_io, self.pieces, self._nursery)
         if staged.sender is not None:
@@ -549,7 +550,7 @@ class RemoteFiles:
 
     async def _send(self, row: Upload, control: UploadControl) -> Entry:
         backend = self._backend_of(row.source_id)
-        if isinstance(backend, PieceStore) and row.size > backend.piece_size:
+        if stores_pieces(backend) and row.size > backend.piece_size:
             return await self._send_in_pieces(row, backend)
         staged = self.staged.get(row.node_id)
         if staged is not None and staged.path == Path(row.staging):
@@ -578,7 +579,7 @@ class RemoteFiles:
         since, or a multipart upload's, which began before the last write)."""
         backend = self._backend_of(row.source_id)
         node = self.tree.node(row.node_id)
-        if node is not None and isinstance(backend, MetadataStore):
+        if node is not None and keeps_metadata(backend):
             wanted = kept_attrs(node, backend)
             if holds(entry, wanted):
                 return entry
@@ -747,7 +748,7 @@ def kept_attrs(node: Node, backend: Backend) -> FileAttrs:
     """What the storage is to keep of a file besides its bytes: its mode (on S3, where
     the node has one of its own: made through the mount, set, or read from the object),
     and on S3 also its owner where the node has one of its own, and its mtime."""
-    if not isinstance(backend, MetadataStore):
+    if not keeps_metadata(backend):
         return FileAttrs(mode=node.mode)
     kept = node.meta_kept or 0
     return FileAttrs(mode=node.mode if kept & KEPT_MODE else None,

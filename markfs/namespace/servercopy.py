@@ -19,7 +19,7 @@ import posixpath
 import stat
 from dataclasses import dataclass
 
-from markfs.backends.base import ServerCopies
+from markfs.backends.base import copies_on_server
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.listing import child_path, refresh_one, valid_name
@@ -44,7 +44,7 @@ def copy_on_server(tree: Tree, sources: SourceSet, src: str, dst: str) -> Copied
     if row is not None and row.read_only:
         raise UserError(f"source {row.name!r} is read-only")
     here, there = sources.backend(node.source_id or 0), sources.backend(parent.source_id or 0)
-    if not isinstance(there, ServerCopies) or not isinstance(here, ServerCopies):
+    if not copies_on_server(there) or not copies_on_server(here):
         raise UserError(f"{mount_path(tree, parent)} cannot copy on its server: use cp")
     try:
         entry = there.copy_file(here, node.remote_path or b"", child_path(parent, name))

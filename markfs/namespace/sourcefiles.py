@@ -25,10 +25,11 @@ from markfs.backends.base import (
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     Backend,
-    DirectFiles,
     Entry,
     FileAttrs,
     MetadataStore,
+    keeps_metadata,
+    serves_in_place,
 )
 from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
@@ -58,7 +59,7 @@ class SourceFiles(Provider):
         self.xattrs = SourceXattrs(services)
 
     def _store(self, backend: Backend) -> InPlaceStore | StagedStore:
-        return self._in_place if isinstance(backend, DirectFiles) else self._staged
+        return self._in_place if serves_in_place(backend) else self._staged
 
     def _writable(self, node: Node) -> Backend:
         backend = self.listings.backend(node)
@@ -100,7 +101,7 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             if parent.mode & stat.S_ISGID:
                 mode |= stat.S_ISGID
-            if isinstance(backend, MetadataStore):  # (S3: mode and owner go with the marker)
+            if keeps_metadata(backend):  # (S3: mode and owner go with the marker)
                 gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
                 attrs = FileAttrs(stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid,
                                   time.time_ns())
@@ -267,7 +268,7 @@ class SourceFiles(Provider):
             self.s.handles.set_size(node.id, changes.size)
         times = None if changes.atime_ns is None and changes.mtime_ns is None else (
             changes.atime_ns, changes.mtime_ns)
-        if isinstance(backend, MetadataStore):
+        if keeps_metadata(backend):
             return await self._set_metadata(node, backend, changes, times)
         if self.remote.has_staged(node.id):  # the source has not got this content yet
             self.remote.staged_attrs(node, changes.mode, times)

@@ -18,7 +18,7 @@ import logging
 
 import trio
 
-from markfs.backends.base import Backend, Entry, MetadataStore
+from markfs.backends.base import Backend, Entry, keeps_metadata
 from markfs.errors import FsError, SourceShut
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
@@ -165,7 +165,7 @@ class SourceListings:
         """The entries, those a listing gave only in part (S3: no object metadata) and
         whose node does not hold it for this version completed — a request each,
         `COMPLETIONS_AT_ONCE` at a time. An entry gone meanwhile is left out."""
-        if not isinstance(backend, MetadataStore):
+        if not keeps_metadata(backend):
             return entries
         known = self.s.tree.child_map(folder.id)
         todo = [i for i, e in enumerate(entries)

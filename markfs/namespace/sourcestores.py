@@ -23,8 +23,8 @@ from markfs.backends.base import (
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     Backend,
-    DirectFiles,
-    MetadataStore,
+    keeps_metadata,
+    serves_in_place,
 )
 from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
@@ -51,7 +51,7 @@ class InPlaceStore:
     async def mknod(self, parent: Node, name: bytes, backend: Backend, mode: int, rdev: int,
                     caller: Caller) -> Node:
         """A FIFO, socket or device node in the folder (under the parent's lock)."""
-        assert isinstance(backend, DirectFiles)
+        assert serves_in_place(backend)
         path = child_path(parent, name)
         await self.s.io(backend.mknod, path, mode, rdev)
         await give_to(self.s, backend, parent, path, caller, mode)
@@ -74,14 +74,14 @@ class InPlaceStore:
         update_attrs(self.s.tree, current, entry)
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
-        assert isinstance(backend, DirectFiles) and node.remote_path is not None
+        assert serves_in_place(backend) and node.remote_path is not None
         file = await self.s.io(backend.open, node.remote_path, flags, release=close_file)
         return InPlaceHandle(node, file, self.s.io, is_write_open(flags), self.listings.restat_id)
 
     async def create(self, parent: Node, name: bytes, backend: Backend, mode: int,
                      flags: int, caller: Caller) -> FileHandle:
         """Under the parent's lock."""
-        assert isinstance(backend, DirectFiles)
+        assert serves_in_place(backend)
         path = child_path(parent, name)
         file = await self.s.io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
                                release=close_file)
@@ -154,7 +154,7 @@ class StagedStore:
                             caller.gid, 0, now, now, source_id=parent.source_id,
                             remote_path=child_path(parent, name),
                             # (S3: the upload keeps mode and owner as the object's metadata)
-                            meta_kept=KEPT_ALL if isinstance(backend, MetadataStore) else None)
+                            meta_kept=KEPT_ALL if keeps_metadata(backend) else None)
         with self.s.tree.transaction() as txn:
             node_id = nodes.insert_node(txn, parent.id, name, new,
                                         generation=self.s.tree.generation)

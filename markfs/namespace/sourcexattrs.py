@@ -13,7 +13,7 @@ import errno
 from collections.abc import Callable
 from typing import TypeVar
 
-from markfs.backends.base import Backend, DirectFiles
+from markfs.backends.base import Backend, DirectFiles, serves_in_place
 from markfs.catalog import xattrs
 from markfs.errors import FsError
 from markfs.model import Node
@@ -70,7 +70,7 @@ class DiskXattrs:
 
 def _disk(node: Node, backend: Backend) -> DiskXattrs | None:
     """The disk's xattrs of a local source's file; None for storages that keep none."""
-    if isinstance(backend, DirectFiles) and node.remote_path is not None:
+    if serves_in_place(backend) and node.remote_path is not None:
         return DiskXattrs(backend, node.remote_path)
     return None
 

@@ -11,16 +11,38 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 import trio
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirAttribEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    EventsLostEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from markfs.namespace.ops import Namespace
 
 log = logging.getLogger(__name__)
 DEBOUNCE_S = 0.05
+# What a change is (every kind but opens and closes without a write: the kernel is not
+# asked for those at all, where each would cost watchdog's threads ~70 µs of Python
+# holding the GIL — every file the mount reads opens one)
+CHANGES = [DirAttribEvent, DirCreatedEvent, DirDeletedEvent, DirModifiedEvent, DirMovedEvent,
+           EventsLostEvent, FileAttribEvent, FileClosedEvent, FileCreatedEvent,
+           FileDeletedEvent, FileModifiedEvent, FileMovedEvent]
 
 
 class _StopRaceFilter(logging.Filter):
@@ -66,7 +88,8 @@ class _Forwarder(FileSystemEventHandler):  # type: ignore[misc]
         return full[len(self.root) + 1 :]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
+        if isinstance(event, EventsLostEvent):
+            self.watcher.lost_events()
             return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             rel = self._relative(path) if path else None
@@ -81,29 +104,39 @@ class LocalWatcher:
         self.namespace = namespace
         self.roots = roots
         self._pending: set[tuple[int, bytes]] = set()
+        # posted by the observer thread, taken by the loop: (source id, path) in order
+        self._incoming: list[tuple[int, bytes]] = []
+        self._incoming_lock = threading.Lock()
         self._wakeup = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self._observer = Observer()
 
     def post(self, source_id: int, rel: bytes) -> None:
-        """Called on the observer thread."""
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._add, source_id, rel)
+        """Called on the observer thread. The loop is woken once per burst, not per
+        event (a `cp -r` or `tar -x` makes a dozen events per file)."""
+        with self._incoming_lock:
+            wake = not self._incoming
+            self._incoming.append((source_id, rel))
+        if wake:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._take_incoming)
 
     def lost_events(self) -> None:
         """Called on the observer thread."""
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self.namespace.watch_lost)
 
-    def _add(self, source_id: int, rel: bytes) -> None:
-        self._pending.add((source_id, rel))
+    def _take_incoming(self) -> None:
+        with self._incoming_lock:
+            incoming, self._incoming = self._incoming, []
+        self._pending.update(incoming)
         self._wakeup.set()
 
     def _start(self) -> None:
         """Set up inotify watches (walks every local tree: done in a worker thread)."""
         for source_id, root in self.roots.items():
             handler = _Forwarder(self, source_id, os.fsencode(root))
-            self._observer.schedule(handler, str(root), recursive=True)
+            self._observer.schedule(handler, str(root), recursive=True, event_filter=CHANGES)
         self._observer.daemon = True
         self._observer.start()
 
