@@ -97,6 +97,11 @@ class MountConfig:
     # false: every xattr call is ENOSYS, after which the kernel asks no more — `ls -l`
     # then costs no GETXATTR per entry (docs/benchmarks.md); tags stay in the CLI
     xattrs: bool = True
+    # seconds a file closed through the mount waits before its upload to S3 or SFTP
+    # starts: a rename, chmod, utime or delete right after the close (rsync, git, tar,
+    # editors) then changes only the catalog and the upload to come, not the server.
+    # fsync and unmount do not wait; what is closed is journaled either way
+    upload_delay: float = field(default=0.5, metadata=_in(0, 3600))
     # on-disk content cache of remote files
     cache_max_bytes: int = field(default=10 * 1024**3, metadata=_in(0, 2**60))
     # seconds the daemon keeps uploading after unmount

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,3 +221,28 @@ def git_status_after_remount(mount: Mount, repo: Path) -> str:
     mount.remount()
     return subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
                           check=True).stdout
+
+
+class DaemonMetrics:
+    """A mounted daemon's counters, read over its Prometheus endpoint (`[metrics]
+    listen`): reading /.markfs/metrics would make requests of its own."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+
+    def text(self) -> str:
+        with urllib.request.urlopen(self.url, timeout=10) as answer:
+            return str(answer.read().decode())
+
+    def count(self, metric: str, label: str) -> int:
+        """The sample of `metric` (e.g. "markfs_thread_hops_total") whose one label has
+        the value `label`; 0 if there is none yet."""
+        found = re.search(rf'^{metric}{{\w+="{re.escape(label)}"}} ([0-9.e+]+)$', self.text(),
+                          re.M)
+        return int(float(found[1])) if found else 0
+
+    def hops(self, *functions: str) -> int:
+        return sum(self.count("markfs_thread_hops_total", fn) for fn in functions)
+
+    def requests(self, *ops: str) -> int:
+        return sum(self.count("markfs_fuse_request_seconds_count", op) for op in ops)

@@ -11,20 +11,16 @@ pushed invalidation can end them.
 from __future__ import annotations
 
 import os
-import re
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Mount, run_markfs
-from remote_helpers import RemoteSource, mount_remote, source_for
+from remote_helpers import DaemonMetrics, RemoteSource, mount_remote, source_for
 from servers import free_port
 
 WAIT_S = 10.0  # far below dir_ttl: only an invalidation can end a wait in time
-_SAMPLE = re.compile(r'^markfs_fuse_request_seconds_count\{op="(lookup|getattr)"\} ([0-9.e+]+)$',
-                     re.M)
 
 
 def eventually(check: Callable[[], bool]) -> bool:
@@ -36,22 +32,13 @@ def eventually(check: Callable[[], bool]) -> bool:
     return True
 
 
-class Requests:
-    """LOOKUP and GETATTR requests the daemon has answered, read over its Prometheus
-    endpoint (reading /.markfs/metrics would make requests of its own)."""
-
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}/metrics"
-
-    def _text(self) -> str:
-        with urllib.request.urlopen(self.url, timeout=10) as answer:
-            return str(answer.read().decode())
-
+class Requests(DaemonMetrics):
     def names_and_attrs(self) -> int:
-        return sum(int(float(count)) for _op, count in _SAMPLE.findall(self._text()))
+        """LOOKUP and GETATTR requests the daemon has answered."""
+        return self.requests("lookup", "getattr")
 
     def watched(self) -> bool:
-        return "markfs_watched_sources 1.0" in self._text()
+        return "markfs_watched_sources 1.0" in self.text()
 
 
 def configure(data_dir: Path, port: int) -> None:

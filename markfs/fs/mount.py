@@ -199,6 +199,7 @@ async def _ready_when_answering(notifier: ServiceNotifier, mountpoint: str) -> N
 async def _drain_uploads(namespace: Namespace, timeout: float,
                          notifier: ServiceNotifier) -> None:
     """After unmount: finish this daemon's upload queue, up to `timeout`."""
+    namespace.remote.hurry()
     notifier.stopping(f"unmounted; sending {namespace.remote.pending()[0]} pending upload(s)")
     with trio.move_on_after(timeout):
         while (pending := namespace.remote.pending())[0]:

@@ -85,7 +85,7 @@ class Namespace:
         self.remote = RemoteFiles(
             tree, ContentCache(data_dir.cache, config.cache_max_bytes),
             StagingArea(data_dir.staging), self.workers.run, self._backend_by_id,
-            config.io_timeout)
+            config.io_timeout, config.upload_delay)
         self.s = Services(
             tree, config, self.workers.run, self.handles, DirectoryLocks(),
             ChangeMarks(lambda n: bool(self.handles.writers(n)) or self.remote.has_staged(n)),

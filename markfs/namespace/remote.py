@@ -81,6 +81,9 @@ class Staged:
     # the upload, which itself leaves the upload's own time
     times: tuple[int | None, int | None] | None = None
     attr_changes: int = 0  # chmod/utime calls so far: an upload settles until none came
+    # False for a file made through the mount until its first upload starts: the server
+    # has nothing of it, so a rename or delete of it needs no call to the server
+    on_server: bool = True
 
     def descriptor(self) -> int:
         if self.fd < 0:
@@ -107,8 +110,10 @@ class StagedDigest:
 
 class RemoteFiles:
     def __init__(self, tree: Tree, cache: ContentCache, staging: StagingArea,
-                 io: IoRunner, backend_of: Callable[[int], Backend], io_timeout: float) -> None:
+                 io: IoRunner, backend_of: Callable[[int], Backend], io_timeout: float,
+                 upload_delay: float = 0.0) -> None:
         self.io_timeout = io_timeout
+        self.upload_delay_ns = int(upload_delay * 1e9)
         self.tree = tree
         self.cache = cache
         self.staging = staging
@@ -130,6 +135,10 @@ class RemoteFiles:
         self._folder_times: dict[int, tuple[int | None, int | None]] = {}
         self._setting_times: set[int] = set()  # folders whose times are being set now
         self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
+        # nodes whose upload may not wait out `upload_delay` (an fsync waits for it); one
+        # leaves when its upload ends
+        self._urgent: set[int] = set()
+        self._hurry = False  # unmounted: nothing waits out the delay any more
         self._retry = trio.Event()  # set: back-offs end now
         # told when a read found a node changed on its source (the namespace marks it and
         # drops what the kernel cached of it)
@@ -215,8 +224,8 @@ class RemoteFiles:
     def _restart_stream(self, staged: Staged, node: Node) -> None:
         """The copy is empty: what is written now may stream (any earlier stream stops)."""
         self._stop_stream(staged, "the file was truncated")
-        if node.source_id is not None and node.remote_path is not None and isinstance(
-                self._backend_of(node.source_id), PieceStore):
+        if node.source_id is not None and node.remote_path is not None and stores_pieces(
+                self._backend_of(node.source_id)):
             staged.stream_to = (node.source_id, node.remote_path)
 
     def _stop_stream(self, staged: Staged, why: str) -> PieceSender | None:
@@ -326,6 +335,22 @@ class RemoteFiles:
     def has_staged(self, node_id: int) -> bool:
         return node_id in self.staged
 
+    def never_sent(self, node_id: int) -> bool:
+        """A file made through the mount whose upload has not begun (not even streaming):
+        the server has nothing at its path. Only while its uploads are paused does
+        this stay true until the caller is done."""
+        staged = self.staged.get(node_id)
+        return staged is not None and not staged.on_server and staged.sender is None
+
+    def made_here(self, staged: Staged) -> None:
+        """`staged` is the first content of a new file: nothing of it is on the server."""
+        staged.on_server = False
+
+    def hurry(self) -> None:
+        """Every waiting upload goes now, and later ones at once (unmount)."""
+        self._hurry = True
+        self._wakeup.set()
+
     def staged_below(self, dir_id: int) -> bool:
         """Does a folder hold a file whose content is only staged here so far?"""
         for node_id in self.staged:
@@ -391,6 +416,10 @@ class RemoteFiles:
 
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
+        waited = upload_rows.get(self.tree.catalog.conn, upload_id)
+        if waited is not None:
+            self._urgent.add(waited.node_id)  # (not after the upload delay)
+            self._wakeup.set()
         self.retry_now()  # fsync tries at once, not after the back-off
         with trio.move_on_after(timeout):
             async with self._uploaded:
@@ -456,18 +485,34 @@ class RemoteFiles:
             adopted_at = time.monotonic()
             nursery.start_soon(self.pieces.sweep)  # what a crashed daemon left half-sent
             while True:
+                due_in = 1.0  # retries of failed rows come due over time
+                now_ns = time.time_ns()
                 for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
-                    if row.node_id not in self._busy and not self._is_paused(row.node_id):
-                        self._busy.add(row.node_id)
-                        await self._workers.acquire()
-                        nursery.start_soon(self._upload_node, row.node_id)
+                    if row.node_id in self._busy or self._is_paused(row.node_id):
+                        continue
+                    held = self._held_for(row, now_ns)
+                    if held > 0:
+                        due_in = min(due_in, held)
+                        continue
+                    self._busy.add(row.node_id)
+                    await self._workers.acquire()
+                    nursery.start_soon(self._upload_node, row.node_id)
                 self._wakeup = trio.Event()
-                with trio.move_on_after(1.0):  # retries of failed rows come due over time
+                with trio.move_on_after(due_in):
                     await self._wakeup.wait()
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
                     self.adopt_orphans()  # a daemon that shared this data directory died
                     nursery.start_soon(self.pieces.sweep)
                     adopted_at = time.monotonic()
+
+    def _held_for(self, row: Upload, now_ns: int) -> float:
+        """Seconds a row still waits after its close (`upload_delay`: what follows a
+        close at once — rsync's and git's rename, tar's chmod and utime, a temporary
+        file's delete — then changes only the catalog and the upload to come, not the
+        server); 0 for retries, fsync'd files and after unmount."""
+        if self._hurry or row.attempts or row.node_id in self._urgent:
+            return 0.0
+        return max(0, row.queued_ns + self.upload_delay_ns - now_ns) / 1e9
 
     async def _upload_node(self, node_id: int) -> None:
         try:
@@ -482,6 +527,7 @@ class RemoteFiles:
                     return
         finally:
             self._busy.discard(node_id)
+            self._urgent.discard(node_id)
             self._workers.release()
             async with self._uploaded:
                 self._uploaded.notify_all()
@@ -499,6 +545,9 @@ class RemoteFiles:
             return True
         control = UploadControl()
         self._controls[row.node_id] = control
+        staged = self.staged.get(row.node_id)
+        if staged is not None:
+            staged.on_server = True  # (from now on it may be, whatever becomes of this try)
         started = time.monotonic()
         digest = self._digest_alongside(row)
         try:

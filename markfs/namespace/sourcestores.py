@@ -161,8 +161,9 @@ class StagedStore:
         node = self.s.tree.node(node_id)
         assert node is not None
         self.s.marks.mark(node_id)
-        handle = StagedHandle(node, await self.remote.open_writer(node, truncate=True),
-                              self.remote, self.s.tree)
+        staged = await self.remote.open_writer(node, truncate=True)
+        self.remote.made_here(staged)
+        handle = StagedHandle(node, staged, self.remote, self.s.tree)
         handle.written = True
         return handle
 
@@ -190,7 +191,10 @@ class StagedStore:
             return
         staged = self.remote.has_staged(node.id)
         async with self.remote.uploads_paused(node.id):
+            never_sent = self.remote.never_sent(node.id)
             self.remote.discard(node.id)
+            if never_sent:
+                return  # (nothing of it on the server: a temporary file's usual end)
             try:
                 await self.s.io(backend.unlink, path)
             except FsError as exc:
@@ -222,6 +226,8 @@ class StagedStore:
             raise FsError(errno.ENOTEMPTY)
         if target is not None and not target.is_dir:
             self.remote.discard(target.id)
+        if not node.is_dir and self.remote.never_sent(node.id):
+            return  # nothing of it on the server yet: its upload goes to the new name
         journal = None
         if not backend.atomic_rename and node.source_id is not None:
             with self.s.tree.transaction() as txn:
