@@ -15,6 +15,7 @@ import itertools
 import os
 from pathlib import Path
 
+from markfs.backends.local import LOCAL_DISK_TYPES, SMALL_WRITE, filesystem_types
 from markfs.runtime import owner_alive, owner_token
 
 
@@ -24,6 +25,10 @@ class StagingArea:
         root.mkdir(parents=True, exist_ok=True)
         self._numbers = itertools.count(1)
         self._owner = owner_token().replace(":", "_")
+        # on a local disk a small write is a copy into the page cache, done on the loop
+        # (as `LocalFile.write_small`); elsewhere every write takes a worker thread
+        self.small_write = (SMALL_WRITE if filesystem_types(os.fsencode(root))
+                            <= LOCAL_DISK_TYPES else 0)
 
     def new_session(self, node_id: int) -> Path:
         """A fresh, empty file for one writer of a node."""

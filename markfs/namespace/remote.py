@@ -260,7 +260,7 @@ class RemoteFiles:
     async def write(self, staged: Staged, offset: int, data: bytes) -> int:
         staged.times = None  # a write makes the file's mtime its own again
         try:
-            written = await self._io(os.pwrite, staged.descriptor(), data, offset)
+            written = await self._write_staged(staged, offset, data)
         except FsError as exc:
             if exc.code != errno.ENOSPC:
                 raise
@@ -280,6 +280,14 @@ class RemoteFiles:
         if staged.sender is not None:
             staged.sender.offer(offset, offset + written)
         return written
+
+    async def _write_staged(self, staged: Staged, offset: int, data: bytes) -> int:
+        if len(data) <= self.staging.small_write:  # (no thread hop: see StagingArea)
+            try:
+                return os.pwrite(staged.descriptor(), data, offset)
+            except OSError as exc:
+                raise FsError.from_os(exc) from None
+        return await self._io(os.pwrite, staged.descriptor(), data, offset)
 
     async def truncate(self, staged: Staged, size: int) -> None:
         await self._io(os.truncate, staged.path, size)
