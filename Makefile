@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test system system-test bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache clean
+.PHONY: setup setup-test system system-test bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small clean
 
 # markfs and the demo: FUSE and the OpenSSH client; the tests: also the servers they start
 setup: system $(STAMP) bytecode
@@ -62,6 +62,13 @@ bench-render: setup
 
 bench-cache: setup
 	$(PY) tools/bench/cache_bench.py $(BENCH_ARGS)
+
+# small files and metadata against the plain folder, rclone, s3fs and sshfs (issue 25):
+# medians of 3 interleaved runs, tables printed, one PNG per table in docs/img
+bench-small: setup-test
+	@bash tools/bench/setup.sh
+	@$(PY) -m pip install -q -e '.[bench]'
+	$(PY) tools/bench/small_bench.py --plot-dir docs/img --json docs/img/small.json $(BENCH_ARGS)
 
 demo-stop:
 	@$(MARKFS) --data-dir $(DEMO_DATA) umount $(DEMO_MNT)

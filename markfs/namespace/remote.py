@@ -62,6 +62,7 @@ UPLOAD_WORKERS = 8  # files uploading at once
 UPLOAD_THREADS = 16  # threads of uploads (pieces of several files), apart from the kernel's
 UPLOAD_TIMEOUT_S = 3600.0  # a whole upload; a stall is caught by socket timeouts
 RETRY_MAX_S = 60.0
+AFTER_PAUSE_S = 0.02  # renames and deletes within this share the uploader's next look
 ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
 ROOM_FOR_WRITES = 64 * 1024 * 1024  # freed from the content cache when staging is full
 
@@ -139,6 +140,8 @@ class RemoteFiles:
         # leaves when its upload ends
         self._urgent: set[int] = set()
         self._hurry = False  # unmounted: nothing waits out the delay any more
+        self._next_look = 0.0  # trio time the uploader reads the journal again at the latest
+        self._sleeping: trio.CancelScope | None = None  # its wait until then
         self._retry = trio.Event()  # set: back-offs end now
         # told when a read found a node changed on its source (the namespace marks it and
         # drops what the kernel cached of it)
@@ -305,7 +308,10 @@ class RemoteFiles:
         control = self._controls.get(node.id)
         if control is not None:  # an upload of older content: it starts over with this one
             control.cancel.set()
-        self._wakeup.set()
+        if self.upload_delay_ns and not self._hurry:
+            self._look_within(self.upload_delay_ns / 1e9)
+        else:
+            self._wakeup.set()
         return upload_id
 
     def release_writer(self, node_id: int, staged: Staged) -> None:
@@ -398,7 +404,7 @@ class RemoteFiles:
             self._paused[node_id] -= 1
             if not self._paused[node_id]:
                 del self._paused[node_id]
-            self._wakeup.set()
+            self._look_within(AFTER_PAUSE_S)
 
     def _is_paused(self, node_id: int) -> bool:
         return node_id in self._paused or None in self._paused
@@ -493,25 +499,34 @@ class RemoteFiles:
             adopted_at = time.monotonic()
             nursery.start_soon(self.pieces.sweep)  # what a crashed daemon left half-sent
             while True:
-                due_in = 1.0  # retries of failed rows come due over time
+                # (both before the look: what is journaled during it is looked at next)
+                self._wakeup = trio.Event()
+                self._next_look = trio.current_time() + 1.0  # retries come due over time
                 now_ns = time.time_ns()
                 for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
                     if row.node_id in self._busy or self._is_paused(row.node_id):
                         continue
                     held = self._held_for(row, now_ns)
                     if held > 0:
-                        due_in = min(due_in, held)
+                        self._look_within(held)
                         continue
                     self._busy.add(row.node_id)
                     await self._workers.acquire()
                     nursery.start_soon(self._upload_node, row.node_id)
-                self._wakeup = trio.Event()
-                with trio.move_on_after(due_in):
+                with trio.CancelScope(deadline=self._next_look) as self._sleeping:
                     await self._wakeup.wait()
+                self._sleeping = None
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
                     self.adopt_orphans()  # a daemon that shared this data directory died
                     nursery.start_soon(self.pieces.sweep)
                     adopted_at = time.monotonic()
+
+    def _look_within(self, seconds: float) -> None:
+        """The uploader reads the journal again within `seconds`: a burst of closes and
+        renames costs it one look, not one each (a look reads every pending row)."""
+        self._next_look = min(self._next_look, trio.current_time() + seconds)
+        if self._sleeping is not None:
+            self._sleeping.deadline = self._next_look
 
     def _held_for(self, row: Upload, now_ns: int) -> float:
         """Seconds a row still waits after its close (`upload_delay`: what follows a
