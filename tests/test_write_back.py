@@ -18,7 +18,7 @@ from conftest import Mount
 from remote_helpers import DaemonMetrics, RemoteSource, fsync_all, mount_remote, source_for
 from servers import free_port
 
-SERVER_CALLS = ("rename", "unlink", "set_attrs", "chmod", "utime", "upload")
+SERVER_CALLS = ("rename", "unlink", "set_attrs", "chmod", "chown", "utime", "upload")
 
 
 @pytest.fixture(params=["s3", "sftp"])
@@ -47,11 +47,12 @@ def test_rsyncs_temporary_file_is_renamed_without_a_server_call(
     temporary, final = folder / ".data.bin.Xq3a", folder / "data.bin"
     temporary.write_bytes(b"rsync's bytes")
     os.chmod(temporary, 0o640)
+    os.chown(temporary, 4242, 4242)  # (tar and rsync -a as root)
     os.utime(temporary, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
     os.rename(temporary, final)
     (folder / "lock").write_bytes(b"git's lock")
     os.unlink(folder / "lock")
-    assert metrics.hops(*SERVER_CALLS) == 0
+    assert metrics.hops(*SERVER_CALLS) == 0, [c for c in SERVER_CALLS if metrics.hops(c)]
     assert remote.names() == set()
     fsync_all(folder)  # an fsync does not wait out the delay
     assert remote.get("data.bin") == b"rsync's bytes"
@@ -63,6 +64,7 @@ def test_rsyncs_temporary_file_is_renamed_without_a_server_call(
         assert metrics.hops("set_attrs") == 0  # (SFTP sets them after the upload's write)
         meta = remote.metadata("data.bin") or {}
         assert (int(meta["mode"]) & 0o777, meta["mtime"]) == (0o640, "1500000000.000000000")
+        assert (meta["uid"], meta["gid"]) == ("4242", "4242")
 
 
 def test_a_rename_after_the_upload_began_still_moves_it_on_the_server(

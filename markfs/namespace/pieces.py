@@ -123,6 +123,11 @@ class PieceSender:
                 self._start()
                 self._wake.set()
 
+    @property
+    def started(self) -> bool:
+        """Whether a piece may have been sent (before: the server has nothing of it)."""
+        return self._started
+
     def _start(self) -> None:
         if not self._started:
             self._started = True

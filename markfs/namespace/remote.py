@@ -354,7 +354,8 @@ class RemoteFiles:
         the server has nothing at its path. Only while its uploads are paused does
         this stay true until the caller is done."""
         staged = self.staged.get(node_id)
-        return staged is not None and not staged.on_server and staged.sender is None
+        return staged is not None and not staged.on_server and (
+            staged.sender is None or not staged.sender.started)
 
     def made_here(self, staged: Staged) -> None:
         """`staged` is the first content of a new file: nothing of it is on the server."""

@@ -272,7 +272,10 @@ class SourceFiles(Provider):
             return await self._set_metadata(node, backend, changes, times)
         if self.remote.has_staged(node.id):  # the source has not got this content yet
             self.remote.staged_attrs(node, changes.mode, times)
-            if changes.uid is not None or changes.gid is not None:
+            # (a file whose upload never began is not on the server to be chowned: its
+            # owner is the server's choice, as it was when this call answered ENOENT)
+            if (changes.uid is not None or changes.gid is not None) and (
+                    not self.remote.never_sent(node.id)):
                 await self._chown(backend, path, changes, missing_ok=True)
             return self.s.tree.node(node.id) or node
         if changes.mode is not None:
