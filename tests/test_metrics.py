@@ -98,6 +98,9 @@ def test_pending_uploads_are_a_gauge_of_files_and_bytes(
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert value(scrape(url), "markfs_uploads_pending_bytes") == 12_345
+        while value(scrape(url), "markfs_upload_retries_total") < 1:  # (after upload_delay)
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         server.start()
         server.source.wait_for("wait.bin", b"w" * 12_345)
         deadline = time.monotonic() + 10

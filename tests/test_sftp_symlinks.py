@@ -78,6 +78,8 @@ def test_a_link_whose_target_is_inside_keeps_the_target_as_it_was(
     os.utime(folder / "real", (OLD, OLD))
     os.utime(folder / "link", (NEW, NEW), follow_symlinks=False)
     os.lchown(folder / "link", 4242, 4242)
+    with open(folder / "real", "rb") as written:
+        os.fsync(written.fileno())  # (its upload waits upload_delay otherwise)
     real = os.stat(on_server / "real")
     assert (real.st_uid, int(real.st_mtime)) == (0, OLD)
     assert int(os.lstat(on_server / "link").st_mtime) == NEW

@@ -386,7 +386,11 @@ def seed_s3(client: Any, data: Data) -> None:
     client.upload_file(str(data.big), BUCKET, "big.bin")
 
 
+ONLY_TOOLS: set[str] = set()  # --tools: the filesystems to run (empty: all)
+
+
 def rounds(where: str, tools: list[Tool], data: Data, results: Results, runs: int) -> None:
+    tools = [tool for tool in tools if not ONLY_TOOLS or tool.name in ONLY_TOOLS]
     for number in range(runs):
         for tool in tools:
             print(f"{where}, round {number + 1}: {tool.name}", flush=True)
@@ -493,11 +497,14 @@ def main() -> None:
     parser.add_argument("--only", default="local,s3,sftp")
     parser.add_argument("--quick", action="store_true",
                         help="300 files in the tarball, 2,000 rows, 2,000 listed, 32 MiB")
+    parser.add_argument("--tools", default="", help="comma-separated: markfs, folder, "
+                        "rclone, s3fs, sshfs (default: all)")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--plot-dir", type=Path, help="write one PNG per table here")
     args = parser.parse_args()
     sizes = (Sizes(tar_files=300, rows=2000, transactions=20, creates=500, listed=2000,
                    big_mib=32) if args.quick else Sizes(tar_files=0))
+    ONLY_TOOLS.update(filter(None, args.tools.split(",")))
     results = Results()
     with tempfile.TemporaryDirectory(prefix="markfs-small-") as name:
         work = Path(name)
