@@ -154,3 +154,32 @@ def test_a_listing_refresh_shows_an_outside_change_within_dir_ttl(
         assert eventually(lambda: (folder / "g").exists())
     finally:
         mount.stop()
+
+
+@pytest.fixture(params=["sftp"])
+def sftp_remote(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteSource:
+    return source_for(request, tmp_path)
+
+
+def test_an_upload_that_changed_a_files_times_reaches_the_kernel(
+        sftp_remote: RemoteSource, tmp_path: Path, data_dir: Path) -> None:
+    """SFTP gives an uploaded file the time of its upload: the kernel, which keeps the
+    file's attributes for as long as the listing is trusted, is told."""
+    port = free_port()
+    remote = sftp_remote
+    mount = mount_remote(tmp_path, data_dir, remote)
+    try:
+        configure(data_dir, port)
+        mount.remount()
+        folder = mount.path / "sources" / "r"
+        assert os.listdir(folder) == []
+        (folder / "f").write_bytes(b"uploaded later")
+        seen_at_close = os.stat(folder / "f").st_mtime_ns
+        with open(folder / "f", "rb") as written:
+            os.fsync(written.fileno())
+        # the server's own time, in SFTP's whole seconds: what is to be shown now
+        on_server = os.stat(tmp_path / "sftp-root" / "f").st_mtime_ns // 10**9 * 10**9
+        assert on_server != seen_at_close
+        assert eventually(lambda: os.stat(folder / "f").st_mtime_ns == on_server)
+    finally:
+        mount.stop()

@@ -791,6 +791,7 @@ class RemoteFiles:
                  if r.id > row.id]
         if entry is not None:  # chunks cached before this write must never be served again
             self.cache.bump_epoch(row.source_id, row.remote_path)
+        seen_differently = False
         with self.tree.transaction() as txn:
             upload_rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
@@ -798,10 +799,14 @@ class RemoteFiles:
                 kept = {} if entry.meta_kept is None else {"meta_kept": entry.meta_kept}
                 nodes.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
                               ctime_ns=entry.ctime_ns, etag=entry.etag, **kept)
+                seen_differently = (node.size, node.mtime_ns, node.ctime_ns) != (
+                    entry.size, entry.mtime_ns, entry.ctime_ns)
                 unchanged = staged is None or staged.writers <= 0  # else a write may follow
                 if digest is not None and unchanged and entry.size == row.size > 0:
                     hashes.record(txn, row.source_id, row.remote_path, entry.identity,
                                   entry.size, digest)
+        if seen_differently and (staged is None or staged.writers <= 0):
+            self.on_changed(row.node_id)  # the kernel keeps attributes for long: told now
         if staged is None:
             self.staging.remove(row.staging)
             return
