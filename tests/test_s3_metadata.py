@@ -285,3 +285,36 @@ def test_the_quick_head_a_listing_is_completed_with_reads_what_boto3_reads(
         assert quick is not None and slow is not None
         assert quick == {field: slow[field] for field in quick}, name
     assert backend._head_quick("data/nothing here") is None
+
+
+def test_the_quick_put_of_a_small_file_stores_what_boto3_stores(
+        remote: RemoteSource, server: S3Endpoint, tmp_path: Path) -> None:
+    """Small files are PUT without boto3's request pipeline: the same object (bytes,
+    metadata, keys that need quoting) as the client's PUT, and its entry from the
+    object; where the quick PUT cannot be sent (no credentials) the client sends it."""
+    from markfs.backends.base import FileAttrs, S3Location
+    from markfs.backends.s3 import S3Backend
+    from markfs.backends.s3meta import metadata_of
+
+    backend = S3Backend(S3Location(bucket_of(remote), "data/", server.endpoint, "us-east-1"))
+    attrs = FileAttrs(0o100640, 4321, 4322, 1_000_000_000_123_456_789)
+    local = tmp_path / "body"
+    client_put = backend.client.put_object
+
+    def not_the_client(**_kwargs: object) -> None:
+        raise AssertionError("a small file went through the client")
+    backend.client.put_object = not_the_client
+    for name in ("a b+c.txt", "été/ü~x=1&y", "x%20y", "empty"):
+        body = b"" if name == "empty" else name.encode() * 1000
+        local.write_bytes(body)
+        entry = backend.upload(name.encode(), str(local), attrs=attrs)
+        stored = backend.client.get_object(Bucket=bucket_of(remote), Key="data/" + name)
+        assert stored["Body"].read() == body, name
+        assert stored["Metadata"] == metadata_of(attrs), name
+        assert (entry.size, entry.mtime_ns, entry.mode) == (len(body), attrs.mtime_ns,
+                                                           attrs.mode), name
+    backend.client.put_object = client_put
+    backend._session.get_credentials = lambda: None  # type: ignore[method-assign]
+    local.write_bytes(b"through the client")
+    backend.upload(b"client", str(local), attrs=attrs)
+    assert remote.get("client") == b"through the client"

@@ -51,6 +51,7 @@ DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
 KEY_MAX = 1024  # bytes of UTF-8 in an S3 key
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
+QUICK_PUT_MAX = 1024 * 1024  # files up to this go in one PUT signed and sent without the client
 PARTS_IN_FLIGHT = 8
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -277,24 +278,37 @@ class S3Backend:
         of its CPU (0.5 ms against 1.4 ms a request here), for the many HEADs that
         complete a listing. Anything but a 200 or a 404 is asked again through the
         client, for its retries and its errors."""
+        response = self._send_quick("HEAD", key)
+        if response is None or response.status_code not in (200, 404):
+            return self._head(key)
+        return None if response.status_code == 404 else _head_fields(response.headers)
+
+    def _put_quick(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
+        """A small object's PUT the way of `_head_quick` (1.5 ms of CPU less than the
+        client's: on a 2-core machine the uploads of many small files otherwise hold
+        the GIL away from the FUSE loop). False: not stored this way (no credentials,
+        an error, a connection lost): the client is to try, with its retries."""
+        headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
+        response = self._send_quick("PUT", key, body, headers)
+        return response is not None and response.status_code == 200
+
+    def _send_quick(self, method: str, key: str, body: bytes = b"",
+                    headers: dict[str, str] | None = None) -> Any:
+        """The HTTP response to a request signed by botocore's signer and sent by the
+        client's HTTP session; None where it could not be sent."""
         credentials = self._session.get_credentials()
         if credentials is None:
-            return self._head(key)
+            return None
         url = "/".join((self.client.meta.endpoint_url.rstrip("/"),
                         urllib.parse.quote(self.loc.bucket, safe=""),
                         urllib.parse.quote(key, safe="/~")))
-        request = AWSRequest(method="HEAD", url=url)
+        request = AWSRequest(method=method, url=url, data=body or None, headers=headers)
         S3SigV4Auth(credentials.get_frozen_credentials(), "s3",
                     self.client.meta.region_name).add_auth(request)
         try:
-            response = self.client._endpoint.http_session.send(request.prepare())
+            return self.client._endpoint.http_session.send(request.prepare())
         except Exception:  # (connection trouble: the client's retries decide)
-            return self._head(key)
-        if response.status_code == 404:
             return None
-        if response.status_code != 200:
-            return self._head(key)
-        return _head_fields(response.headers)
 
     def _first_below(self, path: bytes) -> str | None:
         try:
@@ -349,10 +363,16 @@ class S3Backend:
             body = f.read(self.piece_size + 1)  # the body disagree with its length
         if len(body) > self.piece_size:
             raise OSError(errno.EFBIG, f"upload {path!r}: larger files go in pieces")
+        key, metadata = self.key(path), metadata_of(attrs or FileAttrs())
+        control.check()
+        if len(body) <= QUICK_PUT_MAX and self._put_quick(key, body, metadata):
+            head = self._head_quick(key)
+            if head is not None:
+                return self._from_head(path.rsplit(b"/", 1)[-1], head, stat.S_IFREG)
+            return self.stat(path)
         try:
-            self.client.put_object(Bucket=self.loc.bucket, Key=self.key(path),
-                                   Body=_Body(body, control),
-                                   Metadata=metadata_of(attrs or FileAttrs()))
+            self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=_Body(body, control),
+                                   Metadata=metadata)
         except _BOTO_ERRORS as exc:
             control.check()  # (a cancelled body surfaces as a connection error)
             raise _error(exc, f"upload {path!r}") from None
