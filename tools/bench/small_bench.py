@@ -45,6 +45,7 @@ from remote_bench import mounted  # noqa: E402
 from servers import SeaweedServer, SshServer, free_port  # noqa: E402
 
 MARKFS = [sys.executable, "-m", "markfs"]
+WRITE_BACK = "write-back after the commands"  # (a row of the tables, not of the plots)
 BUCKET = "small"
 COMMITS = 135
 
@@ -353,7 +354,7 @@ def one_round(where: str, tool: Tool, data: Data, results: Results, number: int)
                           ("cp out large file", lambda: cp_out(data, base))):
             add(row, timed(work))
             uploading += timed(lambda: tool.drain(point))
-        add("write-back after the commands", uploading)
+        add(WRITE_BACK, uploading)
         add("creates/s", creates_per_s(sizes, mine / "creates"), "/s")
         uploading += timed(lambda: tool.drain(point))
         # (the names are read once: a listing would fill the kernel's caches afresh)
@@ -472,13 +473,14 @@ def plot(results: Results, where: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     medians = {row: by_tool for (place, row), by_tool in results.medians().items()
-               if place == where and "markfs" in by_tool and by_tool["markfs"]}
+               if place == where and by_tool.get("markfs") and row != WRITE_BACK}
     peers = PEERS[where]
     rows = list(medians)
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) * len(peers) + 1.2))
     height = 0.8 / len(peers)
-    for index, peer in enumerate(peers):
-        ratios = [medians[row].get(peer, float("nan")) / medians[row]["markfs"] for row in rows]
+    for index, peer in enumerate(peers):  # (clipped to 1/100..100; failed: no bar)
+        ratios = [min(100.0, max(0.01, medians[row].get(peer, float("nan"))
+                                 / medians[row]["markfs"])) for row in rows]
         ax.barh([r + index * height for r in range(len(rows))], ratios, height, label=peer)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
@@ -493,6 +495,14 @@ def plot(results: Results, where: str, path: Path) -> None:
     plt.close(fig)
 
 
+def report(results: Results, args: argparse.Namespace) -> None:
+    for kind in args.only.split(","):
+        print(f"\n### {kind}\n\n{table(results, kind)}")
+        if args.plot_dir:
+            args.plot_dir.mkdir(parents=True, exist_ok=True)
+            plot(results, kind, args.plot_dir / f"small-{kind}.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -503,7 +513,16 @@ def main() -> None:
                         "rclone, s3fs, sshfs (default: all)")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--plot-dir", type=Path, help="write one PNG per table here")
+    parser.add_argument("--from-json", type=Path,
+                        help="print the tables and plots of an earlier --json, run nothing")
     args = parser.parse_args()
+    if args.from_json:
+        results = Results()
+        for item in json.loads(args.from_json.read_text()):
+            results.figures[(item["where"], item["row"])] = item["runs"]
+            results.units[item["row"]] = item["unit"]
+        report(results, args)
+        return
     sizes = (Sizes(tar_files=300, rows=2000, transactions=20, creates=500, listed=2000,
                    big_mib=32) if args.quick else Sizes())
     ONLY_TOOLS.update(filter(None, args.tools.split(",")))
@@ -516,11 +535,7 @@ def main() -> None:
         for kind, bench in (("local", bench_local), ("s3", bench_s3), ("sftp", bench_sftp)):
             if kind in kinds:
                 bench(work, data, results, args.runs)
-    for kind in args.only.split(","):
-        print(f"\n### {kind}\n\n{table(results, kind)}")
-        if args.plot_dir:
-            args.plot_dir.mkdir(parents=True, exist_ok=True)
-            plot(results, kind, args.plot_dir / f"small-{kind}.png")
+    report(results, args)
     if args.json:
         args.json.write_text(json.dumps(
             [{"where": w, "row": r, "unit": results.units[r], "runs": by_tool}
