@@ -92,7 +92,7 @@ class MountConfig:
     list_timeout: float = field(default=300.0, metadata=_in(0.1, DAY_S))
     # concurrent FUSE requests (trio tasks)
     max_tasks: int = field(default=64, metadata=_in(1, 100_000))
-    watch_local: bool = True  # use inotify (watchdog) to notice changes in local sources
+    watch_local: bool = True  # use inotify to notice changes in local sources
     # extended attributes through the mount (tags, table freshness, user.* of sources);
     # false: every xattr call is ENOSYS, after which the kernel asks no more — `ls -l`
     # then costs no GETXATTR per entry (docs/benchmarks.md); tags stay in the CLI

@@ -77,3 +77,21 @@ def test_without_the_watcher_listings_expire_after_dir_ttl(
     (backing / "late.txt").write_text("x")
     time.sleep(0.3)
     assert "late.txt" in os.listdir(src)
+
+
+def test_changes_inside_a_folder_made_or_moved_outside_are_seen(
+        src: Path, backing: Path) -> None:
+    """New folders are watched as they appear, moved ones under their new name."""
+    os.listdir(src)
+    os.makedirs(backing / "new" / "deep")
+    assert eventually(lambda: (src / "new" / "deep").is_dir())
+    assert os.listdir(src / "new" / "deep") == []
+    (backing / "new" / "deep" / "f").write_text("one")
+    assert eventually(lambda: (src / "new" / "deep" / "f").exists())
+    os.rename(backing / "new", backing / "moved")
+    assert eventually(lambda: (src / "moved" / "deep" / "f").exists())
+    assert os.listdir(src / "moved" / "deep") == ["f"]
+    (backing / "moved" / "deep" / "f").write_text("one two")
+    assert eventually(lambda: (src / "moved" / "deep" / "f").read_text() == "one two")
+    (backing / "moved" / "deep" / "g").write_text("late")
+    assert eventually(lambda: "g" in os.listdir(src / "moved" / "deep"))
