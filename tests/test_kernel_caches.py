@@ -19,6 +19,7 @@ import pytest
 from conftest import Mount, run_markfs
 from remote_helpers import DaemonMetrics, RemoteSource, mount_remote, source_for
 from servers import free_port
+from users import Seen, alice, outcome
 
 WAIT_S = 10.0  # far below dir_ttl: only an invalidation can end a wait in time
 
@@ -59,7 +60,7 @@ def stat_asks_nothing(requests: Requests, path: Path) -> None:
 def watched(mount: Mount, data_dir: Path) -> Iterator[Requests]:
     port = free_port()
     configure(data_dir, port)
-    mount.remount()
+    mount.remount("--allow-other")  # (a second user's view is one of the subjects)
     requests = Requests(port)
     assert eventually(requests.watched)  # the watcher's events are the test's subject
     yield requests
@@ -97,6 +98,25 @@ def test_changes_by_the_watcher_reach_the_kernel_at_once(
     assert eventually(lambda: (src / "new").exists())
     os.unlink(backing / "gone")
     assert eventually(lambda: not (src / "gone").exists())
+
+
+def test_a_permission_taken_away_outside_holds_for_a_second_user_at_once(
+        watched: Requests, src: Path, backing: Path) -> None:
+    """The kernel checks modes itself (`default_permissions`) against what it keeps:
+    a chmod made on the disk must reach it at once, not after `dir_ttl` (an hour)."""
+    (backing / "sub").mkdir(mode=0o755)
+    (backing / "sub" / "f").write_text("shared")
+    (backing / "g").write_text("shared too")
+    os.chmod(backing / "g", 0o644)
+    read_f = lambda: Seen(Path("sub/f").read_text())  # noqa: E731
+    read_g = lambda: Seen(Path("g").read_text())  # noqa: E731
+    assert outcome(alice, src, read_f) == repr("shared")
+    assert outcome(alice, src, read_g) == repr("shared too")
+    os.chmod(backing / "g", 0o600)
+    os.chmod(backing / "sub", 0o700)
+    assert eventually(lambda: outcome(alice, src, read_g) == "EACCES")
+    assert eventually(lambda: outcome(alice, src, read_f) == "EACCES")
+    assert outcome(alice, src, lambda: Seen(os.stat("sub/f").st_size)) == "EACCES"
 
 
 def test_changes_through_the_mount_are_seen_at_once(watched: Requests, src: Path) -> None:

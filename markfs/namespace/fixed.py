@@ -17,6 +17,14 @@ from markfs.namespace.tree import STATUS_FILE_ID
 class LayoutFolders(CatalogFolders):
     """The fixed folders: their children are catalog rows (sources, views, tags...)."""
 
+    def kernel_keeps(self, node: Node) -> float | None:
+        """Only commands change these, and a command returns once every mount has
+        dropped what the kernel held of its changes (`changefeed`)."""
+        return self.s.config.dir_ttl
+
+    def kernel_keeps_absent(self, folder: Node) -> float | None:
+        return self.s.config.dir_ttl
+
 
 class ControlFiles(Provider):
     """status.json and metrics (the Prometheus text of this process's counters):

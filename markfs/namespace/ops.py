@@ -174,20 +174,10 @@ class Namespace:
         raise FsError(errno.ENOENT)
 
     def kernel_ttl(self, node: Node) -> tuple[float, float]:
-        """Seconds the kernel may keep `node`'s name and its attributes.
-
-        Long (`dir_ttl`) wherever every change markfs learns of is pushed to the kernel
-        as it happens: markfs's own folders (changed only by commands, whose changes
-        reach every mount before they return) and source nodes while their folder's
-        listing stays trusted (`SourceListings.kernel_may_keep`). Never less than the
-        mount's `entry_ttl`/`attr_ttl`, which is all the rest gets: tables, gathered
-        folders and the control files, whose contents change all the time."""
-        if node.kind is Kind.LAYOUT or (node.kind is Kind.SOURCE and node.remote_path == b""):
-            kept: float | None = self.config.dir_ttl
-        elif node.kind is Kind.SOURCE:
-            kept = self.source_files.listings.kernel_may_keep(node.parent, node.source_id)
-        else:
-            kept = None
+        """Seconds the kernel may keep `node`'s name and its attributes: what its
+        provider says it keeps true by telling the kernel of every change
+        (`Provider.kernel_keeps`), never less than the mount's `entry_ttl`/`attr_ttl`."""
+        kept = self._provider(node).kernel_keeps(node)
         if kept is None:
             return self.config.entry_ttl, self.config.attr_ttl
         return max(kept, self.config.entry_ttl), max(kept, self.config.attr_ttl)
@@ -196,11 +186,7 @@ class Namespace:
         """Seconds the kernel may remember that folder `parent_id` has no such name (a
         create through the mount or a pushed invalidation replaces the answer)."""
         parent = self.tree.node(parent_id)
-        kept: float | None = None
-        if parent is not None and parent.kind is Kind.LAYOUT:
-            kept = self.config.dir_ttl
-        elif parent is not None and parent.kind is Kind.SOURCE:
-            kept = self.source_files.listings.kernel_may_keep(parent.id, parent.source_id)
+        kept = None if parent is None else self._provider(parent).kernel_keeps_absent(parent)
         return self.config.entry_ttl if kept is None else max(kept, self.config.entry_ttl)
 
     def is_writable(self, node: Node) -> bool:

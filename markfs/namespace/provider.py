@@ -118,6 +118,17 @@ class Provider:
     def writable(self, node: Node) -> bool:
         return False
 
+    def kernel_keeps(self, node: Node) -> float | None:
+        """Seconds the kernel may keep this node's name and attributes because every
+        change markfs learns of before then is pushed to it; None: the mount's
+        `entry_ttl`/`attr_ttl` (tables, gathered folders, control files: computed, or
+        changing all the time)."""
+        return None
+
+    def kernel_keeps_absent(self, folder: Node) -> float | None:
+        """The same for "no such name" in `folder` (a folder of this kind)."""
+        return None
+
     async def open(self, node: Node, flags: int) -> FileHandle:
         raise FsError(errno.EROFS)
 

@@ -325,6 +325,16 @@ class SourceFiles(Provider):
             if not (missing_ok and exc.code == errno.ENOENT):  # (not uploaded yet)
                 raise
 
+    def kernel_keeps(self, node: Node) -> float | None:
+        """A source's root is named in /sources (changed by commands only); the rest
+        for as long as their folder's listing stays trusted."""
+        if node.remote_path == b"":
+            return self.s.config.dir_ttl
+        return self.listings.kernel_may_keep(node.parent, node.source_id)
+
+    def kernel_keeps_absent(self, folder: Node) -> float | None:
+        return self.listings.kernel_may_keep(folder.id, folder.source_id)
+
     def getxattr(self, node: Node, name: bytes) -> bytes:
         return self.xattrs.get(node, self.listings.backend(node), name)
 

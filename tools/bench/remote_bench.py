@@ -57,7 +57,7 @@ def timed(fn: Callable[[], object]) -> float:
         lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         print(f"    failed: {lines[-1] if lines else exc}", flush=True)
         return float("nan")
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # (RuntimeError: a check of the result)
         print(f"    failed: {exc}", flush=True)
         return float("nan")
     return time.perf_counter() - start

@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools" / "bench"))
-from remote_bench import mounted  # noqa: E402
+from remote_bench import mounted, timed  # noqa: E402
 from servers import SeaweedServer, SshServer, free_port  # noqa: E402
 
 MARKFS = [sys.executable, "-m", "markfs"]
@@ -135,21 +135,6 @@ class Data:
 def run(*args: str, cwd: Path | None = None) -> None:
     subprocess.run(args, check=True, cwd=cwd, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE)
-
-
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds `fn` took; NaN if it failed (a peer's failure is a result too)."""
-    started = time.perf_counter()
-    try:
-        fn()
-    except subprocess.CalledProcessError as exc:
-        lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        print(f"    failed: {lines[-1] if lines else exc}", flush=True)
-        return float("nan")
-    except (OSError, RuntimeError) as exc:
-        print(f"    failed: {exc}", flush=True)
-        return float("nan")
-    return time.perf_counter() - started
 
 
 def tar_x(data: Data, folder: Path) -> None:
