@@ -7,6 +7,7 @@ the node; the file type lives in `mode` as in `st_mode`.
 
 from __future__ import annotations
 
+import functools
 import stat
 import struct
 from dataclasses import dataclass, field, replace
@@ -111,7 +112,12 @@ def pack_node(node: Node) -> bytes:
                      _pack_blob(node.target), _pack_blob(node.etag)))
 
 
+@functools.lru_cache(maxsize=8192)
 def unpack_node(buf: bytes) -> Node:
+    """A node from its packed bytes. Remembered by those bytes (bounded): the same
+    bytes are the same node, and nodes are frozen, so one may be shared. A request reads
+    its node 4-5 times between writes; decoding one cost ~12 µs (most of it the frozen
+    dataclass's constructor), a hit ~0.3 µs."""
     (nid, parent, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, atime, rdev,
      kept) = (
         _FIXED.unpack_from(buf, 0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 from conftest import Mount, run_markfs
 
@@ -47,6 +49,43 @@ def test_a_failed_transaction_changes_neither_store(tree: Tree) -> None:
         raise RuntimeError("boom")
     assert tree.child(4, b"f") is None and q.find_child(tree.catalog.conn, 4, b"f") is None
     assert tree.catalog.stamp == stamp == tree.hot.stamp()
+
+
+def test_a_transaction_opened_inside_another_joins_it(tree: Tree) -> None:
+    """One commit (one stamp) for both; an error in the inner one undoes the outer's
+    writes too; a transaction of another thread does not join (on this connection it
+    is refused, as it was before transactions joined)."""
+    stamp = tree.catalog.stamp
+    with tree.transaction():
+        first = new_file(tree, 4, b"a")
+        second = new_file(tree, 4, b"b")
+    assert tree.catalog.stamp == stamp + 1 == tree.hot.stamp()
+    assert {tree.child(4, b"a").id, tree.child(4, b"b").id} == {first, second}  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), tree.transaction():
+        new_file(tree, 4, b"c")
+        with tree.transaction():
+            raise RuntimeError("boom")
+    assert tree.child(4, b"c") is None and q.find_child(tree.catalog.conn, 4, b"c") is None
+    assert tree.catalog.stamp == stamp + 1 == tree.hot.stamp()
+    with tree.transaction():  # (the outer one is over: a fresh transaction again)
+        new_file(tree, 4, b"d")
+    assert tree.catalog.stamp == stamp + 2
+    errors: list[BaseException] = []
+
+    def from_a_thread() -> None:
+        try:
+            with tree.transaction():
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    with tree.transaction():
+        new_file(tree, 4, b"e")
+        worker = threading.Thread(target=from_a_thread)
+        worker.start()
+        worker.join()
+    assert [type(e) for e in errors] == [apsw.SQLError]
+    assert tree.child(4, b"e") is not None and tree.catalog.stamp == stamp + 3
 
 
 def test_ids_are_never_reused_after_delete(tree: Tree) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,6 +112,7 @@ class Catalog:
         # while the mirror has a transaction whose COMMIT failed
         self.rebuild_mirror: Callable[[], object] = lambda: None
         self.mirror_behind: Callable[[], object] | None = None
+        self._open: tuple[int, Txn] | None = None  # (thread, the transaction it has open)
         self.conn = apsw.Connection(str(path))
         try:
             self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
@@ -184,11 +186,22 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[Txn]:
-        """A write transaction whose node changes reach the mirror before COMMIT."""
+        """A write transaction whose node changes reach the mirror before COMMIT.
+
+        Opened inside another one of the same thread, it joins that one: the writes of
+        one request made by separate functions commit once (a transaction costs ~45 µs
+        of BEGIN, stamp, mirror and COMMIT; a statement inside one, 2 µs). An error
+        inside rolls the whole outer transaction back. The outer block never awaits
+        (a `with`, not an `async with`): no other task's writes can slip in."""
+        joined = self._open
+        if joined is not None and joined[0] == threading.get_ident():
+            yield joined[1]
+            return
         if self.mirror_behind is not None:
             self._catch_up_mirror()
         self.conn.execute("BEGIN IMMEDIATE")
         txn = Txn(self.conn)
+        self._open = (threading.get_ident(), txn)
         try:
             yield txn
             stamp = self.meta("stamp") + 1
@@ -196,11 +209,13 @@ class Catalog:
             if self.mirror is not None:
                 self.mirror.apply(txn.collect(), stamp)
         except BaseException as exc:
+            self._open = None
             with contextlib.suppress(apsw.SQLError):  # (SQLite may have rolled back itself)
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, apsw.FullError):
                 raise _disk_full() from None
             raise
+        self._open = None
         try:
             self.conn.execute("COMMIT")
         except BaseException as exc:

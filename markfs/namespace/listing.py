@@ -122,6 +122,12 @@ def _keep_nothing(node_id: int) -> bool:
     return False
 
 
+def unchanged(known: Node, entry: Entry, keep: Callable[[int], bool]) -> bool:
+    """Would `apply_entry` leave `known` as it is?"""
+    return stat.S_IFMT(known.mode) == stat.S_IFMT(entry.mode) and (
+        not attr_changes(known, entry) or keep(known.id))
+
+
 def usable_entries(parent: Node, entries: list[Entry]) -> list[Entry]:
     """The entries a folder can show: names a kernel accepts, each once. (S3 may hold
     the key `a` beside keys under `a/`: the folder is shown, so that all it holds can
@@ -146,8 +152,13 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
     diff = ListingDiff()
     existing = nodes.child_names(tree.catalog.conn, parent.id)
     seen: set[bytes] = set()
+    usable = usable_entries(parent, entries)
+    if len(usable) == len(existing) and all(
+            (known := existing.get(e.name)) is not None and unchanged(known, e, keep)
+            for e in usable):
+        return diff  # a listing that changes nothing writes nothing
     with tree.transaction() as txn:
-        for entry in usable_entries(parent, entries):
+        for entry in usable:
             seen.add(entry.name)
             apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff, keep)
         for name, node in existing.items():
@@ -180,6 +191,8 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
     known = nodes.find_child(tree.catalog.conn, parent.id, name)
     if entry is None and known is None:
         return diff
+    if entry is not None and known is not None and unchanged(known, entry, keep):
+        return diff  # (the watcher re-checks the mount's own changes: no empty transaction)
     with tree.transaction() as txn:
         if entry is None:
             assert known is not None

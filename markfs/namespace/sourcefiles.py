@@ -89,11 +89,10 @@ class SourceFiles(Provider):
     async def create(self, parent: Node, name: bytes, mode: int, flags: int,
                      caller: Caller) -> FileHandle:
         backend = self._writable(parent)
-        async with self.s.locks.hold(parent.id):
-            store = self._store(backend)
-            handle = await store.create(parent, name, backend, mode, flags, caller)
-            store.attrs_changed(parent, backend)
-            return handle
+        async with self.s.locks.hold(parent.id):  # (the store records the parent's
+            # new times with the new name, in one transaction)
+            return await self._store(backend).create(parent, name, backend, mode, flags,
+                                                     caller)
 
     async def mkdir(self, parent: Node, name: bytes, mode: int, caller: Caller) -> Node:
         backend = self._writable(parent)
@@ -105,13 +104,14 @@ class SourceFiles(Provider):
                 gid = parent.gid if parent.mode & stat.S_ISGID else caller.gid
                 attrs = FileAttrs(stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid,
                                   time.time_ns())
-                entry = await self.s.io(backend.mkdir_with, path, attrs)
-                node = self.listings.record_entry(parent, name, folder_keeps(entry, attrs))
+                entry = folder_keeps(await self.s.io(backend.mkdir_with, path, attrs), attrs)
             else:
                 await self.s.io(backend.mkdir, path, mode)
                 await give_to(self.s, backend, parent, path, caller)
-                node = await self.listings.record(parent, name, backend)
-            self._store(backend).attrs_changed(parent, backend)
+                entry = await self.s.io(backend.stat, path)
+            node = self.listings.record_entry(
+                parent, name, entry, also=lambda: self._store(backend).attrs_changed(parent,
+                                                                                    backend))
         self.listings.mark_listed(node.id)
         return node
 
@@ -130,9 +130,10 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             await self.s.io(backend.symlink, target, path)
             await give_to(self.s, backend, parent, path, caller)
-            node = await self.listings.record(parent, name, backend)
-            self._store(backend).attrs_changed(parent, backend)
-            return node
+            entry = await self.s.io(backend.stat, path)
+            return self.listings.record_entry(
+                parent, name, entry, also=lambda: self._store(backend).attrs_changed(parent,
+                                                                                    backend))
 
     async def link(self, node: Node, parent: Node, name: bytes) -> Node:
         backend = self._writable(parent)
@@ -148,7 +149,7 @@ class SourceFiles(Provider):
             with self.s.tree.transaction() as txn:
                 nodes.add_hardlink(txn, node.id, parent.id, name, path)
                 nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
-            self._store(backend).attrs_changed(parent, backend)
+                self._store(backend).attrs_changed(parent, backend)
         return node
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
@@ -161,8 +162,9 @@ class SourceFiles(Provider):
             if node.is_dir != want_dir:
                 raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
             await self._store(backend).remove(node, backend, child_path(parent, name))
-            refresh_one(self.s.tree, parent, None, name)
-            self._store(backend).attrs_changed(parent, backend)
+            with self.s.tree.transaction():
+                refresh_one(self.s.tree, parent, None, name)
+                self._store(backend).attrs_changed(parent, backend)
         survivor = self.s.tree.node(node.id)
         if survivor is not None:  # other hard links remain
             await self.listings.restat(survivor)
@@ -189,9 +191,10 @@ class SourceFiles(Provider):
             await self._store(backend).rename(
                 node, target, backend, (move.old_path, move.new_path), flags,
                 then=lambda: self._record_rename(node, target, move, flags))
-            for changed in {old_parent.id: old_parent, new_parent.id: new_parent,
-                            node.id: node}.values():
-                self._store(backend).attrs_changed(changed, backend)
+            with self.s.tree.transaction():
+                for changed in {old_parent.id: old_parent, new_parent.id: new_parent,
+                                node.id: node}.values():
+                    self._store(backend).attrs_changed(changed, backend)
         survivor = self.s.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self.listings.restat(survivor)

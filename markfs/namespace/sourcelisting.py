@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -236,9 +237,15 @@ class SourceListings:
         return self.record_entry(parent, name,
                                  await self.s.io(backend.stat, child_path(parent, name)))
 
-    def record_entry(self, parent: Node, name: bytes, entry: Entry) -> Node:
-        """Store what the source said of a path just changed through the mount."""
-        refresh_one(self.s.tree, parent, entry, name)
+    def record_entry(self, parent: Node, name: bytes, entry: Entry,
+                     also: Callable[[], object] = lambda: None) -> Node:
+        """Store what the source said of a path just changed through the mount; `also`
+        writes in the same transaction (the folder's new times: one commit for both).
+        The node is read after the commit: the mirror shows a transaction's writes only
+        then."""
+        with self.s.tree.transaction():
+            refresh_one(self.s.tree, parent, entry, name)
+            also()
         node = self.s.tree.child(parent.id, name)
         if node is None:
             raise FsError(errno.EIO, "entry vanished while being recorded")

@@ -80,13 +80,16 @@ class InPlaceStore:
 
     async def create(self, parent: Node, name: bytes, backend: Backend, mode: int,
                      flags: int, caller: Caller) -> FileHandle:
-        """Under the parent's lock."""
+        """Under the parent's lock; the new name and the parent's new times in one
+        transaction."""
         assert serves_in_place(backend)
         path = child_path(parent, name)
         file = await self.s.io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
                                release=close_file)
         await give_to(self.s, backend, parent, path, caller, mode)
-        node = await self.listings.record(parent, name, backend)
+        entry = await self.s.io(backend.stat, path)
+        node = self.listings.record_entry(parent, name, entry,
+                                          also=lambda: self.attrs_changed(parent, backend))
         return InPlaceHandle(node, file, self.s.io, True, self.listings.restat_id)
 
     async def truncate(self, node: Node, backend: Backend, size: int,
@@ -158,6 +161,7 @@ class StagedStore:
         with self.s.tree.transaction() as txn:
             node_id = nodes.insert_node(txn, parent.id, name, new,
                                         generation=self.s.tree.generation)
+            self.attrs_changed(parent, backend)  # (joins this transaction)
         node = self.s.tree.node(node_id)
         assert node is not None
         self.s.marks.mark(node_id)

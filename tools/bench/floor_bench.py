@@ -113,7 +113,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--tools", default="", help="comma-separated, of: " + ", ".join(TOOLS))
     args = parser.parse_args()
+    wanted = set(filter(None, args.tools.split(",")))
     sizes = Sizes(tar_files=300, creates=500, listed=10, big_mib=1) if args.quick else \
         Sizes(listed=10, big_mib=1)
     results = Results()
@@ -122,6 +124,7 @@ def main() -> None:
         data = Data(work, sizes)
         data.make()
         with tools(work, data) as chosen:
+            chosen = [tool for tool in chosen if not wanted or tool.name in wanted]
             for number in range(args.runs):
                 for tool in chosen:
                     print(f"round {number + 1}: {tool.name}", flush=True)
