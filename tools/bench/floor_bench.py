@@ -58,13 +58,13 @@ def build_passthrough(work: Path) -> Path:
 
 def c_tool(binary: Path, folder: Path, point: Path) -> Tool:
     cmd = [str(binary), "-f", "-o", f"source={folder},xattr,cache=always", str(point)]
-    return Tool("libfuse C", lambda: mounted(cmd, point))
+    return Tool("libfuse C", lambda: mounted(cmd, point), point)
 
 
 def bare_tool(folder: Path, point: Path) -> Tool:
     cmd = [sys.executable, str(ROOT / "tools" / "bench" / "bare_pyfuse3.py"), str(folder),
            str(point)]
-    return Tool("bare pyfuse3", lambda: mounted(cmd, point))
+    return Tool("bare pyfuse3", lambda: mounted(cmd, point), point)
 
 
 def one_round(tool: Tool, data: Data, results: Results, number: int) -> None:
@@ -116,8 +116,8 @@ def main() -> None:
     parser.add_argument("--tools", default="", help="comma-separated, of: " + ", ".join(TOOLS))
     args = parser.parse_args()
     wanted = set(filter(None, args.tools.split(",")))
-    sizes = Sizes(tar_files=300, creates=500, listed=10, big_mib=1) if args.quick else \
-        Sizes(listed=10, big_mib=1)
+    sizes = Sizes(tar_files=300, creates=500, listed=10, big_mib=1, huge_mib=1) \
+        if args.quick else Sizes(listed=10, big_mib=1, huge_mib=1)
     results = Results()
     with tempfile.TemporaryDirectory(prefix="markfs-floor-") as name:
         work = Path(name)

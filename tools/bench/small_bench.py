@@ -6,7 +6,9 @@ against sshfs on the same sshd, it times: `tar -xf` of Python's standard library
 (~1,400 files), 4 of them at once, `git clone` of a 135-commit repository, `rsync -a`
 in and a checksum dry run back, sqlite inserting 20,000 rows in 100 transactions,
 creates/s, stat p50/p99 at once and after the kernel's 1 s, `ls -l` of 10,000 files
-cold and warm, cp out and in of a large file.
+cold and warm, cp out and in of 256 MiB and of 1 GiB; and through Samba (smbd on a free
+loopback port sharing each filesystem, as teams reach a mount): smbclient put and get of
+256 MiB and `mput` of 300 small files.
 
 Each filesystem is mounted afresh for each of `--runs` rounds and the filesystems take
 turns within a round (interleaved: this VM's noise falls on all alike); the page shows
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools" / "bench"))
 from remote_bench import mounted, timed  # noqa: E402
-from servers import SeaweedServer, SshServer, free_port  # noqa: E402
+from servers import SambaServer, SeaweedServer, SshServer, free_port  # noqa: E402
 
 MARKFS = [sys.executable, "-m", "markfs"]
 WRITE_BACK = "write-back after the commands"  # (a row of the tables, not of the plots)
@@ -58,6 +60,8 @@ class Sizes:
     creates: int = 2000
     listed: int = 10_000
     big_mib: int = 256
+    huge_mib: int = 1024
+    smb_files: int = 300  # files of the tarball's tree put through Samba
 
 
 @dataclass
@@ -89,6 +93,8 @@ class Data:
         self.repo = work / "repo"
         self.tree = work / "tree"
         self.big = work / "big.bin"
+        self.huge = work / "huge.bin"
+        self.smb_files = work / "smb-files"
 
     def make(self) -> None:
         stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -105,10 +111,13 @@ class Data:
         self.tree.mkdir()
         subprocess.run(["tar", "-xf", str(self.tar), "-C", str(self.tree)], check=True)
         self._make_repo(files)
-        with open(self.big, "wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(self.sizes.big_mib):
-                f.write(block)
+        for path, mib in ((self.big, self.sizes.big_mib), (self.huge, self.sizes.huge_mib)):
+            with open(path, "wb") as f:
+                for _ in range(mib):
+                    f.write(os.urandom(1 << 20))  # (no block repeats: nothing dedupes it)
+        self.smb_files.mkdir()
+        for number, name in enumerate(files[:self.sizes.smb_files]):
+            shutil.copyfile(self.tree / name, self.smb_files / f"{number:03d}-{name.name}")
         print(f"data: {len(files)} files in the tarball "
               f"({self.tar.stat().st_size >> 20} MiB), {COMMITS} commits, "
               f"{self.sizes.big_mib} MiB file", flush=True)
@@ -219,14 +228,48 @@ def ls_long(folder: Path) -> None:
     run("ls", "-l", str(folder))
 
 
-def cp_out(data: Data, folder: Path) -> None:
+def mib(size: int) -> str:
+    return f"{size >> 10} GiB" if size >= 1024 else f"{size} MiB"
+
+
+def cp_out(data: Data, folder: Path, name: str = "big.bin") -> None:
     out = data.work / "out.bin"
-    run("cp", str(folder / "big.bin"), str(out))
+    run("cp", str(folder / name), str(out))
     out.unlink()
 
 
-def cp_in(data: Data, folder: Path) -> None:
-    run("cp", str(data.big), str(folder / "in.bin"))
+def cp_in(data: Data, folder: Path, source: Path | None = None) -> None:
+    source = source or data.big
+    run("cp", str(source), str(folder / f"in-{source.name}"))
+
+
+@dataclass
+class Smb:
+    """smbd sharing every filesystem of the bench (share name: the tool's, with its
+    `where`), each share the folder the tool's files are in."""
+
+    server: SambaServer
+
+    def run(self, share: str, *commands: str) -> None:
+        done = self.server.client(share, *commands)
+        if done.returncode != 0 or "NT_STATUS" in done.stdout + done.stderr:
+            raise RuntimeError(f"smbclient: {(done.stdout + done.stderr).strip()[-300:]}")
+
+
+def smb_rows(smb: Smb, share: str, data: Data, folder: str,
+             add: Callable[[str, float], None]) -> None:
+    """put and get of the 256 MiB file, `mput` of the small files, into `folder` (a
+    folder of the share that exists)."""
+    out = data.work / "smb-out.bin"
+    size = mib(data.sizes.big_mib)
+    add(f"smb put {size}", timed(lambda: smb.run(share, f"cd {folder}",
+                                                 f"put {data.big} smb-big.bin")))
+    add(f"smb get {size}", timed(lambda: smb.run(share, f"cd {folder}",
+                                                 f"get smb-big.bin {out}")))
+    out.unlink()
+    add(f"smb mput {data.sizes.smb_files} files", timed(lambda: smb.run(
+        share, f"lcd {data.smb_files}", f"cd {folder}", "mkdir m", "cd m", "prompt off",
+        "mput *")))
 
 
 # -- filesystems ------------------------------------------------------------------------
@@ -239,6 +282,7 @@ class Tool:
 
     name: str
     mount: Callable[[], AbstractContextManager[Path]]
+    point: Path  # where it is mounted (the plain folder: the folder)
     base: Callable[[Path], Path] = lambda point: point
     drain: Callable[[Path], None] = lambda point: None
 
@@ -261,7 +305,8 @@ def markfs_tool(work: Path, slug: str, url: str) -> Tool:
         while json.loads(status.read_text())["uploads_pending"]:
             time.sleep(0.02)
 
-    return Tool("markfs", mount, lambda p: p / "sources" / "b", drain)
+    return Tool("markfs", mount, work / f"mnt-markfs-{slug}", lambda p: p / "sources" / "b",
+                drain)
 
 
 def plain_tool(folder: Path) -> Tool:
@@ -269,7 +314,7 @@ def plain_tool(folder: Path) -> Tool:
     def mount() -> Iterator[Path]:
         run("sync")
         yield folder
-    return Tool("folder", mount)
+    return Tool("folder", mount, folder)
 
 
 def rclone_s3_tool(work: Path, endpoint: str) -> Tool:
@@ -294,7 +339,7 @@ def rclone_s3_tool(work: Path, endpoint: str) -> Tool:
                 return
             time.sleep(0.1)
 
-    return Tool("rclone", lambda: mounted(cmd, point, env), drain=drain)
+    return Tool("rclone", lambda: mounted(cmd, point, env), point, drain=drain)
 
 
 def s3fs_tool(work: Path, endpoint: str) -> Tool:
@@ -304,7 +349,7 @@ def s3fs_tool(work: Path, endpoint: str) -> Tool:
     point = work / "mnt-s3fs"
     cmd = ["s3fs", BUCKET, str(point), "-f", "-o",
            f"passwd_file={password},url={endpoint},use_path_request_style,endpoint=us-east-1"]
-    return Tool("s3fs", lambda: mounted(cmd, point))
+    return Tool("s3fs", lambda: mounted(cmd, point), point)
 
 
 def sshfs_tool(work: Path, ssh: SshServer, root: Path) -> Tool:
@@ -312,13 +357,14 @@ def sshfs_tool(work: Path, ssh: SshServer, root: Path) -> Tool:
     cmd = ["sshfs", "-f", "-p", str(ssh.port), "-o",
            f"IdentityFile={ssh.client_key},StrictHostKeyChecking=no,"
            f"UserKnownHostsFile={ssh.known_hosts}", f"root@127.0.0.1:{root}", str(point)]
-    return Tool("sshfs", lambda: mounted(cmd, point))
+    return Tool("sshfs", lambda: mounted(cmd, point), point)
 
 
 # -- one round ----------------------------------------------------------------------------
 
 
-def one_round(where: str, tool: Tool, data: Data, results: Results, number: int) -> None:
+def one_round(where: str, tool: Tool, data: Data, results: Results, number: int,
+              smb: Smb | None) -> None:
     """Every workload on a fresh mount of `tool`; its files go to `run<number>/`."""
     sizes = data.sizes
     with tool.mount() as point:
@@ -335,11 +381,19 @@ def one_round(where: str, tool: Tool, data: Data, results: Results, number: int)
                           ("rsync -a in", lambda: rsync_in(data, mine / "rsync")),
                           ("rsync --checksum dry run", lambda: rsync_check(data, mine / "rsync")),
                           ("sqlite 20k rows / 100 tx", lambda: sqlite_rows(sizes, mine / "db")),
-                          ("cp in large file", lambda: cp_in(data, mine)),
-                          ("cp out large file", lambda: cp_out(data, base))):
+                          (f"cp in {mib(sizes.big_mib)}", lambda: cp_in(data, mine)),
+                          (f"cp out {mib(sizes.big_mib)}", lambda: cp_out(data, base)),
+                          (f"cp in {mib(sizes.huge_mib)}", lambda: cp_in(data, mine, data.huge)),
+                          (f"cp out {mib(sizes.huge_mib)}",
+                           lambda: cp_out(data, base, "huge.bin"))):
             add(row, timed(work))
             uploading += timed(lambda: tool.drain(point))
+        if smb is not None:
+            smb_rows(smb, f"{where}-{tool.name}", data, mine.name,
+                     lambda row, value: add(row, value))
+            uploading += timed(lambda: tool.drain(point))
         add(WRITE_BACK, uploading)
+        run("sync")  # (the GiBs written above must not be flushed while files are made)
         add("creates/s", creates_per_s(sizes, mine / "creates"), "/s")
         uploading += timed(lambda: tool.drain(point))
         # (the names are read once: a listing would fill the kernel's caches afresh)
@@ -363,6 +417,7 @@ def seed_folder(root: Path, data: Data) -> None:
     for n in range(data.sizes.listed):
         (listed / f"l{n:05d}").write_bytes(b"x" * 100)
     shutil.copyfile(data.big, root / "big.bin")
+    shutil.copyfile(data.huge, root / "huge.bin")
 
 
 def seed_s3(client: Any, data: Data) -> None:
@@ -372,17 +427,38 @@ def seed_s3(client: Any, data: Data) -> None:
         list(pool.map(lambda k: client.put_object(Bucket=BUCKET, Key=k, Body=b"x" * 100),
                       names))
     client.upload_file(str(data.big), BUCKET, "big.bin")
+    client.upload_file(str(data.huge), BUCKET, "huge.bin")
 
 
 ONLY_TOOLS: set[str] = set()  # --tools: the filesystems to run (empty: all)
+SMB = True  # --no-smb: no Samba rows
 
 
 def rounds(where: str, tools: list[Tool], data: Data, results: Results, runs: int) -> None:
     tools = [tool for tool in tools if not ONLY_TOOLS or tool.name in ONLY_TOOLS]
-    for number in range(runs):
-        for tool in tools:
-            print(f"{where}, round {number + 1}: {tool.name}", flush=True)
-            one_round(where, tool, data, results, number)
+    with samba(where, tools, data) as smb:
+        for number in range(runs):
+            for tool in tools:
+                print(f"{where}, round {number + 1}: {tool.name}", flush=True)
+                one_round(where, tool, data, results, number, smb)
+
+
+@contextmanager
+def samba(where: str, tools: list[Tool], data: Data) -> Iterator[Smb | None]:
+    """smbd with a share of each tool's folder (named before it is mounted: smbd looks
+    a share's path up at each connection); None with --no-smb."""
+    if not SMB:
+        yield None
+        return
+    shares = "".join(
+        f"[{where}-{tool.name}]\n   path = {tool.base(tool.point)}\n   read only = no\n"
+        for tool in tools)
+    server = SambaServer.create(data.work / f"smbd-{where}", shares)
+    server.start()
+    try:
+        yield Smb(server)
+    finally:
+        server.stop()
 
 
 def bench_local(work: Path, data: Data, results: Results, runs: int) -> None:
@@ -494,6 +570,7 @@ def main() -> None:
     parser.add_argument("--only", default="local,s3,sftp")
     parser.add_argument("--quick", action="store_true",
                         help="300 files in the tarball, 2,000 rows, 2,000 listed, 32 MiB")
+    parser.add_argument("--no-smb", action="store_true", help="no Samba rows")
     parser.add_argument("--tools", default="", help="comma-separated: markfs, folder, "
                         "rclone, s3fs, sshfs (default: all)")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
@@ -509,8 +586,10 @@ def main() -> None:
         report(results, args)
         return
     sizes = (Sizes(tar_files=300, rows=2000, transactions=20, creates=500, listed=2000,
-                   big_mib=32) if args.quick else Sizes())
+                   big_mib=32, huge_mib=64, smb_files=100) if args.quick else Sizes())
     ONLY_TOOLS.update(filter(None, args.tools.split(",")))
+    global SMB
+    SMB = not args.no_smb
     results = Results()
     with tempfile.TemporaryDirectory(prefix="markfs-small-") as name:
         work = Path(name)
