@@ -11,6 +11,7 @@ upload's time, so rsync re-sent every file and git saw every script change mode.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -318,3 +319,40 @@ def test_the_quick_put_of_a_small_file_stores_what_boto3_stores(
     local.write_bytes(b"through the client")
     backend.upload(b"client", str(local), attrs=attrs)
     assert remote.get("client") == b"through the client"
+
+
+def test_a_folder_made_is_the_folder_a_stat_then_reads_without_the_clients_put_or_head(
+        remote: RemoteSource, server: S3Endpoint) -> None:
+    """mkdir sends its HEAD and PUT the quick way and asks no HEAD after the PUT: what
+    the catalog records of the new folder (its entry with the attributes set on it that
+    the server did not keep: SeaweedFS keeps no metadata on markers) is what it records
+    from a stat of it (mode, owner, mtime; ctime to the second), quoted names too;
+    EEXIST over a file or a folder with no marker stays."""
+    from markfs.backends.base import FileAttrs, S3Location
+    from markfs.backends.s3 import S3Backend
+    from markfs.namespace.sourcefiles import folder_keeps
+
+    backend = S3Backend(S3Location(bucket_of(remote), "data/", server.endpoint, "us-east-1"))
+    client = backend.client
+
+    def not_the_client(**_kwargs: object) -> None:
+        raise AssertionError("the client was asked")
+    client_put, client_head = client.put_object, client.head_object
+    client.put_object = client.head_object = not_the_client
+    attrs = FileAttrs(0o40750, 4321, 4322, 1_000_000_000_123_456_789)
+    made = {name: backend.mkdir_with(name.encode(), attrs) for name in ("d", "a b+é~x")}
+    client.put_object, client.head_object = client_put, client_head
+    for name, answered in made.items():
+        entry = folder_keeps(answered, attrs)
+        seen = folder_keeps(backend.stat(name.encode()), attrs)
+        assert (entry.name, entry.mode, entry.uid, entry.gid, entry.mtime_ns, entry.nlink,
+                entry.meta_kept) == (seen.name, seen.mode, seen.uid, seen.gid, seen.mtime_ns,
+                                     seen.nlink, seen.meta_kept), name
+        assert abs(entry.ctime_ns - seen.ctime_ns) < 2 * 10**9, name
+        assert (entry.mode, entry.uid) == (0o40750, 4321)
+    remote.put("file", b"x")
+    remote.put("implicit/child", b"x")
+    for taken in (b"file", b"implicit", b"d"):
+        with pytest.raises(OSError) as failed:
+            backend.mkdir_with(taken, attrs)
+        assert failed.value.errno == errno.EEXIST, taken

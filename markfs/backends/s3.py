@@ -18,6 +18,7 @@ is cancelled, so a cancel ends an upload within one socket write.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import io
 import os
@@ -418,15 +419,24 @@ class S3Backend:
                 raise _error(exc, f"abort upload of {path!r}") from None
 
     def mkdir(self, path: bytes, mode: int, attrs: FileAttrs | None = None) -> None:
+        """A marker `path/`, unless a file `path` or anything below `path/` is there:
+        a quick HEAD, a LIST and a quick PUT (the client's pipeline for none but the
+        LIST: a folder made cost 4 of its requests, 10-17 ms)."""
         marker = self._dir_key(path)  # a marker too long is ENAMETOOLONG whatever exists
-        if self._object_exists(self.key(path)) or self._has_children(path):
+        if self._head_quick(self.key(path)) is not None or self._has_children(path):
             raise OSError(errno.EEXIST, f"{path!r} exists")
-        self._put_empty(marker, attrs)
+        metadata = metadata_of(attrs or FileAttrs())
+        if not self._put_quick(marker, b"", metadata):
+            self._put_empty(marker, attrs)
 
     def mkdir_with(self, path: bytes, attrs: FileAttrs) -> Entry:
-        """A folder whose marker keeps `attrs`."""
-        self.mkdir(path, attrs.mode or DIR_MODE, _typed(attrs, stat.S_IFDIR))
-        return self._marker_entry(path, self._dir(path.rsplit(b"/", 1)[-1]))
+        """A folder whose marker keeps `attrs`; its entry is the one a HEAD of the marker
+        would give (its metadata is what was just PUT; its ctime, now) — not asked."""
+        typed = _typed(attrs, stat.S_IFDIR)
+        self.mkdir(path, attrs.mode or DIR_MODE, typed)
+        made = {"LastModified": datetime.datetime.now(datetime.timezone.utc),
+                "Metadata": metadata_of(typed)}
+        return self._from_head(path.rsplit(b"/", 1)[-1], made, stat.S_IFDIR)
 
     def _put_empty(self, key: str, attrs: FileAttrs | None = None) -> None:
         try:
