@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test system system-test bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small clean
+.PHONY: setup setup-test system system-test bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor clean
 
 # markfs and the demo: FUSE and the OpenSSH client; the tests: also the servers they start
 setup: system $(STAMP) bytecode
@@ -69,6 +69,11 @@ bench-small: setup-test
 	@bash tools/bench/setup.sh
 	@$(PY) -m pip install -q -e '.[bench]'
 	$(PY) tools/bench/small_bench.py --plot-dir docs/img --json docs/img/small.json $(BENCH_ARGS)
+
+# the floor: the same local workloads through libfuse's C passthrough (built from the
+# example libfuse3-dev ships) and a bare pyfuse3 passthrough, beside markfs
+bench-floor: setup-test
+	$(PY) tools/bench/floor_bench.py --json docs/img/floor.json $(BENCH_ARGS)
 
 demo-stop:
 	@$(MARKFS) --data-dir $(DEMO_DATA) umount $(DEMO_MNT)
