@@ -139,6 +139,25 @@ def test_an_upload_gives_the_exact_bytes_and_leaves_no_temporary_file(
     assert os.listdir(root) == ["up.bin"]
 
 
+def test_an_upload_whose_staged_copy_is_truncated_meanwhile_is_cancelled_not_a_dead_server(
+        backend: SftpBackend, root: Path, tmp_path: Path) -> None:
+    """A writer's O_TRUNC open empties the staged copy an upload is sending (CI saw it:
+    "the file changed while it was sent" answered EIO, which marked the source
+    unreachable and failed the writer's next open with EIO): ECANCELED, as a change the
+    uploader is told of, and nothing left on the server."""
+    local = tmp_path / "local"
+    local.write_bytes(os.urandom(96 * 1024))
+
+    class TruncatedOnce(UploadControl):
+        def check(self) -> None:
+            os.truncate(local, 0)  # (before the first piece is read)
+            super().check()
+    with pytest.raises(OSError) as changed:
+        backend.upload(b"z.zip", str(local), TruncatedOnce())
+    assert changed.value.errno == errno.ECANCELED
+    assert os.listdir(root) == []
+
+
 def test_pieces_sent_out_of_order_become_the_file_on_finish(
         backend: SftpBackend, root: Path) -> None:
     pieces = [os.urandom(backend.piece_size), os.urandom(backend.piece_size), b"tail"]

@@ -277,9 +277,10 @@ class SftpBackend:
                         WRITE_WINDOW, check)
                 finally:
                     session.close_handle(handle)
-                if sent != size:
-                    raise OSError(errno.EIO, f"the file changed while it was sent ({sent} "
-                                  f"of {size} bytes)")
+                if sent != size:  # (a writer emptied the staged copy: its new content
+                    # is journaled anew; not the server's failure, so not EIO)
+                    raise OSError(errno.ECANCELED, f"the file changed while it was sent "
+                                  f"({sent} of {size} bytes)")
                 session.rename(temp, full)
             except BaseException:
                 with contextlib.suppress(Exception):  # (the session may be gone)
