@@ -85,6 +85,7 @@ class FileAttrs:
     uid: int | None = None
     gid: int | None = None
     mtime_ns: int | None = None
+    atime_ns: int | None = None  # (SFTP: with mtime_ns, set on an upload before its rename)
 
 
 @dataclass(frozen=True)

@@ -281,6 +281,11 @@ class SftpBackend:
                     # is journaled anew; not the server's failure, so not EIO)
                     raise OSError(errno.ECANCELED, f"the file changed while it was sent "
                                   f"({sent} of {size} bytes)")
+                if attrs is not None and attrs.atime_ns is not None and (
+                        attrs.mtime_ns is not None):  # (tar's and rsync's times: no utime
+                    # and stat after the upload; a rename keeps them)
+                    session.lsetstat(temp, Attrs(atime=attrs.atime_ns // 10**9,
+                                                 mtime=attrs.mtime_ns // 10**9))
                 session.rename(temp, full)
             except BaseException:
                 with contextlib.suppress(Exception):  # (the session may be gone)

@@ -23,7 +23,7 @@ import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import trio
@@ -629,9 +629,13 @@ class RemoteFiles:
         if staged is not None and staged.path == Path(row.staging):
             self._stop_stream(staged, "the file is small now")
         node = self.tree.node(row.node_id)
+        attrs = None if node is None else kept_attrs(node, backend)
+        times = staged.times if staged is not None else None
+        if attrs is not None and times is not None and backend.keeps_modes and (
+                not keeps_metadata(backend)):  # (SFTP sets them before its rename)
+            attrs = replace(attrs, atime_ns=times[0], mtime_ns=times[1])
         return await self._upload_io(backend.upload, row.remote_path, row.staging, control,
-                                     None if node is None else kept_attrs(node, backend),
-                                     timeout=UPLOAD_TIMEOUT_S)
+                                     attrs, timeout=UPLOAD_TIMEOUT_S)
 
     async def _settled(self, row: Upload, entry: Entry) -> Entry:
         """`_settle` until no chmod/utime came while it ran (rsync sets mode and times
@@ -662,7 +666,8 @@ class RemoteFiles:
             return entry
         staged = self.staged.get(row.node_id)
         times = staged.times if staged is not None else None
-        if stat.S_IMODE(entry.mode) == stat.S_IMODE(node.mode) and times is None:
+        if stat.S_IMODE(entry.mode) == stat.S_IMODE(node.mode) and (
+                times is None or has_times(entry, times)):
             return entry
         if stat.S_IMODE(entry.mode) != stat.S_IMODE(node.mode):
             await self._upload_io(backend.chmod, row.remote_path, node.mode,
@@ -832,6 +837,14 @@ def kept_attrs(node: Node, backend: Backend) -> FileAttrs:
     return FileAttrs(mode=node.mode if kept & KEPT_MODE else None,
                      uid=node.uid if kept & KEPT_UID else None,
                      gid=node.gid if kept & KEPT_GID else None, mtime_ns=node.mtime_ns)
+
+
+def has_times(entry: Entry, times: tuple[int | None, int | None]) -> bool:
+    """Does the storage's entry carry both times set (to the second: SFTP's precision)?"""
+    atime, mtime = times
+    return (atime is not None and mtime is not None and entry.atime_ns is not None
+            and entry.atime_ns // 10**9 == atime // 10**9
+            and entry.mtime_ns // 10**9 == mtime // 10**9)
 
 
 def holds(entry: Entry, attrs: FileAttrs) -> bool:
