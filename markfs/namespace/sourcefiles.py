@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import trio
@@ -105,15 +106,20 @@ class SourceFiles(Provider):
                 attrs = FileAttrs(stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid,
                                   time.time_ns())
                 entry = folder_keeps(await self.s.io(backend.mkdir_with, path, attrs), attrs)
+                node = self.listings.record_entry(parent, name, entry,
+                                                  also=self._times_of(parent, backend))
             else:
                 await self.s.io(backend.mkdir, path, mode)
                 await give_to(self.s, backend, parent, path, caller)
-                entry = await self.s.io(backend.stat, path)
-            node = self.listings.record_entry(
-                parent, name, entry, also=lambda: self._store(backend).attrs_changed(parent,
-                                                                                    backend))
+                node = await self.listings.record(parent, name, backend,
+                                                  also=self._times_of(parent, backend))
         self.listings.mark_listed(node.id)
         return node
+
+    def _times_of(self, folder: Node, backend: Backend) -> Callable[[], None]:
+        """Records a folder's new times after a change of its names (joins the
+        transaction that records the name)."""
+        return lambda: self._store(backend).attrs_changed(folder, backend)
 
     async def mknod(self, parent: Node, name: bytes, mode: int, rdev: int,
                     caller: Caller) -> Node:
@@ -130,10 +136,8 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             await self.s.io(backend.symlink, target, path)
             await give_to(self.s, backend, parent, path, caller)
-            entry = await self.s.io(backend.stat, path)
-            return self.listings.record_entry(
-                parent, name, entry, also=lambda: self._store(backend).attrs_changed(parent,
-                                                                                    backend))
+            return await self.listings.record(parent, name, backend,
+                                              also=self._times_of(parent, backend))
 
     async def link(self, node: Node, parent: Node, name: bytes) -> Node:
         backend = self._writable(parent)

@@ -232,10 +232,12 @@ class SourceListings:
             diff = refresh_one(self.s.tree, current, entry, name, self.s.marks.since(started))
         self.s.kernel.listing_changed(parent.id, diff)
 
-    async def record(self, parent: Node, name: bytes, backend: Backend) -> Node:
-        """Stat a path just changed through the mount and store what the source says."""
+    async def record(self, parent: Node, name: bytes, backend: Backend,
+                     also: Callable[[], object] = lambda: None) -> Node:
+        """Stat a path just changed through the mount and store what the source says
+        (`also`: as in `record_entry`)."""
         return self.record_entry(parent, name,
-                                 await self.s.io(backend.stat, child_path(parent, name)))
+                                 await self.s.io(backend.stat, child_path(parent, name)), also)
 
     def record_entry(self, parent: Node, name: bytes, entry: Entry,
                      also: Callable[[], object] = lambda: None) -> Node:

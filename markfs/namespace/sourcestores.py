@@ -87,8 +87,7 @@ class InPlaceStore:
         file = await self.s.io(backend.create, path, mode, flags, bool(flags & os.O_EXCL),
                                release=close_file)
         await give_to(self.s, backend, parent, path, caller, mode)
-        entry = await self.s.io(backend.stat, path)
-        node = self.listings.record_entry(parent, name, entry,
+        node = await self.listings.record(parent, name, backend,
                                           also=lambda: self.attrs_changed(parent, backend))
         return InPlaceHandle(node, file, self.s.io, True, self.listings.restat_id)
 
