@@ -126,6 +126,9 @@ class RemoteFiles:
         self._wakeup = trio.Event()
         self._uploaded = trio.Condition()
         self._busy: set[int] = set()  # node ids with an upload in flight
+        # busy nodes journaled or cancelled meanwhile: their worker reads their rows again
+        # before it ends (else it ends after one upload, without a journal read)
+        self._look_again: set[int] = set()
         self._workers = trio.Semaphore(UPLOAD_WORKERS)
         self.owner = owner_token()  # this daemon's journal rows carry it
         self.pieces = PieceLedger(tree, self.owner, self._upload_io, backend_of)
@@ -305,6 +308,8 @@ class RemoteFiles:
             upload_id = upload_rows.enqueue(txn, node.id, node.source_id, node.remote_path,
                                    str(staged.path), staged.size, self.owner)
         staged.journaled.add(upload_id)
+        if node.id in self._busy:
+            self._look_again.add(node.id)
         control = self._controls.get(node.id)
         if control is not None:  # an upload of older content: it starts over with this one
             control.cancel.set()
@@ -541,15 +546,17 @@ class RemoteFiles:
     async def _upload_node(self, node_id: int) -> None:
         try:
             while not self._is_paused(node_id):
+                self._look_again.discard(node_id)
                 rows = upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner)
                 if not rows:
                     return
                 latest, superseded = rows[-1], rows[:-1]
                 for row in superseded:
                     self._finish(row, None)
-                if not await self._upload_one(latest):
+                if not await self._upload_one(latest) or node_id not in self._look_again:
                     return
         finally:
+            self._look_again.discard(node_id)
             self._busy.discard(node_id)
             self._urgent.discard(node_id)
             self._workers.release()
@@ -563,9 +570,6 @@ class RemoteFiles:
         with trio.move_on_after(delay):
             await self._retry.wait()
         if self._is_paused(row.node_id):
-            return True
-        if not os.path.exists(row.staging):
-            self._park(row, "the staged copy is gone: this content cannot be sent")
             return True
         control = UploadControl()
         self._controls[row.node_id] = control
@@ -581,6 +585,9 @@ class RemoteFiles:
         except FsError as exc:
             if exc.code == errno.ECANCELED:
                 log.info("upload of %r cancelled: the file changed or moved", row.remote_path)
+                self._look_again.add(row.node_id)
+                return True
+            if self._staged_copy_gone(row):
                 return True
             if exc.refused:  # no retry helps: parked now, listed by `markfs status`
                 self.on_answer(row.source_id, exc)
@@ -588,10 +595,10 @@ class RemoteFiles:
                 return True
             return self._failed(row, exc)
         except Exception as exc:  # any failure: journaled, retried later
-            return self._failed(row, exc)
+            return self._staged_copy_gone(row) or self._failed(row, exc)
         finally:
             self._controls.pop(row.node_id, None)
-        log.info("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
+        log.debug("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
                  time.monotonic() - started)
         METRICS.uploads.inc()
         self.on_answer(row.source_id, None)
@@ -599,6 +606,15 @@ class RemoteFiles:
         if self._folder_times:
             await self.set_folder_times()
         self.retry_now()  # the backend answers again: other retries need not wait
+        return True
+
+    def _staged_copy_gone(self, row: Upload) -> bool:
+        """After a failed try: was it because the staged copy is gone? (Then no retry can
+        send this content: parked. Asked only after a failure — a stat on the loop for
+        every upload cost more than the failures it finds.)"""
+        if os.path.exists(row.staging):
+            return False
+        self._park(row, "the staged copy is gone: this content cannot be sent")
         return True
 
     def _digest_alongside(self, row: Upload) -> StagedDigest:
