@@ -86,8 +86,8 @@ def source_add(ctx: click.Context, name: str, url: str, read_only: bool,
     """Add a source NAME at URL: file:///abs/dir, s3://bucket/prefix?endpoint=...,
     sftp://user@host:port/path?key_file=..., sqlite://, postgresql://, mysql://."""
     from markfs.catalog.sources import FilesAccess
+    from markfs.namespace.files.sources import add_source, redact
     from markfs.namespace.ownership import id_of
-    from markfs.namespace.sources import add_source, redact
 
     files = FilesAccess(id_of(uid, "user"), id_of(gid, "group"), _octal(mode))
     with open_tree(ctx) as tree:
@@ -108,7 +108,7 @@ def _octal(text: str) -> int | None:
 @click.pass_context
 def source_list(ctx: click.Context) -> None:
     """List sources: name, URL and mode."""
-    from markfs.namespace.sources import list_sources, redact
+    from markfs.namespace.files.sources import list_sources, redact
 
     with open_tree(ctx) as tree:
         rows = list_sources(tree)
@@ -121,7 +121,7 @@ def source_list(ctx: click.Context) -> None:
 @click.pass_context
 def source_show(ctx: click.Context, name: str) -> None:
     """Show one source's settings."""
-    from markfs.namespace.sources import is_sql, redact, require_source, table_access_of
+    from markfs.namespace.files.sources import is_sql, redact, require_source, table_access_of
 
     with open_tree(ctx) as tree:
         row = require_source(tree, name)
@@ -142,7 +142,7 @@ def source_show(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def source_test(ctx: click.Context, name: str) -> None:
     """Check that a source is reachable and usable."""
-    from markfs.namespace.sources import (
+    from markfs.namespace.files.sources import (
         backend_for,
         is_sql,
         open_sql,
@@ -165,7 +165,7 @@ def source_test(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def source_remove(ctx: click.Context, name: str, discard_pending: bool) -> None:
     """Remove a source from the catalog (its data is not touched)."""
-    from markfs.namespace.sources import remove_source
+    from markfs.namespace.files.sources import remove_source
 
     with open_tree(ctx) as tree:
         remove_source(tree, name, discard_pending)
@@ -345,7 +345,7 @@ def _wait_for_daemon(ctx: click.Context, record: runtime.MountRecord) -> None:
 @click.pass_context
 def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
     """Scan sources into the catalog (level 1: tables, columns, folders, files)."""
-    from markfs.namespace.sources import is_sql, list_sources, require_source
+    from markfs.namespace.files.sources import is_sql, list_sources, require_source
 
     with open_tree(ctx) as tree:
         rows = [require_source(tree, source_name)] if source_name else list_sources(tree)
@@ -357,8 +357,8 @@ def scan(ctx: click.Context, source_name: str | None, deep: bool) -> None:
 
 
 def _scan_sql(tree: Tree, row: Any, deep: bool) -> None:
-    from markfs.namespace.scans import deep_scan_sql_source, scan_sql_source
-    from markfs.namespace.sources import open_sql
+    from markfs.namespace.files.sources import open_sql
+    from markfs.namespace.tables.scans import deep_scan_sql_source, scan_sql_source
 
     source = open_sql(row)
     try:
@@ -377,9 +377,9 @@ def _scan_sql(tree: Tree, row: Any, deep: bool) -> None:
 
 
 def _scan_files(tree: Tree, row: Any, deep: bool) -> None:
-    from markfs.namespace.filescans import deep_scan_file_source, scan_file_source
+    from markfs.admin.filescans import deep_scan_file_source, scan_file_source
+    from markfs.namespace.files.sources import backend_for
     from markfs.namespace.inventory import folder_sizes
-    from markfs.namespace.sources import backend_for
 
     backend = backend_for(row)
     try:
@@ -411,8 +411,8 @@ def _progress_to(bar: Any) -> Callable[[int, int], None]:
 @click.pass_context
 def tables(ctx: click.Context, source_name: str | None) -> None:
     """Tables found by scans, managed or not; for one table, its columns and statistics."""
+    from markfs.namespace.files.sources import require_source
     from markfs.namespace.inventory import tables as list_tables
-    from markfs.namespace.sources import require_source
 
     if source_name and "/" in source_name:
         _describe_table(ctx, source_name)
@@ -436,8 +436,8 @@ def _structured_files(tree: Tree, source_id: int | None) -> list[str]:
     """Structured files of file sources, as lines like the tables'."""
     import json as _json
 
+    from markfs.namespace.files.sources import list_sources
     from markfs.namespace.inventory import structured_files
-    from markfs.namespace.sources import list_sources
 
     lines = []
     for row in list_sources(tree):
@@ -455,7 +455,7 @@ def _structured_files(tree: Tree, source_id: int | None) -> list[str]:
 
 def _describe_table(ctx: click.Context, text: str) -> None:
     from markfs.namespace.inventory import column_stats, columns
-    from markfs.namespace.tables import ManagedTables, TableRef
+    from markfs.namespace.tables.managed import ManagedTables, TableRef
 
     with open_tree(ctx) as tree:
         table = ManagedTables(tree, data_dir_of(ctx)).find(TableRef.parse(text))
@@ -477,7 +477,7 @@ def _describe_table(ctx: click.Context, text: str) -> None:
 @click.pass_context
 def manage(ctx: click.Context, tables: tuple[str, ...]) -> None:
     """Show tables under /tables as files: renders a snapshot of each."""
-    from markfs.namespace.tables import ManagedTables, TableRef
+    from markfs.namespace.tables.managed import ManagedTables, TableRef
 
     refs = [TableRef.parse(text) for text in tables]
     with open_tree(ctx) as tree:
@@ -501,7 +501,7 @@ def _render(managed: Any, ref: Any, table: Any) -> None:
 @click.pass_context
 def unmanage(ctx: click.Context, tables: tuple[str, ...]) -> None:
     """Take tables out of /tables (the source is not touched)."""
-    from markfs.namespace.tables import ManagedTables, TableRef
+    from markfs.namespace.tables.managed import ManagedTables, TableRef
 
     with open_tree(ctx) as tree:
         managed = ManagedTables(tree, data_dir_of(ctx))
@@ -520,7 +520,7 @@ def unmanage(ctx: click.Context, tables: tuple[str, ...]) -> None:
 def refresh(ctx: click.Context, table_ref: str | None, force: bool) -> None:
     """Render new snapshots of managed tables whose source changed."""
     from markfs.namespace.inventory import managed_tables
-    from markfs.namespace.tables import ManagedTables, TableRef
+    from markfs.namespace.tables.managed import ManagedTables, TableRef
 
     with open_tree(ctx) as tree:
         managed = ManagedTables(tree, data_dir_of(ctx))
@@ -564,9 +564,9 @@ def copy(ctx: click.Context, src: str, dst: str) -> None:
     """Copy the file at SRC to DST (a new name, or a folder) on its server — S3
     CopyObject, SFTP copy-data, copy_file_range — with no byte passing through markfs.
     Mount paths, or real paths inside a running mount of this data dir."""
+    from markfs.admin.servercopy import copy_on_server
+    from markfs.namespace.files.sources import SourceSet
     from markfs.namespace.mountpaths import typed_path
-    from markfs.namespace.servercopy import copy_on_server
-    from markfs.namespace.sources import SourceSet
 
     src, dst = typed_path(data_dir_of(ctx), src), typed_path(data_dir_of(ctx), dst)
     with open_tree(ctx) as tree:
@@ -580,8 +580,8 @@ def copy(ctx: click.Context, src: str, dst: str) -> None:
 def dupes(ctx: click.Context, sources: tuple[str, ...]) -> None:
     """Identical files across SOURCES (all file sources when none): files that share a
     size are read once and hashed; unchanged files are not read again next time."""
-    from markfs.namespace.dupes import find_identical
-    from markfs.namespace.sources import SourceSet
+    from markfs.admin.dupes import find_identical
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree, click.progressbar(length=0, label="hashing",
                                                    file=sys.stderr) as bar:
@@ -606,8 +606,8 @@ def dupes(ctx: click.Context, sources: tuple[str, ...]) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Mounts, sources, catalog and cache use, stale tables, recent scans."""
+    from markfs.namespace.files.sources import list_sources, redact
     from markfs.namespace.inventory import managed_tables, recent_jobs, stale_tables
-    from markfs.namespace.sources import list_sources, redact
 
     data_dir = data_dir_of(ctx)
     with open_tree(ctx) as tree:
@@ -645,7 +645,7 @@ def status(ctx: click.Context) -> None:
 
 def _source_troubles(data_dir: DataDir, mounts: list[runtime.MountRecord]) -> dict[str, str]:
     """What running mounts last saw of sources that do not answer as they should."""
-    from markfs.namespace.health import health_file, read_health
+    from markfs.namespace.files.health import health_file, read_health
 
     found: dict[str, str] = {}
     for rec in mounts:
@@ -696,8 +696,8 @@ def _human(count: int) -> str:
 @click.pass_context
 def fsck(ctx: click.Context, repair: bool) -> None:
     """Check catalog <-> hot cache consistency; exit 1 if problems remain."""
+    from markfs.admin.fsck import check_data_dir
     from markfs.config import load_mount_config
-    from markfs.namespace.fsck import check_data_dir
 
     data_dir = data_dir_of(ctx)
     salvaged = _salvage_if_damaged(data_dir, repair)
@@ -716,7 +716,7 @@ def fsck(ctx: click.Context, repair: bool) -> None:
 def _salvage_if_damaged(data_dir: DataDir, repair: bool) -> list[str]:
     """SQLite's own check of the catalog first: a damaged one is salvaged (--repair)
     before anything else reads it, or reported."""
-    from markfs.namespace.fsck import catalog_damage, salvage_catalog
+    from markfs.admin.fsck import catalog_damage, salvage_catalog
 
     if not data_dir.exists():
         raise UserError(f"no markfs catalog in {data_dir.root} (run: markfs init)")

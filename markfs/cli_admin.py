@@ -18,7 +18,7 @@ def backup(ctx: click.Context, file: Path | None) -> None:
     """Copy the catalog, config, pending uploads and table snapshots into FILE (a tar),
     also while mounted. Without FILE: into DATA_DIR/backups/, keeping the newest
     [backup] keep of them (what a [backup] schedule runs)."""
-    from markfs.namespace.backup import prune_backups, scheduled_name, take_backup
+    from markfs.admin.backup import prune_backups, scheduled_name, take_backup
 
     data_dir = data_dir_of(ctx)
     keep = load_backup_config(data_dir).keep
@@ -40,7 +40,7 @@ def backup(ctx: click.Context, file: Path | None) -> None:
 def restore(ctx: click.Context, file: Path) -> None:
     """Put the backup FILE in place of the data directory's catalog (unmounted: the
     current catalog, config and staged copies are set aside, not deleted)."""
-    from markfs.namespace.backup import restore_backup
+    from markfs.admin.backup import restore_backup
 
     if not file.is_file():
         raise UserError(f"no such file: {file}")

@@ -11,6 +11,7 @@ import click
 
 from markfs.cli_common import data_dir_of, open_tree
 from markfs.errors import UserError
+from markfs.namespace.curation import definitions
 
 LIST_TIMEOUT_S = 30.0
 
@@ -31,11 +32,10 @@ def view() -> None:
 def view_add(ctx: click.Context, name: str, rules: tuple[str, ...],
              landing: str | None) -> None:
     """Make view NAME of the files RULES select ('**' spans folders)."""
-    from markfs.namespace import curation
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        curation.add_view(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(rules), landing)
+        definitions.add_view(tree, SourceSet(tree, LIST_TIMEOUT_S), name, list(rules), landing)
     click.echo(f"added view {name}: /views/{name}")
 
 
@@ -58,11 +58,10 @@ def view_unpin(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
 
 
 def _pin(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> None:
-    from markfs.namespace import curation
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        changed = curation.pin(tree, SourceSet(tree, LIST_TIMEOUT_S), name,
+        changed = definitions.pin(tree, SourceSet(tree, LIST_TIMEOUT_S), name,
                                _typed(ctx, paths), on)
     click.echo(f"{'pinned' if on else 'unpinned'} {changed} of {len(paths)} in view {name}")
 
@@ -71,10 +70,9 @@ def _pin(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> Non
 @click.pass_context
 def view_list(ctx: click.Context) -> None:
     """Views: name and mount path."""
-    from markfs.namespace import curation
 
     with open_tree(ctx) as tree:
-        for row in curation.all_views(tree):
+        for row in definitions.all_views(tree):
             click.echo(f"{row.name}\t/views/{row.name}")
 
 
@@ -83,11 +81,10 @@ def view_list(ctx: click.Context) -> None:
 @click.pass_context
 def view_show(ctx: click.Context, name: str) -> None:
     """A view's rules, landing, pins, members and bytes (its folders are listed now)."""
-    from markfs.namespace import curation
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        info = curation.summary(tree, SourceSet(tree, LIST_TIMEOUT_S), name)
+        info = definitions.summary(tree, SourceSet(tree, LIST_TIMEOUT_S), name)
     click.echo(f"view {info.name}: /views/{info.name}")
     for rule in info.rules:
         click.echo(f"  rule    {rule}")
@@ -102,10 +99,9 @@ def view_show(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def view_remove(ctx: click.Context, name: str) -> None:
     """Remove a view (never its members' files)."""
-    from markfs.namespace import curation
 
     with open_tree(ctx) as tree:
-        curation.remove_view(tree, name)
+        definitions.remove_view(tree, name)
     click.echo(f"removed view {name}")
 
 
@@ -135,11 +131,10 @@ def tag_remove(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
 
 
 def _tag(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> None:
-    from markfs.namespace import curation
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        changed = curation.tag_paths(tree, SourceSet(tree, LIST_TIMEOUT_S), name,
+        changed = definitions.tag_paths(tree, SourceSet(tree, LIST_TIMEOUT_S), name,
                                      _typed(ctx, paths),
                                      on)
     click.echo(f"{'tagged' if on else 'untagged'} {changed} of {len(paths)}: {name}")
@@ -150,17 +145,17 @@ def _tag(ctx: click.Context, name: str, paths: tuple[str, ...], on: bool) -> Non
 @click.pass_context
 def tag_list(ctx: click.Context, path: str | None) -> None:
     """Every tag with its count, or the tags of PATH."""
-    from markfs.namespace import curation, mountpaths
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace import mountpaths
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree:
         if path is None:
-            for name, count in curation.all_tags(tree):
+            for name, count in definitions.all_tags(tree):
                 click.echo(f"{name}\t{count}\t/tags/{name}")
             return
         node = mountpaths.resolve(tree, SourceSet(tree, LIST_TIMEOUT_S),
                                   mountpaths.typed_path(data_dir_of(ctx), path))
-        for name in curation.tags_of(tree, node):
+        for name in definitions.tags_of(tree, node):
             click.echo(name)
 
 
@@ -176,10 +171,9 @@ def category() -> None:
 @click.pass_context
 def category_add(ctx: click.Context, path: str) -> None:
     """Make a category (and its parents): finance/2024/audit."""
-    from markfs.namespace import curation
 
     with open_tree(ctx) as tree:
-        made = curation.add_category(tree, path)
+        made = definitions.add_category(tree, path)
     click.echo(f"{'added' if made else 'already there:'} category "
                f"/categories/{path.strip('/')}")
 
@@ -203,11 +197,10 @@ def category_unassign(ctx: click.Context, path: str, files: tuple[str, ...]) -> 
 
 
 def _assign(ctx: click.Context, path: str, files: tuple[str, ...], on: bool) -> None:
-    from markfs.namespace import curation
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace.files.sources import SourceSet
 
     with open_tree(ctx) as tree:
-        changed = curation.assign(tree, SourceSet(tree, LIST_TIMEOUT_S), path,
+        changed = definitions.assign(tree, SourceSet(tree, LIST_TIMEOUT_S), path,
                                   _typed(ctx, files), on)
     click.echo(f"{'assigned' if on else 'unassigned'} {changed} of {len(files)}: "
                f"{path.strip('/')}")
@@ -217,10 +210,9 @@ def _assign(ctx: click.Context, path: str, files: tuple[str, ...], on: bool) -> 
 @click.pass_context
 def category_list(ctx: click.Context) -> None:
     """Every category with the number of files assigned to it."""
-    from markfs.namespace import curation
 
     with open_tree(ctx) as tree:
-        rows = curation.all_categories(tree)
+        rows = definitions.all_categories(tree)
     if not rows:
         raise UserError("no categories yet (markfs category add PATH)")
     for path, count in rows:
@@ -232,10 +224,9 @@ def category_list(ctx: click.Context) -> None:
 @click.pass_context
 def category_remove(ctx: click.Context, path: str) -> None:
     """Remove a category and its sub-categories (never the files)."""
-    from markfs.namespace import curation
 
     with open_tree(ctx) as tree:
-        curation.remove_category(tree, path)
+        definitions.remove_category(tree, path)
     click.echo(f"removed category {path.strip('/')}")
 
 

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 from markfs.config import DataDir
-from markfs.namespace import curation
-from markfs.namespace.sources import SourceSet, add_source, list_sources
-from markfs.namespace.tables import ManagedTables, RowProgress, TableRef
+from markfs.namespace.curation import definitions
+from markfs.namespace.files.sources import SourceSet, add_source, list_sources
+from markfs.namespace.tables.managed import ManagedTables, RowProgress, TableRef
 from markfs.namespace.tree import Tree
-from markfs.sources.demo_shop import ORDERS, make_shop_db
+from markfs.sql.demo_shop import ORDERS, make_shop_db
 
 DEMO_SOURCE = "demo"
 SHOP_SOURCE = "shop"
@@ -90,14 +90,14 @@ def build_demo(tree: Tree, files_dir: Path) -> bool:
 def build_curation(tree: Tree) -> bool:
     """View `finance` (the demo's finance files and the orders table; new files land in
     demo/finance), a few tags and categories; True if anything was made."""
-    if any(view.name == DEMO_VIEW for view in curation.all_views(tree)):
+    if any(view.name == DEMO_VIEW for view in definitions.all_views(tree)):
         return False
     files = SourceSet(tree)
-    curation.add_view(tree, files, DEMO_VIEW, ["demo:finance/**", "shop:orders"],
+    definitions.add_view(tree, files, DEMO_VIEW, ["demo:finance/**", "shop:orders"],
                       landing="demo/finance")
     for tag, paths in DEMO_TAGS:
-        curation.tag_paths(tree, files, tag, list(paths), on=True)
+        definitions.tag_paths(tree, files, tag, list(paths), on=True)
     for category, paths in DEMO_CATEGORIES:
-        curation.add_category(tree, category)
-        curation.assign(tree, files, category, list(paths), on=True)
+        definitions.add_category(tree, category)
+        definitions.assign(tree, files, category, list(paths), on=True)
     return True

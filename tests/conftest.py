@@ -17,7 +17,7 @@ import pytest
 from servers import MariaServer, PostgresServer, S3Server, SeaweedServer, SshServer, s3_env
 
 from markfs.config import DataDir
-from markfs.namespace.sources import add_source
+from markfs.namespace.files.sources import add_source
 from markfs.namespace.tree import Tree
 
 MOUNT_TIMEOUT_S = 20.0
@@ -98,8 +98,8 @@ class Mount:
 
     def assert_fsck_clean(self) -> None:
         """What `markfs fsck` checks, run in this process (the command has its own tests)."""
+        from markfs.admin.fsck import catalog_damage, check_data_dir
         from markfs.config import load_mount_config
-        from markfs.namespace.fsck import catalog_damage, check_data_dir
 
         data_dir = DataDir(self.data_dir)
         assert catalog_damage(data_dir) == []

@@ -19,8 +19,8 @@ from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.control import MountInfo
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.ops import Caller, Namespace
-from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
 
 T = TypeVar("T")

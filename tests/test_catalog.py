@@ -14,10 +14,10 @@ import apsw
 import pytest
 from conftest import Mount, run_markfs
 
+from markfs.admin.fsck import fsck
 from markfs.catalog import nodes as q
 from markfs.config import DataDir
 from markfs.model import ChangeSet, Kind
-from markfs.namespace.fsck import fsck
 from markfs.namespace.tree import Tree
 
 

@@ -65,7 +65,7 @@ def test_chunk_failures_and_readers_kept_are_bounded(monkeypatch: pytest.MonkeyP
     the most recent READERS_TRACKED files only (before: for every file ever read)."""
     from markfs.errors import FsError
     from markfs.model import Kind, Node
-    from markfs.namespace import chunks
+    from markfs.namespace.remote import chunks
 
     now = [1000.0]
     monkeypatch.setattr(chunks.time, "monotonic", lambda: now[0])

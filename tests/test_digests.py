@@ -16,8 +16,8 @@ from conftest import add_source_now
 from inprocess import ROOT, InProcess, read_all, resolve
 from remote_helpers import source_for
 
-from markfs.namespace.digests import ReadDigest
 from markfs.namespace.ops import Namespace
+from markfs.namespace.remote.digests import ReadDigest
 
 
 @pytest.fixture(params=["s3", "sftp"])

@@ -67,8 +67,8 @@ def test_a_write_larger_than_the_disk_fails_and_leaves_nothing_behind(
 
 
 def fsck(data_dir: Path, repair: bool) -> object:
+    from markfs.admin.fsck import check_data_dir
     from markfs.config import DataDir, load_mount_config
-    from markfs.namespace.fsck import check_data_dir
 
     return check_data_dir(DataDir(data_dir), repair, load_mount_config(DataDir(data_dir))
                           .cache_max_bytes)

@@ -21,10 +21,10 @@ from remote_helpers import RemoteSource, source_for
 from servers import S3Server
 
 from markfs.errors import FsError, UserError
-from markfs.namespace.curation import parse_rule
+from markfs.namespace.curation.definitions import parse_rule
+from markfs.namespace.files.sources import parse_source_url
 from markfs.namespace.listing import valid_name
 from markfs.namespace.ops import Namespace
-from markfs.namespace.sources import parse_source_url
 from markfs.namespace.tree import Tree
 
 # names the kernel could send, and some it never would (a namespace must still refuse)

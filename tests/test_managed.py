@@ -229,7 +229,7 @@ def test_a_replaced_file_answers_until_purged_then_its_snapshot_is_deleted(
     retired = tables.parent / ".markfs" / "retired" / f"{old_inode}-data.csv"
     assert retired.read_bytes() == old_bytes  # the kernel may still map the name to it
     from markfs.config import DataDir
-    from markfs.namespace.tables import RETIRED_FOR_S, ManagedTables
+    from markfs.namespace.tables.managed import RETIRED_FOR_S, ManagedTables
     from markfs.namespace.tree import Tree
 
     tree = Tree.open(DataDir(data_dir))

@@ -18,7 +18,7 @@ from markfs.catalog import pieces as piece_rows
 from markfs.catalog import sources
 from markfs.config import DataDir
 from markfs.errors import FsError
-from markfs.namespace.pieces import PieceLedger, PieceSender
+from markfs.namespace.remote.pieces import PieceLedger, PieceSender
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import WorkerPool
 from markfs.runtime import owner_token

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from markfs.render.writers import render
-from markfs.sources.sqlite import SqliteSource, arrow_schema, stream_batches
+from markfs.sql.sqlite import SqliteSource, arrow_schema, stream_batches
 
 ROWS = [
     (1, "plain", 1.5, b"\x00\x01", "12.50"),

@@ -15,9 +15,9 @@ from remote_helpers import s3_source
 from servers import S3Server
 
 from markfs.errors import FsError
-from markfs.namespace import curation
+from markfs.namespace.curation import definitions
+from markfs.namespace.files.sources import SourceSet, add_source
 from markfs.namespace.ops import Namespace
-from markfs.namespace.sources import SourceSet, add_source
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def two_sources(data_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def finance(data_dir: Path, two_sources: Path) -> Iterator[InProcess]:
-    in_process(lambda tree: curation.add_view(
+    in_process(lambda tree: definitions.add_view(
         tree, SourceSet(tree), "finance", ["lake:finance/2024/**", "reports:finance_*.csv"],
         landing="reports"), data_dir)
     inprocess = InProcess(data_dir)
@@ -282,7 +282,7 @@ def test_bad_tags_through_the_xattr_are_einval(finance: InProcess) -> None:
 def test_fsck_finds_a_view_without_its_folder_and_repair_makes_it_again(
         data_dir: Path, finance: InProcess) -> None:
     from markfs.catalog import nodes
-    from markfs.namespace.curation import require_view
+    from markfs.namespace.curation.definitions import require_view
 
     tree = finance.tree
     with tree.transaction() as txn:
@@ -306,8 +306,7 @@ def test_fsck_finds_a_view_without_its_folder_and_repair_makes_it_again(
 
 def test_naming_a_path_from_the_cli_never_drops_a_file_being_written(
         s3: S3Server, data_dir: Path) -> None:
-    from markfs.namespace import curation
-    from markfs.namespace.sources import SourceSet
+    from markfs.namespace.files.sources import SourceSet
 
     source = s3_source(s3, "cli-beside-daemon")
     source.put("other.txt", b"o")
@@ -319,7 +318,7 @@ def test_naming_a_path_from_the_cli_never_drops_a_file_being_written(
         fh, _node = await ns.create(parent.id, b"new.txt", 0o644, os.O_WRONLY, ROOT)
         await ns.write(fh, 0, b"written while the CLI lists")
         # what `markfs tag add q /sources/r/other.txt` does in its own process
-        curation.tag_paths(daemon.tree, SourceSet(daemon.tree), "q", ["/sources/r/other.txt"],
+        definitions.tag_paths(daemon.tree, SourceSet(daemon.tree), "q", ["/sources/r/other.txt"],
                            on=True)
         await ns.fsync(fh, False)
         await ns.release(fh)
@@ -379,7 +378,7 @@ def test_a_glob_of_many_spans_costs_a_match_per_path_part_and_glob_part(
     """20 `**` against a path 150 folders deep (issue 24, part 7): the matcher steps
     through the path once, with every glob position at once — the recursive one tried
     every way to split the path among the spans (hours at this depth)."""
-    from markfs.namespace import membership
+    from markfs.namespace.curation import membership
 
     calls = [0]
     real = membership.fnmatchcase

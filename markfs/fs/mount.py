@@ -32,11 +32,11 @@ from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.fs.notify import ServiceNotifier
 from markfs.metrics import METRICS
 from markfs.namespace.control import MountInfo
-from markfs.namespace.health import health_file
+from markfs.namespace.files.health import health_file
+from markfs.namespace.files.sources import SourceSet
+from markfs.namespace.files.watch import LocalWatcher
 from markfs.namespace.ops import Namespace
-from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
-from markfs.namespace.watch import LocalWatcher
 from markfs.runtime import register, unregister
 from markfs.scan.schedule import check_schedule, run_schedule
 

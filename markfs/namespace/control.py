@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 
 from markfs import __version__
-from markfs.namespace.health import SourceState
-from markfs.namespace.sources import list_sources
+from markfs.namespace.files.health import SourceState
+from markfs.namespace.files.sources import list_sources
 from markfs.namespace.tree import Tree
 
 

@@ -29,8 +29,8 @@ from markfs.backends.local import SMALL_WRITE
 from markfs.catalog import nodes
 from markfs.errors import FsError
 from markfs.model import Node
-from markfs.namespace.digests import ReadDigest
-from markfs.namespace.remote import RemoteFiles, Staged
+from markfs.namespace.remote.digests import ReadDigest
+from markfs.namespace.remote.remotefiles import RemoteFiles, Staged
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from markfs.catalog import filescans, jobs, managed, sqltables
 from markfs.catalog import search as search_index
-from markfs.namespace import curation
+from markfs.namespace.curation import definitions
 from markfs.namespace.mountpaths import mount_path
 from markfs.namespace.tree import Tree
 
@@ -43,7 +43,7 @@ def search(tree: Tree, text: str, limit: int) -> list[search_index.Hit]:
     and files by tag and category, then files and folders the catalog knows by name
     (listed through a mount, never scanned)."""
     hits = search_index.search(tree.catalog.conn, text, limit)
-    hits += curation.find(tree, text)
+    hits += definitions.find(tree, text)
     seen = {hit.path for hit in hits}
     for node_id in search_index.source_nodes_named(tree.catalog.conn, text, limit):
         node = tree.node(node_id)

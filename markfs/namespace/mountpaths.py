@@ -17,8 +17,8 @@ from markfs import runtime
 from markfs.config import DataDir
 from markfs.errors import FsError, UserError
 from markfs.model import ROOT_ID, Kind, Node
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.listing import add_unknown
-from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
 
 

@@ -26,7 +26,7 @@ from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError, SourceShut, UserError
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
-from markfs.namespace import curation, inventory
+from markfs.namespace import inventory
 from markfs.namespace.control import MountInfo, render_status
 from markfs.namespace.coordination import (
     ChangeMarks,
@@ -34,19 +34,20 @@ from markfs.namespace.coordination import (
     KernelNotifications,
     KernelNotifier,
 )
+from markfs.namespace.curation import definitions
+from markfs.namespace.curation.gathered import CategoryFolders, GatheredFolders, TagFolders
+from markfs.namespace.curation.reach import Reach
+from markfs.namespace.curation.views import ViewFolders
+from markfs.namespace.files.provider import SourceFiles
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.fixed import ControlFiles, LayoutFolders
-from markfs.namespace.gathered import CategoryFolders, GatheredFolders, TagFolders
 from markfs.namespace.handles import HandleTable
 from markfs.namespace.listing import NAME_MAX, valid_name
 from markfs.namespace.ownership import MountOwner, Ownership
 from markfs.namespace.provider import AttrChanges, Caller, Provider, Services
-from markfs.namespace.reach import Reach
-from markfs.namespace.remote import RemoteFiles
-from markfs.namespace.sourcefiles import SourceFiles
-from markfs.namespace.sources import SourceSet
-from markfs.namespace.tablefiles import TableFiles
+from markfs.namespace.remote.remotefiles import RemoteFiles
+from markfs.namespace.tables.provider import TableFiles
 from markfs.namespace.tree import Tree
-from markfs.namespace.views import ViewFolders
 from markfs.namespace.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -447,7 +448,7 @@ class Namespace:
             raise FsError(errno.ENODATA)  # markfs holds none: answered without a lookup
         node = self.node(node_id)
         if name == TAGS_XATTR and node.kind in TAGGABLE:
-            found = curation.tags_of(self.tree, node)
+            found = definitions.tags_of(self.tree, node)
             if not found:
                 raise FsError(errno.ENODATA)
             return ",".join(found).encode()
@@ -456,7 +457,7 @@ class Namespace:
     def listxattr(self, node_id: int) -> list[bytes]:
         node = self.node(node_id)
         names = self._provider(node).listxattr(node)
-        if node.kind in TAGGABLE and curation.tags_of(self.tree, node):
+        if node.kind in TAGGABLE and definitions.tags_of(self.tree, node):
             names = sorted({*names, TAGS_XATTR})
         return names
 
@@ -470,7 +471,7 @@ class Namespace:
     def removexattr(self, node_id: int, name: bytes) -> None:
         node = self.node(node_id)
         if name == TAGS_XATTR:
-            if node.kind not in TAGGABLE or not curation.tags_of(self.tree, node):
+            if node.kind not in TAGGABLE or not definitions.tags_of(self.tree, node):
                 raise FsError(errno.ENODATA)
             self._set_tags(node, [])
             return
@@ -481,7 +482,7 @@ class Namespace:
         if node.kind not in TAGGABLE:
             raise FsError(errno.ENOTSUP, "only files and folders of sources and tables")
         try:
-            curation.set_tags(self.tree, node, wanted)
+            definitions.set_tags(self.tree, node, wanted)
         except UserError as exc:
             raise FsError(errno.EINVAL, str(exc)) from None
 

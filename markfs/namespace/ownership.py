@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from markfs.backends.base import KEPT_GID, KEPT_MODE, KEPT_UID
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.tableaccess import TableAccess, folder_bits
+from markfs.namespace.tables.access import TableAccess, folder_bits
 
 LOCAL_SCHEMES = frozenset({"file"})  # sources whose owners and modes are this machine's
 MODE_KEEPING_SCHEMES = frozenset({"file", "sftp"})  # sources that keep modes of their own

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import Mount, in_process
 
-from markfs.namespace.sources import add_source
+from markfs.namespace.files.sources import add_source
 
 
 def daemon_cpu_s(mount: Mount) -> float:

@@ -32,7 +32,7 @@ from conftest import Mount, in_process
 from remote_bench import mounted
 from servers import SshServer
 
-from markfs.namespace.sources import add_source
+from markfs.namespace.files.sources import add_source
 
 
 def stat_latencies(folder: Path, names: list[str]) -> list[float]:

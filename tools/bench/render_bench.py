@@ -25,7 +25,7 @@ import apsw
 import pyarrow as pa
 
 from markfs.render.writers import FORMATS, render
-from markfs.sources.sqlite import SqliteSource
+from markfs.sql.sqlite import SqliteSource
 from markfs.values import json_default
 
 MARKFS = [sys.executable, "-m", "markfs"]

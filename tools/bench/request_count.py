@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import Mount, in_process
 from servers import SeaweedServer, SshServer, s3_env
 
-from markfs.namespace.sources import add_source
+from markfs.namespace.files.sources import add_source
 
 _SAMPLE = re.compile(r'^markfs_(fuse_request_seconds_count|thread_hops_total)\{(\w+)="([^"]+)"\} '
                      r"([0-9.e+]+)$")

@@ -18,7 +18,7 @@ from conftest import Mount, in_process
 from remote_helpers import s3_source
 from servers import S3Server, s3_env
 
-from markfs.namespace.sources import add_source
+from markfs.namespace.files.sources import add_source
 
 
 def main() -> None:

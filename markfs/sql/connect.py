@@ -11,7 +11,7 @@ from pathlib import Path
 import apsw
 
 from markfs.errors import UserError
-from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
+from markfs.sql.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
 
 
 def open_sql_source(location: SqliteLocation | PostgresLocation | MysqlLocation | object
@@ -26,7 +26,7 @@ def open_sql_source(location: SqliteLocation | PostgresLocation | MysqlLocation 
     path = Path(location.path)
     if not path.is_file():
         raise UserError(f"no such SQLite database: {path}")
-    from markfs.sources.sqlite import SqliteSource
+    from markfs.sql.sqlite import SqliteSource
 
     try:
         source = SqliteSource(path)
@@ -39,7 +39,7 @@ def open_sql_source(location: SqliteLocation | PostgresLocation | MysqlLocation 
 def _open_mysql(location: MysqlLocation) -> SqlSource:
     import pymysql
 
-    from markfs.sources.mysql import MysqlSource
+    from markfs.sql.mysql import MysqlSource
 
     try:
         return MysqlSource(location)
@@ -52,7 +52,7 @@ def _open_mysql(location: MysqlLocation) -> SqlSource:
 def _open_postgres(location: PostgresLocation) -> SqlSource:
     import psycopg
 
-    from markfs.sources.postgres import PostgresSource
+    from markfs.sql.postgres import PostgresSource
 
     try:
         return PostgresSource(location.conninfo)

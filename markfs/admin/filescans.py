@@ -21,7 +21,7 @@ from markfs.backends.base import Backend
 from markfs.catalog import filescans
 from markfs.catalog import search as search_index
 from markfs.catalog.sources import SourceRow
-from markfs.namespace.scans import tracked_job
+from markfs.namespace.tables.scans import tracked_job
 from markfs.namespace.tree import Tree
 from markfs.scan.files import describe, format_of
 from markfs.values import json_default

@@ -32,8 +32,8 @@ from markfs.catalog.salvage import salvage
 from markfs.config import DataDir
 from markfs.errors import CatalogDamaged
 from markfs.model import Kind
-from markfs.namespace import curationchecks
-from markfs.namespace.sources import is_sql
+from markfs.namespace.curation import checks
+from markfs.namespace.files.sources import is_sql
 from markfs.namespace.tree import LAYOUT, SOURCES_ID, STATUS_FILE_ID, Tree
 
 LAYOUT_IDS = [*(node_id for node_id, *_ in LAYOUT), STATUS_FILE_ID]
@@ -162,7 +162,7 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
         catalog_problems, doomed = _catalog_problems(tree)
         upload_problems, lost_uploads = _upload_problems(tree)
         report.problems = (catalog_problems + upload_problems + _mirror_problems(tree)
-                           + curationchecks.problems(tree))
+                           + checks.problems(tree))
         if store is not None:
             report.problems += _snapshot_problems(tree, store)
     blob_problems = content.verify_all(repair) if content is not None else []
@@ -182,7 +182,7 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
                 node_rows.delete_subtree(txn, node_id)
         report.repaired.append(f"removed {len(doomed)} orphaned node(s)")
     report.repaired += _restore_folders(tree)
-    report.repaired += curationchecks.repair(tree)
+    report.repaired += checks.repair(tree)
     tree.rebuild_mirror()
     report.repaired.append("rebuilt the hot cache from the catalog")
     return report

@@ -27,16 +27,16 @@ from markfs.catalog.sqltables import TableRow
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.scans import (
+from markfs.namespace.files.sources import open_sql, require_source
+from markfs.namespace.tables.scans import (
     reindex_sql,
     save_table_stats,
     scan_sql_source,
     tracked_job,
 )
-from markfs.namespace.sources import open_sql, require_source
 from markfs.namespace.tree import CONTROL_DIR_ID, TABLES_ID, Tree, folder_name
 from markfs.render.snapshot import ColumnMeta, Snapshot, TableMeta, render_snapshot
-from markfs.sources.base import ColumnInfo, SqlSource, reading_again_once
+from markfs.sql.base import ColumnInfo, SqlSource, reading_again_once
 
 RETIRED_NAME = b"retired"
 RETIRED_FOR_S = 60.0  # far above entry_ttl/attr_ttl: the kernel has let go of old names

@@ -49,10 +49,10 @@ from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import Node
-from markfs.namespace.chunks import ChunkReader
-from markfs.namespace.digests import file_digest
 from markfs.namespace.listing import update_attrs
-from markfs.namespace.pieces import PieceLedger, PieceSender
+from markfs.namespace.remote.chunks import ChunkReader
+from markfs.namespace.remote.digests import file_digest
+from markfs.namespace.remote.pieces import PieceLedger, PieceSender
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner, WorkerPool
 from markfs.runtime import owner_alive, owner_token

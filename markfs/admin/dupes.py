@@ -18,8 +18,8 @@ from markfs.backends.base import Backend
 from markfs.catalog import hashes
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
+from markfs.namespace.files.sources import SourceSet, is_sql, list_sources
 from markfs.namespace.listing import valid_name
-from markfs.namespace.sources import SourceSet, is_sql, list_sources
 from markfs.namespace.tree import Tree
 
 Progress = Callable[[int, int], None]  # (files hashed so far, files to hash)

@@ -19,11 +19,11 @@ from markfs.catalog.search import forget_source
 from markfs.catalog.sources import FilesAccess, SourceRow
 from markfs.errors import SourceShut, UserError
 from markfs.model import Kind, Node
-from markfs.namespace.health import SourceHealth, SourceState
-from markfs.namespace.tableaccess import TableAccess, access_of
+from markfs.namespace.files.health import SourceHealth, SourceState
+from markfs.namespace.tables.access import TableAccess, access_of
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
-from markfs.sources.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
-from markfs.sources.connect import open_sql_source
+from markfs.sql.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
+from markfs.sql.connect import open_sql_source
 from markfs.urlsecrets import DATABASE_SCHEMES, WHERE_PASSWORDS_GO, has_password
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")

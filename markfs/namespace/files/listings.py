@@ -23,6 +23,7 @@ from markfs.backends.base import Backend, Entry, keeps_metadata
 from markfs.errors import FsError, SourceShut
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.listing import (
     ListingDiff,
     child_path,
@@ -34,7 +35,6 @@ from markfs.namespace.listing import (
 )
 from markfs.namespace.provider import Services
 from markfs.namespace.renames import RenameEpochs
-from markfs.namespace.sources import SourceSet
 
 log = logging.getLogger(__name__)
 COMPLETIONS_AT_ONCE = 16  # requests completing a listing's entries (S3 HEADs) at once

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from markfs.backends.base import copies_on_server
 from markfs.errors import UserError
 from markfs.model import Kind, Node
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.listing import child_path, refresh_one, valid_name
 from markfs.namespace.mountpaths import mount_path, resolve
-from markfs.namespace.sources import SourceSet
 from markfs.namespace.tree import Tree
 
 

@@ -23,7 +23,7 @@ from markfs.catalog.sources import SourceRow
 from markfs.catalog.sqltables import TableRow
 from markfs.namespace.tree import Tree, table_folder_path
 from markfs.scan.stats import ColumnStats, TableStats
-from markfs.sources.base import ColumnInfo, SqlSource, TableInfo, reading_again_once
+from markfs.sql.base import ColumnInfo, SqlSource, TableInfo, reading_again_once
 from markfs.values import json_default
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import xxhash
 
 from markfs.errors import SourceError
-from markfs.sources.base import ColumnInfo, ReadAgain, TableInfo
+from markfs.sql.base import ColumnInfo, ReadAgain, TableInfo
 
 SCHEMA = "main"
 TOKEN_VERSION = "v2"

@@ -30,6 +30,7 @@ from markfs.catalog import nodes
 from markfs.catalog import renames as rename_journal
 from markfs.errors import FsError
 from markfs.model import Kind, Node
+from markfs.namespace.files.listings import SourceListings
 from markfs.namespace.handles import (
     FileHandle,
     InPlaceHandle,
@@ -40,8 +41,7 @@ from markfs.namespace.handles import (
 )
 from markfs.namespace.listing import child_path, update_attrs
 from markfs.namespace.provider import Caller, Services
-from markfs.namespace.remote import RemoteFiles
-from markfs.namespace.sourcelisting import SourceListings
+from markfs.namespace.remote.remotefiles import RemoteFiles
 
 
 class InPlaceStore:

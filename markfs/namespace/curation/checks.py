@@ -6,7 +6,13 @@ from __future__ import annotations
 from markfs.catalog import categories, nodes, tags, views
 from markfs.catalog.db import Txn
 from markfs.model import Kind, Node
-from markfs.namespace.curation import CATEGORIES_ID, EVERYTHING, TAGS_ID, VIEWS_ID, new_folder
+from markfs.namespace.curation.definitions import (
+    CATEGORIES_ID,
+    EVERYTHING,
+    TAGS_ID,
+    VIEWS_ID,
+    new_folder,
+)
 from markfs.namespace.tree import Tree
 
 

@@ -21,9 +21,9 @@ import trio
 from markfs.catalog import categories, tags
 from markfs.errors import FsError
 from markfs.model import Node
-from markfs.namespace.membership import Candidate, assign_names
+from markfs.namespace.curation.membership import Candidate, assign_names
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.provider import Listing, Provider, Services
-from markfs.namespace.sources import SourceSet
 
 log = logging.getLogger(__name__)
 EVERYTHING = 1 << 62

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from markfs.errors import SourceError
-from markfs.sources.base import ColumnInfo, MysqlLocation, TableInfo
+from markfs.sql.base import ColumnInfo, MysqlLocation, TableInfo
 
 SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys")
 

@@ -18,9 +18,9 @@ from markfs.catalog.search import Hit
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.model import Kind, Node
-from markfs.namespace.membership import Pattern, Place
+from markfs.namespace.curation.membership import Pattern, Place
+from markfs.namespace.files.sources import SourceSet, is_sql, list_sources, require_source
 from markfs.namespace.mountpaths import list_now, mount_path, resolve
-from markfs.namespace.sources import SourceSet, is_sql, list_sources, require_source
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree, folder_name
 
 VIEWS_ID, TAGS_ID, CATEGORIES_ID = 4, 5, 6

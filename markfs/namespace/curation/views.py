@@ -26,13 +26,13 @@ from markfs.catalog import nodes, views
 from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError
 from markfs.model import Kind, Node
-from markfs.namespace.curation import table_members
-from markfs.namespace.gathered import EVERYTHING, GatheredFolders
+from markfs.namespace.curation.definitions import table_members
+from markfs.namespace.curation.gathered import EVERYTHING, GatheredFolders
+from markfs.namespace.curation.membership import Candidate, Pattern, Place, assign_names
+from markfs.namespace.files.provider import SourceFiles
+from markfs.namespace.files.sources import SourceSet, is_sql
 from markfs.namespace.handles import FileHandle
-from markfs.namespace.membership import Candidate, Pattern, Place, assign_names
 from markfs.namespace.provider import Caller, Services
-from markfs.namespace.sourcefiles import SourceFiles
-from markfs.namespace.sources import SourceSet, is_sql
 from markfs.namespace.tree import SOURCES_ID
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import psycopg
 import pyarrow as pa
 
 from markfs.errors import SourceError
-from markfs.sources.base import ColumnInfo, TableInfo
-from markfs.sources.sqlite import quote
+from markfs.sql.base import ColumnInfo, TableInfo
+from markfs.sql.sqlite import quote
 
 # ADBC's PostgreSQL driver reads with COPY ... (FORMAT binary) straight into Arrow
 # buffers: several times faster than fetching rows through psycopg, and its batches

@@ -37,14 +37,14 @@ from markfs.catalog import renames as rename_journal
 from markfs.catalog.db import Txn
 from markfs.errors import FsError
 from markfs.model import Node
+from markfs.namespace.files.listings import SourceListings
+from markfs.namespace.files.sources import SourceSet
+from markfs.namespace.files.stores import InPlaceStore, StagedStore, give_to
+from markfs.namespace.files.xattrs import SourceXattrs
 from markfs.namespace.handles import FileHandle, is_write_open
 from markfs.namespace.listing import child_path, refresh_one, update_attrs
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
-from markfs.namespace.remote import RemoteFiles, holds
-from markfs.namespace.sourcelisting import SourceListings
-from markfs.namespace.sources import SourceSet
-from markfs.namespace.sourcestores import InPlaceStore, StagedStore, give_to
-from markfs.namespace.sourcexattrs import SourceXattrs
+from markfs.namespace.remote.remotefiles import RemoteFiles, holds
 
 log = logging.getLogger(__name__)
 

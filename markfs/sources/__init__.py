@@ -1,1 +1,0 @@
-"""SQL sources: databases whose schemas, tables and columns the catalog records."""
