@@ -16,7 +16,7 @@ from remote_helpers import RemoteSource, s3_source, sftp_source
 from servers import S3Server, SshServer
 from users import ALICE, BOB, TEAM, User, alice, bob, outcome
 
-from markfs.cli_service import mount_arguments
+from markfs.cli.service import mount_arguments
 
 bob_in_team = User(BOB, BOB, (TEAM,))
 MountWith = Callable[..., Path]

@@ -59,10 +59,10 @@ def test_background_mount_starts_from_a_directory_holding_a_markfs_folder(
 
 
 def test_a_failed_mount_reports_the_last_line_of_its_log(tmp_path: Path) -> None:
-    from markfs.cli import _last_error
+    from markfs.fs.daemon import last_error
 
     log = tmp_path / "mount.log"
     log.write_text("old run\nTraceback (most recent call last):\n  File x\n"
                    "ModuleNotFoundError: No module named 'pyfuse3'\n\n")
-    assert _last_error(log, len("old run\n")) == (
+    assert last_error(log, len("old run\n")) == (
         "mount failed: ModuleNotFoundError: No module named 'pyfuse3' (see " f"{log})")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from markfs.cli.common import human_size
 from markfs.errors import UserError
 from markfs.fs.shares import markfs_mount_at
 
@@ -45,13 +46,6 @@ def total(samples: Samples, name: str) -> float:
     return sum(v for (sample, _labels), v in samples.items() if sample == name)
 
 
-def _human(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
-
 
 def render(now: Samples, before: Samples | None, seconds: float) -> list[str]:
     """The view: rates over `seconds` since `before`, or totals when there is none."""
@@ -74,13 +68,13 @@ def render(now: Samples, before: Samples | None, seconds: float) -> list[str]:
         change("markfs_written_bytes_total", "source")
     lines.append(f"{'source':<14}{'read' + per:>12}{'written' + per:>14}")
     for source in sorted(set(read) | set(written)):
-        lines.append(f"{source or '(mount)':<14}{_human(read.get(source, 0)):>12}"
-                     f"{_human(written.get(source, 0)):>14}")
+        lines.append(f"{source or '(mount)':<14}{human_size(read.get(source, 0)):>12}"
+                     f"{human_size(written.get(source, 0)):>14}")
     hits, misses = change("markfs_cache_hits_total")[""], change("markfs_cache_misses_total")[""]
     lines.append(f"cache: {hits:.0f} hits{per}, {misses:.0f} misses{per}, "
-                 f"{_human(total(now, 'markfs_cache_bytes'))} held")
+                 f"{human_size(total(now, 'markfs_cache_bytes'))} held")
     lines.append(f"uploads: {total(now, 'markfs_uploads_pending'):.0f} pending "
-                 f"({_human(total(now, 'markfs_uploads_pending_bytes'))}), "
+                 f"({human_size(total(now, 'markfs_uploads_pending_bytes'))}), "
                  f"{change('markfs_uploads_total')['']:.0f} done{per}, "
                  f"{total(now, 'markfs_upload_retries_total'):.0f} retries, "
                  f"{total(now, 'markfs_upload_failures_total'):.0f} parked")

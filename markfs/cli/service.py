@@ -57,7 +57,7 @@ def mount_helper(data_dir: str, mountpoint: str, options: str, sloppy: bool, fak
 
 def mount_script() -> None:
     """The `mount.markfs` console script: mount(8)'s calling convention."""
-    from markfs.cli_common import MarkfsGroup
+    from markfs.cli.common import MarkfsGroup
 
     group = MarkfsGroup(commands={"mount-helper": mount_helper})
     group(args=["mount-helper", *sys.argv[1:]], prog_name="mount.markfs")

@@ -3,7 +3,7 @@ and the group that turns user errors into one line and exit code 1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,23 @@ from markfs.errors import UserError
 if TYPE_CHECKING:
     from markfs.model import ChangeSet
     from markfs.namespace.tree import Tree
+
+
+def human_size(count: float) -> str:
+    """A byte count as people read it: 512 B, 1.5 KiB, ... 2.0 TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def progress_to(bar: Any) -> Callable[[int, int], None]:
+    """A (done, total) callback that moves a click progress bar."""
+    def update(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+    return update
 
 
 def data_dir_of(ctx: click.Context) -> DataDir:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from markfs.cli_common import data_dir_of, open_tree
+from markfs.cli.common import data_dir_of, open_tree
 from markfs.config import load_backup_config
 from markfs.errors import UserError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from markfs import runtime
-from markfs.cli_common import data_dir_of, open_tree
+from markfs.cli.common import data_dir_of, open_tree
 from markfs.errors import UserError
 from markfs.fs.shares import (
     check_clients,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from markfs.cli_common import data_dir_of, open_tree
+from markfs.cli.common import data_dir_of, open_tree
 from markfs.errors import UserError
 from markfs.namespace.curation import definitions
 

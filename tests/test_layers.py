@@ -1,0 +1,99 @@
+"""The layers import only downward, and each library stays in the layer that owns it
+(docs/architecture.md, "Layers"): read from the source with `ast`, no import run."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "markfs"
+
+# What each part of markfs may import besides itself: the layer picture, written once.
+BASE = {"errors", "values", "model", "config", "metrics", "urlsecrets", "runtime", "__init__"}
+ALLOWED: dict[str, set[str]] = {
+    **{part: BASE for part in BASE},
+    "changefeed": BASE,
+    "backends": BASE,
+    "sql": BASE,
+    "scan": BASE | {"backends"},
+    "catalog": BASE,
+    "cache": BASE | {"backends"},
+    "render": BASE | {"cache", "scan"},
+    "namespace": BASE | {"backends", "sql", "scan", "cache", "catalog", "render", "changefeed"},
+    "admin": BASE | {"backends", "sql", "scan", "cache", "catalog", "render", "namespace"},
+    "fs": BASE | {"backends", "scan", "cache", "catalog", "render", "namespace", "changefeed"},
+    "demo": BASE | {"sql", "namespace"},
+    "cli": BASE | {"backends", "sql", "scan", "cache", "catalog", "render", "namespace",
+                   "admin", "fs", "changefeed", "demo"},
+    "__main__": {"cli"},
+}
+# A third-party library and the only part that may import it.
+OWNED = {"pyfuse3": {"fs"}, "apsw": {"catalog", "sql"}}
+
+
+def part_of(path: Path, root: Path = PACKAGE) -> str:
+    """A module's part: its top-level package under markfs/, or the module's name."""
+    relative = path.relative_to(root)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def imports(path: Path) -> Iterator[str]:
+    """Every module name `path` imports, at any depth (lazy imports in functions too)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module == "markfs":  # `from markfs import runtime, __version__`
+                yield from (f"markfs.{alias.name}" if is_module(alias.name) else "markfs.__init__"
+                            for alias in node.names)
+            else:
+                yield node.module
+
+
+def is_module(name: str) -> bool:
+    return (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
+
+
+def upward_imports(paths: list[Path], root: Path = PACKAGE) -> list[str]:
+    """`path imports name` for every import of a part the layer picture does not allow."""
+    found = []
+    for path in paths:
+        part = part_of(path, root)
+        for name in imports(path):
+            target = name.split(".")[1] if name.startswith("markfs.") else part
+            if target != part and target not in ALLOWED[part]:
+                found.append(f"{path.relative_to(root)} imports {name}")
+    return found
+
+
+def modules() -> list[Path]:
+    found = sorted(PACKAGE.rglob("*.py"))
+    assert len(found) > 50, f"markfs's modules not found under {PACKAGE}"
+    return found
+
+
+def test_every_part_is_placed_in_the_layer_picture() -> None:
+    assert {part_of(path) for path in modules()} <= ALLOWED.keys()
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = upward_imports(modules())
+    assert not upward, "\n".join(upward)
+
+
+def test_each_library_is_imported_only_by_the_part_that_owns_it() -> None:
+    strays = [f"{path.relative_to(PACKAGE)} imports {name}"
+              for path in modules() for name in imports(path)
+              if name.split(".")[0] in OWNED and part_of(path) not in OWNED[name.split(".")[0]]]
+    assert not strays, "\n".join(strays)
+
+
+def test_the_rules_catch_an_upward_import(tmp_path: Path) -> None:
+    """The check above can fail: a catalog module importing the namespace, even lazily
+    inside a function, is found."""
+    probe = tmp_path / "catalog" / "nodes.py"
+    probe.parent.mkdir()
+    probe.write_text((PACKAGE / "catalog" / "nodes.py").read_text()
+                     + "\n\ndef later() -> None:\n    from markfs.namespace.tree import Tree\n")
+    assert upward_imports([probe], tmp_path) == ["catalog/nodes.py imports markfs.namespace.tree"]
