@@ -10,7 +10,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "markfs"
 
 # What each part of markfs may import besides itself: the layer picture, written once.
-BASE = {"errors", "values", "model", "config", "metrics", "urlsecrets", "runtime", "__init__"}
+BASE = {"errors", "values", "model", "config", "metrics", "urlsecrets", "runtime", "bounded",
+        "__init__"}
 ALLOWED: dict[str, set[str]] = {
     **{part: BASE for part in BASE},
     "changefeed": BASE,

@@ -18,6 +18,7 @@ import logging
 
 import trio
 
+from markfs.bounded import RecentMap
 from markfs.catalog import categories, tags
 from markfs.errors import FsError
 from markfs.model import Node
@@ -27,6 +28,7 @@ from markfs.namespace.provider import Listing, Provider, Services
 
 log = logging.getLogger(__name__)
 EVERYTHING = 1 << 62
+GATHERED_KEPT = 256  # gathered folders whose computed entries are kept (for entry_ttl)
 
 
 class GatheredFolders(Provider):
@@ -35,7 +37,9 @@ class GatheredFolders(Provider):
     def __init__(self, services: Services, sources: SourceSet) -> None:
         super().__init__(services)
         self.sources = sources
-        self._computed: dict[int, tuple[float, list[tuple[bytes, Node]]]] = {}
+        # folder id -> (when, its entries), for `entry_ttl`; the most recent folders only
+        self._computed: RecentMap[int, tuple[float, list[tuple[bytes, Node]]]] = RecentMap(
+            GATHERED_KEPT)
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
         raise NotImplementedError

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import trio
 
 from markfs.backends.base import Backend, Entry, keeps_metadata
+from markfs.bounded import RecentMap
 from markfs.errors import FsError, SourceShut
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
@@ -37,6 +38,7 @@ from markfs.namespace.provider import Services
 from markfs.namespace.renames import RenameEpochs
 
 log = logging.getLogger(__name__)
+LISTINGS_KEPT = 100_000  # folders whose listing time is remembered (~10 MB at most)
 COMPLETIONS_AT_ONCE = 16  # requests completing a listing's entries (S3 HEADs) at once
 
 
@@ -45,7 +47,9 @@ class SourceListings:
         self.s = services
         self.sources = sources
         self.renames = RenameEpochs()  # a rename during a listing makes it stale
-        self._listed: dict[int, float] = {}  # dir id -> trio time of its last reconcile
+        # dir id -> trio time of its last reconcile, the most recent `LISTINGS_KEPT`: a
+        # folder forgotten is listed again when next looked into, as after a remount
+        self._listed: RecentMap[int, float] = RecentMap(LISTINGS_KEPT)
         self._watched: dict[int, float] = {}  # source id -> trio time its watches were set
 
     def watched(self, source_ids: list[int]) -> None:
