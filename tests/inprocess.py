@@ -41,11 +41,11 @@ class InProcess:
         self.tree.close()
 
     def run(self, test: Callable[[Namespace], Awaitable[T]]) -> T:
-        """Run one async test body with the namespace's background tasks alive."""
+        """Run one async test body with the namespace's background tasks alive (the
+        daemon's own: `Namespace.run`)."""
         async def main() -> T:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.ns.remote.reader.run)
-                await nursery.start(self.ns.remote.run)
+                await nursery.start(self.ns.run)
                 try:
                     return await test(self.ns)
                 finally:

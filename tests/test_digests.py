@@ -43,7 +43,7 @@ def recorded(ns: Namespace, name: str) -> str | None:
 
 async def uploads_drained(ns: Namespace) -> None:
     with trio.fail_after(30):
-        while ns.remote.pending()[0]:
+        while ns.remote.uploader.pending()[0]:
             await trio.sleep(0.05)
 
 

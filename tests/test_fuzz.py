@@ -83,7 +83,7 @@ async def make_file(ns: Namespace, name: bytes) -> int:
     await ns.write(fh, 0, b"content of " + name)
     await ns.release(fh)
     with trio.fail_after(30):
-        while ns.remote.pending()[0]:
+        while ns.remote.uploader.pending()[0]:
             await trio.sleep(0.02)
     return 0
 

@@ -275,7 +275,7 @@ def test_a_write_released_without_a_flush_still_reaches_the_server(
         await ns.write(fh, 0, b"written, never flushed")
         await ns.release(fh)
         with trio.fail_after(30):
-            while ns.remote.pending()[0]:
+            while ns.remote.uploader.pending()[0]:
                 await trio.sleep(0.05)
     inprocess.run(body)
     assert source.get("late.bin") == b"written, never flushed"  # type: ignore[attr-defined]
@@ -366,7 +366,7 @@ def test_an_sftp_file_is_uploaded_with_the_mode_and_time_it_was_made_or_given(
                 await ns.setattr(node.id, atime_ns=10**18, mtime_ns=1_500_000_000 * 10**9)
             await ns.release(fh)
         with trio.fail_after(30):
-            while ns.remote.pending()[0]:
+            while ns.remote.uploader.pending()[0]:
                 await trio.sleep(0.05)
     try:
         inprocess.run(body)

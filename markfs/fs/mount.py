@@ -148,21 +148,16 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
 
 async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanConfig,
                  backup_config: BackupConfig) -> None:
-    namespace.remote.resume()
     drain = trio.CancelScope()  # a signal ends the drain: the journal keeps what is left
     unmounted = trio.Event()
     async with trio.open_nursery() as nursery:
-        await nursery.start(namespace.remote.reader.run)
-        await nursery.start(namespace.remote.run)
+        await nursery.start(namespace.run)
         nursery.start_soon(_stop_on_signal, drain, unmounted)
         nursery.start_soon(_follow_changes, namespace)
-        nursery.start_soon(namespace.probe_sources)
         scans = [["scan"], ["refresh"]] if scan_config.refresh else [["scan"]]
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
         nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
                            [["backup"]])
-        await nursery.start(namespace.finish_interrupted_renames)  # (locks taken)
-        nursery.start_soon(namespace.connect_sources)
         nursery.start_soon(_refresh_gauges, namespace)
         if config.watch_local:
             roots = namespace.sources.local_roots()
@@ -175,7 +170,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         unmounted.set()
         with drain:
             await _drain_uploads(namespace, config.drain_timeout, notifier)
-        left = namespace.remote.pending()[0]
+        left = namespace.remote.uploader.pending()[0]
         if left:
             log.warning("%d upload(s) still pending: they resume at the next mount", left)
         nursery.cancel_scope.cancel()
@@ -199,14 +194,16 @@ async def _ready_when_answering(notifier: ServiceNotifier, mountpoint: str) -> N
 async def _drain_uploads(namespace: Namespace, timeout: float,
                          notifier: ServiceNotifier) -> None:
     """After unmount: finish this daemon's upload queue, up to `timeout`."""
-    namespace.remote.hurry()
-    notifier.stopping(f"unmounted; sending {namespace.remote.pending()[0]} pending upload(s)")
+    uploader = namespace.remote.uploader
+    uploader.hurry()
+    notifier.stopping(f"unmounted; sending {uploader.pending()[0]} pending upload(s)")
     with trio.move_on_after(timeout):
-        while (pending := namespace.remote.pending())[0]:
+        while (pending := uploader.pending())[0]:
             log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
             notifier.status(f"unmounted; sending {pending[0]} pending upload(s)")
             await trio.sleep(1.0)
-        await namespace.remote.set_folder_times()  # (the last upload's may be under way)
+        # (folders whose last upload landed during the last second)
+        await namespace.remote.settling.set_folder_times()
 
 
 async def _follow_changes(namespace: Namespace) -> None:

@@ -30,7 +30,8 @@ from markfs.catalog import nodes
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.remote.digests import ReadDigest
-from markfs.namespace.remote.remotefiles import RemoteFiles, Staged
+from markfs.namespace.remote.remotefiles import RemoteFiles
+from markfs.namespace.remote.staged import Staged
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
 
@@ -140,7 +141,7 @@ class RemoteReadHandle(FileHandle):
         if self._tree.hot.applied != self._seen:
             self._seen = self._tree.hot.applied
             self.node = self._tree.node(self.node_id) or self.node
-        if self._remote.has_staged(self.node_id):
+        if self._remote.staged.has(self.node_id):
             self._digest.stop()  # these bytes are not yet the source's: no identity has them
         data = await self._remote.read(self.node, offset, size)
         self._digest.feed(offset, data)
@@ -159,13 +160,13 @@ class StagedHandle(FileHandle):
         self.size = staged.size
 
     async def read(self, offset: int, size: int) -> bytes:
-        return await self._remote.read_staged(self.staged, offset, size)
+        return await self._remote.staged.read(self.staged, offset, size)
 
     async def write(self, offset: int, data: bytes) -> int:
-        return await self._remote.write(self.staged, offset, data)
+        return await self._remote.staged.write(self.staged, offset, data)
 
     async def truncate(self, size: int) -> None:
-        await self._remote.truncate(self.staged, size)
+        await self._remote.staged.truncate(self.staged, size)
 
     async def settle(self) -> None:
         """The staged copy is the file's content now: catalog attributes, and an upload."""
@@ -178,11 +179,11 @@ class StagedHandle(FileHandle):
         mtime = times[1] if times is not None and times[1] is not None else now
         with self._tree.transaction() as txn:
             nodes.update_node(txn, node.id, size=size, mtime_ns=mtime, ctime_ns=now)
-        self.journal_id = self._remote.journal(node.with_(size=size), self.staged)
+        self.journal_id = self._remote.uploader.journal(node.with_(size=size), self.staged)
         self.size = size
 
     async def close(self) -> None:
-        self._remote.release_writer(self.node_id, self.staged)
+        self._remote.staged.release_writer(self.node_id, self.staged)
 
 
 class HandleTable:

@@ -89,11 +89,9 @@ class Namespace:
             config.io_timeout, config.upload_delay)
         self.s = Services(
             tree, config, self.workers.run, self.handles, DirectoryLocks(),
-            ChangeMarks(lambda n: bool(self.handles.writers(n)) or self.remote.has_staged(n)),
+            ChangeMarks(lambda n: bool(self.handles.writers(n)) or self.remote.staged.has(n)),
             KernelNotifications(lambda n: bool(self.handles.writers(n))))
-        self.remote.on_changed = self._changed_on_source
-        self.remote.on_dropped = self.s.kernel.forget_entry
-        self.remote.on_answer = sources.answered
+        self.remote.tell(self._changed_on_source, self.s.kernel.forget_entry, sources.answered)
         self.source_files = SourceFiles(self.s, sources, self.remote)
         self.providers: dict[Kind, Provider] = {
             Kind.LAYOUT: LayoutFolders(self.s),
@@ -135,12 +133,12 @@ class Namespace:
         self.s.kernel.forget_inode(node_id)
 
     def _status(self) -> bytes:
-        return render_status(self.tree, self.info, len(self.handles), self.remote.pending(),
-                             self.sources.health.snapshot())
+        return render_status(self.tree, self.info, len(self.handles),
+                             self.remote.uploader.pending(), self.sources.health.snapshot())
 
     def refresh_metrics(self) -> None:
         """Gauges that are answers of the catalog and the caches, brought up to date."""
-        count, size = self.remote.pending()
+        count, size = self.remote.uploader.pending()
         METRICS.uploads_pending.set(count)
         METRICS.uploads_pending_bytes.set(size)
         METRICS.cache_bytes.set(self.remote.cache.used_bytes())
@@ -207,6 +205,21 @@ class Namespace:
     def watch_lost(self) -> None:
         """The local watcher lost events: listings expire by `dir_ttl` again."""
         self.source_files.listings.watch_lost()
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Every background task of the namespace, for as long as it serves: uploads left
+        by a crash resumed, the chunk reader's runs, the uploader, renames a crash
+        interrupted finished (before anything is served: their folders' locks are
+        taken), sources that stopped answering probed, slow ones connected ahead. The
+        daemon and the in-process harness both start it."""
+        self.remote.uploader.resume()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.remote.reader.run)
+            await nursery.start(self.remote.uploader.run)
+            await nursery.start(self.finish_interrupted_renames)
+            nursery.start_soon(self.probe_sources)
+            nursery.start_soon(self.connect_sources)
+            task_status.started()
 
     async def connect_sources(self) -> None:
         """Connect to the sources slow to connect ahead of their first use, all at once."""
@@ -293,7 +306,7 @@ class Namespace:
             if backend is not None:
                 await self.workers.run(_first_page, backend)
                 self.sources.answered(source_id)
-                self.remote.retry_now()
+                self.remote.uploader.retry_now()
         except FsError as exc:
             self.sources.answered(source_id, exc)
         finally:
@@ -367,9 +380,9 @@ class Namespace:
             await handle.settle()
         # (a descriptor that wrote nothing itself, as `sync FILE` opens one, waits for the
         # file's content as it was closed through any other: fsync is of the file)
-        journal_id = handle.journal_id or self.remote.latest_upload(handle.node_id)
+        journal_id = handle.journal_id or self.remote.uploader.latest_upload(handle.node_id)
         if journal_id is not None:
-            await self.remote.wait_uploaded(journal_id, self.config.io_timeout * 4)
+            await self.remote.uploader.wait_uploaded(journal_id, self.config.io_timeout * 4)
         self.tree.catalog.checkpoint()
         self.tree.hot.sync()
 

@@ -44,7 +44,8 @@ from markfs.namespace.files.xattrs import SourceXattrs
 from markfs.namespace.handles import FileHandle, is_write_open
 from markfs.namespace.listing import child_path, refresh_one, update_attrs
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
-from markfs.namespace.remote.remotefiles import RemoteFiles, holds
+from markfs.namespace.remote.remotefiles import RemoteFiles
+from markfs.namespace.remote.settling import holds
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class SourceFiles(Provider):
                     nodes.remove_name(txn, move.new_parent, move.new_name)
                 nodes.move_name(txn, move.old_parent, move.old_name, move.new_parent,
                                 move.new_name, move.new_path)
-            self.remote.retarget(txn, node, move.old_path, move.new_path)
+            self.remote.uploader.retarget(txn, node, move.old_path, move.new_path)
 
     def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
         """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
@@ -277,12 +278,12 @@ class SourceFiles(Provider):
             changes.atime_ns, changes.mtime_ns)
         if keeps_metadata(backend):
             return await self._set_metadata(node, backend, changes, times)
-        if self.remote.has_staged(node.id):  # the source has not got this content yet
-            self.remote.staged_attrs(node, changes.mode, times)
+        if self.remote.staged.has(node.id):  # the source has not got this content yet
+            self.remote.settling.staged_attrs(node, changes.mode, times)
             # (a file whose upload never began is not on the server to be chowned: its
             # owner is the server's choice, as it was when this call answered ENOENT)
             if (changes.uid is not None or changes.gid is not None) and (
-                    not self.remote.never_sent(node.id)):
+                    not self.remote.staged.never_sent(node.id)):
                 await self._chown(backend, path, changes, missing_ok=True)
             return self.s.tree.node(node.id) or node
         if changes.mode is not None:
@@ -291,12 +292,13 @@ class SourceFiles(Provider):
             await self._chown(backend, path, changes)
         if times is not None:
             await self.s.io(backend.utime, path, *times)
-            if node.is_dir and backend.keeps_modes and self.remote.staged_below(node.id):
-                self.remote.folder_times_later(node.id, times)  # uploads would move them
+            if node.is_dir and backend.keeps_modes and self.remote.staged.below(node.id):
+                # (uploads below would move them)
+                self.remote.settling.folder_times_later(node.id, times)
         restated = await self.listings.restat(node)
         # (the server's folder time may be passing: uploads below land before the times
         # set on it are set again; the catalog keeps those)
-        return self.remote.keep_folder_times(restated)
+        return self.remote.settling.keep_folder_times(restated)
 
     async def _set_metadata(self, node: Node, backend: MetadataStore, changes: AttrChanges,
                             times: tuple[int | None, int | None] | None) -> Node:
@@ -305,8 +307,8 @@ class SourceFiles(Provider):
         object's are replaced on the server (its mtime kept: the copy that replaces them
         moves LastModified)."""
         owner = (changes.uid, changes.gid)
-        if self.remote.has_staged(node.id):
-            self.remote.staged_attrs(node, changes.mode, times, owner)
+        if self.remote.staged.has(node.id):
+            self.remote.settling.staged_attrs(node, changes.mode, times, owner)
             return self.s.tree.node(node.id) or node
         mtime = times[1] if times is not None else None
         attrs = FileAttrs(

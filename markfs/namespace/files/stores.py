@@ -165,7 +165,7 @@ class StagedStore:
         assert node is not None
         self.s.marks.mark(node_id)
         staged = await self.remote.open_writer(node, truncate=True)
-        self.remote.made_here(staged)
+        self.remote.staged.made_here(staged)
         handle = StagedHandle(node, staged, self.remote, self.s.tree)
         handle.written = True
         return handle
@@ -188,13 +188,13 @@ class StagedStore:
     async def remove(self, node: Node, backend: Backend, path: bytes) -> None:
         """Delete on the server, after any upload of it (which would bring it back)."""
         if node.is_dir:
-            if self.remote.staged_below(node.id):
+            if self.remote.staged.below(node.id):
                 raise FsError(errno.ENOTEMPTY)
             await self.s.io(backend.rmdir, path)
             return
-        staged = self.remote.has_staged(node.id)
-        async with self.remote.uploads_paused(node.id):
-            never_sent = self.remote.never_sent(node.id)
+        staged = self.remote.staged.has(node.id)
+        async with self.remote.uploader.uploads_paused(node.id):
+            never_sent = self.remote.staged.never_sent(node.id)
             self.remote.discard(node.id)
             if never_sent:
                 return  # (nothing of it on the server: a temporary file's usual end)
@@ -214,9 +214,9 @@ class StagedStore:
             raise FsError(errno.EEXIST)
         async with AsyncExitStack() as paused:
             await paused.enter_async_context(
-                self.remote.uploads_paused(None if node.is_dir else node.id))
+                self.remote.uploader.uploads_paused(None if node.is_dir else node.id))
             if target is not None and not target.is_dir:
-                await paused.enter_async_context(self.remote.uploads_paused(target.id))
+                await paused.enter_async_context(self.remote.uploader.uploads_paused(target.id))
             if target is not None and target.id != node.id:
                 await self._check_replaceable(node, target)  # (lists: before `renaming`)
             with self.listings.renames.renaming():
@@ -225,11 +225,11 @@ class StagedStore:
 
     async def _rename_paused(self, node: Node, target: Node | None, backend: Backend,
                              paths: tuple[bytes, bytes]) -> None:
-        if target is not None and target.is_dir and self.remote.staged_below(target.id):
+        if target is not None and target.is_dir and self.remote.staged.below(target.id):
             raise FsError(errno.ENOTEMPTY)
         if target is not None and not target.is_dir:
             self.remote.discard(target.id)
-        if not node.is_dir and self.remote.never_sent(node.id):
+        if not node.is_dir and self.remote.staged.never_sent(node.id):
             return  # nothing of it on the server yet: its upload goes to the new name
         journal = None
         if not backend.atomic_rename and node.source_id is not None:
@@ -239,7 +239,7 @@ class StagedStore:
             await self.s.io(backend.rename, paths[0], paths[1], 0,
                             timeout=self.s.config.list_timeout)
         except FsError as exc:
-            if not (exc.code == errno.ENOENT and self.remote.has_staged(node.id)):
+            if not (exc.code == errno.ENOENT and self.remote.staged.has(node.id)):
                 raise  # (a file not uploaded yet has nothing to move on the server)
         if journal is not None:
             with self.s.tree.transaction() as txn:
