@@ -16,18 +16,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import trio
 
 from markfs.backends.base import (
     Backend,
     Entry,
-    PieceStore,
     UploadControl,
-    keeps_metadata,
-    stores_pieces,
 )
 from markfs.cache.content import ContentCache
 from markfs.catalog import hashes, nodes
@@ -37,32 +32,17 @@ from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import Node
-from markfs.namespace.remote.digests import file_digest
-from markfs.namespace.remote.pieces import PieceLedger, PieceSender
-from markfs.namespace.remote.settling import UPLOAD_TIMEOUT_S, Settling, kept_attrs
+from markfs.namespace.remote.sending import Sending
+from markfs.namespace.remote.settling import Settling
 from markfs.namespace.remote.staged import Staged, StagedFiles
 from markfs.namespace.tree import Tree
-from markfs.namespace.workers import WorkerPool
 from markfs.runtime import owner_alive
 
 log = logging.getLogger(__name__)
 UPLOAD_WORKERS = 8  # files uploading at once
-UPLOAD_THREADS = 16  # threads of uploads (pieces of several files), apart from the kernel's
 RETRY_MAX_S = 60.0
 AFTER_PAUSE_S = 0.02  # renames and deletes within this share the uploader's next look
 ADOPT_EVERY_S = 5.0  # how often a daemon looks for rows of daemons that are gone
-
-
-@dataclass
-class StagedDigest:
-    """The digest of a staged copy being taken in a worker thread."""
-
-    digest: str | None = None
-    done: trio.Event = field(default_factory=trio.Event)
-
-    async def result(self) -> str | None:
-        await self.done.wait()
-        return self.digest
 
 
 class Uploader:
@@ -74,11 +54,8 @@ class Uploader:
         self.tree, self.cache, self.staged, self.owner = tree, cache, staged, staged.owner
         self.io_timeout = io_timeout
         self.upload_delay_ns = int(upload_delay * 1e9)
-        self._upload_io = WorkerPool(UPLOAD_THREADS, UPLOAD_TIMEOUT_S).run
-        self._backend_of = backend_of
-        self.pieces = PieceLedger(tree, self.owner, self._upload_io, backend_of)
-        self.settling = Settling(tree, staged, self._upload_io, backend_of, io_timeout)
-        staged.start_stream = self._start_stream
+        self.sending = Sending(tree, staged, backend_of)
+        self.settling = Settling(tree, staged, self.sending.upload_io, backend_of, io_timeout)
         self._wakeup = trio.Event()
         self._uploaded = trio.Condition()
         self._busy: set[int] = set()  # node ids with an upload in flight
@@ -86,7 +63,6 @@ class Uploader:
         # before it ends (else it ends after one upload, without a journal read)
         self._look_again: set[int] = set()
         self._workers = trio.Semaphore(UPLOAD_WORKERS)
-        self._nursery: trio.Nursery | None = None  # the uploader's: streams run in it
         self._controls: dict[int, UploadControl] = {}  # node id -> its upload in flight
         self._paused: dict[int | None, int] = {}  # node id (None: all) -> pausers
         # nodes whose upload may not wait out `upload_delay` (an fsync waits for it); one
@@ -100,15 +76,6 @@ class Uploader:
         self.on_changed: Callable[[int], None] = lambda node_id: None
         # told what each upload attempt came to (source id, its error or None): health
         self.on_answer: Callable[[int, BaseException | None], None] = lambda s, e: None
-
-    def _start_stream(self, staged: Staged) -> None:
-        """A copy written from its start streams its whole pieces while being written."""
-        if self._nursery is None or staged.stream_to is None:
-            return  # (not running yet: the copy goes whole at its upload)
-        backend = self._backend_of(staged.stream_to[0])
-        assert stores_pieces(backend)
-        staged.sender = PieceSender(backend, *staged.stream_to, staged.path,
-                                    self._upload_io, self.pieces, self._nursery)
 
     def drop_rows(self, node: Node | None, node_id: int) -> list[str]:
         """The file was deleted: its pending rows go; the staged files they named."""
@@ -237,10 +204,10 @@ class Uploader:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            self.sending.nursery = nursery
             task_status.started()
             adopted_at = time.monotonic()
-            nursery.start_soon(self.pieces.sweep)  # what a crashed daemon left half-sent
+            nursery.start_soon(self.sending.pieces.sweep)  # what a crashed daemon left half-sent
             while True:
                 # (both before the look: what is journaled during it is looked at next)
                 self._wakeup = trio.Event()
@@ -261,7 +228,7 @@ class Uploader:
                 self._sleeping = None
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
                     self.adopt_orphans()  # a daemon that shared this data directory died
-                    nursery.start_soon(self.pieces.sweep)
+                    nursery.start_soon(self.sending.pieces.sweep)
                     adopted_at = time.monotonic()
 
     def _look_within(self, seconds: float) -> None:
@@ -314,9 +281,9 @@ class Uploader:
         if staged is not None:
             staged.on_server = True  # (from now on it may be, whatever becomes of this try)
         started = time.monotonic()
-        digest = self._digest_alongside(row)
+        digest = self.sending.digest_alongside(row)
         try:
-            sent = await self._send(row, control)
+            sent = await self.sending.send(row, control, self._controls)
             digested = await digest.result()
             entry = await self.settling.settled(row, sent)
         except FsError as exc:
@@ -353,59 +320,6 @@ class Uploader:
             return False
         self._park(row, "the staged copy is gone: this content cannot be sent")
         return True
-
-    def _digest_alongside(self, row: Upload) -> StagedDigest:
-        """The staged copy's digest, taken in a worker while it is sent (its bytes are
-        in the page cache either way), for `content_hashes`."""
-        taken = StagedDigest()
-        if row.size == 0:  # (no digest is recorded for an empty file: no thread for it)
-            taken.done.set()
-            return taken
-
-        async def take() -> None:
-            try:
-                taken.digest = await self._upload_io(file_digest, row.staging,
-                                                     timeout=UPLOAD_TIMEOUT_S)
-            except FsError:
-                pass  # the copy went away: the upload itself will say why
-            finally:
-                taken.done.set()
-        assert self._nursery is not None
-        self._nursery.start_soon(take)
-        return taken
-
-    async def _send(self, row: Upload, control: UploadControl) -> Entry:
-        backend = self._backend_of(row.source_id)
-        if stores_pieces(backend) and row.size > backend.piece_size:
-            return await self._send_in_pieces(row, backend)
-        staged = self.staged.get(row.node_id)
-        if staged is not None and staged.path == Path(row.staging):
-            self.staged.stop_stream(staged, "the file is small now")
-        node = self.tree.node(row.node_id)
-        attrs = None if node is None else kept_attrs(node, backend)
-        times = staged.times if staged is not None else None
-        if attrs is not None and times is not None and backend.keeps_modes and (
-                not keeps_metadata(backend)):  # (SFTP sets them before its rename)
-            attrs = replace(attrs, atime_ns=times[0], mtime_ns=times[1])
-        return await self._upload_io(backend.upload, row.remote_path, row.staging, control,
-                                     attrs, timeout=UPLOAD_TIMEOUT_S)
-
-    async def _send_in_pieces(self, row: Upload, backend: PieceStore) -> Entry:
-        """Finish the stream of this staged copy if it has one for this path, else send
-        the copy whole in pieces."""
-        staged = self.staged.get(row.node_id)
-        sender = None
-        if staged is not None and staged.path == Path(row.staging):
-            sender, staged.sender, staged.stream_to = staged.sender, None, None
-        if sender is None or sender.broken or sender.path != row.remote_path:
-            if sender is not None:
-                sender.abandon("it was sent to another path")
-            assert self._nursery is not None
-            sender = PieceSender(backend, row.source_id, row.remote_path, Path(row.staging),
-                                 self._upload_io, self.pieces, self._nursery)
-            sender.offer(0, row.size)
-        self._controls[row.node_id] = sender.control  # cancels reach its pieces
-        return await sender.finish(row.size)
 
     def _failed(self, row: Upload, exc: Exception) -> bool:
         METRICS.upload_retries.inc()
