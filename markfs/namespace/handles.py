@@ -45,9 +45,10 @@ class FileHandle:
         self.node_id = node.id
         self.node = node  # attributes at open, served if the node is unlinked meanwhile
         self.writable = writable
-        self.written = False  # any write or truncate through this handle since its last flush
-        self.size = node.size  # size as this handle last knew it (for writers)
-        self.journal_id: int | None = None  # upload journal row of the last flush, if any
+        # any write or truncate through this handle since its last flush, and the size as
+        # it last knew it (for writers): set by the handle's own `wrote`/`truncated` only
+        self.written = False
+        self.size = node.size
 
     async def read(self, offset: int, size: int) -> bytes:
         raise FsError(errno.EBADF)
@@ -60,6 +61,19 @@ class FileHandle:
 
     async def fsync(self, datasync: bool) -> None:
         """Nothing buffered here."""
+
+    def wrote(self, offset: int, count: int) -> None:
+        """`count` bytes were written at `offset` through this handle."""
+        self.size = max(self.size, offset + count)
+        self.written = True
+
+    def truncated(self, size: int) -> None:
+        """The file was cut (or grown) to `size`, through this handle or another."""
+        self.size, self.written = size, True
+
+    def last_upload(self) -> int | None:
+        """The upload journal row of this handle's last flush (remote files), if any."""
+        return None
 
     async def settle(self) -> None:
         """Make what was written the file's content (called when `written` is set)."""
@@ -158,6 +172,7 @@ class StagedHandle(FileHandle):
         super().__init__(node, writable=True)
         self.staged, self._remote, self._tree = staged, remote, tree
         self.size = staged.size
+        self.journal_id: int | None = None  # upload journal row of the last flush, if any
 
     async def read(self, offset: int, size: int) -> bytes:
         return await self._remote.staged.read(self.staged, offset, size)
@@ -181,6 +196,9 @@ class StagedHandle(FileHandle):
             nodes.update_node(txn, node.id, size=size, mtime_ns=mtime, ctime_ns=now)
         self.journal_id = self._remote.uploader.journal(node.with_(size=size), self.staged)
         self.size = size
+
+    def last_upload(self) -> int | None:
+        return self.journal_id
 
     async def close(self) -> None:
         self._remote.staged.release_writer(self.node_id, self.staged)
@@ -231,8 +249,7 @@ class HandleTable:
 
     def set_size(self, node_id: int, size: int) -> None:
         for h in self.writers(node_id):
-            h.size = size
-            h.written = True
+            h.truncated(size)
 
     def __len__(self) -> int:
         return len(self._handles)

@@ -364,8 +364,7 @@ class Namespace:
         written = await handle.write(offset, data)
         METRICS.written_bytes.labels(self.sources.name(handle.node.source_id)).inc(written)
         self.s.marks.mark(handle.node_id)
-        handle.size = max(handle.size, offset + written)
-        handle.written = True
+        handle.wrote(offset, written)
         return written
 
     async def flush(self, fh: int) -> None:
@@ -380,7 +379,7 @@ class Namespace:
             await handle.settle()
         # (a descriptor that wrote nothing itself, as `sync FILE` opens one, waits for the
         # file's content as it was closed through any other: fsync is of the file)
-        journal_id = handle.journal_id or self.remote.uploader.latest_upload(handle.node_id)
+        journal_id = handle.last_upload() or self.remote.uploader.latest_upload(handle.node_id)
         if journal_id is not None:
             await self.remote.uploader.wait_uploaded(journal_id, self.config.io_timeout * 4)
         self.tree.catalog.checkpoint()

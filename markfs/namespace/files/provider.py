@@ -260,7 +260,7 @@ class SourceFiles(Provider):
         backend = self._writable(node) if is_write_open(flags) else self.listings.backend(node)
         handle = await self._store(backend).open(node, backend, flags)
         if flags & os.O_TRUNC:
-            handle.size, handle.written = 0, True
+            handle.truncated(0)
         return handle
 
     async def setattr(self, node: Node, changes: AttrChanges,

@@ -167,7 +167,7 @@ class StagedStore:
         staged = await self.remote.open_writer(node, truncate=True)
         self.remote.staged.made_here(staged)
         handle = StagedHandle(node, staged, self.remote, self.s.tree)
-        handle.written = True
+        handle.truncated(0)  # (a new file: its empty content is to be uploaded)
         return handle
 
     async def truncate(self, node: Node, backend: Backend, size: int,
@@ -175,7 +175,7 @@ class StagedStore:
         """In the staged copy (this handle's, or one made for it), uploaded afterwards."""
         if isinstance(handle, StagedHandle):
             await handle.truncate(size)
-            handle.written = True
+            handle.truncated(size)
             return
         writer = StagedHandle(node, await self.remote.open_writer(node, truncate=size == 0),
                               self.remote, self.s.tree)
