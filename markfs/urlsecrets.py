@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit
 
-DATABASE_SCHEMES = ("postgresql", "mysql")
 _IN_A_NAME = re.compile(r"password\s*=\s*\S*", re.IGNORECASE)
 WHERE_PASSWORDS_GO = {"postgresql": "~/.pgpass or PGPASSWORD",
                       "mysql": "MYSQL_PWD or ~/.my.cnf"}

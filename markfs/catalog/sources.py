@@ -10,7 +10,8 @@ from typing import Any
 import apsw
 
 from markfs.catalog.db import Txn
-from markfs.urlsecrets import DATABASE_SCHEMES, WHERE_PASSWORDS_GO, has_password, without_password
+from markfs.schemes import scheme_of
+from markfs.urlsecrets import WHERE_PASSWORDS_GO, has_password, without_password
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def scrub_stored_passwords(conn: apsw.Connection) -> bool:
     migration's transaction); each source whose URL held one is named in a warning
     that says where its password goes now. True if any was removed."""
     found = [(row_id, name, scheme, url) for row_id, name, scheme, url in conn.execute(
-        "SELECT id, name, scheme, url FROM sources") if scheme in DATABASE_SCHEMES
+        "SELECT id, name, scheme, url FROM sources") if scheme_of(scheme).server_database
         and has_password(url)]
     for row_id, name, scheme, url in found:
         conn.execute("UPDATE sources SET url = ? WHERE id = ?", (without_password(url), row_id))

@@ -29,9 +29,8 @@ from markfs.backends.base import KEPT_GID, KEPT_MODE, KEPT_UID
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.tables.access import TableAccess, folder_bits
+from markfs.schemes import scheme_of
 
-LOCAL_SCHEMES = frozenset({"file"})  # sources whose owners and modes are this machine's
-MODE_KEEPING_SCHEMES = frozenset({"file", "sftp"})  # sources that keep modes of their own
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
 MAX_ID = 2**32 - 2  # the largest uid/gid (2**32 - 1 is the kernel's "none")
@@ -105,9 +104,9 @@ class Ownership:
         scheme = self._schemes.get(node.source_id)
         if scheme is None:
             scheme = self._schemes[node.source_id] = self._scheme_of(node.source_id)
-        if scheme in LOCAL_SCHEMES:
+        if scheme_of(scheme).local:
             return node.mode, node.uid, node.gid
-        if scheme in MODE_KEEPING_SCHEMES:  # SFTP: the server's modes; its owners unless given
+        if scheme_of(scheme).keeps_modes:  # SFTP: the server's modes; its owners unless given
             return (node.mode, node.uid if self.owner.uid is None else self._uid,
                     node.gid if self.owner.gid is None else self._gid)
         return self._from_metadata(node)

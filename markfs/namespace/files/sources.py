@@ -22,9 +22,10 @@ from markfs.model import Kind, Node
 from markfs.namespace.files.health import SourceHealth, SourceState
 from markfs.namespace.tables.access import TableAccess, access_of
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
+from markfs.schemes import scheme_of
 from markfs.sql.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
 from markfs.sql.connect import open_sql_source
-from markfs.urlsecrets import DATABASE_SCHEMES, WHERE_PASSWORDS_GO, has_password
+from markfs.urlsecrets import WHERE_PASSWORDS_GO, has_password
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -35,10 +36,6 @@ POSTGRES_PARAMS = {"sslmode", "sslrootcert", "connect_timeout", "application_nam
 MYSQL_PARAMS: set[str] = set()
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}")
 SFTP_PARAMS = {"key_file", "known_hosts", "accept_unknown_host"}
-# sources of tables (shown under /tables), not of files
-SQL_SCHEMES = {"sqlite", "postgresql", "mysql"}
-LOCAL_SCHEMES = {"file"}
-SERVER_DATABASES = {"postgresql", "mysql"}  # no file whose access table files could copy
 NO_FILES_ACCESS = FilesAccess()  # the defaults: the mount's owner and group, 0440
 Location = (Path | S3Location | SftpLocation | SqliteLocation | PostgresLocation
             | MysqlLocation)
@@ -88,7 +85,7 @@ def refuse_credentials(url: str) -> None:
     without echoing any part of the URL that could hold them."""
     scheme = url.split(":", 1)[0].lower()
     values = [v for vs in parse_qs(urlsplit(url).query).values() for v in vs]
-    database = scheme in DATABASE_SCHEMES and has_password(url)
+    database = scheme_of(scheme).server_database and has_password(url)
     if database or _has_secret(url) or any(_has_secret(v) for v in values):
         hint = {"s3": "use boto3's usual chain (environment, ~/.aws/credentials)",
                 "sftp": "use key_file or ssh-agent",
@@ -289,7 +286,7 @@ def _add_sql_source(tree: Tree, name: str, url: str, parsed: SourceUrl,
 def _check_files_access(parsed: SourceUrl, files: FilesAccess) -> None:
     if files == NO_FILES_ACCESS:
         return
-    if parsed.scheme not in SERVER_DATABASES:
+    if not scheme_of(parsed.scheme).server_database:
         raise UserError("--uid, --gid and --mode are for postgresql:// and mysql:// sources "
                         "(a SQLite source's table files take the database file's owner, "
                         "group and read bits)")
@@ -303,7 +300,6 @@ def open_sql(row: SourceRow) -> SqlSource:
 
 
 CHECK_TIMEOUT_S = 15.0  # `source add` waits this long for a remote source's first answer
-SLOW_TO_CONNECT = {"sftp"}  # schemes whose backends connect ahead at mount start
 
 
 def table_access_of(row: SourceRow | None) -> TableAccess:
@@ -313,7 +309,7 @@ def table_access_of(row: SourceRow | None) -> TableAccess:
 
 
 def is_sql(row: SourceRow) -> bool:
-    return row.scheme in SQL_SCHEMES
+    return scheme_of(row.scheme).tables
 
 
 def add_source(tree: Tree, name: str, url: str, read_only: bool,
@@ -424,7 +420,7 @@ class SourceSet:
         """The state of a remote source that is not ok (its calls fail at once until it
         answers a probe); None for one that is, and for local sources (their disk is
         asked each time: one bad file must not shut the folder)."""
-        if self.scheme(source_id) in LOCAL_SCHEMES:
+        if scheme_of(self.scheme(source_id)).local:
             return None
         state = self.health.state_of(self.name(source_id))
         return state if state is not None and state.state != "ok" else None
@@ -451,7 +447,7 @@ class SourceSet:
         exchange), made now; others are not built before their first use (an S3 client
         takes ~0.3 s to build, and building it connects to nothing)."""
         rows = source_rows.list_sources(self.tree.catalog.conn)
-        found = [self.backend(row.id) for row in rows if row.scheme in SLOW_TO_CONNECT]
+        found = [self.backend(row.id) for row in rows if scheme_of(row.scheme).connect_ahead]
         return [backend for backend in found if backend is not None]
 
     def local_roots(self) -> dict[int, Path]:
