@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from markfs.identity import ContentIdentity
+
 ROOT_ID = 1
 
 
@@ -68,11 +70,7 @@ class Node:
     @property
     def identity(self) -> bytes:
         """What a whole-file digest of this content is recorded under (as `Entry.identity`)."""
-        if self.etag is None:
-            return f"{self.size}-{self.mtime_ns}".encode()
-        # an SFTP file changed in the last seconds carries the time it was seen (a new
-        # version to the content cache at each look); its content is its size and mtime
-        return self.etag.split(b"-seen-", 1)[0]
+        return ContentIdentity(self.etag, self.size, self.mtime_ns).digest_key
 
     def with_(self, **changes: object) -> Node:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from markfs.backends.base import Backend
 from markfs.catalog import filescans
 from markfs.catalog import search as search_index
 from markfs.catalog.sources import SourceRow
+from markfs.identity import ContentIdentity, etag_of_scan_text
 from markfs.namespace.tables.scans import tracked_job
 from markfs.namespace.tree import Tree
 from markfs.scan.files import describe, format_of
@@ -43,7 +44,7 @@ class FileScanReport:
 
 
 def _identity(etag: bytes | None, size: int, mtime_ns: int) -> str:
-    return etag.decode("utf-8", "replace") if etag else f"{size}:{mtime_ns}"
+    return ContentIdentity(etag, size, mtime_ns).scan_text
 
 
 def walk(backend: Backend
@@ -114,7 +115,7 @@ def deep_scan_file_source(tree: Tree, row: SourceRow, backend: Backend,
 
 def _describe_one(tree: Tree, backend: Backend, f: filescans.StructuredFile) -> bool:
     try:
-        facts = describe(backend, f.path.encode(), f.size, _etag(f.identity), f.format)
+        facts = describe(backend, f.path.encode(), f.size, etag_of_scan_text(f.identity), f.format)
     except (ValueError, OSError) as exc:
         with tree.transaction() as txn:
             filescans.save_facts(txn, f.id, f.identity, None, False, None, None,
@@ -127,6 +128,3 @@ def _describe_one(tree: Tree, backend: Backend, f: filescans.StructuredFile) -> 
     return True
 
 
-def _etag(identity: str) -> bytes | None:
-    """Ranged reads check the ETag where the store has one (S3); size:mtime is ours."""
-    return None if ":" in identity and identity.split(":")[0].isdigit() else identity.encode()

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from markfs.identity import ContentIdentity
+
 if TYPE_CHECKING:  # (annotations only: TypeIs narrows as isinstance does)
     from typing_extensions import TypeIs
 
@@ -50,11 +52,7 @@ class Entry:
     @property
     def identity(self) -> bytes:
         """What a whole-file digest of this entry is recorded under (as `Node.identity`)."""
-        if self.etag is None:
-            return f"{self.size}-{self.mtime_ns}".encode()
-        # an SFTP file changed in the last seconds carries the time it was seen (a new
-        # version to the content cache at each look); its content is its size and mtime
-        return self.etag.split(b"-seen-", 1)[0]
+        return ContentIdentity(self.etag, self.size, self.mtime_ns).digest_key
 
 
 def hidden_twin(full_path: bytes, mark: bytes) -> bytes:

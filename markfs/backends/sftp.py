@@ -44,6 +44,7 @@ from markfs.backends.sftp_wire import (
     SftpSession,
 )
 from markfs.errors import SourceRefused
+from markfs.identity import observed_version, size_and_mtime
 
 PAGE_SIZE = 1000
 SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
@@ -59,19 +60,15 @@ def identity(size: int, mtime_ns: int, now_ns: int) -> bytes:
     within the last SETTLE_NS may change again within the same second without either
     moving, so while it is that young the time of this observation is part of its
     identity: each new listing of it is a new version to the content cache."""
-    if now_ns - mtime_ns < SETTLE_NS:
-        return f"{size}-{mtime_ns}-seen-{now_ns}".encode()
-    return f"{size}-{mtime_ns}".encode()
+    return observed_version(size, mtime_ns, now_ns, SETTLE_NS)
 
 
 def same_version(etag: bytes, attrs: Attrs) -> bool:
     """Does the open file still have the size and mtime its identity was made of? (A
     read of a file changed since it was listed must not mix the new bytes with the old
     size: the reader looks again, as S3's If-Match makes it.)"""
-    size, _, rest = etag.partition(b"-")
-    mtime = rest.split(b"-", 1)[0]
     current = f"{attrs.size or 0}".encode(), f"{(attrs.mtime or 0) * 10**9}".encode()
-    return (size, mtime) == current
+    return size_and_mtime(etag) == current
 
 
 def _entry(name: bytes, attrs: Attrs, target: bytes | None = None) -> Entry:

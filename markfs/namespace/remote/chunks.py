@@ -27,6 +27,7 @@ import trio
 from markfs.backends.base import Backend
 from markfs.cache.content import CHUNK_SIZE, ContentCache, chunk_name
 from markfs.errors import FsError
+from markfs.identity import ContentIdentity
 from markfs.metrics import METRICS
 from markfs.model import Node
 from markfs.namespace.workers import IoRunner
@@ -138,7 +139,7 @@ class ChunkReader:
         return b"".join(parts)
 
     def _etag(self, node: Node) -> bytes:
-        return node.etag or f"{node.size}-{node.mtime_ns}".encode()
+        return ContentIdentity(node.etag, node.size, node.mtime_ns).version
 
     def _name(self, node: Node, index: int) -> bytes:
         source_id, path = node.source_id or 0, node.remote_path or b""
