@@ -9,9 +9,9 @@ open for writing or with staged content (`ChangeMarks.since`).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Protocol
 
 import trio
@@ -30,9 +30,6 @@ class KernelNotifier(Protocol):
 
     def then(self, call: Callable[[], object]) -> None:
         """Call `call` (on the notifier's thread) once everything asked before is done."""
-
-
-MARK_HORIZON_S = 600.0  # longer than any listing runs (list_timeout is at most this)
 
 
 class DirectoryLocks:
@@ -70,27 +67,46 @@ class ChangeMarks:
     """When the mount last changed each node, so older listings leave it alone.
 
     `busy(node_id)` says whether a node is open for writing or has staged content:
-    then nothing the source says about it is newer than what the mount has. The marks
-    are kept in the order they were made, so those no listing in flight can predate
-    leave from the front: a mark costs the same however busy the mount has been."""
+    then nothing the source says about it is newer than what the mount has. A listing
+    or stat of the source is an observation (`observing`); a mark matters only to one
+    begun before it, so marks older than every observation in flight leave, from the
+    front of a table kept in the order they were made: a mark costs the same however
+    busy the mount has been, and the table holds only what observations in flight made
+    (before: every mark of the last 600 s — 700,000 at a thousand creates a second)."""
 
     def __init__(self, busy: Callable[[int], bool]) -> None:
         # node id -> trio time the mount last changed it, oldest first
         self._at: OrderedDict[int, float] = OrderedDict()
+        self._observing: Counter[float] = Counter()  # start -> observations in flight
         self._busy = busy
+
+    @contextmanager
+    def observing(self) -> Iterator[float]:
+        """A look at the source from now until the block ends; gives its start time, for
+        `since`. Marks made meanwhile are kept until it is over."""
+        started = trio.current_time()
+        self._observing[started] += 1
+        try:
+            yield started
+        finally:
+            self._observing[started] -= 1
+            if not self._observing[started]:
+                del self._observing[started]
 
     def mark(self, node_id: int) -> None:
         now = trio.current_time()
         self._at[node_id] = now
         self._at.move_to_end(node_id)
-        while self._at:  # forget what no listing in flight can predate
+        needed_from = min(self._observing, default=now)  # (a few observations at most)
+        while self._at:  # forget what no observation in flight can predate
             oldest, at = next(iter(self._at.items()))
-            if now - at < MARK_HORIZON_S:
+            if at >= needed_from:
                 break
             del self._at[oldest]
 
     def since(self, started: float) -> Callable[[int], bool]:
-        """Nodes a listing read at `started` must keep as they are in the catalog."""
+        """Nodes an observation begun at `started` (under `observing`) must keep as they
+        are in the catalog."""
         def keep(node_id: int) -> bool:
             return self._at.get(node_id, -1.0) >= started or self._busy(node_id)
         return keep

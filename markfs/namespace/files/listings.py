@@ -147,7 +147,12 @@ class SourceListings:
         if shut is not None:  # known not to answer: the cached listing, at once
             raise SourceShut(errno.EIO, f"the source is {shut.state}",
                              refused=shut.state == "refused")
-        started, mark = trio.current_time(), self.renames.mark()
+        with self.s.marks.observing() as started:
+            return await self._read_and_reconcile(backend, current, path, started)
+
+    async def _read_and_reconcile(self, backend: Backend, current: Node, path: bytes,
+                                  started: float) -> ListingDiff | None:
+        directory, mark = current, self.renames.mark()
         METRICS.listings.labels(self.sources.name(current.source_id)).inc()
         try:
             pages = await self._list_pages(backend, path)
@@ -158,12 +163,12 @@ class SourceListings:
             if exc.code == errno.ENOENT and self.renames.unchanged_since(mark):
                 self._vanished(current)
             raise
-        current = self.s.tree.node(directory.id)
-        if current is None:
+        now = self.s.tree.node(directory.id)
+        if now is None:
             raise FsError(errno.ENOENT)
-        if not self.renames.unchanged_since(mark) or current.remote_path != path:
+        if not self.renames.unchanged_since(mark) or now.remote_path != path:
             return None
-        return reconcile(self.s.tree, current, entries, self.s.marks.since(started))
+        return reconcile(self.s.tree, now, entries, self.s.marks.since(started))
 
     async def _completed(self, backend: Backend, folder: Node,
                          entries: list[Entry]) -> list[Entry]:
@@ -222,18 +227,20 @@ class SourceListings:
             return  # never shown to the kernel: its first listing will see the change
         backend = self.backend(parent)
         async with self.s.locks.hold(parent.id):
-            started, mark = trio.current_time(), self.renames.mark()
-            try:
-                entry: Entry | None = await self.s.io(backend.stat, remote_path)
-            except FsError as exc:
-                if exc.code not in (errno.ENOENT, errno.ENOTDIR):
-                    raise
-                entry = None
-            current = self.s.tree.node(parent.id)
-            if (current is None or current.remote_path != parent_path
-                    or not self.renames.unchanged_since(mark)):
-                return  # paths moved meanwhile: the rename's own events cover them
-            diff = refresh_one(self.s.tree, current, entry, name, self.s.marks.since(started))
+            with self.s.marks.observing() as started:
+                mark = self.renames.mark()
+                try:
+                    entry: Entry | None = await self.s.io(backend.stat, remote_path)
+                except FsError as exc:
+                    if exc.code not in (errno.ENOENT, errno.ENOTDIR):
+                        raise
+                    entry = None
+                current = self.s.tree.node(parent.id)
+                if (current is None or current.remote_path != parent_path
+                        or not self.renames.unchanged_since(mark)):
+                    return  # paths moved meanwhile: the rename's own events cover them
+                diff = refresh_one(self.s.tree, current, entry, name,
+                                   self.s.marks.since(started))
         self.s.kernel.listing_changed(parent.id, diff)
 
     async def record(self, parent: Node, name: bytes, backend: Backend,
