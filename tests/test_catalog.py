@@ -164,11 +164,10 @@ def test_kill_9_of_the_daemon_loses_nothing_that_was_closed(mount: Mount, src: P
 
 def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: Path) -> None:
     from markfs.catalog import sources as sq
-    from markfs.catalog import uploads as uq
 
     with tree.transaction() as txn:
         source_id = sq.insert_source(txn, "s", f"file://{tmp_path}", "file", False)
-        uq.enqueue(txn, 123, source_id, b"x", str(tmp_path / "gone"), 5, "1:1")
+        tree.catalog.uploads.enqueue(txn, 123, source_id, b"x", str(tmp_path / "gone"), 5, "1:1")
     problems = fsck(tree, repair=False).problems
     assert any("staged file missing" in p for p in problems)
     fsck(tree, repair=True)
@@ -220,6 +219,6 @@ def test_a_multipart_upload_journaled_by_schema_8_is_still_aborted_later(
                  "queued_ns, owner, multipart) VALUES (9, 3, x'6b', '/x', 5, 1, '1:2', 'UP-1')")
     conn.close()
     tree = Tree.open(DataDir(data_dir), create=True)
-    assert pieces.every_row(tree.catalog.conn) == [
+    assert tree.catalog.piece_uploads.every_row() == [
         pieces.PieceUpload(1, 3, b"k", "UP-1", "1:2")]
     tree.close()

@@ -14,7 +14,6 @@ import pytest
 import trio
 
 from markfs.backends.base import Entry, UploadControl
-from markfs.catalog import pieces as piece_rows
 from markfs.catalog import sources
 from markfs.config import DataDir
 from markfs.errors import FsError
@@ -104,7 +103,7 @@ def test_whole_pieces_leave_while_the_file_is_written_and_finish_assembles_it(
 
     tree = run_sender(tmp_path, store, scenario)
     assert store.files[b"f"] == data
-    assert piece_rows.every_row(tree.catalog.conn) == []
+    assert tree.catalog.piece_uploads.every_row() == []
 
 
 def test_a_file_smaller_than_a_piece_never_begins_an_upload(tmp_path: Path) -> None:
@@ -132,7 +131,7 @@ def test_a_write_below_what_was_sent_aborts_the_stream(tmp_path: Path) -> None:
 
     tree = run_sender(tmp_path, store, scenario)
     assert store.aborted == ["t1"] and store.files == {}
-    assert piece_rows.every_row(tree.catalog.conn) == []
+    assert tree.catalog.piece_uploads.every_row() == []
 
 
 def test_a_write_beyond_a_hole_waits_until_the_hole_is_filled(tmp_path: Path) -> None:
@@ -164,7 +163,7 @@ def test_a_failed_abort_is_left_to_the_sweep(tmp_path: Path) -> None:
         await sender.stopped()
 
     tree = run_sender(tmp_path, store, scenario)
-    left = piece_rows.every_row(tree.catalog.conn)
+    left = tree.catalog.piece_uploads.every_row()
     assert [row.token for row in left] == ["t1"]
     store.abort_pieces = partial(MemoryPieces.abort_pieces, store)  # type: ignore[method-assign]
 
@@ -173,4 +172,4 @@ def test_a_failed_abort_is_left_to_the_sweep(tmp_path: Path) -> None:
         return await ledger.sweep()
 
     assert trio.run(sweep) == 1
-    assert store.aborted == ["t1"] and piece_rows.every_row(tree.catalog.conn) == []
+    assert store.aborted == ["t1"] and tree.catalog.piece_uploads.every_row() == []

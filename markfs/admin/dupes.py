@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import xxhash
 
 from markfs.backends.base import Backend
-from markfs.catalog import hashes
 from markfs.catalog.sources import SourceRow
 from markfs.errors import UserError
 from markfs.namespace.files.sources import SourceSet, is_sql, list_sources
@@ -110,5 +109,6 @@ def _digest(tree: Tree, backend: Backend, found: SourceFile) -> str:
         raise UserError(f"cannot read {found.mount_path}: {exc.strerror}") from None
     digest = hasher.hexdigest()
     with tree.transaction() as txn:
-        hashes.record(txn, found.source.id, found.path, found.identity, found.size, digest)
+        tree.catalog.content_hashes.record(txn, found.source.id, found.path, found.identity,
+                                           found.size, digest)
     return digest

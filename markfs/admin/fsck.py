@@ -26,7 +26,6 @@ from markfs.cache.snapshots import SnapshotStore
 from markfs.catalog import managed
 from markfs.catalog import nodes as node_rows
 from markfs.catalog import sources as source_rows
-from markfs.catalog import uploads as upload_rows
 from markfs.catalog.db import Catalog
 from markfs.catalog.salvage import salvage
 from markfs.config import DataDir
@@ -88,7 +87,7 @@ def _restore_folders(tree: Tree) -> list[str]:
 def _upload_problems(tree: Tree) -> tuple[list[str], list[int]]:
     """Journaled uploads whose staged file is gone (their content cannot be sent)."""
     problems, doomed = [], []
-    for row in upload_rows.every_row(tree.catalog.conn):
+    for row in tree.catalog.uploads.every_row():
         if not os.path.exists(row.staging):
             problems.append(f"upload {row.id} of {row.remote_path!r}: staged file missing")
             doomed.append(row.id)
@@ -174,7 +173,7 @@ def fsck(tree: Tree, repair: bool, store: SnapshotStore | None = None,
     if lost_uploads:
         with tree.transaction() as txn:
             for upload_id in lost_uploads:
-                upload_rows.done(txn, upload_id)
+                tree.catalog.uploads.done(txn, upload_id)
         report.repaired.append(f"dropped {len(lost_uploads)} upload(s) with no staged file")
     if doomed:
         with tree.transaction() as txn:

@@ -123,6 +123,15 @@ class Catalog:
         except DAMAGE_ERRORS as exc:
             self.conn.close()
             raise damaged(path, exc) from None
+        # the typed parts the layers above read and write through (imported here: each
+        # part's module imports this one for `Txn`)
+        from markfs.catalog.hashes import ContentHashes
+        from markfs.catalog.pieces import PieceUploads
+        from markfs.catalog.uploads import Uploads
+
+        self.uploads = Uploads(self.conn)
+        self.content_hashes = ContentHashes(self.conn)
+        self.piece_uploads = PieceUploads(self.conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -8,18 +8,23 @@ import apsw
 from markfs.catalog.db import Txn
 
 
-def recorded(conn: apsw.Connection, source_id: int, remote_path: bytes,
-             identity: bytes) -> str | None:
-    """The digest of the file if it was hashed with this identity, else None."""
-    for (digest,) in conn.execute(
-            "SELECT digest FROM content_hashes WHERE source_id = ? AND remote_path = ? "
-            "AND identity = ?", (source_id, remote_path, identity)):
-        return str(digest)
-    return None
+class ContentHashes:
+    """Whole-file digests of source files, each under the content identity it was taken at."""
 
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
 
-def record(txn: Txn, source_id: int, remote_path: bytes, identity: bytes, size: int,
-           digest: str) -> None:
-    txn.execute("INSERT OR REPLACE INTO content_hashes (source_id, remote_path, identity, "
-                "size, digest) VALUES (?, ?, ?, ?, ?)",
-                (source_id, remote_path, identity, size, digest))
+    def recorded(self, source_id: int, remote_path: bytes,
+                 identity: bytes) -> str | None:
+        """The digest of the file if it was hashed with this identity, else None."""
+        for (digest,) in self._conn.execute(
+                "SELECT digest FROM content_hashes WHERE source_id = ? AND remote_path = ? "
+                "AND identity = ?", (source_id, remote_path, identity)):
+            return str(digest)
+        return None
+
+    def record(self, txn: Txn, source_id: int, remote_path: bytes, identity: bytes, size: int,
+               digest: str) -> None:
+        txn.execute("INSERT OR REPLACE INTO content_hashes (source_id, remote_path, identity, "
+                    "size, digest) VALUES (?, ?, ?, ?, ?)",
+                    (source_id, remote_path, identity, size, digest))

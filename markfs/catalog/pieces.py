@@ -20,18 +20,25 @@ class PieceUpload:
     owner: str
 
 
-def begun(txn: Txn, source_id: int, remote_path: bytes, token: str, owner: str) -> int:
-    txn.execute("INSERT INTO piece_uploads (source_id, remote_path, token, owner, started_ns) "
-                "VALUES (?, ?, ?, ?, ?)", (source_id, remote_path, token, owner, time.time_ns()))
-    return int(txn.conn.last_insert_rowid())
+class PieceUploads:
+    """Uploads in pieces begun on a source (S3 multipart uploads, SFTP temporary files)."""
 
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
 
-def ended(txn: Txn, row_id: int) -> None:
-    """Finished or aborted: nothing is left on the server."""
-    txn.execute("DELETE FROM piece_uploads WHERE id = ?", (row_id,))
+    def begun(self, txn: Txn, source_id: int, remote_path: bytes, token: str,
+              owner: str) -> int:
+        txn.execute("INSERT INTO piece_uploads (source_id, remote_path, token, owner, "
+                    "started_ns) VALUES (?, ?, ?, ?, ?)",
+                    (source_id, remote_path, token, owner, time.time_ns()))
+        return int(txn.conn.last_insert_rowid())
 
+    def ended(self, txn: Txn, row_id: int) -> None:
+        """Finished or aborted: nothing is left on the server."""
+        txn.execute("DELETE FROM piece_uploads WHERE id = ?", (row_id,))
 
-def every_row(conn: apsw.Connection) -> list[PieceUpload]:
-    return [PieceUpload(int(i), int(s), bytes(p), str(t), str(o))  # type: ignore[call-overload, arg-type]
-            for i, s, p, t, o in conn.execute(
-                "SELECT id, source_id, remote_path, token, owner FROM piece_uploads ORDER BY id")]
+    def every_row(self) -> list[PieceUpload]:
+        return [PieceUpload(int(i), int(s), bytes(p), str(t), str(o))  # type: ignore[call-overload, arg-type]
+                for i, s, p, t, o in self._conn.execute(
+                    "SELECT id, source_id, remote_path, token, owner FROM piece_uploads "
+                    "ORDER BY id")]

@@ -38,110 +38,103 @@ def _row(row: tuple[object, ...]) -> Upload:
                   None if parked is None else int(parked))  # type: ignore[call-overload]
 
 
-def enqueue(txn: Txn, node_id: int, source_id: int, remote_path: bytes, staging: str,
-            size: int, owner: str) -> int:
-    txn.execute(
-        "INSERT INTO uploads (node_id, source_id, remote_path, staging, size, queued_ns, owner) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", (node_id, source_id, remote_path, staging, size,
-                                         time.time_ns(), owner))
-    return int(txn.conn.last_insert_rowid())
+class Uploads:
+    """The journal of files waiting to be written back to their source: read on the
+    catalog's connection, written inside a transaction (`txn`)."""
 
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
 
-def pending(conn: apsw.Connection, owner: str | None = None) -> list[Upload]:
-    """Rows still to send (not parked): all of them, or those of one daemon."""
-    if owner is None:
-        return [_row(r) for r in conn.execute(
-            f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NULL ORDER BY id")]
-    return [_row(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NULL AND owner = ? ORDER BY id",
-        (owner,))]
+    def enqueue(self, txn: Txn, node_id: int, source_id: int, remote_path: bytes,
+                staging: str, size: int, owner: str) -> int:
+        txn.execute(
+            "INSERT INTO uploads (node_id, source_id, remote_path, staging, size, queued_ns, "
+            "owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (node_id, source_id, remote_path, staging, size, time.time_ns(), owner))
+        return int(txn.conn.last_insert_rowid())
 
+    def pending(self, owner: str | None = None) -> list[Upload]:
+        """Rows still to send (not parked): all of them, or those of one daemon."""
+        if owner is None:
+            return [_row(r) for r in self._conn.execute(
+                f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NULL ORDER BY id")]
+        return [_row(r) for r in self._conn.execute(
+            f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NULL AND owner = ? ORDER BY id",
+            (owner,))]
 
-def count_of_source(conn: apsw.Connection, source_id: int) -> int:
-    """Journal rows of a source, waiting or parked: files not on it yet."""
-    row = conn.execute("SELECT count(*) FROM uploads WHERE source_id = ?",
-                       (source_id,)).fetchone()
-    return int(row[0]) if row else 0
+    def count_of_source(self, source_id: int) -> int:
+        """Journal rows of a source, waiting or parked: files not on it yet."""
+        row = self._conn.execute("SELECT count(*) FROM uploads WHERE source_id = ?",
+                           (source_id,)).fetchone()
+        return int(row[0]) if row else 0
 
+    def every_row(self) -> list[Upload]:
+        return [_row(r) for r in self._conn.execute(f"SELECT {_COLUMNS} FROM uploads ORDER BY id")]
 
-def every_row(conn: apsw.Connection) -> list[Upload]:
-    return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM uploads ORDER BY id")]
+    def parked(self) -> list[Upload]:
+        return [_row(r) for r in self._conn.execute(
+            f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NOT NULL ORDER BY id")]
 
+    def owners(self) -> set[str | None]:
+        """Every daemon that owns a row still to send (None: rows no daemon owns)."""
+        return {None if r[0] is None else str(r[0]) for r in self._conn.execute(
+            "SELECT DISTINCT owner FROM uploads WHERE parked_ns IS NULL")}
 
-def parked(conn: apsw.Connection) -> list[Upload]:
-    return [_row(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NOT NULL ORDER BY id")]
+    def adopt(self, txn: Txn, owner: str, previous: str | None) -> list[int]:
+        """Take over the rows of a daemon that is gone; returns their ids."""
+        where = "owner IS NULL" if previous is None else "owner = ?"
+        args: tuple[object, ...] = () if previous is None else (previous,)
+        ids = [int(r[0]) for r in txn.execute(
+            f"SELECT id FROM uploads WHERE {where} AND parked_ns IS NULL", args).fetchall()]
+        txn.execute(f"UPDATE uploads SET owner = ? WHERE {where} AND parked_ns IS NULL",
+                    (owner, *args))
+        return ids
 
+    def park(self, txn: Txn, upload_id: int, reason: str) -> None:
+        txn.execute("UPDATE uploads SET parked_ns = ?, last_error = ? WHERE id = ?",
+                    (time.time_ns(), reason[:500], upload_id))
 
-def owners(conn: apsw.Connection) -> set[str | None]:
-    """Every daemon that owns a row still to send (None: rows no daemon owns)."""
-    return {None if r[0] is None else str(r[0]) for r in conn.execute(
-        "SELECT DISTINCT owner FROM uploads WHERE parked_ns IS NULL")}
+    def get(self, upload_id: int) -> Upload | None:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM uploads WHERE id = ?",
+                                 (upload_id,)).fetchone()
+        return None if row is None else _row(row)
 
+    def for_node(self, node_id: int, owner: str) -> list[Upload]:
+        """One daemon's rows of a file still to send, oldest first."""
+        return [_row(r) for r in self._conn.execute(
+            f"SELECT {_COLUMNS} FROM uploads WHERE node_id = ? AND owner = ? "
+            "AND parked_ns IS NULL ORDER BY id", (node_id, owner))]
 
-def adopt(txn: Txn, owner: str, previous: str | None) -> list[int]:
-    """Take over the rows of a daemon that is gone; returns their ids."""
-    where = "owner IS NULL" if previous is None else "owner = ?"
-    args: tuple[object, ...] = () if previous is None else (previous,)
-    ids = [int(r[0]) for r in txn.execute(
-        f"SELECT id FROM uploads WHERE {where} AND parked_ns IS NULL", args).fetchall()]
-    txn.execute(f"UPDATE uploads SET owner = ? WHERE {where} AND parked_ns IS NULL",
-                (owner, *args))
-    return ids
+    def count(self, owner: str | None = None) -> tuple[int, int]:
+        """(number, bytes) of uploads still to do (not parked): all, or one daemon's."""
+        sql = "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE parked_ns IS NULL"
+        row = (self._conn.execute(sql).fetchone() if owner is None
+               else self._conn.execute(sql + " AND owner = ?", (owner,)).fetchone())
+        return (int(row[0]), int(row[1])) if row else (0, 0)  # type: ignore[arg-type]
 
+    def done(self, txn: Txn, upload_id: int) -> None:
+        txn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
 
-def park(txn: Txn, upload_id: int, reason: str) -> None:
-    txn.execute("UPDATE uploads SET parked_ns = ?, last_error = ? WHERE id = ?",
-                (time.time_ns(), reason[:500], upload_id))
+    def failed(self, txn: Txn, upload_id: int, error: str) -> None:
+        txn.execute("UPDATE uploads SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    (error[:500], upload_id))
 
+    def retarget(self, txn: Txn, node_id: int, remote_path: bytes) -> None:
+        """The file was renamed: its pending uploads go to the new path."""
+        txn.execute("UPDATE uploads SET remote_path = ? WHERE node_id = ?", (remote_path, node_id))
 
-def get(conn: apsw.Connection, upload_id: int) -> Upload | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM uploads WHERE id = ?", (upload_id,)).fetchone()
-    return None if row is None else _row(row)
+    def retarget_tree(self, txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
+        """A folder was renamed: pending uploads below it follow."""
+        rows = txn.execute(
+            "SELECT id, remote_path FROM uploads WHERE source_id = ? AND remote_path >= ? "
+            "AND remote_path < ?", (source_id, old + b"/", old + b"0")).fetchall()
+        for upload_id, path in rows:
+            txn.execute("UPDATE uploads SET remote_path = ? WHERE id = ?",
+                        (new + bytes(path)[len(old):], upload_id))
 
-
-def for_node(conn: apsw.Connection, node_id: int, owner: str) -> list[Upload]:
-    """One daemon's rows of a file still to send, oldest first."""
-    return [_row(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM uploads WHERE node_id = ? AND owner = ? "
-        "AND parked_ns IS NULL ORDER BY id", (node_id, owner))]
-
-
-def count(conn: apsw.Connection, owner: str | None = None) -> tuple[int, int]:
-    """(number, bytes) of uploads still to do (not parked): all, or one daemon's."""
-    sql = "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE parked_ns IS NULL"
-    row = (conn.execute(sql).fetchone() if owner is None
-           else conn.execute(sql + " AND owner = ?", (owner,)).fetchone())
-    return (int(row[0]), int(row[1])) if row else (0, 0)  # type: ignore[arg-type]
-
-
-def done(txn: Txn, upload_id: int) -> None:
-    txn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
-
-
-def failed(txn: Txn, upload_id: int, error: str) -> None:
-    txn.execute("UPDATE uploads SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                (error[:500], upload_id))
-
-
-def retarget(txn: Txn, node_id: int, remote_path: bytes) -> None:
-    """The file was renamed: its pending uploads go to the new path."""
-    txn.execute("UPDATE uploads SET remote_path = ? WHERE node_id = ?", (remote_path, node_id))
-
-
-def retarget_tree(txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
-    """A folder was renamed: pending uploads below it follow."""
-    rows = txn.execute(
-        "SELECT id, remote_path FROM uploads WHERE source_id = ? AND remote_path >= ? "
-        "AND remote_path < ?", (source_id, old + b"/", old + b"0")).fetchall()
-    for upload_id, path in rows:
-        txn.execute("UPDATE uploads SET remote_path = ? WHERE id = ?",
-                    (new + bytes(path)[len(old):], upload_id))
-
-
-def drop_for_node(txn: Txn, node_id: int) -> list[str]:
-    """Forget a file's pending uploads (it was deleted); returns their staged files."""
-    staged = [str(r[0]) for r in txn.execute(
-        "SELECT staging FROM uploads WHERE node_id = ?", (node_id,)).fetchall()]
-    txn.execute("DELETE FROM uploads WHERE node_id = ?", (node_id,))
-    return staged
+    def drop_for_node(self, txn: Txn, node_id: int) -> list[str]:
+        """Forget a file's pending uploads (it was deleted); returns their staged files."""
+        staged = [str(r[0]) for r in txn.execute(
+            "SELECT staging FROM uploads WHERE node_id = ?", (node_id,)).fetchall()]
+        txn.execute("DELETE FROM uploads WHERE node_id = ?", (node_id,))
+        return staged

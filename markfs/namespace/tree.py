@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
-from markfs.catalog import hashes, pieces, uploads
 from markfs.catalog import nodes as node_rows
+from markfs.catalog import pieces, uploads
 from markfs.catalog.db import Catalog, Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
@@ -211,19 +211,19 @@ class Tree:
     def pending_uploads(self, owner: str | None = None) -> tuple[int, int]:
         """(number, bytes) of files waiting to be written back to their sources: all,
         or those one daemon sends (parked rows are not waiting)."""
-        return uploads.count(self.catalog.conn, owner)
+        return self.catalog.uploads.count(owner)
 
     def parked_uploads(self) -> list[uploads.Upload]:
-        return uploads.parked(self.catalog.conn)
+        return self.catalog.uploads.parked()
 
     def unfinished_piece_uploads(self) -> list[pieces.PieceUpload]:
         """Uploads in pieces begun and not finished or aborted (a running daemon's, or
         left by a crash for the next start to abort)."""
-        return pieces.every_row(self.catalog.conn)
+        return self.catalog.piece_uploads.every_row()
 
     def recorded_digest(self, source_id: int, remote_path: bytes, identity: bytes) -> str | None:
         """The whole-file digest recorded for a source file with this content identity."""
-        return hashes.recorded(self.catalog.conn, source_id, remote_path, identity)
+        return self.catalog.content_hashes.recorded(source_id, remote_path, identity)
 
     def record_read_digest(self, opened: Node, digest: str) -> None:
         """A file read whole from its source through one handle: its digest is recorded
@@ -236,8 +236,8 @@ class Tree:
                                 current.identity) == digest:
             return  # read before: no write for a file read again
         with self.transaction() as txn:
-            hashes.record(txn, current.source_id, current.remote_path, current.identity,
-                          current.size, digest)
+            self.catalog.content_hashes.record(txn, current.source_id, current.remote_path,
+                                               current.identity, current.size, digest)
 
     def node_at(self, source_id: int, remote_path: bytes) -> Node | None:
         """The node of a path of a source, if the catalog has one."""

@@ -14,7 +14,6 @@ from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes
 from markfs.catalog import sources as source_rows
-from markfs.catalog import uploads as upload_rows
 from markfs.catalog.search import forget_source
 from markfs.catalog.sources import FilesAccess, SourceRow
 from markfs.errors import SourceShut, UserError
@@ -351,7 +350,7 @@ def remove_source(tree: Tree, name: str, discard_pending: bool = False) -> None:
     a mount and not on the source yet would be lost with it: refused unless
     `discard_pending`."""
     row = require_source(tree, name)
-    waiting = upload_rows.count_of_source(tree.catalog.conn, row.id)
+    waiting = tree.catalog.uploads.count_of_source(row.id)
     if waiting and not discard_pending:
         raise UserError(f"source {name!r} has {waiting} file(s) written through a mount "
                         "and not uploaded yet (see: markfs status); wait for them, or "

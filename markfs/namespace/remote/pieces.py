@@ -25,7 +25,6 @@ from pathlib import Path
 import trio
 
 from markfs.backends.base import Entry, PieceStore, UploadControl, stores_pieces
-from markfs.catalog import pieces as piece_rows
 from markfs.errors import FsError
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
@@ -44,13 +43,13 @@ class PieceLedger:
 
     def begun(self, source_id: int, path: bytes, token: str) -> int:
         with self.tree.transaction() as txn:
-            row_id = piece_rows.begun(txn, source_id, path, token, self.owner)
+            row_id = self.tree.catalog.piece_uploads.begun(txn, source_id, path, token, self.owner)
         self.live.add(row_id)
         return row_id
 
     def ended(self, row_id: int) -> None:
         with self.tree.transaction() as txn:
-            piece_rows.ended(txn, row_id)
+            self.tree.catalog.piece_uploads.ended(txn, row_id)
         self.live.discard(row_id)
 
     def let_go(self, row_id: int) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from markfs.cache.content import ContentCache
 from markfs.cache.staging import StagingArea
 from markfs.catalog import nodes
-from markfs.catalog import uploads as upload_rows
 from markfs.errors import FsError
 from markfs.namespace.remote.pieces import PieceSender
 from markfs.namespace.tree import Tree
@@ -243,7 +242,7 @@ class StagedFiles:
         node = self.tree.node(node_id)
         if node is None or node.etag is not None or node.is_dir:
             return
-        if upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner):
+        if self.tree.catalog.uploads.for_node(node_id, self.owner):
             return
         try:
             with self.tree.transaction() as txn:

@@ -25,8 +25,7 @@ from markfs.backends.base import (
     UploadControl,
 )
 from markfs.cache.content import ContentCache
-from markfs.catalog import hashes, nodes
-from markfs.catalog import uploads as upload_rows
+from markfs.catalog import nodes
 from markfs.catalog.db import Txn
 from markfs.catalog.uploads import Upload
 from markfs.errors import FsError
@@ -52,6 +51,7 @@ class Uploader:
                  backend_of: Callable[[int], Backend], io_timeout: float,
                  upload_delay: float) -> None:
         self.tree, self.cache, self.staged, self.owner = tree, cache, staged, staged.owner
+        self.rows = tree.catalog.uploads  # the journal
         self.io_timeout = io_timeout
         self.upload_delay_ns = int(upload_delay * 1e9)
         self.sending = Sending(tree, staged, backend_of)
@@ -82,14 +82,14 @@ class Uploader:
         if node is not None and node.remote_path is not None:
             self.cache.bump_epoch(node.source_id or 0, node.remote_path)
         with self.tree.transaction() as txn:
-            return upload_rows.drop_for_node(txn, node_id)
+            return self.rows.drop_for_node(txn, node_id)
 
     def journal(self, node: Node, staged: Staged) -> int:
         """Record that the staged copy is the file's content now: it will be uploaded."""
         assert node.source_id is not None and node.remote_path is not None
         with self.tree.transaction() as txn:
-            upload_id = upload_rows.enqueue(txn, node.id, node.source_id, node.remote_path,
-                                   str(staged.path), staged.size, self.owner)
+            upload_id = self.rows.enqueue(txn, node.id, node.source_id, node.remote_path,
+                                          str(staged.path), staged.size, self.owner)
         staged.journaled.add(upload_id)
         if node.id in self._busy:
             self._look_again.add(node.id)
@@ -148,32 +148,32 @@ class Uploader:
     def retarget(self, txn: Txn, node: Node, old_path: bytes, new_path: bytes) -> None:
         """A rename moved the node: its pending uploads (or those below it) follow."""
         if node.is_dir and node.source_id is not None:
-            upload_rows.retarget_tree(txn, node.source_id, old_path, new_path)
+            self.rows.retarget_tree(txn, node.source_id, old_path, new_path)
         else:
-            upload_rows.retarget(txn, node.id, new_path)
+            self.rows.retarget(txn, node.id, new_path)
             for path in (old_path, new_path):  # neither name may serve the other's chunks
                 self.cache.bump_epoch(node.source_id or 0, path)
 
     def latest_upload(self, node_id: int) -> int | None:
         """The journal row of the file's newest content still to send, if any."""
-        rows = upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner)
+        rows = self.rows.for_node(node_id, self.owner)
         return rows[-1].id if rows else None
 
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
-        waited = upload_rows.get(self.tree.catalog.conn, upload_id)
+        waited = self.rows.get(upload_id)
         if waited is not None:
             self._urgent.add(waited.node_id)  # (not after the upload delay)
             self._wakeup.set()
         self.retry_now()  # fsync tries at once, not after the back-off
         with trio.move_on_after(timeout):
             async with self._uploaded:
-                while (row := upload_rows.get(self.tree.catalog.conn, upload_id)) is not None:
+                while (row := self.rows.get(upload_id)) is not None:
                     if row.parked_ns is not None:
                         raise FsError(errno.EIO, f"upload parked: {row.last_error}")
                     await self._uploaded.wait()
                 return
-        row = upload_rows.get(self.tree.catalog.conn, upload_id)
+        row = self.rows.get(upload_id)
         detail = f": {row.last_error}" if row and row.last_error else ""
         raise FsError(errno.EIO, f"upload not finished in time{detail}")
 
@@ -181,8 +181,7 @@ class Uploader:
         """At start: adopt the journal rows of daemons that are gone, and drop staged
         files that no row names and no running daemon owns."""
         adopted = self.adopt_orphans()
-        removed = self.staged.staging.sweep({row.staging for row in upload_rows.every_row(
-            self.tree.catalog.conn)})
+        removed = self.staged.staging.sweep({row.staging for row in self.rows.every_row()})
         if adopted or removed:
             log.info("resuming %d upload(s); removed %d unjournaled staged file(s)",
                      adopted, removed)
@@ -190,13 +189,13 @@ class Uploader:
 
     def adopt_orphans(self) -> int:
         """Rows whose daemon is gone become this daemon's (their staged files with them)."""
-        gone = [o for o in upload_rows.owners(self.tree.catalog.conn)
+        gone = [o for o in self.rows.owners()
                 if o != self.owner and not owner_alive(o)]
         if not gone:
             return 0
         with self.tree.transaction() as txn:
-            ids = {i for previous in gone for i in upload_rows.adopt(txn, self.owner, previous)}
-        for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
+            ids = {i for previous in gone for i in self.rows.adopt(txn, self.owner, previous)}
+        for row in self.rows.pending(self.owner):
             if row.id in ids:
                 self.staged.adopt(row.node_id, row.staging, row.size, row.id)
         self._wakeup.set()
@@ -213,7 +212,7 @@ class Uploader:
                 self._wakeup = trio.Event()
                 self._next_look = trio.current_time() + 1.0  # retries come due over time
                 now_ns = time.time_ns()
-                for row in upload_rows.pending(self.tree.catalog.conn, self.owner):
+                for row in self.rows.pending(self.owner):
                     if row.node_id in self._busy or self._is_paused(row.node_id):
                         continue
                     held = self._held_for(row, now_ns)
@@ -251,7 +250,7 @@ class Uploader:
         try:
             while not self._is_paused(node_id):
                 self._look_again.discard(node_id)
-                rows = upload_rows.for_node(self.tree.catalog.conn, node_id, self.owner)
+                rows = self.rows.for_node(node_id, self.owner)
                 if not rows:
                     return
                 latest, superseded = rows[-1], rows[:-1]
@@ -325,7 +324,7 @@ class Uploader:
         METRICS.upload_retries.inc()
         self.on_answer(row.source_id, exc)
         with self.tree.transaction() as txn:
-            upload_rows.failed(txn, row.id, str(exc))
+            self.rows.failed(txn, row.id, str(exc))
         log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
                     row.attempts + 1, exc)
         self._wakeup.set()
@@ -336,7 +335,7 @@ class Uploader:
         log.warning("upload of %r parked: %s", row.remote_path, reason)
         METRICS.upload_failures.inc()
         with self.tree.transaction() as txn:
-            upload_rows.park(txn, row.id, reason)
+            self.rows.park(txn, row.id, reason)
         self.staged.row_done(row.node_id, row.id, row.staging, "the upload is parked",
                              keep_file=True)
 
@@ -344,13 +343,13 @@ class Uploader:
         """The row is done (uploaded with `entry` as the result, or superseded); `digest`
         is recorded as that of the uploaded content unless the file was written since."""
         staged = self.staged.get(row.node_id)
-        newer = [r for r in upload_rows.for_node(self.tree.catalog.conn, row.node_id, self.owner)
+        newer = [r for r in self.rows.for_node(row.node_id, self.owner)
                  if r.id > row.id]
         if entry is not None:  # chunks cached before this write must never be served again
             self.cache.bump_epoch(row.source_id, row.remote_path)
         seen_differently = False
         with self.tree.transaction() as txn:
-            upload_rows.done(txn, row.id)
+            self.rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
             if entry is not None and node is not None and not newer:
                 kept = {} if entry.meta_kept is None else {"meta_kept": entry.meta_kept}
@@ -360,8 +359,8 @@ class Uploader:
                     entry.size, entry.mtime_ns, entry.ctime_ns)
                 unchanged = staged is None or staged.writers <= 0  # else a write may follow
                 if digest is not None and unchanged and entry.size == row.size > 0:
-                    hashes.record(txn, row.source_id, row.remote_path, entry.identity,
-                                  entry.size, digest)
+                    self.tree.catalog.content_hashes.record(
+                        txn, row.source_id, row.remote_path, entry.identity, entry.size, digest)
         if seen_differently and (staged is None or staged.writers <= 0):
             self.on_changed(row.node_id)  # the kernel keeps attributes for long: told now
         self.staged.row_done(row.node_id, row.id, row.staging, "the file is uploaded")
