@@ -48,7 +48,7 @@ def test_parquet_holds_every_row_and_type(source: SqliteSource, tmp_path: Path) 
     assert rendered(source, "odd table", "parquet", out) == 3
     table = pq.read_table(out)
     assert table.column_names == ["id", "a name", "score", "data", "amount"]
-    stored = source.conn.execute('SELECT * FROM "odd table" ORDER BY id').fetchall()
+    stored = source.database.execute('SELECT * FROM "odd table" ORDER BY id').fetchall()
     # DECIMAL has NUMERIC affinity: SQLite itself stores '12.50' as the number 12.5,
     # and the string column keeps exactly what SQLite holds
     assert table.to_pylist() == [

@@ -72,13 +72,13 @@ def connect(location: MysqlLocation, timeout: float = 10.0, streaming: bool = Fa
 class MysqlSource:
     def __init__(self, location: MysqlLocation) -> None:
         self.location = location
-        self.conn = connect(location)
+        self.database = connect(location)
 
     def close(self) -> None:
-        self.conn.close()
+        self.database.close()
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.conn.cursor() as cursor:
+        with self.database.cursor() as cursor:
             cursor.execute(sql, params or None)  # (None: no %-formatting of names)
             return list(cursor.fetchall())
 

@@ -48,18 +48,18 @@ SELECT a.attnum - 1, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attn
 
 class PostgresSource:
     def __init__(self, conninfo: str, timeout: float = 10.0) -> None:
-        self.conn: Any = psycopg.connect(conninfo, connect_timeout=int(timeout),
+        self.database: Any = psycopg.connect(conninfo, connect_timeout=int(timeout),
                                          autocommit=True)
         self.conninfo = conninfo
 
     def close(self) -> None:
-        self.conn.close()
+        self.database.close()
 
     def tables(self, known: Mapping[tuple[str, str], str] | None = None,
                hint: str | None = None) -> list[TableInfo]:
         """(`known` and `hint` are not used: every scan asks the server.)"""
         out = []
-        for schema, name, kind, tuples, size, changes, filenode, columns in self.conn.execute(
+        for schema, name, kind, tuples, size, changes, filenode, columns in self.database.execute(
                 _TABLES).fetchall():
             token = hashlib.sha1(f"{filenode}\0{changes}\0{columns}".encode()).hexdigest()
             rows = None if tuples is None or tuples < 0 else int(tuples)
@@ -74,7 +74,7 @@ class PostgresSource:
         return [ColumnInfo(name=name, type=ctype, nullable=bool(nullable),
                            primary_key=bool(pk), comment=comment, position=int(position))
                 for position, name, ctype, nullable, pk, comment
-                in self.conn.execute(_COLUMNS, (schema, table)).fetchall()]
+                in self.database.execute(_COLUMNS, (schema, table)).fetchall()]
 
     def read_table(self, schema: str, table: str, columns: list[ColumnInfo],
                    batch_rows: int = 65_536) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -93,7 +93,7 @@ class PostgresSource:
         return _plain_schema(reader.schema), _batches(reader, batch_rows, (cursor, conn))
 
     def check(self) -> str:
-        version = self.conn.execute("SHOW server_version").fetchone()[0]
+        version = self.database.execute("SHOW server_version").fetchone()[0]
         return f"PostgreSQL {version}, {len(self.tables())} tables and views"
 
 

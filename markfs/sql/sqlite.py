@@ -38,19 +38,19 @@ def quote(identifier: str) -> str:
 class SqliteSource:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY
+        self.database = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY
                                     | apsw.SQLITE_OPEN_URI)
-        self.conn.set_busy_timeout(5000)
+        self.database.set_busy_timeout(5000)
         self._row_by_row: set[str] = set()  # tables whose values defeat the fast path
         self._commit: str | None = None  # the database's commit identity at tables()
 
     def close(self) -> None:
-        self.conn.close()
+        self.database.close()
 
     def tables(self, known: Mapping[tuple[str, str], str] | None = None,
                hint: str | None = None) -> list[TableInfo]:
         self._commit = commit_identity(self.path)  # before reading: later commits show next time
-        rows = [(str(k), str(n), str(q)) for k, n, q in self.conn.execute(
+        rows = [(str(k), str(n), str(q)) for k, n, q in self.database.execute(
             "SELECT type, name, coalesce(sql, '') FROM sqlite_schema "
             "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
             "ORDER BY name")]
@@ -74,7 +74,7 @@ class SqliteSource:
     def _sizes(self) -> dict[str, int]:
         """Bytes of pages per table, its indexes included (SQLite's dbstat table)."""
         try:
-            return {str(t): int(n) for t, n in self.conn.execute(  # type: ignore[call-overload]
+            return {str(t): int(n) for t, n in self.database.execute(  # type: ignore[call-overload]
                 "SELECT s.tbl_name, sum(d.pgsize) FROM dbstat d "
                 "JOIN sqlite_schema s ON s.name = d.name GROUP BY s.tbl_name")}
         except apsw.SQLError:  # a SQLite built without dbstat: sizes unknown
@@ -90,23 +90,23 @@ class SqliteSource:
         return TableInfo(SCHEMA, name, kind, count, True, token, size)
 
     def _count(self, name: str) -> int:
-        row = self.conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
+        row = self.database.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
         return int(row[0]) if row else 0  # type: ignore[arg-type]
 
     def _digest(self, table: str, without_rowid: bool) -> tuple[int, str]:
         """(rows, xxh3-128 of every value of every row, in rowid order)."""
-        names = [str(r[1]) for r in self.conn.execute(f"PRAGMA table_info({quote(table)})")]
+        names = [str(r[1]) for r in self.database.execute(f"PRAGMA table_info({quote(table)})")]
         row_text = " || x'1f' || ".join(f"quote({quote(n)})" for n in names) or "''"
         digest, count = xxhash.xxh3_128(), 0
         if without_rowid:  # (rare) row by row, in primary-key order
-            for (text,) in self.conn.execute(f"SELECT {row_text} FROM {quote(table)}"):
+            for (text,) in self.database.execute(f"SELECT {row_text} FROM {quote(table)}"):
                 digest.update(str(text).encode() + b"\x1e")
                 count += 1
             return count, digest.hexdigest()
         last: int | None = None
         while True:
             after = "" if last is None else f"WHERE rowid > {last} "
-            got = self.conn.execute(
+            got = self.database.execute(
                 f"SELECT count(*), max(r), group_concat(t, x'1e') FROM (SELECT rowid AS r, "
                 f"{row_text} AS t FROM {quote(table)} {after}ORDER BY rowid "
                 f"LIMIT {DIGEST_BATCH})").fetchone()
@@ -117,7 +117,7 @@ class SqliteSource:
             digest.update(str(got[2]).encode() + f"|{last}|".encode())
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
-        rows = self.conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
+        rows = self.database.execute(f"PRAGMA table_info({quote(table)})").fetchall()
         return [ColumnInfo(name=str(name), type=str(ctype or ""), nullable=not notnull,
                            primary_key=bool(pk), comment=None, position=int(cid))  # type: ignore[arg-type]
                 for cid, name, ctype, notnull, _default, pk in rows]
@@ -212,7 +212,7 @@ def stream_batches(source: SqliteSource, table: str, schema: pa.Schema,
     """The table's rows as Arrow record batches, `batch_rows` at a time (bounded memory)."""
     names = ", ".join(quote(f.name) for f in schema)
     try:
-        cursor = source.conn.execute(f"SELECT {names} FROM {quote(table)}")
+        cursor = source.database.execute(f"SELECT {names} FROM {quote(table)}")
         yield from _batches_of(cursor, schema, batch_rows)
     except apsw.Error as exc:
         raise SourceError.of(f"cannot read {table!r} from {source.path}", exc) from None
