@@ -47,7 +47,7 @@ def test_a_failed_transaction_changes_neither_store(tree: Tree) -> None:
         q.insert_node(txn, 4, b"f", q.NewNode(Kind.LAYOUT, stat.S_IFREG, 0, 0, 0, 0, 0),
                       generation=1)
         raise RuntimeError("boom")
-    assert tree.child(4, b"f") is None and q.find_child(tree.catalog.conn, 4, b"f") is None
+    assert tree.child(4, b"f") is None and tree.catalog.nodes.find_child(4, b"f") is None
     assert tree.catalog.stamp == stamp == tree.hot.stamp()
 
 
@@ -65,7 +65,7 @@ def test_a_transaction_opened_inside_another_joins_it(tree: Tree) -> None:
         new_file(tree, 4, b"c")
         with tree.transaction():
             raise RuntimeError("boom")
-    assert tree.child(4, b"c") is None and q.find_child(tree.catalog.conn, 4, b"c") is None
+    assert tree.child(4, b"c") is None and tree.catalog.nodes.find_child(4, b"c") is None
     assert tree.catalog.stamp == stamp + 1 == tree.hot.stamp()
     with tree.transaction():  # (the outer one is over: a fresh transaction again)
         new_file(tree, 4, b"d")
@@ -198,7 +198,7 @@ def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: 
                  "ctime_ns, generation) VALUES (50, 1, x'6f6c64', 'layout', 16877, 0, 0, 1, 1, 7)")
     conn.close()
     tree = Tree.open(DataDir(data_dir), create=True)
-    old = q.get_node(tree.catalog.conn, 50)
+    old = tree.catalog.nodes.get_node(50)
     assert old is not None and old.name == b"old" and old.generation == 7
     with tree.transaction() as txn:
         for kind in Kind:

@@ -183,7 +183,6 @@ def test_an_s3_source_whose_bucket_is_missing_is_refused_at_add(
 def test_interrupted_folder_rename_on_s3_is_finished_at_start(
         s3: S3Server, tmp_path: Path, data_dir: Path) -> None:
     from markfs.catalog import renames as rq
-    from markfs.catalog import sources as sq
     from markfs.config import DataDir
     from markfs.namespace.tree import Tree
 
@@ -193,7 +192,7 @@ def test_interrupted_folder_rename_on_s3_is_finished_at_start(
     source.put("new/a", b"old/a")  # the crash came after the first copy
     run_markfs(data_dir, "source", "add", "r", source.url)
     tree = Tree.open(DataDir(data_dir))
-    row = sq.get_source(tree.catalog.conn, "r")
+    row = tree.catalog.sources.get_source("r")
     assert row is not None
     with tree.transaction() as txn:
         rq.begin(txn, row.id, b"old", b"new")

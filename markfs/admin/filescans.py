@@ -91,7 +91,7 @@ def scan_file_source(tree: Tree, row: SourceRow, backend: Backend) -> FileScanRe
 def _column_words(tree: Tree, source_id: int) -> dict[str, str]:
     """Column names of described files, so search finds a file by its columns."""
     out = {}
-    for f in filescans.list_files(tree.catalog.conn, source_id):
+    for f in tree.catalog.file_scans.list_files(source_id):
         if f.schema_json:
             out[f.path] = " ".join(c["name"] for c in json.loads(f.schema_json))
     return out
@@ -101,7 +101,7 @@ def deep_scan_file_source(tree: Tree, row: SourceRow, backend: Backend,
                           progress: Progress | None = None) -> tuple[int, int, int]:
     """Level 2: describe structured files not yet described at their current identity.
     Returns (described, unchanged, failed)."""
-    files = [f for f in filescans.list_files(tree.catalog.conn, row.id) if not f.deprecated]
+    files = [f for f in tree.catalog.file_scans.list_files(row.id) if not f.deprecated]
     todo = [f for f in files if not f.scanned]
     failed = 0
     with tracked_job(tree, "deep-scan", row.name, len(todo)) as report:

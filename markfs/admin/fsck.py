@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from markfs.cache.content import ContentCache
 from markfs.cache.lmdbfile import discard
 from markfs.cache.snapshots import SnapshotStore
-from markfs.catalog import managed
 from markfs.catalog import nodes as node_rows
-from markfs.catalog import sources as source_rows
 from markfs.catalog.db import Catalog
 from markfs.catalog.salvage import salvage
 from markfs.config import DataDir
@@ -50,20 +48,20 @@ class FsckReport:
 
 def _catalog_problems(tree: Tree) -> tuple[list[str], list[int]]:
     """Problems inside SQLite, and the node ids a repair should remove."""
-    conn = tree.catalog.conn
+    catalog = tree.catalog
     problems = [f"sqlite: {p}" for p in tree.catalog.integrity_problems()]
-    doomed = node_rows.orphan_ids(conn)
+    doomed = catalog.nodes.orphan_ids()
     problems += [f"node {i}: parent missing" for i in doomed]
-    source_ids = {s.id for s in source_rows.list_sources(conn)}
-    for node in node_rows.iter_nodes(conn):
+    source_ids = {s.id for s in catalog.sources.list_sources()}
+    for node in catalog.nodes.iter_nodes():
         if node.kind is Kind.SOURCE and node.source_id not in source_ids:
             problems.append(f"node {node.id}: belongs to a removed source")
             doomed.append(node.id)
-    for row in source_rows.list_sources(conn):
-        if not is_sql(row) and node_rows.node_by_remote(conn, row.id, b"") is None:
+    for row in catalog.sources.list_sources():
+        if not is_sql(row) and catalog.nodes.node_by_remote(row.id, b"") is None:
             problems.append(f"source {row.name!r}: has no folder under /sources")
     problems += [f"fixed folder {i}: missing" for i in LAYOUT_IDS
-                 if node_rows.get_node(conn, i) is None]
+                 if catalog.nodes.get_node(i) is None]
     return problems, doomed
 
 
@@ -71,9 +69,9 @@ def _restore_folders(tree: Tree) -> list[str]:
     """Fixed folders and sources' folders a salvage lost, made again (a source's
     folder is listed anew on first use)."""
     made = tree.ensure_layout()
-    conn, now = tree.catalog.conn, time.time_ns()
-    lost = [row for row in source_rows.list_sources(conn)
-            if not is_sql(row) and node_rows.node_by_remote(conn, row.id, b"") is None]
+    catalog, now = tree.catalog, time.time_ns()
+    lost = [row for row in catalog.sources.list_sources()
+            if not is_sql(row) and catalog.nodes.node_by_remote(row.id, b"") is None]
     with tree.transaction() as txn:
         for row in lost:
             mode = stat.S_IFDIR | (0o555 if row.read_only else 0o755)
@@ -95,12 +93,12 @@ def _upload_problems(tree: Tree) -> tuple[list[str], list[int]]:
 
 
 def _mirror_problems(tree: Tree) -> list[str]:
-    conn = tree.catalog.conn
+    catalog = tree.catalog
     problems = []
     if tree.hot.stamp() != tree.catalog.stamp:
         problems.append(f"hot cache stamp {tree.hot.stamp()} != catalog stamp "
                         f"{tree.catalog.stamp}")
-    truth = {n.id: n for n in node_rows.iter_nodes(conn)}
+    truth = {n.id: n for n in catalog.nodes.iter_nodes()}
     mirror = {n.id: n for n in tree.hot.iter_nodes()}
     for node_id in sorted(truth.keys() | mirror.keys()):
         if truth.get(node_id) != mirror.get(node_id):
@@ -108,7 +106,7 @@ def _mirror_problems(tree: Tree) -> list[str]:
                 "extra" if node_id not in truth else "differs")
             problems.append(f"hot cache node {node_id}: {state}")
     names = {(n.parent, n.name): n.id for n in truth.values() if n.id != n.parent}
-    names.update({(p, nm): i for p, nm, i in node_rows.iter_hardlinks(conn)})
+    names.update({(p, nm): i for p, nm, i in catalog.nodes.iter_hardlinks()})
     cached = {(p, nm): i for p, nm, i in tree.hot.iter_dentries()}
     for key in sorted(names.keys() | cached.keys()):
         if names.get(key) != cached.get(key):
@@ -120,9 +118,9 @@ def _mirror_problems(tree: Tree) -> list[str]:
 def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
     """Table files whose node or snapshot blob is gone (a refresh renders them anew)."""
     problems = []
-    for f in managed.current_files(tree.catalog.conn):
+    for f in tree.catalog.managed.current_files():
         where = f"table file {f.file_name} of {f.source}/{f.schema}/{f.table}"
-        if node_rows.get_node(tree.catalog.conn, f.node_id) is None:
+        if tree.catalog.nodes.get_node(f.node_id) is None:
             problems.append(f"{where}: node {f.node_id} missing")
         if not store.contains(f.digest):
             problems.append(f"{where}: snapshot {f.digest} missing "

@@ -83,3 +83,28 @@ def dangling_members(conn: apsw.Connection | Txn) -> int:
 
 def drop_dangling_members(txn: Txn) -> None:
     txn.execute("DELETE FROM category_members WHERE node_id NOT IN (SELECT id FROM nodes)")
+
+class Categories:
+    """Categories and their assignments, read on the catalog's connection (writes: this
+    module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def find(self, parent: int | None, name: str) -> CategoryRow | None:
+        return find(self._conn, parent, name)
+
+    def by_folder(self, node_id: int) -> CategoryRow | None:
+        return by_folder(self._conn, node_id)
+
+    def all_categories(self) -> list[CategoryRow]:
+        return all_categories(self._conn)
+
+    def members(self, category_id: int) -> list[int]:
+        return members(self._conn, category_id)
+
+    def categories_of(self, node_id: int) -> list[int]:
+        return categories_of(self._conn, node_id)
+
+    def dangling_members(self) -> int:
+        return dangling_members(self._conn)

@@ -125,13 +125,39 @@ class Catalog:
             raise damaged(path, exc) from None
         # the typed parts the layers above read and write through (imported here: each
         # part's module imports this one for `Txn`)
-        from markfs.catalog.hashes import ContentHashes
-        from markfs.catalog.pieces import PieceUploads
-        from markfs.catalog.uploads import Uploads
+        from markfs.catalog import (
+            categories,
+            filescans,
+            hashes,
+            jobs,
+            managed,
+            nodes,
+            pieces,
+            renames,
+            search,
+            sources,
+            sqltables,
+            tags,
+            uploads,
+            views,
+            xattrs,
+        )
 
-        self.uploads = Uploads(self.conn)
-        self.content_hashes = ContentHashes(self.conn)
-        self.piece_uploads = PieceUploads(self.conn)
+        self.nodes = nodes.Nodes(self.conn)
+        self.xattrs = xattrs.Xattrs(self.conn)
+        self.sources = sources.Sources(self.conn)
+        self.renames = renames.Renames(self.conn)
+        self.uploads = uploads.Uploads(self.conn)
+        self.piece_uploads = pieces.PieceUploads(self.conn)
+        self.content_hashes = hashes.ContentHashes(self.conn)
+        self.views = views.Views(self.conn)
+        self.tags = tags.Tags(self.conn)
+        self.categories = categories.Categories(self.conn)
+        self.tables = sqltables.SqlTables(self.conn)
+        self.managed = managed.ManagedFiles(self.conn)
+        self.file_scans = filescans.FileScans(self.conn)
+        self.jobs = jobs.Jobs(self.conn)
+        self.search = search.Search(self.conn)
 
     def close(self) -> None:
         self.conn.close()

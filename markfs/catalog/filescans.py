@@ -78,3 +78,16 @@ def list_files(conn: apsw.Connection, source_id: int) -> list[StructuredFile]:
                 "SELECT id, path, identity, size, format, row_count, rows_exact, schema_json, "
                 "error, deprecated_ns, scanned_identity FROM structured_files "
                 "WHERE source_id = ? ORDER BY path", (source_id,))]
+
+class FileScans:
+    """Structured files found by scans of file sources, read on the catalog's connection
+    (writes: this module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def prefixes(self, source_id: int) -> list[tuple[str, int, int]]:
+        return prefixes(self._conn, source_id)
+
+    def list_files(self, source_id: int) -> list[StructuredFile]:
+        return list_files(self._conn, source_id)

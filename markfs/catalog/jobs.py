@@ -49,3 +49,16 @@ def recent(conn: apsw.Connection, limit: int = 10) -> list[JobRow]:
     return [JobRow(*(r)) for r in conn.execute(  # type: ignore[misc]
         "SELECT id, kind, target, started_ns, finished_ns, state, done, total, message "
         "FROM scan_jobs ORDER BY id DESC LIMIT ?", (limit,))]
+
+class Jobs:
+    """Scan and render jobs, read on the catalog's connection (writes: this module's
+    functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def count_by_state(self) -> dict[str, int]:
+        return count_by_state(self._conn)
+
+    def recent(self, limit: int = 10) -> list[JobRow]:
+        return recent(self._conn, limit)

@@ -139,3 +139,28 @@ def column_stats(conn: apsw.Connection, table_id: int) -> list[tuple[object, ...
         "SELECT c.name, s.null_count, s.distinct_count, s.distinct_exact, s.min_value, "
         "s.max_value FROM column_stats s JOIN sql_columns c ON c.table_id = s.table_id "
         "AND c.position = s.position WHERE s.table_id = ? ORDER BY s.position", (table_id,))]
+
+class ManagedFiles:
+    """Managed tables' snapshot files and column statistics, read on the catalog's
+    connection (writes: this module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def file_by_node(self, node_id: int) -> TableFile | None:
+        return file_by_node(self._conn, node_id)
+
+    def current_files(self) -> list[TableFile]:
+        return current_files(self._conn)
+
+    def referenced_digests(self) -> set[str]:
+        return referenced_digests(self._conn)
+
+    def stale_tables(self) -> list[StaleTable]:
+        return stale_tables(self._conn)
+
+    def stats_tokens(self, source_id: int) -> dict[int, str | None]:
+        return stats_tokens(self._conn, source_id)
+
+    def column_stats(self, table_id: int) -> list[tuple[object, ...]]:
+        return column_stats(self._conn, table_id)

@@ -262,4 +262,39 @@ def _rebase_paths(txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
         txn.execute("UPDATE hardlinks SET remote_path = ? WHERE id = ?",
                     (new + bytes(path)[cut:], link_id))
 
+class Nodes:
+    """The node tree's rows, read on the catalog's connection (writes: this module's
+    functions, inside a transaction)."""
 
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def get_node(self, node_id: int) -> Node | None:
+        return get_node(self._conn, node_id)
+
+    def find_child(self, parent: int, name: bytes) -> Node | None:
+        return find_child(self._conn, parent, name)
+
+    def list_children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
+        return list_children(self._conn, parent, after, limit)
+
+    def child_names(self, parent: int) -> dict[bytes, Node]:
+        return child_names(self._conn, parent)
+
+    def node_by_remote(self, source_id: int, remote_path: bytes) -> Node | None:
+        return node_by_remote(self._conn, source_id, remote_path)
+
+    def iter_nodes(self) -> Iterator[Node]:
+        return iter_nodes(self._conn)
+
+    def iter_hardlinks(self) -> Iterator[tuple[int, bytes, int]]:
+        return iter_hardlinks(self._conn)
+
+    def count_nodes(self) -> int:
+        return count_nodes(self._conn)
+
+    def orphan_ids(self) -> list[int]:
+        return orphan_ids(self._conn)
+
+    def subtree_ids(self, root: int) -> list[int]:
+        return subtree_ids(self._conn, root)

@@ -24,3 +24,13 @@ def unfinished(conn: apsw.Connection) -> list[tuple[int, int, bytes, bytes]]:
     return [(int(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]))  # type: ignore[arg-type, call-overload]
             for r in conn.execute(
                 "SELECT id, source_id, old_path, new_path FROM renames ORDER BY id")]
+
+class Renames:
+    """Renames begun on a source and not yet finished, read on the catalog's connection
+    (writes: this module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def unfinished(self) -> list[tuple[int, int, bytes, bytes]]:
+        return unfinished(self._conn)

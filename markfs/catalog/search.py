@@ -94,3 +94,16 @@ def search(conn: apsw.Connection, text: str, limit: int = 50) -> list[Hit]:
     return [Hit(str(p), str(k), str(n), str(d)) for p, k, n, d in conn.execute(  # type: ignore[misc]
         "SELECT path, kind, name, detail FROM search_index WHERE search_index MATCH ? "
         "ORDER BY rank LIMIT ?", (query, limit))]
+
+class Search:
+    """The full-text index of names and comments, read on the catalog's connection (writes:
+    this module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def source_nodes_named(self, text: str, limit: int) -> list[int]:
+        return source_nodes_named(self._conn, text, limit)
+
+    def search(self, text: str, limit: int = 50) -> list[Hit]:
+        return search(self._conn, text, limit)

@@ -86,3 +86,22 @@ def scrub_stored_passwords(conn: apsw.Connection) -> bool:
         log.warning("source %r: the password stored in its URL was removed; markfs never "
                     "stores passwords: put it in %s", name, WHERE_PASSWORDS_GO[scheme])
     return bool(found)
+
+class Sources:
+    """The sources, read on the catalog's connection (writes: this module's functions,
+    inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def list_sources(self) -> list[SourceRow]:
+        return list_sources(self._conn)
+
+    def get_source(self, name: str) -> SourceRow | None:
+        return get_source(self._conn, name)
+
+    def get_source_by_id(self, source_id: int) -> SourceRow | None:
+        return get_source_by_id(self._conn, source_id)
+
+    def scrub_stored_passwords(self) -> bool:
+        return scrub_stored_passwords(self._conn)

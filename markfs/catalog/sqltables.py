@@ -120,3 +120,30 @@ def columns_of(conn: apsw.Connection, table_id: int) -> list[tuple[int, str, str
             for p, n, t, nl, pk, c in conn.execute(
                 "SELECT position, name, type, nullable, primary_key, comment FROM sql_columns "
                 "WHERE table_id = ? ORDER BY position", (table_id,))]
+
+class SqlTables:
+    """Tables and columns of SQL sources, read on the catalog's connection (writes: this
+    module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def known_tokens(self, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:
+        return known_tokens(self._conn, source_id)
+
+    def scan_hint(self, source_id: int) -> str | None:
+        return scan_hint(self._conn, source_id)
+
+    def list_tables(self, source_id: int | None = None,
+                    table_id: int | None = None) -> list[TableRow]:
+        return list_tables(self._conn, source_id, table_id)
+
+    def find_table(self, source_id: int, schema: str, name: str) -> int | None:
+        return find_table(self._conn, source_id, schema, name)
+
+    def get_table(self, table_id: int) -> TableRow | None:
+        return get_table(self._conn, table_id)
+
+    def columns_of(self, table_id: int) -> list[tuple[int, str, str, bool, bool,
+                                                                 str | None]]:
+        return columns_of(self._conn, table_id)

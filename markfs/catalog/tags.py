@@ -70,3 +70,31 @@ def dangling(conn: apsw.Connection | Txn) -> int:
 
 def drop_dangling(txn: Txn) -> None:
     txn.execute("DELETE FROM tags WHERE node_id NOT IN (SELECT id FROM nodes)")
+
+class Tags:
+    """Tags and their folders, read on the catalog's connection (writes: this module's
+    functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def tags_of(self, node_id: int) -> list[str]:
+        return tags_of(self._conn, node_id)
+
+    def nodes_tagged(self, tag: str) -> list[int]:
+        return nodes_tagged(self._conn, tag)
+
+    def all_tags(self) -> list[tuple[str, int]]:
+        return all_tags(self._conn)
+
+    def folder_of(self, tag: str) -> int | None:
+        return folder_of(self._conn, tag)
+
+    def tag_of_folder(self, node_id: int) -> str | None:
+        return tag_of_folder(self._conn, node_id)
+
+    def all_folders(self) -> list[tuple[str, int]]:
+        return all_folders(self._conn)
+
+    def dangling(self) -> int:
+        return dangling(self._conn)

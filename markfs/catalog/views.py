@@ -97,3 +97,28 @@ def dangling_pins(conn: apsw.Connection | Txn) -> int:
 
 def drop_dangling_pins(txn: Txn) -> None:
     txn.execute("DELETE FROM view_pins WHERE node_id NOT IN (SELECT id FROM nodes)")
+
+class Views:
+    """Views, their rules and pins, read on the catalog's connection (writes: this module's
+    functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def all_views(self) -> list[ViewRow]:
+        return all_views(self._conn)
+
+    def get_view(self, name: str) -> ViewRow | None:
+        return get_view(self._conn, name)
+
+    def view_of_folder(self, node_id: int) -> ViewRow | None:
+        return view_of_folder(self._conn, node_id)
+
+    def rules_of(self, view_id: int) -> list[Rule]:
+        return rules_of(self._conn, view_id)
+
+    def pins_of(self, view_id: int) -> list[int]:
+        return pins_of(self._conn, view_id)
+
+    def dangling_pins(self) -> int:
+        return dangling_pins(self._conn)

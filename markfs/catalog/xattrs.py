@@ -26,3 +26,16 @@ def set_xattr(txn: Txn, node_id: int, name: bytes, value: bytes) -> None:
 def remove_xattr(txn: Txn, node_id: int, name: bytes) -> bool:
     txn.execute("DELETE FROM xattrs WHERE node_id = ? AND name = ?", (node_id, name))
     return int(txn.conn.changes()) > 0
+
+class Xattrs:
+    """Extended attributes of nodes, read on the catalog's connection (writes: this
+    module's functions, inside a transaction)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    def get_xattr(self, node_id: int, name: bytes) -> bytes | None:
+        return get_xattr(self._conn, node_id, name)
+
+    def list_xattrs(self, node_id: int) -> list[bytes]:
+        return list_xattrs(self._conn, node_id)

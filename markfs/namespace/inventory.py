@@ -13,7 +13,7 @@ from markfs.namespace.tree import Tree
 
 def tables(tree: Tree, source_id: int | None = None) -> list[sqltables.TableRow]:
     """Tables and views scans found, of one source or all."""
-    return sqltables.list_tables(tree.catalog.conn, source_id)
+    return tree.catalog.tables.list_tables(source_id)
 
 
 def managed_tables(tree: Tree) -> list[sqltables.TableRow]:
@@ -21,31 +21,31 @@ def managed_tables(tree: Tree) -> list[sqltables.TableRow]:
 
 
 def structured_files(tree: Tree, source_id: int) -> list[filescans.StructuredFile]:
-    return filescans.list_files(tree.catalog.conn, source_id)
+    return tree.catalog.file_scans.list_files(source_id)
 
 
 def folder_sizes(tree: Tree, source_id: int) -> list[tuple[str, int, int]]:
     """(top-level folder, objects, bytes) of a file source's last scan."""
-    return filescans.prefixes(tree.catalog.conn, source_id)
+    return tree.catalog.file_scans.prefixes(source_id)
 
 
 def columns(tree: Tree, table_id: int) -> list[tuple[int, str, str, bool, bool, str | None]]:
-    return sqltables.columns_of(tree.catalog.conn, table_id)
+    return tree.catalog.tables.columns_of(table_id)
 
 
 def column_stats(tree: Tree, table_id: int) -> dict[str, tuple[object, ...]]:
     """Column name -> (name, nulls, distinct, exact, min, max) of the last deep scan."""
-    return {str(s[0]): s for s in managed.column_stats(tree.catalog.conn, table_id)}
+    return {str(s[0]): s for s in tree.catalog.managed.column_stats(table_id)}
 
 
 def search(tree: Tree, text: str, limit: int) -> list[search_index.Hit]:
     """The full-text index (sources, tables, columns, files), views by name and rule
     and files by tag and category, then files and folders the catalog knows by name
     (listed through a mount, never scanned)."""
-    hits = search_index.search(tree.catalog.conn, text, limit)
+    hits = tree.catalog.search.search(text, limit)
     hits += definitions.find(tree, text)
     seen = {hit.path for hit in hits}
-    for node_id in search_index.source_nodes_named(tree.catalog.conn, text, limit):
+    for node_id in tree.catalog.search.source_nodes_named(text, limit):
         node = tree.node(node_id)
         if node is None or (path := mount_path(tree, node)) in seen:
             continue
@@ -56,12 +56,12 @@ def search(tree: Tree, text: str, limit: int) -> list[search_index.Hit]:
 
 
 def recent_jobs(tree: Tree, limit: int) -> list[jobs.JobRow]:
-    return jobs.recent(tree.catalog.conn, limit)
+    return tree.catalog.jobs.recent(limit)
 
 
 def jobs_by_state(tree: Tree) -> dict[str, int]:
-    return jobs.count_by_state(tree.catalog.conn)
+    return tree.catalog.jobs.count_by_state()
 
 
 def stale_tables(tree: Tree) -> list[managed.StaleTable]:
-    return managed.stale_tables(tree.catalog.conn)
+    return tree.catalog.managed.stale_tables()

@@ -150,7 +150,7 @@ def usable_entries(parent: Node, entries: list[Entry]) -> list[Entry]:
 def reconcile(tree: Tree, parent: Node, entries: list[Entry],
               keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     diff = ListingDiff()
-    existing = nodes.child_names(tree.catalog.conn, parent.id)
+    existing = tree.catalog.nodes.child_names(parent.id)
     seen: set[bytes] = set()
     usable = usable_entries(parent, entries)
     if len(usable) == len(existing) and all(
@@ -174,7 +174,7 @@ def add_unknown(tree: Tree, parent: Node, entries: list[Entry]) -> int:
     For processes other than the mounted daemon (the CLI naming a path): they cannot
     see the daemon's files open for writing or waiting for their upload, which a full
     reconcile could overwrite or remove."""
-    existing = nodes.child_names(tree.catalog.conn, parent.id)
+    existing = tree.catalog.nodes.child_names(parent.id)
     fresh = [e for e in usable_entries(parent, entries) if e.name not in existing]
     if fresh:
         with tree.transaction() as txn:
@@ -188,7 +188,7 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
                 keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
     diff = ListingDiff()
-    known = nodes.find_child(tree.catalog.conn, parent.id, name)
+    known = tree.catalog.nodes.find_child(parent.id, name)
     if entry is None and known is None:
         return diff
     if entry is not None and known is not None and unchanged(known, entry, keep):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from markfs.catalog import xattrs
 from markfs.config import MountConfig
 from markfs.errors import FsError
 from markfs.model import Node
@@ -137,13 +136,13 @@ class Provider:
         raise FsError(errno.EROFS)
 
     def getxattr(self, node: Node, name: bytes) -> bytes:
-        value = xattrs.get_xattr(self.s.tree.catalog.conn, node.id, name)
+        value = self.s.tree.catalog.xattrs.get_xattr(node.id, name)
         if value is None:
             raise FsError(errno.ENODATA)
         return value
 
     def listxattr(self, node: Node) -> list[bytes]:
-        return xattrs.list_xattrs(self.s.tree.catalog.conn, node.id)
+        return self.s.tree.catalog.xattrs.list_xattrs(node.id)
 
     def setxattr(self, node: Node, name: bytes, value: bytes) -> None:
         raise FsError(errno.EROFS)

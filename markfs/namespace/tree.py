@@ -155,12 +155,12 @@ class Tree:
 
     def rebuild_mirror(self, only_if_stale: bool = False) -> bool:
         """Rewrite the LMDB mirror from SQLite; returns whether it did."""
-        conn = self.catalog.conn
+        catalog = self.catalog
         with self.catalog.locked():  # a writer mid-way would look like a crash otherwise
             if only_if_stale and self.mirror_in_sync():
                 return False
             log.warning("rebuilding the hot cache from the catalog")
-            self.hot.rebuild(node_rows.iter_nodes(conn), node_rows.iter_hardlinks(conn),
+            self.hot.rebuild(catalog.nodes.iter_nodes(), catalog.nodes.iter_hardlinks(),
                              self.catalog.stamp)
             return True
 
@@ -168,14 +168,14 @@ class Tree:
         """Create the fixed folders and the control files where missing (a new catalog,
         one salvaged without them, or one made before a control file existed); the ids
         made."""
-        conn, now, gen = self.catalog.conn, time.time_ns(), self.catalog.generation
+        catalog, now, gen = self.catalog, time.time_ns(), self.catalog.generation
         wanted = [(node_id, parent, name, node_rows.NewNode(Kind.LAYOUT, mode, 0, 0, 0, now, now,
                                                     nlink=2))
                   for node_id, parent, name, mode in LAYOUT]
         wanted.append((STATUS_FILE_ID, CONTROL_DIR_ID, STATUS_FILE_NAME, node_rows.NewNode(
             Kind.CONTROL, stat.S_IFREG | 0o444, 0, 0, 0, now, now)))
-        missing = [w for w in wanted if node_rows.get_node(conn, w[0]) is None]
-        metrics = node_rows.find_child(conn, CONTROL_DIR_ID, METRICS_FILE_NAME)
+        missing = [w for w in wanted if catalog.nodes.get_node(w[0]) is None]
+        metrics = catalog.nodes.find_child(CONTROL_DIR_ID, METRICS_FILE_NAME)
         if not missing and metrics is not None:
             return []
         made = [m[0] for m in missing]
@@ -199,14 +199,14 @@ class Tree:
         return None if child_id is None else self.hot.node(child_id)
 
     def children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
-        return node_rows.list_children(self.catalog.conn, parent, after, limit)
+        return self.catalog.nodes.list_children(parent, after, limit)
 
     def child_map(self, parent: int) -> dict[bytes, Node]:
         """Every name of a folder with its node."""
-        return node_rows.child_names(self.catalog.conn, parent)
+        return self.catalog.nodes.child_names(parent)
 
     def count_nodes(self) -> int:
-        return node_rows.count_nodes(self.catalog.conn)
+        return self.catalog.nodes.count_nodes()
 
     def pending_uploads(self, owner: str | None = None) -> tuple[int, int]:
         """(number, bytes) of files waiting to be written back to their sources: all,
@@ -241,7 +241,7 @@ class Tree:
 
     def node_at(self, source_id: int, remote_path: bytes) -> Node | None:
         """The node of a path of a source, if the catalog has one."""
-        return node_rows.node_by_remote(self.catalog.conn, source_id, remote_path)
+        return self.catalog.nodes.node_by_remote(source_id, remote_path)
 
     def resolve(self, path: str) -> Node:
         """The node at a '/'-separated path below the mount root (for --root)."""

@@ -18,24 +18,24 @@ from markfs.namespace.tree import Tree
 
 def _folders(tree: Tree) -> list[tuple[str, int, Kind]]:
     """(what, folder node id, kind) of every view, tag and category."""
-    conn = tree.catalog.conn
-    return ([(f"view {v.name!r}", v.node_id, Kind.VIEW) for v in views.all_views(conn)]
-            + [(f"tag {t!r}", n, Kind.TAG) for t, n in tags.all_folders(conn)]
+    catalog = tree.catalog
+    return ([(f"view {v.name!r}", v.node_id, Kind.VIEW) for v in catalog.views.all_views()]
+            + [(f"tag {t!r}", n, Kind.TAG) for t, n in catalog.tags.all_folders()]
             + [(f"category {c.name!r}", c.node_id, Kind.CATEGORY)
-               for c in categories.all_categories(conn)])
+               for c in catalog.categories.all_categories()])
 
 
 def problems(tree: Tree) -> list[str]:
     """Views, tags and categories without their folder; folders of none of them;
     pins, tags and assignments of nodes that are gone."""
-    conn = tree.catalog.conn
+    catalog = tree.catalog
     out = [f"{what}: folder {node_id} missing" for what, node_id, _kind in _folders(tree)
            if tree.node(node_id) is None]
     owned = {node_id for _what, node_id, _kind in _folders(tree)}
     out += [f"folder {node.name!r} ({node.id}) of kind {node.kind.value} belongs to nothing"
             for node in _unowned(tree, owned)]
-    for count, what in ((views.dangling_pins(conn), "pins"), (tags.dangling(conn), "tags"),
-                        (categories.dangling_members(conn), "category assignments")):
+    for count, what in ((catalog.views.dangling_pins(), "pins"), (catalog.tags.dangling(), "tags"),
+                        (catalog.categories.dangling_members(), "category assignments")):
         if count:
             out.append(f"{count} {what} of nodes that are gone")
     return out
@@ -78,20 +78,20 @@ def _unowned(tree: Tree, owned: set[int]) -> list[Node]:
 
 
 def _refolder(txn: Txn, tree: Tree, what: str, kind: Kind) -> int:
-    conn = tree.catalog.conn
+    catalog = tree.catalog
     if kind is Kind.VIEW:
-        view = next(v for v in views.all_views(conn) if what == f"view {v.name!r}")
+        view = next(v for v in catalog.views.all_views() if what == f"view {v.name!r}")
         node_id = new_folder(txn, tree, VIEWS_ID, view.name.encode(), kind, b"")
         views.set_folder(txn, view.id, node_id)
     elif kind is Kind.TAG:
-        tag = next(t for t, _n in tags.all_folders(conn) if what == f"tag {t!r}")
+        tag = next(t for t, _n in catalog.tags.all_folders() if what == f"tag {t!r}")
         node_id = new_folder(txn, tree, TAGS_ID, tag.encode(), kind)
         tags.drop_folder(txn, tag)
         tags.set_folder(txn, tag, node_id)
     else:
-        row = next(c for c in categories.all_categories(conn) if what == f"category {c.name!r}")
+        row = next(c for c in catalog.categories.all_categories() if what == f"category {c.name!r}")
         parent = CATEGORIES_ID if row.parent is None else next(
-            c.node_id for c in categories.all_categories(conn) if c.id == row.parent)
+            c.node_id for c in catalog.categories.all_categories() if c.id == row.parent)
         node_id = new_folder(txn, tree, parent, row.name.encode(), kind)
         categories.set_folder(txn, row.id, node_id)
     return node_id

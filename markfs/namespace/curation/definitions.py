@@ -88,7 +88,7 @@ def add_view(tree: Tree, sources: SourceSet, name: str, rules: list[str],
     raw = check_folder_name("view", name)
     parsed = [parse_rule(tree, text) for text in rules]
     where = _landing(tree, sources, landing) if landing else None
-    if views.get_view(tree.catalog.conn, name) is not None:
+    if tree.catalog.views.get_view(name) is not None:
         raise UserError(f"a view named {name!r} exists already")
     with tree.transaction() as txn:
         node_id = new_folder(txn, tree, VIEWS_ID, raw, Kind.VIEW, remote_path=b"")
@@ -108,7 +108,7 @@ def _landing(tree: Tree, sources: SourceSet, text: str) -> tuple[int, str]:
 
 
 def require_view(tree: Tree, name: str) -> views.ViewRow:
-    view = views.get_view(tree.catalog.conn, name)
+    view = tree.catalog.views.get_view(name)
     if view is None:
         raise UserError(f"unknown view: {name!r}")
     return view
@@ -130,21 +130,21 @@ def pin(tree: Tree, sources: SourceSet, name: str, paths: list[str], on: bool) -
 
 
 def all_views(tree: Tree) -> list[views.ViewRow]:
-    return views.all_views(tree.catalog.conn)
+    return tree.catalog.views.all_views()
 
 
 def summary(tree: Tree, sources: SourceSet, name: str) -> ViewSummary:
     """What a view holds now: its rules' folders are listed from the sources (like du)."""
     view = require_view(tree, name)
-    conn = tree.catalog.conn
-    rules = views.rules_of(conn, view.id)
+    catalog = tree.catalog
+    rules = catalog.views.rules_of(view.id)
     rows = {r.id: r for r in list_sources(tree)}
     members: dict[int, Node] = {}
     for rule in rules:
         row = rows.get(rule.source_id)
         if row is not None:
             members.update(_members(tree, sources, row, Pattern.parse(rule.glob)))
-    pins = [n for i in views.pins_of(conn, view.id) if (n := tree.node(i)) is not None]
+    pins = [n for i in catalog.views.pins_of(view.id) if (n := tree.node(i)) is not None]
     members.update((n.id, n) for n in pins)
     landing = None
     if view.landing_source_id is not None and view.landing_source_id in rows:
@@ -201,7 +201,7 @@ def check_tag(tag: str) -> str:
 def set_tags(tree: Tree, node: Node, wanted: list[str]) -> None:
     """Exactly these tags on the node (the xattr's meaning)."""
     wanted = sorted({check_tag(t) for t in wanted if t.strip()})
-    current = tags.tags_of(tree.catalog.conn, node.id)
+    current = tree.catalog.tags.tags_of(node.id)
     with tree.transaction() as txn:
         for tag in sorted(set(current) - set(wanted)):
             tags.remove_tag(txn, node.id, tag)
@@ -213,7 +213,7 @@ def set_tags(tree: Tree, node: Node, wanted: list[str]) -> None:
 def tag_paths(tree: Tree, sources: SourceSet, tag: str, paths: list[str], on: bool) -> int:
     tag = check_tag(tag)
     targets = [_gatherable(tree, sources, p) for p in paths]
-    if not on and tags.folder_of(tree.catalog.conn, tag) is None:
+    if not on and tree.catalog.tags.folder_of(tag) is None:
         raise UserError(f"unknown tag: {tag!r}")
     changed = 0
     with tree.transaction() as txn:
@@ -236,15 +236,15 @@ def _drop_unused_tag_folders(txn: Txn) -> None:
 
 
 def tags_of(tree: Tree, node: Node) -> list[str]:
-    return tags.tags_of(tree.catalog.conn, node.id)
+    return tree.catalog.tags.tags_of(node.id)
 
 
 def all_tags(tree: Tree) -> list[tuple[str, int]]:
-    return tags.all_tags(tree.catalog.conn)
+    return tree.catalog.tags.all_tags()
 
 
 def tagged(tree: Tree, tag: str) -> list[str]:
-    return sorted(mount_path(tree, n) for i in tags.nodes_tagged(tree.catalog.conn, tag)
+    return sorted(mount_path(tree, n) for i in tree.catalog.tags.nodes_tagged(tag)
                   if (n := tree.node(i)) is not None)
 
 
@@ -262,7 +262,7 @@ def _category_parts(path: str) -> list[str]:
 def find_category(tree: Tree, path: str) -> categories.CategoryRow:
     row = None
     for part in _category_parts(path):
-        row = categories.find(tree.catalog.conn, row.id if row else None, part)
+        row = tree.catalog.categories.find(row.id if row else None, part)
         if row is None:
             raise UserError(f"unknown category: {path.strip('/')!r}")
     assert row is not None
@@ -305,12 +305,12 @@ def assign(tree: Tree, sources: SourceSet, path: str, files: list[str], on: bool
 
 def all_categories(tree: Tree) -> list[tuple[str, int]]:
     """(category path, files assigned) for every category, by path."""
-    conn = tree.catalog.conn
-    rows = {r.id: r for r in categories.all_categories(conn)}
+    catalog = tree.catalog
+    rows = {r.id: r for r in catalog.categories.all_categories()}
 
     def path_of(row: categories.CategoryRow) -> str:
         return row.name if row.parent is None else f"{path_of(rows[row.parent])}/{row.name}"
-    return sorted((path_of(r), len(categories.members(conn, r.id))) for r in rows.values())
+    return sorted((path_of(r), len(catalog.categories.members(r.id))) for r in rows.values())
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -326,19 +326,19 @@ def find(tree: Tree, text: str) -> list[Hit]:
         words = {w.lower() for h in haystack for w in re.findall(r"\w+", h)}
         return all(any(w.startswith(x) for w in words) for x in wanted)
 
-    conn = tree.catalog.conn
+    catalog = tree.catalog
     names = {r.id: r.name for r in list_sources(tree)}
     out: list[Hit] = []
-    for view in views.all_views(conn):
-        rules = [f"{names.get(r.source_id, '?')}:{r.glob}" for r in views.rules_of(conn, view.id)]
+    for view in catalog.views.all_views():
+        rules = [f"{names.get(r.source_id, '?')}:{r.glob}" for r in catalog.views.rules_of(view.id)]
         if hit(view.name, *rules):
             out.append(Hit(f"/views/{view.name}", "view", view.name, " ".join(rules)))
-    for name, _count in tags.all_tags(conn):
+    for name, _count in catalog.tags.all_tags():
         if hit(name):
             out += [Hit(path, "tagged", name, "") for path in tagged(tree, name)]
     for path, _count in all_categories(tree):
         if hit(path):
             row = find_category(tree, path)
             out += [Hit(mount_path(tree, n), "in category", path, "")
-                    for i in categories.members(conn, row.id) if (n := tree.node(i))]
+                    for i in catalog.categories.members(row.id) if (n := tree.node(i))]
     return out

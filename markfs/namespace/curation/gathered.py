@@ -101,15 +101,15 @@ class TagFolders(GatheredFolders):
     """/tags/TAG: every node with the tag, flat. Removing an entry removes the tag."""
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
-        tag = tags.tag_of_folder(self.s.tree.catalog.conn, folder.id)
+        tag = self.s.tree.catalog.tags.tag_of_folder(folder.id)
         if tag is None:
             return {}
-        return assign_names(self.candidates(tags.nodes_tagged(self.s.tree.catalog.conn, tag)),
+        return assign_names(self.candidates(self.s.tree.catalog.tags.nodes_tagged(tag)),
                             set())
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
         node = await self._member(parent, name)
-        tag = tags.tag_of_folder(self.s.tree.catalog.conn, parent.id)
+        tag = self.s.tree.catalog.tags.tag_of_folder(parent.id)
         if tag is None or node.is_dir != want_dir:
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
         with self.s.tree.transaction() as txn:
@@ -122,21 +122,21 @@ class CategoryFolders(GatheredFolders):
     """/categories/PATH: sub-categories, then the files assigned to the category."""
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
-        conn = self.s.tree.catalog.conn
-        category = categories.by_folder(conn, folder.id)
+        catalog = self.s.tree.catalog
+        category = catalog.categories.by_folder(folder.id)
         if category is None:
             return {}
         subfolders = {name: node for _c, name, node
                       in self.s.tree.children(folder.id, 0, EVERYTHING)}
-        members = assign_names(self.candidates(categories.members(conn, category.id)),
+        members = assign_names(self.candidates(catalog.categories.members(category.id)),
                                set(subfolders))
         return {**subfolders, **members}
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
-        conn = self.s.tree.catalog.conn
+        catalog = self.s.tree.catalog
         node = await self._member(parent, name)
-        category = categories.by_folder(conn, parent.id)
-        if category is None or categories.by_folder(conn, node.id) is not None:
+        category = catalog.categories.by_folder(parent.id)
+        if category is None or catalog.categories.by_folder(node.id) is not None:
             raise FsError(errno.EPERM, "categories are removed with: markfs category remove")
         if node.is_dir != want_dir:
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)

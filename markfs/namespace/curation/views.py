@@ -48,7 +48,7 @@ class ViewFolders(GatheredFolders):
         """The view a folder belongs to (its own folder is the one right below /views)."""
         node: Node | None = folder
         while node is not None and node.kind is Kind.VIEW:
-            view = views.view_of_folder(self.s.tree.catalog.conn, node.id)
+            view = self.s.tree.catalog.views.view_of_folder(node.id)
             if view is not None:
                 return view
             node = self.s.tree.node(node.parent)
@@ -59,7 +59,7 @@ class ViewFolders(GatheredFolders):
         below = tuple(folder.remote_path.split(b"/")) if folder.remote_path else ()
         subfolders: set[bytes] = set()
         candidates: list[Candidate] = []
-        for rule in views.rules_of(self.s.tree.catalog.conn, view.id):
+        for rule in self.s.tree.catalog.views.rules_of(view.id):
             row = self.sources.row(rule.source_id)
             if row is None:
                 continue
@@ -69,7 +69,7 @@ class ViewFolders(GatheredFolders):
             else:
                 await self._gather(row, pattern, below, subfolders, candidates)
         if not below:
-            candidates += self.candidates(views.pins_of(self.s.tree.catalog.conn, view.id))
+            candidates += self.candidates(self.s.tree.catalog.views.pins_of(view.id))
         own = self._subfolders(folder, below, subfolders)
         return {**own, **assign_names(candidates, set(own))}
 
@@ -90,7 +90,7 @@ class ViewFolders(GatheredFolders):
 
     async def source_folder(self, row: SourceRow, parts: tuple[bytes, ...]) -> Node | None:
         """A folder of a file source, looked up (and listed) on demand; None if absent."""
-        known = nodes.node_by_remote(self.s.tree.catalog.conn, row.id, b"/".join(parts))
+        known = self.s.tree.catalog.nodes.node_by_remote(row.id, b"/".join(parts))
         if known is not None:
             return known if known.is_dir else None
         node = self.s.tree.child(SOURCES_ID, row.name.encode())
@@ -153,8 +153,7 @@ class ViewFolders(GatheredFolders):
             raise FsError(errno.EPERM, "a view's folders follow its rules")
         if node.is_dir != want_dir:
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
-        pinned = parent.id == view.node_id and node.id in views.pins_of(
-            self.s.tree.catalog.conn, view.id)
+        pinned = parent.id == view.node_id and node.id in self.s.tree.catalog.views.pins_of(view.id)
         if not pinned:
             log.warning("view %s: %r is a member by rule; removing it from the view would "
                         "delete nothing and is refused (change the rules instead)",

@@ -231,7 +231,7 @@ class SourceFiles(Provider):
         """At start: complete copy-then-delete renames a crash cut short (idempotent).
         The folders holding either name are locked first (started() comes after), so
         no listing shows half a move, nor the old name a moment before the new."""
-        unfinished = rename_journal.unfinished(self.s.tree.catalog.conn)
+        unfinished = self.s.tree.catalog.renames.unfinished()
         folders = [folder.id for _id, source_id, old, new in unfinished for path in (old, new)
                    if (folder := self.s.tree.node_at(source_id, path.rpartition(b"/")[0]))]
         async with self.s.locks.hold(*folders):

@@ -319,7 +319,7 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool,
     validate_source_name(name)
     parsed = parse_source_url(url)
     _check_files_access(parsed, files)
-    if source_rows.get_source(tree.catalog.conn, name) is not None:
+    if tree.catalog.sources.get_source(name) is not None:
         raise UserError(f"a source named {name!r} exists already")
     if check and isinstance(parsed.location, (S3Location, SftpLocation)):
         _check_usable(name, parsed.location)
@@ -355,8 +355,8 @@ def remove_source(tree: Tree, name: str, discard_pending: bool = False) -> None:
         raise UserError(f"source {name!r} has {waiting} file(s) written through a mount "
                         "and not uploaded yet (see: markfs status); wait for them, or "
                         "remove it anyway with --discard-pending")
-    node = nodes.node_by_remote(tree.catalog.conn, row.id, b"")
-    tables = nodes.find_child(tree.catalog.conn, TABLES_ID, name.encode())
+    node = tree.catalog.nodes.node_by_remote(row.id, b"")
+    tables = tree.catalog.nodes.find_child(TABLES_ID, name.encode())
     with tree.transaction() as txn:
         for folder in (node, tables):
             if folder is not None:
@@ -366,14 +366,14 @@ def remove_source(tree: Tree, name: str, discard_pending: bool = False) -> None:
 
 
 def require_source(tree: Tree, name: str) -> SourceRow:
-    row = source_rows.get_source(tree.catalog.conn, name)
+    row = tree.catalog.sources.get_source(name)
     if row is None:
         raise UserError(f"unknown source: {name!r}")
     return row
 
 
 def list_sources(tree: Tree) -> list[SourceRow]:
-    return source_rows.list_sources(tree.catalog.conn)
+    return tree.catalog.sources.list_sources()
 
 
 class SourceSet:
@@ -388,7 +388,7 @@ class SourceSet:
 
     def row(self, source_id: int) -> SourceRow | None:
         if source_id not in self._rows:
-            row = source_rows.get_source_by_id(self.tree.catalog.conn, source_id)
+            row = self.tree.catalog.sources.get_source_by_id(source_id)
             if row is None:
                 return None
             self._rows[source_id] = row
@@ -426,7 +426,7 @@ class SourceSet:
 
     def shut_ids(self) -> list[int]:
         """Remote sources whose calls fail at once now."""
-        return [row.id for row in source_rows.list_sources(self.tree.catalog.conn)
+        return [row.id for row in self.tree.catalog.sources.list_sources()
                 if not is_sql(row) and self.shut(row.id) is not None]
 
     def table_access(self, source_id: int) -> TableAccess:
@@ -445,14 +445,14 @@ class SourceSet:
         """The backends whose first connection is slow (SFTP: starting ssh and its key
         exchange), made now; others are not built before their first use (an S3 client
         takes ~0.3 s to build, and building it connects to nothing)."""
-        rows = source_rows.list_sources(self.tree.catalog.conn)
+        rows = self.tree.catalog.sources.list_sources()
         found = [self.backend(row.id) for row in rows if scheme_of(row.scheme).connect_ahead]
         return [backend for backend in found if backend is not None]
 
     def local_roots(self) -> dict[int, Path]:
         """Source id -> directory, for every file:// source (for the watcher)."""
         out = {}
-        for row in source_rows.list_sources(self.tree.catalog.conn):
+        for row in self.tree.catalog.sources.list_sources():
             location = parse_source_url(row.url).location
             if isinstance(location, Path):
                 out[row.id] = location.resolve()

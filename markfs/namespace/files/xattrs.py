@@ -83,13 +83,13 @@ class SourceXattrs:
         disk = _disk(node, backend)
         value = disk.get(name) if disk is not None else None
         if value is None:
-            value = xattrs.get_xattr(self.s.tree.catalog.conn, node.id, name)
+            value = self.s.tree.catalog.xattrs.get_xattr(node.id, name)
         if value is None:
             raise FsError(errno.ENODATA)
         return value
 
     def names(self, node: Node, backend: Backend) -> list[bytes]:
-        found = set(xattrs.list_xattrs(self.s.tree.catalog.conn, node.id))
+        found = set(self.s.tree.catalog.xattrs.list_xattrs(node.id))
         disk = _disk(node, backend)
         if disk is not None:
             found.update(disk.names())
@@ -116,7 +116,7 @@ class SourceXattrs:
             raise FsError(errno.ENODATA)
 
     def _catalog_remove(self, node: Node, name: bytes) -> bool:
-        if xattrs.get_xattr(self.s.tree.catalog.conn, node.id, name) is None:
+        if self.s.tree.catalog.xattrs.get_xattr(node.id, name) is None:
             return False
         with self.s.tree.transaction() as txn:
             return xattrs.remove_xattr(txn, node.id, name)

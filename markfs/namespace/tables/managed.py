@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.cache.snapshots import SnapshotStore
-from markfs.catalog import managed, sqltables
+from markfs.catalog import managed
 from markfs.catalog import nodes as node_rows
 from markfs.catalog.db import Txn
 from markfs.catalog.sqltables import TableRow
@@ -73,8 +73,8 @@ class ManagedTables:
 
     def find(self, ref: TableRef) -> TableRow:
         source = require_source(self.tree, ref.source)
-        table_id = sqltables.find_table(self.tree.catalog.conn, source.id, ref.schema, ref.table)
-        table = None if table_id is None else sqltables.get_table(self.tree.catalog.conn, table_id)
+        table_id = self.tree.catalog.tables.find_table(source.id, ref.schema, ref.table)
+        table = None if table_id is None else self.tree.catalog.tables.get_table(table_id)
         if table is None:
             raise UserError(f"no table {str(ref)!r} in the catalog "
                             f"(run: markfs scan {ref.source}; list: markfs tables)")
@@ -95,7 +95,7 @@ class ManagedTables:
             raise UserError(f"{table.source}/{table.schema}/{table.name} is no longer in its "
                             "source (deprecated by the last scan)")
         columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
-                   nullable, pk, comment in sqltables.columns_of(self.tree.catalog.conn, table.id)]
+                   nullable, pk, comment in self.tree.catalog.tables.columns_of(table.id)]
         row = require_source(self.tree, table.source)
         source = open_sql(row)
         target = f"{table.source}/{table.schema}/{table.name}"
@@ -149,7 +149,7 @@ class ManagedTables:
                 managed.add_file(txn, node_id, table.id, f.name, f.digest, f.size, f.rows,
                             table.change_token, snapshot.taken_ns)
             managed.set_managed(txn, table.id, True)
-            reindex_sql(txn, table.source_id, table.source)
+            reindex_sql(self.tree, txn, table.source_id, table.source)
             save_table_stats(txn, table, snapshot.rows, snapshot.stats, snapshot.sample,
                              snapshot.taken_ns)
         return True
@@ -163,13 +163,13 @@ class ManagedTables:
             return
         retired = self._retired_folder(txn)
         for node_id in ids:
-            node = node_rows.get_node(txn.conn, node_id)
+            node = self.tree.catalog.nodes.get_node(node_id)
             if node is not None:
                 node_rows.move_name(txn, node.parent, node.name, retired,
                             f"{node_id}-{node.name.decode()}".encode(), None)
 
     def _retired_folder(self, txn: Txn) -> int:
-        found = node_rows.find_child(txn.conn, CONTROL_DIR_ID, RETIRED_NAME)
+        found = self.tree.catalog.nodes.find_child(CONTROL_DIR_ID, RETIRED_NAME)
         if found is not None:
             return found.id
         new = node_rows.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0, time.time_ns(),
@@ -181,7 +181,7 @@ class ManagedTables:
         """The /tables/<source>/<schema>/<table> folder, made if missing."""
         parent = TABLES_ID
         for name in (table.source.encode(), folder_name(table.schema), folder_name(table.name)):
-            child = node_rows.find_child(txn.conn, parent, name)
+            child = self.tree.catalog.nodes.find_child(parent, name)
             if child is None:
                 new = node_rows.NewNode(Kind.TABLE, DIR_MODE, os.getuid(), os.getgid(), 0,
                                         time.time_ns(), time.time_ns(), nlink=2,
@@ -198,7 +198,7 @@ class ManagedTables:
             self._retire(txn, table.id)
             managed.set_managed(txn, table.id, False)
             self._prune(txn, table)
-            reindex_sql(txn, table.source_id, table.source)
+            reindex_sql(self.tree, txn, table.source_id, table.source)
         self.collect_garbage()
 
     def _prune(self, txn: Txn, table: TableRow) -> None:
@@ -206,18 +206,18 @@ class ManagedTables:
         chain: list[Node] = []
         parent = TABLES_ID
         for name in (table.source.encode(), folder_name(table.schema), folder_name(table.name)):
-            child = node_rows.find_child(txn.conn, parent, name)
+            child = self.tree.catalog.nodes.find_child(parent, name)
             if child is None:
                 break
             chain.append(child)
             parent = child.id
         for node in reversed(chain):
-            if node_rows.list_children(txn.conn, node.id, 0, 1):
+            if self.tree.catalog.nodes.list_children(node.id, 0, 1):
                 break
             node_rows.delete_subtree(txn, node.id)
 
     def stale(self) -> list[managed.StaleTable]:
-        return managed.stale_tables(self.tree.catalog.conn)
+        return self.tree.catalog.managed.stale_tables()
 
     def collect_garbage(self, now_ns: int | None = None) -> int:
         """Purge files retired long enough ago, then delete snapshot blobs no file names
@@ -226,7 +226,7 @@ class ManagedTables:
         with self.tree.transaction() as txn:  # no snapshot is being swapped in meanwhile
             for node_id in managed.purge_retired(txn, cutoff):
                 node_rows.delete_subtree(txn, node_id)
-            return self.store.remove_unreferenced(managed.referenced_digests(txn.conn))
+            return self.store.remove_unreferenced(self.tree.catalog.managed.referenced_digests())
 
 
 

@@ -12,7 +12,6 @@ import errno
 import time
 
 from markfs.cache.snapshots import SnapshotStore
-from markfs.catalog import managed
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.handles import FileHandle, SnapshotHandle, close_file, is_write_open
@@ -55,7 +54,7 @@ class TableFiles(CatalogFolders):
 
     def _described(self, node: Node) -> dict[bytes, bytes]:
         """What a snapshot file says about itself (table folders say nothing)."""
-        f = managed.file_by_node(self.s.tree.catalog.conn, node.id)
+        f = self.s.tree.catalog.managed.file_by_node(node.id)
         if f is None:
             return {}
         taken = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(f.rendered_ns / 1e9))

@@ -81,9 +81,9 @@ def scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
 
 
 def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress) -> ScanReport:
-    known = sqltables.known_tokens(tree.catalog.conn, row.id)
+    known = tree.catalog.tables.known_tokens(row.id)
     infos = source.tables({key: token for key, (_id, token) in known.items()},
-                          sqltables.scan_hint(tree.catalog.conn, row.id))
+                          tree.catalog.tables.scan_hint(row.id))
     changed: list[tuple[TableInfo, list[ColumnInfo]]] = []
     unchanged: list[int] = []
     for done, info in enumerate(infos, 1):
@@ -107,14 +107,15 @@ def _scan_sql(tree: Tree, row: SourceRow, source: SqlSource, progress: Progress)
                 for c in columns])
             seen.add(table_id)
         deprecated = sqltables.deprecate_missing(txn, row.id, seen, now)
-        reindex_sql(txn, row.id, row.name)
+        reindex_sql(tree, txn, row.id, row.name)
     return ScanReport(row.name, len(infos), len(changed), len(unchanged), deprecated)
 
 
-def reindex_sql(txn: Txn, source_id: int, source_name: str) -> None:
-    """Rebuild the search rows of an SQL source; managed tables are found at their folder."""
+def reindex_sql(tree: Tree, txn: Txn, source_id: int, source_name: str) -> None:
+    """Rebuild the search rows of an SQL source (inside `txn`); managed tables are found at
+    their folder."""
     folders = {f"{t.source}/{t.schema}/{t.name}": table_folder_path(t.source, t.schema, t.name)
-               for t in sqltables.list_tables(txn.conn, source_id) if t.managed}
+               for t in tree.catalog.tables.list_tables(source_id) if t.managed}
     search_index.reindex_tables(txn, source_id, source_name, folders)
 
 
@@ -138,8 +139,8 @@ def deep_scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
                          progress: Progress | None = None) -> DeepReport:
     """Level 2: per-column statistics and a sample of every table whose statistics are
     older than its change token (run a level-1 scan first so tokens are current)."""
-    tables = [t for t in sqltables.list_tables(tree.catalog.conn, row.id) if not t.deprecated]
-    done_at = managed_rows.stats_tokens(tree.catalog.conn, row.id)
+    tables = [t for t in tree.catalog.tables.list_tables(row.id) if not t.deprecated]
+    done_at = tree.catalog.managed.stats_tokens(row.id)
     todo = [t for t in tables if done_at.get(t.id) != t.change_token]
     with tracked_job(tree, "deep-scan", row.name, len(todo)) as report:
         for done, table in enumerate(todo, 1):
@@ -152,7 +153,7 @@ def deep_scan_sql_source(tree: Tree, row: SourceRow, source: SqlSource,
 
 def _deep_scan_table(tree: Tree, source: SqlSource, table: TableRow) -> None:
     columns = [ColumnInfo(name, ctype, nullable, pk, comment, pos) for pos, name, ctype,
-               nullable, pk, comment in sqltables.columns_of(tree.catalog.conn, table.id)]
+               nullable, pk, comment in tree.catalog.tables.columns_of(table.id)]
     stats, sample = reading_again_once(lambda: _column_stats(source, table, columns))
     with tree.transaction() as txn:
         save_table_stats(txn, table, stats.rows, stats.columns(), sample, time.time_ns())
