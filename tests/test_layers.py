@@ -99,3 +99,13 @@ def test_the_rules_catch_an_upward_import(tmp_path: Path) -> None:
     probe.write_text((PACKAGE / "catalog" / "nodes.py").read_text()
                      + "\n\ndef later() -> None:\n    from markfs.namespace.tree import Tree\n")
     assert upward_imports([probe], tmp_path) == ["catalog/nodes.py imports markfs.namespace.tree"]
+
+
+def test_only_the_catalog_touches_a_connection() -> None:
+    """The layers above read the catalog through its typed parts (`Catalog.nodes`,
+    `.uploads`, ...) and write it in a transaction: no `.conn` outside markfs/catalog/."""
+    reaching = [f"{path.relative_to(PACKAGE)}:{node.lineno}" for path in modules()
+                if part_of(path) != "catalog"
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Attribute) and node.attr == "conn"]
+    assert not reaching, "\n".join(reaching)
