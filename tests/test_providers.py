@@ -81,11 +81,11 @@ def test_a_watched_local_folder_is_not_listed_again_until_the_watcher_loses_even
     async def body(ns: Namespace) -> list[int]:
         counts = []
         await names(ns, "/sources/loc")
-        ns.watching([(await resolve(ns, "/sources/loc")).source_id or 0])
+        ns.source_files.listings.watched([(await resolve(ns, "/sources/loc")).source_id or 0])
         for _ in range(3):  # the first look after the watch began lists once more
             await names(ns, "/sources/loc")
             counts.append(len(listings))
-        ns.watch_lost()
+        ns.source_files.listings.watch_lost()
         await names(ns, "/sources/loc")
         return [*counts, len(listings)]
     try:
@@ -118,7 +118,7 @@ def test_a_folders_attributes_after_a_change_in_it_outlive_a_refresh_read_before
         folder = await resolve(ns, "/sources/loc/d")
         await names(ns, "/sources/loc/d")
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ns.refresh_path, folder.source_id or 0, b"d")
+            nursery.start_soon(ns.source_files.listings.refresh_path, folder.source_id or 0, b"d")
             while not read_early.is_set():
                 await trio.sleep(0.01)
             await ns.rmdir(folder.id, b"sub")

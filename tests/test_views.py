@@ -163,7 +163,8 @@ def test_membership_follows_files_made_and_deleted_in_the_source(
         (two_sources / "reports/finance_q3.csv").write_bytes(b"q3")
         (two_sources / "reports/finance_q1.csv").unlink()
         reports = await resolve(ns, "/sources/reports")
-        await ns.ensure_listed(reports, force=True)  # what dir_ttl or the watcher does
+        # what dir_ttl or the watcher does:
+        await ns.source_files.listings.ensure_listed(reports, force=True)
         return before, await names(ns, "/views/finance")
     before, after = finance.run(body)
     assert b"finance_q1.csv" in before and b"finance_q3.csv" not in before

@@ -162,7 +162,7 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         if config.watch_local:
             roots = namespace.sources.local_roots()
             if roots:
-                nursery.start_soon(LocalWatcher(namespace, roots).run)
+                nursery.start_soon(LocalWatcher(namespace.source_files.listings, roots).run)
         notifier = ServiceNotifier()
         if notifier.enabled:
             nursery.start_soon(_ready_when_answering, notifier, namespace.info.mountpoint)

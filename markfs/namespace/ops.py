@@ -14,32 +14,36 @@ import errno
 import logging
 import os
 import stat
-from dataclasses import dataclass
 
 import trio
 
-from markfs.backends.base import Backend
 from markfs.cache.content import ContentCache
 from markfs.cache.snapshots import SnapshotStore
 from markfs.cache.staging import StagingArea
 from markfs.config import DataDir, MountConfig
-from markfs.errors import FsError, SourceShut, UserError
+from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import Kind, Node
-from markfs.namespace import inventory
-from markfs.namespace.control import MountInfo, render_status
+from markfs.namespace.control import (
+    FsStats,
+    MountInfo,
+    filesystem_stats,
+    refresh_gauges,
+    render_status,
+)
 from markfs.namespace.coordination import (
     ChangeMarks,
     DirectoryLocks,
     KernelNotifications,
     KernelNotifier,
 )
-from markfs.namespace.curation import definitions
 from markfs.namespace.curation.gathered import CategoryFolders, GatheredFolders, TagFolders
-from markfs.namespace.curation.reach import Reach
+from markfs.namespace.curation.reach import GATHERED, Reach, hidden
+from markfs.namespace.curation.tagxattr import TAGS_XATTR, TagAttribute
 from markfs.namespace.curation.views import ViewFolders
 from markfs.namespace.files.provider import SourceFiles
 from markfs.namespace.files.sources import SourceSet
+from markfs.namespace.files.upkeep import SourceUpkeep
 from markfs.namespace.fixed import ControlFiles, LayoutFolders
 from markfs.namespace.handles import HandleTable
 from markfs.namespace.listing import NAME_MAX, valid_name
@@ -52,23 +56,8 @@ from markfs.namespace.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 USER_XATTRS = b"user."  # the only namespace of xattrs markfs stores or serves
-TAGS_XATTR = b"user.markfs.tags"  # comma-separated tags of a file, read and set as an xattr
-TAGGABLE = frozenset({Kind.SOURCE, Kind.TABLE})
-GATHERED = frozenset({Kind.VIEW, Kind.TAG, Kind.CATEGORY})
-PROBE_EVERY_S = 2.0  # how often a source that is not ok is asked whether it answers
 
 __all__ = ["Caller", "FsStats", "KernelNotifier", "Namespace", "check_name"]
-
-
-@dataclass(frozen=True)
-class FsStats:
-    block_size: int
-    blocks: int
-    blocks_free: int
-    blocks_avail: int
-    files: int
-    files_free: int
-    name_max: int = 255
 
 
 class Namespace:
@@ -83,9 +72,11 @@ class Namespace:
                                    sources.scheme, sources.table_access)
         self.handles = HandleTable()
         self.workers = WorkerPool(config.io_threads, config.io_timeout)
+        self.upkeep = SourceUpkeep(sources, self.workers.run,
+                                   lambda: self.remote.uploader.retry_now())
         self.remote = RemoteFiles(
             tree, ContentCache(data_dir.cache, config.cache_max_bytes),
-            StagingArea(data_dir.staging), self.workers.run, self._backend_by_id,
+            StagingArea(data_dir.staging), self.workers.run, self.upkeep.backend,
             config.io_timeout, config.upload_delay)
         self.s = Services(
             tree, config, self.workers.run, self.handles, DirectoryLocks(),
@@ -93,6 +84,7 @@ class Namespace:
             KernelNotifications(lambda n: bool(self.handles.writers(n))))
         self.remote.tell(self._changed_on_source, self.s.kernel.forget_entry, sources.answered)
         self.source_files = SourceFiles(self.s, sources, self.remote)
+        self.tag_attribute = TagAttribute(tree)
         self.providers: dict[Kind, Provider] = {
             Kind.LAYOUT: LayoutFolders(self.s),
             Kind.CONTROL: ControlFiles(self.s, self._status),
@@ -115,19 +107,6 @@ class Namespace:
     def notifier(self, notifier: KernelNotifier | None) -> None:
         self.s.kernel.notifier = notifier
 
-    def _backend_by_id(self, source_id: int) -> Backend:
-        """The backend for a call to a source; EIO at once while the source is not ok
-        (the probe, not each caller, finds out when it answers again)."""
-        shut = self.sources.shut(source_id)
-        if shut is not None:
-            raise SourceShut(errno.EIO, f"source {self.sources.name(source_id)} is "
-                             f"{shut.state} ({shut.failure or shut.last_error}): failing at "
-                             "once until it answers again", refused=shut.state == "refused")
-        backend = self.sources.backend(source_id)
-        if backend is None:
-            raise FsError(errno.ENOENT, f"source {source_id} is gone")
-        return backend
-
     def _changed_on_source(self, node_id: int) -> None:
         self.s.marks.mark(node_id)
         self.s.kernel.forget_inode(node_id)
@@ -138,13 +117,7 @@ class Namespace:
 
     def refresh_metrics(self) -> None:
         """Gauges that are answers of the catalog and the caches, brought up to date."""
-        count, size = self.remote.uploader.pending()
-        METRICS.uploads_pending.set(count)
-        METRICS.uploads_pending_bytes.set(size)
-        METRICS.cache_bytes.set(self.remote.cache.used_bytes())
-        for state, jobs in inventory.jobs_by_state(self.tree).items():
-            METRICS.scan_jobs.labels(state).set(jobs)
-        METRICS.stale_tables.set(len(inventory.stale_tables(self.tree)))
+        refresh_gauges(self.tree, self.remote.uploader.pending(), self.remote.cache)
 
     def _provider(self, node: Node) -> Provider:
         return self.providers[node.kind]
@@ -191,21 +164,6 @@ class Namespace:
     def is_writable(self, node: Node) -> bool:
         return self._provider(node).writable(node)
 
-    async def ensure_listed(self, directory: Node, force: bool = False) -> None:
-        await self.source_files.listings.ensure_listed(directory, force)
-
-    async def refresh_path(self, source_id: int, remote_path: bytes) -> None:
-        """Re-check one path of a source that changed outside the mount (watcher events)."""
-        await self.source_files.listings.refresh_path(source_id, remote_path)
-
-    def watching(self, source_ids: list[int]) -> None:
-        """The local watcher reports every change to these sources from now on."""
-        self.source_files.listings.watched(source_ids)
-
-    def watch_lost(self) -> None:
-        """The local watcher lost events: listings expire by `dir_ttl` again."""
-        self.source_files.listings.watch_lost()
-
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Every background task of the namespace, for as long as it serves: uploads left
         by a crash resumed, the chunk reader's runs, the uploader, renames a crash
@@ -216,26 +174,10 @@ class Namespace:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.remote.reader.run)
             await nursery.start(self.remote.uploader.run)
-            await nursery.start(self.finish_interrupted_renames)
-            nursery.start_soon(self.probe_sources)
-            nursery.start_soon(self.connect_sources)
+            await nursery.start(self.source_files.finish_interrupted_renames)
+            nursery.start_soon(self.upkeep.probe)
+            nursery.start_soon(self.upkeep.connect_ahead)
             task_status.started()
-
-    async def connect_sources(self) -> None:
-        """Connect to the sources slow to connect ahead of their first use, all at once."""
-        async with trio.open_nursery() as nursery:
-            for backend in self.sources.slow_to_connect():
-                nursery.start_soon(self._connect_ahead, backend)
-
-    async def _connect_ahead(self, backend: Backend) -> None:
-        try:
-            await self.workers.run(backend.connect_ahead)
-        except FsError as exc:  # the first request will say it again, to whoever asked
-            log.info("connecting ahead failed: %s", exc.strerror)
-
-    async def finish_interrupted_renames(
-            self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.source_files.finish_interrupted_renames(task_status)
 
     # -- lookups and listings ----------------------------------------------------------
 
@@ -251,7 +193,7 @@ class Namespace:
         if len(name) > NAME_MAX:  # as a disk says it, for every call that names it
             raise FsError(errno.ENAMETOOLONG)
         child = await self._provider(parent).lookup(parent, name)
-        if child is None or (caller is not None and self._hidden(parent, child,
+        if child is None or (caller is not None and hidden(parent, child,
                                                                   self._reach(caller))):
             raise FsError(errno.ENOENT)
         return self.node(child.id)
@@ -262,7 +204,7 @@ class Namespace:
         in a gathered folder has no node (it is not listed, but its cookie counts)."""
         directory, provider = self._folder(dir_id)
         reach = self._reach(caller) if caller is not None else None
-        return [(cookie, name, None if reach is not None and self._hidden(directory, n, reach)
+        return [(cookie, name, None if reach is not None and hidden(directory, n, reach)
                  else self.node(n.id) if self.handles.is_open(n.id) else n)
                 for cookie, name, n in await provider.list_folder(directory, after, limit)]
 
@@ -284,34 +226,6 @@ class Namespace:
         does not answer must not stop this daemon)."""
         await self.s.kernel.told(within=self.config.io_timeout)
 
-    async def probe_sources(self) -> None:
-        """For the life of the mount: every `PROBE_EVERY_S`, ask each source that is not
-        ok whether it answers again (its whole listing of the root, bounded by
-        io_timeout); one that does is ok, and its waiting uploads go at once."""
-        async with trio.open_nursery() as nursery:
-            probing: set[int] = set()
-            while True:
-                await trio.sleep(PROBE_EVERY_S)
-                for source_id in self.sources.shut_ids():
-                    if source_id not in probing:
-                        probing.add(source_id)
-                        nursery.start_soon(self._probe, source_id, probing)
-
-    async def _probe(self, source_id: int, probing: set[int]) -> None:
-        """The first page of the source's root listing: an answer makes it ok; a failure
-        says what it is now (unreachable, or refused for good: the bucket or folder
-        gone)."""
-        try:
-            backend = self.sources.backend(source_id)
-            if backend is not None:
-                await self.workers.run(_first_page, backend)
-                self.sources.answered(source_id)
-                self.remote.uploader.retry_now()
-        except FsError as exc:
-            self.sources.answered(source_id, exc)
-        finally:
-            probing.discard(source_id)
-
     def shows_per_caller(self, folder_id: int) -> bool:
         """Does the folder show each caller other entries (gathered folders)? The kernel
         then must not keep its names or misses for the next caller."""
@@ -320,13 +234,6 @@ class Namespace:
 
     def _reach(self, caller: Caller) -> Reach:
         return Reach(caller, self.tree.node, self.ownership.of)
-
-    @staticmethod
-    def _hidden(folder: Node, child: Node, reach: Reach) -> bool:
-        """A member of a gathered folder (not one of its own folders) the caller could not
-        reach through its source's folders."""
-        return (folder.kind in GATHERED and child.kind is not folder.kind
-                and not reach.reaches(child))
 
     def readlink(self, node_id: int) -> bytes:
         node = self.node(node_id)
@@ -459,56 +366,31 @@ class Namespace:
         if not name.startswith(USER_XATTRS):  # ls -l asks two of these of every file
             raise FsError(errno.ENODATA)  # markfs holds none: answered without a lookup
         node = self.node(node_id)
-        if name == TAGS_XATTR and node.kind in TAGGABLE:
-            found = definitions.tags_of(self.tree, node)
-            if not found:
-                raise FsError(errno.ENODATA)
-            return ",".join(found).encode()
-        return self._provider(node).getxattr(node, name)
+        tags = self.tag_attribute.get(node) if name == TAGS_XATTR else None
+        return tags if tags is not None else self._provider(node).getxattr(node, name)
 
     def listxattr(self, node_id: int) -> list[bytes]:
         node = self.node(node_id)
-        names = self._provider(node).listxattr(node)
-        if node.kind in TAGGABLE and definitions.tags_of(self.tree, node):
-            names = sorted({*names, TAGS_XATTR})
-        return names
+        return self.tag_attribute.listed(node, self._provider(node).listxattr(node))
 
     def setxattr(self, node_id: int, name: bytes, value: bytes) -> None:
         node = self.node(node_id)
         if name == TAGS_XATTR:
-            self._set_tags(node, value.decode(errors="replace").split(","))
-            return
-        self._provider(node).setxattr(node, name, value)
+            self.tag_attribute.set(node, value)
+        else:
+            self._provider(node).setxattr(node, name, value)
 
     def removexattr(self, node_id: int, name: bytes) -> None:
         node = self.node(node_id)
         if name == TAGS_XATTR:
-            if node.kind not in TAGGABLE or not definitions.tags_of(self.tree, node):
-                raise FsError(errno.ENODATA)
-            self._set_tags(node, [])
-            return
-        self._provider(node).removexattr(node, name)
-
-    def _set_tags(self, node: Node, wanted: list[str]) -> None:
-        """Tags are the catalog's, not the source's: set on read-only sources too."""
-        if node.kind not in TAGGABLE:
-            raise FsError(errno.ENOTSUP, "only files and folders of sources and tables")
-        try:
-            definitions.set_tags(self.tree, node, wanted)
-        except UserError as exc:
-            raise FsError(errno.EINVAL, str(exc)) from None
+            self.tag_attribute.remove(node)
+        else:
+            self._provider(node).removexattr(node, name)
 
     # -- the filesystem as a whole -----------------------------------------------------
 
     def statfs(self) -> FsStats:
-        st = os.statvfs(self.data_dir.root)
-        used = self.tree.count_nodes()
-        return FsStats(block_size=st.f_frsize, blocks=st.f_blocks, blocks_free=st.f_bfree,
-                       blocks_avail=st.f_bavail, files=used + st.f_ffree, files_free=st.f_ffree)
-
-
-def _first_page(backend: Backend) -> None:
-    next(iter(backend.list_pages(b"")), None)
+        return filesystem_stats(self.data_dir.root, self.tree.count_nodes())
 
 
 def check_name(name: bytes) -> None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable
 
-from markfs.model import Node
+from markfs.model import Kind, Node
 from markfs.namespace.provider import Caller
+
+GATHERED = frozenset({Kind.VIEW, Kind.TAG, Kind.CATEGORY})  # folders shown per caller
 
 ROOT_UID = 0
 
@@ -83,3 +85,9 @@ class Reach:
         if self._groups is None:
             self._groups = groups_of(self.caller.pid) if self.caller.pid else frozenset()
         return self._groups
+
+
+def hidden(folder: Node, child: Node, reach: Reach) -> bool:
+    """A member of a gathered folder (not one of its own folders) the caller could not
+    reach through its source's folders."""
+    return folder.kind in GATHERED and child.kind is not folder.kind and not reach.reaches(child)

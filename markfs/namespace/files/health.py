@@ -6,7 +6,7 @@ would otherwise keep serving its last listings with only a warning in the log.
 The state machine of a remote source (S3, SFTP): ok -> unreachable or refused on a
 failed call; while not ok, calls fail at once (`SourceSet.shut`: EIO for data, the
 cached listing for metadata, nothing for a refused source) instead of each waiting
-`io_timeout` behind the others; a probe every `PROBE_EVERY_S` (`Namespace.probe_sources`)
+`io_timeout` behind the others; a probe every `PROBE_EVERY_S` (`SourceUpkeep.probe`)
 or any call that still got through brings it back to ok.
 
 A change of state is logged once, and written to `DATA_DIR/run/health-<pid>.json` for

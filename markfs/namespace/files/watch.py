@@ -7,9 +7,9 @@ on the loop when the descriptor is readable, a whole buffer at a time, and parse
 spent ~70 µs of Python per event in two threads holding the GIL away from the FUSE
 loop: 40 % of a tar's time on a local source). Changed paths are gathered for a short
 moment (editors and `cp` fire bursts) and each is re-checked once through
-`Namespace.refresh_path`, which updates the catalog and tells the kernel to drop what it
+`SourceListings.refresh_path`, which updates the catalog and tells the kernel to drop what it
 cached. A queue overflow (events lost) or a watch that cannot be added makes every
-listing expire by `dir_ttl` again (`Namespace.watch_lost`).
+listing expire by `dir_ttl` again (`SourceListings.watch_lost`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trio
 
-from markfs.namespace.ops import Namespace
+from markfs.namespace.files.listings import SourceListings
 
 log = logging.getLogger(__name__)
 DEBOUNCE_S = 0.05
@@ -108,8 +108,8 @@ def _join(folder: bytes, name: bytes) -> bytes:
 class LocalWatcher:
     """Watches every local source's folders for the life of a mount."""
 
-    def __init__(self, namespace: Namespace, roots: dict[int, Path]) -> None:
-        self.namespace = namespace
+    def __init__(self, listings: SourceListings, roots: dict[int, Path]) -> None:
+        self.listings = listings
         self.roots = {source_id: os.fsencode(root) for source_id, root in roots.items()}
         self._inotify: Inotify | None = None
         # watch descriptor -> (source id, folder relative to its root): one entry per
@@ -133,7 +133,7 @@ class LocalWatcher:
         except OSError as exc:  # the watch limit, or the folder went away
             if exc.errno != errno.ENOENT:
                 log.warning("not watching %r of source %d: %s", top, source_id, exc)
-                self.namespace.watch_lost()
+                self.listings.watch_lost()
             return
         for wd, source, folder in added:
             self._folders[wd] = (source, folder)
@@ -150,13 +150,13 @@ class LocalWatcher:
             if self._inotify is not None:
                 self._inotify.close()
             return
-        self.namespace.watching(list(self.roots))
+        self.listings.watched(list(self.roots))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read, nursery)
                 await self._refresh_changed()
         finally:
-            self.namespace.watch_lost()
+            self.listings.watch_lost()
             self._inotify.close()
 
     async def _read(self, nursery: trio.Nursery) -> None:
@@ -169,7 +169,7 @@ class LocalWatcher:
     def _event(self, wd: int, mask: int, name: bytes, nursery: trio.Nursery) -> None:
         if mask & IN_Q_OVERFLOW:
             log.warning("inotify dropped events: listings expire by dir_ttl again")
-            self.namespace.watch_lost()
+            self.listings.watch_lost()
             return
         if mask & IN_IGNORED:
             self._folders.pop(wd, None)
@@ -206,6 +206,6 @@ class LocalWatcher:
 
     async def _refresh(self, source_id: int, rel: bytes) -> None:
         try:
-            await self.namespace.refresh_path(source_id, rel)
+            await self.listings.refresh_path(source_id, rel)
         except Exception as exc:  # one bad path must not stop the watcher
             log.warning("could not re-check %r in source %d: %s", rel, source_id, exc)
