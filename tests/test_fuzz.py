@@ -22,7 +22,7 @@ from servers import S3Server
 
 from markfs.errors import FsError, UserError
 from markfs.namespace.curation.definitions import parse_rule
-from markfs.namespace.files.sources import parse_source_url
+from markfs.namespace.files.urls import parse_source_url
 from markfs.namespace.listing import valid_name
 from markfs.namespace.ops import Namespace
 from markfs.namespace.tree import Tree

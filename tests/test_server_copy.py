@@ -121,7 +121,7 @@ def test_an_object_above_the_copy_object_limit_is_copied_in_parts_on_the_server(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """(S3 takes one CopyObject up to 5 GiB: the limit is lowered to prove the parts path.)"""
     from markfs.backends import s3
-    from markfs.namespace.files.sources import parse_source_url
+    from markfs.namespace.files.urls import parse_source_url
 
     monkeypatch.setattr(s3, "COPY_OBJECT_MAX", 1 << 20)
     monkeypatch.setattr(s3, "COPY_PART", 5 << 20)  # S3's smallest part

@@ -18,7 +18,7 @@ from servers import SshServer
 
 from markfs.backends.base import SftpLocation, UploadControl
 from markfs.backends.sftp import SftpBackend
-from markfs.namespace.files.sources import parse_source_url
+from markfs.namespace.files.urls import parse_source_url
 
 
 def location(server: SshServer, root: Path) -> SftpLocation:

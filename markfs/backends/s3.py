@@ -20,21 +20,16 @@ from __future__ import annotations
 
 import datetime
 import errno
-import io
 import os
 import stat
-import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
 import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 
 from markfs.backends.base import (
     Entry,
@@ -43,8 +38,9 @@ from markfs.backends.base import (
     ServerCopies,
     UploadControl,
 )
+from markfs.backends.s3errors import BOTO_ERRORS, as_os_error, error_code
 from markfs.backends.s3meta import attrs_from, metadata_of
-from markfs.errors import SourceRefused
+from markfs.backends.s3quick import CancellableBody, head_fields, send_signed
 
 COPY_OBJECT_MAX = 5 * 1024**3  # the largest object one CopyObject may copy
 COPY_PART = 256 * 1024 * 1024  # parts of a larger server-side copy
@@ -54,67 +50,9 @@ KEY_MAX = 1024  # bytes of UTF-8 in an S3 key
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
 QUICK_PUT_MAX = 1024 * 1024  # files up to this go in one PUT signed and sent without the client
 PARTS_IN_FLIGHT = 8
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-           "AllAccessDisabled", "AccountProblem"}
-_BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 # headers a metadata REPLACE would drop unless given again
 _KEPT_HEADERS = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage",
                  "ContentType", "Expires")
-
-
-def _code(exc: Exception) -> str:
-    """The S3 error code of a failed request ("" for connection-level failures)."""
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _error(exc: Exception, what: str) -> OSError:
-    """An OSError with the errno a file operation should report (no secrets in text)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = _code(exc)
-        if code in _NOT_FOUND:
-            return OSError(errno.ENOENT, f"{what}: not found")
-        if code == "NoSuchBucket":
-            return SourceRefused(errno.EIO, f"{what}: the bucket does not exist (NoSuchBucket)")
-        if code in _DENIED:
-            return SourceRefused(errno.EACCES, f"{what}: access denied ({code})")
-        return OSError(errno.EIO, f"{what}: {code}")
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return SourceRefused(errno.EACCES, f"{what}: no S3 credentials (set AWS_ACCESS_KEY_ID and "
-                                     "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
-    if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return OSError(errno.EIO, f"{what}: {str(exc).splitlines()[0] or type(exc).__name__}")
-    return OSError(errno.EIO, f"{what}: {exc}")
-
-
-class _Body(io.RawIOBase):
-    """Bytes to send that stop being readable once the upload is cancelled: an upload in
-    flight ends within one socket write of the cancel, not at the end of its part."""
-
-    def __init__(self, data: bytes, control: UploadControl) -> None:
-        self._data, self._control, self._pos = memoryview(data), control, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        self._control.check()
-        piece = self._data[self._pos:self._pos + len(buffer)]
-        buffer[:len(piece)] = piece
-        self._pos += len(piece)
-        return len(piece)
 
 
 def _name(raw: str) -> bytes:
@@ -125,16 +63,6 @@ def _checked_length(key: str) -> str:
     if len(key.encode()) > KEY_MAX:
         raise OSError(errno.ENAMETOOLONG, f"S3 keys are at most {KEY_MAX} bytes")
     return key
-
-
-def _head_fields(headers: Mapping[str, str]) -> dict[str, Any]:
-    """What `_from_head` reads of a HEAD, from its HTTP headers (as boto3 names it)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return {"LastModified": parsedate_to_datetime(lowered["last-modified"]),
-            "ContentLength": int(lowered.get("content-length", "0")),
-            "ETag": lowered.get("etag"),
-            "Metadata": {k[len("x-amz-meta-"):]: v for k, v in lowered.items()
-                         if k.startswith("x-amz-meta-")}}
 
 
 def _typed(attrs: FileAttrs, kind: int) -> FileAttrs:
@@ -215,10 +143,10 @@ class S3Backend:
         """The HEAD of one key; None if there is no such object."""
         try:
             return dict(self.client.head_object(Bucket=self.loc.bucket, Key=key))
-        except _BOTO_ERRORS as exc:
-            if _error(exc, "").errno == errno.ENOENT:
+        except BOTO_ERRORS as exc:
+            if as_os_error(exc, "").errno == errno.ENOENT:
                 return None
-            raise _error(exc, f"stat {key!r}") from None
+            raise as_os_error(exc, f"stat {key!r}") from None
 
     # -- reading -------------------------------------------------------------
 
@@ -229,8 +157,8 @@ class S3Backend:
         try:
             for page in pages:
                 yield self._page_entries(page, prefix)
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"list {prefix!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"list {prefix!r}") from None
 
     def _page_entries(self, page: dict[str, Any], prefix: str) -> list[Entry]:
         out = [self._dir(_name(p["Prefix"][len(prefix):-1]), partial=True)
@@ -279,10 +207,10 @@ class S3Backend:
         of its CPU (0.5 ms against 1.4 ms a request here), for the many HEADs that
         complete a listing. Anything but a 200 or a 404 is asked again through the
         client, for its retries and its errors."""
-        response = self._send_quick("HEAD", key)
+        response = self._signed("HEAD", key)
         if response is None or response.status_code not in (200, 404):
             return self._head(key)
-        return None if response.status_code == 404 else _head_fields(response.headers)
+        return None if response.status_code == 404 else head_fields(response.headers)
 
     def _put_quick(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
         """A small object's PUT the way of `_head_quick` (1.5 ms of CPU less than the
@@ -290,33 +218,21 @@ class S3Backend:
         the GIL away from the FUSE loop). False: not stored this way (no credentials,
         an error, a connection lost): the client is to try, with its retries."""
         headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
-        response = self._send_quick("PUT", key, body, headers)
+        response = self._signed("PUT", key, body, headers)
         return response is not None and response.status_code == 200
 
-    def _send_quick(self, method: str, key: str, body: bytes = b"",
-                    headers: dict[str, str] | None = None) -> Any:
-        """The HTTP response to a request signed by botocore's signer and sent by the
-        client's HTTP session; None where it could not be sent."""
-        credentials = self._session.get_credentials()
-        if credentials is None:
-            return None
-        url = "/".join((self.client.meta.endpoint_url.rstrip("/"),
-                        urllib.parse.quote(self.loc.bucket, safe=""),
-                        urllib.parse.quote(key, safe="/~")))
-        request = AWSRequest(method=method, url=url, data=body or None, headers=headers)
-        S3SigV4Auth(credentials.get_frozen_credentials(), "s3",
-                    self.client.meta.region_name).add_auth(request)
-        try:
-            return self.client._endpoint.http_session.send(request.prepare())
-        except Exception:  # (connection trouble: the client's retries decide)
-            return None
+    def _signed(self, method: str, key: str, body: bytes = b"",
+                headers: dict[str, str] | None = None) -> Any:
+        """`s3quick.send_signed` to this bucket with this client's session."""
+        return send_signed(self.client, self._session, self.loc.bucket, method, key, body,
+                           headers)
 
     def _first_below(self, path: bytes) -> str | None:
         try:
             page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=self._dir_key(path),
                                                MaxKeys=1)
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"list {path!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"list {path!r}") from None
         contents = page.get("Contents") or [{}]
         return str(contents[0].get("Key", "")) if page.get("KeyCount", 0) else None
 
@@ -338,13 +254,13 @@ class S3Backend:
             args["IfMatch"] = '"' + etag.decode() + '"'
         try:
             body = self.client.get_object(**args)["Body"]
-        except _BOTO_ERRORS as exc:
-            code = _code(exc)
+        except BOTO_ERRORS as exc:
+            code = error_code(exc)
             if code in ("PreconditionFailed", "412"):
                 raise OSError(errno.ESTALE, f"{path!r} changed on the server") from None
             if code in ("InvalidRange", "416"):
                 return
-            raise _error(exc, f"read {path!r}") from None
+            raise as_os_error(exc, f"read {path!r}") from None
         try:
             while piece := body.read(1 << 20):
                 yield bytes(piece)
@@ -372,11 +288,11 @@ class S3Backend:
                 return self._from_head(path.rsplit(b"/", 1)[-1], head, stat.S_IFREG)
             return self.stat(path)
         try:
-            self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=_Body(body, control),
-                                   Metadata=metadata)
-        except _BOTO_ERRORS as exc:
+            self.client.put_object(Bucket=self.loc.bucket, Key=key,
+                                   Body=CancellableBody(body, control), Metadata=metadata)
+        except BOTO_ERRORS as exc:
             control.check()  # (a cancelled body surfaces as a connection error)
-            raise _error(exc, f"upload {path!r}") from None
+            raise as_os_error(exc, f"upload {path!r}") from None
         return self.stat(path)
 
     # -- uploads in pieces: multipart uploads ---------------------------------
@@ -385,8 +301,8 @@ class S3Backend:
         try:
             return str(self.client.create_multipart_upload(
                 Bucket=self.loc.bucket, Key=self.key(path))["UploadId"])
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"upload {path!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"upload {path!r}") from None
 
     def send_piece(self, path: bytes, token: str, number: int, data: bytes,
                    control: UploadControl) -> str:
@@ -394,10 +310,10 @@ class S3Backend:
         try:
             done = self.client.upload_part(Bucket=self.loc.bucket, Key=self.key(path),
                                            UploadId=token, PartNumber=number,
-                                           Body=_Body(data, control))
-        except _BOTO_ERRORS as exc:
+                                           Body=CancellableBody(data, control))
+        except BOTO_ERRORS as exc:
             control.check()
-            raise _error(exc, f"upload {path!r} part {number}") from None
+            raise as_os_error(exc, f"upload {path!r} part {number}") from None
         return str(done["ETag"])
 
     def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
@@ -406,17 +322,17 @@ class S3Backend:
             self.client.complete_multipart_upload(
                 Bucket=self.loc.bucket, Key=self.key(path), UploadId=token,
                 MultipartUpload={"Parts": parts})
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"upload {path!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"upload {path!r}") from None
         return self.stat(path)
 
     def abort_pieces(self, path: bytes, token: str) -> None:
         try:
             self.client.abort_multipart_upload(Bucket=self.loc.bucket, Key=self.key(path),
                                                UploadId=token)
-        except _BOTO_ERRORS as exc:
-            if _code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
-                raise _error(exc, f"abort upload of {path!r}") from None
+        except BOTO_ERRORS as exc:
+            if error_code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
+                raise as_os_error(exc, f"abort upload of {path!r}") from None
 
     def mkdir(self, path: bytes, mode: int, attrs: FileAttrs | None = None) -> None:
         """A marker `path/`, unless a file `path` or anything below `path/` is there:
@@ -442,24 +358,24 @@ class S3Backend:
         try:
             self.client.put_object(Bucket=self.loc.bucket, Key=key, Body=b"",
                                    Metadata=metadata_of(attrs or FileAttrs()))
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"create {key!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"create {key!r}") from None
 
     def _object_exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.loc.bucket, Key=key)
             return True
-        except _BOTO_ERRORS as exc:
-            if _error(exc, "").errno == errno.ENOENT:
+        except BOTO_ERRORS as exc:
+            if as_os_error(exc, "").errno == errno.ENOENT:
                 return False
-            raise _error(exc, f"stat {key!r}") from None
+            raise as_os_error(exc, f"stat {key!r}") from None
 
     def rmdir(self, path: bytes) -> None:
         prefix = self._dir_key(path)
         try:
             page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=prefix, MaxKeys=2)
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"list {path!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"list {path!r}") from None
         keys = [o["Key"] for o in page.get("Contents", [])]
         if any(k != prefix for k in keys):
             raise OSError(errno.ENOTEMPTY, f"{path!r} is not empty")
@@ -468,8 +384,8 @@ class S3Backend:
     def _delete_key(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.loc.bucket, Key=key)
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"delete {key!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"delete {key!r}") from None
 
     def unlink(self, path: bytes) -> None:
         self._delete_key(self.key(path))
@@ -479,7 +395,7 @@ class S3Backend:
             self.client.copy({"Bucket": self.loc.bucket, "Key": self.key(old)},
                              self.loc.bucket, self.key(new), Config=self.transfer)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _error(exc, f"copy {old!r}") from None
+            raise as_os_error(exc, f"copy {old!r}") from None
 
     def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
         """One CopyObject up to S3's 5 GiB limit for it (one request: on SeaweedFS 1.5 s
@@ -499,7 +415,7 @@ class S3Backend:
                 self.client.copy(origin, self.loc.bucket, self.key(new), Config=TransferConfig(
                     multipart_threshold=COPY_PART, multipart_chunksize=COPY_PART))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _error(exc, f"copy {old!r}") from None
+            raise as_os_error(exc, f"copy {old!r}") from None
         return self.stat(new)
 
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
@@ -574,10 +490,10 @@ class S3Backend:
                 self.client.copy(origin, self.loc.bucket, key, ExtraArgs=args,
                                  Config=TransferConfig(multipart_threshold=COPY_PART,
                                                        multipart_chunksize=COPY_PART))
-        except _BOTO_ERRORS as exc:
-            if _code(exc) in ("PreconditionFailed", "412"):
+        except BOTO_ERRORS as exc:
+            if error_code(exc) in ("PreconditionFailed", "412"):
                 raise OSError(errno.ESTALE, f"{key!r} changed on the server") from None
-            raise _error(exc, f"set attributes of {key!r}") from None
+            raise as_os_error(exc, f"set attributes of {key!r}") from None
 
     def truncate(self, path: bytes, size: int) -> None:
         raise OSError(errno.ENOTSUP, "S3 objects are truncated through an open file")
@@ -590,8 +506,8 @@ class S3Backend:
             for page in self.client.get_paginator("list_objects_v2").paginate(
                     Bucket=self.loc.bucket, Prefix=prefix):
                 out += [_name(o["Key"][len(self.loc.prefix):]) for o in page.get("Contents", [])]
-        except _BOTO_ERRORS as exc:
-            raise _error(exc, f"list {path!r}") from None
+        except BOTO_ERRORS as exc:
+            raise as_os_error(exc, f"list {path!r}") from None
         return out
 
     def connect_ahead(self) -> None:
@@ -603,7 +519,7 @@ class S3Backend:
             page = self.client.list_objects_v2(Bucket=self.loc.bucket, Prefix=self.loc.prefix,
                                                Delimiter="/", MaxKeys=1000)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _error(exc, f"bucket {self.loc.bucket!r}") from None
+            raise as_os_error(exc, f"bucket {self.loc.bucket!r}") from None
         count = len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
         more = "+" if page.get("IsTruncated") else ""
         return f"s3://{self.loc.bucket}/{self.loc.prefix}: {count}{more} entries at the top level"

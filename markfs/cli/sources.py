@@ -34,7 +34,8 @@ def source_add(ctx: click.Context, name: str, url: str, read_only: bool,
     """Add a source NAME at URL: file:///abs/dir, s3://bucket/prefix?endpoint=...,
     sftp://user@host:port/path?key_file=..., sqlite://, postgresql://, mysql://."""
     from markfs.catalog.sources import FilesAccess
-    from markfs.namespace.files.sources import add_source, redact
+    from markfs.namespace.files.sources import add_source
+    from markfs.namespace.files.urls import redact
     from markfs.namespace.ownership import id_of
 
     files = FilesAccess(id_of(uid, "user"), id_of(gid, "group"), _octal(mode))
@@ -56,7 +57,8 @@ def _octal(text: str) -> int | None:
 @click.pass_context
 def source_list(ctx: click.Context) -> None:
     """List sources: name, URL and mode."""
-    from markfs.namespace.files.sources import list_sources, redact
+    from markfs.namespace.files.sources import list_sources
+    from markfs.namespace.files.urls import redact
 
     with open_tree(ctx) as tree:
         rows = list_sources(tree)
@@ -69,7 +71,8 @@ def source_list(ctx: click.Context) -> None:
 @click.pass_context
 def source_show(ctx: click.Context, name: str) -> None:
     """Show one source's settings."""
-    from markfs.namespace.files.sources import is_sql, redact, require_source, table_access_of
+    from markfs.namespace.files.sources import is_sql, require_source, table_access_of
+    from markfs.namespace.files.urls import redact
 
     with open_tree(ctx) as tree:
         row = require_source(tree, name)
@@ -90,12 +93,7 @@ def source_show(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def source_test(ctx: click.Context, name: str) -> None:
     """Check that a source is reachable and usable."""
-    from markfs.namespace.files.sources import (
-        backend_for,
-        is_sql,
-        open_sql,
-        require_source,
-    )
+    from markfs.namespace.files.sources import backend_for, is_sql, open_sql, require_source
 
     with open_tree(ctx) as tree:
         row = require_source(tree, name)

@@ -18,7 +18,8 @@ from markfs.errors import UserError
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Mounts, sources, catalog and cache use, stale tables, recent scans."""
-    from markfs.namespace.files.sources import list_sources, redact
+    from markfs.namespace.files.sources import list_sources
+    from markfs.namespace.files.urls import redact
     from markfs.namespace.inventory import managed_tables, recent_jobs, stale_tables
 
     data_dir = data_dir_of(ctx)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from servers import SshServer
 
 from markfs.backends.sftp import SftpBackend
-from markfs.namespace.files.sources import parse_source_url
+from markfs.namespace.files.urls import parse_source_url
 
 
 def cpu_seconds() -> float:
