@@ -210,7 +210,7 @@ def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: 
 
 def test_a_multipart_upload_journaled_by_schema_8_is_still_aborted_later(
         tmp_path: Path) -> None:
-    from markfs.catalog import pieces
+    from markfs.catalog.journals import pieces
 
     data_dir, conn = catalog_of_schema(8, tmp_path)
     conn.execute("INSERT INTO sources (id, name, url, scheme, read_only, created_ns) "

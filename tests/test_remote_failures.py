@@ -182,7 +182,7 @@ def test_an_s3_source_whose_bucket_is_missing_is_refused_at_add(
 
 def test_interrupted_folder_rename_on_s3_is_finished_at_start(
         s3: S3Server, tmp_path: Path, data_dir: Path) -> None:
-    from markfs.catalog import renames as rq
+    from markfs.catalog.journals import renames as rq
     from markfs.config import DataDir
     from markfs.namespace.tree import Tree
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.backends.base import Backend
-from markfs.catalog import filescans
-from markfs.catalog import search as search_index
 from markfs.catalog.sources import SourceRow
+from markfs.catalog.tables import filescans
+from markfs.catalog.tables import search as search_index
 from markfs.identity import ContentIdentity, etag_of_scan_text
 from markfs.namespace.tables.scans import tracked_job
 from markfs.namespace.tree import Tree

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import apsw
 
-from markfs.catalog import managed
 from markfs.catalog.schema import MIGRATIONS
+from markfs.catalog.tables import managed
 
 
 class CatalogCopy:

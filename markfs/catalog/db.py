@@ -125,23 +125,10 @@ class Catalog:
             raise damaged(path, exc) from None
         # the typed parts the layers above read and write through (imported here: each
         # part's module imports this one for `Txn`)
-        from markfs.catalog import (
-            categories,
-            filescans,
-            hashes,
-            jobs,
-            managed,
-            nodes,
-            pieces,
-            renames,
-            search,
-            sources,
-            sqltables,
-            tags,
-            uploads,
-            views,
-            xattrs,
-        )
+        from markfs.catalog import hashes, nodes, sources, xattrs
+        from markfs.catalog.curation import categories, tags, views
+        from markfs.catalog.journals import pieces, renames, uploads
+        from markfs.catalog.tables import filescans, jobs, managed, search, sqltables
 
         self.nodes = nodes.Nodes(self.conn)
         self.xattrs = xattrs.Xattrs(self.conn)

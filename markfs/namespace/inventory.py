@@ -4,8 +4,8 @@ named questions and never holds a catalog connection itself."""
 
 from __future__ import annotations
 
-from markfs.catalog import filescans, jobs, managed, sqltables
-from markfs.catalog import search as search_index
+from markfs.catalog.tables import filescans, jobs, managed, sqltables
+from markfs.catalog.tables import search as search_index
 from markfs.namespace.curation import definitions
 from markfs.namespace.mountpaths import mount_path
 from markfs.namespace.tree import Tree

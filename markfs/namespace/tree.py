@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
 from markfs.catalog import nodes as node_rows
-from markfs.catalog import pieces, uploads
 from markfs.catalog.db import Catalog, Txn
+from markfs.catalog.journals import pieces, uploads
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import ROOT_ID, ChangeSet, Kind, Node

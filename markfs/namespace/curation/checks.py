@@ -3,7 +3,8 @@ each such folder an owner; no pin, tag or assignment names a node that is gone."
 
 from __future__ import annotations
 
-from markfs.catalog import categories, nodes, tags, views
+from markfs.catalog import nodes
+from markfs.catalog.curation import categories, tags, views
 from markfs.catalog.db import Txn
 from markfs.model import Kind, Node
 from markfs.namespace.curation.definitions import (

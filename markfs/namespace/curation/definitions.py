@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from markfs.catalog import categories, nodes, tags, views
+from markfs.catalog import nodes
+from markfs.catalog.curation import categories, tags, views
 from markfs.catalog.db import Txn
-from markfs.catalog.search import Hit
 from markfs.catalog.sources import SourceRow
+from markfs.catalog.tables.search import Hit
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.curation.membership import Pattern, Place

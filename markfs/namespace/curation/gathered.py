@@ -19,7 +19,7 @@ import logging
 import trio
 
 from markfs.bounded import RecentMap
-from markfs.catalog import categories, tags
+from markfs.catalog.curation import categories, tags
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.curation.membership import Candidate, assign_names

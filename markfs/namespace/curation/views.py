@@ -22,7 +22,8 @@ import logging
 import stat
 import time
 
-from markfs.catalog import nodes, views
+from markfs.catalog import nodes
+from markfs.catalog.curation import views
 from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError
 from markfs.model import Kind, Node

@@ -12,8 +12,8 @@ from markfs.backends.base import Backend, S3Location, SftpLocation
 from markfs.backends.local import LocalBackend
 from markfs.catalog import nodes
 from markfs.catalog import sources as source_rows
-from markfs.catalog.search import forget_source
 from markfs.catalog.sources import FilesAccess, SourceRow
+from markfs.catalog.tables.search import forget_source
 from markfs.errors import SourceShut, UserError
 from markfs.model import Kind, Node
 from markfs.namespace.files.health import SourceHealth, SourceState

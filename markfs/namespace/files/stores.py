@@ -27,7 +27,7 @@ from markfs.backends.base import (
     serves_in_place,
 )
 from markfs.catalog import nodes
-from markfs.catalog import renames as rename_journal
+from markfs.catalog.journals import renames as rename_journal
 from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.files.listings import SourceListings

@@ -20,7 +20,7 @@ from markfs.backends.base import (
     keeps_metadata,
     stores_pieces,
 )
-from markfs.catalog.uploads import Upload
+from markfs.catalog.journals.uploads import Upload
 from markfs.errors import FsError
 from markfs.namespace.remote.digests import file_digest
 from markfs.namespace.remote.pieces import PieceLedger, PieceSender

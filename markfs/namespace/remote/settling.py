@@ -19,7 +19,7 @@ from markfs.backends.base import (
     keeps_metadata,
 )
 from markfs.catalog import nodes
-from markfs.catalog.uploads import Upload
+from markfs.catalog.journals.uploads import Upload
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.remote.staged import StagedFiles

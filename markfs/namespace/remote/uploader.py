@@ -27,7 +27,7 @@ from markfs.backends.base import (
 from markfs.cache.content import ContentCache
 from markfs.catalog import nodes
 from markfs.catalog.db import Txn
-from markfs.catalog.uploads import Upload
+from markfs.catalog.journals.uploads import Upload
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import Node

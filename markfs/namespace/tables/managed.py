@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from markfs.cache.snapshots import SnapshotStore
-from markfs.catalog import managed
 from markfs.catalog import nodes as node_rows
 from markfs.catalog.db import Txn
-from markfs.catalog.sqltables import TableRow
+from markfs.catalog.tables import managed
+from markfs.catalog.tables.sqltables import TableRow
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import Kind, Node
