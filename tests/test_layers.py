@@ -109,3 +109,10 @@ def test_only_the_catalog_touches_a_connection() -> None:
                 for node in ast.walk(ast.parse(path.read_text()))
                 if isinstance(node, ast.Attribute) and node.attr == "conn"]
     assert not reaching, "\n".join(reaching)
+
+
+def test_no_package_folder_holds_more_than_15_modules() -> None:
+    """A folder a newcomer can take in at a glance (issue 26): sub-packages beyond it."""
+    crowded = {str(folder.relative_to(PACKAGE)): count for folder in {p.parent for p in modules()}
+               if (count := len(list(folder.glob("*.py")))) > 15}
+    assert not crowded, crowded

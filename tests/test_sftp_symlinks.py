@@ -91,7 +91,7 @@ def test_a_server_without_lsetstat_gets_eperm_for_a_link_and_its_target_is_untou
     from test_sftp_backend import location
 
     from markfs.backends.sftp import SftpBackend
-    from markfs.backends.sftp_wire import LSETSTAT
+    from markfs.backends.sftp_packets import LSETSTAT
 
     root = tmp_path / "files"
     root.mkdir()
@@ -99,7 +99,7 @@ def test_a_server_without_lsetstat_gets_eperm_for_a_link_and_its_target_is_untou
     (root / "plain").write_text("plain")
     backend = SftpBackend(location(sshd, root), timeout=10)
     try:
-        with backend._session() as session:
+        with backend.sessions.session() as session:
             del session.extensions[LSETSTAT]
         for call in (lambda: backend.chown(b"link", 4242, 4242),
                      lambda: backend.utime(b"link", NEW * 10**9, NEW * 10**9)):

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
-import queue
-import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import TypeVar
 
 from markfs.backends.base import (
@@ -33,16 +29,16 @@ from markfs.backends.base import (
     UploadControl,
     hidden_twin,
 )
-from markfs.backends.sftp_wire import (
+from markfs.backends.sftp_packets import (
     O_CREAT,
     O_READ,
     O_TRUNC,
     O_WRITE,
     Attrs,
     SessionBroken,
-    SessionTimeout,
-    SftpSession,
 )
+from markfs.backends.sftp_sessions import SessionPool
+from markfs.backends.sftp_wire import SftpSession
 from markfs.errors import SourceRefused
 from markfs.identity import observed_version, size_and_mtime
 
@@ -118,79 +114,7 @@ class SftpBackend:
         self.loc = location
         self.timeout = timeout
         self.piece_size, self.pieces_in_flight = PIECE_SIZE, pool_size
-        self._pool: queue.LifoQueue[SftpSession | None] = queue.LifoQueue()
-        for _ in range(pool_size):
-            self._pool.put(None)  # connect lazily
-
-    # -- sessions ------------------------------------------------------------------
-
-    def ssh_command(self) -> list[str]:
-        """The ssh command line of one session: no terminal, no forwarding, never a
-        prompt; `--` so that no host name can pass for an option."""
-        loc = self.loc
-        argv = ["ssh", "-T", "-x", "-a", "-oBatchMode=yes", "-oLogLevel=ERROR",
-                f"-oConnectTimeout={max(1, math.ceil(self.timeout))}",
-                "-oStrictHostKeyChecking=" + ("accept-new" if loc.accept_unknown_host else "yes"),
-                "-p", str(loc.port), "-l", loc.user]
-        if loc.known_hosts:
-            argv += [f"-oUserKnownHostsFile={loc.known_hosts}", "-oGlobalKnownHostsFile=/dev/null"]
-        if loc.key_file:
-            argv += ["-i", loc.key_file, "-oIdentitiesOnly=yes", "-oIdentityAgent=none"]
-        return [*argv, "-s", "--", loc.host, "sftp"]
-
-    def _connect(self) -> SftpSession:
-        if shutil.which("ssh") is None:
-            raise OSError(errno.EIO, "sftp sources need the OpenSSH client: no 'ssh' command "
-                          "on PATH (Debian: apt install openssh-client)")
-        try:
-            return SftpSession.start(self.ssh_command(), self.timeout)
-        except SessionBroken as exc:
-            raise self._connect_error(str(exc), exc.said) from None
-
-    def _connect_error(self, last: str, said: str) -> OSError:
-        """One line for what ssh said when it could not connect."""
-        where = f"{self.loc.host}:{self.loc.port}"
-        if "IDENTIFICATION HAS CHANGED" in said or "has changed and you have" in said:
-            return OSError(errno.EACCES, f"host key of {self.loc.host} does not match "
-                           "known_hosts")
-        if "Host key verification failed" in said or "host key is known" in said:
-            return OSError(errno.EACCES, f"unknown host key for [{self.loc.host}]:"
-                           f"{self.loc.port} (add it to known_hosts)")
-        if "Permission denied" in said:
-            return OSError(errno.EACCES, f"authentication to {self.loc.host} failed ({last})")
-        return OSError(errno.EIO, f"connect to {where}: {last}")
-
-    @contextmanager
-    def _session(self) -> Iterator[SftpSession]:
-        session = self._pool.get()
-        try:
-            if session is None:
-                session = self._connect()
-            yield session
-        except SessionBroken:
-            if session is not None:
-                session.close()
-            session = None  # the pool starts a fresh one next time
-            raise
-        finally:
-            self._pool.put(session)
-
-    def _run(self, what: str, fn: Callable[[SftpSession], T]) -> T:
-        """Run `fn` on a pooled session. A session found broken is replaced and the call
-        tried once more (the server may have restarted since it was last used); a
-        timeout is not retried: the caller is waiting already."""
-        for attempt in (1, 2):
-            try:
-                with self._session() as session:
-                    return fn(session)
-            except OSError as exc:
-                raise OSError(exc.errno or errno.EIO,
-                              f"{what}: {exc.strerror or os.strerror(exc.errno or errno.EIO)}"
-                              ) from None
-            except SessionBroken as exc:
-                if attempt == 2 or isinstance(exc, SessionTimeout):
-                    raise OSError(errno.EIO, f"{what}: {exc}") from None
-        raise AssertionError("unreachable")
+        self.sessions = SessionPool(location, pool_size, timeout)
 
     def _abs(self, path: bytes) -> bytes:
         root = os.fsencode(self.loc.root).rstrip(b"/")
@@ -210,7 +134,7 @@ class SftpBackend:
             return [_entry(name, attrs, targets.get(name)) for name, attrs in found]
 
         try:
-            entries = self._run(f"list {os.fsdecode(full)}", listing)
+            entries = self.sessions.run(f"list {os.fsdecode(full)}", listing)
         except FileNotFoundError:
             raise self._refused_if_root_gone() from None
         for start in range(0, max(len(entries), 1), PAGE_SIZE):
@@ -224,7 +148,7 @@ class SftpBackend:
             target = session.readlinks([full])[0] if stat.S_ISLNK(attrs.mode or 0) else None
             return _entry(path.rsplit(b"/", 1)[-1], attrs, target)
 
-        return self._run(f"stat {os.fsdecode(full)}", do)
+        return self.sessions.run(f"stat {os.fsdecode(full)}", do)
 
     def read_range(self, path: bytes, offset: int, size: int, etag: bytes | None) -> bytes:
         return b"".join(self.read_stream(path, offset, size, etag))
@@ -235,7 +159,7 @@ class SftpBackend:
         full = self._abs(path)
         what = f"read {os.fsdecode(full)}"
         try:
-            with self._session() as session:
+            with self.sessions.session() as session:
                 handle = session.open(full, O_READ)
                 try:
                     attrs = session.fstat(handle)
@@ -290,7 +214,7 @@ class SftpBackend:
                 raise
 
         try:
-            self._run(f"upload {os.fsdecode(full)}", do)
+            self.sessions.run(f"upload {os.fsdecode(full)}", do)
         except FileNotFoundError:
             raise self._refused_if_root_gone() from None
         return self.stat(path)
@@ -300,7 +224,7 @@ class SftpBackend:
         root (moved or deleted on the server), else just that folder (ENOENT)."""
         root = self._abs(b"")
         try:
-            self._run(f"stat {os.fsdecode(root)}", lambda s: s.stat(root))
+            self.sessions.run(f"stat {os.fsdecode(root)}", lambda s: s.stat(root))
         except FileNotFoundError:
             return SourceRefused(errno.EIO, f"the source's folder {os.fsdecode(root)} does "
                                             "not exist on the server")
@@ -310,7 +234,7 @@ class SftpBackend:
 
     def begin_pieces(self, path: bytes) -> str:
         temp = self._temp_name(path)
-        self._run(f"upload {os.fsdecode(temp)}", lambda s: s.close_handle(
+        self.sessions.run(f"upload {os.fsdecode(temp)}", lambda s: s.close_handle(
             s.open(temp, O_WRITE | O_CREAT | O_TRUNC, private_until(None))))
         return os.fsdecode(temp)
 
@@ -325,12 +249,13 @@ class SftpBackend:
             finally:
                 session.close_handle(handle)
 
-        self._run(f"upload {token} piece {number}", do)
+        self.sessions.run(f"upload {token} piece {number}", do)
         return ""
 
     def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
         full = self._abs(path)
-        self._run(f"upload {os.fsdecode(full)}", lambda s: s.rename(os.fsencode(token), full))
+        self.sessions.run(f"upload {os.fsdecode(full)}",
+                          lambda s: s.rename(os.fsencode(token), full))
         return self.stat(path)
 
     def abort_pieces(self, path: bytes, token: str) -> None:
@@ -338,7 +263,7 @@ class SftpBackend:
             with contextlib.suppress(FileNotFoundError):  # finished or aborted already
                 session.remove(os.fsencode(token))
 
-        self._run(f"remove {token}", do)
+        self.sessions.run(f"remove {token}", do)
 
     def mkdir(self, path: bytes, mode: int) -> None:
         full = self._abs(path)
@@ -351,7 +276,7 @@ class SftpBackend:
                     raise OSError(errno.EEXIST, "File exists") from None
                 raise
 
-        self._run(f"mkdir {os.fsdecode(full)}", do)
+        self.sessions.run(f"mkdir {os.fsdecode(full)}", do)
 
     def rmdir(self, path: bytes) -> None:
         full = self._abs(path)
@@ -364,28 +289,28 @@ class SftpBackend:
                     raise OSError(errno.ENOTEMPTY, "Directory not empty") from None
                 raise
 
-        self._run(f"rmdir {os.fsdecode(full)}", do)
+        self.sessions.run(f"rmdir {os.fsdecode(full)}", do)
 
     def unlink(self, path: bytes) -> None:
         full = self._abs(path)
-        self._run(f"unlink {os.fsdecode(full)}", lambda s: s.remove(full))
+        self.sessions.run(f"unlink {os.fsdecode(full)}", lambda s: s.remove(full))
 
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
         src, dst = self._abs(old), self._abs(new)
         if flags:
             raise OSError(errno.EINVAL, "SFTP cannot rename atomically with flags")
-        self._run(f"rename {os.fsdecode(src)}", lambda s: s.rename(src, dst))
+        self.sessions.run(f"rename {os.fsdecode(src)}", lambda s: s.rename(src, dst))
 
     def symlink(self, target: bytes, path: bytes) -> None:
         full = self._abs(path)
-        self._run(f"symlink {os.fsdecode(full)}", lambda s: s.symlink(target, full))
+        self.sessions.run(f"symlink {os.fsdecode(full)}", lambda s: s.symlink(target, full))
 
     def link(self, existing: bytes, new: bytes) -> None:
         raise OSError(errno.EPERM, "hard links over SFTP are not supported")
 
     def chmod(self, path: bytes, mode: int) -> None:
         full = self._abs(path)
-        self._run(f"chmod {os.fsdecode(full)}",
+        self.sessions.run(f"chmod {os.fsdecode(full)}",
                   lambda s: s.lsetstat(full, Attrs(mode=stat.S_IMODE(mode))))
 
     def chown(self, path: bytes, uid: int, gid: int) -> None:
@@ -396,7 +321,7 @@ class SftpBackend:
             session.lsetstat(full, Attrs(uid=current.uid if uid < 0 else uid,
                                          gid=current.gid if gid < 0 else gid))
 
-        self._run(f"chown {os.fsdecode(full)}", do)
+        self.sessions.run(f"chown {os.fsdecode(full)}", do)
 
     def utime(self, path: bytes, atime_ns: int | None, mtime_ns: int | None) -> None:
         full = self._abs(path)
@@ -407,15 +332,16 @@ class SftpBackend:
             mtime = current.mtime if mtime_ns is None else mtime_ns // 10**9
             session.lsetstat(full, Attrs(atime=atime, mtime=mtime))
 
-        self._run(f"utime {os.fsdecode(full)}", do)
+        self.sessions.run(f"utime {os.fsdecode(full)}", do)
 
     def truncate(self, path: bytes, size: int) -> None:
         full = self._abs(path)
-        self._run(f"truncate {os.fsdecode(full)}", lambda s: s.setstat(full, Attrs(size=size)))
+        self.sessions.run(f"truncate {os.fsdecode(full)}",
+                          lambda s: s.setstat(full, Attrs(size=size)))
 
     def check(self) -> str:
         full = self._abs(b"")
-        attrs = self._run(f"stat {os.fsdecode(full)}", lambda s: s.stat(full))
+        attrs = self.sessions.run(f"stat {os.fsdecode(full)}", lambda s: s.stat(full))
         if not stat.S_ISDIR(attrs.mode or 0):
             raise OSError(errno.ENOTDIR, f"{os.fsdecode(full)} is not a directory")
         count = sum(len(page) for page in self.list_pages(b""))
@@ -442,20 +368,14 @@ class SftpBackend:
                     session.remove(temp)
                 raise
 
-        self._run(f"copy to {os.fsdecode(dst)}", do)
+        self.sessions.run(f"copy to {os.fsdecode(dst)}", do)
         return self.stat(new)
 
     def connect_ahead(self) -> None:
         """One session started now: starting ssh and its key exchange take ~0.2 s that
         the first `ls` would otherwise wait for."""
-        with contextlib.suppress(OSError, SessionBroken), self._session():
+        with contextlib.suppress(OSError, SessionBroken), self.sessions.session():
             pass
 
     def close(self) -> None:
-        while True:
-            try:
-                session = self._pool.get_nowait()
-            except queue.Empty:
-                return
-            if session is not None:
-                session.close()
+        self.sessions.close()
