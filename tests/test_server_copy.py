@@ -120,11 +120,11 @@ def test_a_read_only_source_is_not_copied_into(tmp_path: Path, data_dir: Path) -
 def test_an_object_above_the_copy_object_limit_is_copied_in_parts_on_the_server(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """(S3 takes one CopyObject up to 5 GiB: the limit is lowered to prove the parts path.)"""
-    from markfs.backends import s3
+    from markfs.backends import s3, s3objects
     from markfs.namespace.files.urls import parse_source_url
 
-    monkeypatch.setattr(s3, "COPY_OBJECT_MAX", 1 << 20)
-    monkeypatch.setattr(s3, "COPY_PART", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(s3objects, "COPY_OBJECT_MAX", 1 << 20)
+    monkeypatch.setattr(s3objects, "COPY_PART", 5 << 20)  # S3's smallest part
     remote = s3_source(request.getfixturevalue("seaweed"), f"parts-{os.getpid()}")
     data = os.urandom((12 << 20) + 3)
     remote.put("big.bin", data)

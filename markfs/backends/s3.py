@@ -38,21 +38,25 @@ from markfs.backends.base import (
     ServerCopies,
     UploadControl,
 )
-from markfs.backends.s3errors import BOTO_ERRORS, as_os_error, error_code
+from markfs.backends.s3errors import BOTO_ERRORS, as_os_error
 from markfs.backends.s3meta import attrs_from, metadata_of
+from markfs.backends.s3objects import (
+    abort_multipart,
+    begin_multipart,
+    complete_multipart,
+    copy_on_server,
+    get_range,
+    replace_metadata,
+    send_part,
+)
 from markfs.backends.s3quick import CancellableBody, head_fields, send_signed
 
-COPY_OBJECT_MAX = 5 * 1024**3  # the largest object one CopyObject may copy
-COPY_PART = 256 * 1024 * 1024  # parts of a larger server-side copy
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
 KEY_MAX = 1024  # bytes of UTF-8 in an S3 key
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
 QUICK_PUT_MAX = 1024 * 1024  # files up to this go in one PUT signed and sent without the client
 PARTS_IN_FLIGHT = 8
-# headers a metadata REPLACE would drop unless given again
-_KEPT_HEADERS = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage",
-                 "ContentType", "Expires")
 
 
 def _name(raw: str) -> bytes:
@@ -246,28 +250,8 @@ class S3Backend:
     def read_stream(self, path: bytes, offset: int, size: int,
                     etag: bytes | None) -> Iterator[bytes]:
         """One ranged GET, yielded as it arrives."""
-        if size <= 0:
-            return
-        args: dict[str, Any] = {"Bucket": self.loc.bucket, "Key": self.key(path),
-                                "Range": f"bytes={offset}-{offset + size - 1}"}
-        if etag:
-            args["IfMatch"] = '"' + etag.decode() + '"'
-        try:
-            body = self.client.get_object(**args)["Body"]
-        except BOTO_ERRORS as exc:
-            code = error_code(exc)
-            if code in ("PreconditionFailed", "412"):
-                raise OSError(errno.ESTALE, f"{path!r} changed on the server") from None
-            if code in ("InvalidRange", "416"):
-                return
-            raise as_os_error(exc, f"read {path!r}") from None
-        try:
-            while piece := body.read(1 << 20):
-                yield bytes(piece)
-        except (OSError, botocore.exceptions.BotoCoreError) as exc:
-            raise OSError(errno.EIO, f"read {path!r}: connection lost") from exc
-        finally:
-            body.close()
+        return get_range(self.client, self.loc.bucket, self.key(path), offset, size, etag,
+                         f"read {path!r}")
 
     # -- writing -------------------------------------------------------------
 
@@ -298,41 +282,21 @@ class S3Backend:
     # -- uploads in pieces: multipart uploads ---------------------------------
 
     def begin_pieces(self, path: bytes) -> str:
-        try:
-            return str(self.client.create_multipart_upload(
-                Bucket=self.loc.bucket, Key=self.key(path))["UploadId"])
-        except BOTO_ERRORS as exc:
-            raise as_os_error(exc, f"upload {path!r}") from None
+        return begin_multipart(self.client, self.loc.bucket, self.key(path), f"upload {path!r}")
 
     def send_piece(self, path: bytes, token: str, number: int, data: bytes,
                    control: UploadControl) -> str:
-        control.check()
-        try:
-            done = self.client.upload_part(Bucket=self.loc.bucket, Key=self.key(path),
-                                           UploadId=token, PartNumber=number,
-                                           Body=CancellableBody(data, control))
-        except BOTO_ERRORS as exc:
-            control.check()
-            raise as_os_error(exc, f"upload {path!r} part {number}") from None
-        return str(done["ETag"])
+        return send_part(self.client, self.loc.bucket, self.key(path), token, number, data,
+                         control, f"upload {path!r}")
 
     def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
-        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(receipts, 1)]
-        try:
-            self.client.complete_multipart_upload(
-                Bucket=self.loc.bucket, Key=self.key(path), UploadId=token,
-                MultipartUpload={"Parts": parts})
-        except BOTO_ERRORS as exc:
-            raise as_os_error(exc, f"upload {path!r}") from None
+        complete_multipart(self.client, self.loc.bucket, self.key(path), token, receipts,
+                           f"upload {path!r}")
         return self.stat(path)
 
     def abort_pieces(self, path: bytes, token: str) -> None:
-        try:
-            self.client.abort_multipart_upload(Bucket=self.loc.bucket, Key=self.key(path),
-                                               UploadId=token)
-        except BOTO_ERRORS as exc:
-            if error_code(exc) not in ("NoSuchUpload", "404"):  # completed or aborted already
-                raise as_os_error(exc, f"abort upload of {path!r}") from None
+        abort_multipart(self.client, self.loc.bucket, self.key(path), token,
+                        f"abort upload of {path!r}")
 
     def mkdir(self, path: bytes, mode: int, attrs: FileAttrs | None = None) -> None:
         """A marker `path/`, unless a file `path` or anything below `path/` is there:
@@ -398,9 +362,8 @@ class S3Backend:
             raise as_os_error(exc, f"copy {old!r}") from None
 
     def copy_file(self, source: ServerCopies, old: bytes, new: bytes) -> Entry:
-        """One CopyObject up to S3's 5 GiB limit for it (one request: on SeaweedFS 1.5 s
-        for 512 MiB where 32 part copies took 1.9 s); above, parts of 256 MiB copied on
-        the server (UploadPartCopy). Also from another bucket of this endpoint."""
+        """A copy made on the server (`s3objects.copy_on_server`), also from another
+        bucket of this endpoint."""
         if not isinstance(source, S3Backend) or (source.loc.endpoint, source.loc.region) != (
                 self.loc.endpoint, self.loc.region):
             raise OSError(errno.EXDEV, "not on this S3 endpoint")
@@ -408,13 +371,9 @@ class S3Backend:
             raise OSError(errno.EEXIST, f"{new!r} exists")
         origin = {"Bucket": source.loc.bucket, "Key": source.key(old)}
         try:
-            if source.stat(old).size <= COPY_OBJECT_MAX:
-                self.client.copy_object(CopySource=origin, Bucket=self.loc.bucket,
-                                        Key=self.key(new))
-            else:
-                self.client.copy(origin, self.loc.bucket, self.key(new), Config=TransferConfig(
-                    multipart_threshold=COPY_PART, multipart_chunksize=COPY_PART))
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            copy_on_server(self.client, origin, self.loc.bucket, self.key(new),
+                           source.stat(old).size)
+        except BOTO_ERRORS as exc:
             raise as_os_error(exc, f"copy {old!r}") from None
         return self.stat(new)
 
@@ -459,14 +418,15 @@ class S3Backend:
         (keeping them) where the folder has none. Metadata `attrs` does not name stays."""
         head = self._head(self.key(path)) if path else None
         if head is not None:
-            self._replace_metadata(self.key(path), head, _typed(attrs, stat.S_IFREG))
+            replace_metadata(self.client, self.loc.bucket, self.key(path), head,
+                             _typed(attrs, stat.S_IFREG))
             return self.stat(path)
         attrs = _typed(attrs, stat.S_IFDIR)
         marker = self._dir_key(path)
         head = self._head(marker)
         if head is not None:
             try:
-                self._replace_metadata(marker, head, attrs)
+                replace_metadata(self.client, self.loc.bucket, marker, head, attrs)
             except OSError as exc:  # SeaweedFS: a marker is a folder of its filer, not an
                 if exc.errno != errno.ENOENT:  # object a copy can replace; its folders
                     raise                      # keep no metadata (the catalog does)
@@ -475,25 +435,6 @@ class S3Backend:
         else:
             raise OSError(errno.ENOENT, f"no such object: {path!r}")
         return self._marker_entry(path, self._dir(path.rsplit(b"/", 1)[-1]))
-
-    def _replace_metadata(self, key: str, head: dict[str, Any], attrs: FileAttrs) -> None:
-        metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        metadata.update(metadata_of(attrs))
-        args: dict[str, Any] = {h: head[h] for h in _KEPT_HEADERS if head.get(h)}
-        args.update(Metadata=metadata, MetadataDirective="REPLACE")
-        origin = {"Bucket": self.loc.bucket, "Key": key}
-        try:
-            if head["ContentLength"] <= COPY_OBJECT_MAX:
-                self.client.copy_object(CopySource=origin, Bucket=self.loc.bucket, Key=key,
-                                        CopySourceIfMatch=head["ETag"], **args)
-            else:
-                self.client.copy(origin, self.loc.bucket, key, ExtraArgs=args,
-                                 Config=TransferConfig(multipart_threshold=COPY_PART,
-                                                       multipart_chunksize=COPY_PART))
-        except BOTO_ERRORS as exc:
-            if error_code(exc) in ("PreconditionFailed", "412"):
-                raise OSError(errno.ESTALE, f"{key!r} changed on the server") from None
-            raise as_os_error(exc, f"set attributes of {key!r}") from None
 
     def truncate(self, path: bytes, size: int) -> None:
         raise OSError(errno.ENOTSUP, "S3 objects are truncated through an open file")
