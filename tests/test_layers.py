@@ -116,3 +116,12 @@ def test_no_package_folder_holds_more_than_15_modules() -> None:
     crowded = {str(folder.relative_to(PACKAGE)): count for folder in {p.parent for p in modules()}
                if (count := len(list(folder.glob("*.py")))) > 15}
     assert not crowded, crowded
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """A module a newcomer reads in one sitting (issue 26); the schema's declarative DDL
+    is the one exception — it is the catalog's list of columns, each explained."""
+    long = {str(path.relative_to(PACKAGE)): count for path in modules()
+            if path.relative_to(PACKAGE) != Path("catalog/schema.py")
+            and (count := len(path.read_text().splitlines())) > 400}
+    assert not long, long

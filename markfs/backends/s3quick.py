@@ -36,8 +36,35 @@ def send_signed(client: Any, session: Any, bucket: str, method: str, key: str,
         return None
 
 
+class QuickRequests:
+    """HEADs and small PUTs to one bucket the quick way (`send_signed`)."""
+
+    def __init__(self, client: Any, session: Any, bucket: str) -> None:
+        self._client, self._session, self._bucket = client, session, bucket
+
+    def head(self, key: str) -> tuple[bool, dict[str, Any] | None]:
+        """(answered, the HEAD's fields or None for no such object). Not answered: anything
+        but a 200 or a 404, for the client to ask again with its retries and errors."""
+        response = self._send("HEAD", key)
+        if response is None or response.status_code not in (200, 404):
+            return False, None
+        return True, None if response.status_code == 404 else head_fields(response.headers)
+
+    def put(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
+        """False: not stored this way (no credentials, an error, a connection lost): the
+        client is to try, with its retries."""
+        headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
+        response = self._send("PUT", key, body, headers)
+        return response is not None and response.status_code == 200
+
+    def _send(self, method: str, key: str, body: bytes = b"",
+              headers: dict[str, str] | None = None) -> Any:
+        return send_signed(self._client, self._session, self._bucket, method, key, body,
+                           headers)
+
+
 def head_fields(headers: Mapping[str, str]) -> dict[str, Any]:
-    """What `_from_head` reads of a HEAD, from its HTTP headers (as boto3 names it)."""
+    """What `S3Entries.from_head` reads of a HEAD, from its HTTP headers (as boto3 names it)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     return {"LastModified": parsedate_to_datetime(lowered["last-modified"]),
             "ContentLength": int(lowered.get("content-length", "0")),
