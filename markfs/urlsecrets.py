@@ -14,8 +14,6 @@ import re
 from urllib.parse import quote, unquote, urlsplit
 
 _IN_A_NAME = re.compile(r"password\s*=\s*\S*", re.IGNORECASE)
-WHERE_PASSWORDS_GO = {"postgresql": "~/.pgpass or PGPASSWORD",
-                      "mysql": "MYSQL_PWD or ~/.my.cnf"}
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:

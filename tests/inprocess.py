@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import trio
+from conftest import add_source_now
 
+from markfs.backends.base import Backend
+from markfs.backends.memory import MemoryBackend
+from markfs.catalog.sources import SourceRow
 from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.control import MountInfo
-from markfs.namespace.files.sources import SourceSet
+from markfs.namespace.files.sources import SourceSet, backend_for
 from markfs.namespace.ops import Caller, Namespace
 from markfs.namespace.tree import Tree
 
@@ -27,13 +31,27 @@ T = TypeVar("T")
 ROOT = Caller(uid=os.getuid(), gid=os.getgid())
 
 
-class InProcess:
-    """A namespace over a data directory, as a mount would have it."""
+def add_memory_source(data_dir: Path, name: str = "m", **options: int) -> MemoryBackend:
+    """A source `name` whose store is a `MemoryBackend` (give it to `InProcess` as
+    `stores={name: ...}`): recorded as an S3 source, whose answers it gives."""
+    add_source_now(data_dir, name, f"s3://memory-{name.lower()}/")
+    return MemoryBackend(**options)
 
-    def __init__(self, data_dir: Path, **config: float) -> None:
+
+class InProcess:
+    """A namespace over a data directory, as a mount would have it; `stores`: the
+    backends of sources by name, in place of those their URLs name."""
+
+    def __init__(self, data_dir: Path, stores: dict[str, Backend] | None = None,
+                 **config: float) -> None:
         self.tree = Tree.open(DataDir(data_dir))
         settings = MountConfig(watch_local=False, **{"io_timeout": 10.0, **config})  # type: ignore[arg-type]
-        self.ns = Namespace(self.tree, SourceSet(self.tree, settings.io_timeout), settings,
+        given = stores or {}
+
+        def open_backend(row: SourceRow, timeout: float) -> Backend:
+            return given[row.name] if row.name in given else backend_for(row, timeout)
+        sources = SourceSet(self.tree, settings.io_timeout, open_backend)
+        self.ns = Namespace(self.tree, sources, settings,
                             MountInfo("(in process)", "/", time.time()), DataDir(data_dir))
 
     def close(self) -> None:
@@ -91,5 +109,5 @@ async def errno_of(call: Awaitable[object]) -> int:
     return 0
 
 
-__all__ = ["ROOT", "InProcess", "errno", "errno_of", "names", "read_all", "resolve",
-           "write_new"]
+__all__ = ["ROOT", "InProcess", "add_memory_source", "errno", "errno_of", "names", "read_all",
+           "resolve", "write_new"]

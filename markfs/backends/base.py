@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from markfs.identity import ContentIdentity
+from markfs.schemes import Scheme
 
 if TYPE_CHECKING:  # (annotations only: TypeIs narrows as isinstance does)
     from typing_extensions import TypeIs
@@ -144,10 +145,8 @@ class Backend(Protocol):
     ignored where the storage keeps no such attribute.
     """
 
-    # False where a rename is a copy then a delete (S3): the namespace journals those.
-    atomic_rename: bool
-    # True where files keep permission bits and times set on them (not S3)
-    keeps_modes: bool
+    # what the storage can do, said once per URL scheme (atomic rename, modes kept, ...)
+    scheme: Scheme
 
     def check_path(self, path: bytes) -> None:
         """OSError (ENAMETOOLONG, EINVAL) if the storage could never hold a file at

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from markfs.backends.base import Entry, FileAttrs, ServerCopies, UploadControl, hidden_name
 from markfs.backends.beneath import SourceRoot, proc_path
+from markfs.schemes import SCHEMES
 
 PAGE_SIZE = 1000
 # Filesystems whose metadata calls are the kernel's own work on this machine: they answer
@@ -97,8 +98,7 @@ class LocalBackend:
     symlink in any component (`beneath.SourceRoot`): the daemon is root, and a caller
     who may write a folder of the source may swap any folder for a symlink."""
 
-    atomic_rename = True
-    keeps_modes = True
+    scheme = SCHEMES["file"]
 
     def check_path(self, path: bytes) -> None:
         """(Files are made in place: the disk answers at once.)"""

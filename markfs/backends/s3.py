@@ -49,6 +49,7 @@ from markfs.backends.s3objects import (
     send_part,
 )
 from markfs.backends.s3quick import CancellableBody, QuickRequests
+from markfs.schemes import SCHEMES
 
 KEY_MAX = 1024  # bytes of UTF-8 in an S3 key
 PART_SIZE = 16 * 1024 * 1024  # multipart part size; smaller files are one PUT
@@ -65,8 +66,7 @@ def _checked_length(key: str) -> str:
 class S3Backend:
     """One bucket prefix, reached through one thread-safe boto3 client."""
 
-    atomic_rename = False  # copy, then delete: journaled by the namespace
-    keeps_modes = False
+    scheme = SCHEMES["s3"]
 
     def __init__(self, location: S3Location, *, connect_timeout: float = 5.0,
                  read_timeout: float = 30.0, max_attempts: int = 4,

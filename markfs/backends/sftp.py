@@ -41,6 +41,7 @@ from markfs.backends.sftp_sessions import SessionPool
 from markfs.backends.sftp_wire import SftpSession
 from markfs.errors import SourceRefused
 from markfs.identity import observed_version, size_and_mtime
+from markfs.schemes import SCHEMES
 
 PAGE_SIZE = 1000
 SETTLE_NS = 2_000_000_000  # mtimes are whole seconds; 1 s more for clock skew
@@ -103,8 +104,7 @@ def _file_pieces(path: str, size: int) -> Iterator[bytes]:
 class SftpBackend:
     """A directory on an SSH server, reached through a pool of `ssh` processes."""
 
-    atomic_rename = True
-    keeps_modes = True
+    scheme = SCHEMES["sftp"]
 
     def check_path(self, path: bytes) -> None:
         """(The server's limits are its own: an upload meets them, and is parked.)"""

@@ -11,7 +11,7 @@ import apsw
 
 from markfs.catalog.db import Txn
 from markfs.schemes import scheme_of
-from markfs.urlsecrets import WHERE_PASSWORDS_GO, has_password, without_password
+from markfs.urlsecrets import has_password, without_password
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def scrub_stored_passwords(conn: apsw.Connection) -> bool:
     for row_id, name, scheme, url in found:
         conn.execute("UPDATE sources SET url = ? WHERE id = ?", (without_password(url), row_id))
         log.warning("source %r: the password stored in its URL was removed; markfs never "
-                    "stores passwords: put it in %s", name, WHERE_PASSWORDS_GO[scheme])
+                    "stores passwords: put it in %s", name, scheme_of(scheme).credentials_go)
     return bool(found)
 
 class Sources:

@@ -292,7 +292,7 @@ class SourceFiles(Provider):
             await self._chown(backend, path, changes)
         if times is not None:
             await self.s.io(backend.utime, path, *times)
-            if node.is_dir and backend.keeps_modes and self.remote.staged.below(node.id):
+            if node.is_dir and backend.scheme.keeps_modes and self.remote.staged.below(node.id):
                 # (uploads below would move them)
                 self.remote.settling.folder_times_later(node.id, times)
         restated = await self.listings.restat(node)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from markfs.backends.base import Backend, S3Location, SftpLocation
@@ -26,34 +27,51 @@ from markfs.namespace.files.urls import (
 from markfs.namespace.tables.access import TableAccess, access_of
 from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree
 from markfs.schemes import scheme_of
-from markfs.sql.base import MysqlLocation, PostgresLocation, SqliteLocation, SqlSource
+from markfs.sql.base import SqliteLocation, SqlSource
 from markfs.sql.connect import open_sql_source
 
 NO_FILES_ACCESS = FilesAccess()  # the defaults: the mount's owner and group, 0440
 
 
 def backend_for(row: SourceRow, timeout: float = 30.0) -> Backend:
-    return _backend_at(parse_source_url(row.url).location, row.name, timeout, row.created_ns)
+    return _backend_at(parse_source_url(row.url), row.name, timeout, row.created_ns)
 
 
-def _backend_at(location: object, name: str, timeout: float, created_ns: int) -> Backend:
-    if isinstance(location, S3Location):
-        from markfs.backends.s3 import S3Backend  # boto3 is slow to import: only when used
-
-        return S3Backend(location, read_timeout=timeout, created_ns=created_ns)
-    if isinstance(location, SftpLocation):
-        from markfs.backends.sftp import SftpBackend
-
-        return SftpBackend(location, timeout=timeout)
-    if isinstance(location, (SqliteLocation, PostgresLocation, MysqlLocation)):
+def _backend_at(parsed: SourceUrl, name: str, timeout: float, created_ns: int) -> Backend:
+    if scheme_of(parsed.scheme).tables:
         raise UserError(f"source {name!r} holds tables, not files")
+    return OPENERS[parsed.scheme](parsed.location, timeout, created_ns)
+
+
+def _open_local(location: object, timeout: float, created_ns: int) -> Backend:
     assert isinstance(location, Path)
     return LocalBackend(location)
 
 
-def _check_usable(name: str, location: S3Location | SftpLocation) -> None:
+def _open_s3(location: object, timeout: float, created_ns: int) -> Backend:
+    from markfs.backends.s3 import S3Backend  # boto3 is slow to import: only when used
+
+    assert isinstance(location, S3Location)
+    return S3Backend(location, read_timeout=timeout, created_ns=created_ns)
+
+
+def _open_sftp(location: object, timeout: float, created_ns: int) -> Backend:
+    from markfs.backends.sftp import SftpBackend
+
+    assert isinstance(location, SftpLocation)
+    return SftpBackend(location, timeout=timeout)
+
+
+# the backend of each scheme of files (`markfs.schemes`): its location, the timeout of a
+# request, when the source was added (S3 prefixes have no time of their own)
+OPENERS: dict[str, Callable[[object, float, int], Backend]] = {
+    "file": _open_local, "s3": _open_s3, "sftp": _open_sftp,
+}
+
+
+def _check_usable(name: str, parsed: SourceUrl) -> None:
     """What `source test` does, before a remote source is recorded."""
-    backend = _backend_at(location, name, CHECK_TIMEOUT_S, time.time_ns())
+    backend = _backend_at(parsed, name, CHECK_TIMEOUT_S, time.time_ns())
     try:  # (an SFTP session it opened ends with this process: its ssh reads our pipe)
         backend.check()
     except OSError as exc:
@@ -108,9 +126,10 @@ def add_source(tree: Tree, name: str, url: str, read_only: bool,
     _check_files_access(parsed, files)
     if tree.catalog.sources.get_source(name) is not None:
         raise UserError(f"a source named {name!r} exists already")
-    if check and isinstance(parsed.location, (S3Location, SftpLocation)):
-        _check_usable(name, parsed.location)
-    if isinstance(parsed.location, (SqliteLocation, PostgresLocation, MysqlLocation)):
+    scheme = scheme_of(parsed.scheme)
+    if check and not scheme.local and not scheme.tables:
+        _check_usable(name, parsed)
+    if scheme.tables:
         _add_sql_source(tree, name, url, parsed, read_only, files)
         return None
     now = time.time_ns()
@@ -166,9 +185,12 @@ def list_sources(tree: Tree) -> list[SourceRow]:
 class SourceSet:
     """The backends of all sources of a mount, by source id."""
 
-    def __init__(self, tree: Tree, timeout: float = 30.0) -> None:
+    def __init__(self, tree: Tree, timeout: float = 30.0,
+                 open_backend: Callable[[SourceRow, float], Backend] | None = None) -> None:
         self.tree = tree
         self.timeout = timeout
+        # how a source's backend is made (the in-process tests give their own stores)
+        self._open_backend = open_backend or backend_for
         self.health = SourceHealth()  # a mount gives it a file for `markfs status`
         self._backends: dict[int, Backend] = {}
         self._rows: dict[int, SourceRow] = {}
@@ -225,7 +247,7 @@ class SourceSet:
             row = self.row(source_id)
             if row is None:
                 return None
-            self._backends[source_id] = backend_for(row, self.timeout)
+            self._backends[source_id] = self._open_backend(row, self.timeout)
         return self._backends[source_id]
 
     def slow_to_connect(self) -> list[Backend]:

@@ -125,7 +125,7 @@ class StagedStore:
         (the server's own come with the next listing) — so a tool that set the folder's
         times before filling it (rsync, cp -a) sees them moved and sets them again at
         its end. S3 folders have no times."""
-        if not backend.keeps_modes:
+        if not backend.scheme.keeps_modes:
             return
         current = self.s.tree.node(folder.id)
         if current is None or not current.is_dir:
@@ -232,7 +232,7 @@ class StagedStore:
         if not node.is_dir and self.remote.staged.never_sent(node.id):
             return  # nothing of it on the server yet: its upload goes to the new name
         journal = None
-        if not backend.atomic_rename and node.source_id is not None:
+        if not backend.scheme.atomic_rename and node.source_id is not None:
             with self.s.tree.transaction() as txn:
                 journal = rename_journal.begin(txn, node.source_id, *paths)
         try:

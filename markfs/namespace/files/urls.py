@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlsplit
@@ -13,7 +14,7 @@ from markfs.backends.base import S3Location, SftpLocation
 from markfs.errors import UserError
 from markfs.schemes import scheme_of
 from markfs.sql.base import MysqlLocation, PostgresLocation, SqliteLocation
-from markfs.urlsecrets import WHERE_PASSWORDS_GO, has_password
+from markfs.urlsecrets import has_password
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -74,9 +75,8 @@ def refuse_credentials(url: str) -> None:
     values = [v for vs in parse_qs(urlsplit(url).query).values() for v in vs]
     database = scheme_of(scheme).server_database and has_password(url)
     if database or _has_secret(url) or any(_has_secret(v) for v in values):
-        hint = {"s3": "use boto3's usual chain (environment, ~/.aws/credentials)",
-                "sftp": "use key_file or ssh-agent",
-                **{k: f"use {v}" for k, v in WHERE_PASSWORDS_GO.items()}}.get(scheme, "")
+        goes = scheme_of(scheme).credentials_go
+        hint = f"use {goes}" if goes else ""
         what = "passwords" if database else "credentials"
         raise UserError(f"{what} do not belong in source URLs (they would be stored "
                         f"and shown){': ' + hint if hint else ''}")
@@ -109,19 +109,10 @@ def parse_source_url(url: str) -> SourceUrl:
     if not scheme or "://" not in url:
         raise UserError(f"not a source URL: {redact(url)!r} (expected e.g. file:///abs/dir)")
     refuse_credentials(url)
-    if scheme == "file":
-        return SourceUrl(scheme, _parse_file(url))
-    if scheme == "s3":
-        return SourceUrl(scheme, _parse_s3(url))
-    if scheme == "sftp":
-        return SourceUrl(scheme, _parse_sftp(url))
-    if scheme == "sqlite":
-        return SourceUrl(scheme, SqliteLocation(str(_parse_file(url))))
-    if scheme == "postgresql":
-        return SourceUrl(scheme, _parse_postgres(url))
-    if scheme == "mysql":
-        return SourceUrl(scheme, _parse_mysql(url))
-    raise UserError(f"unknown URL scheme {scheme!r} in {redact(url)!r}")
+    parse = PARSERS.get(scheme)
+    if parse is None:
+        raise UserError(f"unknown URL scheme {scheme!r} in {redact(url)!r}")
+    return SourceUrl(scheme, parse(url))
 
 
 def _parse_file(url: str) -> Path:
@@ -231,3 +222,14 @@ def _parse_sftp(url: str) -> SftpLocation:
     accept = params.get("accept_unknown_host", "0").lower() in ("1", "true", "yes")
     return SftpLocation(parts.username, parts.hostname, port, path, params.get("key_file"),
                         params.get("known_hosts"), accept)
+
+
+def _parse_sqlite(url: str) -> SqliteLocation:
+    return SqliteLocation(str(_parse_file(url)))
+
+
+# each scheme of `markfs.schemes.SCHEMES`, parsed (test_schemes: no scheme without one)
+PARSERS: dict[str, Callable[[str], Location]] = {
+    "file": _parse_file, "s3": _parse_s3, "sftp": _parse_sftp, "sqlite": _parse_sqlite,
+    "postgresql": _parse_postgres, "mysql": _parse_mysql,
+}

@@ -98,7 +98,7 @@ class Sending:
         node = self.tree.node(row.node_id)
         attrs = None if node is None else kept_attrs(node, backend)
         times = staged.times if staged is not None else None
-        if attrs is not None and times is not None and backend.keeps_modes and (
+        if attrs is not None and times is not None and backend.scheme.keeps_modes and (
                 not keeps_metadata(backend)):  # (SFTP sets them before its rename)
             attrs = replace(attrs, atime_ns=times[0], mtime_ns=times[1])
         return await self.upload_io(backend.upload, row.remote_path, row.staging, control,

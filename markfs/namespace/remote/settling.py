@@ -97,7 +97,7 @@ class Settling:
                 return entry
             return await self._upload_io(backend.set_attrs, row.remote_path, wanted,
                                          timeout=UPLOAD_TIMEOUT_S)
-        if node is None or not backend.keeps_modes:
+        if node is None or not backend.scheme.keeps_modes:
             return entry
         staged = self.staged.get(row.node_id)
         times = staged.times if staged is not None else None
