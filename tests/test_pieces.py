@@ -1,19 +1,18 @@
 """`PieceSender` without the kernel: which pieces leave when, what a finish assembles,
-and that a stream that broke leaves nothing behind — against a `PieceStore` kept in
-memory (the backends' own piece methods are driven by test_streaming_uploads)."""
+and that a stream that broke leaves nothing behind — against a `MemoryBackend` (the
+real backends' own piece methods are driven by test_streaming_uploads)."""
 
 from __future__ import annotations
 
 import errno
 import os
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
-from markfs.backends.base import Entry, UploadControl
+from markfs.backends.memory import MemoryBackend
 from markfs.catalog import sources
 from markfs.config import DataDir
 from markfs.errors import FsError
@@ -25,41 +24,10 @@ from markfs.runtime import owner_token
 PIECE = 1000
 
 
-class MemoryPieces:
-    """A PieceStore in memory: what was begun, sent, finished and aborted."""
-
-    piece_size = PIECE
-    pieces_in_flight = 3
-
-    def __init__(self) -> None:
-        self.sent: dict[str, dict[int, bytes]] = {}
-        self.files: dict[bytes, bytes] = {}
-        self.aborted: list[str] = []
-
-    def begin_pieces(self, path: bytes) -> str:
-        token = f"t{len(self.sent) + 1}"
-        self.sent[token] = {}
-        return token
-
-    def send_piece(self, path: bytes, token: str, number: int, data: bytes,
-                   control: UploadControl) -> str:
-        control.check()
-        self.sent[token][number] = data
-        return f"r{number}"
-
-    def finish_pieces(self, path: bytes, token: str, receipts: list[str]) -> Entry:
-        assert receipts == [f"r{n}" for n in range(1, len(receipts) + 1)]
-        self.files[path] = b"".join(self.sent[token][n] for n in range(1, len(receipts) + 1))
-        return Entry(path, 0o100644, 0, 0, len(self.files[path]), 0, 0)
-
-    def abort_pieces(self, path: bytes, token: str) -> None:
-        self.aborted.append(token)
-
-
 Scenario = Callable[[PieceSender, Path], Awaitable[None]]
 
 
-def run_sender(tmp_path: Path, store: MemoryPieces, scenario: Scenario) -> Tree:
+def run_sender(tmp_path: Path, store: MemoryBackend, scenario: Scenario) -> Tree:
     """Run a scenario against a sender of staged file `tmp_path/staged`; the tree left."""
     tree = Tree.open(DataDir(tmp_path / "data"), create=True)
     with tree.transaction() as txn:
@@ -91,23 +59,23 @@ async def settle() -> None:
 
 def test_whole_pieces_leave_while_the_file_is_written_and_finish_assembles_it(
         tmp_path: Path) -> None:
-    store, data = MemoryPieces(), os.urandom(2 * PIECE + 300)
+    store, data = MemoryBackend(piece_size=PIECE), os.urandom(2 * PIECE + 300)
 
     async def scenario(sender: PieceSender, staged: Path) -> None:
         write(staged, sender, 0, data[:PIECE + 10])
         write(staged, sender, PIECE + 10, data[PIECE + 10:2 * PIECE + 50])
         await settle()
-        assert sorted(store.sent["t1"]) == [1, 2]  # whole pieces only
+        assert sorted(store.unfinished["pieces-1"].parts) == [1, 2]  # whole pieces only
         write(staged, sender, 2 * PIECE + 50, data[2 * PIECE + 50:])
         await sender.finish(len(data))
 
     tree = run_sender(tmp_path, store, scenario)
-    assert store.files[b"f"] == data
+    assert store.get(b"f") == data
     assert tree.catalog.piece_uploads.every_row() == []
 
 
 def test_a_file_smaller_than_a_piece_never_begins_an_upload(tmp_path: Path) -> None:
-    store = MemoryPieces()
+    store = MemoryBackend(piece_size=PIECE)
 
     async def scenario(sender: PieceSender, staged: Path) -> None:
         write(staged, sender, 0, b"x" * (PIECE - 1))
@@ -115,11 +83,11 @@ def test_a_file_smaller_than_a_piece_never_begins_an_upload(tmp_path: Path) -> N
         await sender.stopped()  # (returns at once: nothing started)
 
     run_sender(tmp_path, store, scenario)
-    assert store.sent == {}
+    assert store.calls["begin_pieces"] == 0
 
 
 def test_a_write_below_what_was_sent_aborts_the_stream(tmp_path: Path) -> None:
-    store = MemoryPieces()
+    store = MemoryBackend(piece_size=PIECE)
 
     async def scenario(sender: PieceSender, staged: Path) -> None:
         write(staged, sender, 0, b"a" * (2 * PIECE))
@@ -130,33 +98,30 @@ def test_a_write_below_what_was_sent_aborts_the_stream(tmp_path: Path) -> None:
         assert caught.value.code == errno.ECANCELED
 
     tree = run_sender(tmp_path, store, scenario)
-    assert store.aborted == ["t1"] and store.files == {}
+    assert store.calls["abort_pieces"] == 1 and store.unfinished == {} and store.files == {}
     assert tree.catalog.piece_uploads.every_row() == []
 
 
 def test_a_write_beyond_a_hole_waits_until_the_hole_is_filled(tmp_path: Path) -> None:
-    store = MemoryPieces()
+    store = MemoryBackend(piece_size=PIECE)
     data = os.urandom(2 * PIECE)
 
     async def scenario(sender: PieceSender, staged: Path) -> None:
         write(staged, sender, PIECE // 2, data[PIECE // 2:])
         await settle()
-        assert store.sent == {}  # [0, PIECE/2) is not written yet
+        assert store.calls["begin_pieces"] == 0  # [0, PIECE/2) is not written yet
         write(staged, sender, 0, data[:PIECE // 2])
         await sender.finish(len(data))
 
     run_sender(tmp_path, store, scenario)
-    assert store.files[b"f"] == data
+    assert store.get(b"f") == data
 
 
 def test_a_failed_abort_is_left_to_the_sweep(tmp_path: Path) -> None:
-    store = MemoryPieces()
-
-    def refuse(path: bytes, token: str) -> None:
-        raise OSError(errno.EIO, "server down")
+    store = MemoryBackend(piece_size=PIECE)
 
     async def scenario(sender: PieceSender, staged: Path) -> None:
-        store.abort_pieces = refuse  # type: ignore[method-assign]
+        store.faults.fail("abort_pieces", errno.EIO)  # the server is down
         write(staged, sender, 0, b"a" * PIECE)
         await settle()
         sender.abandon("test")
@@ -164,12 +129,12 @@ def test_a_failed_abort_is_left_to_the_sweep(tmp_path: Path) -> None:
 
     tree = run_sender(tmp_path, store, scenario)
     left = tree.catalog.piece_uploads.every_row()
-    assert [row.token for row in left] == ["t1"]
-    store.abort_pieces = partial(MemoryPieces.abort_pieces, store)  # type: ignore[method-assign]
+    assert [row.token for row in left] == ["pieces-1"] and "pieces-1" in store.unfinished
+    store.faults.clear()
 
     async def sweep() -> int:
         ledger = PieceLedger(tree, owner_token(), WorkerPool(2, 5.0).run, lambda _id: store)
         return await ledger.sweep()
 
     assert trio.run(sweep) == 1
-    assert store.aborted == ["t1"] and tree.catalog.piece_uploads.every_row() == []
+    assert store.unfinished == {} and tree.catalog.piece_uploads.every_row() == []

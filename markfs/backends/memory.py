@@ -121,6 +121,7 @@ class MemoryBackend:
         self.faults = Faults()
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
+        self._uploads = itertools.count(1)
         self._created_ns = created_ns
 
     # -- what a test does on the "server" -------------------------------------
@@ -284,7 +285,7 @@ class MemoryBackend:
 
     def begin_pieces(self, path: bytes) -> str:
         self._enter("begin_pieces", path)
-        token = f"pieces-{next(self._versions)}"
+        token = f"pieces-{next(self._uploads)}"
         with self._lock:
             self.unfinished[token] = _Pieces(path)
         return token
