@@ -40,7 +40,7 @@ test: setup-test lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # the long versions of the randomized tests: fsx 8,000 operations (2,500), on S3 and SFTP
-# 3,000 (300); the crash matrix 20 seeds (1)
+# 3,000 (300); the crash matrix 20 seeds (1); the memory churn 100,000 files (50,000)
 test-long: setup-test lint
 	MARKFS_TEST_LONG=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 

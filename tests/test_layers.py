@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "markfs"
 
 # What each part of markfs may import besides itself: the layer picture, written once.
 BASE = {"errors", "values", "model", "config", "metrics", "urlsecrets", "runtime", "bounded",
-        "schemes", "identity",
+        "schemes", "identity", "columns",
         "__init__"}
 ALLOWED: dict[str, set[str]] = {
     **{part: BASE for part in BASE},

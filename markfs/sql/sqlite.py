@@ -22,6 +22,7 @@ import apsw
 import pyarrow as pa
 import xxhash
 
+from markfs.columns import integer
 from markfs.errors import SourceError
 from markfs.sql.base import ColumnInfo, ReadAgain, TableInfo
 
@@ -74,7 +75,7 @@ class SqliteSource:
     def _sizes(self) -> dict[str, int]:
         """Bytes of pages per table, its indexes included (SQLite's dbstat table)."""
         try:
-            return {str(t): int(n) for t, n in self.database.execute(  # type: ignore[call-overload]
+            return {str(t): integer(n) for t, n in self.database.execute(
                 "SELECT s.tbl_name, sum(d.pgsize) FROM dbstat d "
                 "JOIN sqlite_schema s ON s.name = d.name GROUP BY s.tbl_name")}
         except apsw.SQLError:  # a SQLite built without dbstat: sizes unknown
@@ -91,7 +92,7 @@ class SqliteSource:
 
     def _count(self, name: str) -> int:
         row = self.database.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
-        return int(row[0]) if row else 0  # type: ignore[arg-type]
+        return integer(row[0]) if row else 0
 
     def _digest(self, table: str, without_rowid: bool) -> tuple[int, str]:
         """(rows, xxh3-128 of every value of every row, in rowid order)."""
@@ -112,14 +113,14 @@ class SqliteSource:
                 f"LIMIT {DIGEST_BATCH})").fetchone()
             if not got or not got[0]:
                 return count, digest.hexdigest()
-            count += int(got[0])  # type: ignore[call-overload]
-            last = int(got[1])  # type: ignore[call-overload]
+            count += integer(got[0])
+            last = integer(got[1])
             digest.update(str(got[2]).encode() + f"|{last}|".encode())
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
         rows = self.database.execute(f"PRAGMA table_info({quote(table)})").fetchall()
         return [ColumnInfo(name=str(name), type=str(ctype or ""), nullable=not notnull,
-                           primary_key=bool(pk), comment=None, position=int(cid))  # type: ignore[arg-type]
+                           primary_key=bool(pk), comment=None, position=integer(cid))
                 for cid, name, ctype, notnull, _default, pk in rows]
 
     def read_table(self, schema: str, table: str, columns: list[ColumnInfo],

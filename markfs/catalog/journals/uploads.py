@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import apsw
 
 from markfs.catalog.db import Txn
+from markfs.columns import blob, integer, maybe_integer, maybe_text, text
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,9 @@ _COLUMNS = ("id, node_id, source_id, remote_path, staging, size, queued_ns, atte
 def _row(row: tuple[object, ...]) -> Upload:
     (uid, node_id, source_id, remote, staging, size, queued, attempts, error, owner,
      parked) = row
-    return Upload(int(uid), int(node_id), int(source_id), bytes(remote), str(staging),  # type: ignore[call-overload, arg-type]
-                  int(size), int(queued), int(attempts), None if error is None else str(error),  # type: ignore[call-overload]
-                  None if owner is None else str(owner),
-                  None if parked is None else int(parked))  # type: ignore[call-overload]
+    return Upload(integer(uid), integer(node_id), integer(source_id), blob(remote),
+                  text(staging), integer(size), integer(queued), integer(attempts),
+                  maybe_text(error), maybe_text(owner), maybe_integer(parked))
 
 
 class Uploads:
@@ -110,7 +110,7 @@ class Uploads:
         sql = "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE parked_ns IS NULL"
         row = (self._conn.execute(sql).fetchone() if owner is None
                else self._conn.execute(sql + " AND owner = ?", (owner,)).fetchone())
-        return (int(row[0]), int(row[1])) if row else (0, 0)  # type: ignore[arg-type]
+        return (integer(row[0]), integer(row[1])) if row else (0, 0)
 
     def done(self, txn: Txn, upload_id: int) -> None:
         txn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))

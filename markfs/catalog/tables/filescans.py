@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import apsw
 
 from markfs.catalog.db import Txn
+from markfs.columns import integer, maybe_integer
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def replace_prefixes(txn: Txn, source_id: int, prefixes: dict[str, tuple[int, in
 
 
 def prefixes(conn: apsw.Connection, source_id: int) -> list[tuple[str, int, int]]:
-    return [(str(p), int(o), int(b)) for p, o, b in conn.execute(  # type: ignore[call-overload]
+    return [(str(p), integer(o), integer(b)) for p, o, b in conn.execute(
         "SELECT prefix, objects, bytes FROM prefix_stats WHERE source_id = ? ORDER BY prefix",
         (source_id,))]
 
@@ -70,8 +71,8 @@ def save_facts(txn: Txn, file_id: int, identity: str, rows: int | None, exact: b
 
 
 def list_files(conn: apsw.Connection, source_id: int) -> list[StructuredFile]:
-    return [StructuredFile(int(i), str(p), str(ident), int(size), str(fmt),  # type: ignore[call-overload]
-                           None if rows is None else int(rows), bool(exact),  # type: ignore[call-overload]
+    return [StructuredFile(integer(i), str(p), str(ident), integer(size), str(fmt),
+                           maybe_integer(rows), bool(exact),
                            None if sj is None else str(sj), None if err is None else str(err),
                            dep is not None, scanned == ident)
             for i, p, ident, size, fmt, rows, exact, sj, err, dep, scanned in conn.execute(

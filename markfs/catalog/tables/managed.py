@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import apsw
 
 from markfs.catalog.db import Txn
+from markfs.columns import integer
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ _FILE_SELECT = (
 
 def _file(row: tuple[object, ...]) -> TableFile:
     (node_id, table_id, name, digest, size, rows, token, ns, src, schema, table, cur) = row
-    return TableFile(int(node_id), int(table_id), str(name), str(digest), int(size),  # type: ignore[call-overload]
-                     int(rows), str(token), int(ns), str(src), str(schema), str(table),  # type: ignore[call-overload]
+    return TableFile(integer(node_id), integer(table_id), str(name), str(digest), integer(size),
+                     integer(rows), str(token), integer(ns), str(src), str(schema), str(table),
                      str(cur))
 
 
@@ -101,7 +102,7 @@ def set_managed(txn: Txn, table_id: int, managed: bool) -> None:
 def stale_tables(conn: apsw.Connection) -> list[StaleTable]:
     """Managed tables whose snapshot was rendered at another change token than the last
     scan recorded (or which have no snapshot at all)."""
-    return [StaleTable(int(i), str(src), str(schema), str(name))  # type: ignore[call-overload]
+    return [StaleTable(integer(i), str(src), str(schema), str(name))
             for i, src, schema, name in conn.execute(
                 "SELECT t.id, s.name, t.schema_name, t.table_name FROM sql_tables t "
                 "JOIN sources s ON s.id = t.source_id WHERE t.managed = 1 AND NOT EXISTS "
@@ -112,7 +113,7 @@ def stale_tables(conn: apsw.Connection) -> list[StaleTable]:
 
 def stats_tokens(conn: apsw.Connection, source_id: int) -> dict[int, str | None]:
     """Table id -> the change token its statistics were computed at (None: never)."""
-    return {int(i): None if tok is None else str(tok) for i, tok in conn.execute(  # type: ignore[call-overload]
+    return {integer(i): None if tok is None else str(tok) for i, tok in conn.execute(
         "SELECT id, stats_token FROM sql_tables WHERE source_id = ?", (source_id,))}
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import apsw
 
 from markfs.catalog.db import Txn
+from markfs.columns import integer, maybe_integer
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class TableRow:
 
 def known_tokens(conn: apsw.Connection, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:
     """(schema, table) -> (id, change token) of what the source had at the last scan."""
-    return {(str(s), str(t)): (int(i), str(tok)) for i, s, t, tok in conn.execute(  # type: ignore[call-overload]
+    return {(str(s), str(t)): (integer(i), str(tok)) for i, s, t, tok in conn.execute(
         "SELECT id, schema_name, table_name, change_token FROM sql_tables WHERE source_id = ?",
         (source_id,))}
 
@@ -89,10 +90,10 @@ def list_tables(conn: apsw.Connection, source_id: int | None = None,
         where, params = "WHERE t.source_id = ?", (source_id,)
     elif table_id is not None:
         where, params = "WHERE t.id = ?", (table_id,)
-    return [TableRow(int(i), int(sid), str(src), str(schema), str(name), str(kind),  # type: ignore[call-overload]
-                     None if rows is None else int(rows), bool(exact), str(token),  # type: ignore[call-overload]
-                     bool(managed), deprecated is not None, int(ncols),  # type: ignore[call-overload]
-                     None if size is None else int(size))  # type: ignore[call-overload]
+    return [TableRow(integer(i), integer(sid), str(src), str(schema), str(name), str(kind),
+                     maybe_integer(rows), bool(exact), str(token),
+                     bool(managed), deprecated is not None, integer(ncols),
+                     maybe_integer(size))
             for i, sid, src, schema, name, kind, rows, exact, token, managed, deprecated, ncols,
             size in conn.execute(
                 "SELECT t.id, t.source_id, s.name, t.schema_name, t.table_name, t.kind, "
@@ -105,7 +106,7 @@ def list_tables(conn: apsw.Connection, source_id: int | None = None,
 def find_table(conn: apsw.Connection, source_id: int, schema: str, name: str) -> int | None:
     row = conn.execute("SELECT id FROM sql_tables WHERE source_id = ? AND schema_name = ? "
                        "AND table_name = ?", (source_id, schema, name)).fetchone()
-    return None if row is None else int(row[0])  # type: ignore[call-overload]
+    return None if row is None else integer(row[0])
 
 
 def get_table(conn: apsw.Connection, table_id: int) -> TableRow | None:
@@ -116,7 +117,7 @@ def get_table(conn: apsw.Connection, table_id: int) -> TableRow | None:
 def columns_of(conn: apsw.Connection, table_id: int) -> list[tuple[int, str, str, bool, bool,
                                                                  str | None]]:
     """(position, name, type, nullable, primary key, comment) in column order."""
-    return [(int(p), str(n), str(t), bool(nl), bool(pk), None if c is None else str(c))  # type: ignore[call-overload]
+    return [(integer(p), str(n), str(t), bool(nl), bool(pk), None if c is None else str(c))
             for p, n, t, nl, pk, c in conn.execute(
                 "SELECT position, name, type, nullable, primary_key, comment FROM sql_columns "
                 "WHERE table_id = ? ORDER BY position", (table_id,))]
