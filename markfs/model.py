@@ -16,6 +16,7 @@ from enum import Enum
 from markfs.identity import ContentIdentity
 
 ROOT_ID = 1
+USER_XATTRS = b"user."  # the only namespace of xattrs markfs stores or serves
 
 
 class Kind(str, Enum):

@@ -63,9 +63,7 @@ def list_now(tree: Tree, sources: SourceSet, folder: Node) -> None:
 
 
 def mount_path(tree: Tree, node: Node) -> str:
-    parts: list[bytes] = []
-    current: Node | None = node
-    while current is not None and current.id != ROOT_ID:
-        parts.append(current.name)
-        current = tree.node(current.parent)
+    if node.id == ROOT_ID:
+        return "/"
+    parts = [node.name, *(folder.name for folder in tree.lineage(node.parent))]
     return "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))

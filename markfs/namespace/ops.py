@@ -23,7 +23,7 @@ from markfs.cache.staging import StagingArea
 from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
 from markfs.metrics import METRICS
-from markfs.model import Kind, Node
+from markfs.model import USER_XATTRS, Kind, Node
 from markfs.namespace.control import (
     FsStats,
     MountInfo,
@@ -55,7 +55,6 @@ from markfs.namespace.tree import Tree
 from markfs.namespace.workers import WorkerPool
 
 log = logging.getLogger(__name__)
-USER_XATTRS = b"user."  # the only namespace of xattrs markfs stores or serves
 
 __all__ = ["Caller", "FsStats", "KernelNotifier", "Namespace", "check_name"]
 

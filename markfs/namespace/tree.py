@@ -23,20 +23,20 @@ from markfs.model import ROOT_ID, ChangeSet, Kind, Node
 
 log = logging.getLogger(__name__)
 
-# The fixed folders of the mount, with the ids they always have.
+# The fixed folders of the mount, with the ids they always have (the one place that
+# says them; ROOT_ID is the model's, as the catalog's root too).
+SOURCES_ID, TABLES_ID, VIEWS_ID, TAGS_ID, CATEGORIES_ID, CONTROL_DIR_ID = 2, 3, 4, 5, 6, 7
+STATUS_FILE_ID = 8
 LAYOUT: list[tuple[int, int, bytes, int]] = [
     (ROOT_ID, ROOT_ID, b"", stat.S_IFDIR | 0o755),
-    (2, ROOT_ID, b"sources", stat.S_IFDIR | 0o755),
-    (3, ROOT_ID, b"tables", stat.S_IFDIR | 0o755),
-    (4, ROOT_ID, b"views", stat.S_IFDIR | 0o755),
-    (5, ROOT_ID, b"tags", stat.S_IFDIR | 0o755),
-    (6, ROOT_ID, b"categories", stat.S_IFDIR | 0o755),
-    (7, ROOT_ID, b".markfs", stat.S_IFDIR | 0o555),
+    (SOURCES_ID, ROOT_ID, b"sources", stat.S_IFDIR | 0o755),
+    (TABLES_ID, ROOT_ID, b"tables", stat.S_IFDIR | 0o755),
+    (VIEWS_ID, ROOT_ID, b"views", stat.S_IFDIR | 0o755),
+    (TAGS_ID, ROOT_ID, b"tags", stat.S_IFDIR | 0o755),
+    (CATEGORIES_ID, ROOT_ID, b"categories", stat.S_IFDIR | 0o755),
+    (CONTROL_DIR_ID, ROOT_ID, b".markfs", stat.S_IFDIR | 0o555),
 ]
-SOURCES_ID = 2
-TABLES_ID = 3
-CONTROL_DIR_ID = 7
-STATUS_FILE_ID = 8
+EVERYTHING = 1 << 62  # a limit of `Tree.children` that takes every child
 STATUS_FILE_NAME = b"status.json"
 METRICS_FILE_NAME = b"metrics"  # /.markfs/metrics: an id of its own (it came after id 8)
 
@@ -200,6 +200,14 @@ class Tree:
 
     def children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
         return self.catalog.nodes.list_children(parent, after, limit)
+
+    def lineage(self, node_id: int) -> Iterator[Node]:
+        """The node, then each folder it is in, up to (not with) the root: the one walk
+        up the tree."""
+        node = self.node(node_id)
+        while node is not None and node.id != node.parent:
+            yield node
+            node = self.node(node.parent)
 
     def child_map(self, parent: int) -> dict[bytes, Node]:
         """Every name of a folder with its node."""

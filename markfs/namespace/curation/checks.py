@@ -7,14 +7,8 @@ from markfs.catalog import nodes
 from markfs.catalog.curation import categories, tags, views
 from markfs.catalog.db import Txn
 from markfs.model import Kind, Node
-from markfs.namespace.curation.definitions import (
-    CATEGORIES_ID,
-    EVERYTHING,
-    TAGS_ID,
-    VIEWS_ID,
-    new_folder,
-)
-from markfs.namespace.tree import Tree
+from markfs.namespace.curation.definitions import new_folder
+from markfs.namespace.tree import CATEGORIES_ID, EVERYTHING, TAGS_ID, VIEWS_ID, Tree
 
 
 def _folders(tree: Tree) -> list[tuple[str, int, Kind]]:

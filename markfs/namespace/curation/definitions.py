@@ -22,11 +22,18 @@ from markfs.model import Kind, Node
 from markfs.namespace.curation.membership import Pattern, Place
 from markfs.namespace.files.sources import SourceSet, is_sql, list_sources, require_source
 from markfs.namespace.mountpaths import list_now, mount_path, resolve
-from markfs.namespace.tree import SOURCES_ID, TABLES_ID, Tree, folder_name
+from markfs.namespace.tree import (
+    CATEGORIES_ID,
+    EVERYTHING,
+    SOURCES_ID,
+    TABLES_ID,
+    TAGS_ID,
+    VIEWS_ID,
+    Tree,
+    folder_name,
+)
 
-VIEWS_ID, TAGS_ID, CATEGORIES_ID = 4, 5, 6
 FOLDER_MODE = stat.S_IFDIR | 0o755
-EVERYTHING = 1 << 62
 
 
 def check_folder_name(kind: str, name: str, extra: str = "") -> bytes:

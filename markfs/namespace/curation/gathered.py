@@ -25,9 +25,9 @@ from markfs.model import Node
 from markfs.namespace.curation.membership import Candidate, assign_names
 from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.provider import Listing, Provider, Services
+from markfs.namespace.tree import EVERYTHING
 
 log = logging.getLogger(__name__)
-EVERYTHING = 1 << 62
 GATHERED_KEPT = 256  # gathered folders whose computed entries are kept (for entry_ttl)
 
 

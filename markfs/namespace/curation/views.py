@@ -28,13 +28,13 @@ from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.curation.definitions import table_members
-from markfs.namespace.curation.gathered import EVERYTHING, GatheredFolders
+from markfs.namespace.curation.gathered import GatheredFolders
 from markfs.namespace.curation.membership import Candidate, Pattern, Place, assign_names
 from markfs.namespace.files.provider import SourceFiles
 from markfs.namespace.files.sources import SourceSet, is_sql
 from markfs.namespace.handles import FileHandle
 from markfs.namespace.provider import Caller, Services
-from markfs.namespace.tree import SOURCES_ID
+from markfs.namespace.tree import EVERYTHING, SOURCES_ID
 
 log = logging.getLogger(__name__)
 FOLDER_MODE = stat.S_IFDIR | 0o755
@@ -47,12 +47,12 @@ class ViewFolders(GatheredFolders):
 
     def _view(self, folder: Node) -> views.ViewRow:
         """The view a folder belongs to (its own folder is the one right below /views)."""
-        node: Node | None = folder
-        while node is not None and node.kind is Kind.VIEW:
+        for node in self.s.tree.lineage(folder.id):
+            if node.kind is not Kind.VIEW:
+                break
             view = self.s.tree.catalog.views.view_of_folder(node.id)
             if view is not None:
                 return view
-            node = self.s.tree.node(node.parent)
         raise FsError(errno.ENOENT, "a view folder without a view")
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:

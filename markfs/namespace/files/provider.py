@@ -219,12 +219,7 @@ class SourceFiles(Provider):
 
     def _is_below(self, candidate: Node, ancestor_id: int) -> bool:
         """Is `candidate` the node `ancestor_id` or inside it? (no dir into itself)"""
-        node: Node | None = candidate
-        while node is not None and node.id != node.parent:
-            if node.id == ancestor_id:
-                return True
-            node = self.s.tree.node(node.parent)
-        return False
+        return any(node.id == ancestor_id for node in self.s.tree.lineage(candidate.id))
 
     async def finish_interrupted_renames(
             self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

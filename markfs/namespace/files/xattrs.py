@@ -16,11 +16,10 @@ from typing import TypeVar
 from markfs.backends.base import Backend, DirectFiles, serves_in_place
 from markfs.catalog import xattrs
 from markfs.errors import FsError
-from markfs.model import Node
+from markfs.model import USER_XATTRS, Node
 from markfs.namespace.listing import update_attrs
 from markfs.namespace.provider import Services
 
-USER_PREFIX = b"user."
 NOT_THERE = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA)  # kept nowhere on the disk
 T = TypeVar("T")
 
@@ -38,7 +37,7 @@ class DiskXattrs:
 
     def names(self) -> list[bytes]:
         found = self._call(lambda: self.backend.listxattr(self.path)) or []
-        return [n for n in found if n.startswith(USER_PREFIX)]
+        return [n for n in found if n.startswith(USER_XATTRS)]
 
     def set(self, name: bytes, value: bytes) -> bool:
         """False: the disk keeps no user xattrs."""
@@ -96,7 +95,7 @@ class SourceXattrs:
         return sorted(found)
 
     def set(self, node: Node, backend: Backend, name: bytes, value: bytes) -> None:
-        if not name.startswith(USER_PREFIX):
+        if not name.startswith(USER_XATTRS):
             raise FsError(errno.ENOTSUP)
         disk = _disk(node, backend)
         if disk is not None and disk.set(name, value):

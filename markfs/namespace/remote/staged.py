@@ -177,13 +177,8 @@ class StagedFiles:
 
     def below(self, dir_id: int) -> bool:
         """Does a folder hold a file whose content is only staged here so far?"""
-        for node_id in self._copies:
-            node = self.tree.node(node_id)
-            while node is not None and node.id != node.parent:
-                if node.parent == dir_id:
-                    return True
-                node = self.tree.node(node.parent)
-        return False
+        return any(node.parent == dir_id for node_id in self._copies
+                   for node in self.tree.lineage(node_id))
 
     # -- letting go --------------------------------------------------------------------
 
