@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,25 @@ def test_no_module_is_over_400_lines() -> None:
             if path.relative_to(PACKAGE) != Path("catalog/schema.py")
             and (count := len(path.read_text().splitlines())) > 400}
     assert not long, long
+
+
+# What only SQLite says: its settings, its conflict clauses, its row ids and change
+# counts, its own tables, full-text search
+SQLITE_ONLY = re.compile(r"PRAGMA|OR REPLACE|OR IGNORE|last_insert_rowid|\.changes\(\)|"
+                         r"sqlite_master|sqlite_sequence|\bMATCH\b|fts5|\binstr\(|\browid\b",
+                         re.IGNORECASE)
+# the SQLite engine: connection, transactions and migrations; its DDL; backups and salvage
+# of its file; full-text search over FTS5 (a PostgreSQL engine has its own of each)
+SQLITE_ENGINE = {"catalog/db.py", "catalog/schema.py", "catalog/backups.py",
+                 "catalog/salvage.py", "catalog/tables/search.py"}
+
+
+def test_sqlite_only_sql_stays_in_the_sqlite_engine() -> None:
+    """The rest of the catalog speaks SQL that PostgreSQL speaks too (ON CONFLICT,
+    RETURNING; `Txn.insert` and `Txn.changed` for new ids and changed rows)."""
+    found = [f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}" for path in modules()
+             if part_of(path) == "catalog"
+             and str(path.relative_to(PACKAGE)) not in SQLITE_ENGINE
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if SQLITE_ONLY.search(line)]
+    assert not found, "\n".join(found)

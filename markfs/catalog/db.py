@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import apsw
 
 from markfs.catalog.schema import MIGRATIONS
+from markfs.columns import integer
 from markfs.errors import CatalogDamaged
 from markfs.model import ChangeSet, Kind, Node
 
@@ -72,6 +73,19 @@ class Txn:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:  # rows are untyped
         return self.conn.execute(sql, params)
+
+    def insert(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """An INSERT of one row into a table with an `id` column: the new row's id
+        (RETURNING, as SQLite and PostgreSQL both say it; the rows read to the end, so
+        no statement is left open at COMMIT)."""
+        rows = self.conn.execute(sql + " RETURNING id", params).fetchall()
+        return integer(rows[0][0])
+
+    def changed(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """An UPDATE, DELETE or INSERT: how many rows it changed (an INSERT ... ON
+        CONFLICT DO NOTHING: 0 where the row was there already)."""
+        self.conn.execute(sql, params)
+        return int(self.conn.changes())
 
     def touch(self, node_id: int) -> None:
         self.touched.add(node_id)

@@ -25,6 +25,8 @@ class ContentHashes:
 
     def record(self, txn: Txn, source_id: int, remote_path: bytes, identity: bytes, size: int,
                digest: str) -> None:
-        txn.execute("INSERT OR REPLACE INTO content_hashes (source_id, remote_path, identity, "
-                    "size, digest) VALUES (?, ?, ?, ?, ?)",
+        txn.execute("INSERT INTO content_hashes (source_id, remote_path, identity, size, "
+                    "digest) VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_id, remote_path) "
+                    "DO UPDATE SET identity = excluded.identity, size = excluded.size, "
+                    "digest = excluded.digest",
                     (source_id, remote_path, identity, size, digest))

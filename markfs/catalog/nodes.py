@@ -126,14 +126,13 @@ def orphan_ids(conn: apsw.Connection) -> list[int]:
 
 def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
                 generation: int, node_id: int | None = None) -> int:
-    txn.execute(
+    new_id = txn.insert(
         "INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, "
         "nlink, generation, source_id, remote_path, target, etag, atime_ns, rdev, meta_kept) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (node_id, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
          new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
          new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept))
-    new_id = int(txn.conn.last_insert_rowid())
     txn.touch(new_id)
     return new_id
 

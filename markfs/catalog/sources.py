@@ -63,11 +63,10 @@ class FilesAccess:
 
 def insert_source(txn: Txn, name: str, url: str, scheme: str, read_only: bool,
                   files: FilesAccess = FilesAccess()) -> int:
-    txn.execute(
+    return txn.insert(
         "INSERT INTO sources (name, url, scheme, read_only, created_ns, files_uid, files_gid, "
         "files_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (name, url, scheme, int(read_only), time.time_ns(), files.uid, files.gid, files.mode))
-    return int(txn.conn.last_insert_rowid())
 
 
 def delete_source(txn: Txn, source_id: int) -> None:

@@ -19,13 +19,14 @@ def list_xattrs(conn: apsw.Connection, node_id: int) -> list[bytes]:
 
 
 def set_xattr(txn: Txn, node_id: int, name: bytes, value: bytes) -> None:
-    txn.execute("INSERT OR REPLACE INTO xattrs (node_id, name, value) VALUES (?, ?, ?)",
+    txn.execute("INSERT INTO xattrs (node_id, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (node_id, name) DO UPDATE SET value = excluded.value",
                 (node_id, name, value))
 
 
 def remove_xattr(txn: Txn, node_id: int, name: bytes) -> bool:
-    txn.execute("DELETE FROM xattrs WHERE node_id = ? AND name = ?", (node_id, name))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("DELETE FROM xattrs WHERE node_id = ? AND name = ?",
+                       (node_id, name)) > 0
 
 class Xattrs:
     """Extended attributes of nodes, read on the catalog's connection (writes: this

@@ -38,9 +38,8 @@ def all_categories(conn: apsw.Connection) -> list[CategoryRow]:
 
 
 def insert(txn: Txn, parent: int | None, name: str, node_id: int) -> int:
-    txn.execute("INSERT INTO categories (parent, name, node_id) VALUES (?, ?, ?)",
-                (parent, name, node_id))
-    return int(txn.conn.last_insert_rowid())
+    return txn.insert("INSERT INTO categories (parent, name, node_id) VALUES (?, ?, ?)",
+                      (parent, name, node_id))
 
 
 def delete(txn: Txn, category_id: int) -> None:
@@ -60,14 +59,13 @@ def categories_of(conn: apsw.Connection, node_id: int) -> list[int]:
 
 
 def assign(txn: Txn, category_id: int, node_id: int) -> bool:
-    txn.execute("INSERT OR IGNORE INTO category_members VALUES (?, ?)", (category_id, node_id))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("INSERT INTO category_members VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       (category_id, node_id)) > 0
 
 
 def unassign(txn: Txn, category_id: int, node_id: int) -> bool:
-    txn.execute("DELETE FROM category_members WHERE category_id = ? AND node_id = ?",
-                (category_id, node_id))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("DELETE FROM category_members WHERE category_id = ? AND node_id = ?",
+                       (category_id, node_id)) > 0
 
 
 def set_folder(txn: Txn, category_id: int, node_id: int) -> None:

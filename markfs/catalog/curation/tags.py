@@ -24,13 +24,12 @@ def all_tags(conn: apsw.Connection) -> list[tuple[str, int]]:
 
 
 def add_tag(txn: Txn, node_id: int, tag: str) -> bool:
-    txn.execute("INSERT OR IGNORE INTO tags VALUES (?, ?)", (node_id, tag))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("INSERT INTO tags VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       (node_id, tag)) > 0
 
 
 def remove_tag(txn: Txn, node_id: int, tag: str) -> bool:
-    txn.execute("DELETE FROM tags WHERE node_id = ? AND tag = ?", (node_id, tag))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("DELETE FROM tags WHERE node_id = ? AND tag = ?", (node_id, tag)) > 0
 
 
 def folder_of(conn: apsw.Connection | Txn, tag: str) -> int | None:

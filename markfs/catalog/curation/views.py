@@ -60,10 +60,9 @@ def pins_of(conn: apsw.Connection, view_id: int) -> list[int]:
 def insert_view(txn: Txn, name: str, node_id: int, landing: tuple[int, str] | None,
                 rules: list[Rule]) -> int:
     source_id, path = landing if landing is not None else (None, None)
-    txn.execute("INSERT INTO views (name, node_id, landing_source_id, landing_path, "
-                "created_ns) VALUES (?, ?, ?, ?, ?)",
-                (name, node_id, source_id, path, time.time_ns()))
-    view_id = int(txn.conn.last_insert_rowid())
+    view_id = txn.insert("INSERT INTO views (name, node_id, landing_source_id, landing_path, "
+                         "created_ns) VALUES (?, ?, ?, ?, ?)",
+                         (name, node_id, source_id, path, time.time_ns()))
     for position, rule in enumerate(rules):
         txn.execute("INSERT INTO view_rules VALUES (?, ?, ?, ?)",
                     (view_id, position, rule.source_id, rule.glob))
@@ -75,13 +74,13 @@ def delete_view(txn: Txn, view_id: int) -> None:
 
 
 def pin(txn: Txn, view_id: int, node_id: int) -> bool:
-    txn.execute("INSERT OR IGNORE INTO view_pins VALUES (?, ?)", (view_id, node_id))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("INSERT INTO view_pins VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       (view_id, node_id)) > 0
 
 
 def unpin(txn: Txn, view_id: int, node_id: int) -> bool:
-    txn.execute("DELETE FROM view_pins WHERE view_id = ? AND node_id = ?", (view_id, node_id))
-    return int(txn.conn.changes()) > 0
+    return txn.changed("DELETE FROM view_pins WHERE view_id = ? AND node_id = ?",
+                       (view_id, node_id)) > 0
 
 
 def set_folder(txn: Txn, view_id: int, node_id: int) -> None:

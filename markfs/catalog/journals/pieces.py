@@ -28,10 +28,9 @@ class PieceUploads:
 
     def begun(self, txn: Txn, source_id: int, remote_path: bytes, token: str,
               owner: str) -> int:
-        txn.execute("INSERT INTO piece_uploads (source_id, remote_path, token, owner, "
-                    "started_ns) VALUES (?, ?, ?, ?, ?)",
-                    (source_id, remote_path, token, owner, time.time_ns()))
-        return int(txn.conn.last_insert_rowid())
+        return txn.insert("INSERT INTO piece_uploads (source_id, remote_path, token, owner, "
+                          "started_ns) VALUES (?, ?, ?, ?, ?)",
+                          (source_id, remote_path, token, owner, time.time_ns()))
 
     def ended(self, txn: Txn, row_id: int) -> None:
         """Finished or aborted: nothing is left on the server."""

@@ -10,9 +10,8 @@ from markfs.catalog.db import Txn
 
 
 def begin(txn: Txn, source_id: int, old_path: bytes, new_path: bytes) -> int:
-    txn.execute("INSERT INTO renames (source_id, old_path, new_path, started_ns) "
-                "VALUES (?, ?, ?, ?)", (source_id, old_path, new_path, time.time_ns()))
-    return int(txn.conn.last_insert_rowid())
+    return txn.insert("INSERT INTO renames (source_id, old_path, new_path, started_ns) "
+                      "VALUES (?, ?, ?, ?)", (source_id, old_path, new_path, time.time_ns()))
 
 
 def finish(txn: Txn, rename_id: int) -> None:

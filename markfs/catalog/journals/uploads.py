@@ -47,11 +47,10 @@ class Uploads:
 
     def enqueue(self, txn: Txn, node_id: int, source_id: int, remote_path: bytes,
                 staging: str, size: int, owner: str) -> int:
-        txn.execute(
+        return txn.insert(
             "INSERT INTO uploads (node_id, source_id, remote_path, staging, size, queued_ns, "
             "owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (node_id, source_id, remote_path, staging, size, time.time_ns(), owner))
-        return int(txn.conn.last_insert_rowid())
 
     def pending(self, owner: str | None = None) -> list[Upload]:
         """Rows still to send (not parked): all of them, or those of one daemon."""

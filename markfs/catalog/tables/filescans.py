@@ -58,9 +58,8 @@ def record_found(txn: Txn, source_id: int, found: list[FoundFile], now_ns: int) 
             "identity = excluded.identity, size = excluded.size, format = excluded.format, "
             "seen_ns = excluded.seen_ns, deprecated_ns = NULL",
             (source_id, f.path, f.identity, f.size, f.format, now_ns))
-    txn.execute("UPDATE structured_files SET deprecated_ns = ? WHERE source_id = ? "
-                "AND seen_ns < ? AND deprecated_ns IS NULL", (now_ns, source_id, now_ns))
-    return int(txn.conn.changes())
+    return txn.changed("UPDATE structured_files SET deprecated_ns = ? WHERE source_id = ? "
+                       "AND seen_ns < ? AND deprecated_ns IS NULL", (now_ns, source_id, now_ns))
 
 
 def save_facts(txn: Txn, file_id: int, identity: str, rows: int | None, exact: bool,

@@ -23,9 +23,8 @@ class JobRow:
 
 
 def start(txn: Txn, kind: str, target: str, total: int | None, now_ns: int) -> int:
-    txn.execute("INSERT INTO scan_jobs (kind, target, started_ns, state, total) "
-                "VALUES (?, ?, ?, 'running', ?)", (kind, target, now_ns, total))
-    return int(txn.conn.last_insert_rowid())
+    return txn.insert("INSERT INTO scan_jobs (kind, target, started_ns, state, total) "
+                      "VALUES (?, ?, ?, 'running', ?)", (kind, target, now_ns, total))
 
 
 def progress(txn: Txn, job_id: int, done: int) -> None:
