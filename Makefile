@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test system system-test bytecode test test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor clean
+.PHONY: setup setup-test system system-test bytecode test test-quick test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor clean
 
 # markfs and the demo: FUSE and the OpenSSH client; the tests: also the servers they start
 setup: system $(STAMP) bytecode
@@ -38,6 +38,11 @@ bytecode: $(STAMP)
 
 test: setup-test lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# the unit and in-process layers: no root, no server, under a minute (the memory churn
+# with 10,000 files; `make test` runs 50,000)
+test-quick: $(STAMP)
+	MARKFS_CHURN_FILES=10000 $(VENV)/bin/pytest tests/unit tests/inprocess $(PYTEST_ARGS)
 
 # the long versions of the randomized tests: fsx 8,000 operations (2,500), on S3 and SFTP
 # 3,000 (300); the crash matrix 20 seeds (1); the memory churn 100,000 files (50,000)

@@ -1,4 +1,14 @@
-"""Fixtures: real mounts through the kernel, in a subprocess, always unmounted."""
+"""The layers of the suite, and the fixtures every layer shares: data directories and
+sources made as the CLI makes them, real servers, real mounts through the kernel (in a
+subprocess, always unmounted).
+
+Each test lives in the folder of its layer (as S3QL's t1–t6), and is marked with it:
+`unit` (one module at a time), `inprocess` (the namespace driven in the test's own
+process: `harness.InProcess`, over local folders and `MemoryBackend`), `processes` (the
+command line as a user runs it, real servers started by fixtures; no mount), `kernel`
+(through a FUSE mount). The first two need neither root nor a server
+(`make test-quick`); the last two need root, and are skipped, saying so, without it.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +31,22 @@ from markfs.namespace.files.sources import add_source
 from markfs.namespace.tree import Tree
 
 MOUNT_TIMEOUT_S = 20.0
+LAYERS = ("unit", "inprocess", "processes", "kernel")
+NEEDS_ROOT = {"processes", "kernel"}  # servers run as their own users; mounts allow_other
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is marked with its layer (its folder's name); one outside a layer's
+    folder is an error, so the layers stay whole."""
+    outside = sorted({str(item.path) for item in items if item.path.parent.name not in LAYERS})
+    if outside:
+        raise pytest.UsageError(f"tests outside a layer's folder ({', '.join(LAYERS)}): "
+                                + ", ".join(outside))
+    for item in items:
+        layer = item.path.parent.name
+        item.add_marker(getattr(pytest.mark, layer))
+        if layer in NEEDS_ROOT and os.geteuid() != 0:
+            item.add_marker(pytest.mark.skip(reason=f"the {layer} layer needs root"))
 
 
 def run_markfs(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

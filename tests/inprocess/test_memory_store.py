@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from inprocess import InProcess, add_memory_source, errno_of, read_all, resolve, write_new
+from harness import InProcess, add_memory_source, errno_of, read_all, resolve, write_new
 
 from markfs.backends.memory import MemoryBackend
 from markfs.namespace.ops import Namespace

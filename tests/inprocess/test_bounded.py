@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from inprocess import ROOT, InProcess, names, resolve
+from harness import ROOT, InProcess, names, resolve
 
 from markfs.bounded import RecentMap
 from markfs.namespace.files import listings

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "markfs"
+PACKAGE = Path(__file__).resolve().parents[2] / "markfs"
 
 # What each part of markfs may import besides itself: the layer picture, written once.
 BASE = {"errors", "values", "model", "config", "metrics", "urlsecrets", "runtime", "bounded",

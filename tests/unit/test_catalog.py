@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import stat
 import threading
 import time
@@ -12,7 +10,6 @@ from typing import Any
 
 import apsw
 import pytest
-from conftest import Mount, run_markfs
 
 from markfs.admin.fsck import fsck
 from markfs.catalog import nodes as q
@@ -127,39 +124,6 @@ def test_fsck_removes_orphaned_nodes(tree: Tree) -> None:
     assert any("parent missing" in p for p in fsck(tree, repair=False).problems)
     fsck(tree, repair=True)
     assert fsck(tree, repair=False).clean
-
-
-def test_fsck_command_exits_1_on_problems_and_0_after_repair(data_dir: Path) -> None:
-    tree = Tree.open(DataDir(data_dir))
-    tree.hot.mark_stale()
-    tree.close()
-    # opening the tree would rebuild a stale mirror; fsck sees what start-up repaired
-    done = run_markfs(data_dir, "fsck", check=False)
-    assert done.returncode == 0
-    tree = Tree.open(DataDir(data_dir))
-    tree.hot.apply(ChangeSet(gone_nodes=[2]), tree.catalog.stamp)
-    tree.close()
-    done = run_markfs(data_dir, "fsck", check=False)
-    assert done.returncode == 1 and "problem: hot cache node 2: missing" in done.stdout
-    assert "fsck --repair" in done.stderr
-    run_markfs(data_dir, "fsck", "--repair")
-    run_markfs(data_dir, "fsck")
-
-
-def test_kill_9_of_the_daemon_loses_nothing_that_was_closed(mount: Mount, src: Path) -> None:
-    for i in range(50):
-        (src / f"f{i}").write_text(str(i))
-    os.makedirs(src / "d" / "e")
-    (src / "d" / "e" / "g").write_text("deep")
-    inodes = {p: os.stat(src / p).st_ino for p in ("f7", "d/e/g")}
-    assert mount.proc is not None
-    mount.proc.send_signal(signal.SIGKILL)
-    mount.proc.wait()
-    mount.stop()  # the kernel side is gone too: clean up the dead mount
-    mount.assert_fsck_clean()
-    mount.start()
-    assert all((src / f"f{i}").read_text() == str(i) for i in range(50))
-    assert {p: os.stat(src / p).st_ino for p in inodes} == inodes
 
 
 def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from conftest import Mount, force_unmount, is_mounted, run_markfs
 from remote_helpers import Stoppable, pending_while_down
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MARKFS = str(Path(sys.executable).parent / "markfs")
 
 

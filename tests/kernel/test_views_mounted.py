@@ -227,3 +227,22 @@ def test_paths_are_taken_as_users_type_them_inside_a_mount(
     assert run_markfs(data_dir, "category", "list").stdout == "/categories/c\t1\n"
     assert "/sources/loc/finance/q4.csv" in run_markfs(data_dir, "view", "show", "v").stdout
     until(lambda: os.listdir(mount.path / "categories" / "c") == ["q2.csv"])
+
+
+def test_a_view_of_many_spans_over_a_deep_tree_is_listed_to_its_bottom(
+        data_dir: Path, backing: Path, tmp_path: Path) -> None:
+    """Through the kernel: every folder of the view down to depth 150 (before: the
+    daemon spent minutes of CPU in the first folders, every request waiting)."""
+    deep = backing / "/".join(["d"] * 150)
+    deep.mkdir(parents=True)
+    (deep / "x.csv").write_text("found")
+    run_markfs(data_dir, "view", "add", "deep", "loc:" + "/".join(["**"] * 20) + "/x*")
+    (tmp_path / "mnt").mkdir()
+    mount = Mount(data_dir, tmp_path / "mnt").start()
+    try:
+        found = (mount.path / "views" / "deep" / "/".join(["d"] * 150) / "x.csv")
+        assert found.read_text() == "found"
+        assert os.stat(mount.path / "sources" / "loc" / "d").st_nlink >= 2
+    finally:
+        mount.stop()
+    mount.assert_log_clean()

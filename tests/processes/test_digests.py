@@ -13,11 +13,10 @@ import pytest
 import trio
 import xxhash
 from conftest import add_source_now
-from inprocess import ROOT, InProcess, read_all, resolve
+from harness import ROOT, InProcess, read_all, resolve
 from remote_helpers import source_for
 
 from markfs.namespace.ops import Namespace
-from markfs.namespace.remote.digests import ReadDigest
 
 
 @pytest.fixture(params=["s3", "sftp"])
@@ -117,17 +116,3 @@ def test_a_file_still_open_for_writing_when_its_upload_ends_records_nothing(
     assert inprocess.run(body) is None
 
 
-def test_reads_answered_out_of_order_still_give_the_digest() -> None:
-    data = os.urandom(1 << 20)
-    digest = ReadDigest()
-    for offset in (0, 262144, 131072, 524288, 393216, 655360, 786432, 917504):
-        digest.feed(offset, data[offset:offset + 131072])
-    digest.feed(0, data[:4096])  # a page read again
-    assert digest.hexdigest(len(data)) == xxhash.xxh3_128_hexdigest(data)
-
-
-def test_a_read_that_skips_ahead_gives_no_digest() -> None:
-    digest = ReadDigest()
-    digest.feed(0, b"a" * 100)
-    digest.feed(200, b"c" * 100)
-    assert digest.hexdigest(300) is None

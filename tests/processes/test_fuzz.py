@@ -14,9 +14,9 @@ import pytest
 import trio
 from botocore.exceptions import ParamValidationError
 from conftest import add_source_now, in_process
+from harness import ROOT, InProcess, resolve
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from inprocess import ROOT, InProcess, resolve
 from remote_helpers import RemoteSource, source_for
 from servers import S3Server
 
@@ -174,7 +174,7 @@ def held(client: Any, bucket: str, key: str) -> bool:
 
 async def walk(ns: Namespace, folder: str, prefix: str) -> dict[str, bytes]:
     """Every file below a mount folder: its path in the source and its bytes."""
-    from inprocess import read_all
+    from harness import read_all
 
     found: dict[str, bytes] = {}
     directory = await resolve(ns, folder)
