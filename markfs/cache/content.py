@@ -32,7 +32,7 @@ from pathlib import Path
 import lmdb
 import xxhash
 
-from markfs.cache.lmdbfile import discard, walk_damage
+from markfs.cache.lmdbfile import discard, open_environment, walk_damage
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -74,8 +74,8 @@ class ContentCache:
             discard(index)
             shutil.rmtree(self.blobs, ignore_errors=True)
             self.blobs.mkdir()
-        self.env = lmdb.open(str(index), max_dbs=4, map_size=1 << 32, mode=0o600,
-                             sync=False, metasync=False)
+        self.env = open_environment(index, max_dbs=4, map_size=1 << 32, sync=False,
+                                    metasync=False)
         self._chunks = self.env.open_db(b"chunks")  # chunk name -> content hash
         self._used = self.env.open_db(b"blobs")  # content hash -> size, last use
         self._meta = self.env.open_db(b"meta")

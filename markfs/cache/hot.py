@@ -17,9 +17,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import lmdb
-
-from markfs.cache.lmdbfile import discard, header_damage, walk_damage
+from markfs.cache.lmdbfile import discard, header_damage, open_environment, walk_damage
 from markfs.model import ChangeSet, Node, pack_node, unpack_node
 
 log = logging.getLogger(__name__)
@@ -39,13 +37,12 @@ class HotCache:
         """`walk`: read the whole file in a child process first (mount start, fsck);
         otherwise only its header is checked. A damaged file is never mapped: it is
         deleted and the empty cache, stamp-less, is rebuilt from the catalog."""
-        path.mkdir(parents=True, exist_ok=True)
         self.damage = walk_damage(path) if walk else header_damage(path)
         if self.damage is not None:
             log.warning("hot cache: %s; rebuilding it from the catalog", self.damage)
             discard(path)
-        self.env = lmdb.open(str(path), max_dbs=4, map_size=map_size, sync=False, mode=0o600,
-                             metasync=False, readahead=False)
+        self.env = open_environment(path, max_dbs=4, map_size=map_size, sync=False,
+                                    metasync=False, readahead=False)
         self._inodes = self.env.open_db(b"inodes")
         self._dentries = self.env.open_db(b"dentries")
         self._meta = self.env.open_db(b"meta")

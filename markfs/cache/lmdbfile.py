@@ -22,11 +22,21 @@ import signal
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _MAGIC = 0xBEEFC0DE
 _PAGE_HEADER = 16
 # MDB_meta: magic, version, address, mapsize, two MDB_db records, last page, txn id
 _META = struct.Struct("<IIQQ" + "IHHQQQQQ" * 2 + "QQ")
+
+
+def open_environment(env_dir: Path, **options: Any) -> Any:
+    """An LMDB environment in its own folder, made 0700 here: LMDB would make a missing
+    one with its files' mode (0600, no search bit), which only root can enter."""
+    import lmdb
+
+    env_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return lmdb.open(str(env_dir), mode=0o600, subdir=True, **options)
 
 
 def _walk(env_dir: str) -> None:

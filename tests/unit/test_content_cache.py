@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -127,3 +128,14 @@ def test_a_blob_write_that_fails_leaves_no_temporary_and_fsck_sweeps_old_ones(
     assert any("temporary" in p for p in cache.verify_all(repair=False))
     cache.verify_all(repair=True)
     assert not crashed.exists() and cache.verify_all(repair=False) == []
+
+
+def test_both_lmdb_folders_are_their_owners_to_enter_and_nobody_elses(tmp_path: Path) -> None:
+    """LMDB makes a missing environment folder with the files' mode (0600: no search
+    bit), which only root can enter — a daemon run as its user could not open its cache."""
+    from markfs.cache.hot import HotCache
+
+    ContentCache(tmp_path / "cache", 10**9).close()
+    HotCache(tmp_path / "hot.lmdb").close()
+    for folder in (tmp_path / "cache" / "index.lmdb", tmp_path / "hot.lmdb"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
