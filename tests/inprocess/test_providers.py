@@ -1,29 +1,17 @@
-"""Each provider, driven in process (no kernel): layout folders, control files, local
-files read and written in place, S3 and SFTP files cached and staged, managed table files."""
+"""Each provider of local data, driven in process (no kernel): layout folders, control
+files, local files read and written in place (S3, SFTP and table files:
+tests/processes/test_providers_remote.py)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
-from conftest import add_source_now
 from harness import ROOT, InProcess, errno, errno_of, names, read_all, resolve, write_new
 
 from markfs.namespace.ops import Namespace
-
-
-@pytest.fixture
-def local(data_dir: Path, backing: Path) -> Iterator[InProcess]:
-    (backing / "a.txt").write_bytes(b"alpha")
-    (backing / "sub").mkdir()
-    add_source_now(data_dir, "ro", f"file://{backing}/sub", read_only=True)
-    inprocess = InProcess(data_dir)
-    yield inprocess
-    inprocess.close()
-
 
 # -- layout folders and control files ---------------------------------------------------
 

@@ -1,47 +1,17 @@
-"""Views, tags and categories, driven in process (no kernel): membership by rules and
-pins, collisions, writes and removals, outside changes, SQL tables as members."""
+"""Views, tags and categories over local sources, driven in process (no kernel):
+membership by rules and pins, writes and removals, renames, outside changes
+(where the CLI or a database takes part: tests/processes/test_views_commands.py)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import in_process
 from harness import ROOT, InProcess, errno, errno_of, names, read_all, resolve
 
 from markfs.errors import FsError
-from markfs.namespace.curation import definitions
-from markfs.namespace.files.sources import SourceSet, add_source
 from markfs.namespace.ops import Namespace
-
-
-@pytest.fixture
-def two_sources(data_dir: Path, tmp_path: Path) -> Path:
-    """`lake` (a folder tree) and `reports` (flat), as local sources."""
-    lake, reports = tmp_path / "lake", tmp_path / "reports"
-    for path, data in {"finance/2024/q1/a.csv": b"lake a", "finance/2024/q2/b.csv": b"lake b",
-                       "finance/2023/old.csv": b"old", "finance/2024/readme.txt": b"r",
-                       "other.txt": b"o"}.items():
-        (lake / path).parent.mkdir(parents=True, exist_ok=True)
-        (lake / path).write_bytes(data)
-    reports.mkdir()
-    for name in ("finance_q1.csv", "finance_q2.csv", "summary.txt", "a.csv"):
-        (reports / name).write_bytes(f"report {name}".encode())
-    in_process(lambda tree: [add_source(tree, name, f"file://{tmp_path / name}", False)
-                             for name in ("lake", "reports")], data_dir)
-    return tmp_path
-
-
-@pytest.fixture
-def finance(data_dir: Path, two_sources: Path) -> Iterator[InProcess]:
-    in_process(lambda tree: definitions.add_view(
-        tree, SourceSet(tree), "finance", ["lake:finance/2024/**", "reports:finance_*.csv"],
-        landing="reports"), data_dir)
-    inprocess = InProcess(data_dir)
-    yield inprocess
-    inprocess.close()
 
 
 def test_a_view_shows_members_of_two_sources_below_their_fixed_prefix(

@@ -1,4 +1,5 @@
-"""The catalog and its LMDB mirror: write-through, crash states, fsck."""
+"""The catalog as the commands and a daemon use it: `markfs fsck`'s exit codes, and
+nothing closed lost when the daemon is killed (the catalog alone: tests/unit/test_catalog.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Each provider, driven in process (no kernel): layout folders, control files, local
-files read and written in place, S3 and SFTP files cached and staged, managed table files."""
+"""The providers over real servers, driven in process (no kernel): S3 and SFTP files
+cached and staged against moto and sshd, managed table files, a rename between
+sources."""
 
 from __future__ import annotations
 
@@ -16,20 +17,6 @@ from harness import ROOT, InProcess, errno, errno_of, names, read_all, resolve
 from remote_helpers import s3_source, sftp_source, source_for
 
 from markfs.namespace.ops import Namespace
-
-
-@pytest.fixture
-def local(data_dir: Path, backing: Path) -> Iterator[InProcess]:
-    (backing / "a.txt").write_bytes(b"alpha")
-    (backing / "sub").mkdir()
-    add_source_now(data_dir, "ro", f"file://{backing}/sub", read_only=True)
-    inprocess = InProcess(data_dir)
-    yield inprocess
-    inprocess.close()
-
-
-# -- layout folders and control files ---------------------------------------------------
-
 
 # -- local files, in place -------------------------------------------------------------
 

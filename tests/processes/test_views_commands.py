@@ -1,49 +1,21 @@
-"""Views, tags and categories, driven in process (no kernel): membership by rules and
-pins, collisions, writes and removals, outside changes, SQL tables as members."""
+"""Views, tags and categories where the command line or a database takes part:
+collisions and pins set by `markfs view`, categories, SQL tables as members, fsck of
+their folders, paths named from the CLI — the namespace driven in process."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from conftest import in_process, run_markfs
+from conftest import run_markfs
 from harness import ROOT, InProcess, errno, errno_of, names, read_all, resolve
 from remote_helpers import s3_source
 from servers import S3Server
 
 from markfs.namespace.curation import definitions
-from markfs.namespace.files.sources import SourceSet, add_source
+from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.ops import Namespace
-
-
-@pytest.fixture
-def two_sources(data_dir: Path, tmp_path: Path) -> Path:
-    """`lake` (a folder tree) and `reports` (flat), as local sources."""
-    lake, reports = tmp_path / "lake", tmp_path / "reports"
-    for path, data in {"finance/2024/q1/a.csv": b"lake a", "finance/2024/q2/b.csv": b"lake b",
-                       "finance/2023/old.csv": b"old", "finance/2024/readme.txt": b"r",
-                       "other.txt": b"o"}.items():
-        (lake / path).parent.mkdir(parents=True, exist_ok=True)
-        (lake / path).write_bytes(data)
-    reports.mkdir()
-    for name in ("finance_q1.csv", "finance_q2.csv", "summary.txt", "a.csv"):
-        (reports / name).write_bytes(f"report {name}".encode())
-    in_process(lambda tree: [add_source(tree, name, f"file://{tmp_path / name}", False)
-                             for name in ("lake", "reports")], data_dir)
-    return tmp_path
-
-
-@pytest.fixture
-def finance(data_dir: Path, two_sources: Path) -> Iterator[InProcess]:
-    in_process(lambda tree: definitions.add_view(
-        tree, SourceSet(tree), "finance", ["lake:finance/2024/**", "reports:finance_*.csv"],
-        landing="reports"), data_dir)
-    inprocess = InProcess(data_dir)
-    yield inprocess
-    inprocess.close()
 
 
 def test_two_members_with_one_name_are_both_shown_with_their_source(
@@ -170,7 +142,6 @@ def test_fsck_finds_a_view_without_its_folder_and_repair_makes_it_again(
 
 def test_naming_a_path_from_the_cli_never_drops_a_file_being_written(
         s3: S3Server, data_dir: Path) -> None:
-    from markfs.namespace.files.sources import SourceSet
 
     source = s3_source(s3, "cli-beside-daemon")
     source.put("other.txt", b"o")

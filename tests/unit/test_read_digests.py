@@ -1,43 +1,13 @@
-"""Whole-file digests taken on the way (issue 11, part 5): a remote file uploaded whole
-through markfs, or read through a handle from its first byte to its last, has its
-xxh3-128 recorded under the content identity a listing of the source shows, so
-`markfs dupes` does not read it again. In process, against moto and sshd."""
+"""`ReadDigest`: a whole-file digest taken from reads answered in any order, or none
+where the reads leave a gap (the digests recorded on the way are test_digests's)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import xxhash
-from conftest import add_source_now
-from harness import InProcess
-from remote_helpers import source_for
 
-from markfs.namespace.ops import Namespace
 from markfs.namespace.remote.digests import ReadDigest
-
-
-@pytest.fixture(params=["s3", "sftp"])
-def remote(data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
-        tuple[InProcess, object]]:
-    source = source_for(request, tmp_path)
-    source.put("there.bin", b"listed, then read" * 1000)
-    add_source_now(data_dir, "r", source.url)
-    inprocess = InProcess(data_dir)
-    yield inprocess, source
-    inprocess.close()
-
-
-def recorded(ns: Namespace, name: str) -> str | None:
-    """The digest recorded for a file of source r under the identity its server shows."""
-    node = ns.tree.node_at(1, name.encode())
-    assert node is not None and node.source_id is not None
-    backend = ns.sources.backend(node.source_id)
-    assert backend is not None
-    entry = backend.stat(name.encode())
-    return ns.tree.recorded_digest(node.source_id, name.encode(), entry.identity)
 
 
 def test_reads_answered_out_of_order_still_give_the_digest() -> None:
