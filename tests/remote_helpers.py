@@ -17,6 +17,9 @@ from typing import Any
 from conftest import Mount, add_source_now
 from servers import S3Server, SeaweedServer, SshServer, StallingProxy, s3_env
 
+from markfs.backends.base import SftpLocation
+from markfs.namespace.files.urls import parse_source_url
+
 UPLOAD_WAIT_S = 60.0
 
 
@@ -246,3 +249,9 @@ class DaemonMetrics:
 
     def requests(self, *ops: str) -> int:
         return sum(self.count("markfs_fuse_request_seconds_count", op) for op in ops)
+
+
+def sftp_location(server: SshServer, root: Path) -> SftpLocation:
+    parsed = parse_source_url(server.url(root)).location
+    assert isinstance(parsed, SftpLocation)
+    return parsed

@@ -13,18 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from remote_helpers import mount_remote, sftp_source, wait_until
+from remote_helpers import mount_remote, sftp_location, sftp_source, wait_until
 from servers import SshServer
 
-from markfs.backends.base import SftpLocation, UploadControl
+from markfs.backends.base import UploadControl
 from markfs.backends.sftp import SftpBackend
-from markfs.namespace.files.urls import parse_source_url
-
-
-def location(server: SshServer, root: Path) -> SftpLocation:
-    parsed = parse_source_url(server.url(root)).location
-    assert isinstance(parsed, SftpLocation)
-    return parsed
 
 
 @pytest.fixture
@@ -35,7 +28,7 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def backend(sshd: SshServer, root: Path) -> Iterator[SftpBackend]:
-    opened = SftpBackend(location(sshd, root), timeout=10)
+    opened = SftpBackend(sftp_location(sshd, root), timeout=10)
     try:
         yield opened
     finally:
@@ -59,7 +52,7 @@ def test_a_host_key_other_than_the_known_one_is_refused(
     impostor = tmp_path / "known_hosts"
     other_key = new_key(tmp_path / "other").with_suffix(".pub").read_text().split()[:2]
     impostor.write_text(f"[127.0.0.1]:{sshd.port} {' '.join(other_key)}\n")
-    error = failure_of(SftpBackend(replace(location(sshd, root), known_hosts=str(impostor))))
+    error = failure_of(SftpBackend(replace(sftp_location(sshd, root), known_hosts=str(impostor))))
     assert error.errno == errno.EACCES
     assert "does not match known_hosts" in str(error) and "\n" not in str(error)
 
@@ -68,9 +61,9 @@ def test_an_unknown_host_is_refused_unless_trusted_on_first_use(
         sshd: SshServer, root: Path, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    refused = failure_of(SftpBackend(replace(location(sshd, root), known_hosts=str(empty))))
+    refused = failure_of(SftpBackend(replace(sftp_location(sshd, root), known_hosts=str(empty))))
     assert refused.errno == errno.EACCES and "unknown host key" in str(refused)
-    trusting = SftpBackend(replace(location(sshd, root), known_hosts=str(empty),
+    trusting = SftpBackend(replace(sftp_location(sshd, root), known_hosts=str(empty),
                                    accept_unknown_host=True))
     assert "directory" in trusting.check()
     trusting.close()
@@ -81,14 +74,14 @@ def test_an_unknown_host_is_refused_unless_trusted_on_first_use(
 def test_a_key_the_server_does_not_accept_is_an_authentication_error(
         sshd: SshServer, root: Path, tmp_path: Path) -> None:
     stranger = new_key(tmp_path / "stranger")
-    error = failure_of(SftpBackend(replace(location(sshd, root), key_file=str(stranger))))
+    error = failure_of(SftpBackend(replace(sftp_location(sshd, root), key_file=str(stranger))))
     assert error.errno == errno.EACCES and "authentication to 127.0.0.1 failed" in str(error)
 
 
 def test_a_host_name_cannot_pass_for_an_ssh_option(
         sshd: SshServer, root: Path, tmp_path: Path) -> None:
     witness = tmp_path / "ran"
-    sly = replace(location(sshd, root), host=f"-oProxyCommand=touch {witness}")
+    sly = replace(sftp_location(sshd, root), host=f"-oProxyCommand=touch {witness}")
     error = failure_of(SftpBackend(sly, timeout=5))
     assert error.errno == errno.EIO and not witness.exists()
 
@@ -96,7 +89,7 @@ def test_a_host_name_cannot_pass_for_an_ssh_option(
 def test_without_ssh_the_error_says_what_to_install(
         sshd: SshServer, root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    error = failure_of(SftpBackend(location(sshd, root)))
+    error = failure_of(SftpBackend(sftp_location(sshd, root)))
     assert "need the OpenSSH client" in str(error)
 
 
@@ -113,7 +106,7 @@ def test_a_read_stopped_midway_leaves_its_session_answering_the_next_read_right(
         sshd: SshServer, root: Path) -> None:
     data = os.urandom(8 << 20)
     (root / "f").write_bytes(data)
-    single = SftpBackend(location(sshd, root), pool_size=1)  # the same session, twice
+    single = SftpBackend(sftp_location(sshd, root), pool_size=1)  # the same session, twice
     stream = single.read_stream(b"f", 0, len(data), None)
     next(stream)
     stream.close()  # requests still in flight: their answers must not be taken as others'
@@ -197,7 +190,7 @@ def test_a_server_restarted_between_calls_costs_no_error(tmp_path: Path) -> None
     (tmp_path / "files").mkdir()
     server.start()
     try:
-        restarted = SftpBackend(location(server, tmp_path / "files"), pool_size=1)
+        restarted = SftpBackend(sftp_location(server, tmp_path / "files"), pool_size=1)
         restarted.mkdir(b"before", 0o755)
         server.stop()
         server.start()

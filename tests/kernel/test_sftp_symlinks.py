@@ -88,7 +88,7 @@ def test_a_link_whose_target_is_inside_keeps_the_target_as_it_was(
 def test_a_server_without_lsetstat_gets_eperm_for_a_link_and_its_target_is_untouched(
         tmp_path: Path, sshd: SshServer, sentinel: Path) -> None:
     """In process: the same calls on a session that does not offer the extension."""
-    from test_sftp_backend import location
+    from remote_helpers import sftp_location
 
     from markfs.backends.sftp import SftpBackend
     from markfs.backends.sftp_packets import LSETSTAT
@@ -97,7 +97,7 @@ def test_a_server_without_lsetstat_gets_eperm_for_a_link_and_its_target_is_untou
     root.mkdir()
     os.symlink(sentinel, root / "link")
     (root / "plain").write_text("plain")
-    backend = SftpBackend(location(sshd, root), timeout=10)
+    backend = SftpBackend(sftp_location(sshd, root), timeout=10)
     try:
         with backend.sessions.session() as session:
             del session.extensions[LSETSTAT]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import run_markfs
+from old_catalogs import catalog_of_schema
 from servers import PostgresServer, free_port
-from test_catalog import catalog_of_schema
 
 SECRET = "TOPSECRET"
 

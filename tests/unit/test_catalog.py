@@ -6,10 +6,10 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import apsw
 import pytest
+from old_catalogs import catalog_of_schema
 
 from markfs.admin.fsck import fsck
 from markfs.catalog import nodes as q
@@ -136,24 +136,6 @@ def test_fsck_reports_an_upload_whose_staged_file_is_gone(tree: Tree, tmp_path: 
     assert any("staged file missing" in p for p in problems)
     fsck(tree, repair=True)
     assert not any("staged file" in p for p in fsck(tree, repair=False).problems)
-
-
-def catalog_of_schema(version: int, tmp_path: Path) -> tuple[Path, Any]:
-    """A data directory whose catalog is at an older schema version (for rows to be put
-    in before `Tree.open` migrates it); its open connection."""
-    import apsw
-
-    from markfs.catalog.schema import MIGRATIONS
-
-    data_dir = tmp_path / "old-data"
-    data_dir.mkdir()
-    conn = apsw.Connection(str(DataDir(data_dir).catalog))
-    conn.execute("PRAGMA foreign_keys = OFF")
-    for number, sql in enumerate(MIGRATIONS[:version], start=1):
-        with conn:
-            conn.execute(sql)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (number,))
-    return data_dir, conn
 
 
 def test_a_catalog_of_schema_6_keeps_its_nodes_and_accepts_every_kind(tmp_path: Path) -> None:

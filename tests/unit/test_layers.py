@@ -148,3 +148,14 @@ def test_sqlite_only_sql_stays_in_the_sqlite_engine() -> None:
              for number, line in enumerate(path.read_text().splitlines(), 1)
              if SQLITE_ONLY.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in the helper modules of tests/ (conftest, harness,
+    fixtures, servers, ...): a test module importing another depends on which layer's
+    folder pytest happened to put on sys.path first."""
+    tests = PACKAGE.parent / "tests"
+    reaching = [f"{path.relative_to(tests)} imports {name}"
+                for path in sorted(tests.glob("*/test_*.py")) for name in imports(path)
+                if name.split(".")[0].startswith("test_")]
+    assert not reaching, "\n".join(reaching)
