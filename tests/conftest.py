@@ -30,7 +30,7 @@ from markfs.config import DataDir
 from markfs.namespace.files.sources import add_source
 from markfs.namespace.tree import Tree
 
-pytest_plugins = ["fixtures"]  # shared by the in-process tests of two layers
+pytest_plugins = ["shared_fixtures"]  # shared by the in-process tests of two layers
 MOUNT_TIMEOUT_S = 20.0
 LAYERS = ("unit", "inprocess", "processes", "kernel")
 NEEDS_ROOT = {"processes", "kernel"}  # servers run as their own users; mounts allow_other
