@@ -53,7 +53,7 @@ def namespace(data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) ->
     else:
         where = source_for(request, tmp_path)
         add_source_now(data_dir, "r", where.url)
-    inprocess = InProcess(data_dir)
+    inprocess = InProcess(data_dir, upload_delay=0.0)  # (each example waits for its upload)
     yield inprocess, where
     inprocess.close()
 
