@@ -1,15 +1,22 @@
-"""Fixtures the in-process tests of two layers share (tests/inprocess and
-tests/processes): a local source with a read-only one beside it, and two local sources
-gathered by a view. Loaded by tests/conftest.py as a plugin."""
+"""Fixtures tests of more than one layer share: a local source with a read-only one
+beside it, two local sources gathered by a view (tests/inprocess and tests/processes);
+the shop databases on PostgreSQL, MariaDB and SQLite (tests/processes and
+tests/kernel). Loaded by tests/conftest.py as a plugin."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import apsw
 import pytest
 from conftest import add_source_now, in_process
 from harness import InProcess
+from servers import MariaServer, PostgresServer
 
 from markfs.namespace.curation import definitions
 from markfs.namespace.files.sources import SourceSet, add_source
@@ -50,3 +57,67 @@ def finance(data_dir: Path, two_sources: Path) -> Iterator[InProcess]:
     inprocess = InProcess(data_dir)
     yield inprocess
     inprocess.close()
+
+
+_dbs = itertools.count(1)  # one count for the session: each database is new
+ODD_NAMES = ['Mixed Case', 'with "quotes"', "données", "select"]  # SQLite tables
+
+
+@pytest.fixture
+def pgdb(postgres: PostgresServer) -> str:
+    name = f"shop{next(_dbs)}"
+    admin: Any = postgres.connect()
+    admin.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    conn: Any = postgres.connect(name)
+    conn.execute("CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, "
+                 "balance numeric(12,2), joined timestamptz)")
+    conn.execute("COMMENT ON COLUMN customers.balance IS 'in euros'")
+    conn.execute("INSERT INTO customers (name, balance) SELECT 'c' || g, g * 1.5 "
+                 "FROM generate_series(1, 500) g")
+    conn.execute('CREATE SCHEMA "Sales Data"')
+    conn.execute('CREATE TABLE "Sales Data"."Orders ""2024""" (id int, "Total €" float8)')
+    conn.execute("CREATE VIEW rich AS SELECT * FROM customers WHERE balance > 100")
+    conn.execute("ANALYZE")
+    conn.close()
+    return postgres.url(name)
+
+
+@pytest.fixture
+def mydb(mariadb: MariaServer) -> str:
+    name = f"shop{next(_dbs)}"
+    admin: Any = mariadb.connect()
+    with admin.cursor() as c:
+        c.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        c.execute(f"USE {name}")
+        c.execute("CREATE TABLE customers (id INT PRIMARY KEY AUTO_INCREMENT, "
+                  "name VARCHAR(50) NOT NULL COMMENT 'full name', balance DECIMAL(12,2), "
+                  "joined DATETIME, photo BLOB, big BIGINT UNSIGNED)")
+        c.executemany("INSERT INTO customers (name, balance, joined, photo, big) "
+                      "VALUES (%s, %s, %s, %s, %s)",
+                      [(f"c{i} é", decimal.Decimal(i) / 4 if i % 3 else None,
+                        datetime.datetime(2024, 1, 1 + i % 28, 12, 30), bytes([i % 256, 0]),
+                        2**63 + i) for i in range(1, 201)])
+        c.execute("CREATE TABLE `Odd ``Name`` x` (`a b` TEXT, `C` INT)")
+        c.execute("INSERT INTO `Odd ``Name`` x` VALUES ('v', 7)")
+        c.execute("CREATE VIEW rich AS SELECT * FROM customers WHERE balance > 10")
+    admin.close()
+    return mariadb.url(name)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "shop.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "email TEXT)")
+    conn.executemany("INSERT INTO customers (name, email) VALUES (?, ?)",
+                     [(f"c{i}", None if i % 3 else f"c{i}@x") for i in range(250)])
+    conn.execute("CREATE TABLE empty_one (x REAL)")
+    conn.execute("CREATE VIEW big_customers AS SELECT * FROM customers WHERE id > 100")
+    for name in ODD_NAMES:
+        quoted = '"' + name.replace('"', '""') + '"'
+        conn.execute(f'CREATE TABLE {quoted} ("a b" TEXT, "C" INTEGER)')
+        conn.execute(f"INSERT INTO {quoted} VALUES ('x', 1)")
+    conn.close()
+    return path

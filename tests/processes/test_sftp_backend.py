@@ -5,7 +5,6 @@ bytes through the read and write pipelines, and sessions that outlive a broken o
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from remote_helpers import mount_remote, sftp_location, sftp_source, wait_until
+from remote_helpers import sftp_location
 from servers import SshServer
 
 from markfs.backends.base import UploadControl
@@ -201,18 +200,3 @@ def test_a_server_restarted_between_calls_costs_no_error(tmp_path: Path) -> None
         server.stop()
 
 
-def test_a_mount_connects_to_its_sftp_source_before_anyone_asks(
-        sshd: SshServer, tmp_path: Path, data_dir: Path) -> None:
-    """Starting ssh and its key exchange take ~0.2 s; the first `ls` should not wait."""
-    mount = mount_remote(tmp_path, data_dir, sftp_source(sshd, tmp_path / "files"))
-    try:
-        status = json.loads((mount.path / ".markfs" / "status.json").read_text())
-        wait_until(lambda: ssh_children(status["pid"]), 10)
-    finally:
-        mount.stop()
-
-
-def ssh_children(pid: int) -> list[str]:
-    """The daemon's `ssh` processes (children of any of its threads)."""
-    return subprocess.run(["pgrep", "-x", "-P", str(pid), "ssh"], capture_output=True,
-                          text=True).stdout.split()

@@ -6,28 +6,8 @@ import os
 from pathlib import Path
 
 import apsw
-import pytest
-from conftest import Mount, run_markfs
-
-ODD_NAMES = ['Mixed Case', 'with "quotes"', "données", "select"]
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "shop.db"
-    conn = apsw.Connection(str(path))
-    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                 "email TEXT)")
-    conn.executemany("INSERT INTO customers (name, email) VALUES (?, ?)",
-                     [(f"c{i}", None if i % 3 else f"c{i}@x") for i in range(250)])
-    conn.execute("CREATE TABLE empty_one (x REAL)")
-    conn.execute("CREATE VIEW big_customers AS SELECT * FROM customers WHERE id > 100")
-    for name in ODD_NAMES:
-        quoted = '"' + name.replace('"', '""') + '"'
-        conn.execute(f'CREATE TABLE {quoted} ("a b" TEXT, "C" INTEGER)')
-        conn.execute(f"INSERT INTO {quoted} VALUES ('x', 1)")
-    conn.close()
-    return path
+from conftest import run_markfs
+from shared_fixtures import ODD_NAMES
 
 
 def tables_of(data_dir: Path) -> dict[str, list[str]]:
@@ -117,12 +97,6 @@ def test_a_second_deep_scan_reads_only_changed_tables(data_dir: Path, db: Path) 
     conn.close()
     out = run_markfs(data_dir, "scan", "--deep").stdout
     assert "statistics of 2 tables computed, 5 unchanged" in out  # the table and its view
-
-
-def test_sql_sources_have_no_folder_under_sources(mount: Mount, db: Path) -> None:
-    run_markfs(mount.data_dir, "source", "add", "shop", f"sqlite://{db}")
-    mount.remount()
-    assert os.listdir(mount.path / "sources") == ["loc"]
 
 
 def test_removing_the_source_removes_its_tables(data_dir: Path, db: Path) -> None:

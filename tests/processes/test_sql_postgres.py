@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -10,28 +9,6 @@ from typing import Any
 import pytest
 from conftest import run_markfs
 from servers import PostgresServer
-
-_dbs = itertools.count(1)
-
-
-@pytest.fixture
-def pgdb(postgres: PostgresServer) -> str:
-    name = f"shop{next(_dbs)}"
-    admin: Any = postgres.connect()
-    admin.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    conn: Any = postgres.connect(name)
-    conn.execute("CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, "
-                 "balance numeric(12,2), joined timestamptz)")
-    conn.execute("COMMENT ON COLUMN customers.balance IS 'in euros'")
-    conn.execute("INSERT INTO customers (name, balance) SELECT 'c' || g, g * 1.5 "
-                 "FROM generate_series(1, 500) g")
-    conn.execute('CREATE SCHEMA "Sales Data"')
-    conn.execute('CREATE TABLE "Sales Data"."Orders ""2024""" (id int, "Total €" float8)')
-    conn.execute("CREATE VIEW rich AS SELECT * FROM customers WHERE balance > 100")
-    conn.execute("ANALYZE")
-    conn.close()
-    return postgres.url(name)
 
 
 def test_postgres_source_scans_schemas_tables_and_columns(data_dir: Path, pgdb: str) -> None:
@@ -53,29 +30,6 @@ def test_an_unreachable_server_is_a_clear_error(data_dir: Path) -> None:
                       f"postgresql://postgres@127.0.0.1:{free_port()}/x", check=False)
     assert done.returncode == 1 and "cannot reach PostgreSQL" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-def test_a_managed_postgres_table_holds_the_source_rows(
-        tmp_path: Path, data_dir: Path, pgdb: str) -> None:
-    import decimal
-
-    import pyarrow.parquet as pq
-    from conftest import Mount
-
-    run_markfs(data_dir, "source", "add", "pg", pgdb)
-    run_markfs(data_dir, "manage", "pg/public/customers", 'pg/Sales Data/Orders "2024"')
-    point = tmp_path / "mnt"
-    point.mkdir()
-    for mount in Mount(data_dir, point).start().checked():
-        folder = mount.path / "tables" / "pg" / "public" / "customers"
-        table = pq.read_table(folder / "data.parquet")
-        rows = table.to_pylist()
-        assert len(rows) == 500 and rows[0]["name"] == "c1"
-        assert decimal.Decimal(str(rows[1]["balance"])) == decimal.Decimal("3.00")
-        assert rows[0]["joined"] is None
-        assert (folder / "data.csv").stat().st_size == len((folder / "data.csv").read_bytes())
-        odd = mount.path / "tables" / "pg" / "Sales Data" / 'Orders "2024"'
-        assert pq.read_table(odd / "data.parquet").column_names == ["id", "Total €"]
 
 
 def test_a_changed_postgres_table_is_rendered_again_by_refresh(
