@@ -1,39 +1,29 @@
-"""The catalog connection: opening, migrations, and write transactions.
+"""The catalog: write transactions over its engine, and the typed parts it is read by.
 
-Invariant (SQLite is the truth, LMDB a write-through mirror): every write goes
-through `Catalog.transaction()`. It holds SQLite's write lock (BEGIN IMMEDIATE)
-from the first statement until COMMIT; inside that window it bumps
-`meta.stamp`, hands the changed rows to the mirror, which commits them to LMDB
-with the same stamp, and only then commits SQLite. So the two stores carry the
-same stamp exactly when both hold the same transactions; a crash anywhere in
-between leaves different stamps, and the next start rebuilds the mirror.
+Invariant (the catalog is the truth, LMDB a write-through mirror): every write goes
+through `Catalog.transaction()`. It holds the engine's write transaction from the
+first statement until COMMIT (SQLite: its write lock, BEGIN IMMEDIATE); inside that
+window it bumps `meta.stamp`, hands the changed rows to the mirror, which commits them
+to LMDB with the same stamp, and only then commits the catalog. So the two stores
+carry the same stamp exactly when both hold the same transactions; a crash anywhere
+in between leaves different stamps, and the next start rebuilds the mirror.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-import apsw
-
-from markfs.catalog.schema import MIGRATIONS
+from markfs.catalog.engines import Engine, open_engine
 from markfs.columns import integer
-from markfs.errors import CatalogDamaged
 from markfs.model import ChangeSet, Kind, Node
 
 log = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_MS = 5000
-SCRUB_MIGRATION = 12  # the migration after which stored passwords are removed
-# what SQLite raises on a damaged file, whenever a query first touches the damage
-DAMAGE_ERRORS: tuple[type[Exception], ...] = (apsw.CorruptError, apsw.NotADBError)
 
 NODE_COLUMNS = (
     "id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink, generation, "
@@ -65,8 +55,9 @@ class Mirror(Protocol):
 class Txn:
     """One open write transaction; node functions record what they touch here."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
-        self.conn = conn
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn = engine.conn
         self.touched: set[int] = set()
         self.gone_nodes: set[int] = set()
         self.gone_dentries: list[tuple[int, bytes]] = []
@@ -84,8 +75,7 @@ class Txn:
     def changed(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """An UPDATE, DELETE or INSERT: how many rows it changed (an INSERT ... ON
         CONFLICT DO NOTHING: 0 where the row was there already)."""
-        self.conn.execute(sql, params)
-        return int(self.conn.changes())
+        return self.engine.changed(sql, params)
 
     def touch(self, node_id: int) -> None:
         self.touched.add(node_id)
@@ -117,26 +107,18 @@ class Txn:
 
 
 class Catalog:
-    """The APSW SQLite catalog of one data directory."""
+    """The catalog of one data directory, on its engine (an SQLite file by default)."""
 
-    def __init__(self, path: Path, mirror: Mirror | None = None) -> None:
-        self.path = path
+    def __init__(self, location: Path | str, mirror: Mirror | None = None) -> None:
+        self.engine: Engine = open_engine(location)
         self.mirror = mirror
-        # rebuilds the mirror from SQLite (set by its owner); `mirror_behind` holds it
-        # while the mirror has a transaction whose COMMIT failed
+        # rebuilds the mirror from the catalog (set by its owner); `mirror_behind` holds
+        # it while the mirror has a transaction whose COMMIT failed
         self.rebuild_mirror: Callable[[], object] = lambda: None
         self.mirror_behind: Callable[[], object] | None = None
         self._open: tuple[int, Txn] | None = None  # (thread, the transaction it has open)
-        self.conn = apsw.Connection(str(path))
-        try:
-            self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except DAMAGE_ERRORS as exc:
-            self.conn.close()
-            raise damaged(path, exc) from None
+        self.engine.migrate()
+        self.conn = self.engine.conn
         # the typed parts the layers above read and write through (imported here: each
         # part's module imports this one for `Txn`)
         from markfs.catalog import hashes, nodes, sources, xattrs
@@ -158,55 +140,10 @@ class Catalog:
         self.managed = managed.ManagedFiles(self.conn)
         self.file_scans = filescans.FileScans(self.conn)
         self.jobs = jobs.Jobs(self.conn)
-        self.search = search.Search(self.conn)
+        self.search = search.search_of(self.engine.name, self.conn)
 
     def close(self) -> None:
-        self.conn.close()
-
-    def _migrate(self) -> None:
-        has_meta = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-        version = self.meta("schema_version") if has_meta else 0
-        if version == len(MIGRATIONS):
-            return
-        # Foreign keys off while the schema changes (SQLite's procedure for rebuilding a
-        # table: a DROP TABLE would otherwise cascade into the tables that refer to it).
-        self.conn.execute("PRAGMA foreign_keys = OFF")
-        self._scrubbed = False
-        try:
-            self._run_migrations(version)
-        finally:
-            self.conn.execute("PRAGMA foreign_keys = ON")
-        if self._scrubbed:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.conn.execute("PRAGMA secure_delete = OFF")
-
-    def _run_migrations(self, version: int) -> None:
-        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.conn:
-                self.conn.execute(sql)
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (number,))
-                if number == 1:
-                    self.conn.execute(
-                        "INSERT INTO meta (key, value) VALUES ('stamp', 0), ('generation', ?)",
-                        (secrets.randbelow(2**31 - 1) + 1,))
-                if number == SCRUB_MIGRATION:
-                    self._scrub_passwords()
-                problems = self.conn.execute("PRAGMA foreign_key_check").fetchall()
-                if problems:
-                    raise RuntimeError(f"migration {number} broke references: {problems[:3]}")
-            log.info("catalog migrated to schema %d", number)
-
-    def _scrub_passwords(self) -> None:
-        """Database passwords older versions stored in source URLs, removed. SQLite's
-        secure_delete zeroes the old row's bytes; the WAL that held them is emptied
-        after this migration's commit (`_migrate`)."""
-        from markfs.catalog.sources import scrub_stored_passwords  # (it imports this module)
-
-        self.conn.execute("PRAGMA secure_delete = ON")
-        self._scrubbed = scrub_stored_passwords(self.conn)
+        self.engine.close()
 
     def meta(self, key: str) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -235,39 +172,36 @@ class Catalog:
             return
         if self.mirror_behind is not None:
             self._catch_up_mirror()
-        self.conn.execute("BEGIN IMMEDIATE")
-        txn = Txn(self.conn)
+        engine = self.engine
+        engine.begin()
+        txn = Txn(engine)
         self._open = (threading.get_ident(), txn)
         try:
             yield txn
-            stamp = self.meta("stamp") + 1
-            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'stamp'", (stamp,))
+            stamp = integer(txn.execute(
+                "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
+                "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchall()[0][0])
             if self.mirror is not None:
                 self.mirror.apply(txn.collect(), stamp)
         except BaseException as exc:
             self._open = None
-            with contextlib.suppress(apsw.SQLError):  # (SQLite may have rolled back itself)
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, apsw.FullError):
-                raise _disk_full() from None
-            raise
+            engine.rollback()
+            raise _translated(engine, exc) from None
         self._open = None
         try:
-            self.conn.execute("COMMIT")
+            engine.commit()
         except BaseException as exc:
             # The mirror already holds this transaction: make the next start rebuild it,
             # and this process before its next transaction (a full disk: the mirror
-            # must not go on showing what SQLite rolled back).
+            # must not go on showing what the catalog rolled back).
             if self.mirror is not None:
                 self.mirror_behind = self.rebuild_mirror
                 with contextlib.suppress(Exception):  # (the disk may be full for this too)
                     self.mirror.mark_stale()
-            if isinstance(exc, apsw.FullError):
-                raise _disk_full() from None
-            raise
+            raise _translated(engine, exc) from None
 
     def _catch_up_mirror(self) -> None:
-        """The mirror holds a transaction SQLite did not commit: rebuilt from SQLite now."""
+        """The mirror holds a transaction the catalog did not commit: rebuilt now."""
         rebuild, self.mirror_behind = self.mirror_behind, None
         assert rebuild is not None
         try:
@@ -279,44 +213,27 @@ class Catalog:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the write lock without writing: no writer is between its two stores."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.engine.begin()
         try:
             yield
         finally:
-            self.conn.execute("ROLLBACK")
+            self.engine.rollback()
 
     def copy_to(self, path: Path) -> None:
-        """A consistent copy of the whole catalog as one self-contained file, taken with
-        SQLite's online backup API while other connections keep writing (one step: the
-        copy is of one moment, under a read transaction)."""
-        dest = apsw.Connection(str(path))
-        try:
-            with dest.backup("main", self.conn, "main") as copy:
-                copy.step(-1)
-            dest.execute("PRAGMA journal_mode = DELETE")  # no -wal file beside the copy
-        finally:
-            dest.close()
+        """A consistent copy of the whole catalog as one self-contained SQLite file."""
+        self.engine.copy_to(path)
 
     def checkpoint(self) -> None:
-        """Make committed transactions durable in the main database file (fsync path)."""
-        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        """Make committed transactions durable (fsync path)."""
+        self.engine.checkpoint()
 
     def integrity_problems(self, quick: bool = False) -> list[str]:
-        """What SQLite's own check finds (`quick`: pages and records, not indexes)."""
-        try:
-            rows = [str(r[0]) for r in self.conn.execute(
-                "PRAGMA quick_check" if quick else "PRAGMA integrity_check")]
-        except DAMAGE_ERRORS as exc:
-            return [str(exc)]
-        return [] if rows == ["ok"] else rows
+        """What the engine's own check finds (`quick`: pages and records, not indexes)."""
+        return self.engine.integrity_problems(quick)
 
 
-def _disk_full() -> OSError:
-    """SQLite's "database or disk is full" as the errno a writer gets (ENOSPC)."""
-    return OSError(errno.ENOSPC, "the disk of the data directory is full")
+def _translated(engine: Engine, exc: BaseException) -> BaseException:
+    """What a writer sees of a failed transaction (a full disk: ENOSPC)."""
+    return engine.translate_error(exc) or exc
 
 
-def damaged(path: Path, exc: Exception) -> CatalogDamaged:
-    return CatalogDamaged(f"the catalog {path} is damaged ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); "
-                          "run: markfs fsck --repair (it salvages what SQLite can read)")

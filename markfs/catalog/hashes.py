@@ -3,15 +3,14 @@ while the file keeps the content identity it had when hashed (see migration 10).
 
 from __future__ import annotations
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
 class ContentHashes:
     """Whole-file digests of source files, each under the content identity it was taken at."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def recorded(self, source_id: int, remote_path: bytes,

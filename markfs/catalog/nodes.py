@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import apsw
-
 from markfs.catalog.db import NODE_COLUMNS, Txn, row_to_node
+from markfs.catalog.engines import Connection
 from markfs.model import Kind, Node
 
 # readdir cookies: primary names use their node id, extra (hard link) names
@@ -41,12 +40,12 @@ class NewNode:
     meta_kept: int | None = None  # which of mode/uid/gid came from the source's metadata
 
 
-def get_node(conn: apsw.Connection, node_id: int) -> Node | None:
+def get_node(conn: Connection, node_id: int) -> Node | None:
     row = conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (node_id,)).fetchone()
     return None if row is None else row_to_node(row)
 
 
-def find_child(conn: apsw.Connection, parent: int, name: bytes) -> Node | None:
+def find_child(conn: Connection, parent: int, name: bytes) -> Node | None:
     """The node a name in a directory refers to, through a hard link or not."""
     row = conn.execute(
         f"SELECT {NODE_COLUMNS} FROM nodes WHERE parent = ? AND name = ? AND id != parent",
@@ -59,7 +58,7 @@ def find_child(conn: apsw.Connection, parent: int, name: bytes) -> Node | None:
 
 
 def list_children(
-    conn: apsw.Connection, parent: int, after: int, limit: int
+    conn: Connection, parent: int, after: int, limit: int
 ) -> list[tuple[int, bytes, Node]]:
     """Up to `limit` (cookie, name, node) entries of a directory after `after`, stably."""
     out: list[tuple[int, bytes, Node]] = []
@@ -81,7 +80,7 @@ def list_children(
     return out
 
 
-def child_names(conn: apsw.Connection, parent: int) -> dict[bytes, Node]:
+def child_names(conn: Connection, parent: int) -> dict[bytes, Node]:
     """All names of a directory with their nodes (for reconciling a listing)."""
     names = {
         bytes(row[2]): row_to_node(row)
@@ -96,29 +95,29 @@ def child_names(conn: apsw.Connection, parent: int) -> dict[bytes, Node]:
     return names
 
 
-def node_by_remote(conn: apsw.Connection, source_id: int, remote_path: bytes) -> Node | None:
+def node_by_remote(conn: Connection, source_id: int, remote_path: bytes) -> Node | None:
     row = conn.execute(
         f"SELECT {NODE_COLUMNS} FROM nodes WHERE source_id = ? AND remote_path = ?",
         (source_id, remote_path)).fetchone()
     return None if row is None else row_to_node(row)
 
 
-def iter_nodes(conn: apsw.Connection) -> Iterator[Node]:
+def iter_nodes(conn: Connection) -> Iterator[Node]:
     for row in conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY id"):
         yield row_to_node(row)
 
 
-def iter_hardlinks(conn: apsw.Connection) -> Iterator[tuple[int, bytes, int]]:
+def iter_hardlinks(conn: Connection) -> Iterator[tuple[int, bytes, int]]:
     for parent, name, node_id in conn.execute("SELECT parent, name, node_id FROM hardlinks"):
         yield parent, bytes(name), node_id
 
 
-def count_nodes(conn: apsw.Connection) -> int:
+def count_nodes(conn: Connection) -> int:
     row = conn.execute("SELECT count(*) FROM nodes").fetchone()
     return int(row[0]) if row else 0
 
 
-def orphan_ids(conn: apsw.Connection) -> list[int]:
+def orphan_ids(conn: Connection) -> list[int]:
     """Nodes whose parent row does not exist."""
     return [r[0] for r in conn.execute(
         "SELECT n.id FROM nodes n LEFT JOIN nodes p ON p.id = n.parent WHERE p.id IS NULL")]
@@ -126,11 +125,14 @@ def orphan_ids(conn: apsw.Connection) -> list[int]:
 
 def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
                 generation: int, node_id: int | None = None) -> int:
+    # (the id column named only when given: the catalog's sequence numbers the rest)
+    given = () if node_id is None else (node_id,)
     new_id = txn.insert(
-        "INSERT INTO nodes (id, parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, "
-        "nlink, generation, source_id, remote_path, target, etag, atime_ns, rdev, meta_kept) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (node_id, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
+        f"INSERT INTO nodes ({'id, ' if given else ''}parent, name, kind, mode, uid, gid, "
+        "size, mtime_ns, ctime_ns, nlink, generation, source_id, remote_path, target, etag, "
+        f"atime_ns, rdev, meta_kept) VALUES ({'?, ' * len(given)}"
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*given, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
          new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
          new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept))
     txn.touch(new_id)
@@ -154,7 +156,7 @@ def update_node(txn: Txn, node_id: int, **fields: int | bytes | None) -> None:
     txn.touch(node_id)
 
 
-def subtree_ids(conn: apsw.Connection | Txn, root: int) -> list[int]:
+def subtree_ids(conn: Connection | Txn, root: int) -> list[int]:
     """The ids of a node and all nodes below it, deepest first."""
     rows = conn.execute(
         "WITH RECURSIVE below(id, depth) AS (SELECT ?, 0 UNION ALL "
@@ -265,7 +267,7 @@ class Nodes:
     """The node tree's rows, read on the catalog's connection (writes: this module's
     functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get_node(self, node_id: int) -> Node | None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import apsw
 
-from markfs.catalog.db import DAMAGE_ERRORS, Catalog
+from markfs.catalog.db import Catalog
+from markfs.catalog.engines.sqlite import DAMAGE_ERRORS, SqliteEngine
 
 _SKIPPED = ("meta", "search_index")  # copied separately; derived
 
@@ -33,10 +34,12 @@ def salvage(path: Path) -> list[str]:
     old = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY
                           | apsw.SQLITE_OPEN_URI)
     new = Catalog(new_path)
+    assert isinstance(new.engine, SqliteEngine)
+    conn = new.engine.conn
     try:
-        new.conn.execute("PRAGMA foreign_keys = OFF")  # a row's parent may be lost
-        report = [_copy_table(old, new.conn, table) for table in _tables(new.conn)]
-        _copy_meta(old, new.conn)
+        conn.execute("PRAGMA foreign_keys = OFF")  # a row's parent may be lost
+        report = [_copy_table(old, conn, table) for table in _tables(conn)]
+        _copy_meta(old, conn)
     finally:
         new.close()
         old.close()

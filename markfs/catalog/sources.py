@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 from markfs.schemes import scheme_of
 from markfs.urlsecrets import has_password, without_password
 
@@ -38,16 +37,16 @@ def _row(row: tuple[Any, ...]) -> SourceRow:
     return SourceRow(row[0], row[1], row[2], row[3], bool(row[4]), *row[5:])
 
 
-def list_sources(conn: apsw.Connection) -> list[SourceRow]:
+def list_sources(conn: Connection) -> list[SourceRow]:
     return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM sources ORDER BY name")]
 
 
-def get_source(conn: apsw.Connection, name: str) -> SourceRow | None:
+def get_source(conn: Connection, name: str) -> SourceRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM sources WHERE name = ?", (name,)).fetchone()
     return None if row is None else _row(row)
 
 
-def get_source_by_id(conn: apsw.Connection, source_id: int) -> SourceRow | None:
+def get_source_by_id(conn: Connection, source_id: int) -> SourceRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchone()
     return None if row is None else _row(row)
 
@@ -73,7 +72,7 @@ def delete_source(txn: Txn, source_id: int) -> None:
     txn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
 
 
-def scrub_stored_passwords(conn: apsw.Connection) -> bool:
+def scrub_stored_passwords(conn: Connection) -> bool:
     """Take every password out of the stored URLs of database sources (inside the
     migration's transaction); each source whose URL held one is named in a warning
     that says where its password goes now. True if any was removed."""
@@ -90,7 +89,7 @@ class Sources:
     """The sources, read on the catalog's connection (writes: this module's functions,
     inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def list_sources(self) -> list[SourceRow]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
-def get_xattr(conn: apsw.Connection, node_id: int, name: bytes) -> bytes | None:
+def get_xattr(conn: Connection, node_id: int, name: bytes) -> bytes | None:
     row = conn.execute("SELECT value FROM xattrs WHERE node_id = ? AND name = ?",
                        (node_id, name)).fetchone()
     return None if row is None else bytes(row[0])
 
 
-def list_xattrs(conn: apsw.Connection, node_id: int) -> list[bytes]:
+def list_xattrs(conn: Connection, node_id: int) -> list[bytes]:
     return [bytes(r[0]) for r in conn.execute(
         "SELECT name FROM xattrs WHERE node_id = ? ORDER BY name", (node_id,))]
 
@@ -32,7 +31,7 @@ class Xattrs:
     """Extended attributes of nodes, read on the catalog's connection (writes: this
     module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get_xattr(self, node_id: int, name: bytes) -> bytes | None:

@@ -82,7 +82,7 @@ class MarkfsGroup(click.Group):
             click.echo(f"markfs: permission denied: {exc.filename or exc}", err=True)
             ctx.exit(1)
         except Exception as exc:
-            from markfs.catalog.db import DAMAGE_ERRORS, damaged
+            from markfs.catalog.engines.sqlite import DAMAGE_ERRORS, damaged
 
             if not isinstance(exc, DAMAGE_ERRORS):
                 raise

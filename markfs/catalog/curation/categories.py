@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
 @dataclass(frozen=True)
@@ -20,19 +19,20 @@ class CategoryRow:
 _COLUMNS = "id, parent, name, node_id"
 
 
-def find(conn: apsw.Connection | Txn, parent: int | None, name: str) -> CategoryRow | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM categories WHERE parent IS ? AND name = ?",
+def find(conn: Connection | Txn, parent: int | None, name: str) -> CategoryRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM categories "
+                       "WHERE parent IS NOT DISTINCT FROM ? AND name = ?",
                        (parent, name)).fetchone()
     return None if row is None else CategoryRow(*row)
 
 
-def by_folder(conn: apsw.Connection, node_id: int) -> CategoryRow | None:
+def by_folder(conn: Connection, node_id: int) -> CategoryRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM categories WHERE node_id = ?",
                        (node_id,)).fetchone()
     return None if row is None else CategoryRow(*row)
 
 
-def all_categories(conn: apsw.Connection) -> list[CategoryRow]:
+def all_categories(conn: Connection) -> list[CategoryRow]:
     return [CategoryRow(*r) for r in conn.execute(
         f"SELECT {_COLUMNS} FROM categories ORDER BY id")]
 
@@ -47,13 +47,13 @@ def delete(txn: Txn, category_id: int) -> None:
     txn.execute("DELETE FROM categories WHERE id = ?", (category_id,))
 
 
-def members(conn: apsw.Connection, category_id: int) -> list[int]:
+def members(conn: Connection, category_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT node_id FROM category_members WHERE category_id = ? ORDER BY node_id",
         (category_id,))]
 
 
-def categories_of(conn: apsw.Connection, node_id: int) -> list[int]:
+def categories_of(conn: Connection, node_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT category_id FROM category_members WHERE node_id = ?", (node_id,))]
 
@@ -72,7 +72,7 @@ def set_folder(txn: Txn, category_id: int, node_id: int) -> None:
     txn.execute("UPDATE categories SET node_id = ? WHERE id = ?", (node_id, category_id))
 
 
-def dangling_members(conn: apsw.Connection | Txn) -> int:
+def dangling_members(conn: Connection | Txn) -> int:
     """Assignments of nodes that are gone (a salvaged catalog can have them)."""
     row = conn.execute("SELECT count(*) FROM category_members WHERE node_id NOT IN "
                        "(SELECT id FROM nodes)").fetchone()
@@ -86,7 +86,7 @@ class Categories:
     """Categories and their assignments, read on the catalog's connection (writes: this
     module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def find(self, parent: int | None, name: str) -> CategoryRow | None:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
-def tags_of(conn: apsw.Connection, node_id: int) -> list[str]:
+def tags_of(conn: Connection, node_id: int) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT tag FROM tags WHERE node_id = ? ORDER BY tag", (node_id,))]
 
 
-def nodes_tagged(conn: apsw.Connection, tag: str) -> list[int]:
+def nodes_tagged(conn: Connection, tag: str) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT node_id FROM tags WHERE tag = ? ORDER BY node_id", (tag,))]
 
 
-def all_tags(conn: apsw.Connection) -> list[tuple[str, int]]:
+def all_tags(conn: Connection) -> list[tuple[str, int]]:
     """(tag, number of nodes with it), by tag."""
     return [(t, n) for t, n in conn.execute(
         "SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag")]
@@ -32,12 +31,12 @@ def remove_tag(txn: Txn, node_id: int, tag: str) -> bool:
     return txn.changed("DELETE FROM tags WHERE node_id = ? AND tag = ?", (node_id, tag)) > 0
 
 
-def folder_of(conn: apsw.Connection | Txn, tag: str) -> int | None:
+def folder_of(conn: Connection | Txn, tag: str) -> int | None:
     row = conn.execute("SELECT node_id FROM tag_folders WHERE tag = ?", (tag,)).fetchone()
     return None if row is None else int(row[0])
 
 
-def tag_of_folder(conn: apsw.Connection, node_id: int) -> str | None:
+def tag_of_folder(conn: Connection, node_id: int) -> str | None:
     row = conn.execute("SELECT tag FROM tag_folders WHERE node_id = ?", (node_id,)).fetchone()
     return None if row is None else str(row[0])
 
@@ -56,11 +55,11 @@ def drop_folder(txn: Txn, tag: str) -> None:
     txn.execute("DELETE FROM tag_folders WHERE tag = ?", (tag,))
 
 
-def all_folders(conn: apsw.Connection) -> list[tuple[str, int]]:
+def all_folders(conn: Connection) -> list[tuple[str, int]]:
     return [(t, n) for t, n in conn.execute("SELECT tag, node_id FROM tag_folders")]
 
 
-def dangling(conn: apsw.Connection | Txn) -> int:
+def dangling(conn: Connection | Txn) -> int:
     """Tags of nodes that are gone (a salvaged catalog can have them)."""
     row = conn.execute("SELECT count(*) FROM tags WHERE node_id NOT IN "
                        "(SELECT id FROM nodes)").fetchone()
@@ -74,7 +73,7 @@ class Tags:
     """Tags and their folders, read on the catalog's connection (writes: this module's
     functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def tags_of(self, node_id: int) -> list[str]:

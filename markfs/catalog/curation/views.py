@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
 @dataclass(frozen=True)
@@ -32,27 +31,27 @@ def _row(row: tuple[int, str, int, int | None, str]) -> ViewRow:
     return ViewRow(*row)
 
 
-def all_views(conn: apsw.Connection) -> list[ViewRow]:
+def all_views(conn: Connection) -> list[ViewRow]:
     return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM views ORDER BY name")]
 
 
-def get_view(conn: apsw.Connection, name: str) -> ViewRow | None:
+def get_view(conn: Connection, name: str) -> ViewRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM views WHERE name = ?", (name,)).fetchone()
     return None if row is None else _row(row)
 
 
-def view_of_folder(conn: apsw.Connection, node_id: int) -> ViewRow | None:
+def view_of_folder(conn: Connection, node_id: int) -> ViewRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM views WHERE node_id = ?", (node_id,)).fetchone()
     return None if row is None else _row(row)
 
 
-def rules_of(conn: apsw.Connection, view_id: int) -> list[Rule]:
+def rules_of(conn: Connection, view_id: int) -> list[Rule]:
     return [Rule(s, g) for s, g in conn.execute(
         "SELECT source_id, glob FROM view_rules WHERE view_id = ? ORDER BY position",
         (view_id,))]
 
 
-def pins_of(conn: apsw.Connection, view_id: int) -> list[int]:
+def pins_of(conn: Connection, view_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT node_id FROM view_pins WHERE view_id = ? ORDER BY node_id", (view_id,))]
 
@@ -87,7 +86,7 @@ def set_folder(txn: Txn, view_id: int, node_id: int) -> None:
     txn.execute("UPDATE views SET node_id = ? WHERE id = ?", (node_id, view_id))
 
 
-def dangling_pins(conn: apsw.Connection | Txn) -> int:
+def dangling_pins(conn: Connection | Txn) -> int:
     """Pins of nodes that are gone (a salvaged catalog can have them)."""
     row = conn.execute("SELECT count(*) FROM view_pins WHERE node_id NOT IN "
                        "(SELECT id FROM nodes)").fetchone()
@@ -101,7 +100,7 @@ class Views:
     """Views, their rules and pins, read on the catalog's connection (writes: this module's
     functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def all_views(self) -> list[ViewRow]:

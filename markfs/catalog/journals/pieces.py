@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,7 @@ class PieceUpload:
 class PieceUploads:
     """Uploads in pieces begun on a source (S3 multipart uploads, SFTP temporary files)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def begun(self, txn: Txn, source_id: int, remote_path: bytes, token: str,

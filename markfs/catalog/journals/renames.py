@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
 def begin(txn: Txn, source_id: int, old_path: bytes, new_path: bytes) -> int:
@@ -18,7 +17,7 @@ def finish(txn: Txn, rename_id: int) -> None:
     txn.execute("DELETE FROM renames WHERE id = ?", (rename_id,))
 
 
-def unfinished(conn: apsw.Connection) -> list[tuple[int, int, bytes, bytes]]:
+def unfinished(conn: Connection) -> list[tuple[int, int, bytes, bytes]]:
     """(id, source id, old path, new path) of renames a crash interrupted, oldest first."""
     return [(int(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]))  # type: ignore[arg-type, call-overload]
             for r in conn.execute(
@@ -28,7 +27,7 @@ class Renames:
     """Renames begun on a source and not yet finished, read on the catalog's connection
     (writes: this module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def unfinished(self) -> list[tuple[int, int, bytes, bytes]]:

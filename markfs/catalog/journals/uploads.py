@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 from markfs.columns import blob, integer, maybe_integer, maybe_text, text
 
 
@@ -42,7 +41,7 @@ class Uploads:
     """The journal of files waiting to be written back to their source: read on the
     catalog's connection, written inside a transaction (`txn`)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def enqueue(self, txn: Txn, node_id: int, source_id: int, remote_path: bytes,

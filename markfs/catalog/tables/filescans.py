@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 from markfs.columns import integer, maybe_integer
 
 
@@ -43,7 +42,7 @@ def replace_prefixes(txn: Txn, source_id: int, prefixes: dict[str, tuple[int, in
                     "VALUES (?, ?, ?, ?, ?)", (source_id, prefix, objects, size, now_ns))
 
 
-def prefixes(conn: apsw.Connection, source_id: int) -> list[tuple[str, int, int]]:
+def prefixes(conn: Connection, source_id: int) -> list[tuple[str, int, int]]:
     return [(str(p), integer(o), integer(b)) for p, o, b in conn.execute(
         "SELECT prefix, objects, bytes FROM prefix_stats WHERE source_id = ? ORDER BY prefix",
         (source_id,))]
@@ -69,7 +68,7 @@ def save_facts(txn: Txn, file_id: int, identity: str, rows: int | None, exact: b
                 (identity, rows, int(exact), schema_json, stats_json, error, file_id))
 
 
-def list_files(conn: apsw.Connection, source_id: int) -> list[StructuredFile]:
+def list_files(conn: Connection, source_id: int) -> list[StructuredFile]:
     return [StructuredFile(integer(i), str(p), str(ident), integer(size), str(fmt),
                            maybe_integer(rows), bool(exact),
                            None if sj is None else str(sj), None if err is None else str(err),
@@ -83,7 +82,7 @@ class FileScans:
     """Structured files found by scans of file sources, read on the catalog's connection
     (writes: this module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def prefixes(self, source_id: int) -> list[tuple[str, int, int]]:

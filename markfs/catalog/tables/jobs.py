@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def finish(txn: Txn, job_id: int, ok: bool, message: str, now_ns: int) -> None:
                 ("done" if ok else "failed", message, now_ns, job_id))
 
 
-def count_by_state(conn: apsw.Connection) -> dict[str, int]:
+def count_by_state(conn: Connection) -> dict[str, int]:
     """How many jobs are running, done and failed (the whole log)."""
     counts = {"running": 0, "done": 0, "failed": 0}
     for state, count in conn.execute("SELECT state, count(*) FROM scan_jobs GROUP BY state"):
@@ -44,7 +43,7 @@ def count_by_state(conn: apsw.Connection) -> dict[str, int]:
     return counts
 
 
-def recent(conn: apsw.Connection, limit: int = 10) -> list[JobRow]:
+def recent(conn: Connection, limit: int = 10) -> list[JobRow]:
     return [JobRow(*(r)) for r in conn.execute(  # type: ignore[misc]
         "SELECT id, kind, target, started_ns, finished_ns, state, done, total, message "
         "FROM scan_jobs ORDER BY id DESC LIMIT ?", (limit,))]
@@ -53,7 +52,7 @@ class Jobs:
     """Scan and render jobs, read on the catalog's connection (writes: this module's
     functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def count_by_state(self) -> dict[str, int]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 from markfs.columns import integer
 
 
@@ -54,12 +53,12 @@ def _file(row: tuple[object, ...]) -> TableFile:
                      str(cur))
 
 
-def file_by_node(conn: apsw.Connection, node_id: int) -> TableFile | None:
+def file_by_node(conn: Connection, node_id: int) -> TableFile | None:
     row = conn.execute(_FILE_SELECT + "WHERE f.node_id = ?", (node_id,)).fetchone()
     return None if row is None else _file(row)
 
 
-def current_files(conn: apsw.Connection) -> list[TableFile]:
+def current_files(conn: Connection) -> list[TableFile]:
     """The current (not retired) files of every table (for fsck)."""
     return [_file(r) for r in conn.execute(_FILE_SELECT + "WHERE f.retired_ns IS NULL "
                                            "ORDER BY f.node_id")]
@@ -91,7 +90,7 @@ def purge_retired(txn: Txn, before_ns: int) -> list[int]:
     return ids
 
 
-def referenced_digests(conn: apsw.Connection) -> set[str]:
+def referenced_digests(conn: Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("SELECT DISTINCT digest FROM table_files")}
 
 
@@ -99,7 +98,7 @@ def set_managed(txn: Txn, table_id: int, managed: bool) -> None:
     txn.execute("UPDATE sql_tables SET managed = ? WHERE id = ?", (int(managed), table_id))
 
 
-def stale_tables(conn: apsw.Connection) -> list[StaleTable]:
+def stale_tables(conn: Connection) -> list[StaleTable]:
     """Managed tables whose snapshot was rendered at another change token than the last
     scan recorded (or which have no snapshot at all)."""
     return [StaleTable(integer(i), str(src), str(schema), str(name))
@@ -111,7 +110,7 @@ def stale_tables(conn: apsw.Connection) -> list[StaleTable]:
                 "t.table_name")]
 
 
-def stats_tokens(conn: apsw.Connection, source_id: int) -> dict[int, str | None]:
+def stats_tokens(conn: Connection, source_id: int) -> dict[int, str | None]:
     """Table id -> the change token its statistics were computed at (None: never)."""
     return {integer(i): None if tok is None else str(tok) for i, tok in conn.execute(
         "SELECT id, stats_token FROM sql_tables WHERE source_id = ?", (source_id,))}
@@ -134,7 +133,7 @@ def save_stats(txn: Txn, table_id: int, token: str, rows: int, sample_json: str,
                      len_avg))
 
 
-def column_stats(conn: apsw.Connection, table_id: int) -> list[tuple[object, ...]]:
+def column_stats(conn: Connection, table_id: int) -> list[tuple[object, ...]]:
     """(column name, nulls, distinct, exact, min, max) per column, in order."""
     return [tuple(r) for r in conn.execute(
         "SELECT c.name, s.null_count, s.distinct_count, s.distinct_exact, s.min_value, "
@@ -145,7 +144,7 @@ class ManagedFiles:
     """Managed tables' snapshot files and column statistics, read on the catalog's
     connection (writes: this module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def file_by_node(self, node_id: int) -> TableFile | None:

@@ -1,8 +1,11 @@
-"""`search_index` (FTS5): names, columns and comments of everything the catalog knows.
+"""`search_index`: names, columns and comments of everything the catalog knows.
 
 The index is derived data: each source's rows are replaced whole whenever a
 scan, `manage` or `unmanage` changes what is known of it, in the same
-transaction, so a search never sees half an update.
+transaction, so a search never sees half an update. The rows are written in
+plain SQL; each engine searches them with its own full-text search — SQLite's
+FTS5 (`Search`), PostgreSQL's tsvector (`PostgresSearch`, over a column the
+table derives from name and detail; `engines/pgschema.py`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -39,12 +41,12 @@ def reindex_tables(txn: Txn, source_id: int, source_name: str,
     txn.execute("INSERT INTO search_index (path, source_id, kind, name, detail) "
                 "VALUES (?, ?, 'source', ?, '')", (source_name, source_id, source_name))
     rows = txn.execute(
-        "SELECT t.schema_name, t.table_name, t.kind, "
-        "(SELECT group_concat(c.name || ' ' || c.type || ' ' || coalesce(c.comment, ''), ' ; ')"
-        " FROM sql_columns c WHERE c.table_id = t.id) "
-        "FROM sql_tables t WHERE t.source_id = ? AND t.deprecated_ns IS NULL",
-        (source_id,)).fetchall()
-    for schema, table, kind, columns in rows:
+        "SELECT t.id, t.schema_name, t.table_name, t.kind FROM sql_tables t "
+        "WHERE t.source_id = ? AND t.deprecated_ns IS NULL", (source_id,)).fetchall()
+    for table_id, schema, table, kind in rows:
+        columns = " ; ".join(f"{n} {t} {c or ''}" for n, t, c in txn.execute(
+            "SELECT name, type, comment FROM sql_columns WHERE table_id = ? ORDER BY position",
+            (table_id,)).fetchall())
         ref = f"{source_name}/{schema}/{table}"
         txn.execute("INSERT INTO search_index (path, source_id, kind, name, detail) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -72,7 +74,7 @@ def forget_source(txn: Txn, source_id: int) -> None:
     txn.execute("DELETE FROM search_index WHERE source_id = ?", (source_id,))
 
 
-def source_nodes_named(conn: apsw.Connection, text: str, limit: int) -> list[int]:
+def source_nodes_named(conn: Connection, text: str, limit: int) -> list[int]:
     """Ids of files and folders of file sources the catalog knows (listed through a
     mount or named by the CLI, scanned or not) whose name holds every word of `text`,
     case aside: what a user sees in `ls` is found without a scan."""
@@ -85,7 +87,7 @@ def source_nodes_named(conn: apsw.Connection, text: str, limit: int) -> list[int
         "ORDER BY length(name), id LIMIT ?", (*words, limit))]
 
 
-def search(conn: apsw.Connection, text: str, limit: int = 50) -> list[Hit]:
+def search(conn: Connection, text: str, limit: int = 50) -> list[Hit]:
     """Entries matching every word of `text` (each as a prefix), best first."""
     words = _WORD.findall(text)
     if not words:
@@ -99,7 +101,7 @@ class Search:
     """The full-text index of names and comments, read on the catalog's connection (writes:
     this module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def source_nodes_named(self, text: str, limit: int) -> list[int]:
@@ -107,3 +109,47 @@ class Search:
 
     def search(self, text: str, limit: int = 50) -> list[Hit]:
         return search(self._conn, text, limit)
+
+
+class PostgresSearch:
+    """The same index searched with PostgreSQL's own full-text search: every word a
+    prefix of a word of the row (`'w':*`), best `ts_rank` first."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def source_nodes_named(self, text: str, limit: int) -> list[int]:
+        # names are bytes: compared in `escape` form, where ASCII is itself and every other
+        # byte an octal escape, the word encoded the same way (case folds for ASCII only)
+        words = [_escaped(w.lower()) for w in _WORD.findall(text)]
+        if not words:
+            return []
+        where = " AND ".join("strpos(lower(encode(name, 'escape')), ?) > 0" for _ in words)
+        return [int(r[0]) for r in self._conn.execute(
+            f"SELECT id FROM nodes WHERE kind = 'source' AND remote_path != ? AND {where} "
+            "ORDER BY length(name), id LIMIT ?", (b"", *words, limit))]
+
+    def search(self, text: str, limit: int = 50) -> list[Hit]:
+        words = [w.lower() for w in _ALNUM.findall(text)]
+        if not words:
+            return []
+        query = " & ".join(f"'{w}':*" for w in words)
+        return [Hit(str(p), str(k), str(n), str(d)) for p, k, n, d in self._conn.execute(
+            "SELECT path, kind, name, detail FROM search_index "
+            "WHERE words @@ to_tsquery('simple', ?) "
+            "ORDER BY ts_rank(words, to_tsquery('simple', ?)) DESC, path LIMIT ?",
+            (query, query, limit))]
+
+
+_ALNUM = re.compile(r"[^\W_]+", re.UNICODE)  # what PostgreSQL's index holds as words
+
+
+def _escaped(word: str) -> str:
+    """`word` as PostgreSQL's `encode(bytes, 'escape')` shows its UTF-8 bytes."""
+    return "".join(chr(b) if b < 0x80 and b != 0x5C else
+                   ("\\\\" if b == 0x5C else f"\\{b:03o}") for b in word.encode())
+
+
+def search_of(engine: str, conn: Connection) -> Search | PostgresSearch:
+    """The reader of the index for a catalog on `engine`."""
+    return PostgresSearch(conn) if engine == "postgresql" else Search(conn)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import apsw
-
 from markfs.catalog.db import Txn
+from markfs.catalog.engines import Connection
 from markfs.columns import integer, maybe_integer
 
 
@@ -27,14 +26,14 @@ class TableRow:
     size_bytes: int | None = None
 
 
-def known_tokens(conn: apsw.Connection, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:
+def known_tokens(conn: Connection, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:
     """(schema, table) -> (id, change token) of what the source had at the last scan."""
     return {(str(s), str(t)): (integer(i), str(tok)) for i, s, t, tok in conn.execute(
         "SELECT id, schema_name, table_name, change_token FROM sql_tables WHERE source_id = ?",
         (source_id,))}
 
 
-def scan_hint(conn: apsw.Connection, source_id: int) -> str | None:
+def scan_hint(conn: Connection, source_id: int) -> str | None:
     row = conn.execute("SELECT scan_hint FROM sources WHERE id = ?", (source_id,)).fetchone()
     return None if row is None or row[0] is None else str(row[0])
 
@@ -83,7 +82,7 @@ def deprecate_missing(txn: Txn, source_id: int, seen: set[int], now_ns: int) -> 
     return len(gone)
 
 
-def list_tables(conn: apsw.Connection, source_id: int | None = None,
+def list_tables(conn: Connection, source_id: int | None = None,
                 table_id: int | None = None) -> list[TableRow]:
     where, params = "", ()  # type: tuple[str, tuple[int, ...]]
     if source_id is not None:
@@ -103,18 +102,18 @@ def list_tables(conn: apsw.Connection, source_id: int | None = None,
                 "ORDER BY s.name, t.schema_name, t.table_name", params)]
 
 
-def find_table(conn: apsw.Connection, source_id: int, schema: str, name: str) -> int | None:
+def find_table(conn: Connection, source_id: int, schema: str, name: str) -> int | None:
     row = conn.execute("SELECT id FROM sql_tables WHERE source_id = ? AND schema_name = ? "
                        "AND table_name = ?", (source_id, schema, name)).fetchone()
     return None if row is None else integer(row[0])
 
 
-def get_table(conn: apsw.Connection, table_id: int) -> TableRow | None:
+def get_table(conn: Connection, table_id: int) -> TableRow | None:
     found = list_tables(conn, table_id=table_id)
     return found[0] if found else None
 
 
-def columns_of(conn: apsw.Connection, table_id: int) -> list[tuple[int, str, str, bool, bool,
+def columns_of(conn: Connection, table_id: int) -> list[tuple[int, str, str, bool, bool,
                                                                  str | None]]:
     """(position, name, type, nullable, primary key, comment) in column order."""
     return [(integer(p), str(n), str(t), bool(nl), bool(pk), None if c is None else str(c))
@@ -126,7 +125,7 @@ class SqlTables:
     """Tables and columns of SQL sources, read on the catalog's connection (writes: this
     module's functions, inside a transaction)."""
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def known_tokens(self, source_id: int) -> dict[tuple[str, str], tuple[int, str]]:

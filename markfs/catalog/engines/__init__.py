@@ -1,0 +1,94 @@
+"""The catalog's engines: the database a catalog lives in, behind one small interface.
+
+`Catalog` (db.py) and the typed parts of the catalog speak plain SQL through an
+engine's `conn` (`?` placeholders, `RETURNING`, `ON CONFLICT`, recursive CTEs: SQL that
+SQLite and PostgreSQL both run); what differs lives in an engine:
+
+- `sqlite`: the embedded default, one file in the data directory (APSW). Its
+  migrations are the schema's one description (schema.py).
+- `postgres`: a PostgreSQL database several hosts share (psycopg 3). Its schema is
+  derived from the same migrations (`pgschema`), its inode numbers come from a
+  sequence, its full-text search is PostgreSQL's own.
+
+An engine owns its connection, its transactions' first and last statement, its
+migrations, its errors (disk full, a retryable conflict) and what only its file or
+server can do (copy, checkpoint, integrity check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Rows(Protocol):
+    """What a statement gives back: its rows as tuples."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection the catalog's parts read through (`?` placeholders)."""
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ..., /) -> Any: ...
+
+
+class Engine(Protocol):
+    """One catalog database: its connection and what differs between engines."""
+
+    name: str  # 'sqlite' | 'postgresql'
+
+    @property
+    def conn(self) -> Connection: ...
+
+    def describe(self) -> str:
+        """Where the catalog lives, as `markfs status` prints it (never a secret)."""
+
+    def migrate(self) -> None:
+        """Bring the schema to this markfs's version (CatalogError if it is newer)."""
+
+    def begin(self) -> None:
+        """Start a write transaction (SQLite: take the write lock now)."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def changed(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run a write; how many rows it changed."""
+
+    def translate_error(self, exc: BaseException) -> BaseException | None:
+        """What a writer should see instead of `exc` (a full disk: ENOSPC), or None."""
+
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the whole catalog as one SQLite file (backups)."""
+
+    def checkpoint(self) -> None:
+        """Make committed transactions durable (SQLite's WAL into its file)."""
+
+    def integrity_problems(self, quick: bool = False) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def open_engine(location: str | Path) -> Engine:
+    """The engine of a catalog at `location`: a PostgreSQL URL or an SQLite file."""
+    if is_postgres_url(location):
+        from markfs.catalog.engines.postgres import PostgresEngine
+
+        return PostgresEngine(str(location))
+    from markfs.catalog.engines.sqlite import SqliteEngine
+
+    return SqliteEngine(Path(location))

@@ -1,0 +1,161 @@
+"""The PostgreSQL engine: the catalog in a database several hosts can share (psycopg 3).
+
+The catalog's SQL is written with `?` placeholders; `PgConnection` hands it to
+psycopg with `%s` (a literal `%` doubled), translated once per statement text. The
+connection is in autocommit: a write transaction is the engine's own BEGIN … COMMIT,
+and a read outside one sees what is committed. Each write transaction starts by
+locking the `stamp` row of `meta` (`FOR UPDATE`): writers of one catalog queue there,
+from every host, as SQLite's write lock queues them — so every invariant that holds
+on SQLite holds here (the stamp every mirror compares, a stale observation never
+written over a newer one).
+
+The URL never carries a password: libpq reads `~/.pgpass` or `PGPASSWORD`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from markfs.catalog.engines import pgschema
+from markfs.catalog.engines.sqlite import new_generation, refuse_newer
+from markfs.catalog.schema import MIGRATIONS
+from markfs.errors import UserError
+from markfs.urlsecrets import has_password
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+MIGRATION_LOCK = 0x6D61726B  # the advisory lock one host holds while it migrates
+# a stalled server or a cut network shows within ~15 s instead of the kernel's minutes
+_KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+              "keepalives_count": 3, "tcp_user_timeout": 15_000}
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|[?%]")
+
+
+@lru_cache(maxsize=4096)  # the catalog's statement texts: a few hundred
+def pyformat(sql: str) -> str:
+    """`sql` with `?` as `%s` and `%` as `%%`, outside quotes and comments."""
+    def swap(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return "%s" if token == "?" else "%%" if token == "%" else token
+    return _TOKEN.sub(swap, sql)
+
+
+class PgConnection:
+    """A psycopg connection the catalog's parts read through like an APSW one."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
+
+
+def check_url(url: str) -> str:
+    """A catalog URL as markfs takes it: PostgreSQL, a database named, no password."""
+    if has_password(url):
+        raise UserError("the catalog URL carries a password: give it in ~/.pgpass or "
+                        "PGPASSWORD instead, never in the URL")
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.path.strip("/"):
+        raise UserError(f"not a catalog URL: {url} (postgresql://USER@HOST:PORT/DATABASE)")
+    return url
+
+
+class PostgresEngine:
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.url = check_url(url)
+        try:
+            raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                  application_name="markfs", **_KEEPALIVE)
+        except psycopg.Error as exc:
+            raise UserError(f"cannot reach the catalog {self.describe()}: "
+                            f"{_first_line(exc)}") from None
+        self.conn = PgConnection(raw)
+
+    def describe(self) -> str:
+        return self.url
+
+    def migrate(self) -> None:
+        with self.raw.transaction():
+            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            found = self.raw.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+            if not (found and found[0]):
+                self._create()
+                return
+            row = self.raw.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            refuse_newer(version, self.url)
+            for number in range(max(version, pgschema.BASELINE) + 1, len(MIGRATIONS) + 1):
+                self.raw.execute(pgschema.migration(number).encode())
+                self.raw.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
+                                 (number,))
+                log.info("catalog migrated to schema %d", number)
+
+    def _create(self) -> None:
+        for sql in pgschema.baseline():
+            self.raw.execute(sql.encode())  # (bytes: not a template, `%` is itself)
+        self.raw.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', %s), ('stamp', 0), "
+            "('generation', %s)", (len(MIGRATIONS), new_generation()))
+        self.raw.execute(f"ALTER TABLE nodes ALTER COLUMN id RESTART WITH "
+                         f"{pgschema.FIRST_FREE_NODE_ID}")
+        log.info("catalog created at schema %d in %s", len(MIGRATIONS), self.url)
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        return self.conn.raw
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
+        self.raw.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
+
+    def commit(self) -> None:
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if not self.raw.closed:
+            self.raw.execute("ROLLBACK")
+
+    def changed(self, sql: str, params: tuple[Any, ...]) -> int:
+        return int(self.conn.execute(sql, params).rowcount)
+
+    def translate_error(self, exc: BaseException) -> BaseException | None:
+        if isinstance(exc, psycopg.errors.DiskFull):
+            return OSError(errno.ENOSPC, "the catalog's database server has no space left")
+        return None
+
+    def copy_to(self, path: Path) -> None:
+        raise UserError(f"the catalog is in PostgreSQL ({self.url}): back it up with "
+                        "pg_dump; markfs backup copies SQLite catalogs")
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL's COMMIT is durable (its WAL is fsynced)."""
+
+    def integrity_problems(self, quick: bool = False) -> list[str]:
+        """PostgreSQL checks its own pages; here: that the server answers."""
+        try:
+            self.raw.execute("SELECT 1").fetchone()
+        except psycopg.Error as exc:
+            return [f"the catalog's server does not answer: {_first_line(exc)}"]
+        return []
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
