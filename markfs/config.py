@@ -32,7 +32,25 @@ class DataDir:
 
     @property
     def catalog(self) -> Path:
+        """The SQLite catalog's file (the embedded engine, the default)."""
         return self.root / "catalog.db"
+
+    @property
+    def catalog_url_file(self) -> Path:
+        """Where `init --catalog URL` wrote a shared catalog's URL (PostgreSQL)."""
+        return self.root / "catalog.url"
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """The catalog this data directory uses: a PostgreSQL URL, or the SQLite file."""
+        try:
+            return self.catalog_url_file.read_text().strip()
+        except FileNotFoundError:
+            return self.catalog
+
+    @property
+    def shares_its_catalog(self) -> bool:
+        return self.catalog_url_file.exists()
 
     @property
     def hot(self) -> Path:
@@ -63,7 +81,7 @@ class DataDir:
         return self.root / "markfs.toml"
 
     def exists(self) -> bool:
-        return self.catalog.exists()
+        return self.catalog.exists() or self.catalog_url_file.exists()
 
 
 def _in(low: float, high: float) -> dict[str, Any]:

@@ -12,6 +12,7 @@ command line as a user runs it, real servers started by fixtures; no mount), `ke
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from servers import MariaServer, PostgresServer, S3Server, SeaweedServer, SshServer, s3_env
@@ -215,9 +216,48 @@ def add_source_now(data_dir: Path, name: str, url: str, read_only: bool = False)
     in_process(lambda tree: add_source(tree, name, url, read_only), data_dir)
 
 
+ENGINES = ("sqlite", "postgresql")
+_catalogs = itertools.count(1)  # each PostgreSQL catalog a new database
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `both_engines` (whole modules: `pytestmark`) runs once with its
+    catalog in SQLite and once in PostgreSQL; `MARKFS_TEST_CATALOG=postgresql` puts every
+    other test's catalog in PostgreSQL too (a whole-suite run on that engine)."""
+    if "catalog_engine" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("catalog_engine", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def catalog_engine(request: pytest.FixtureRequest) -> str:
+    """The engine of the test's catalog (`data_dir`)."""
+    engine = str(getattr(request, "param", os.environ.get("MARKFS_TEST_CATALOG", "sqlite")))
+    if engine == "postgresql" and os.geteuid() != 0:
+        pytest.skip("a catalog in PostgreSQL needs root (the server runs as postgres)")
+    return engine
+
+
+def new_catalog_database(server: PostgresServer) -> str:
+    """The URL of a new, empty database on `server`, for one catalog."""
+    name = f"catalog{next(_catalogs)}"
+    admin: Any = server.connect()
+    try:
+        admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        admin.close()
+    return server.url(name)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, catalog_engine: str, request: pytest.FixtureRequest) -> Path:
+    """A data directory made as `markfs init` makes it; its catalog on the test's engine."""
     path = tmp_path / "data"
+    if catalog_engine == "postgresql":
+        path.mkdir(mode=0o700)
+        (path / "catalog.url").write_text(
+            new_catalog_database(request.getfixturevalue("postgres")) + "\n")
     in_process(lambda tree: None, path)
     return path
 

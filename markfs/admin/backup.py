@@ -140,6 +140,9 @@ def restore_backup(data_dir: DataDir, src: Path) -> RestoreReport:
     if mounted:
         raise UserError(f"{data_dir.root} is mounted on {mounted[0].mountpoint}: "
                         f"unmount it first (markfs umount {mounted[0].mountpoint})")
+    if data_dir.shares_its_catalog:
+        raise UserError(f"{data_dir.root} keeps its catalog in PostgreSQL "
+                        f"({data_dir.catalog_location}): restore it with pg_restore")
     data_dir.root.mkdir(parents=True, exist_ok=True)
     data_dir.root.chmod(0o700)
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=data_dir.root) as tmp:

@@ -131,7 +131,7 @@ def _snapshot_problems(tree: Tree, store: SnapshotStore) -> list[str]:
 def catalog_damage(data_dir: DataDir) -> list[str]:
     """What SQLite's integrity check finds in the catalog (opened alone, no LMDB)."""
     try:
-        catalog = Catalog(data_dir.catalog)
+        catalog = Catalog(data_dir.catalog_location)
     except CatalogDamaged as exc:
         return [str(exc)]
     try:

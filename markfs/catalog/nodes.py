@@ -159,7 +159,7 @@ def update_node(txn: Txn, node_id: int, **fields: int | bytes | None) -> None:
 def subtree_ids(conn: Connection | Txn, root: int) -> list[int]:
     """The ids of a node and all nodes below it, deepest first."""
     rows = conn.execute(
-        "WITH RECURSIVE below(id, depth) AS (SELECT ?, 0 UNION ALL "
+        "WITH RECURSIVE below(id, depth) AS (SELECT CAST(? AS BIGINT), 0 UNION ALL "
         "SELECT n.id, b.depth + 1 FROM nodes n JOIN below b ON n.parent = b.id "
         "WHERE n.id != n.parent) SELECT id FROM below ORDER BY depth DESC", (root,))
     return [r[0] for r in rows]

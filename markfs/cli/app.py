@@ -10,7 +10,7 @@ import click
 from markfs import __version__
 from markfs.cli.backups import backup, restore
 from markfs.cli.catalog import manage, refresh, scan, search, tables, unmanage
-from markfs.cli.common import MarkfsGroup, data_dir_of, open_tree
+from markfs.cli.common import MarkfsGroup, data_dir_of, open_tree, use_shared_catalog
 from markfs.cli.curation import category, tag, view
 from markfs.cli.files import copy, dupes
 from markfs.cli.mounting import demo, mount, umount
@@ -43,11 +43,17 @@ for _command in (source, mount, umount, scan, tables, manage, unmanage, refresh,
 
 
 @main.command()
+@click.option("--catalog", "catalog_url", metavar="URL", default=None,
+              help="Keep the catalog in PostgreSQL, shared by every host given the same URL "
+                   "(postgresql://USER@HOST:PORT/DATABASE; the password from ~/.pgpass or "
+                   "PGPASSWORD). Default: an SQLite file in the data directory.")
 @click.pass_context
-def init(ctx: click.Context) -> None:
+def init(ctx: click.Context, catalog_url: str | None) -> None:
     """Create the catalog and caches in the data directory (idempotent)."""
-    with open_tree(ctx, create=True):
-        pass
-    click.echo(f"markfs data directory ready: {data_dir_of(ctx).root}")
+    if catalog_url is not None:
+        use_shared_catalog(data_dir_of(ctx), catalog_url)
+    with open_tree(ctx, create=True) as tree:
+        where = tree.catalog.engine.describe()
+    click.echo(f"markfs data directory ready: {data_dir_of(ctx).root} (catalog: {where})")
 
 

@@ -55,6 +55,26 @@ def open_tree(ctx: click.Context, create: bool = False, walk: bool = False) -> I
             _tell_mounts(ctx, noted)
 
 
+def use_shared_catalog(data_dir: DataDir, url: str) -> None:
+    """Point a data directory at a PostgreSQL catalog (`init --catalog`): its URL is
+    written once; a data directory with a catalog of its own, or another URL, is refused."""
+    from markfs.catalog.engines.postgres import check_url
+
+    url = check_url(url)
+    if data_dir.catalog_url_file.exists():
+        if data_dir.catalog_location != url:
+            raise UserError(f"{data_dir.root} already uses the catalog "
+                            f"{data_dir.catalog_location}")
+        return
+    if data_dir.catalog.exists():
+        raise UserError(f"{data_dir.root} has a catalog of its own ({data_dir.catalog}): "
+                        "give a new data directory for the shared catalog")
+    data_dir.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = data_dir.catalog_url_file.with_suffix(".tmp")
+    temp.write_text(url + "\n")
+    temp.replace(data_dir.catalog_url_file)
+
+
 def _tell_mounts(ctx: click.Context, noted: list[ChangeSet]) -> None:
     from markfs.changefeed import CatalogChange, publish
 

@@ -134,7 +134,7 @@ class Tree:
         hot = HotCache(data_dir.hot, walk=walk)
         try:
             mirror = _NotingMirror(hot)
-            tree = cls(Catalog(data_dir.catalog, mirror=mirror), hot)
+            tree = cls(Catalog(data_dir.catalog_location, mirror=mirror), hot)
             tree.noting = mirror
             tree.catalog.rebuild_mirror = tree.rebuild_mirror
         except BaseException:

@@ -105,7 +105,8 @@ class Uploads:
 
     def count(self, owner: str | None = None) -> tuple[int, int]:
         """(number, bytes) of uploads still to do (not parked): all, or one daemon's."""
-        sql = "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE parked_ns IS NULL"
+        sql = ("SELECT count(*), CAST(coalesce(sum(size), 0) AS BIGINT) FROM uploads "
+               "WHERE parked_ns IS NULL")
         row = (self._conn.execute(sql).fetchone() if owner is None
                else self._conn.execute(sql + " AND owner = ?", (owner,)).fetchone())
         return (integer(row[0]), integer(row[1])) if row else (0, 0)
