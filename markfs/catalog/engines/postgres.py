@@ -65,7 +65,8 @@ def check_url(url: str) -> str:
         raise UserError("the catalog URL carries a password: give it in ~/.pgpass or "
                         "PGPASSWORD instead, never in the URL")
     parts = urlsplit(url)
-    if any(c.isspace() or not c.isprintable() for c in url) or not parts.hostname or not parts.path.strip("/"):
+    odd = any(c.isspace() or not c.isprintable() for c in url)
+    if odd or not parts.hostname or not parts.path.strip("/"):
         raise UserError(f"not a catalog URL: {url} (postgresql://USER@HOST:PORT/DATABASE)")
     return url
 
