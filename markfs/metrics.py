@@ -74,6 +74,16 @@ class Metrics:
                                "log, by state", ["state"], registry=r)
         self.stale_tables = Gauge("markfs_stale_tables", "Managed tables whose snapshot is "
                                   "older than their source's last scan", registry=r)
+        self.feed_reads = Counter("markfs_feed_reads", "Reads of a shared catalog's change "
+                                  "log that brought other hosts' commits", registry=r)
+        self.feed_read_seconds = Histogram(
+            "markfs_feed_read_seconds", "Time to read and apply other hosts' commits",
+            registry=r, buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+        self.feed_behind = Gauge("markfs_feed_behind", "Commits of other hosts this host "
+                                 "had not applied when it last read the log", registry=r)
+        self.feed_failures = Counter("markfs_feed_failures", "Times the change feed lost "
+                                     "its connection to the catalog and reconnected",
+                                     registry=r)
 
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""

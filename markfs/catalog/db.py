@@ -116,6 +116,12 @@ class Catalog:
         # it while the mirror has a transaction whose COMMIT failed
         self.rebuild_mirror: Callable[[], object] = lambda: None
         self.mirror_behind: Callable[[], object] | None = None
+        # on a shared catalog (several hosts): `follow(stamp)` brings the mirror up to the
+        # catalog's stamp at the start of each write transaction (set by its owner);
+        # `committed(stamp)` is told of each commit (the owner tells the other hosts)
+        self.follow: Callable[[int], object] | None = None
+        self.committed: Callable[[int], object] | None = None
+        self.last_committed = 0  # the stamp of this process's last commit (0: none yet)
         self._open: tuple[int, Txn] | None = None  # (thread, the transaction it has open)
         self.engine.migrate()
         self.conn = self.engine.conn
@@ -173,16 +179,24 @@ class Catalog:
         if self.mirror_behind is not None:
             self._catch_up_mirror()
         engine = self.engine
-        engine.begin()
+        found = engine.begin()
         txn = Txn(engine)
         self._open = (threading.get_ident(), txn)
         try:
+            if self.follow is not None and found is not None:
+                self.follow(found)
             yield txn
             stamp = integer(txn.execute(
                 "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
                 "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchall()[0][0])
-            if self.mirror is not None:
-                self.mirror.apply(txn.collect(), stamp)
+            if self.mirror is not None or engine.shared:
+                changes = txn.collect()
+                if engine.shared:
+                    from markfs.catalog import changelog  # (it imports this module)
+
+                    changelog.record(txn, stamp, changes)
+                if self.mirror is not None:
+                    self.mirror.apply(changes, stamp)
         except BaseException as exc:
             self._open = None
             engine.rollback()
@@ -199,6 +213,18 @@ class Catalog:
                 with contextlib.suppress(Exception):  # (the disk may be full for this too)
                     self.mirror.mark_stale()
             raise _translated(engine, exc) from None
+        self.last_committed = stamp
+        if self.committed is not None and engine.shared:
+            self.committed(stamp)
+
+    def changes_since(self, after: int, newest: int) -> ChangeSet | None:
+        """Inside a write transaction (`follow`): what other hosts committed after `after`
+        up to `newest` (None: the log was trimmed past it)."""
+        from markfs.catalog import changelog
+
+        joined = self._open
+        assert joined is not None, "changes_since reads inside the writer's transaction"
+        return changelog.read_since(joined[1], after, newest)
 
     def _catch_up_mirror(self) -> None:
         """The mirror holds a transaction the catalog did not commit: rebuilt now."""

@@ -472,4 +472,22 @@ MIGRATIONS: list[str] = [
     -- the hot cache's packed nodes carry it: a new stamp makes the next open rebuild it
     UPDATE meta SET value = value + 1 WHERE key = 'stamp';
     """,
+    # 14: the change log the hosts sharing one catalog follow
+    """
+    -- What each write transaction changed, under its stamp, for every host's caches. Only
+    -- a catalog several hosts share writes it (PostgreSQL); commits happen in stamp order
+    -- (the stamp row is locked from BEGIN to COMMIT), so a host that has applied every
+    -- stamp up to S reads the rows after S and misses nothing (catalog/changelog.py).
+    CREATE TABLE changes (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of writing
+        stamp   INTEGER NOT NULL,  -- the transaction's meta.stamp
+        node_id INTEGER,           -- a node whose row or names changed, or that went
+        gone    INTEGER NOT NULL DEFAULT 0,  -- 1: node_id was deleted
+        parent  INTEGER,           -- with name: a name (directory entry) that went
+        name    BLOB
+    );
+    CREATE INDEX changes_by_stamp ON changes (stamp);
+    -- meta 'changes_trimmed': the newest stamp whose rows were deleted (a host behind it
+    -- rebuilds its caches whole)
+    """,
 ]

@@ -32,6 +32,7 @@ from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.fs.notify import ServiceNotifier
 from markfs.metrics import METRICS
 from markfs.namespace.control import MountInfo
+from markfs.namespace.feed import CatalogFeed, forgetting
 from markfs.namespace.files.health import health_file
 from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.files.watch import LocalWatcher
@@ -156,8 +157,14 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         nursery.start_soon(_follow_changes, namespace)
         scans = [["scan"], ["refresh"]] if scan_config.refresh else [["scan"]]
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
-        nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
-                           [["backup"]])
+        catalog = namespace.tree.catalog
+        if catalog.engine.shared:  # (its backups are the database server's: pg_dump)
+            namespace.tree.hear = forgetting(namespace.changed_elsewhere)
+            feed = CatalogFeed(namespace.tree, catalog.engine.describe(), namespace.workers.run)
+            nursery.start_soon(feed.run)
+        else:
+            nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
+                               [["backup"]])
         nursery.start_soon(_refresh_gauges, namespace)
         if config.watch_local:
             roots = namespace.sources.local_roots()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from markfs.cache.hot import HotCache
@@ -117,6 +117,41 @@ class Tree:
         self.catalog = catalog
         self.hot = hot
         self.noting: _NotingMirror | None = None
+        # on a shared catalog: told what other hosts changed (None: anything may have)
+        self.hear: Callable[[ChangeSet | None], object] | None = None
+
+    # -- other hosts' writes (a shared catalog: catalog/changelog.py) --------------
+
+    def catch_up(self, newest: int) -> None:
+        """At the start of a write transaction on a shared catalog, which found it at stamp
+        `newest`: the mirror first takes what other hosts committed before (from the log,
+        or rebuilt whole if the log no longer reaches back), so the stamp this transaction
+        gives the mirror stands for every write before it."""
+        applied = self.hot.stamp() or 0
+        if applied == newest:
+            return
+        changes = self.catalog.changes_since(applied, newest) if 0 <= applied < newest else None
+        if changes is None:
+            self.hot.rebuild(self.catalog.nodes.iter_nodes(), self.catalog.nodes.iter_hardlinks(),
+                             newest)
+        else:
+            self.hot.apply(changes, newest)
+        if self.hear is not None:
+            self.hear(changes)
+
+    def heard(self, newest: int, changes: ChangeSet | None) -> bool:
+        """What the change log said other hosts committed up to `newest` (read outside any
+        transaction of ours), into the mirror unless it holds that already; was it new?"""
+        applied = self.hot.stamp() or 0
+        if 0 <= newest <= applied:
+            return False
+        if changes is None or applied < 0:
+            self.rebuild_mirror()
+        else:
+            self.hot.apply(changes, newest)
+        if self.hear is not None:
+            self.hear(changes)
+        return True
 
     def note_changes(self) -> list[ChangeSet]:
         """From now on, what each commit changed is added to the list returned."""
@@ -137,6 +172,8 @@ class Tree:
             tree = cls(Catalog(data_dir.catalog_location, mirror=mirror), hot)
             tree.noting = mirror
             tree.catalog.rebuild_mirror = tree.rebuild_mirror
+            if tree.catalog.engine.shared:
+                tree.catalog.follow = tree.catch_up
         except BaseException:
             hot.close()
             raise
@@ -147,7 +184,12 @@ class Tree:
         return tree
 
     def close(self) -> None:
-        self.catalog.close()
+        """(A command's writes to a shared catalog are announced to the other hosts as it
+        ends; a daemon announces each as it commits, `fs/feed.py`.)"""
+        catalog = self.catalog
+        if catalog.engine.shared and catalog.last_committed and catalog.committed is None:
+            catalog.engine.announce(catalog.last_committed)
+        catalog.close()
         self.hot.close()
 
     def mirror_in_sync(self) -> bool:

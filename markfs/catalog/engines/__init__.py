@@ -42,6 +42,7 @@ class Engine(Protocol):
     """One catalog database: its connection and what differs between engines."""
 
     name: str  # 'sqlite' | 'postgresql'
+    shared: bool  # several hosts may write it: the change log is written and followed
 
     @property
     def conn(self) -> Connection: ...
@@ -52,8 +53,9 @@ class Engine(Protocol):
     def migrate(self) -> None:
         """Bring the schema to this markfs's version (CatalogError if it is newer)."""
 
-    def begin(self) -> None:
-        """Start a write transaction (SQLite: take the write lock now)."""
+    def begin(self) -> int | None:
+        """Start a write transaction, holding the catalog's write lock (SQLite's; the stamp
+        row's in PostgreSQL); the stamp it found, where it read it (a shared engine)."""
 
     def commit(self) -> None: ...
 
@@ -64,6 +66,9 @@ class Engine(Protocol):
 
     def translate_error(self, exc: BaseException) -> BaseException | None:
         """What a writer should see instead of `exc` (a full disk: ENOSPC), or None."""
+
+    def announce(self, stamp: int) -> None:
+        """Tell the other hosts of a shared catalog that it is at `stamp` now."""
 
     def copy_to(self, path: Path) -> None:
         """A consistent copy of the whole catalog as one SQLite file (backups)."""

@@ -14,6 +14,7 @@ The URL never carries a password: libpq reads `~/.pgpass` or `PGPASSWORD`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
@@ -27,7 +28,8 @@ import psycopg
 from markfs.catalog.engines import pgschema
 from markfs.catalog.engines.sqlite import new_generation, refuse_newer
 from markfs.catalog.schema import MIGRATIONS
-from markfs.errors import UserError
+from markfs.errors import FsError, UserError
+from markfs.model import ChangeSet
 from markfs.urlsecrets import has_password
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ def check_url(url: str) -> str:
 
 class PostgresEngine:
     name = "postgresql"
+    shared = True
 
     def __init__(self, url: str) -> None:
         self.url = check_url(url)
@@ -118,9 +121,11 @@ class PostgresEngine:
     def raw(self) -> psycopg.Connection[Any]:
         return self.conn.raw
 
-    def begin(self) -> None:
+    def begin(self) -> int | None:
         self.raw.execute("BEGIN")
-        self.raw.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
+        row = self.raw.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE"
+                               ).fetchone()
+        return int(row[0]) if row else 0
 
     def commit(self) -> None:
         self.raw.execute("COMMIT")
@@ -135,7 +140,17 @@ class PostgresEngine:
     def translate_error(self, exc: BaseException) -> BaseException | None:
         if isinstance(exc, psycopg.errors.DiskFull):
             return OSError(errno.ENOSPC, "the catalog's database server has no space left")
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            # another host made the same name (or row) first: this host's cache had not
+            # heard of it yet when it checked
+            return FsError(errno.EEXIST, "made by another host at the same time")
         return None
+
+    def announce(self, stamp: int) -> None:
+        try:
+            self.raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(stamp)))
+        except psycopg.Error as exc:  # the others then see it by their poll, within 1 s
+            log.warning("could not announce stamp %d: %s", stamp, _first_line(exc))
 
     def copy_to(self, path: Path) -> None:
         raise UserError(f"the catalog is in PostgreSQL ({self.url}): back it up with "
@@ -160,3 +175,60 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
+
+
+CHANNEL = "markfs_changes"  # NOTIFY channel: the payload is the newest stamp
+
+
+class ChangeListener:
+    """A host's own connection to hear of other hosts' commits: LISTEN, then read the
+    change log. One task uses it at a time (a socket to wait on, then a read)."""
+
+    def __init__(self, url: str) -> None:
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                     application_name="markfs feed", **_KEEPALIVE)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def fileno(self) -> int:
+        return int(self._conn.pgconn.socket)
+
+    def heard(self) -> int:
+        """The newest stamp the notifications that arrived carry (0: none arrived)."""
+        pgconn = self._conn.pgconn
+        pgconn.consume_input()
+        newest = 0
+        while (note := pgconn.notifies()) is not None:
+            with contextlib.suppress(ValueError):
+                newest = max(newest, int(note.extra.decode()))
+        return newest
+
+    def read_since(self, after: int) -> tuple[int, ChangeSet | None]:
+        """(the catalog's stamp, what changed after `after` up to it), in one snapshot."""
+        from markfs.catalog import changelog  # (it imports the catalog, which imports this)
+
+        with self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            reader = PgConnection(self._conn)
+            newest = changelog.newest_stamp(reader)
+            if newest <= after:
+                return newest, ChangeSet()
+            return newest, changelog.read_since(reader, after, newest)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Announcer:
+    """A host's connection to tell the others of its commits (a NOTIFY of its own
+    transaction: every notifying commit takes a cluster-wide lock, so never inside
+    the catalog's writes)."""
+
+    def __init__(self, url: str) -> None:
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                     application_name="markfs announce", **_KEEPALIVE)
+
+    def announce(self, stamp: int) -> None:
+        self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(stamp)))
+
+    def close(self) -> None:
+        self._conn.close()

@@ -30,6 +30,7 @@ DAMAGE_ERRORS: tuple[type[Exception], ...] = (apsw.CorruptError, apsw.NotADBErro
 
 class SqliteEngine:
     name = "sqlite"
+    shared = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -99,8 +100,9 @@ class SqliteEngine:
         self.conn.execute("PRAGMA secure_delete = ON")
         self._scrubbed = scrub_stored_passwords(self.conn)
 
-    def begin(self) -> None:
+    def begin(self) -> int | None:
         self.conn.execute("BEGIN IMMEDIATE")
+        return None
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -117,6 +119,9 @@ class SqliteEngine:
         if isinstance(exc, apsw.FullError):
             return OSError(errno.ENOSPC, "the disk of the data directory is full")
         return None
+
+    def announce(self, stamp: int) -> None:
+        """No other host reads this file."""
 
     def copy_to(self, path: Path) -> None:
         """SQLite's online backup API while other connections keep writing (one step:

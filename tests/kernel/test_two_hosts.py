@@ -1,0 +1,201 @@
+"""Two daemons over one catalog in PostgreSQL and one S3 source (SeaweedFS): each with
+its own data directory and mount point, as two hosts would have them (issue 27). What
+one does is seen by the other at once — through the change log and its NOTIFY, not a
+cache's timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Mount, in_process, new_catalog_database, run_markfs
+from remote_helpers import RemoteSource, s3_source, wait_until
+from servers import PostgresServer, SeaweedServer
+
+from markfs.namespace.files.sources import add_source
+
+SEEN_WITHIN_S = 0.9  # under the feed's 1 s poll: only a notification makes it
+
+
+@dataclass
+class Hosts:
+    a: Mount
+    b: Mount
+    remote: RemoteSource
+    url: str
+
+    def files(self, mount: Mount) -> Path:
+        return mount.path / "sources" / "r"
+
+
+def data_dir_on(url: str, path: Path) -> Path:
+    """A data directory as `markfs init --catalog URL` makes it."""
+    run_markfs(path, "init", "--catalog", url)
+    return path
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, postgres: PostgresServer, seaweed: SeaweedServer) -> Iterator[Hosts]:
+    url = new_catalog_database(postgres)
+    remote = s3_source(seaweed, f"two-hosts-{os.getpid()}-{tmp_path.name[-12:].lower()}"
+                       .replace("_", "-"))
+    a_dir, b_dir = data_dir_on(url, tmp_path / "a"), data_dir_on(url, tmp_path / "b")
+    in_process(lambda tree: add_source(tree, "r", remote.url, False), a_dir)
+    for data_dir in (a_dir, b_dir):
+        (data_dir / "markfs.toml").write_text("[mount]\nupload_delay = 0\n")
+    mounts = []
+    for name, data_dir in (("ma", a_dir), ("mb", b_dir)):
+        (tmp_path / name).mkdir()
+        mounts.append(Mount(data_dir, tmp_path / name))
+    try:
+        for mount in mounts:
+            mount.start()
+        yield Hosts(mounts[0], mounts[1], remote, url)
+    finally:
+        for mount in mounts:
+            mount.stop()
+    for mount in mounts:
+        mount.assert_log_clean()
+
+
+def written(path: Path, data: bytes) -> None:
+    """Written, fsynced (its upload done) and closed."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def seen_within(check: Any, seconds: float = SEEN_WITHIN_S) -> float:
+    """How long until `check()` held (fails past `seconds`)."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, "not seen in time"
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def test_a_file_written_and_closed_on_one_host_is_read_on_the_other(hosts: Hosts) -> None:
+    listed_before = sorted(os.listdir(hosts.files(hosts.b)))
+    written(hosts.files(hosts.a) / "report.csv", b"a,b\n1,2\n")
+    assert (hosts.files(hosts.b) / "report.csv").read_bytes() == b"a,b\n1,2\n"
+    assert sorted(os.listdir(hosts.files(hosts.b))) == sorted([*listed_before, "report.csv"])
+    assert (os.stat(hosts.files(hosts.a) / "report.csv").st_ino
+            == os.stat(hosts.files(hosts.b) / "report.csv").st_ino)
+
+
+def test_a_rename_on_one_host_is_seen_on_the_other_at_once(hosts: Hosts) -> None:
+    a_files, b_files = hosts.files(hosts.a), hosts.files(hosts.b)
+    written(a_files / "draft.txt", b"text")
+    assert (b_files / "draft.txt").exists() and "draft.txt" in os.listdir(a_files)
+    os.rename(b_files / "draft.txt", b_files / "final.txt")
+    seen_within(lambda: not (a_files / "draft.txt").exists()
+                and "final.txt" in os.listdir(a_files))
+    assert (a_files / "final.txt").read_bytes() == b"text"
+    os.mkdir(a_files / "folder")
+    seen_within(lambda: (b_files / "folder").is_dir())
+
+
+def test_a_tag_and_a_view_made_on_one_host_appear_on_the_other(hosts: Hosts) -> None:
+    written(hosts.files(hosts.a) / "q1.parquet", b"PAR1")
+    run_markfs(hosts.a.data_dir, "tag", "add", "finance", str(hosts.files(hosts.a) / "q1.parquet"))
+    seen_within(lambda: "q1.parquet" in _listing(hosts.b.path / "tags" / "finance"))
+    run_markfs(hosts.a.data_dir, "view", "add", "everything", "r:**")
+    seen_within(lambda: "everything" in _listing(hosts.b.path / "views"))
+
+
+def test_the_same_name_made_on_both_at_once_is_one_file_and_one_eexist(hosts: Hosts) -> None:
+    results: dict[str, str] = {}
+
+    def make(mount: Mount, data: bytes) -> None:
+        try:
+            fd = os.open(hosts.files(mount) / "once.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o644)
+        except FileExistsError:
+            results[mount.path.name] = "EEXIST"
+            return
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        results[mount.path.name] = "made"
+
+    for _round in range(5):
+        for name in ("once.txt",):
+            for mount in (hosts.a, hosts.b):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(hosts.files(mount) / name)
+        results.clear()
+        threads = [threading.Thread(target=make, args=(m, m.path.name.encode()))
+                   for m in (hosts.a, hosts.b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results.values()) == ["EEXIST", "made"], results
+        maker = hosts.a if results["ma"] == "made" else hosts.b
+        wait_until(lambda m=maker: hosts.remote.get("once.txt") == m.path.name.encode())
+        assert _catalog_rows(hosts.url, b"once.txt") == 1
+
+
+def test_a_host_that_was_down_catches_up_from_the_log(hosts: Hosts) -> None:
+    hosts.b.stop()
+    for number in range(20):
+        written(hosts.files(hosts.a) / f"while-away-{number}", b"%d" % number)
+    os.rename(hosts.files(hosts.a) / "while-away-0", hosts.files(hosts.a) / "renamed")
+    hosts.b.start()
+    names = set(os.listdir(hosts.files(hosts.b)))
+    assert {f"while-away-{n}" for n in range(1, 20)} | {"renamed"} <= names
+    assert "while-away-0" not in names
+
+
+def test_an_unreachable_catalog_at_mount_is_one_line(tmp_path: Path,
+                                                     postgres: PostgresServer) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing"
+    (tmp_path / "d").mkdir(mode=0o700)
+    (tmp_path / "d" / "catalog.url").write_text(url + "\n")
+    (tmp_path / "m").mkdir()
+    done = run_markfs(tmp_path / "d", "mount", str(tmp_path / "m"), check=False)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the catalog" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_init_refuses_a_password_in_the_catalog_url_and_prints_none(tmp_path: Path) -> None:
+    done = run_markfs(tmp_path / "d", "init", "--catalog",
+                      "postgresql://me:s3cret@127.0.0.1:5432/cat", check=False)
+    assert done.returncode == 1 and "s3cret" not in done.stderr + done.stdout
+    assert "password" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "catalog.url").exists()
+
+
+def _listing(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def _catalog_rows(url: str, name: bytes) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM nodes WHERE name = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
