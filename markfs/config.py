@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import sys
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
@@ -47,6 +48,19 @@ class DataDir:
             return self.catalog_url_file.read_text().strip()
         except FileNotFoundError:
             return self.catalog
+
+    @property
+    def host_id(self) -> str:
+        """This data directory's identity among the hosts of a shared catalog (random,
+        made at first use): journal rows and sessions name it."""
+        path = self.root / "host.id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            temp = path.with_suffix(".tmp")
+            temp.write_text(secrets.token_hex(8) + "\n")
+            os.replace(temp, path)
+            return path.read_text().strip()
 
     @property
     def shares_its_catalog(self) -> bool:

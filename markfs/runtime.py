@@ -13,10 +13,21 @@ from pathlib import Path
 from markfs.config import DataDir
 
 
+_HOST = ""  # this data directory's identity, when its catalog is shared (`on_host`)
+
+
+def on_host(host_id: str) -> None:
+    """This process works on a catalog other hosts share: its tokens name its host (the
+    data directory's identity), and a token of another host is never judged here."""
+    global _HOST
+    _HOST = host_id
+
+
 def owner_token(pid: int | None = None) -> str:
-    """"pid:start time" of a process: unlike a pid alone, never the token of another."""
+    """"pid:start time" of a process: unlike a pid alone, never the token of another;
+    "@host" after it on a shared catalog."""
     pid = os.getpid() if pid is None else pid
-    return f"{pid}:{_start_time(pid)}"
+    return f"{pid}:{_start_time(pid)}" + (f"@{_HOST}" if _HOST else "")
 
 
 def _start_time(pid: int) -> str:
@@ -34,6 +45,9 @@ def owner_alive(token: str | None) -> bool:
     no init in a container) is not: its rows are for a live daemon to adopt."""
     if not token or ":" not in token:
         return False
+    host = token.partition("@")[2]
+    if host and host != _HOST:  # another host's daemon: its session says (sessions.py)
+        return True
     pid, _, _start = token.partition(":")
     return pid.isdigit() and owner_token(int(pid)) == token and not _zombie(int(pid))
 

@@ -55,7 +55,8 @@ class StagingArea:
 def _owner_of(name: str) -> str | None:
     """The owner token in a staged file's name (None for names of older versions)."""
     for part in name.split("-"):
-        pid, sep, start = part.partition("_")
+        pid, sep, started = part.partition("_")
+        start, at, host = started.partition("@")  # (a shared catalog's token names its host)
         if sep and pid.isdigit() and start.isdigit():
-            return f"{pid}:{start}"
+            return f"{pid}:{start}{at}{host}"
     return None

@@ -17,6 +17,7 @@ from markfs.cache.hot import HotCache
 from markfs.catalog import nodes as node_rows
 from markfs.catalog.db import Catalog, Txn
 from markfs.catalog.journals import pieces, uploads
+from markfs import runtime
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import ROOT_ID, ChangeSet, Kind, Node
@@ -61,7 +62,7 @@ def table_folder_path(source: str, schema: str, table: str) -> str:
 # or what an interrupted init left)
 OWN_NAMES = frozenset({"markfs.toml", "hot.lmdb", "hot.lmdb-lock", "catalog.db-wal",
                        "catalog.db-shm", "catalog.db-journal", "logs", "run", "cache",
-                       "staging", "backups"})
+                       "staging", "backups", "catalog.url", "host.id"})
 
 
 def _make_own_folder(data_dir: DataDir) -> None:
@@ -174,6 +175,7 @@ class Tree:
             tree.catalog.rebuild_mirror = tree.rebuild_mirror
             if tree.catalog.engine.shared:
                 tree.catalog.follow = tree.catch_up
+                runtime.on_host(data_dir.host_id)
         except BaseException:
             hot.close()
             raise

@@ -155,6 +155,32 @@ def test_a_host_that_was_down_catches_up_from_the_log(hosts: Hosts) -> None:
     assert "while-away-0" not in names
 
 
+def test_a_host_killed_with_uploads_pending_keeps_them_and_finishes_them_itself(
+        hosts: Hosts) -> None:
+    """Its journal rows name its staged copies, on its own disk: the other host never
+    takes them over (before: it did, judging A's pid by its own processes); A's restart
+    sends them."""
+    hosts.a.stop()
+    (hosts.a.data_dir / "markfs.toml").write_text("[mount]\nupload_delay = 3600\n")
+    hosts.a.start()
+    (hosts.files(hosts.a) / "late.bin").write_bytes(b"L" * 100_000)
+    owner = _upload_owners(hosts.url)
+    assert len(owner) == 1 and "@" in owner[0], owner
+    assert hosts.a.proc is not None
+    hosts.a.proc.kill()
+    hosts.a.proc.wait()
+    hosts.a.stop()
+    hosts.b.stop()
+    hosts.b.start()  # (its uploader looks for orphaned rows as it starts)
+    assert _upload_owners(hosts.url) == owner
+    assert hosts.remote.get("late.bin") is None
+    (hosts.a.data_dir / "markfs.toml").write_text("[mount]\nupload_delay = 0\n")
+    hosts.a.start()
+    wait_until(lambda: hosts.remote.get("late.bin") == b"L" * 100_000)
+    wait_until(lambda: not _upload_owners(hosts.url))
+    assert (hosts.files(hosts.b) / "late.bin").read_bytes() == b"L" * 100_000
+
+
 def test_an_unreachable_catalog_at_mount_is_one_line(tmp_path: Path,
                                                      postgres: PostgresServer) -> None:
     url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing"
@@ -189,6 +215,13 @@ def _catalog_rows(url: str, name: bytes) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM nodes WHERE name = %s", (name,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _upload_owners(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [str(r[0]) for r in conn.execute("SELECT owner FROM uploads ORDER BY id")]
 
 
 def _closed_port() -> int:
