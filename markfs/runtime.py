@@ -12,7 +12,6 @@ from pathlib import Path
 
 from markfs.config import DataDir
 
-
 _HOST = ""  # this data directory's identity, when its catalog is shared (`on_host`)
 
 

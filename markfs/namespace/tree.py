@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from markfs import runtime
 from markfs.cache.hot import HotCache
 from markfs.catalog import nodes as node_rows
 from markfs.catalog.db import Catalog, Txn
 from markfs.catalog.journals import pieces, uploads
-from markfs import runtime
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import ROOT_ID, ChangeSet, Kind, Node
