@@ -125,6 +125,10 @@ class MountConfig:
     # concurrent FUSE requests (trio tasks)
     max_tasks: int = field(default=64, metadata=_in(1, 100_000))
     watch_local: bool = True  # use inotify to notice changes in local sources
+    # a catalog shared by several hosts (PostgreSQL): seconds this daemon's session lives
+    # without a renewal (renewed every fifth of it; writes stop at six tenths of it, before
+    # any other host can take the session for dead)
+    session_ttl: float = field(default=10.0, metadata=_in(2, 3600))
     # extended attributes through the mount (tags, table freshness, user.* of sources);
     # false: every xattr call is ENOSYS, after which the kernel asks no more — `ls -l`
     # then costs no GETXATTR per entry (docs/benchmarks.md); tags stay in the CLI

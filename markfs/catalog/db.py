@@ -12,6 +12,7 @@ in between leaves different stamps, and the next start rebuilds the mirror.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from markfs.catalog.engines import Engine, open_engine
 from markfs.columns import integer
+from markfs.errors import FsError
 from markfs.model import ChangeSet, Kind, Node
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,9 @@ class Catalog:
         self.follow: Callable[[int], object] | None = None
         self.committed: Callable[[int], object] | None = None
         self.last_committed = 0  # the stamp of this process's last commit (0: none yet)
+        # on a shared catalog: whether this host must not write now (its session may have
+        # lapsed: another host may take it for dead); checked before BEGIN and COMMIT
+        self.fenced: Callable[[], bool] = lambda: False
         self._open: tuple[int, Txn] | None = None  # (thread, the transaction it has open)
         self.engine.migrate()
         self.conn = self.engine.conn
@@ -178,6 +183,7 @@ class Catalog:
             return
         if self.mirror_behind is not None:
             self._catch_up_mirror()
+        self._refuse_if_fenced()
         engine = self.engine
         found = engine.begin()
         txn = Txn(engine)
@@ -186,6 +192,7 @@ class Catalog:
             if self.follow is not None and found is not None:
                 self.follow(found)
             yield txn
+            self._refuse_if_fenced()
             stamp = integer(txn.execute(
                 "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
                 "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchall()[0][0])
@@ -216,6 +223,11 @@ class Catalog:
         self.last_committed = stamp
         if self.committed is not None and engine.shared:
             self.committed(stamp)
+
+    def _refuse_if_fenced(self) -> None:
+        if self.fenced():
+            raise FsError(errno.EIO, "this host's session in the shared catalog lapsed: "
+                          "writes fail until it registers again")
 
     def changes_since(self, after: int, newest: int) -> ChangeSet | None:
         """Inside a write transaction (`follow`): what other hosts committed after `after`

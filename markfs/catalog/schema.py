@@ -489,5 +489,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX changes_by_stamp ON changes (stamp);
     -- meta 'changes_trimmed': the newest stamp whose rows were deleted (a host behind it
     -- rebuilds its caches whole)
+
+    -- The daemons of the hosts sharing this catalog. Each renews its row every few seconds;
+    -- every time here is the database server's clock (µs since the epoch), never a host's,
+    -- so no host's clock decides whether another is alive (catalog/sessions.py).
+    CREATE TABLE sessions (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a lapsed session's
+                                                       -- daemon registers a new one
+        host       TEXT NOT NULL,     -- the data directory's host.id
+        hostname   TEXT NOT NULL,     -- the machine's name, for people (status)
+        pid        INTEGER NOT NULL,  -- the daemon's process on that machine
+        owner      TEXT NOT NULL,     -- its owner token: its journal rows carry it
+        mountpoint TEXT NOT NULL,     -- where it serves
+        started_us INTEGER NOT NULL,  -- when it registered
+        renewed_us INTEGER NOT NULL,  -- its last renewal
+        ttl_us     INTEGER NOT NULL   -- lapsed when not renewed for this long
+    );
     """,
 ]

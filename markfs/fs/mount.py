@@ -32,10 +32,10 @@ from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.fs.notify import ServiceNotifier
 from markfs.metrics import METRICS
 from markfs.namespace.control import MountInfo
-from markfs.namespace.feed import CatalogFeed, forgetting
 from markfs.namespace.files.health import health_file
 from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.files.watch import LocalWatcher
+from markfs.namespace.hosts.member import CatalogMember, join
 from markfs.namespace.ops import Namespace
 from markfs.namespace.tree import Tree
 from markfs.runtime import register, unregister
@@ -120,6 +120,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
         sources = SourceSet(tree, config.io_timeout)
         sources.health.path = health_file(data_dir.run)  # for `markfs status`
         namespace = Namespace(tree, sources, config, info, data_dir)
+        member = join(namespace, data_dir, config, str(mountpoint))
         if metrics_listen:
             METRICS.serve(metrics_listen)  # before mounting: an address in use fails the mount
         ops = MarkFs(namespace, root_node.id, config)
@@ -135,8 +136,10 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
         register(data_dir, mountpoint, info.root)
         log.info("mounted %s on %s (root %s)", data_dir.root, mountpoint, info.root)
         try:
-            trio.run(_serve, namespace, config, scan_config, backup_config)
+            trio.run(_serve, namespace, config, scan_config, backup_config, member)
         finally:
+            if member is not None:
+                member.session.end()
             notifier.stop()
             pyfuse3.close(unmount=True)
             unregister(data_dir, mountpoint)
@@ -148,7 +151,7 @@ def serve(data_dir: DataDir, mountpoint: Path, root: str, allow_other: bool,
 
 
 async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanConfig,
-                 backup_config: BackupConfig) -> None:
+                 backup_config: BackupConfig, member: CatalogMember | None) -> None:
     drain = trio.CancelScope()  # a signal ends the drain: the journal keeps what is left
     unmounted = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -157,11 +160,8 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
         nursery.start_soon(_follow_changes, namespace)
         scans = [["scan"], ["refresh"]] if scan_config.refresh else [["scan"]]
         nursery.start_soon(run_schedule, namespace.data_dir.root, scan_config.schedule, scans)
-        catalog = namespace.tree.catalog
-        if catalog.engine.shared:  # (its backups are the database server's: pg_dump)
-            namespace.tree.hear = forgetting(namespace.changed_elsewhere)
-            feed = CatalogFeed(namespace.tree, catalog.engine.describe(), namespace.workers.run)
-            nursery.start_soon(feed.run)
+        if member is not None:  # (a shared catalog's backups are its server's: pg_dump)
+            nursery.start_soon(member.run)
         else:
             nursery.start_soon(run_schedule, namespace.data_dir.root, backup_config.schedule,
                                [["backup"]])

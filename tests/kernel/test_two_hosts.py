@@ -6,7 +6,11 @@ cache's timeout."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -179,6 +183,77 @@ def test_a_host_killed_with_uploads_pending_keeps_them_and_finishes_them_itself(
     wait_until(lambda: hosts.remote.get("late.bin") == b"L" * 100_000)
     wait_until(lambda: not _upload_owners(hosts.url))
     assert (hosts.files(hosts.b) / "late.bin").read_bytes() == b"L" * 100_000
+
+
+def test_a_paused_host_writes_nothing_once_its_session_lapsed(hosts: Hosts) -> None:
+    """SIGSTOP past the session's TTL (by the server's clock), then SIGCONT: the request
+    waiting in the kernel fails with EIO and nothing of it is visible; the host registers
+    a new session and writes again."""
+    hosts.a.stop()
+    (hosts.a.data_dir / "markfs.toml").write_text(
+        "[mount]\nupload_delay = 0\nsession_ttl = 3\nentry_ttl = 60\nattr_ttl = 60\n")
+    hosts.a.start()
+    target = hosts.files(hosts.a) / "kept.txt"
+    written(target, b"kept")
+    os.stat(target)  # (its name and attributes in the kernel's cache: no LOOKUP later)
+    first = _sessions(hosts.url, hosts.a)
+    assert len(first) == 1
+    assert hosts.a.proc is not None
+    os.kill(hosts.a.proc.pid, signal.SIGSTOP)
+    try:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)],
+                                  stdout=subprocess.PIPE, text=True)
+        wait_until(lambda: _lapsed(hosts.url, first[0]), timeout=30)
+    finally:
+        os.kill(hosts.a.proc.pid, signal.SIGCONT)
+    out, _ = writer.communicate(timeout=30)
+    assert out.strip() == f"error {errno.EIO}", out
+    assert b"user.late" not in _xattrs(hosts.files(hosts.b) / "kept.txt")
+    wait_until(lambda: _try_setxattr(target))
+    again = _sessions(hosts.url, hosts.a)
+    assert len(again) == 1 and again[0] != first[0]
+    wait_until(lambda: b"user.again" in _xattrs(hosts.files(hosts.b) / "kept.txt"))
+
+
+WRITER = """
+import os, sys
+try:
+    os.setxattr(sys.argv[1], "user.late", b"1")
+    print("written")
+except OSError as exc:
+    print("error", exc.errno)
+"""
+
+
+def _sessions(url: str, mount: Mount) -> list[int]:
+    import psycopg
+
+    assert mount.proc is not None
+    with psycopg.connect(url) as conn:
+        return [int(r[0]) for r in conn.execute(
+            "SELECT id FROM sessions WHERE pid = %s ORDER BY id", (mount.proc.pid,))]
+
+
+def _lapsed(url: str, session_id: int) -> bool:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT renewed_us + ttl_us < CAST(EXTRACT(EPOCH FROM clock_timestamp()) "
+            "* 1000000 AS BIGINT) FROM sessions WHERE id = %s", (session_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def _xattrs(path: Path) -> list[bytes]:
+    return [name.encode() for name in os.listxattr(path)]
+
+
+def _try_setxattr(path: Path) -> bool:
+    try:
+        os.setxattr(path, "user.again", b"1")
+    except OSError:
+        return False
+    return True
 
 
 def test_an_unreachable_catalog_at_mount_is_one_line(tmp_path: Path,

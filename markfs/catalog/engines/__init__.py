@@ -43,6 +43,7 @@ class Engine(Protocol):
 
     name: str  # 'sqlite' | 'postgresql'
     shared: bool  # several hosts may write it: the change log is written and followed
+    clock: str  # SQL: the database's time in µs since the epoch (sessions: its clock only)
 
     @property
     def conn(self) -> Connection: ...

@@ -57,6 +57,9 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
 
+    def close(self) -> None:
+        self.raw.close()
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
         return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
 
@@ -76,6 +79,7 @@ def check_url(url: str) -> str:
 class PostgresEngine:
     name = "postgresql"
     shared = True
+    clock = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
 
     def __init__(self, url: str) -> None:
         self.url = check_url(url)
@@ -89,6 +93,13 @@ class PostgresEngine:
 
     def describe(self) -> str:
         return self.url
+
+    def connection_apart(self, purpose: str) -> PgConnection:
+        """A connection of its own (autocommit) for one task of this host — its session,
+        its announcements: never queued behind the catalog's writes."""
+        return PgConnection(psycopg.connect(
+            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+            application_name=f"markfs {purpose}", **_KEEPALIVE))
 
     def migrate(self) -> None:
         with self.raw.transaction():

@@ -31,6 +31,7 @@ DAMAGE_ERRORS: tuple[type[Exception], ...] = (apsw.CorruptError, apsw.NotADBErro
 class SqliteEngine:
     name = "sqlite"
     shared = False
+    clock = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -1,0 +1,36 @@
+"""A daemon as one host of a shared catalog: its session and its feed, started together."""
+
+from __future__ import annotations
+
+import trio
+
+from markfs.catalog.engines.postgres import PostgresEngine
+from markfs.config import DataDir, MountConfig
+from markfs.namespace.hosts.feed import CatalogFeed, forgetting
+from markfs.namespace.hosts.session import HostSession
+from markfs.namespace.ops import Namespace
+
+
+class CatalogMember:
+    def __init__(self, namespace: Namespace, engine: PostgresEngine, host: str,
+                 mountpoint: str, ttl_s: float) -> None:
+        tree, io = namespace.tree, namespace.workers.run
+        tree.hear = forgetting(namespace.changed_elsewhere)
+        self.session = HostSession(tree, engine, io, mountpoint, host, ttl_s)
+        self.feed = CatalogFeed(tree, engine.describe(), io)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.session.run)
+            nursery.start_soon(self.feed.run)
+
+
+def join(namespace: Namespace, data_dir: DataDir, config: MountConfig,
+         mountpoint: str) -> CatalogMember | None:
+    """The daemon's membership, its session registered (None: the catalog is its own)."""
+    engine = namespace.tree.catalog.engine
+    if not isinstance(engine, PostgresEngine):
+        return None
+    member = CatalogMember(namespace, engine, data_dir.host_id, mountpoint, config.session_ttl)
+    member.session.register()
+    return member
