@@ -18,12 +18,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from markfs.catalog.engines import Engine, open_engine
 from markfs.columns import integer
 from markfs.errors import FsError
 from markfs.model import ChangeSet, Kind, Node
+
+if TYPE_CHECKING:
+    from markfs.catalog.sessions import Session
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +226,12 @@ class Catalog:
         self.last_committed = stamp
         if self.committed is not None and engine.shared:
             self.committed(stamp)
+
+    def sessions(self) -> list[Session]:
+        """The daemons of the hosts sharing this catalog (a catalog of one host: none)."""
+        from markfs.catalog.sessions import every
+
+        return every(self.conn, self.engine.clock) if self.engine.shared else []
 
     def _refuse_if_fenced(self) -> None:
         if self.fenced():

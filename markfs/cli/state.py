@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,9 @@ from markfs import runtime
 from markfs.cli.common import data_dir_of, human_size, open_tree
 from markfs.config import DataDir
 from markfs.errors import UserError
+
+if TYPE_CHECKING:
+    from markfs.namespace.tree import Tree
 
 
 @click.command()
@@ -32,6 +35,7 @@ def status(ctx: click.Context) -> None:
         managed = len(managed_tables(tree))
         stale = stale_tables(tree)
         jobs = recent_jobs(tree, 5)
+        shared = _shared_catalog(tree)
     mounts = runtime.active_mounts(data_dir)
     click.echo(f"data directory: {data_dir.root}")
     click.echo(f"mounts: {len(mounts)}")
@@ -41,7 +45,10 @@ def status(ctx: click.Context) -> None:
     troubles = _source_troubles(data_dir, mounts)
     for row in sources:
         click.echo(f"  {row.name}\t{redact(row.url)}{troubles.get(row.name, '')}")
-    click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
+    if shared:
+        click.echo("\n".join(shared))
+    else:
+        click.echo(f"catalog: {nodes} nodes, {_size(data_dir.catalog)}")
     click.echo(f"hot cache: {_size(data_dir.hot / 'data.mdb')}")
     click.echo(f"pending uploads: {uploads} ({upload_bytes} bytes)")
     click.echo(f"parked uploads: {len(parked)}")
@@ -54,6 +61,28 @@ def status(ctx: click.Context) -> None:
                    f"(daemon {piece_upload.owner}; aborted unless that daemon finishes it)")
     click.echo(f"content cache: {_size_of_tree(data_dir.cache)}")
     _status_of_tables(managed, stale, jobs)
+
+
+def _shared_catalog(tree: Tree) -> list[str]:
+    """What `status` says of a catalog several hosts share: where, how far this host's
+    cache is behind it, each host's session and the uploads each still has to send."""
+    catalog = tree.catalog
+    if not catalog.engine.shared:
+        return []
+    stamp, applied = catalog.stamp, tree.hot.stamp() or 0
+    lines = [f"catalog: {catalog.engine.describe()} (shared), {tree.count_nodes()} nodes",
+             f"change feed: this host's cache at stamp {applied} of {stamp} "
+             f"({max(0, stamp - applied)} behind; a mount catches up within a second)",
+             f"sessions: {len(sessions := catalog.sessions())}"]
+    for s in sessions:
+        state = "LAPSED" if s.lapsed else "live"
+        lines.append(f"  {s.hostname} (host {s.host}, pid {s.pid}, {s.mountpoint}): {state}, "
+                     f"renewed {s.since_renewal_us / 1e6:.1f} s ago, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(s.started_us / 1e6))}")
+    for host, (count, size) in sorted(catalog.uploads.by_host().items()):
+        lines.append(f"  pending uploads of host {host or '(this one)'}: {count} ({size} bytes;"
+                     " sent by that host's daemon)")
+    return lines
 
 
 def _source_troubles(data_dir: DataDir, mounts: list[runtime.MountRecord]) -> dict[str, str]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -47,7 +49,23 @@ def data_dir_on(url: str, path: Path) -> Path:
 
 @pytest.fixture
 def hosts(tmp_path: Path, postgres: PostgresServer, seaweed: SeaweedServer) -> Iterator[Hosts]:
-    url = new_catalog_database(postgres)
+    yield from hosts_over(new_catalog_database(postgres), tmp_path, seaweed)
+
+
+@pytest.fixture
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A server of the test's own, to restart."""
+    root = Path(tempfile.mkdtemp(prefix="markfs-test-pg-own-"))
+    server = PostgresServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def hosts_over(url: str, tmp_path: Path, seaweed: SeaweedServer) -> Iterator[Hosts]:
     remote = s3_source(seaweed, f"two-hosts-{os.getpid()}-{tmp_path.name[-12:].lower()}"
                        .replace("_", "-"))
     a_dir, b_dir = data_dir_on(url, tmp_path / "a"), data_dir_on(url, tmp_path / "b")
@@ -93,6 +111,9 @@ def test_a_file_written_and_closed_on_one_host_is_read_on_the_other(hosts: Hosts
     assert sorted(os.listdir(hosts.files(hosts.b))) == sorted([*listed_before, "report.csv"])
     assert (os.stat(hosts.files(hosts.a) / "report.csv").st_ino
             == os.stat(hosts.files(hosts.b) / "report.csv").st_ino)
+    status = run_markfs(hosts.b.data_dir, "status").stdout
+    assert "(shared)" in status and "sessions: 2" in status and status.count(": live,") == 2
+    assert "change feed: this host's cache at stamp" in status
 
 
 def test_a_rename_on_one_host_is_seen_on_the_other_at_once(hosts: Hosts) -> None:
@@ -178,6 +199,9 @@ def test_a_host_killed_with_uploads_pending_keeps_them_and_finishes_them_itself(
     hosts.b.start()  # (its uploader looks for orphaned rows as it starts)
     assert _upload_owners(hosts.url) == owner
     assert hosts.remote.get("late.bin") is None
+    a_host = (hosts.a.data_dir / "host.id").read_text().strip()
+    status = run_markfs(hosts.b.data_dir, "status").stdout
+    assert f"pending uploads of host {a_host}: 1 (100000 bytes" in status, status
     (hosts.a.data_dir / "markfs.toml").write_text("[mount]\nupload_delay = 0\n")
     hosts.a.start()
     wait_until(lambda: hosts.remote.get("late.bin") == b"L" * 100_000)
@@ -254,6 +278,26 @@ def _try_setxattr(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_a_restarted_catalog_server_fails_writes_meanwhile_then_both_hosts_catch_up(
+        tmp_path: Path, own_postgres: PostgresServer, seaweed: SeaweedServer) -> None:
+    for hosts in hosts_over(new_catalog_database(own_postgres), tmp_path, seaweed):
+        a_files, b_files = hosts.files(hosts.a), hosts.files(hosts.b)
+        written(a_files / "before", b"1")
+        assert (b_files / "before").read_bytes() == b"1"
+
+        def while_down(where: Path = a_files) -> None:
+            with pytest.raises(OSError) as failed:
+                os.setxattr(where / "before", "user.down", b"1")
+            assert failed.value.errno == errno.EIO
+        own_postgres.restart(while_down)
+        wait_until(lambda where=a_files: _try_setxattr(where / "before"))
+        written(a_files / "after", b"2")
+        # (B's feed reconnects after its own back-off: within a second or two)
+        seen_within(lambda where=b_files: (where / "after").exists(), seconds=5)
+        assert (b_files / "after").read_bytes() == b"2"
+        assert b"user.again" in _xattrs(b_files / "before")
 
 
 def test_an_unreachable_catalog_at_mount_is_one_line(tmp_path: Path,

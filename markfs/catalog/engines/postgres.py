@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,43 @@ def pyformat(sql: str) -> str:
 
 
 class PgConnection:
-    """A psycopg connection the catalog's parts read through like an APSW one."""
+    """A psycopg connection the catalog's parts read through like an APSW one.
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    A connection the server dropped (a restart, a cut network) is made anew at the next
+    statement outside a transaction; a statement that finds it gone fails with EIO (a
+    transaction it was in is lost whole: nothing of it committed)."""
+
+    def __init__(self, conn: psycopg.Connection[Any],
+                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = conn
+        self._reconnect = reconnect
+        self.in_transaction = False
 
     def close(self) -> None:
         self.raw.close()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
+        if self.raw.broken and self._reconnect is not None and not self.in_transaction:
+            self._renew()
+        try:
+            return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
+        except psycopg.OperationalError as exc:
+            if not self.raw.broken:
+                raise
+            raise FsError(errno.EIO, f"the catalog's server is gone: {_first_line(exc)}"
+                          ) from None
+
+    def _renew(self) -> None:
+        assert self._reconnect is not None
+        try:
+            fresh = self._reconnect()
+        except psycopg.Error as exc:
+            raise FsError(errno.EIO, f"the catalog's server does not answer: "
+                          f"{_first_line(exc)}") from None
+        old, self.raw = self.raw, fresh
+        with contextlib.suppress(psycopg.Error):
+            old.close()
+        log.warning("reconnected to the catalog")
 
 
 def check_url(url: str) -> str:
@@ -84,12 +112,15 @@ class PostgresEngine:
     def __init__(self, url: str) -> None:
         self.url = check_url(url)
         try:
-            raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                  application_name="markfs", **_KEEPALIVE)
+            raw = self._connect()
         except psycopg.Error as exc:
             raise UserError(f"cannot reach the catalog {self.describe()}: "
                             f"{_first_line(exc)}") from None
-        self.conn = PgConnection(raw)
+        self.conn = PgConnection(raw, self._connect)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               application_name="markfs", **_KEEPALIVE)
 
     def describe(self) -> str:
         return self.url
@@ -97,9 +128,10 @@ class PostgresEngine:
     def connection_apart(self, purpose: str) -> PgConnection:
         """A connection of its own (autocommit) for one task of this host — its session,
         its announcements: never queued behind the catalog's writes."""
-        return PgConnection(psycopg.connect(
-            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-            application_name=f"markfs {purpose}", **_KEEPALIVE))
+        def connect() -> psycopg.Connection[Any]:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                   application_name=f"markfs {purpose}", **_KEEPALIVE)
+        return PgConnection(connect(), connect)
 
     def migrate(self) -> None:
         with self.raw.transaction():
@@ -133,16 +165,19 @@ class PostgresEngine:
         return self.conn.raw
 
     def begin(self) -> int | None:
-        self.raw.execute("BEGIN")
-        row = self.raw.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE"
-                               ).fetchone()
+        self.conn.execute("BEGIN")
+        self.conn.in_transaction = True
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE"
+                                ).fetchone()
         return int(row[0]) if row else 0
 
     def commit(self) -> None:
-        self.raw.execute("COMMIT")
+        self.conn.in_transaction = False
+        self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
-        if not self.raw.closed:
+        self.conn.in_transaction = False
+        if not self.raw.broken:
             self.raw.execute("ROLLBACK")
 
     def changed(self, sql: str, params: tuple[Any, ...]) -> int:

@@ -73,6 +73,17 @@ class Uploads:
         return [_row(r) for r in self._conn.execute(
             f"SELECT {_COLUMNS} FROM uploads WHERE parked_ns IS NOT NULL ORDER BY id")]
 
+    def by_host(self) -> dict[str, tuple[int, int]]:
+        """(number, bytes) of rows still to send per host of a shared catalog ('' for rows
+        whose owner names none: a catalog of one host)."""
+        found: dict[str, tuple[int, int]] = {}
+        for owner, size in self._conn.execute(
+                "SELECT owner, size FROM uploads WHERE parked_ns IS NULL"):
+            host = str(owner or "").partition("@")[2]
+            count, total = found.get(host, (0, 0))
+            found[host] = (count + 1, total + integer(size))
+        return found
+
     def owners(self) -> set[str | None]:
         """Every daemon that owns a row still to send (None: rows no daemon owns)."""
         return {None if r[0] is None else str(r[0]) for r in self._conn.execute(

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # the log is read at least this often
 ANNOUNCE_S = 0.005  # at most one NOTIFY per this
-RETRY_S = 1.0  # after the server did not answer
+RETRY_S = (0.1, 1.0)  # after the server did not answer: the first wait, the longest
 
 
 class CatalogFeed:
@@ -68,28 +68,31 @@ class CatalogFeed:
                 log.warning("could not announce stamp %d: %s", stamp, _line(exc))
                 _close(announcer)
                 announcer = None
-                await trio.sleep(RETRY_S)
+                await trio.sleep(RETRY_S[1])
             await trio.sleep(ANNOUNCE_S)
 
     async def _listening(self) -> None:
         listener: ChangeListener | None = None
+        retry = RETRY_S[0]
         while True:
             try:
                 if listener is None:
                     listener = await self.io(ChangeListener, self.url)
                     await self._read(listener)  # what was committed while not listening
+                    retry = RETRY_S[0]
                 with trio.move_on_after(POLL_S):
                     await trio.lowlevel.wait_readable(listener.fileno())
                 newest = listener.heard()  # (the socket is readable: this does not wait)
                 if newest == 0 or newest > (self.tree.hot.stamp() or 0):
                     await self._read(listener)
             except Exception as exc:
-                log.warning("the catalog's change feed stopped (%s); again in %.0f s",
-                            _line(exc), RETRY_S)
+                log.warning("the catalog's change feed stopped (%s); again in %.1f s",
+                            _line(exc), retry)
                 METRICS.feed_failures.inc()
                 _close(listener)
                 listener = None
-                await trio.sleep(RETRY_S)
+                await trio.sleep(retry)
+                retry = min(retry * 2, RETRY_S[1])
 
     async def _read(self, listener: ChangeListener) -> None:
         started = time.monotonic()
