@@ -129,6 +129,9 @@ class MountConfig:
     # without a renewal (renewed every fifth of it; writes stop at six tenths of it, before
     # any other host can take the session for dead)
     session_ttl: float = field(default=10.0, metadata=_in(2, 3600))
+    # the same: seconds between two reads of the change log when no notification came (a
+    # host's NOTIFY lost with its connection); notifications show changes at once
+    feed_poll: float = field(default=1.0, metadata=_in(0.05, 3600))
     # extended attributes through the mount (tags, table freshness, user.* of sources);
     # false: every xattr call is ENOSYS, after which the kernel asks no more — `ls -l`
     # then costs no GETXATTR per entry (docs/benchmarks.md); tags stay in the CLI

@@ -7,7 +7,7 @@ namespace. Two connections of its own, apart from the catalog's:
   at most one per `ANNOUNCE_S`, from its own transaction (every notifying commit takes a
   cluster-wide lock, so never inside the catalog's writes);
 - the listener: LISTEN, then the change log read from the mirror's stamp whenever a
-  notification arrives, and every `POLL_S` in any case (a notification lost with its
+  notification arrives, and every `feed_poll` seconds in any case (a notification lost with its
   connection, or never sent by a host that died after its commit). After a reconnect
   it listens first, then reads what it missed.
 
@@ -32,14 +32,13 @@ from markfs.namespace.workers import IoRunner
 
 log = logging.getLogger(__name__)
 
-POLL_S = 1.0  # the log is read at least this often
 ANNOUNCE_S = 0.005  # at most one NOTIFY per this
 RETRY_S = (0.1, 1.0)  # after the server did not answer: the first wait, the longest
 
 
 class CatalogFeed:
-    def __init__(self, tree: Tree, url: str, io: IoRunner) -> None:
-        self.tree, self.url, self.io = tree, url, io
+    def __init__(self, tree: Tree, url: str, io: IoRunner, poll_s: float) -> None:
+        self.tree, self.url, self.io, self.poll_s = tree, url, io, poll_s
         self._pending = 0  # newest stamp committed here and not announced yet
         self._wake = trio.Event()
         tree.catalog.committed = self.announce
@@ -64,7 +63,7 @@ class CatalogFeed:
                 if announcer is None:
                     announcer = await self.io(Announcer, self.url)
                 await self.io(announcer.announce, stamp)
-            except Exception as exc:  # (the others see it by their poll, within POLL_S)
+            except Exception as exc:  # (the others see it by their poll, within feed_poll)
                 log.warning("could not announce stamp %d: %s", stamp, _line(exc))
                 _close(announcer)
                 announcer = None
@@ -80,7 +79,7 @@ class CatalogFeed:
                     listener = await self.io(ChangeListener, self.url)
                     await self._read(listener)  # what was committed while not listening
                     retry = RETRY_S[0]
-                with trio.move_on_after(POLL_S):
+                with trio.move_on_after(self.poll_s):
                     await trio.lowlevel.wait_readable(listener.fileno())
                 newest = listener.heard()  # (the socket is readable: this does not wait)
                 if newest == 0 or newest > (self.tree.hot.stamp() or 0):

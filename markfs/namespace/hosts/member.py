@@ -13,11 +13,11 @@ from markfs.namespace.ops import Namespace
 
 class CatalogMember:
     def __init__(self, namespace: Namespace, engine: PostgresEngine, host: str,
-                 mountpoint: str, ttl_s: float) -> None:
+                 mountpoint: str, config: MountConfig) -> None:
         tree, io = namespace.tree, namespace.workers.run
         tree.hear = forgetting(namespace.changed_elsewhere)
-        self.session = HostSession(tree, engine, io, mountpoint, host, ttl_s)
-        self.feed = CatalogFeed(tree, engine.describe(), io)
+        self.session = HostSession(tree, engine, io, mountpoint, host, config.session_ttl)
+        self.feed = CatalogFeed(tree, engine.describe(), io, config.feed_poll)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -31,6 +31,6 @@ def join(namespace: Namespace, data_dir: DataDir, config: MountConfig,
     engine = namespace.tree.catalog.engine
     if not isinstance(engine, PostgresEngine):
         return None
-    member = CatalogMember(namespace, engine, data_dir.host_id, mountpoint, config.session_ttl)
+    member = CatalogMember(namespace, engine, data_dir.host_id, mountpoint, config)
     member.session.register()
     return member
