@@ -13,6 +13,9 @@ from harness import ROOT, InProcess, errno, errno_of, names, read_all, resolve, 
 
 from markfs.namespace.ops import Namespace
 
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 # -- layout folders and control files ---------------------------------------------------
 
 def test_the_root_lists_the_fixed_folders(local: InProcess) -> None:

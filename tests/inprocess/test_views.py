@@ -13,6 +13,9 @@ from harness import ROOT, InProcess, errno, errno_of, names, read_all, resolve
 from markfs.errors import FsError
 from markfs.namespace.ops import Namespace
 
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 
 def test_a_view_shows_members_of_two_sources_below_their_fixed_prefix(
         finance: InProcess) -> None:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 _libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2

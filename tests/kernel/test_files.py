@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import Mount, run_as, run_markfs
 
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 
 def test_created_file_reads_back_and_lands_in_the_source(src: Path, backing: Path) -> None:
     (src / "a.txt").write_bytes(b"hello world")

@@ -6,7 +6,11 @@ import ctypes
 import os
 from pathlib import Path
 
+import pytest
 from conftest import Mount
+
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
 
 _libc = ctypes.CDLL(None, use_errno=True)
 MAX_HANDLE_SZ = 128

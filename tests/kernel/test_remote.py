@@ -13,6 +13,9 @@ import pytest
 from conftest import Mount
 from remote_helpers import RemoteSource, mount_remote, source_for
 
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 # the core behaviours, on both S3 servers and SFTP
 ON_TWO_S3_SERVERS = pytest.mark.parametrize("remote", ["s3", "seaweedfs", "sftp"],
                                             indirect=True)

@@ -14,6 +14,9 @@ from conftest import Mount, in_process
 from markfs.catalog import xattrs
 from markfs.namespace.tree import Tree
 
+# the core of the suite runs on both catalog engines (tests/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 
 def test_set_get_list_remove(src: Path) -> None:
     path = src / "f"
