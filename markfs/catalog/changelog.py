@@ -28,27 +28,30 @@ TRIM_EVERY = 1_000  # a transaction whose stamp is a multiple of this trims the 
 _CHUNK = 500  # node ids per IN (...) list
 
 
-def record(txn: Txn, stamp: int, changes: ChangeSet) -> None:
-    """Log what one transaction changed (one statement: on a server each is a round trip)."""
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def statements(stamp: int, changes: ChangeSet) -> list[Statement]:
+    """The writes that log one transaction's changes (sent with its COMMIT: one round
+    trip); every `TRIM_EVERY` stamps, the trim of the log too."""
     rows: list[tuple[int, int | None, int, int | None, bytes | None]] = [
         *((stamp, node.id, 0, None, None) for node in changes.nodes),
         *((stamp, node_id, 1, None, None) for node_id in changes.gone_nodes),
         *((stamp, None, 0, parent, name) for parent, name in changes.gone_dentries)]
-    if not rows:
-        return
-    txn.execute("INSERT INTO changes (stamp, node_id, gone, parent, name) VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
-                tuple(value for row in rows for value in row))
-    if stamp % TRIM_EVERY == 0:
-        trim(txn, stamp - KEEP_STAMPS)
+    out: list[Statement] = []
+    if rows:
+        out.append(("INSERT INTO changes (stamp, node_id, gone, parent, name) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
+                    tuple(value for row in rows for value in row)))
+    if stamp % TRIM_EVERY == 0 and stamp > KEEP_STAMPS:
+        out += trim(stamp - KEEP_STAMPS)
+    return out
 
 
-def trim(txn: Txn, through: int) -> None:
-    if through <= 0:
-        return
-    txn.execute("DELETE FROM changes WHERE stamp <= ?", (through,))
-    txn.execute("INSERT INTO meta (key, value) VALUES ('changes_trimmed', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (through,))
+def trim(through: int) -> list[Statement]:
+    return [("DELETE FROM changes WHERE stamp <= ?", (through,)),
+            ("INSERT INTO meta (key, value) VALUES ('changes_trimmed', ?) "
+             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (through,))]
 
 
 def newest_stamp(conn: Connection | Txn) -> int:

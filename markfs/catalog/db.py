@@ -36,6 +36,10 @@ NODE_COLUMNS = (
 )
 
 
+_NODE_COLUMNS_OF_N = ", ".join(f"n.{column.strip()}" for column in NODE_COLUMNS.split(","))
+COLLECT_CHUNK = 500  # node ids per statement that reads changed rows back
+
+
 def row_to_node(row: tuple[Any, ...]) -> Node:
     (nid, parent, name, kind, mode, uid, gid, size, mtime, ctime, nlink, gen, src, remote,
      target, etag, atime, rdev, kept) = row
@@ -66,6 +70,8 @@ class Txn:
         self.touched: set[int] = set()
         self.gone_nodes: set[int] = set()
         self.gone_dentries: list[tuple[int, bytes]] = []
+        # writes with no answer to wait for, sent with the COMMIT (one round trip)
+        self.at_commit: list[tuple[str, tuple[Any, ...]]] = []
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:  # rows are untyped
         return self.conn.execute(sql, params)
@@ -93,22 +99,32 @@ class Txn:
         self.touched.discard(node_id)
 
     def collect(self) -> ChangeSet:
+        """The touched nodes' rows and every name of each, read back in one statement per
+        `COLLECT_CHUNK` nodes (on a server each statement is a round trip)."""
         changes = ChangeSet(gone_nodes=sorted(self.gone_nodes),
                             gone_dentries=list(self.gone_dentries))
-        for node_id in sorted(self.touched):
-            row = self.conn.execute(
-                f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (node_id,)).fetchone()
-            if row is None:
-                changes.gone_nodes.append(node_id)
-                continue
-            node = row_to_node(row)
-            changes.nodes.append(node)
-            if node.id != node.parent:
-                changes.dentries.append((node.parent, node.name, node.id))
-            for parent, name in self.conn.execute(
-                    "SELECT parent, name FROM hardlinks WHERE node_id = ?", (node_id,)):
-                changes.dentries.append((parent, bytes(name), node_id))
+        touched = sorted(self.touched)
+        for start in range(0, len(touched), COLLECT_CHUNK):
+            chunk = touched[start:start + COLLECT_CHUNK]
+            self._collect(chunk, changes)
         return changes
+
+    def _collect(self, ids: list[int], changes: ChangeSet) -> None:
+        found: set[int] = set()
+        for *row, link_parent, link_name in self.conn.execute(
+                f"SELECT {_NODE_COLUMNS_OF_N}, h.parent, h.name FROM nodes n LEFT JOIN "
+                f"hardlinks h ON h.node_id = n.id WHERE n.id IN ({', '.join('?' * len(ids))}) "
+                "ORDER BY n.id", tuple(ids)):
+            node_id = integer(row[0])
+            if node_id not in found:
+                found.add(node_id)
+                node = row_to_node(tuple(row))
+                changes.nodes.append(node)
+                if node.id != node.parent:
+                    changes.dentries.append((node.parent, node.name, node.id))
+            if link_parent is not None:
+                changes.dentries.append((integer(link_parent), bytes(link_name), node_id))
+        changes.gone_nodes.extend(i for i in ids if i not in found)
 
 
 class Catalog:
@@ -131,6 +147,7 @@ class Catalog:
         # lapsed: another host may take it for dead); checked before BEGIN and COMMIT
         self.fenced: Callable[[], bool] = lambda: False
         self._open: tuple[int, Txn] | None = None  # (thread, the transaction it has open)
+        self._generation: int | None = None
         self.engine.migrate()
         self.conn = self.engine.conn
         # the typed parts the layers above read and write through (imported here: each
@@ -169,7 +186,10 @@ class Catalog:
 
     @property
     def generation(self) -> int:
-        return self.meta("generation")
+        """(Fixed when the catalog is made: read once.)"""
+        if self._generation is None:
+            self._generation = self.meta("generation")
+        return self._generation
 
     @contextmanager
     def transaction(self) -> Iterator[Txn]:
@@ -188,15 +208,15 @@ class Catalog:
             self._catch_up_mirror()
         self._refuse_if_fenced()
         engine = self.engine
-        found = engine.begin()
+        taken = engine.begin()
         txn = Txn(engine)
         self._open = (threading.get_ident(), txn)
         try:
-            if self.follow is not None and found is not None:
-                self.follow(found)
+            if self.follow is not None and taken is not None:
+                self.follow(taken - 1)
             yield txn
             self._refuse_if_fenced()
-            stamp = integer(txn.execute(
+            stamp = taken if taken is not None else integer(txn.execute(
                 "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
                 "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchall()[0][0])
             if self.mirror is not None or engine.shared:
@@ -204,7 +224,7 @@ class Catalog:
                 if engine.shared:
                     from markfs.catalog import changelog  # (it imports this module)
 
-                    changelog.record(txn, stamp, changes)
+                    txn.at_commit.extend(changelog.statements(stamp, changes))
                 if self.mirror is not None:
                     self.mirror.apply(changes, stamp)
         except BaseException as exc:
@@ -213,7 +233,7 @@ class Catalog:
             raise _translated(engine, exc) from None
         self._open = None
         try:
-            engine.commit()
+            engine.commit(txn.at_commit)
         except BaseException as exc:
             # The mirror already holds this transaction: make the next start rebuild it,
             # and this process before its next transaction (a full disk: the mirror

@@ -56,9 +56,12 @@ class Engine(Protocol):
 
     def begin(self) -> int | None:
         """Start a write transaction, holding the catalog's write lock (SQLite's; the stamp
-        row's in PostgreSQL); the stamp it found, where it read it (a shared engine)."""
+        row's in PostgreSQL). A shared engine takes the transaction's stamp here (the lock
+        is the stamp row's) and returns it; None: the catalog bumps it before COMMIT."""
 
-    def commit(self) -> None: ...
+    def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run the writes `first` (nothing to wait for: a server gets them with the
+        COMMIT, in one round trip), then COMMIT."""
 
     def rollback(self) -> None: ...
 

@@ -79,6 +79,19 @@ class PgConnection:
             raise FsError(errno.EIO, f"the catalog's server is gone: {_first_line(exc)}"
                           ) from None
 
+    def execute_script(self, script: str) -> psycopg.Cursor[Any]:
+        """Statements without parameters, several in one round trip (the simple query
+        protocol); the cursor is at the first one's result (`nextset` for the next)."""
+        if self.raw.broken and self._reconnect is not None and not self.in_transaction:
+            self._renew()
+        try:
+            return self.raw.execute(script.encode())
+        except psycopg.OperationalError as exc:
+            if not self.raw.broken:
+                raise
+            raise FsError(errno.EIO, f"the catalog's server is gone: {_first_line(exc)}"
+                          ) from None
+
     def _renew(self) -> None:
         assert self._reconnect is not None
         try:
@@ -165,15 +178,21 @@ class PostgresEngine:
         return self.conn.raw
 
     def begin(self) -> int | None:
-        self.conn.execute("BEGIN")
+        """BEGIN and the stamp bumped, in one round trip: the stamp row's lock is held to
+        COMMIT (writers queue there, from every host, so stamps commit in order)."""
+        cursor = self.conn.execute_script(
+            "BEGIN; UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value")
         self.conn.in_transaction = True
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE"
-                                ).fetchone()
+        cursor.nextset()
+        row = cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def commit(self) -> None:
+    def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """`first` bound here (psycopg's client-side binding), sent with the COMMIT."""
+        binder = psycopg.ClientCursor(self.raw)
+        script = [binder.mogrify(pyformat(sql), params) for sql, params in first]
         self.conn.in_transaction = False
-        self.conn.execute("COMMIT")
+        self.conn.execute_script("; ".join([*script, "COMMIT"]))
 
     def rollback(self) -> None:
         self.conn.in_transaction = False

@@ -105,7 +105,9 @@ class SqliteEngine:
         self.conn.execute("BEGIN IMMEDIATE")
         return None
 
-    def commit(self) -> None:
+    def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
+        for sql, params in first:
+            self.conn.execute(sql, params)
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
