@@ -178,6 +178,22 @@ class PostgresServer:
             str(self.port), "-k", str(self.root / "sock"), "-c", "fsync=off"),
             stdout=log, stderr=log)
         wait_for_port(self.port, 30)
+        self._wait_accepting(30)
+
+    def _wait_accepting(self, timeout: float) -> None:
+        """Until it accepts a connection (a port that answers may still be "starting up")."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres "
+                                "dbname=postgres").close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is not None:

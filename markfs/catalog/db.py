@@ -280,7 +280,7 @@ class Catalog:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the write lock without writing: no writer is between its two stores."""
-        self.engine.begin()
+        self.engine.hold()
         try:
             yield
         finally:

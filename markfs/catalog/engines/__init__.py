@@ -59,6 +59,9 @@ class Engine(Protocol):
         row's in PostgreSQL). A shared engine takes the transaction's stamp here (the lock
         is the stamp row's) and returns it; None: the catalog bumps it before COMMIT."""
 
+    def hold(self) -> None:
+        """Start a transaction holding the write lock, to write nothing (rolled back)."""
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Run the writes `first` (nothing to wait for: a server gets them with the
         COMMIT, in one round trip), then COMMIT."""

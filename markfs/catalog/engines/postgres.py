@@ -187,6 +187,10 @@ class PostgresEngine:
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 
+    def hold(self) -> None:
+        self.conn.execute_script("BEGIN; SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
+        self.conn.in_transaction = True
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """`first` bound here (psycopg's client-side binding), sent with the COMMIT."""
         binder = psycopg.ClientCursor(self.raw)

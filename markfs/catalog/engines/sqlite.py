@@ -105,6 +105,9 @@ class SqliteEngine:
         self.conn.execute("BEGIN IMMEDIATE")
         return None
 
+    def hold(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         for sql, params in first:
             self.conn.execute(sql, params)
