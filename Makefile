@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test system system-test bytecode test test-quick test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor clean
+.PHONY: setup setup-test system system-test bytecode test test-quick test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor bench-multihost clean
 
 # markfs and the demo: FUSE and the OpenSSH client; the tests: also the servers they start
 setup: system $(STAMP) bytecode
@@ -77,6 +77,12 @@ bench-small: setup-test
 
 # the floor: the same local workloads through libfuse's C passthrough (built from the
 # example libfuse3-dev ships) and a bare pyfuse3 passthrough, beside markfs
+# one namespace on several hosts (issue 27): SQLite vs PostgreSQL, one daemon and two;
+# the close-on-A to visible-on-B latency
+bench-multihost: setup-test
+	@$(PY) -m pip install -q -e '.[bench]'
+	$(PY) tools/bench/multihost_bench.py --json docs/img/multihost.json --plot-dir docs/img $(BENCH_ARGS)
+
 bench-floor: setup-test
 	$(PY) tools/bench/floor_bench.py --json docs/img/floor.json $(BENCH_ARGS)
 

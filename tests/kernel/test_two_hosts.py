@@ -300,6 +300,23 @@ def test_a_restarted_catalog_server_fails_writes_meanwhile_then_both_hosts_catch
         assert b"user.again" in _xattrs(b_files / "before")
 
 
+def test_one_data_dir_given_to_two_hosts_is_refused_by_the_second(hosts: Hosts,
+                                                                    tmp_path: Path) -> None:
+    """A's data directory mounted on a machine of another name (its own UTS namespace):
+    one line, and A serves on."""
+    (tmp_path / "elsewhere").mkdir()
+    done = subprocess.run(
+        ["unshare", "--uts", "sh", "-c", 'hostname other-host && exec "$@"', "sh",
+         sys.executable, "-m", "markfs", "--data-dir", str(hosts.a.data_dir), "mount",
+         str(tmp_path / "elsewhere"), "--foreground"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "in use by host" in lines[0], done.stderr
+    written(hosts.files(hosts.a) / "still.txt", b"served")
+    assert (hosts.files(hosts.b) / "still.txt").read_bytes() == b"served"
+
+
 def test_an_unreachable_catalog_at_mount_is_one_line(tmp_path: Path,
                                                      postgres: PostgresServer) -> None:
     url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing"

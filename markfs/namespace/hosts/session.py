@@ -27,6 +27,7 @@ import trio
 
 from markfs.catalog import sessions
 from markfs.catalog.engines.postgres import PgConnection, PostgresEngine
+from markfs.errors import UserError
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
 from markfs.runtime import owner_token
@@ -56,11 +57,24 @@ class HostSession:
         started = time.monotonic()
         if self._conn is None:
             self._conn = self.engine.connection_apart("session")
+        self._refuse_a_shared_data_dir()
         self.session_id = sessions.register(
             self._conn, self.engine.clock, self.host, socket.gethostname(), os.getpid(),
             owner_token(), self.mountpoint, self.ttl_s)
         self.last_renewed = started
         log.info("registered session %d in the shared catalog", self.session_id)
+
+    def _refuse_a_shared_data_dir(self) -> None:
+        """One data directory is one host's: its staged copies and journal rows are that
+        host's (a data directory on a network share, mounted by two machines, would have
+        each send and drop the other's)."""
+        assert self._conn is not None
+        here = socket.gethostname()
+        for other in sessions.every(self._conn, self.engine.clock):
+            if other.host == self.host and other.hostname != here and not other.lapsed:
+                raise UserError(f"this data directory is in use by host {other.hostname} "
+                                f"(pid {other.pid}, {other.mountpoint}): give each host a "
+                                "data directory of its own (markfs init --catalog URL)")
 
     def _renew(self) -> None:
         started = time.monotonic()
