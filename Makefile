@@ -36,16 +36,17 @@ lint: setup-test
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q markfs
 
+# the four layers as two pytest runs at once (tools/run_layers.sh)
 test: setup-test lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@bash tools/run_layers.sh $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # the unit and in-process layers: no root, no server, under a minute (the memory churn
-# with 10,000 files; `make test` runs 50,000)
+# with 10,000 files; `make test` runs 20,000)
 test-quick: $(STAMP)
 	MARKFS_CHURN_FILES=10000 $(VENV)/bin/pytest tests/unit tests/inprocess $(PYTEST_ARGS)
 
 # the long versions of the randomized tests: fsx 8,000 operations (2,500), on S3 and SFTP
-# 3,000 (300); the crash matrix 20 seeds (1); the memory churn 100,000 files (50,000)
+# 3,000 (300); the crash matrix 20 seeds (1); the memory churn 100,000 files (20,000)
 test-long: setup-test lint
 	MARKFS_TEST_LONG=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -59,9 +59,9 @@ def test_the_daemons_memory_returns_after_files_made_and_deleted(data_dir: Path,
     """Files made, written, closed and deleted through the namespace, after a warm-up
     that fills every bounded cache: the process's resident memory stays within 10 % of
     where it was (before: the change marks of the last 600 s — ~210 bytes a file, 10 MB
-    for 50,000 files). 50,000 files in `make test`, the issue's 100,000 in `make test-long`
+    for 50,000 files). 20,000 files in `make test`, the issue's 100,000 in `make test-long`
     (~115 s here); MARKFS_CHURN_FILES sets another count."""
-    default = "100000" if os.environ.get("MARKFS_TEST_LONG") else "50000"
+    default = "100000" if os.environ.get("MARKFS_TEST_LONG") else "20000"
     count = int(os.environ.get("MARKFS_CHURN_FILES", default))
     mount = InProcess(data_dir)
 
