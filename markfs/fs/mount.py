@@ -27,7 +27,7 @@ from markfs.config import (
     load_mount_config,
     load_scan_config,
 )
-from markfs.errors import CatalogDamaged, UserError
+from markfs.errors import CatalogDamaged, FsError, UserError
 from markfs.fs.adapter import KernelCacheNotifier, MarkFs
 from markfs.fs.notify import ServiceNotifier
 from markfs.metrics import METRICS
@@ -187,7 +187,10 @@ async def _refresh_gauges(namespace: Namespace) -> None:
     """The metrics that are answers of the catalog, set from this loop (the HTTP
     server's thread must not use the catalog connection)."""
     while True:
-        namespace.refresh_metrics()
+        try:
+            namespace.refresh_metrics()
+        except FsError as exc:  # (a shared catalog's server restarting: the next round)
+            log.warning("metrics not refreshed: %s", exc.strerror)
         await trio.sleep(METRICS_EVERY_S)
 
 

@@ -287,10 +287,13 @@ def test_a_restarted_catalog_server_fails_writes_meanwhile_then_both_hosts_catch
         written(a_files / "before", b"1")
         assert (b_files / "before").read_bytes() == b"1"
 
-        def while_down(where: Path = a_files) -> None:
+        def while_down(where: Path = a_files, log: Path = hosts.a.data_dir / "logs" /
+                       "markfs.log") -> None:
             with pytest.raises(OSError) as failed:
                 os.setxattr(where / "before", "user.down", b"1")
             assert failed.value.errno == errno.EIO
+            # the uploader's loop met the outage too (before: it ended the daemon)
+            wait_until(lambda: "reading the upload journal" in log.read_text())
         own_postgres.restart(while_down)
         wait_until(lambda where=a_files: _try_setxattr(where / "before"))
         written(a_files / "after", b"2")

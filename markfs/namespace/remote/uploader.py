@@ -14,8 +14,8 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import trio
 
@@ -212,7 +212,7 @@ class Uploader:
                 self._wakeup = trio.Event()
                 self._next_look = trio.current_time() + 1.0  # retries come due over time
                 now_ns = time.time_ns()
-                for row in self.rows.pending(self.owner):
+                for row in self._pending_rows():
                     if row.node_id in self._busy or self._is_paused(row.node_id):
                         continue
                     held = self._held_for(row, now_ns)
@@ -226,9 +226,17 @@ class Uploader:
                     await self._wakeup.wait()
                 self._sleeping = None
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
-                    self.adopt_orphans()  # a daemon that shared this data directory died
-                    nursery.start_soon(self.sending.pieces.sweep)
+                    with _catalog_outage("adopting a gone daemon's uploads"):
+                        self.adopt_orphans()  # a daemon that shared this data dir died
+                        nursery.start_soon(self.sending.pieces.sweep)
                     adopted_at = time.monotonic()
+
+    def _pending_rows(self) -> list[Upload]:
+        """This daemon's journal rows to send; none while the catalog does not answer (a
+        shared catalog's server restarting: the next look, within a second, reads them)."""
+        with _catalog_outage("reading the upload journal"):
+            return self.rows.pending(self.owner)
+        return []
 
     def _look_within(self, seconds: float) -> None:
         """The uploader reads the journal again within `seconds`: a burst of closes and
@@ -368,3 +376,15 @@ class Uploader:
     def pending(self) -> tuple[int, int]:
         """(number, bytes) of this daemon's uploads still to send."""
         return self.tree.pending_uploads(self.owner)
+
+
+@contextmanager
+def _catalog_outage(doing: str) -> Iterator[None]:
+    """A catalog that does not answer (EIO: its server restarting) stops this round of
+    the uploader's loop, not the daemon: the loop looks again within a second."""
+    try:
+        yield
+    except FsError as exc:
+        if exc.code != errno.EIO:
+            raise
+        log.warning("%s: %s; again within a second", doing, exc.strerror)
