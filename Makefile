@@ -36,7 +36,8 @@ lint: setup-test
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q markfs
 
-# the four layers as two pytest runs at once (tools/run_layers.sh)
+# the four layers as two pytest runs at once: the kernel layer beside the other three
+# (tools/run_layers.sh)
 test: setup-test lint
 	@bash tools/run_layers.sh $(VENV)/bin/pytest $(PYTEST_ARGS)
 
