@@ -11,6 +11,12 @@ import errno as _errno
 import os
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's first line as a person reads it in one line (its type if it says none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """A mistake the user can fix; `str()` is the one line shown to them."""
 
@@ -24,8 +30,7 @@ class SourceError(UserError):
 
     @classmethod
     def of(cls, what: str, exc: BaseException) -> SourceError:
-        text = str(exc).strip()
-        return cls(f"{what}: {text.splitlines()[0] if text else type(exc).__name__}")
+        return cls(f"{what}: {first_line(exc)}")
 
 
 class SourceRefused(OSError):

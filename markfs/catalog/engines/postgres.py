@@ -29,7 +29,7 @@ import psycopg
 from markfs.catalog.engines import pgschema
 from markfs.catalog.engines.sqlite import new_generation, refuse_newer
 from markfs.catalog.schema import MIGRATIONS
-from markfs.errors import FsError, UserError
+from markfs.errors import FsError, UserError, first_line
 from markfs.model import ChangeSet
 from markfs.urlsecrets import has_password
 
@@ -76,7 +76,7 @@ class PgConnection:
         except psycopg.OperationalError as exc:
             if not self.raw.broken:
                 raise
-            raise FsError(errno.EIO, f"the catalog's server is gone: {_first_line(exc)}"
+            raise FsError(errno.EIO, f"the catalog's server is gone: {first_line(exc)}"
                           ) from None
 
     def execute_script(self, script: str) -> psycopg.Cursor[Any]:
@@ -89,7 +89,7 @@ class PgConnection:
         except psycopg.OperationalError as exc:
             if not self.raw.broken:
                 raise
-            raise FsError(errno.EIO, f"the catalog's server is gone: {_first_line(exc)}"
+            raise FsError(errno.EIO, f"the catalog's server is gone: {first_line(exc)}"
                           ) from None
 
     def _renew(self) -> None:
@@ -98,7 +98,7 @@ class PgConnection:
             fresh = self._reconnect()
         except psycopg.Error as exc:
             raise FsError(errno.EIO, f"the catalog's server does not answer: "
-                          f"{_first_line(exc)}") from None
+                          f"{first_line(exc)}") from None
         old, self.raw = self.raw, fresh
         with contextlib.suppress(psycopg.Error):
             old.close()
@@ -128,7 +128,7 @@ class PostgresEngine:
             raw = self._connect()
         except psycopg.Error as exc:
             raise UserError(f"cannot reach the catalog {self.describe()}: "
-                            f"{_first_line(exc)}") from None
+                            f"{first_line(exc)}") from None
         self.conn = PgConnection(raw, self._connect)
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -219,7 +219,7 @@ class PostgresEngine:
         try:
             self.raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(stamp)))
         except psycopg.Error as exc:  # the others then see it by their poll, within 1 s
-            log.warning("could not announce stamp %d: %s", stamp, _first_line(exc))
+            log.warning("could not announce stamp %d: %s", stamp, first_line(exc))
 
     def copy_to(self, path: Path) -> None:
         raise UserError(f"the catalog is in PostgreSQL ({self.url}): back it up with "
@@ -233,16 +233,12 @@ class PostgresEngine:
         try:
             self.raw.execute("SELECT 1").fetchone()
         except psycopg.Error as exc:
-            return [f"the catalog's server does not answer: {_first_line(exc)}"]
+            return [f"the catalog's server does not answer: {first_line(exc)}"]
         return []
 
     def close(self) -> None:
         self.raw.close()
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from markfs.catalog.engines.postgres import Announcer, ChangeListener
+from markfs.errors import first_line
 from markfs.metrics import METRICS
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
@@ -64,7 +65,7 @@ class CatalogFeed:
                     announcer = await self.io(Announcer, self.url)
                 await self.io(announcer.announce, stamp)
             except Exception as exc:  # (the others see it by their poll, within feed_poll)
-                log.warning("could not announce stamp %d: %s", stamp, _line(exc))
+                log.warning("could not announce stamp %d: %s", stamp, first_line(exc))
                 _close(announcer)
                 announcer = None
                 await trio.sleep(RETRY_S[1])
@@ -86,7 +87,7 @@ class CatalogFeed:
                     await self._read(listener)
             except Exception as exc:
                 log.warning("the catalog's change feed stopped (%s); again in %.1f s",
-                            _line(exc), retry)
+                            first_line(exc), retry)
                 METRICS.feed_failures.inc()
                 _close(listener)
                 listener = None
@@ -108,12 +109,8 @@ def _close(conn: Any) -> None:
         try:
             conn.close()
         except Exception as exc:
-            log.debug("closing a feed connection: %s", _line(exc))
+            log.debug("closing a feed connection: %s", first_line(exc))
 
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def forgetting(changed_elsewhere: Callable[[list[tuple[int, bytes]], list[int], bool], None]

@@ -27,7 +27,7 @@ import trio
 
 from markfs.catalog import sessions
 from markfs.catalog.engines.postgres import PgConnection, PostgresEngine
-from markfs.errors import UserError
+from markfs.errors import UserError, first_line
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner
 from markfs.runtime import owner_token
@@ -106,7 +106,7 @@ class HostSession:
                 if renewals % CLEAN_EVERY == 0:
                     await self.io(self._clean, timeout=self.renew_s * 2)
             except Exception as exc:
-                log.warning("could not renew this host's session: %s", _line(exc))
+                log.warning("could not renew this host's session: %s", first_line(exc))
                 self._drop_connection()
 
     def _drop_connection(self) -> None:
@@ -115,7 +115,7 @@ class HostSession:
             try:
                 conn.close()
             except Exception as exc:
-                log.debug("closing the session's connection: %s", _line(exc))
+                log.debug("closing the session's connection: %s", first_line(exc))
 
     def end(self) -> None:
         """At unmount: the session removed (blocking)."""
@@ -123,10 +123,5 @@ class HostSession:
             try:
                 sessions.end(self._conn, self.session_id)
             except Exception as exc:
-                log.warning("could not end session %d: %s", self.session_id, _line(exc))
+                log.warning("could not end session %d: %s", self.session_id, first_line(exc))
         self._drop_connection()
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
