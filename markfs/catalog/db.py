@@ -36,7 +36,7 @@ NODE_COLUMNS = (
 )
 
 
-_NODE_COLUMNS_OF_N = ", ".join(f"n.{column.strip()}" for column in NODE_COLUMNS.split(","))
+NODE_COLUMNS_OF_N = ", ".join(f"n.{column.strip()}" for column in NODE_COLUMNS.split(","))
 COLLECT_CHUNK = 500  # node ids per statement that reads changed rows back
 
 
@@ -58,13 +58,21 @@ class Mirror(Protocol):
 
     def apply(self, changes: ChangeSet, stamp: int) -> None: ...
 
+    def node(self, node_id: int) -> Node | None: ...
+
+    def child(self, parent: int, name: bytes) -> Node | None: ...
+
     def mark_stale(self) -> None: ...
 
 
 class Txn:
-    """One open write transaction; node functions record what they touch here."""
+    """One open write transaction; node functions record what they touch here.
 
-    def __init__(self, engine: Engine) -> None:
+    A touched node's row is read back at the end (`collect`) unless the transaction
+    knows it already (`rows`): an INSERT's RETURNING, or an update of a row it knew
+    (on a server, a round trip saved either way)."""
+
+    def __init__(self, engine: Engine, before: Mirror | None = None) -> None:
         self.engine = engine
         self.conn = engine.conn
         self.touched: set[int] = set()
@@ -72,24 +80,70 @@ class Txn:
         self.gone_dentries: list[tuple[int, bytes]] = []
         # writes with no answer to wait for, sent with the COMMIT (one round trip)
         self.at_commit: list[tuple[str, tuple[Any, ...]]] = []
+        self.rows: dict[int, Node] = {}  # touched nodes' rows as they stand now
+        # the tree as it was at BEGIN, where known without a statement (on a shared
+        # catalog, the mirror: brought up to the catalog's stamp at BEGIN, under the lock
+        # every writer takes, so exact until COMMIT but for this transaction's own writes)
+        self._before = before
+        self.wrote = False  # (a transaction that wrote nothing commits nothing)
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:  # rows are untyped
+        self.wrote = True
         return self.conn.execute(sql, params)
 
     def insert(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """An INSERT of one row into a table with an `id` column: the new row's id
         (RETURNING, as SQLite and PostgreSQL both say it; the rows read to the end, so
         no statement is left open at COMMIT)."""
+        self.wrote = True
         rows = self.conn.execute(sql + " RETURNING id", params).fetchall()
         return integer(rows[0][0])
+
+    def insert_node(self, sql: str, params: tuple[Any, ...]) -> Node:
+        """An INSERT of one node: its row as stored (RETURNING: never read back)."""
+        self.wrote = True
+        rows = self.conn.execute(sql + f" RETURNING {NODE_COLUMNS}", params).fetchall()
+        node = row_to_node(tuple(rows[0]))
+        self.known(node)
+        return node
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """A write with no answer to wait for (a server gets it with the next statement
+        or the COMMIT)."""
+        self.wrote = True
+        self.engine.later(sql, params)
 
     def changed(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """An UPDATE, DELETE or INSERT: how many rows it changed (an INSERT ... ON
         CONFLICT DO NOTHING: 0 where the row was there already)."""
+        self.wrote = True
         return self.engine.changed(sql, params)
 
+    def row(self, node_id: int) -> Node | None:
+        """A node's row as this transaction has it, where known without a statement."""
+        if node_id in self.rows:
+            return self.rows[node_id]
+        if node_id in self.touched or node_id in self.gone_nodes or self._before is None:
+            return None
+        return self._before.node(node_id)
+
+    def primary(self, parent: int, name: bytes) -> Node | None:
+        """The node whose own name (not a hard link's) this is, where known without a
+        statement: before this transaction wrote anything (None: not known here)."""
+        if self.wrote or self._before is None:
+            return None
+        node = self._before.child(parent, name)
+        return node if node is not None and (node.parent, node.name) == (parent, name) else None
+
+    def known(self, node: Node) -> None:
+        """A node this transaction changed, and its row as it stands now."""
+        self.touched.add(node.id)
+        self.rows[node.id] = node
+
     def touch(self, node_id: int) -> None:
+        """A node this transaction changed by a statement: its row is read back."""
         self.touched.add(node_id)
+        self.rows.pop(node_id, None)
 
     def drop_dentry(self, parent: int, name: bytes) -> None:
         self.gone_dentries.append((parent, name))
@@ -97,13 +151,19 @@ class Txn:
     def drop_node(self, node_id: int) -> None:
         self.gone_nodes.add(node_id)
         self.touched.discard(node_id)
+        self.rows.pop(node_id, None)
 
     def collect(self) -> ChangeSet:
         """The touched nodes' rows and every name of each, read back in one statement per
         `COLLECT_CHUNK` nodes (on a server each statement is a round trip)."""
         changes = ChangeSet(gone_nodes=sorted(self.gone_nodes),
                             gone_dentries=list(self.gone_dentries))
-        touched = sorted(self.touched)
+        for node_id in sorted(self.rows):
+            node = self.rows[node_id]
+            changes.nodes.append(node)
+            if node.id != node.parent:  # (its hard links' names did not change)
+                changes.dentries.append((node.parent, node.name, node.id))
+        touched = sorted(self.touched.difference(self.rows))
         for start in range(0, len(touched), COLLECT_CHUNK):
             chunk = touched[start:start + COLLECT_CHUNK]
             self._collect(chunk, changes)
@@ -112,7 +172,7 @@ class Txn:
     def _collect(self, ids: list[int], changes: ChangeSet) -> None:
         found: set[int] = set()
         for *row, link_parent, link_name in self.conn.execute(
-                f"SELECT {_NODE_COLUMNS_OF_N}, h.parent, h.name FROM nodes n LEFT JOIN "
+                f"SELECT {NODE_COLUMNS_OF_N}, h.parent, h.name FROM nodes n LEFT JOIN "
                 f"hardlinks h ON h.node_id = n.id WHERE n.id IN ({', '.join('?' * len(ids))}) "
                 "ORDER BY n.id", tuple(ids)):
             node_id = integer(row[0])
@@ -209,12 +269,16 @@ class Catalog:
         self._refuse_if_fenced()
         engine = self.engine
         taken = engine.begin()
-        txn = Txn(engine)
+        txn = Txn(engine, self._rows_before(taken))
         self._open = (threading.get_ident(), txn)
         try:
             if self.follow is not None and taken is not None:
                 self.follow(taken - 1)
             yield txn
+            if not txn.wrote:  # (nothing to commit: the lock let go, the stamp unspent)
+                self._open = None
+                engine.rollback()
+                return
             self._refuse_if_fenced()
             stamp = taken if taken is not None else integer(txn.execute(
                 "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
@@ -246,6 +310,31 @@ class Catalog:
         self.last_committed = stamp
         if self.committed is not None and engine.shared:
             self.committed(stamp)
+
+    def _rows_before(self, taken: int | None) -> Mirror | None:
+        """Where a write transaction reads the tree as it was at BEGIN without a
+        statement: the mirror, on a shared catalog (`follow` brings it to the stamp
+        before `taken` under the stamp row's lock: exact until COMMIT); elsewhere
+        nowhere (an SQLite statement costs µs)."""
+        return self.mirror if taken is not None and self.decides_inside else None
+
+    @property
+    def decides_inside(self) -> bool:
+        """Whether a writer reads what it decides on inside its transaction (`child_now`):
+        on a shared catalog, where the mirror is exact only there and a statement is a
+        round trip; on SQLite a check before the transaction spares its write lock."""
+        return self.engine.shared and self.follow is not None and self.mirror is not None
+
+    def child_now(self, parent: int, name: bytes) -> Node | None:
+        """What a name of a folder is in the catalog now, for a writer deciding what to
+        write: inside a write transaction of this thread that wrote nothing yet, on a
+        shared catalog, the mirror's answer (exact there: `_rows_before`); otherwise
+        the catalog's."""
+        joined = self._open
+        if (self.decides_inside and self.mirror is not None and joined is not None
+                and joined[0] == threading.get_ident() and not joined[1].wrote):
+            return self.mirror.child(parent, name)
+        return self.nodes.find_child(parent, name)
 
     def sessions(self) -> list[Session]:
         """The daemons of the hosts sharing this catalog (a catalog of one host: none)."""

@@ -6,11 +6,12 @@ they change, so the mirror sees the transaction whole.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from markfs.catalog.db import NODE_COLUMNS, Txn, row_to_node
+from markfs.catalog.db import NODE_COLUMNS, NODE_COLUMNS_OF_N, Txn, row_to_node
 from markfs.catalog.engines import Connection
 from markfs.model import Kind, Node
 
@@ -46,15 +47,14 @@ def get_node(conn: Connection, node_id: int) -> Node | None:
 
 
 def find_child(conn: Connection, parent: int, name: bytes) -> Node | None:
-    """The node a name in a directory refers to, through a hard link or not."""
+    """The node a name in a directory refers to, through a hard link or not (one
+    statement: on a server, one round trip)."""
     row = conn.execute(
-        f"SELECT {NODE_COLUMNS} FROM nodes WHERE parent = ? AND name = ? AND id != parent",
-        (parent, name)).fetchone()
-    if row is not None:
-        return row_to_node(row)
-    link = conn.execute(
-        "SELECT node_id FROM hardlinks WHERE parent = ? AND name = ?", (parent, name)).fetchone()
-    return None if link is None else get_node(conn, link[0])
+        f"SELECT {NODE_COLUMNS} FROM nodes WHERE parent = ? AND name = ? AND id != parent "
+        f"UNION ALL SELECT {NODE_COLUMNS_OF_N} FROM hardlinks h JOIN nodes n "
+        "ON n.id = h.node_id WHERE h.parent = ? AND h.name = ? LIMIT 1",
+        (parent, name, parent, name)).fetchone()
+    return None if row is None else row_to_node(row)
 
 
 def list_children(
@@ -127,16 +127,14 @@ def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
                 generation: int, node_id: int | None = None) -> int:
     # (the id column named only when given: the catalog's sequence numbers the rest)
     given = () if node_id is None else (node_id,)
-    new_id = txn.insert(
+    return txn.insert_node(
         f"INSERT INTO nodes ({'id, ' if given else ''}parent, name, kind, mode, uid, gid, "
         "size, mtime_ns, ctime_ns, nlink, generation, source_id, remote_path, target, etag, "
         f"atime_ns, rdev, meta_kept) VALUES ({'?, ' * len(given)}"
         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*given, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
          new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
-         new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept))
-    txn.touch(new_id)
-    return new_id
+         new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept)).id
 
 
 _ATTR_FIELDS = frozenset(
@@ -152,8 +150,14 @@ def update_node(txn: Txn, node_id: int, **fields: int | bytes | None) -> None:
     if unknown:
         raise ValueError(f"not an attribute column: {sorted(unknown)}")
     assignments = ", ".join(f"{name} = ?" for name in fields)
-    txn.execute(f"UPDATE nodes SET {assignments} WHERE id = ?", (*fields.values(), node_id))
-    txn.touch(node_id)
+    sql, params = f"UPDATE nodes SET {assignments} WHERE id = ?", (*fields.values(), node_id)
+    before = txn.row(node_id)
+    if before is None:
+        txn.execute(sql, params)
+        txn.touch(node_id)
+        return
+    txn.later(sql, params)  # (its row known: nothing to wait for, nothing to read back)
+    txn.known(before.with_(**fields))
 
 
 def subtree_ids(conn: Connection | Txn, root: int) -> list[int]:
@@ -184,6 +188,9 @@ def delete_subtree(txn: Txn, node_id: int) -> None:
 
 def remove_name(txn: Txn, parent: int, name: bytes) -> int | None:
     """Remove one name; the node goes with its last name. Returns the id if it went."""
+    known = txn.primary(parent, name)
+    if known is not None and not known.is_dir:
+        return _remove_file_name(txn, known.id, parent, name)
     link = txn.execute("SELECT node_id FROM hardlinks WHERE parent = ? AND name = ?",
                        (parent, name)).fetchone()
     if link is not None:
@@ -191,21 +198,29 @@ def remove_name(txn: Txn, parent: int, name: bytes) -> int | None:
         txn.drop_dentry(parent, name)
         txn.touch(link[0])
         return None
-    row = txn.execute("SELECT id FROM nodes WHERE parent = ? AND name = ? AND id != parent",
+    row = txn.execute("SELECT id, mode FROM nodes WHERE parent = ? AND name = ? AND id != parent",
                       (parent, name)).fetchone()
     if row is None:
         return None
-    node_id = int(row[0])
+    if not stat.S_ISDIR(row[1]):
+        return _remove_file_name(txn, int(row[0]), parent, name)
+    delete_subtree(txn, int(row[0]))
+    return int(row[0])
+
+
+def _remove_file_name(txn: Txn, node_id: int, parent: int, name: bytes) -> int | None:
+    """Remove the own name of a file (not a folder): the file goes unless a hard link
+    survives, which then becomes its own name (the inode stays)."""
     heir: Any = txn.execute("SELECT id, parent, name, remote_path FROM hardlinks WHERE node_id = ? "
-                       "ORDER BY id LIMIT 1", (node_id,)).fetchone()
+                            "ORDER BY id LIMIT 1", (node_id,)).fetchone()
+    txn.drop_dentry(parent, name)
     if heir is None:
-        delete_subtree(txn, node_id)
+        txn.later("DELETE FROM nodes WHERE id = ?", (node_id,))
+        txn.drop_node(node_id)
         return node_id
-    # Another name survives: it becomes the node's primary name, the inode stays.
     txn.execute("DELETE FROM hardlinks WHERE id = ?", (heir[0],))
     txn.execute("UPDATE nodes SET parent = ?, name = ?, remote_path = ? WHERE id = ?",
                 (heir[1], heir[2], heir[3], node_id))
-    txn.drop_dentry(parent, name)
     txn.touch(node_id)
     return None
 
@@ -219,6 +234,10 @@ def add_hardlink(txn: Txn, node_id: int, parent: int, name: bytes, remote_path: 
 def move_name(txn: Txn, parent: int, name: bytes, new_parent: int, new_name: bytes,
               new_remote: bytes | None) -> None:
     """Rename one name (the target name must be free); paths below a directory follow."""
+    known = txn.primary(parent, name)
+    if known is not None:
+        _move_known(txn, known, new_parent, new_name, new_remote)
+        return
     link: Any = txn.execute("SELECT id, node_id FROM hardlinks WHERE parent = ? AND name = ?",
                             (parent, name)).fetchone()
     if link is not None:
@@ -228,17 +247,30 @@ def move_name(txn: Txn, parent: int, name: bytes, new_parent: int, new_name: byt
         txn.touch(link[1])
         return
     row: Any = txn.execute(
-        "SELECT id, source_id, remote_path FROM nodes WHERE parent = ? AND name = ? "
+        "SELECT id, source_id, remote_path, mode FROM nodes WHERE parent = ? AND name = ? "
         "AND id != parent", (parent, name)).fetchone()
     if row is None:
         raise KeyError(name)
-    node_id, source_id, old_remote = row
+    node_id, source_id, old_remote, mode = row
     txn.execute("UPDATE nodes SET parent = ?, name = ?, remote_path = ? WHERE id = ?",
                 (new_parent, new_name, new_remote, node_id))
     txn.drop_dentry(parent, name)
     txn.touch(node_id)
-    if old_remote is not None and new_remote is not None:
+    if stat.S_ISDIR(mode) and old_remote is not None and new_remote is not None:
         _rebase_paths(txn, source_id, bytes(old_remote), new_remote)
+
+
+def _move_known(txn: Txn, node: Node, new_parent: int, new_name: bytes,
+                new_remote: bytes | None) -> None:
+    """`move_name` of a node whose own name the transaction knows: no statement waited
+    for but a folder's paths below."""
+    txn.later("UPDATE nodes SET parent = ?, name = ?, remote_path = ? WHERE id = ?",
+              (new_parent, new_name, new_remote, node.id))
+    txn.drop_dentry(node.parent, node.name)
+    txn.known(node.with_(parent=new_parent, name=new_name, remote_path=new_remote))
+    if node.is_dir and node.source_id is not None and node.remote_path is not None \
+            and new_remote is not None:
+        _rebase_paths(txn, node.source_id, node.remote_path, new_remote)
 
 
 def _rebase_paths(txn: Txn, source_id: int, old: bytes, new: bytes) -> None:

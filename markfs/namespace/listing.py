@@ -188,12 +188,14 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
                 keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
     diff = ListingDiff()
-    known = tree.catalog.nodes.find_child(parent.id, name)
-    if entry is None and known is None:
-        return diff
-    if entry is not None and known is not None and unchanged(known, entry, keep):
+    catalog = tree.catalog
+    if not catalog.decides_inside and _settled(
+            catalog.nodes.find_child(parent.id, name), entry, keep):
         return diff  # (the watcher re-checks the mount's own changes: no empty transaction)
     with tree.transaction() as txn:
+        known = catalog.child_now(parent.id, name)
+        if _settled(known, entry, keep):
+            return diff  # (a transaction that wrote nothing commits nothing)
         if entry is None:
             assert known is not None
             nodes.remove_name(txn, parent.id, name)
@@ -201,6 +203,13 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
         else:
             apply_entry(txn, tree, parent, entry, known, diff, keep)
     return diff
+
+
+def _settled(known: Node | None, entry: Entry | None, keep: Callable[[int], bool]) -> bool:
+    """Whether the catalog's node for a name already says what the source said."""
+    if entry is None or known is None:
+        return entry is None and known is None
+    return unchanged(known, entry, keep)
 
 
 def update_attrs(tree: Tree, node: Node, entry: Entry) -> Node:

@@ -107,6 +107,13 @@ class _NotingMirror:
         else:
             self.changes.append(changes)
 
+    def node(self, node_id: int) -> Node | None:
+        return self.hot.node(node_id)
+
+    def child(self, parent: int, name: bytes) -> Node | None:
+        child_id = self.hot.child(parent, name)
+        return None if child_id is None else self.hot.node(child_id)
+
     def mark_stale(self) -> None:
         self.hot.mark_stale()
 

@@ -62,6 +62,10 @@ class Engine(Protocol):
     def hold(self) -> None:
         """Start a transaction holding the write lock, to write nothing (rolled back)."""
 
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """A write inside a transaction with no answer to wait for: a server gets it with
+        the next statement or the COMMIT, in that round trip; SQLite runs it now."""
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Run the writes `first` (nothing to wait for: a server gets them with the
         COMMIT, in one round trip), then COMMIT."""

@@ -57,18 +57,39 @@ class PgConnection:
 
     A connection the server dropped (a restart, a cut network) is made anew at the next
     statement outside a transaction; a statement that finds it gone fails with EIO (a
-    transaction it was in is lost whole: nothing of it committed)."""
+    transaction it was in is lost whole: nothing of it committed).
+
+    Writes with no answer to wait for (`defer`) are held and sent with the next
+    statement, in its round trip: that statement, like every later one, sees them."""
 
     def __init__(self, conn: psycopg.Connection[Any],
                  reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = conn
         self._reconnect = reconnect
         self.in_transaction = False
+        self.deferred: list[bytes] = []  # bound statements not sent yet (in a transaction)
 
     def close(self) -> None:
         self.raw.close()
 
+    def bind(self, sql: str, params: tuple[Any, ...]) -> bytes:
+        """A statement with its parameters bound here (psycopg's client-side binding)."""
+        return psycopg.ClientCursor(self.raw).mogrify(pyformat(sql), params).encode()
+
+    def defer(self, sql: str, params: tuple[Any, ...]) -> None:
+        self.deferred.append(self.bind(sql, params))
+
+    def take_deferred(self) -> list[bytes]:
+        taken, self.deferred = self.deferred, []
+        return taken
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        if self.deferred:  # (sent first, in the same round trip)
+            held = self.take_deferred()
+            cursor = self.execute_script(b"; ".join([*held, self.bind(sql, params)]))
+            for _ in held:
+                cursor.nextset()
+            return cursor
         if self.raw.broken and self._reconnect is not None and not self.in_transaction:
             self._renew()
         try:
@@ -79,13 +100,13 @@ class PgConnection:
             raise FsError(errno.EIO, f"the catalog's server is gone: {first_line(exc)}"
                           ) from None
 
-    def execute_script(self, script: str) -> psycopg.Cursor[Any]:
+    def execute_script(self, script: str | bytes) -> psycopg.Cursor[Any]:
         """Statements without parameters, several in one round trip (the simple query
         protocol); the cursor is at the first one's result (`nextset` for the next)."""
         if self.raw.broken and self._reconnect is not None and not self.in_transaction:
             self._renew()
         try:
-            return self.raw.execute(script.encode())
+            return self.raw.execute(script if isinstance(script, bytes) else script.encode())
         except psycopg.OperationalError as exc:
             if not self.raw.broken:
                 raise
@@ -191,15 +212,19 @@ class PostgresEngine:
         self.conn.execute_script("BEGIN; SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
         self.conn.in_transaction = True
 
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        self.conn.defer(sql, params)
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """`first` bound here (psycopg's client-side binding), sent with the COMMIT."""
-        binder = psycopg.ClientCursor(self.raw)
-        script = [binder.mogrify(pyformat(sql), params) for sql, params in first]
+        """What was deferred, then `first`, sent with the COMMIT."""
+        script = [*self.conn.take_deferred(), *(self.conn.bind(sql, params)
+                                               for sql, params in first)]
         self.conn.in_transaction = False
-        self.conn.execute_script("; ".join([*script, "COMMIT"]))
+        self.conn.execute_script(b"; ".join([*script, b"COMMIT"]))
 
     def rollback(self) -> None:
         self.conn.in_transaction = False
+        self.conn.deferred.clear()
         if not self.raw.broken:
             self.raw.execute("ROLLBACK")
 

@@ -131,7 +131,7 @@ class Uploads:
 
     def retarget(self, txn: Txn, node_id: int, remote_path: bytes) -> None:
         """The file was renamed: its pending uploads go to the new path."""
-        txn.execute("UPDATE uploads SET remote_path = ? WHERE node_id = ?", (remote_path, node_id))
+        txn.later("UPDATE uploads SET remote_path = ? WHERE node_id = ?", (remote_path, node_id))
 
     def retarget_tree(self, txn: Txn, source_id: int, old: bytes, new: bytes) -> None:
         """A folder was renamed: pending uploads below it follow."""

@@ -1,0 +1,106 @@
+"""Write transactions on both engines: what they send, what they skip, what the mirror gets.
+
+On a shared catalog a transaction reads the tree as it was at BEGIN from the mirror
+(caught up under the stamp row's lock) and holds writes with nothing to wait for until
+its next statement or COMMIT; on SQLite every statement runs at once. Either way the
+mirror must end as the catalog read whole (fsck compares the two).
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import add_source_now
+
+from markfs.admin.fsck import fsck
+from markfs.catalog import nodes as q
+from markfs.config import DataDir
+from markfs.model import Kind
+from markfs.namespace.tree import SOURCES_ID, Tree
+
+pytestmark = pytest.mark.both_engines
+
+
+@pytest.fixture
+def tree(data_dir: Path, tmp_path: Path) -> Iterator[Tree]:
+    (tmp_path / "files").mkdir()
+    add_source_now(data_dir, "loc", f"file://{tmp_path / 'files'}")
+    opened = Tree.open(DataDir(data_dir))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def top(tree: Tree) -> int:
+    """The source's folder."""
+    node = tree.child(SOURCES_ID, b"loc")
+    assert node is not None
+    return node.id
+
+
+def new_node(tree: Tree, parent: int, name: bytes, mode: int = stat.S_IFREG | 0o644) -> int:
+    now, folder = time.time_ns(), tree.node(parent)
+    assert folder is not None and folder.remote_path is not None
+    with tree.transaction() as txn:
+        return q.insert_node(txn, parent, name, q.NewNode(
+            Kind.SOURCE, mode, 0, 0, 0, now, now, source_id=folder.source_id,
+            remote_path=b"/".join(p for p in (folder.remote_path, name) if p)),
+            generation=tree.generation)
+
+
+def test_a_transaction_that_wrote_nothing_commits_nothing(tree: Tree, top: int) -> None:
+    stamp = tree.catalog.stamp
+    with tree.transaction():
+        assert tree.catalog.child_now(top, b"nothing") is None
+    assert tree.catalog.stamp == stamp == tree.hot.stamp()
+    new_node(tree, top, b"then-one")  # (the lock was let go: the next one writes)
+    assert tree.catalog.stamp == stamp + 1 == tree.hot.stamp()
+
+
+def test_a_held_write_is_seen_by_the_next_statement_of_its_transaction(tree: Tree,
+                                                                    top: int) -> None:
+    node_id = new_node(tree, top, b"f")
+    with tree.transaction() as txn:
+        q.update_node(txn, node_id, size=42, mtime_ns=7)
+        seen = tree.catalog.nodes.get_node(node_id)
+        assert seen is not None and (seen.size, seen.mtime_ns) == (42, 7)
+    after = tree.node(node_id)
+    assert after is not None and (after.size, after.mtime_ns) == (42, 7)
+    assert fsck(tree, repair=False).clean
+
+
+def test_every_kind_of_name_change_leaves_the_mirror_as_the_catalog(tree: Tree,
+                                                                  top: int) -> None:
+    """Renames of files and folders (paths below follow), removals with and without a
+    surviving hard link, updates of rows the transaction knew and did not."""
+    folder = new_node(tree, top, b"d", stat.S_IFDIR | 0o755)
+    inner = new_node(tree, folder, b"inner")
+    linked = new_node(tree, top, b"linked")
+    plain = new_node(tree, top, b"plain")
+    with tree.transaction() as txn:
+        q.add_hardlink(txn, linked, folder, b"link", b"d/link")
+        q.update_node(txn, linked, nlink=2)
+    with tree.transaction() as txn:
+        q.move_name(txn, top, b"d", top, b"e", b"e")
+    moved_inner = tree.node(inner)
+    assert moved_inner is not None and moved_inner.remote_path == b"e/inner"
+    with tree.transaction() as txn:
+        q.move_name(txn, top, b"plain", folder, b"p2", b"e/p2")
+        q.update_node(txn, plain, size=5)  # (known: the transaction moved it)
+    assert fsck(tree, repair=False).clean
+    with tree.transaction() as txn:
+        assert q.remove_name(txn, top, b"linked") is None  # the hard link survives
+    survivor = tree.node(linked)
+    assert survivor is not None and (survivor.parent, survivor.name) == (folder, b"link")
+    with tree.transaction() as txn:
+        assert q.remove_name(txn, folder, b"link") == linked
+        assert q.remove_name(txn, folder, b"p2") == plain  # (after a write: by statements)
+    assert tree.node(linked) is None and tree.child(folder, b"p2") is None
+    with tree.transaction() as txn:
+        assert q.remove_name(txn, top, b"e") == folder
+    assert tree.node(inner) is None and tree.child(top, b"e") is None
+    assert fsck(tree, repair=False).clean
