@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,14 +40,17 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(b")", 1)[1].split()[19].decode()
 
 
-def owner_alive(token: str | None) -> bool:
+def owner_alive(token: str | None, in_session: Collection[str] | None = None) -> bool:
     """Is the daemon of this token running? A zombie (exited, not reaped by its parent:
-    no init in a container) is not: its rows are for a live daemon to adopt."""
+    no init in a container) is not: its rows are for a live daemon to adopt. Another
+    host's daemon is never judged from here: it is alive while its session is in the
+    shared catalog (`in_session`: the owners of those sessions; a lapsed session is
+    removed only after a grace period, sessions.py), or always if not given."""
     if not token or ":" not in token:
         return False
     host = token.partition("@")[2]
-    if host and host != _HOST:  # another host's daemon: its session says (sessions.py)
-        return True
+    if host and host != _HOST:
+        return in_session is None or token in in_session
     pid, _, _start = token.partition(":")
     return pid.isdigit() and owner_token(int(pid)) == token and not _zombie(int(pid))
 

@@ -11,8 +11,12 @@ before any other host can take its session for dead — and after it resumes, it
 fail (EIO) until it has registered again. (The window left: a pause between the check
 before COMMIT and the COMMIT itself.)
 
-Any live host removes sessions lapsed for `GRACE_S` (each by one host). Their journal
-rows stay: their staged copies are on that host's disk, and its next mount sends them.
+Any live host removes sessions lapsed for `GRACE_S` (each by one host). Their uploads in
+pieces (S3 multipart) are then aborted by the next sweep of any host (remote/pieces.py:
+a daemon of another host is alive while its session is there). Their journal rows stay:
+their staged copies are on that host's disk, and its next mount sends them. A host that
+is fenced sends no upload either (remote/uploader.py): the file may have been written
+by another host since.
 """
 
 from __future__ import annotations
@@ -93,8 +97,8 @@ class HostSession:
         assert self._conn is not None
         for gone in sessions.clean(self._conn, self.engine.clock, GRACE_S):
             log.warning("removed the lapsed session %d of %s (pid %d, %s); its pending "
-                        "uploads wait for that host", gone.id, gone.hostname, gone.pid,
-                        gone.mountpoint)
+                        "uploads wait for that host, its uploads in pieces are aborted",
+                        gone.id, gone.hostname, gone.pid, gone.mountpoint)
 
     async def run(self) -> None:
         renewals = 0

@@ -70,17 +70,28 @@ class PieceLedger:
         return True
 
     async def sweep(self) -> int:
-        """Abort uploads in pieces that no sender owns: a crashed daemon's, and this
-        daemon's that failed to abort when they broke. Returns how many were aborted."""
+        """Abort uploads in pieces that no sender owns: a crashed daemon's, this
+        daemon's that failed to abort when they broke, and on a shared catalog those of
+        another host whose session was removed (lapsed past its grace: that host was
+        cut off or died mid-upload). Returns how many were aborted."""
         aborted = 0
-        for row in self.tree.unfinished_piece_uploads():
+        rows = self.tree.unfinished_piece_uploads()
+        in_session = self._owners_in_session() if rows else None
+        for row in rows:
             mine = row.owner == self.owner
-            if (mine and row.id in self.live) or (not mine and owner_alive(row.owner)):
+            if (mine and row.id in self.live) or (
+                    not mine and owner_alive(row.owner, in_session)):
                 continue
             aborted += await self.abort(row.id, row.source_id, row.remote_path, row.token)
         if aborted:
             log.info("aborted %d upload(s) in pieces left unfinished", aborted)
         return aborted
+
+
+    def _owners_in_session(self) -> set[str] | None:
+        """The daemons with a session in a shared catalog (None: not shared)."""
+        catalog = self.tree.catalog
+        return {s.owner for s in catalog.sessions()} if catalog.engine.shared else None
 
 
 class PieceSender:

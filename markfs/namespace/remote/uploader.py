@@ -282,6 +282,11 @@ class Uploader:
             await self._retry.wait()
         if self._is_paused(row.node_id):
             return True
+        if self.tree.catalog.fenced():
+            # this host's session in a shared catalog may have lapsed: another host may
+            # have written the file since, and an old copy must not land over it. Sent
+            # once the session is renewed (the next look at the journal, within 1 s).
+            return False
         control = UploadControl()
         self._controls[row.node_id] = control
         staged = self.staged.get(row.node_id)
