@@ -189,13 +189,15 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
     diff = ListingDiff()
     catalog = tree.catalog
-    if not catalog.decides_inside and _settled(
-            catalog.nodes.find_child(parent.id, name), entry, keep):
+    inside = catalog.decides_inside  # (a shared catalog: read inside, from the mirror)
+    known = None if inside else catalog.nodes.find_child(parent.id, name)
+    if not inside and _settled(known, entry, keep):
         return diff  # (the watcher re-checks the mount's own changes: no empty transaction)
     with tree.transaction() as txn:
-        known = catalog.child_now(parent.id, name)
-        if _settled(known, entry, keep):
-            return diff  # (a transaction that wrote nothing commits nothing)
+        if inside:
+            known = catalog.child_now(parent.id, name)
+            if _settled(known, entry, keep):
+                return diff  # (a transaction that wrote nothing commits nothing)
         if entry is None:
             assert known is not None
             nodes.remove_name(txn, parent.id, name)
