@@ -264,6 +264,10 @@ class Catalog:
         if joined is not None and joined[0] == threading.get_ident():
             yield joined[1]
             return
+        with self.engine.guard:  # (another thread's transaction first ends)
+            yield from self._transaction()
+
+    def _transaction(self) -> Iterator[Txn]:
         if self.mirror_behind is not None:
             self._catch_up_mirror()
         self._refuse_if_fenced()
@@ -369,11 +373,12 @@ class Catalog:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the write lock without writing: no writer is between its two stores."""
-        self.engine.hold()
-        try:
-            yield
-        finally:
-            self.engine.rollback()
+        with self.engine.guard:
+            self.engine.hold()
+            try:
+                yield
+            finally:
+                self.engine.rollback()
 
     def copy_to(self, path: Path) -> None:
         """A consistent copy of the whole catalog as one self-contained SQLite file."""

@@ -9,6 +9,8 @@ open for writing or with staged content (`ChangeMarks.since`).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -75,34 +77,39 @@ class ChangeMarks:
     (before: every mark of the last 600 s — 700,000 at a thousand creates a second)."""
 
     def __init__(self, busy: Callable[[int], bool]) -> None:
-        # node id -> trio time the mount last changed it, oldest first
+        # node id -> monotonic time the mount last changed it, oldest first
         self._at: OrderedDict[int, float] = OrderedDict()
         self._observing: Counter[float] = Counter()  # start -> observations in flight
         self._busy = busy
+        # (marks are made in the catalog's worker thread too: `CatalogRunner`)
+        self._lock = threading.Lock()
 
     @contextmanager
     def observing(self) -> Iterator[float]:
         """A look at the source from now until the block ends; gives its start time, for
         `since`. Marks made meanwhile are kept until it is over."""
-        started = trio.current_time()
-        self._observing[started] += 1
+        with self._lock:
+            started = time.monotonic()
+            self._observing[started] += 1
         try:
             yield started
         finally:
-            self._observing[started] -= 1
-            if not self._observing[started]:
-                del self._observing[started]
+            with self._lock:
+                self._observing[started] -= 1
+                if not self._observing[started]:
+                    del self._observing[started]
 
     def mark(self, node_id: int) -> None:
-        now = trio.current_time()
-        self._at[node_id] = now
-        self._at.move_to_end(node_id)
-        needed_from = min(self._observing, default=now)  # (a few observations at most)
-        while self._at:  # forget what no observation in flight can predate
-            oldest, at = next(iter(self._at.items()))
-            if at >= needed_from:
-                break
-            del self._at[oldest]
+        with self._lock:
+            now = time.monotonic()
+            self._at[node_id] = now
+            self._at.move_to_end(node_id)
+            needed_from = min(self._observing, default=now)  # (a few observations at most)
+            while self._at:  # forget what no observation in flight can predate
+                oldest, at = next(iter(self._at.items()))
+                if at >= needed_from:
+                    break
+                del self._at[oldest]
 
     def since(self, started: float) -> Callable[[int], bool]:
         """Nodes an observation begun at `started` (under `observing`) must keep as they

@@ -192,10 +192,16 @@ class StagedHandle(FileHandle):
         size, now = self.staged.size, time.time_ns()
         times = self.staged.times  # set since the last write (cp -a: futimens, then close)
         mtime = times[1] if times is not None and times[1] is not None else now
-        with self._tree.transaction() as txn:
-            nodes.update_node(txn, node.id, size=size, mtime_ns=mtime, ctime_ns=now)
-        self.journal_id = self._remote.uploader.journal(node.with_(size=size), self.staged)
+        uploader, settled = self._remote.uploader, node.with_(size=size)
+        self.journal_id = await uploader.catalog(self._record_settled, settled, mtime, now)
+        uploader.journaled(settled, self.staged, self.journal_id)
         self.size = size
+
+    def _record_settled(self, node: Node, mtime: int, now: int) -> int:
+        """The new size and times, and the upload of this content, in one transaction."""
+        with self._tree.transaction() as txn:
+            nodes.update_node(txn, node.id, size=node.size, mtime_ns=mtime, ctime_ns=now)
+            return self._remote.uploader.enqueue(node, self.staged)
 
     def last_upload(self) -> int | None:
         return self.journal_id

@@ -52,7 +52,7 @@ from markfs.namespace.provider import AttrChanges, Caller, Provider, Services
 from markfs.namespace.remote.remotefiles import RemoteFiles
 from markfs.namespace.tables.provider import TableFiles
 from markfs.namespace.tree import Tree
-from markfs.namespace.workers import WorkerPool
+from markfs.namespace.workers import CatalogRunner, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,17 @@ class Namespace:
                                    sources.scheme, sources.table_access)
         self.handles = HandleTable()
         self.workers = WorkerPool(config.io_threads, config.io_timeout)
+        catalog_calls = CatalogRunner(tree.catalog.engine.shared, config.io_timeout)
         self.upkeep = SourceUpkeep(sources, self.workers.run,
                                    lambda: self.remote.uploader.retry_now())
         self.remote = RemoteFiles(
             tree, ContentCache(data_dir.cache, config.cache_max_bytes),
             StagingArea(data_dir.staging), self.workers.run, self.upkeep.backend,
-            config.io_timeout, config.upload_delay)
+            config.io_timeout, config.upload_delay, catalog_calls)
         self.s = Services(
             tree, config, self.workers.run, self.handles, DirectoryLocks(),
             ChangeMarks(lambda n: bool(self.handles.writers(n)) or self.remote.staged.has(n)),
-            KernelNotifications(lambda n: bool(self.handles.writers(n))))
+            KernelNotifications(lambda n: bool(self.handles.writers(n))), catalog_calls)
         self.remote.tell(self._changed_on_source, self.s.kernel.forget_entry, sources.answered)
         self.source_files = SourceFiles(self.s, sources, self.remote)
         self.tag_attribute = TagAttribute(tree)

@@ -21,7 +21,7 @@ from markfs.model import Node
 from markfs.namespace.coordination import ChangeMarks, DirectoryLocks, KernelNotifications
 from markfs.namespace.handles import FileHandle, HandleTable
 from markfs.namespace.tree import Tree
-from markfs.namespace.workers import IoRunner
+from markfs.namespace.workers import CatalogRunner, IoRunner
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Services:
     locks: DirectoryLocks
     marks: ChangeMarks
     kernel: KernelNotifications
+    catalog: CatalogRunner  # catalog work: off the loop on a server's catalog, inline else
 
 
 # (cookie, name, node) with cookies increasing: what a folder lists after a cookie
@@ -158,4 +159,4 @@ class CatalogFolders(Provider):
         return self.s.tree.child(parent.id, name)
 
     async def list_folder(self, directory: Node, after: int, limit: int) -> Listing:
-        return self.s.tree.children(directory.id, after, limit)
+        return await self.s.catalog(self.s.tree.children, directory.id, after, limit)

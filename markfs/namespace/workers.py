@@ -15,7 +15,8 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
@@ -72,6 +73,49 @@ class WorkerPool:
         log.warning("%s timed out after %.1fs: answering EIO",
                     getattr(fn, "__name__", fn), limit)
         raise FsError(errno.EIO, "backend did not answer in time")
+
+
+class CatalogRunner:
+    """Runs the namespace's catalog work off the trio loop when its catalog is a server's.
+
+    There every statement is a network round trip that may stall (a server paused, a
+    network cut without a reset): the work — a whole write transaction, or a read that
+    goes to the server — runs in a worker thread, one at a time (the catalog has one
+    connection), under the deadline of every backend call. Past it the request fails
+    with EIO and the work finishes on its own; the next waits for it, so every caller
+    gets EIO in bounded time, and requests that need no catalog (the mirror, the kernel,
+    a local disk) are answered meanwhile. On SQLite the work runs inline: µs on a local
+    file, where a hop would cost ten times the work.
+    """
+
+    def __init__(self, off_loop: bool = False, timeout: float = 0.0) -> None:
+        self.off_loop = off_loop
+        self.timeout = timeout
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def __call__(self, fn: Callable[..., T], *args: object) -> T:
+        if not self.off_loop:
+            return fn(*args)
+        METRICS.thread_hops.labels("catalog").inc()
+        with trio.move_on_after(self.timeout):
+            return await trio.to_thread.run_sync(
+                partial(fn, *args), limiter=self._limiter, abandon_on_cancel=True)
+        log.warning("%s: the catalog's server did not answer in %.1fs: answering EIO",
+                    getattr(fn, "__name__", fn), self.timeout)
+        raise FsError(errno.EIO, "the catalog's server did not answer in time")
+
+
+@contextmanager
+def catalog_outage(doing: str) -> Iterator[None]:
+    """A catalog that does not answer (EIO: its server restarting or stalled) stops this
+    round of a daemon's loop (the uploader's), not the daemon: it looks again within a
+    second."""
+    try:
+        yield
+    except FsError as exc:
+        if exc.code != errno.EIO:
+            raise
+        log.warning("%s: %s; again within a second", doing, exc.strerror)
 
 
 def _inline(fn: Callable[..., object]) -> bool:

@@ -330,7 +330,7 @@ def test_a_folder_made_is_the_folder_a_stat_then_reads_without_the_clients_put_o
     EEXIST over a file or a folder with no marker stays."""
     from markfs.backends.base import FileAttrs, S3Location
     from markfs.backends.s3 import S3Backend
-    from markfs.namespace.files.provider import folder_keeps
+    from markfs.namespace.remote.settling import folder_keeps
 
     backend = S3Backend(S3Location(bucket_of(remote), "data/", server.endpoint, "us-east-1"))
     client = backend.client

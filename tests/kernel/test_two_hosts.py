@@ -239,6 +239,69 @@ def test_a_paused_host_writes_nothing_once_its_session_lapsed(hosts: Hosts) -> N
     wait_until(lambda: b"user.again" in _xattrs(hosts.files(hosts.b) / "kept.txt"))
 
 
+def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_rest(
+        hosts: Hosts) -> None:
+    """The server process behind the daemon's catalog connection stopped (SIGSTOP: its
+    TCP peer still acknowledges, so nothing times out on its own): a mkdir, which needs
+    the catalog, fails with EIO after `io_timeout`; a stat, which needs none, is
+    answered all the while (the catalog's work runs off the trio loop); after SIGCONT
+    the daemon writes again. Before: the first statement stopped the loop, and every
+    request to the mount waited with it."""
+    hosts.b.stop()
+    hosts.a.stop()
+    (hosts.a.data_dir / "markfs.toml").write_text(
+        config(io_timeout=3, entry_ttl=0, attr_ttl=0, dir_ttl=3600))
+    hosts.a.start()
+    files = hosts.files(hosts.a)
+    written(files / "kept.txt", b"kept")
+    backend = _catalog_backend(hosts.url)
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        mkdir = subprocess.Popen([sys.executable, "-c", MKDIR, str(files / "during")],
+                                 stdout=subprocess.PIPE, text=True)
+        stats = 0
+        while mkdir.poll() is None:
+            subprocess.run(["stat", str(files / "kept.txt")], check=True,
+                           capture_output=True, timeout=20)
+            stats += 1
+        out, _ = mkdir.communicate()
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    assert out.strip() == f"error {errno.EIO}", out
+    assert stats >= 2
+    wait_until(lambda: _made(files / "after"))
+    assert (files / "kept.txt").read_bytes() == b"kept"
+
+
+MKDIR = """
+import os, sys
+try:
+    os.mkdir(sys.argv[1])
+    print("made")
+except OSError as exc:
+    print("error", exc.errno)
+"""
+
+
+def _catalog_backend(url: str) -> int:
+    """The pid of the server process behind the one daemon's catalog connection."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = "
+                            "'markfs' AND datname = current_database()").fetchall()
+    assert len(rows) == 1, rows
+    return int(rows[0][0])
+
+
+def _made(path: Path) -> bool:
+    try:
+        path.mkdir()
+    except OSError:
+        return False
+    return True
+
+
 WRITER = """
 import os, sys
 try:

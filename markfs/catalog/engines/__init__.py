@@ -18,6 +18,7 @@ server can do (copy, checkpoint, integrity check).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,6 +48,11 @@ class Engine(Protocol):
 
     @property
     def conn(self) -> Connection: ...
+
+    @property
+    def guard(self) -> AbstractContextManager[Any]:
+        """Held by whoever uses the connection: a write transaction from BEGIN to its end
+        (and, on a server, a statement for its length) — one thread's at a time."""
 
     def describe(self) -> str:
         """Where the catalog lives, as `markfs status` prints it (never a secret)."""

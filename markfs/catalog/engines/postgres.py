@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import re
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -60,7 +61,11 @@ class PgConnection:
     transaction it was in is lost whole: nothing of it committed).
 
     Writes with no answer to wait for (`defer`) are held and sent with the next
-    statement, in its round trip: that statement, like every later one, sees them."""
+    statement, in its round trip: that statement, like every later one, sees them.
+
+    It serves one thread at a time (`guard`): a statement holds it for its length, a
+    write transaction (`Catalog.transaction`) from BEGIN to its end — so a thread's
+    statement never lands inside another thread's transaction."""
 
     def __init__(self, conn: psycopg.Connection[Any],
                  reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
@@ -68,6 +73,7 @@ class PgConnection:
         self._reconnect = reconnect
         self.in_transaction = False
         self.deferred: list[bytes] = []  # bound statements not sent yet (in a transaction)
+        self.guard = threading.RLock()
 
     def close(self) -> None:
         self.raw.close()
@@ -84,9 +90,13 @@ class PgConnection:
         return taken
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        with self.guard:
+            return self._execute(sql, params)
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
         if self.deferred:  # (sent first, in the same round trip)
             held = self.take_deferred()
-            cursor = self.execute_script(b"; ".join([*held, self.bind(sql, params)]))
+            cursor = self._execute_script(b"; ".join([*held, self.bind(sql, params)]))
             for _ in held:
                 cursor.nextset()
             return cursor
@@ -103,6 +113,10 @@ class PgConnection:
     def execute_script(self, script: str | bytes) -> psycopg.Cursor[Any]:
         """Statements without parameters, several in one round trip (the simple query
         protocol); the cursor is at the first one's result (`nextset` for the next)."""
+        with self.guard:
+            return self._execute_script(script)
+
+    def _execute_script(self, script: str | bytes) -> psycopg.Cursor[Any]:
         if self.raw.broken and self._reconnect is not None and not self.in_transaction:
             self._renew()
         try:
@@ -151,6 +165,7 @@ class PostgresEngine:
             raise UserError(f"cannot reach the catalog {self.describe()}: "
                             f"{first_line(exc)}") from None
         self.conn = PgConnection(raw, self._connect)
+        self.guard = self.conn.guard
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ class SqliteEngine:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = apsw.Connection(str(path))
+        self.guard = threading.RLock()  # (held by a write transaction: one thread's at once)
         try:
             self.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
             self.conn.execute("PRAGMA journal_mode = WAL")

@@ -113,7 +113,7 @@ class SourceListings:
                 try:
                     diff = await self._list_and_reconcile(directory)
                 except FsError as exc:
-                    if not self._serve_stale(directory, exc):
+                    if not await self._serve_stale(directory, exc):
                         raise
                     return
                 if diff is not None:
@@ -123,13 +123,14 @@ class SourceListings:
                 return
         self.s.kernel.listing_changed(directory.id, diff, first)
 
-    def _serve_stale(self, directory: Node, exc: FsError) -> bool:
+    async def _serve_stale(self, directory: Node, exc: FsError) -> bool:
         """A source that does not answer: keep showing what was listed before, if anything
         was, and do not ask again for `dir_ttl` (every `ls` would wait for the timeout).
         A source that refuses us for good (its bucket or folder gone) shows nothing."""
         if exc.code == errno.ENOENT or exc.refused:
             return False
-        known = directory.id in self._listed or bool(self.s.tree.children(directory.id, 0, 1))
+        known = directory.id in self._listed or bool(
+            await self.s.catalog(self.s.tree.children, directory.id, 0, 1))
         if known:
             log.warning("listing %r failed (%s): showing the cached listing",
                         directory.remote_path, exc.strerror)
@@ -161,14 +162,15 @@ class SourceListings:
         except FsError as exc:
             self.sources.answered(current.source_id, exc)
             if exc.code == errno.ENOENT and self.renames.unchanged_since(mark):
-                self._vanished(current)
+                await self._vanished(current)
             raise
         now = self.s.tree.node(directory.id)
         if now is None:
             raise FsError(errno.ENOENT)
         if not self.renames.unchanged_since(mark) or now.remote_path != path:
             return None
-        return reconcile(self.s.tree, now, entries, self.s.marks.since(started))
+        return await self.s.catalog(reconcile, self.s.tree, now, entries,
+                                    self.s.marks.since(started))
 
     async def _completed(self, backend: Backend, folder: Node,
                          entries: list[Entry]) -> list[Entry]:
@@ -177,7 +179,7 @@ class SourceListings:
         `COMPLETIONS_AT_ONCE` at a time. An entry gone meanwhile is left out."""
         if not keeps_metadata(backend):
             return entries
-        known = self.s.tree.child_map(folder.id)
+        known = await self.s.catalog(self.s.tree.child_map, folder.id)
         todo = [i for i, e in enumerate(entries)
                 if valid_name(e.name) and needs_completion(known.get(e.name), e)]
         if not todo:
@@ -211,11 +213,11 @@ class SourceListings:
             return pages
         raise FsError(errno.EIO, f"listing took longer than {self.s.config.list_timeout:.0f}s")
 
-    def _vanished(self, node: Node) -> None:
+    async def _vanished(self, node: Node) -> None:
         parent = self.s.tree.node(node.parent)
         if parent is not None and parent.kind is Kind.SOURCE:
-            self.s.kernel.listing_changed(
-                parent.id, refresh_one(self.s.tree, parent, None, node.name))
+            self.s.kernel.listing_changed(parent.id, await self.s.catalog(
+                refresh_one, self.s.tree, parent, None, node.name))
 
     async def refresh_path(self, source_id: int, remote_path: bytes) -> None:
         """Re-check one path of a source that changed outside the mount (watcher events)."""
@@ -239,30 +241,34 @@ class SourceListings:
                 if (current is None or current.remote_path != parent_path
                         or not self.renames.unchanged_since(mark)):
                     return  # paths moved meanwhile: the rename's own events cover them
-                diff = refresh_one(self.s.tree, current, entry, name,
-                                   self.s.marks.since(started))
+                diff = await self.s.catalog(refresh_one, self.s.tree, current, entry, name,
+                                            self.s.marks.since(started))
         self.s.kernel.listing_changed(parent.id, diff)
 
     async def record(self, parent: Node, name: bytes, backend: Backend,
                      also: Callable[[], object] = lambda: None) -> Node:
         """Stat a path just changed through the mount and store what the source says
         (`also`: as in `record_entry`)."""
-        return self.record_entry(parent, name,
-                                 await self.s.io(backend.stat, child_path(parent, name)), also)
+        return await self.record_entry(
+            parent, name, await self.s.io(backend.stat, child_path(parent, name)), also)
 
-    def record_entry(self, parent: Node, name: bytes, entry: Entry,
-                     also: Callable[[], object] = lambda: None) -> Node:
+    async def record_entry(self, parent: Node, name: bytes, entry: Entry,
+                           also: Callable[[], object] = lambda: None) -> Node:
         """Store what the source said of a path just changed through the mount; `also`
         writes in the same transaction (the folder's new times: one commit for both).
         The node is read after the commit: the mirror shows a transaction's writes only
         then."""
-        with self.s.tree.transaction():
-            refresh_one(self.s.tree, parent, entry, name)
-            also()
+        await self.s.catalog(self._record, parent, name, entry, also)
         node = self.s.tree.child(parent.id, name)
         if node is None:
             raise FsError(errno.EIO, "entry vanished while being recorded")
         return node
+
+    def _record(self, parent: Node, name: bytes, entry: Entry,
+                also: Callable[[], object]) -> None:
+        with self.s.tree.transaction():
+            refresh_one(self.s.tree, parent, entry, name)
+            also()
 
     async def restat(self, node: Node) -> Node:
         """Re-read one node's attributes from its source after changing it."""
@@ -271,7 +277,8 @@ class SourceListings:
         entry = await self.s.io(self.backend(node).stat, node.remote_path)
         self.s.marks.mark(node.id)
         current = self.s.tree.node(node.id)
-        return node if current is None else update_attrs(self.s.tree, current, entry)
+        return node if current is None else await self.s.catalog(
+            update_attrs, self.s.tree, current, entry)
 
     async def restat_id(self, node_id: int) -> Node | None:
         """`restat` of the node as the catalog has it now; None if it is gone."""

@@ -15,14 +15,11 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import trio
 
 from markfs.backends.base import (
-    KEPT_GID,
-    KEPT_MODE,
-    KEPT_UID,
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     Backend,
@@ -45,7 +42,7 @@ from markfs.namespace.handles import FileHandle, is_write_open
 from markfs.namespace.listing import child_path, refresh_one, update_attrs
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
 from markfs.namespace.remote.remotefiles import RemoteFiles
-from markfs.namespace.remote.settling import holds
+from markfs.namespace.remote.settling import folder_keeps
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +83,7 @@ class SourceFiles(Provider):
     async def list_folder(self, directory: Node, after: int, limit: int) -> Listing:
         if after == 0:
             await self.listings.ensure_listed(directory)
-        return self.s.tree.children(directory.id, after, limit)
+        return await self.s.catalog(self.s.tree.children, directory.id, after, limit)
 
     async def create(self, parent: Node, name: bytes, mode: int, flags: int,
                      caller: Caller) -> FileHandle:
@@ -107,8 +104,8 @@ class SourceFiles(Provider):
                 attrs = FileAttrs(stat.S_IFDIR | stat.S_IMODE(mode), caller.uid, gid,
                                   time.time_ns())
                 entry = folder_keeps(await self.s.io(backend.mkdir_with, path, attrs), attrs)
-                node = self.listings.record_entry(parent, name, entry,
-                                                  also=self._times_of(parent, backend))
+                node = await self.listings.record_entry(parent, name, entry,
+                                                        also=self._times_of(parent, backend))
             else:
                 await self.s.io(backend.mkdir, path, mode)
                 await give_to(self.s, backend, parent, path, caller)
@@ -128,7 +125,7 @@ class SourceFiles(Provider):
         store = self._store(backend)
         async with self.s.locks.hold(parent.id):
             node = await store.mknod(parent, name, backend, mode, rdev, caller)
-            store.attrs_changed(parent, backend)
+            await self.s.catalog(store.attrs_changed, parent, backend)
             return node
 
     async def symlink(self, parent: Node, name: bytes, target: bytes, caller: Caller) -> Node:
@@ -151,11 +148,15 @@ class SourceFiles(Provider):
         async with self.s.locks.hold(parent.id):
             await self.s.io(backend.link, node.remote_path, path)
             entry = await self.s.io(backend.stat, path)
-            with self.s.tree.transaction() as txn:
-                nodes.add_hardlink(txn, node.id, parent.id, name, path)
-                nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
-                self._store(backend).attrs_changed(parent, backend)
+            await self.s.catalog(self._record_link, node, parent, name, path, entry, backend)
         return node
+
+    def _record_link(self, node: Node, parent: Node, name: bytes, path: bytes, entry: Entry,
+                     backend: Backend) -> None:
+        with self.s.tree.transaction() as txn:
+            nodes.add_hardlink(txn, node.id, parent.id, name, path)
+            nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
+            self._store(backend).attrs_changed(parent, backend)
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
         backend = self._writable(parent)
@@ -167,9 +168,7 @@ class SourceFiles(Provider):
             if node.is_dir != want_dir:
                 raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
             await self._store(backend).remove(node, backend, child_path(parent, name))
-            with self.s.tree.transaction():
-                refresh_one(self.s.tree, parent, None, name)
-                self._store(backend).attrs_changed(parent, backend)
+            await self.s.catalog(self._record_removal, parent, name, backend)
         survivor = self.s.tree.node(node.id)
         if survivor is not None:  # other hard links remain
             await self.listings.restat(survivor)
@@ -195,14 +194,22 @@ class SourceFiles(Provider):
                          new_parent.id, new_name, child_path(new_parent, new_name))
             await self._store(backend).rename(
                 node, target, backend, (move.old_path, move.new_path), flags,
-                then=lambda: self._record_rename(node, target, move, flags))
-            with self.s.tree.transaction():
-                for changed in {old_parent.id: old_parent, new_parent.id: new_parent,
-                                node.id: node}.values():
-                    self._store(backend).attrs_changed(changed, backend)
+                then=lambda: self.s.catalog(self._record_rename, node, target, move, flags))
+            await self.s.catalog(self._record_times, backend, old_parent, new_parent, node)
         survivor = self.s.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self.listings.restat(survivor)
+
+    def _record_removal(self, parent: Node, name: bytes, backend: Backend) -> None:
+        with self.s.tree.transaction():
+            refresh_one(self.s.tree, parent, None, name)
+            self._store(backend).attrs_changed(parent, backend)
+
+    def _record_times(self, backend: Backend, *changed: Node) -> None:
+        """The times a change gave these nodes (one transaction; each once)."""
+        with self.s.tree.transaction():
+            for node in {n.id: n for n in changed}.values():
+                self._store(backend).attrs_changed(node, backend)
 
     def _record_rename(self, node: Node, target: Node | None, move: _Move, flags: int) -> None:
         if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
@@ -318,7 +325,7 @@ class SourceFiles(Provider):
             return node
         if current.is_dir:
             entry = folder_keeps(entry, attrs, current)
-        return update_attrs(self.s.tree, current, entry)
+        return await self.s.catalog(update_attrs, self.s.tree, current, entry)
 
     async def _chown(self, backend: Backend, path: bytes, changes: AttrChanges,
                      missing_ok: bool = False) -> None:
@@ -374,22 +381,3 @@ def _exchange(txn: Txn, move: _Move) -> None:
     nodes.move_name(txn, move.old_parent, parking, move.new_parent, move.new_name,
                     move.new_path)
 
-
-def folder_keeps(entry: Entry, attrs: FileAttrs, known: Node | None = None) -> Entry:
-    """A folder's entry with the attributes set on it that its storage did not keep
-    (SeaweedFS keeps no metadata on folder markers): the catalog keeps them then, over
-    what it kept before (`known`), for the mounts of this data directory."""
-    if holds(entry, attrs):
-        return entry
-    if known is not None:
-        entry = replace(entry, mode=known.mode, uid=known.uid, gid=known.gid,
-                        mtime_ns=known.mtime_ns, meta_kept=known.meta_kept)
-    asked = ((KEPT_MODE if attrs.mode is not None else 0)
-             | (KEPT_UID if attrs.uid is not None else 0)
-             | (KEPT_GID if attrs.gid is not None else 0))
-    return replace(
-        entry, mode=entry.mode if attrs.mode is None else stat.S_IFDIR | stat.S_IMODE(attrs.mode),
-        uid=entry.uid if attrs.uid is None else attrs.uid,
-        gid=entry.gid if attrs.gid is None else attrs.gid,
-        mtime_ns=entry.mtime_ns if attrs.mtime_ns is None else attrs.mtime_ns,
-        meta_kept=(entry.meta_kept or 0) | asked)

@@ -234,8 +234,9 @@ class SourceSet:
         return state if state is not None and state.state != "ok" else None
 
     def shut_ids(self) -> list[int]:
-        """Remote sources whose calls fail at once now."""
-        return [row.id for row in self.tree.catalog.sources.list_sources()
+        """Remote sources whose calls fail at once now (each was called, so its row is
+        known here: no catalog read, every few seconds, on the loop)."""
+        return [row.id for row in list(self._rows.values())
                 if not is_sql(row) and self.shut(row.id) is not None]
 
     def table_access(self, source_id: int) -> TableAccess:

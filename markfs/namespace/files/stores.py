@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from markfs.backends.base import (
@@ -103,11 +103,12 @@ class InPlaceStore:
         await self.s.io(backend.rmdir if node.is_dir else backend.unlink, path)
 
     async def rename(self, node: Node, target: Node | None, backend: Backend,
-                     paths: tuple[bytes, bytes], flags: int, then: Callable[[], None]) -> None:
+                     paths: tuple[bytes, bytes], flags: int,
+                     then: Callable[[], Awaitable[None]]) -> None:
         """Rename on the source, then `then()` records it in the catalog."""
         with self.listings.renames.renaming():
             await self.s.io(backend.rename, paths[0], paths[1], flags)
-            then()
+            await then()
 
 
 class StagedStore:
@@ -157,10 +158,7 @@ class StagedStore:
                             remote_path=child_path(parent, name),
                             # (S3: the upload keeps mode and owner as the object's metadata)
                             meta_kept=KEPT_ALL if keeps_metadata(backend) else None)
-        with self.s.tree.transaction() as txn:
-            node_id = nodes.insert_node(txn, parent.id, name, new,
-                                        generation=self.s.tree.generation)
-            self.attrs_changed(parent, backend)  # (joins this transaction)
+        node_id = await self.s.catalog(self._record_new, parent, name, new, backend)
         node = self.s.tree.node(node_id)
         assert node is not None
         self.s.marks.mark(node_id)
@@ -169,6 +167,14 @@ class StagedStore:
         handle = StagedHandle(node, staged, self.remote, self.s.tree)
         handle.truncated(0)  # (a new file: its empty content is to be uploaded)
         return handle
+
+    def _record_new(self, parent: Node, name: bytes, new: nodes.NewNode,
+                    backend: Backend) -> int:
+        with self.s.tree.transaction() as txn:
+            node_id = nodes.insert_node(txn, parent.id, name, new,
+                                        generation=self.s.tree.generation)
+            self.attrs_changed(parent, backend)  # (joins this transaction)
+        return node_id
 
     async def truncate(self, node: Node, backend: Backend, size: int,
                        handle: FileHandle | None) -> None:
@@ -205,7 +211,8 @@ class StagedStore:
                     raise
 
     async def rename(self, node: Node, target: Node | None, backend: Backend,
-                     paths: tuple[bytes, bytes], flags: int, then: Callable[[], None]) -> None:
+                     paths: tuple[bytes, bytes], flags: int,
+                     then: Callable[[], Awaitable[None]]) -> None:
         """Rename on the server, then `then()` records it in the catalog; no upload may
         land at either name until both are done."""
         if flags & RENAME_EXCHANGE:
@@ -221,7 +228,7 @@ class StagedStore:
                 await self._check_replaceable(node, target)  # (lists: before `renaming`)
             with self.listings.renames.renaming():
                 await self._rename_paused(node, target, backend, paths)
-                then()
+                await then()
 
     async def _rename_paused(self, node: Node, target: Node | None, backend: Backend,
                              paths: tuple[bytes, bytes]) -> None:
@@ -233,8 +240,7 @@ class StagedStore:
             return  # nothing of it on the server yet: its upload goes to the new name
         journal = None
         if not backend.scheme.atomic_rename and node.source_id is not None:
-            with self.s.tree.transaction() as txn:
-                journal = rename_journal.begin(txn, node.source_id, *paths)
+            journal = await self.s.catalog(self._journal_rename, node.source_id, paths)
         try:
             await self.s.io(backend.rename, paths[0], paths[1], 0,
                             timeout=self.s.config.list_timeout)
@@ -242,8 +248,15 @@ class StagedStore:
             if not (exc.code == errno.ENOENT and self.remote.staged.has(node.id)):
                 raise  # (a file not uploaded yet has nothing to move on the server)
         if journal is not None:
-            with self.s.tree.transaction() as txn:
-                rename_journal.finish(txn, journal)
+            await self.s.catalog(self._rename_done, journal)
+
+    def _journal_rename(self, source_id: int, paths: tuple[bytes, bytes]) -> int:
+        with self.s.tree.transaction() as txn:
+            return rename_journal.begin(txn, source_id, *paths)
+
+    def _rename_done(self, journal: int) -> None:
+        with self.s.tree.transaction() as txn:
+            rename_journal.finish(txn, journal)
 
 
     async def _check_replaceable(self, node: Node, target: Node) -> None:
@@ -256,7 +269,7 @@ class StagedStore:
             raise FsError(errno.EISDIR)
         if target.is_dir:
             await self.listings.ensure_listed(target)
-            if self.s.tree.children(target.id, 0, 1):
+            if await self.s.catalog(self.s.tree.children, target.id, 0, 1):
                 raise FsError(errno.ENOTEMPTY)
 
 

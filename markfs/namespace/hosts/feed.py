@@ -42,14 +42,23 @@ class CatalogFeed:
         self.tree, self.url, self.io, self.poll_s = tree, url, io, poll_s
         self._pending = 0  # newest stamp committed here and not announced yet
         self._wake = trio.Event()
+        self._loop: trio.lowlevel.TrioToken | None = None  # (once running)
         tree.catalog.committed = self.announce
 
     def announce(self, stamp: int) -> None:
-        """A commit of this host (on the trio loop, after COMMIT)."""
+        """A commit of this host, after its COMMIT: in whichever thread did the work
+        (`CatalogRunner`), so the announcer is woken through the loop."""
+        if self._loop is None:
+            self._note(stamp)
+        else:
+            self._loop.run_sync_soon(self._note, stamp)
+
+    def _note(self, stamp: int) -> None:
         self._pending = max(self._pending, stamp)
         self._wake.set()
 
     async def run(self) -> None:
+        self._loop = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._announcing)
             nursery.start_soon(self._listening)

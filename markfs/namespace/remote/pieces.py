@@ -27,7 +27,7 @@ import trio
 from markfs.backends.base import Entry, PieceStore, UploadControl, stores_pieces
 from markfs.errors import FsError
 from markfs.namespace.tree import Tree
-from markfs.namespace.workers import IoRunner
+from markfs.namespace.workers import CatalogRunner, IoRunner
 from markfs.runtime import owner_alive
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class PieceLedger:
                  backend_of: Callable[[int], object]) -> None:
         self.tree, self.owner, self._io, self._backend_of = tree, owner, io, backend_of
         self.live: set[int] = set()  # rows whose sender is running in this daemon
+        self.catalog = CatalogRunner()  # (the uploader's: off the loop on a server's catalog)
 
     def begun(self, source_id: int, path: bytes, token: str) -> int:
         with self.tree.transaction() as txn:
@@ -75,8 +76,8 @@ class PieceLedger:
         another host whose session was removed (lapsed past its grace: that host was
         cut off or died mid-upload). Returns how many were aborted."""
         aborted = 0
-        rows = self.tree.unfinished_piece_uploads()
-        in_session = self._owners_in_session() if rows else None
+        rows = await self.catalog(self.tree.unfinished_piece_uploads)
+        in_session = await self.catalog(self._owners_in_session) if rows else None
         for row in rows:
             mine = row.owner == self.owner
             if (mine and row.id in self.live) or (

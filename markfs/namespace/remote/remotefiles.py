@@ -30,7 +30,7 @@ from markfs.namespace.remote.chunks import ChunkReader
 from markfs.namespace.remote.staged import Staged, StagedFiles
 from markfs.namespace.remote.uploader import Uploader
 from markfs.namespace.tree import Tree
-from markfs.namespace.workers import IoRunner
+from markfs.namespace.workers import CatalogRunner, IoRunner
 from markfs.runtime import owner_token
 
 
@@ -40,14 +40,14 @@ class RemoteFiles:
 
     def __init__(self, tree: Tree, cache: ContentCache, staging: StagingArea,
                  io: IoRunner, backend_of: Callable[[int], Backend], io_timeout: float,
-                 upload_delay: float = 0.0) -> None:
+                 upload_delay: float = 0.0, catalog: CatalogRunner | None = None) -> None:
         self.tree, self.cache, self.io_timeout = tree, cache, io_timeout
         self._io = io  # Namespace._io: worker thread with deadline, OSError -> FsError
         self._backend_of = backend_of
         self.reader = ChunkReader(cache, io, backend_of, io_timeout)
         self.staged = StagedFiles(tree, cache, staging, io, owner_token())
         self.uploader = Uploader(tree, cache, self.staged, backend_of, io_timeout,
-                                 upload_delay)
+                                 upload_delay, catalog or CatalogRunner())
         self.settling = self.uploader.settling  # attributes given with or after an upload
         self.on_changed: Callable[[int], None] = lambda node_id: None
         self.on_answer: Callable[[int, BaseException | None], None] = lambda s, e: None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import stat
 from collections.abc import Callable
+from dataclasses import replace
 
 from markfs.backends.base import (
     KEPT_GID,
@@ -188,3 +189,23 @@ def holds(entry: Entry, attrs: FileAttrs) -> bool:
     return ((attrs.mode is None or stat.S_IMODE(entry.mode) == stat.S_IMODE(attrs.mode))
             and attrs.uid in (None, entry.uid) and attrs.gid in (None, entry.gid)
             and attrs.mtime_ns in (None, entry.mtime_ns))
+
+
+def folder_keeps(entry: Entry, attrs: FileAttrs, known: Node | None = None) -> Entry:
+    """A folder's entry with the attributes set on it that its storage did not keep
+    (SeaweedFS keeps no metadata on folder markers): the catalog keeps them then, over
+    what it kept before (`known`), for the mounts of this data directory."""
+    if holds(entry, attrs):
+        return entry
+    if known is not None:
+        entry = replace(entry, mode=known.mode, uid=known.uid, gid=known.gid,
+                        mtime_ns=known.mtime_ns, meta_kept=known.meta_kept)
+    asked = ((KEPT_MODE if attrs.mode is not None else 0)
+             | (KEPT_UID if attrs.uid is not None else 0)
+             | (KEPT_GID if attrs.gid is not None else 0))
+    return replace(
+        entry, mode=entry.mode if attrs.mode is None else stat.S_IFDIR | stat.S_IMODE(attrs.mode),
+        uid=entry.uid if attrs.uid is None else attrs.uid,
+        gid=entry.gid if attrs.gid is None else attrs.gid,
+        mtime_ns=entry.mtime_ns if attrs.mtime_ns is None else attrs.mtime_ns,
+        meta_kept=(entry.meta_kept or 0) | asked)

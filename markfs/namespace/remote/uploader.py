@@ -14,8 +14,8 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -35,6 +35,7 @@ from markfs.namespace.remote.sending import Sending
 from markfs.namespace.remote.settling import Settling
 from markfs.namespace.remote.staged import Staged, StagedFiles
 from markfs.namespace.tree import Tree
+from markfs.namespace.workers import CatalogRunner, catalog_outage
 from markfs.runtime import owner_alive
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,15 @@ class Uploader:
 
     def __init__(self, tree: Tree, cache: ContentCache, staged: StagedFiles,
                  backend_of: Callable[[int], Backend], io_timeout: float,
-                 upload_delay: float) -> None:
+                 upload_delay: float, catalog: CatalogRunner) -> None:
         self.tree, self.cache, self.staged, self.owner = tree, cache, staged, staged.owner
         self.rows = tree.catalog.uploads  # the journal
         self.io_timeout = io_timeout
         self.upload_delay_ns = int(upload_delay * 1e9)
         self.sending = Sending(tree, staged, backend_of)
+        # its periodic reads of the catalog (the journal, the owners, the pieces begun),
+        # off the loop where the catalog is a server's
+        self.catalog = self.sending.pieces.catalog = catalog
         self.settling = Settling(tree, staged, self.sending.upload_io, backend_of, io_timeout)
         self._wakeup = trio.Event()
         self._uploaded = trio.Condition()
@@ -84,12 +88,16 @@ class Uploader:
         with self.tree.transaction() as txn:
             return self.rows.drop_for_node(txn, node_id)
 
-    def journal(self, node: Node, staged: Staged) -> int:
-        """Record that the staged copy is the file's content now: it will be uploaded."""
+    def enqueue(self, node: Node, staged: Staged) -> int:
+        """Record that the staged copy is the file's content now: it will be uploaded
+        (in a transaction of the caller's, or its own; in any thread; then `journaled`)."""
         assert node.source_id is not None and node.remote_path is not None
         with self.tree.transaction() as txn:
-            upload_id = self.rows.enqueue(txn, node.id, node.source_id, node.remote_path,
-                                          str(staged.path), staged.size, self.owner)
+            return self.rows.enqueue(txn, node.id, node.source_id, node.remote_path,
+                                     str(staged.path), staged.size, self.owner)
+
+    def journaled(self, node: Node, staged: Staged, upload_id: int) -> None:
+        """`enqueue`'s row is in: the uploader takes it (on the loop)."""
         staged.journaled.add(upload_id)
         if node.id in self._busy:
             self._look_again.add(node.id)
@@ -100,7 +108,6 @@ class Uploader:
             self._look_within(self.upload_delay_ns / 1e9)
         else:
             self._wakeup.set()
-        return upload_id
 
     def hurry(self) -> None:
         """Every waiting upload goes now, and later ones at once (unmount)."""
@@ -187,10 +194,13 @@ class Uploader:
                      adopted, removed)
         return adopted
 
+    def _gone_owners(self) -> list[str | None]:
+        """The owners of journal rows whose daemon is gone."""
+        return [o for o in self.rows.owners() if o != self.owner and not owner_alive(o)]
+
     def adopt_orphans(self) -> int:
         """Rows whose daemon is gone become this daemon's (their staged files with them)."""
-        gone = [o for o in self.rows.owners()
-                if o != self.owner and not owner_alive(o)]
+        gone = self._gone_owners()
         if not gone:
             return 0
         with self.tree.transaction() as txn:
@@ -212,7 +222,7 @@ class Uploader:
                 self._wakeup = trio.Event()
                 self._next_look = trio.current_time() + 1.0  # retries come due over time
                 now_ns = time.time_ns()
-                for row in self._pending_rows():
+                for row in await self._pending_rows():
                     if row.node_id in self._busy or self._is_paused(row.node_id):
                         continue
                     held = self._held_for(row, now_ns)
@@ -226,16 +236,17 @@ class Uploader:
                     await self._wakeup.wait()
                 self._sleeping = None
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
-                    with _catalog_outage("adopting a gone daemon's uploads"):
-                        self.adopt_orphans()  # a daemon that shared this data dir died
+                    with catalog_outage("adopting a gone daemon's uploads"):
+                        if await self.catalog(self._gone_owners):
+                            self.adopt_orphans()  # a daemon that shared this data dir died
                         nursery.start_soon(self.sending.pieces.sweep)
                     adopted_at = time.monotonic()
 
-    def _pending_rows(self) -> list[Upload]:
+    async def _pending_rows(self) -> list[Upload]:
         """This daemon's journal rows to send; none while the catalog does not answer (a
         shared catalog's server restarting: the next look, within a second, reads them)."""
-        with _catalog_outage("reading the upload journal"):
-            return self.rows.pending(self.owner)
+        with catalog_outage("reading the upload journal"):
+            return await self.catalog(self.rows.pending, self.owner)
         return []
 
     def _look_within(self, seconds: float) -> None:
@@ -382,14 +393,3 @@ class Uploader:
         """(number, bytes) of this daemon's uploads still to send."""
         return self.tree.pending_uploads(self.owner)
 
-
-@contextmanager
-def _catalog_outage(doing: str) -> Iterator[None]:
-    """A catalog that does not answer (EIO: its server restarting) stops this round of
-    the uploader's loop, not the daemon: the loop looks again within a second."""
-    try:
-        yield
-    except FsError as exc:
-        if exc.code != errno.EIO:
-            raise
-        log.warning("%s: %s; again within a second", doing, exc.strerror)
