@@ -147,9 +147,21 @@ class Tree:
         if self.hear is not None:
             self.hear(changes)
 
-    def heard(self, newest: int, changes: ChangeSet | None) -> bool:
+    def heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
         """What the change log said other hosts committed up to `newest` (read outside any
-        transaction of ours), into the mirror unless it holds that already; was it new?"""
+        transaction of ours), into the mirror unless it holds that already; was it new?
+        None: not now — a write transaction of this host is under way (in the catalog's
+        worker thread), which reads the mirror as exact and catches up by itself; what
+        was read may be older than what it applies, so the reader reads again soon."""
+        guard = self.catalog.engine.guard
+        if not guard.acquire(blocking=False):
+            return None
+        try:
+            return self._heard(newest, changes)
+        finally:
+            guard.release()
+
+    def _heard(self, newest: int, changes: ChangeSet | None) -> bool:
         applied = self.hot.stamp() or 0
         if 0 <= newest <= applied:
             return False

@@ -104,3 +104,32 @@ def test_every_kind_of_name_change_leaves_the_mirror_as_the_catalog(tree: Tree,
         assert q.remove_name(txn, top, b"e") == folder
     assert tree.node(inner) is None and tree.child(top, b"e") is None
     assert fsck(tree, repair=False).clean
+
+
+def test_what_other_hosts_did_waits_while_a_write_of_this_host_is_under_way(
+        tree: Tree, top: int) -> None:
+    """A write transaction in another thread (the catalog's worker) reads the mirror as
+    exact: the feed's read, perhaps older than what that transaction applies, is not
+    applied meanwhile (None: read again), and is applied once it is over."""
+    import threading
+
+    from markfs.model import ChangeSet
+
+    inside, finish = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with tree.transaction():
+            new_node(tree, top, b"from-the-worker")
+            inside.set()
+            finish.wait(30)
+
+    later = tree.catalog.stamp + 5  # (read first: a statement waits for the worker's end)
+    worker = threading.Thread(target=writer)
+    worker.start()
+    inside.wait(30)
+    try:
+        assert tree.heard(later, ChangeSet()) is None
+    finally:
+        finish.set()
+        worker.join()
+    assert tree.heard(later, ChangeSet()) is True

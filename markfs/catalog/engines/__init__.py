@@ -18,8 +18,8 @@ server can do (copy, checkpoint, integrity check).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 
@@ -31,6 +31,19 @@ class Rows(Protocol):
     def fetchall(self) -> list[Any]: ...
 
     def __iter__(self) -> Iterator[Any]: ...
+
+
+class Guard(Protocol):
+    """A re-entrant lock (`threading.RLock`)."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> None: ...
 
 
 class Connection(Protocol):
@@ -50,7 +63,7 @@ class Engine(Protocol):
     def conn(self) -> Connection: ...
 
     @property
-    def guard(self) -> AbstractContextManager[Any]:
+    def guard(self) -> Guard:
         """Held by whoever uses the connection: a write transaction from BEGIN to its end
         (and, on a server, a statement for its length) — one thread's at a time."""
 

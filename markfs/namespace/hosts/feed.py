@@ -34,6 +34,7 @@ from markfs.namespace.workers import IoRunner
 log = logging.getLogger(__name__)
 
 ANNOUNCE_S = 0.005  # at most one NOTIFY per this
+AGAIN_S = 0.01  # a read not applied (a write of this host under way): read again after
 RETRY_S = (0.1, 1.0)  # after the server did not answer: the first wait, the longest
 
 
@@ -43,6 +44,7 @@ class CatalogFeed:
         self._pending = 0  # newest stamp committed here and not announced yet
         self._wake = trio.Event()
         self._loop: trio.lowlevel.TrioToken | None = None  # (once running)
+        self._read_again = False  # the last read was not applied: read again soon
         tree.catalog.committed = self.announce
 
     def announce(self, stamp: int) -> None:
@@ -89,7 +91,7 @@ class CatalogFeed:
                     listener = await self.io(ChangeListener, self.url)
                     await self._read(listener)  # what was committed while not listening
                     retry = RETRY_S[0]
-                with trio.move_on_after(self.poll_s):
+                with trio.move_on_after(AGAIN_S if self._read_again else self.poll_s):
                     await trio.lowlevel.wait_readable(listener.fileno())
                 newest = listener.heard()  # (the socket is readable: this does not wait)
                 if newest == 0 or newest > (self.tree.hot.stamp() or 0):
@@ -108,7 +110,9 @@ class CatalogFeed:
         applied = self.tree.hot.stamp() or 0
         newest, changes = await self.io(listener.read_since, applied)
         METRICS.feed_behind.set(max(0, newest - applied))
-        if self.tree.heard(newest, changes):
+        heard = self.tree.heard(newest, changes)
+        self._read_again = heard is None
+        if heard:
             METRICS.feed_reads.inc()
             METRICS.feed_read_seconds.observe(time.monotonic() - started)
 
