@@ -234,7 +234,11 @@ class Catalog:
         self.search = search.search_of(self.engine.name, self.conn)
 
     def close(self) -> None:
-        self.engine.close()
+        """Once no thread uses the connection: a catalog call abandoned at its deadline
+        (`CatalogRunner`) may still be in a statement, and a connection closed under a
+        call in flight crashes the C library (a closed one only raises)."""
+        with self.engine.guard:
+            self.engine.close()
 
     def meta(self, key: str) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -194,8 +194,8 @@ class SourceFiles(Provider):
                          new_parent.id, new_name, child_path(new_parent, new_name))
             await self._store(backend).rename(
                 node, target, backend, (move.old_path, move.new_path), flags,
-                then=lambda: self.s.catalog(self._record_rename, node, target, move, flags))
-            await self.s.catalog(self._record_times, backend, old_parent, new_parent, node)
+                then=lambda: self.s.catalog(self._record_move, node, target, move, flags,
+                                            backend, old_parent, new_parent))
         survivor = self.s.tree.node(target.id) if target is not None else None
         if survivor is not None and survivor.id != node.id:  # a replaced name had hard links
             await self.listings.restat(survivor)
@@ -210,6 +210,13 @@ class SourceFiles(Provider):
         with self.s.tree.transaction():
             for node in {n.id: n for n in changed}.values():
                 self._store(backend).attrs_changed(node, backend)
+
+    def _record_move(self, node: Node, target: Node | None, move: _Move, flags: int,
+                     backend: Backend, *folders: Node) -> None:
+        """The rename, then the times it gave the folders and the node (which the disk
+        says of the new path: after the rename's commit), in one catalog call."""
+        self._record_rename(node, target, move, flags)
+        self._record_times(backend, *folders, node)
 
     def _record_rename(self, node: Node, target: Node | None, move: _Move, flags: int) -> None:
         if target is not None and target.id == node.id and not flags & RENAME_EXCHANGE:
