@@ -234,11 +234,8 @@ class Catalog:
         self.search = search.search_of(self.engine.name, self.conn)
 
     def close(self) -> None:
-        """Once no thread uses the connection: a catalog call abandoned at its deadline
-        (`CatalogRunner`) may still be in a statement, and a connection closed under a
-        call in flight crashes the C library (a closed one only raises)."""
-        with self.engine.guard:
-            self.engine.close()
+        with self.engine.guard:  # (a call abandoned at its deadline may be mid-statement:
+            self.engine.close()  # closed under it, libpq aborts; closed before, it raises)
 
     def meta(self, key: str) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -320,10 +317,9 @@ class Catalog:
             self.committed(stamp)
 
     def _rows_before(self, taken: int | None) -> Mirror | None:
-        """Where a write transaction reads the tree as it was at BEGIN without a
-        statement: the mirror, on a shared catalog (`follow` brings it to the stamp
-        before `taken` under the stamp row's lock: exact until COMMIT); elsewhere
-        nowhere (an SQLite statement costs µs)."""
+        """Where a write transaction reads the tree as it was at BEGIN without a statement:
+        on a shared catalog the mirror (`follow` brings it to the stamp before `taken`
+        under the stamp row's lock: exact until COMMIT); on SQLite nowhere (µs)."""
         return self.mirror if taken is not None and self.decides_inside else None
 
     @property
