@@ -336,23 +336,23 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
     @_errors
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         self._xattrs_on()
-        return self.ns.getxattr(self._id(inode), name)
+        return await self.ns.getxattr(self._id(inode), name)
 
     @_errors
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         self._xattrs_on()
-        return self.ns.listxattr(self._id(inode))
+        return await self.ns.listxattr(self._id(inode))
 
     @_errors
     async def setxattr(self, inode: int, name: bytes, value: bytes,
                        ctx: pyfuse3.RequestContext) -> None:
         self._xattrs_on()
-        self.ns.setxattr(self._id(inode), name, value)
+        await self.ns.setxattr(self._id(inode), name, value)
 
     @_errors
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._xattrs_on()
-        self.ns.removexattr(self._id(inode), name)
+        await self.ns.removexattr(self._id(inode), name)
 
     def _xattrs_on(self) -> None:
         """`[mount] xattrs = false`: ENOSYS, which the kernel remembers for the mount (it
@@ -362,7 +362,7 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
 
     @_errors
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        stats = self.ns.statfs()
+        stats = await self.ns.statfs()
         out = pyfuse3.StatvfsData()
         out.f_bsize = out.f_frsize = stats.block_size
         out.f_blocks = stats.blocks

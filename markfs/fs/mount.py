@@ -38,6 +38,7 @@ from markfs.namespace.files.watch import LocalWatcher
 from markfs.namespace.hosts.member import CatalogMember, join
 from markfs.namespace.ops import Namespace
 from markfs.namespace.tree import Tree
+from markfs.namespace.workers import catalog_outage
 from markfs.runtime import register, unregister
 from markfs.scan.schedule import check_schedule, run_schedule
 
@@ -175,11 +176,12 @@ async def _serve(namespace: Namespace, config: MountConfig, scan_config: ScanCon
             nursery.start_soon(_ready_when_answering, notifier, namespace.info.mountpoint)
         await pyfuse3.main(max_tasks=config.max_tasks)
         unmounted.set()
-        with drain:
+        with drain, catalog_outage("unmounted; the uploads not drained"):
             await _drain_uploads(namespace, config.drain_timeout, notifier)
-        left = namespace.remote.uploader.pending()[0]
-        if left:
-            log.warning("%d upload(s) still pending: they resume at the next mount", left)
+        with catalog_outage("unmounted; the uploads left not counted"):
+            left = (await namespace.s.catalog(namespace.remote.uploader.pending))[0]
+            if left:
+                log.warning("%d upload(s) still pending: they resume at the next mount", left)
         nursery.cancel_scope.cancel()
 
 
@@ -204,11 +206,12 @@ async def _ready_when_answering(notifier: ServiceNotifier, mountpoint: str) -> N
 async def _drain_uploads(namespace: Namespace, timeout: float,
                          notifier: ServiceNotifier) -> None:
     """After unmount: finish this daemon's upload queue, up to `timeout`."""
-    uploader = namespace.remote.uploader
+    uploader, catalog = namespace.remote.uploader, namespace.s.catalog
     uploader.hurry()
-    notifier.stopping(f"unmounted; sending {uploader.pending()[0]} pending upload(s)")
+    notifier.stopping(f"unmounted; sending {(await catalog(uploader.pending))[0]} "
+                      "pending upload(s)")
     with trio.move_on_after(timeout):
-        while (pending := uploader.pending())[0]:
+        while (pending := await catalog(uploader.pending))[0]:
             log.info("unmounted; %d upload(s) (%d bytes) still to send", *pending)
             notifier.status(f"unmounted; sending {pending[0]} pending upload(s)")
             await trio.sleep(1.0)

@@ -28,19 +28,27 @@ class LayoutFolders(CatalogFolders):
 
 class ControlFiles(Provider):
     """status.json and metrics (the Prometheus text of this process's counters):
-    rendered at each open (and each stat, for its size)."""
+    rendered at each open. status.json reads the catalog, so it renders through the
+    catalog's runner (off the loop on a server's catalog) and a stat shows the size of
+    its last rendering: its reads bypass the page cache (direct I/O), so a size that
+    changed since never cuts what is read."""
 
     def __init__(self, services: Services, render_status: Callable[[], bytes]) -> None:
         super().__init__(services)
         self._render_status = render_status
+        self._last_status = render_status()  # the last rendering of status.json (its size)
 
-    def _render(self, node: Node) -> bytes:
-        return self._render_status() if node.id == STATUS_FILE_ID else METRICS.text()
+    async def _render(self, node: Node) -> bytes:
+        if node.id != STATUS_FILE_ID:
+            return METRICS.text()
+        self._last_status = await self.s.catalog(self._render_status)
+        return self._last_status
 
     def attrs(self, node: Node) -> Node:
-        return node.with_(size=len(self._render(node)))
+        shown = self._last_status if node.id == STATUS_FILE_ID else METRICS.text()
+        return node.with_(size=len(shown))
 
     async def open(self, node: Node, flags: int) -> FileHandle:
         if is_write_open(flags):
             raise FsError(errno.EROFS)
-        return GeneratedHandle(node, self._render(node))
+        return GeneratedHandle(node, await self._render(node))

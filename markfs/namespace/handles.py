@@ -164,7 +164,7 @@ class RemoteReadHandle(FileHandle):
     async def close(self) -> None:
         digest = self._digest.hexdigest(self._opened.size)
         if digest is not None and self._opened.size > 0:
-            self._tree.record_read_digest(self._opened, digest)
+            await self._remote.catalog(self._tree.record_read_digest, self._opened, digest)
 
 
 class StagedHandle(FileHandle):
@@ -193,7 +193,7 @@ class StagedHandle(FileHandle):
         times = self.staged.times  # set since the last write (cp -a: futimens, then close)
         mtime = times[1] if times is not None and times[1] is not None else now
         uploader, settled = self._remote.uploader, node.with_(size=size)
-        self.journal_id = await uploader.catalog(self._record_settled, settled, mtime, now)
+        self.journal_id = await self._remote.catalog(self._record_settled, settled, mtime, now)
         uploader.journaled(settled, self.staged, self.journal_id)
         self.size = size
 

@@ -24,6 +24,7 @@ from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import USER_XATTRS, Kind, Node
+from markfs.namespace.attributes import ExtendedAttributes
 from markfs.namespace.control import (
     FsStats,
     MountInfo,
@@ -39,7 +40,7 @@ from markfs.namespace.coordination import (
 )
 from markfs.namespace.curation.gathered import CategoryFolders, GatheredFolders, TagFolders
 from markfs.namespace.curation.reach import GATHERED, Reach, hidden
-from markfs.namespace.curation.tagxattr import TAGS_XATTR, TagAttribute
+from markfs.namespace.curation.tagxattr import TagAttribute
 from markfs.namespace.curation.views import ViewFolders
 from markfs.namespace.files.provider import SourceFiles
 from markfs.namespace.files.sources import SourceSet
@@ -84,7 +85,6 @@ class Namespace:
             KernelNotifications(lambda n: bool(self.handles.writers(n))), catalog_calls)
         self.remote.tell(self._changed_on_source, self.s.kernel.forget_entry, sources.answered)
         self.source_files = SourceFiles(self.s, sources, self.remote)
-        self.tag_attribute = TagAttribute(tree)
         self.providers: dict[Kind, Provider] = {
             Kind.LAYOUT: LayoutFolders(self.s),
             Kind.CONTROL: ControlFiles(self.s, self._status),
@@ -94,6 +94,7 @@ class Namespace:
             Kind.TAG: TagFolders(self.s, sources),
             Kind.CATEGORY: CategoryFolders(self.s, sources),
         }
+        self.xattrs = ExtendedAttributes(catalog_calls, self._provider, TagAttribute(tree))
 
     def close(self) -> None:
         """The caches this namespace opened (the tree is its owner's to close)."""
@@ -286,7 +287,8 @@ class Namespace:
             await handle.settle()
         # (a descriptor that wrote nothing itself, as `sync FILE` opens one, waits for the
         # file's content as it was closed through any other: fsync is of the file)
-        journal_id = handle.last_upload() or self.remote.uploader.latest_upload(handle.node_id)
+        journal_id = (handle.last_upload()
+                      or await self.remote.uploader.latest_upload(handle.node_id))
         if journal_id is not None:
             await self.remote.uploader.wait_uploaded(journal_id, self.config.io_timeout * 4)
         self.tree.catalog.checkpoint()
@@ -362,35 +364,24 @@ class Namespace:
 
     # -- extended attributes -----------------------------------------------------------
 
-    def getxattr(self, node_id: int, name: bytes) -> bytes:
+    async def getxattr(self, node_id: int, name: bytes) -> bytes:
         if not name.startswith(USER_XATTRS):  # ls -l asks two of these of every file
             raise FsError(errno.ENODATA)  # markfs holds none: answered without a lookup
-        node = self.node(node_id)
-        tags = self.tag_attribute.get(node) if name == TAGS_XATTR else None
-        return tags if tags is not None else self._provider(node).getxattr(node, name)
+        return await self.xattrs.get(self.node(node_id), name)
 
-    def listxattr(self, node_id: int) -> list[bytes]:
-        node = self.node(node_id)
-        return self.tag_attribute.listed(node, self._provider(node).listxattr(node))
+    async def listxattr(self, node_id: int) -> list[bytes]:
+        return await self.xattrs.names(self.node(node_id))
 
-    def setxattr(self, node_id: int, name: bytes, value: bytes) -> None:
-        node = self.node(node_id)
-        if name == TAGS_XATTR:
-            self.tag_attribute.set(node, value)
-        else:
-            self._provider(node).setxattr(node, name, value)
+    async def setxattr(self, node_id: int, name: bytes, value: bytes) -> None:
+        await self.xattrs.set(self.node(node_id), name, value)
 
-    def removexattr(self, node_id: int, name: bytes) -> None:
-        node = self.node(node_id)
-        if name == TAGS_XATTR:
-            self.tag_attribute.remove(node)
-        else:
-            self._provider(node).removexattr(node, name)
+    async def removexattr(self, node_id: int, name: bytes) -> None:
+        await self.xattrs.remove(self.node(node_id), name)
 
     # -- the filesystem as a whole -----------------------------------------------------
 
-    def statfs(self) -> FsStats:
-        return filesystem_stats(self.data_dir.root, self.tree.count_nodes())
+    async def statfs(self) -> FsStats:
+        return filesystem_stats(self.data_dir.root, await self.s.catalog(self.tree.count_nodes))
 
 
 def check_name(name: bytes) -> None:

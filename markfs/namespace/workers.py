@@ -107,15 +107,15 @@ class CatalogRunner:
 
 @contextmanager
 def catalog_outage(doing: str) -> Iterator[None]:
-    """A catalog that does not answer (EIO: its server restarting or stalled) stops this
-    round of a daemon's loop (the uploader's), not the daemon: it looks again within a
-    second."""
+    """A catalog that does not answer (EIO: its server restarting or stalled) stops what
+    `doing` names (a round of a daemon's loop, which looks again within a second; the
+    drain at unmount, whose rows the journal keeps), not the daemon."""
     try:
         yield
     except FsError as exc:
         if exc.code != errno.EIO:
             raise
-        log.warning("%s: %s; again within a second", doing, exc.strerror)
+        log.warning("%s: %s", doing, exc.strerror)
 
 
 def _inline(fn: Callable[..., object]) -> bool:

@@ -45,13 +45,15 @@ def test_dot_and_dotdot_resolve_in_every_folder(local: InProcess) -> None:
     assert up == sources and here != up
 
 
-def test_status_file_size_equals_the_bytes_read(local: InProcess) -> None:
-    async def body(ns: Namespace) -> tuple[int, bytes, int]:
+def test_status_file_size_is_its_last_rendering_and_it_is_read_only(local: InProcess) -> None:
+    async def body(ns: Namespace) -> tuple[int, bytes, int, int]:
         status = await resolve(ns, "/.markfs/status.json")
         data = await read_all(ns, status)
-        return status.size, data, await errno_of(ns.open(status.id, os.O_RDWR))
-    size, data, write_errno = local.run(body)
-    assert size == len(data) and b'"sources"' in data and write_errno == errno.EROFS
+        return (status.size, data, ns.node(status.id).size,
+                await errno_of(ns.open(status.id, os.O_RDWR)))
+    before, data, after, write_errno = local.run(body)
+    assert b'"sources"' in data and write_errno == errno.EROFS
+    assert after == len(data) and abs(before - after) < 16  # (rendered at start; uptime)
 
 
 # -- local files, in place -------------------------------------------------------------
@@ -195,13 +197,13 @@ def test_a_read_only_source_refuses_writes_and_xattrs(local: InProcess) -> None:
 def test_user_xattrs_are_kept_and_other_namespaces_refused(local: InProcess) -> None:
     async def body(ns: Namespace) -> tuple[bytes, list[bytes], int]:
         node = await resolve(ns, "/sources/loc/a.txt")
-        ns.setxattr(node.id, b"user.note", b"checked")
+        await ns.setxattr(node.id, b"user.note", b"checked")
         refused = 0
         try:
-            ns.setxattr(node.id, b"trusted.x", b"1")
+            await ns.setxattr(node.id, b"trusted.x", b"1")
         except Exception as exc:  # FsError
             refused = getattr(exc, "code", 0)
-        return ns.getxattr(node.id, b"user.note"), ns.listxattr(node.id), refused
+        return await ns.getxattr(node.id, b"user.note"), await ns.listxattr(node.id), refused
     value, listed, refused = local.run(body)
     assert value == b"checked" and b"user.note" in listed and refused == errno.ENOTSUP
 

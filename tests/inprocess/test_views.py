@@ -117,9 +117,9 @@ def test_tags_set_as_an_xattr_gather_files_under_tags(finance: InProcess) -> Non
     async def body(ns: Namespace) -> tuple[list[bytes], bytes, list[bytes]]:
         a = await resolve(ns, "/sources/lake/finance/2024/q1/a.csv")
         r = await resolve(ns, "/sources/reports/a.csv")
-        ns.setxattr(a.id, b"user.markfs.tags", b"finance,q4")
-        ns.setxattr(r.id, b"user.markfs.tags", b"q4")
-        return (await names(ns, "/tags"), ns.getxattr(a.id, b"user.markfs.tags"),
+        await ns.setxattr(a.id, b"user.markfs.tags", b"finance,q4")
+        await ns.setxattr(r.id, b"user.markfs.tags", b"q4")
+        return (await names(ns, "/tags"), await ns.getxattr(a.id, b"user.markfs.tags"),
                 await names(ns, "/tags/q4"))
     tags, value, q4 = finance.run(body)
     assert tags == [b"finance", b"q4"] and value == b"finance,q4"
@@ -130,7 +130,7 @@ def test_a_tag_follows_its_file_across_a_rename(finance: InProcess) -> None:
     async def body(ns: Namespace) -> list[bytes]:
         lake = await resolve(ns, "/sources/lake")
         node = await resolve(ns, "/sources/lake/other.txt")
-        ns.setxattr(node.id, b"user.markfs.tags", b"keep")
+        await ns.setxattr(node.id, b"user.markfs.tags", b"keep")
         await ns.rename(lake.id, b"other.txt", lake.id, b"moved.txt", 0)
         return await names(ns, "/tags/keep")
     assert finance.run(body) == [b"moved.txt"]
@@ -139,8 +139,8 @@ def test_a_tag_follows_its_file_across_a_rename(finance: InProcess) -> None:
 def test_removing_the_last_tag_removes_its_folder(finance: InProcess) -> None:
     async def body(ns: Namespace) -> list[bytes]:
         node = await resolve(ns, "/sources/lake/other.txt")
-        ns.setxattr(node.id, b"user.markfs.tags", b"gone")
-        ns.removexattr(node.id, b"user.markfs.tags")
+        await ns.setxattr(node.id, b"user.markfs.tags", b"gone")
+        await ns.removexattr(node.id, b"user.markfs.tags")
         return await names(ns, "/tags")
     assert finance.run(body) == []
 
@@ -149,7 +149,7 @@ def test_bad_tags_through_the_xattr_are_einval(finance: InProcess) -> None:
     async def body(ns: Namespace) -> int:
         node = await resolve(ns, "/sources/lake/other.txt")
         try:
-            ns.setxattr(node.id, b"user.markfs.tags", b"a/b")
+            await ns.setxattr(node.id, b"user.markfs.tags", b"a/b")
         except FsError as exc:
             return exc.code
         return 0

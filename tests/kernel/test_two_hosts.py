@@ -242,11 +242,12 @@ def test_a_paused_host_writes_nothing_once_its_session_lapsed(hosts: Hosts) -> N
 def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_rest(
         hosts: Hosts) -> None:
     """The server process behind the daemon's catalog connection stopped (SIGSTOP: its
-    TCP peer still acknowledges, so nothing times out on its own): a mkdir, which needs
-    the catalog, fails with EIO after `io_timeout`; a stat, which needs none, is
-    answered all the while (the catalog's work runs off the trio loop); after SIGCONT
-    the daemon writes again. Before: the first statement stopped the loop, and every
-    request to the mount waited with it."""
+    TCP peer still acknowledges, so nothing times out on its own): each request that
+    needs the catalog — a mkdir, a file's xattrs, statfs (its node count), status.json —
+    fails with EIO after `io_timeout`; a stat, which needs none, is answered all the
+    while (the catalog's work runs off the trio loop); after SIGCONT the daemon writes
+    again. Before: the first statement stopped the loop, and every request to the mount
+    waited with it (the xattrs, statfs and status.json until 2026-12-06)."""
     hosts.b.stop()
     hosts.a.stop()
     (hosts.a.data_dir / "markfs.toml").write_text(
@@ -254,30 +255,39 @@ def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_re
     hosts.a.start()
     files = hosts.files(hosts.a)
     written(files / "kept.txt", b"kept")
+    status = hosts.a.path / ".markfs" / "status.json"
+    asked = [("mkdir", files / "during"), ("getxattr", files / "kept.txt"),
+             ("listxattr", files / "kept.txt"), ("statfs", files), ("read", status)]
     backend = _catalog_backend(hosts.url)
     os.kill(backend, signal.SIGSTOP)
     try:
-        mkdir = subprocess.Popen([sys.executable, "-c", MKDIR, str(files / "during")],
-                                 stdout=subprocess.PIPE, text=True)
+        calls = [subprocess.Popen([sys.executable, "-c", CALL, op, str(path)],
+                                  stdout=subprocess.PIPE, text=True) for op, path in asked]
         stats = 0
-        while mkdir.poll() is None:
+        while any(call.poll() is None for call in calls):
             subprocess.run(["stat", str(files / "kept.txt")], check=True,
                            capture_output=True, timeout=20)
             stats += 1
-        out, _ = mkdir.communicate()
+        answers = {op: call.communicate()[0].strip() for (op, _), call
+                   in zip(asked, calls, strict=True)}
     finally:
         os.kill(backend, signal.SIGCONT)
-    assert out.strip() == f"error {errno.EIO}", out
+    assert answers == {op: f"error {errno.EIO}" for op, _ in asked}
     assert stats >= 2
     wait_until(lambda: _made(files / "after"))
     assert (files / "kept.txt").read_bytes() == b"kept"
+    assert b'"sources"' in status.read_bytes() and os.statvfs(files).f_files > 0
 
 
-MKDIR = """
+CALL = """
 import os, sys
+op, path = sys.argv[1], sys.argv[2]
+calls = {"mkdir": lambda: os.mkdir(path), "getxattr": lambda: os.getxattr(path, "user.x"),
+         "listxattr": lambda: os.listxattr(path), "statfs": lambda: os.statvfs(path),
+         "read": lambda: open(path, "rb").read()}
 try:
-    os.mkdir(sys.argv[1])
-    print("made")
+    calls[op]()
+    print("answered")
 except OSError as exc:
     print("error", exc.errno)
 """

@@ -223,7 +223,7 @@ def with_table(data_dir: Path, tmp_path: Path) -> Iterator[InProcess]:
 def test_a_table_file_reads_its_snapshot_and_describes_itself(with_table: InProcess) -> None:
     async def body(ns: Namespace) -> tuple[bytes, bytes]:
         node = await resolve(ns, "/tables/shop/main/orders/data.csv")
-        return await read_all(ns, node), ns.getxattr(node.id, b"user.markfs.rows")
+        return await read_all(ns, node), await ns.getxattr(node.id, b"user.markfs.rows")
     data, rows = with_table.run(body)
     assert data.splitlines()[0] == b'"id","total"' and len(data.splitlines()) == 11
     assert rows == b"10"

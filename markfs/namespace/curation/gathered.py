@@ -98,9 +98,13 @@ class GatheredFolders(Provider):
 
 
 class TagFolders(GatheredFolders):
-    """/tags/TAG: every node with the tag, flat. Removing an entry removes the tag."""
+    """/tags/TAG: every node with the tag, flat. Removing an entry removes the tag.
+    (The catalog's reads and writes through its runner: off the loop on a server's.)"""
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
+        return await self.s.catalog(self._tagged, folder)
+
+    def _tagged(self, folder: Node) -> dict[bytes, Node]:
         tag = self.s.tree.catalog.tags.tag_of_folder(folder.id)
         if tag is None:
             return {}
@@ -109,19 +113,26 @@ class TagFolders(GatheredFolders):
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
         node = await self._member(parent, name)
+        await self.s.catalog(self._untag, parent, node, want_dir)
+        self.forget(parent.id)
+
+    def _untag(self, parent: Node, node: Node, want_dir: bool) -> None:
         tag = self.s.tree.catalog.tags.tag_of_folder(parent.id)
         if tag is None or node.is_dir != want_dir:
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
         with self.s.tree.transaction() as txn:
             tags.remove_tag(txn, node.id, tag)
         log.info("tag %r taken off node %d (nothing deleted)", tag, node.id)
-        self.forget(parent.id)
 
 
 class CategoryFolders(GatheredFolders):
-    """/categories/PATH: sub-categories, then the files assigned to the category."""
+    """/categories/PATH: sub-categories, then the files assigned to the category.
+    (The catalog's reads and writes through its runner: off the loop on a server's.)"""
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
+        return await self.s.catalog(self._assigned, folder)
+
+    def _assigned(self, folder: Node) -> dict[bytes, Node]:
         catalog = self.s.tree.catalog
         category = catalog.categories.by_folder(folder.id)
         if category is None:
@@ -133,8 +144,12 @@ class CategoryFolders(GatheredFolders):
         return {**subfolders, **members}
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
-        catalog = self.s.tree.catalog
         node = await self._member(parent, name)
+        await self.s.catalog(self._unassign, parent, node, want_dir)
+        self.forget(parent.id)
+
+    def _unassign(self, parent: Node, node: Node, want_dir: bool) -> None:
+        catalog = self.s.tree.catalog
         category = catalog.categories.by_folder(parent.id)
         if category is None or catalog.categories.by_folder(node.id) is not None:
             raise FsError(errno.EPERM, "categories are removed with: markfs category remove")
@@ -142,4 +157,3 @@ class CategoryFolders(GatheredFolders):
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
         with self.s.tree.transaction() as txn:
             categories.unassign(txn, category.id, node.id)
-        self.forget(parent.id)

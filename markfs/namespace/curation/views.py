@@ -21,9 +21,11 @@ import errno
 import logging
 import stat
 import time
+from collections.abc import Callable
 
 from markfs.catalog import nodes
 from markfs.catalog.curation import views
+from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
 from markfs.errors import FsError
 from markfs.model import Kind, Node
@@ -56,23 +58,31 @@ class ViewFolders(GatheredFolders):
         raise FsError(errno.ENOENT, "a view folder without a view")
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
-        view = self._view(folder)
+        """(The catalog's reads and writes through its runner: off the loop on a
+        server's catalog.)"""
+        rules, pins = await self.s.catalog(self._definition, folder)
         below = tuple(folder.remote_path.split(b"/")) if folder.remote_path else ()
         subfolders: set[bytes] = set()
         candidates: list[Candidate] = []
-        for rule in self.s.tree.catalog.views.rules_of(view.id):
+        for rule in rules:
             row = self.sources.row(rule.source_id)
             if row is None:
                 continue
             pattern = Pattern.parse(rule.glob)
             if is_sql(row):
-                candidates += self._tables(row, pattern) if not below else []
+                candidates += await self.s.catalog(self._tables, row, pattern) if not below else []
             else:
                 await self._gather(row, pattern, below, subfolders, candidates)
         if not below:
-            candidates += self.candidates(self.s.tree.catalog.views.pins_of(view.id))
-        own = self._subfolders(folder, below, subfolders)
+            candidates += self.candidates(pins)
+        own = await self.s.catalog(self._subfolders, folder, below, subfolders)
         return {**own, **assign_names(candidates, set(own))}
+
+    def _definition(self, folder: Node) -> tuple[list[views.Rule], list[int]]:
+        """The rules of the folder's view, and the files pinned to it."""
+        view = self._view(folder)
+        catalog = self.s.tree.catalog
+        return catalog.views.rules_of(view.id), catalog.views.pins_of(view.id)
 
     async def _gather(self, row: SourceRow, pattern: Pattern, below: tuple[bytes, ...],
                       subfolders: set[bytes], candidates: list[Candidate]) -> None:
@@ -91,7 +101,7 @@ class ViewFolders(GatheredFolders):
 
     async def source_folder(self, row: SourceRow, parts: tuple[bytes, ...]) -> Node | None:
         """A folder of a file source, looked up (and listed) on demand; None if absent."""
-        known = self.s.tree.catalog.nodes.node_by_remote(row.id, b"/".join(parts))
+        known = await self.s.catalog(self.s.tree.node_at, row.id, b"/".join(parts))
         if known is not None:
             return known if known.is_dir else None
         node = self.s.tree.child(SOURCES_ID, row.name.encode())
@@ -129,7 +139,7 @@ class ViewFolders(GatheredFolders):
 
     async def create(self, parent: Node, name: bytes, mode: int, flags: int,
                      caller: Caller) -> FileHandle:
-        view = self._view(parent)
+        view = await self.s.catalog(self._view, parent)
         if parent.id != view.node_id or view.landing_source_id is None:
             raise FsError(errno.EROFS, "this view has no landing folder for new files")
         if await self.lookup(parent, name) is not None:
@@ -142,24 +152,28 @@ class ViewFolders(GatheredFolders):
         handle = await self.files.create(landing, name, mode, flags, caller)
         if not any(entry == name and node.id == handle.node_id
                    for entry, node in await self.entries(parent, fresh=True)):
-            with self.s.tree.transaction() as txn:
-                views.pin(txn, view.id, handle.node_id)
+            await self.s.catalog(self._pin, views.pin, view.id, handle.node_id)
             self.forget(parent.id)
         return handle
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
-        view = self._view(parent)
+        view = await self.s.catalog(self._view, parent)
         node = await self._member(parent, name)
         if node.kind is Kind.VIEW:
             raise FsError(errno.EPERM, "a view's folders follow its rules")
         if node.is_dir != want_dir:
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
-        pinned = parent.id == view.node_id and node.id in self.s.tree.catalog.views.pins_of(view.id)
+        pinned = parent.id == view.node_id and node.id in await self.s.catalog(
+            self.s.tree.catalog.views.pins_of, view.id)
         if not pinned:
             log.warning("view %s: %r is a member by rule; removing it from the view would "
                         "delete nothing and is refused (change the rules instead)",
                         view.name, name)
             raise FsError(errno.EPERM)
-        with self.s.tree.transaction() as txn:
-            views.unpin(txn, view.id, node.id)
+        await self.s.catalog(self._pin, views.unpin, view.id, node.id)
         self.forget(parent.id)
+
+    def _pin(self, change: Callable[[Txn, int, int], object], view_id: int,
+             node_id: int) -> None:
+        with self.s.tree.transaction() as txn:
+            change(txn, view_id, node_id)

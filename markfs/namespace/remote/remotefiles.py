@@ -46,8 +46,9 @@ class RemoteFiles:
         self._backend_of = backend_of
         self.reader = ChunkReader(cache, io, backend_of, io_timeout)
         self.staged = StagedFiles(tree, cache, staging, io, owner_token())
+        self.catalog = catalog or CatalogRunner()  # the catalog's work (`CatalogRunner`)
         self.uploader = Uploader(tree, cache, self.staged, backend_of, io_timeout,
-                                 upload_delay, catalog or CatalogRunner())
+                                 upload_delay, self.catalog)
         self.settling = self.uploader.settling  # attributes given with or after an upload
         self.on_changed: Callable[[int], None] = lambda node_id: None
         self.on_answer: Callable[[int, BaseException | None], None] = lambda s, e: None
@@ -89,7 +90,7 @@ class RemoteFiles:
         current = self.tree.node(node.id)
         if current is None:
             return node
-        node = update_attrs(self.tree, current, entry)
+        node = await self.catalog(update_attrs, self.tree, current, entry)
         self.on_changed(node.id)
         return node
 

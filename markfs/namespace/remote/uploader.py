@@ -56,8 +56,7 @@ class Uploader:
         self.io_timeout = io_timeout
         self.upload_delay_ns = int(upload_delay * 1e9)
         self.sending = Sending(tree, staged, backend_of)
-        # its periodic reads of the catalog (the journal, the owners, the pieces begun),
-        # off the loop where the catalog is a server's
+        # the journal's reads and writes: off the loop where the catalog is a server's
         self.catalog = self.sending.pieces.catalog = catalog
         self.settling = Settling(tree, staged, self.sending.upload_io, backend_of, io_timeout)
         self._wakeup = trio.Event()
@@ -161,26 +160,26 @@ class Uploader:
             for path in (old_path, new_path):  # neither name may serve the other's chunks
                 self.cache.bump_epoch(node.source_id or 0, path)
 
-    def latest_upload(self, node_id: int) -> int | None:
+    async def latest_upload(self, node_id: int) -> int | None:
         """The journal row of the file's newest content still to send, if any."""
-        rows = self.rows.for_node(node_id, self.owner)
+        rows = await self.catalog(self.rows.for_node, node_id, self.owner)
         return rows[-1].id if rows else None
 
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
-        waited = self.rows.get(upload_id)
+        waited = await self.catalog(self.rows.get, upload_id)
         if waited is not None:
             self._urgent.add(waited.node_id)  # (not after the upload delay)
             self._wakeup.set()
         self.retry_now()  # fsync tries at once, not after the back-off
         with trio.move_on_after(timeout):
             async with self._uploaded:
-                while (row := self.rows.get(upload_id)) is not None:
+                while (row := await self.catalog(self.rows.get, upload_id)) is not None:
                     if row.parked_ns is not None:
                         raise FsError(errno.EIO, f"upload parked: {row.last_error}")
                     await self._uploaded.wait()
                 return
-        row = self.rows.get(upload_id)
+        row = await self.catalog(self.rows.get, upload_id)
         detail = f": {row.last_error}" if row and row.last_error else ""
         raise FsError(errno.EIO, f"upload not finished in time{detail}")
 
@@ -236,7 +235,7 @@ class Uploader:
                     await self._wakeup.wait()
                 self._sleeping = None
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
-                    with catalog_outage("adopting a gone daemon's uploads"):
+                    with catalog_outage("adopting a gone daemon's uploads (again in 1 s)"):
                         if await self.catalog(self._gone_owners):
                             self.adopt_orphans()  # a daemon that shared this data dir died
                         nursery.start_soon(self.sending.pieces.sweep)
@@ -245,7 +244,7 @@ class Uploader:
     async def _pending_rows(self) -> list[Upload]:
         """This daemon's journal rows to send; none while the catalog does not answer (a
         shared catalog's server restarting: the next look, within a second, reads them)."""
-        with catalog_outage("reading the upload journal"):
+        with catalog_outage("reading the upload journal (again within 1 s)"):
             return await self.catalog(self.rows.pending, self.owner)
         return []
 
@@ -269,12 +268,12 @@ class Uploader:
         try:
             while not self._is_paused(node_id):
                 self._look_again.discard(node_id)
-                rows = self.rows.for_node(node_id, self.owner)
+                rows = await self.catalog(self.rows.for_node, node_id, self.owner)
                 if not rows:
                     return
                 latest, superseded = rows[-1], rows[:-1]
                 for row in superseded:
-                    self._finish(row, None)
+                    await self._finish(row, None)
                 if not await self._upload_one(latest) or node_id not in self._look_again:
                     return
         finally:
@@ -314,80 +313,86 @@ class Uploader:
                 log.info("upload of %r cancelled: the file changed or moved", row.remote_path)
                 self._look_again.add(row.node_id)
                 return True
-            if self._staged_copy_gone(row):
+            if await self._staged_copy_gone(row):
                 return True
             if exc.refused:  # no retry helps: parked now, listed by `markfs status`
                 self.on_answer(row.source_id, exc)
-                self._park(row, f"the source refuses it: {exc.strerror}")
+                await self._park(row, f"the source refuses it: {exc.strerror}")
                 return True
-            return self._failed(row, exc)
+            return await self._failed(row, exc)
         except Exception as exc:  # any failure: journaled, retried later
-            return self._staged_copy_gone(row) or self._failed(row, exc)
+            return await self._staged_copy_gone(row) or await self._failed(row, exc)
         finally:
             self._controls.pop(row.node_id, None)
         log.debug("uploaded %r (%d bytes) in %.2fs", row.remote_path, row.size,
                  time.monotonic() - started)
         METRICS.uploads.inc()
         self.on_answer(row.source_id, None)
-        self._finish(row, entry, digested)
+        await self._finish(row, entry, digested)
         if self.settling.folders_waiting():
             await self.settling.set_folder_times()
         self.retry_now()  # the backend answers again: other retries need not wait
         return True
 
-    def _staged_copy_gone(self, row: Upload) -> bool:
+    async def _staged_copy_gone(self, row: Upload) -> bool:
         """After a failed try: was it because the staged copy is gone? (Then no retry can
         send this content: parked. Asked only after a failure — a stat on the loop for
         every upload cost more than the failures it finds.)"""
         if os.path.exists(row.staging):
             return False
-        self._park(row, "the staged copy is gone: this content cannot be sent")
+        await self._park(row, "the staged copy is gone: this content cannot be sent")
         return True
 
-    def _failed(self, row: Upload, exc: Exception) -> bool:
+    async def _failed(self, row: Upload, exc: Exception) -> bool:
         METRICS.upload_retries.inc()
         self.on_answer(row.source_id, exc)
-        with self.tree.transaction() as txn:
-            self.rows.failed(txn, row.id, str(exc))
+        await self.catalog(self._journal, self.rows.failed, row.id, str(exc))
         log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
                     row.attempts + 1, exc)
         self._wakeup.set()
         return False
 
-    def _park(self, row: Upload, reason: str) -> None:
+    async def _park(self, row: Upload, reason: str) -> None:
         """A row that can never succeed: reported once, kept for `markfs status`."""
         log.warning("upload of %r parked: %s", row.remote_path, reason)
         METRICS.upload_failures.inc()
-        with self.tree.transaction() as txn:
-            self.rows.park(txn, row.id, reason)
+        await self.catalog(self._journal, self.rows.park, row.id, reason)
         self.staged.row_done(row.node_id, row.id, row.staging, "the upload is parked",
                              keep_file=True)
 
-    def _finish(self, row: Upload, entry: Entry | None, digest: str | None = None) -> None:
-        """The row is done (uploaded with `entry` as the result, or superseded); `digest`
-        is recorded as that of the uploaded content unless the file was written since."""
-        staged = self.staged.get(row.node_id)
-        newer = [r for r in self.rows.for_node(row.node_id, self.owner)
-                 if r.id > row.id]
+    async def _finish(self, row: Upload, entry: Entry | None, digest: str | None = None) -> None:
+        """The row is done (uploaded as `entry`, or superseded); `digest` is recorded as
+        the uploaded content's unless the file was written since (`_record_done`)."""
         if entry is not None:  # chunks cached before this write must never be served again
             self.cache.bump_epoch(row.source_id, row.remote_path)
-        seen_differently = False
+        staged = self.staged.get(row.node_id)
+        if await self.catalog(self._record_done, row, entry, digest, staged) and (
+                staged is None or staged.writers <= 0):
+            self.on_changed(row.node_id)  # the kernel keeps attributes for long: told now
+        self.staged.row_done(row.node_id, row.id, row.staging, "the file is uploaded")
+
+    def _journal(self, change: Callable[..., object], *args: object) -> None:
+        with self.tree.transaction() as txn:
+            change(txn, *args)
+
+    def _record_done(self, row: Upload, entry: Entry | None, digest: str | None,
+                     staged: Staged | None) -> bool:
+        """`_finish` in the catalog: whether the source shows the file differently."""
+        newer = [r for r in self.rows.for_node(row.node_id, self.owner) if r.id > row.id]
         with self.tree.transaction() as txn:
             self.rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
-            if entry is not None and node is not None and not newer:
-                kept = {} if entry.meta_kept is None else {"meta_kept": entry.meta_kept}
-                nodes.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
+            if entry is None or node is None or newer:
+                return False
+            kept = {} if entry.meta_kept is None else {"meta_kept": entry.meta_kept}
+            nodes.update_node(txn, node.id, size=entry.size, mtime_ns=entry.mtime_ns,
                               ctime_ns=entry.ctime_ns, etag=entry.etag, **kept)
-                seen_differently = (node.size, node.mtime_ns, node.ctime_ns) != (
-                    entry.size, entry.mtime_ns, entry.ctime_ns)
-                unchanged = staged is None or staged.writers <= 0  # else a write may follow
-                if digest is not None and unchanged and entry.size == row.size > 0:
-                    self.tree.catalog.content_hashes.record(
-                        txn, row.source_id, row.remote_path, entry.identity, entry.size, digest)
-        if seen_differently and (staged is None or staged.writers <= 0):
-            self.on_changed(row.node_id)  # the kernel keeps attributes for long: told now
-        self.staged.row_done(row.node_id, row.id, row.staging, "the file is uploaded")
+            unchanged = staged is None or staged.writers <= 0  # else a write may follow
+            if digest is not None and unchanged and entry.size == row.size > 0:
+                self.tree.catalog.content_hashes.record(
+                    txn, row.source_id, row.remote_path, entry.identity, entry.size, digest)
+            return (node.size, node.mtime_ns, node.ctime_ns) != (
+                entry.size, entry.mtime_ns, entry.ctime_ns)
 
     def pending(self) -> tuple[int, int]:
         """(number, bytes) of this daemon's uploads still to send."""
