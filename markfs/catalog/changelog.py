@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from markfs.catalog.db import NODE_COLUMNS, Txn, row_to_node
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import NODE_COLUMNS, Txn, row_to_node
 from markfs.columns import integer
 from markfs.model import ChangeSet
 

@@ -3,8 +3,8 @@ while the file keeps the content identity it had when hashed (see migration 10).
 
 from __future__ import annotations
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 
 
 class ContentHashes:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from markfs.catalog.db import NODE_COLUMNS, NODE_COLUMNS_OF_N, Txn, row_to_node
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import NODE_COLUMNS, NODE_COLUMNS_OF_N, Txn, row_to_node
 from markfs.model import Kind, Node
 
 # readdir cookies: primary names use their node id, extra (hard link) names

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 from markfs.schemes import scheme_of
 from markfs.urlsecrets import has_password, without_password
 

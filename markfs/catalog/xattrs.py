@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 
 
 def get_xattr(conn: Connection, node_id: int, name: bytes) -> bytes | None:

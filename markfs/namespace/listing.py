@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from markfs.backends.base import Entry
 from markfs.catalog import nodes
-from markfs.catalog.db import Txn
+from markfs.catalog.txn import Txn
 from markfs.model import Kind, Node
 from markfs.namespace.tree import Tree
 

@@ -72,7 +72,7 @@ class Namespace:
                                    sources.scheme, sources.table_access)
         self.handles = HandleTable()
         self.workers = WorkerPool(config.io_threads, config.io_timeout)
-        catalog_calls = CatalogRunner(tree.catalog.engine.shared, config.io_timeout)
+        catalog_calls = CatalogRunner(tree.catalog, config.io_timeout)
         self.upkeep = SourceUpkeep(sources, self.workers.run,
                                    lambda: self.remote.uploader.retry_now())
         self.remote = RemoteFiles(

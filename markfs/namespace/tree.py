@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from markfs import runtime
 from markfs.cache.hot import HotCache
 from markfs.catalog import nodes as node_rows
-from markfs.catalog.db import Catalog, Txn
+from markfs.catalog.db import Catalog
 from markfs.catalog.journals import pieces, uploads
+from markfs.catalog.txn import Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import ROOT_ID, ChangeSet, Kind, Node

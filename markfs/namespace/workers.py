@@ -22,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 
 import trio
 
+from markfs.catalog.db import Catalog
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 
@@ -85,21 +86,29 @@ class CatalogRunner:
     with EIO and the work finishes on its own; the next waits for it, so every caller
     gets EIO in bounded time, and requests that need no catalog (the mirror, the kernel,
     a local disk) are answered meanwhile. On SQLite the work runs inline: µs on a local
-    file, where a hop would cost ten times the work.
+    file, where a hop would cost ten times the work. Work taken while this host is
+    fenced (its session in a shared catalog may have lapsed) writes nothing, even if
+    the session is renewed before the work reaches the catalog (`Catalog.refusing`).
     """
 
-    def __init__(self, off_loop: bool = False, timeout: float = 0.0) -> None:
-        self.off_loop = off_loop
+    def __init__(self, catalog: Catalog | None = None, timeout: float = 0.0) -> None:
+        self.catalog = catalog
+        self.off_loop = catalog is not None and catalog.engine.shared
         self.timeout = timeout
         self._limiter = trio.CapacityLimiter(1)
 
     async def __call__(self, fn: Callable[..., T], *args: object) -> T:
+        work = partial(fn, *args)
+        if self.catalog is not None and self.catalog.fenced():
+            # taken while this host is fenced: its writes fail even if the session is
+            # renewed before they reach the catalog (the session's thread may win)
+            work = partial(self.catalog.refusing, work)
         if not self.off_loop:
-            return fn(*args)
+            return work()
         METRICS.thread_hops.labels("catalog").inc()
         with trio.move_on_after(self.timeout):
             return await trio.to_thread.run_sync(
-                partial(fn, *args), limiter=self._limiter, abandon_on_cancel=True)
+                work, limiter=self._limiter, abandon_on_cancel=True)
         log.warning("%s: the catalog's server did not answer in %.1fs: answering EIO",
                     getattr(fn, "__name__", fn), self.timeout)
         raise FsError(errno.EIO, "the catalog's server did not answer in time")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 
 
 def tags_of(conn: Connection, node_id: int) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 
 
 @dataclass(frozen=True)

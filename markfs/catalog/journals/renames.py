@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 
 
 def begin(txn: Txn, source_id: int, old_path: bytes, new_path: bytes) -> int:

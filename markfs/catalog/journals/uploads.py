@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 from markfs.columns import blob, integer, maybe_integer, maybe_text, text
 
 

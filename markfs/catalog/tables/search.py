@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from markfs.catalog.db import Txn
 from markfs.catalog.engines import Connection
+from markfs.catalog.txn import Txn
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

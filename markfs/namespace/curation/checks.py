@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from markfs.catalog import nodes
 from markfs.catalog.curation import categories, tags, views
-from markfs.catalog.db import Txn
+from markfs.catalog.txn import Txn
 from markfs.model import Kind, Node
 from markfs.namespace.curation.definitions import new_folder
 from markfs.namespace.tree import CATEGORIES_ID, EVERYTHING, TAGS_ID, VIEWS_ID, Tree

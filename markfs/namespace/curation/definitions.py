@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from markfs.catalog import nodes
 from markfs.catalog.curation import categories, tags, views
-from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
 from markfs.catalog.tables.search import Hit
+from markfs.catalog.txn import Txn
 from markfs.errors import UserError
 from markfs.model import Kind, Node
 from markfs.namespace.curation.membership import Pattern, Place

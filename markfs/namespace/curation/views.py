@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 from markfs.catalog import nodes
 from markfs.catalog.curation import views
-from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
+from markfs.catalog.txn import Txn
 from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.curation.definitions import table_members

@@ -30,8 +30,8 @@ from markfs.backends.base import (
     serves_in_place,
 )
 from markfs.catalog import nodes
-from markfs.catalog.db import Txn
 from markfs.catalog.journals import renames as rename_journal
+from markfs.catalog.txn import Txn
 from markfs.errors import FsError
 from markfs.model import Node
 from markfs.namespace.files.listings import SourceListings

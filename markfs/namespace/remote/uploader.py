@@ -26,8 +26,8 @@ from markfs.backends.base import (
 )
 from markfs.cache.content import ContentCache
 from markfs.catalog import nodes
-from markfs.catalog.db import Txn
 from markfs.catalog.journals.uploads import Upload
+from markfs.catalog.txn import Txn
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 from markfs.model import Node

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from markfs.cache.snapshots import SnapshotStore
 from markfs.catalog import nodes as node_rows
-from markfs.catalog.db import Txn
 from markfs.catalog.tables import managed
 from markfs.catalog.tables.sqltables import TableRow
+from markfs.catalog.txn import Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import Kind, Node

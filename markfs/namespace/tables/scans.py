@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from markfs.catalog.db import Txn
 from markfs.catalog.sources import SourceRow
 from markfs.catalog.tables import jobs, sqltables
 from markfs.catalog.tables import managed as managed_rows
 from markfs.catalog.tables import search as search_index
 from markfs.catalog.tables.sqltables import TableRow
+from markfs.catalog.txn import Txn
 from markfs.namespace.tree import Tree, table_folder_path
 from markfs.scan.stats import ColumnStats, TableStats
 from markfs.sql.base import ColumnInfo, SqlSource, TableInfo, reading_again_once
