@@ -40,6 +40,13 @@ class NewNode:
     rdev: int = 0  # device number of a device node
     meta_kept: int | None = None  # which of mode/uid/gid came from the source's metadata
 
+    def as_row(self, node_id: int, parent: int, name: bytes, generation: int) -> Node:
+        """The node's row once inserted with this id, name and generation."""
+        return Node(node_id, parent, name, self.kind, self.mode, self.uid, self.gid,
+                    self.size, self.mtime_ns, self.ctime_ns, self.nlink, generation,
+                    self.source_id, self.remote_path, self.target, self.etag, self.atime_ns,
+                    self.rdev, self.meta_kept)
+
 
 def get_node(conn: Connection, node_id: int) -> Node | None:
     row = conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?", (node_id,)).fetchone()
@@ -125,16 +132,26 @@ def orphan_ids(conn: Connection) -> list[int]:
 
 def insert_node(txn: Txn, parent: int, name: bytes, new: NewNode, *,
                 generation: int, node_id: int | None = None) -> int:
-    # (the id column named only when given: the catalog's sequence numbers the rest)
-    given = () if node_id is None else (node_id,)
-    return txn.insert_node(
-        f"INSERT INTO nodes ({'id, ' if given else ''}parent, name, kind, mode, uid, gid, "
-        "size, mtime_ns, ctime_ns, nlink, generation, source_id, remote_path, target, etag, "
-        f"atime_ns, rdev, meta_kept) VALUES ({'?, ' * len(given)}"
-        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (*given, parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
-         new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id, new.remote_path,
-         new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept)).id
+    """A new node: its id (given; taken ahead from the catalog's sequence where the name
+    is known to be free; else numbered by the INSERT, which returns its row and, where
+    another host made the name first, fails at once: EEXIST)."""
+    values = (parent, name, new.kind.value, new.mode, new.uid, new.gid, new.size,
+              new.mtime_ns, new.ctime_ns, new.nlink, generation, new.source_id,
+              new.remote_path, new.target, new.etag, new.atime_ns, new.rdev, new.meta_kept)
+    ahead = node_id if node_id is not None else txn.node_id_ahead(parent, name)
+    if ahead is None:
+        return txn.insert_node(f"INSERT INTO nodes ({_INSERTED}) VALUES ({_MARKS})",
+                               values).id
+    # every column is known: the row is this transaction's without an answer (a server
+    # gets the INSERT with the next statement or the COMMIT)
+    txn.add_node(f"INSERT INTO nodes (id, {_INSERTED}) VALUES (?, {_MARKS})",
+                 (ahead, *values), new.as_row(ahead, parent, name, generation))
+    return ahead
+
+
+_INSERTED = ("parent, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, nlink, generation, "
+             "source_id, remote_path, target, etag, atime_ns, rdev, meta_kept")
+_MARKS = ", ".join("?" * 18)
 
 
 _ATTR_FIELDS = frozenset(

@@ -90,6 +90,12 @@ class Txn:
         self.known(node)
         return node
 
+    def add_node(self, sql: str, params: tuple[Any, ...], node: Node) -> None:
+        """An INSERT of one node whose whole row is known (its id taken ahead): held, as
+        `later`, and the row known."""
+        self.later(sql, params)
+        self.known(node)
+
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
         """A write with no answer to wait for (a server gets it with the next statement
         or the COMMIT)."""
@@ -117,6 +123,14 @@ class Txn:
             return None
         node = self._before.child(parent, name)
         return node if node is not None and (node.parent, node.name) == (parent, name) else None
+
+    def node_id_ahead(self, parent: int, name: bytes) -> int | None:
+        """An id for a new node named so, taken ahead (its INSERT then held: `add_node`)
+        where the name is known free without a statement — the tree as at BEGIN has
+        none and this transaction wrote nothing yet; None: the INSERT numbers it."""
+        if self.wrote or self._before is None or self._before.child(parent, name) is not None:
+            return None
+        return self.engine.node_id_ahead()
 
     def known(self, node: Node) -> None:
         """A node this transaction changed, and its row as it stands now."""

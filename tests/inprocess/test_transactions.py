@@ -8,17 +8,20 @@ mirror must end as the catalog read whole (fsck compares the two).
 
 from __future__ import annotations
 
+import errno
 import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 from conftest import add_source_now
 
 from markfs.admin.fsck import fsck
 from markfs.catalog import nodes as q
 from markfs.config import DataDir
+from markfs.errors import FsError
 from markfs.model import Kind
 from markfs.namespace.tree import SOURCES_ID, Tree
 
@@ -133,3 +136,48 @@ def test_what_other_hosts_did_waits_while_a_write_of_this_host_is_under_way(
         finish.set()
         worker.join()
     assert tree.heard(later, ChangeSet()) is True
+
+
+def test_a_write_refused_at_commit_fails_alone_and_the_catalog_writes_on(tree: Tree,
+                                                                        top: int) -> None:
+    """A held write the server refuses only at COMMIT (a name taken twice): the writer
+    gets EEXIST (SQLite, which runs it at once: its constraint error), the mirror is
+    rebuilt from the catalog, and the next transaction commits. Before: the failed
+    COMMIT left the server's transaction aborted, and every later statement of the
+    connection failed ("current transaction is aborted")."""
+    a, b = new_node(tree, top, b"a"), new_node(tree, top, b"b")
+    before = tree.node(b)
+    assert before is not None
+    with pytest.raises((FsError, apsw.ConstraintError)) as refused, tree.transaction() as txn:
+        txn.later("UPDATE nodes SET name = ? WHERE id = ?", (b"a", b))
+        txn.known(before.with_(name=b"a"))  # (known: nothing read back before COMMIT)
+    if isinstance(refused.value, FsError):
+        assert refused.value.code == errno.EEXIST
+    new_node(tree, top, b"c")
+    found = {name: tree.child(top, name) for name in (b"a", b"b", b"c")}
+    assert {name: n.id if n else None for name, n in found.items()}[b"a"] == a
+    assert found[b"b"] is not None and found[b"b"].id == b and found[b"c"] is not None
+    assert fsck(tree, repair=False).clean
+
+
+def test_a_new_name_known_free_is_inserted_with_the_commit(tree: Tree, top: int) -> None:
+    """On a shared catalog a create whose name the tree as at BEGIN lacks takes its id
+    ahead (a block of ids a round trip) and sends its INSERT with the COMMIT: two round
+    trips (BEGIN with the stamp; the writes with COMMIT), not three; a name taken is
+    still EEXIST from the INSERT itself, at once. On SQLite: no statement saved."""
+    new_node(tree, top, b"first")  # (the block of ids taken)
+    conn, shared = tree.catalog.engine.conn, tree.catalog.engine.shared
+    sent: list[str] = []
+    for method in ("execute", "execute_script") if shared else ():  # (APSW's: read-only)
+        real = getattr(conn, method)
+        setattr(conn, method, lambda *a, real=real, m=method: sent.append(m) or real(*a))
+    try:
+        made = new_node(tree, top, b"second")
+    finally:
+        for method in ("execute", "execute_script") if shared else ():
+            vars(conn).pop(method, None)
+    assert len(sent) == (2 if shared else 0), sent
+    with pytest.raises((FsError, apsw.ConstraintError)):
+        new_node(tree, top, b"second")
+    found = tree.child(top, b"second")
+    assert found is not None and found.id == made and fsck(tree, repair=False).clean

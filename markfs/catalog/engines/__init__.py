@@ -85,6 +85,12 @@ class Engine(Protocol):
         """A write inside a transaction with no answer to wait for: a server gets it with
         the next statement or the COMMIT, in that round trip; SQLite runs it now."""
 
+    def node_id_ahead(self) -> int | None:
+        """An id for a new node taken from the nodes' sequence before its INSERT, so the
+        INSERT has no answer to wait for (a server: a block of ids in one round trip,
+        kept by this process; an id never used is a gap, never reused); None: the INSERT
+        numbers the node (SQLite: µs)."""
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Run the writes `first` (nothing to wait for: a server gets them with the
         COMMIT, in one round trip), then COMMIT."""

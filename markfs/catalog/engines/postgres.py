@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 MIGRATION_LOCK = 0x6D61726B  # the advisory lock one host holds while it migrates
+# node ids one round trip takes from the sequence ahead of their INSERTs (a block lives
+# in one process; what it leaves unused at exit are gaps in the inode numbers)
+NODE_IDS_AHEAD = 64
 # a stalled server or a cut network shows within ~15 s instead of the kernel's minutes
 _KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
               "keepalives_count": 3, "tcp_user_timeout": 15_000}
@@ -166,6 +169,7 @@ class PostgresEngine:
                             f"{first_line(exc)}") from None
         self.conn = PgConnection(raw, self._connect)
         self.guard = self.conn.guard
+        self._node_ids: list[int] = []  # taken from the sequence, not used yet (descending)
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
@@ -230,12 +234,31 @@ class PostgresEngine:
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
         self.conn.defer(sql, params)
 
+    def node_id_ahead(self) -> int:
+        if not self._node_ids:
+            self._node_ids = sorted((int(row[0]) for row in self.conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('nodes', 'id')) FROM "
+                "generate_series(1, ?)", (NODE_IDS_AHEAD,))), reverse=True)
+        return self._node_ids.pop()
+
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """What was deferred, then `first`, sent with the COMMIT."""
         script = [*self.conn.take_deferred(), *(self.conn.bind(sql, params)
                                                for sql, params in first)]
         self.conn.in_transaction = False
-        self.conn.execute_script(b"; ".join([*script, b"COMMIT"]))
+        try:
+            self.conn.execute_script(b"; ".join([*script, b"COMMIT"]))
+        except BaseException:
+            self._end_failed()
+            raise
+
+    def _end_failed(self) -> None:
+        """A COMMIT whose script failed (a held write refused) leaves the server's
+        transaction aborted: rolled back, or every later statement would fail too."""
+        if not self.raw.broken and (
+                self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE):
+            with contextlib.suppress(psycopg.Error):
+                self.raw.execute("ROLLBACK")
 
     def rollback(self) -> None:
         self.conn.in_transaction = False

@@ -110,6 +110,9 @@ class SqliteEngine:
     def hold(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
+    def node_id_ahead(self) -> int | None:
+        return None
+
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
         self.conn.execute(sql, params)  # (a statement costs µs here: nothing to save)
 
