@@ -206,8 +206,10 @@ def nfs_export(mount: MountedFs, folder: Path, generation: int, read_only: bool,
                f"{'root_squash' if root_squash else 'no_root_squash'},fsid={fsid}")
     exported = str(folder).replace(" ", "\\040")  # /etc/exports: a space ends the path
     return "\n".join([
-        f"# nfs-ganesha: markfs mount {mount.mountpoint} (a stable Filesystem_Id: the same",
-        "# handles after the daemon restarts); only the clients named below, root squashed",
+        f"# nfs-ganesha: markfs mount {mount.mountpoint} (a stable Filesystem_Id and inode",
+        "# numbers after the daemon restarts; ganesha's handles hold while the mount gets",
+        "# its device number back, else clients look names up again); only the clients",
+        "# named below, root squashed",
         "EXPORT {",
         f"    Export_Id = {export_id};",
         f'    Path = "{folder}";',

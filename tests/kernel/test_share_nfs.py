@@ -119,19 +119,35 @@ def test_handles_still_resolve_after_the_kernel_dropped_its_caches(exported: Exp
     assert client.getattr(client.lookup("sources/loc/a/b/deep.txt")) == before
 
 
-def test_paths_keep_their_inodes_after_markfs_and_ganesha_restart(exported: Exported) -> None:
+def test_paths_keep_their_inodes_after_markfs_and_ganesha_restart(exported: Exported,
+                                                                  tmp_path: Path) -> None:
+    """Paths keep their inode numbers though the new mount has another device number
+    (a tmpfs takes the one the old mount let go: the kernel hands out the lowest free,
+    and any mount made meanwhile — another test's, in a second process — does the
+    same). Handles from before the restart are then stale: ganesha's VFS handles carry
+    the device number (FUSE reports no fsid of its own), so a client looks the names up
+    again; where no other mount came between, the number and the handles stay."""
     paths = ["sources", "sources/loc", "sources/loc/a/b", "sources/loc/a/b/deep.txt",
              "sources/loc/hello.txt"]
     client = exported.client()
     handles = {p: client.lookup(p) for p in paths}
     before = {p: client.getattr(h).fileid for p, h in handles.items()}
     exported.nfs.stop()
+    device = os.stat(exported.mount.path).st_dev
     exported.mount.stop()
-    exported.mount.start("--allow-other")
+    (tmp_path / "taker").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "taker", str(tmp_path / "taker")], check=True)
+    try:
+        exported.mount.start("--allow-other")
+        assert os.stat(exported.mount.path).st_dev != device
+    finally:
+        subprocess.run(["umount", str(tmp_path / "taker")], check=True)
     exported.nfs.start()
     again = exported.client()
     assert {p: again.getattr(again.lookup(p)).fileid for p in paths} == before
-    assert {p: again.getattr(h).fileid for p, h in handles.items()} == before  # old handles
+    with pytest.raises(NfsError) as stale:
+        again.getattr(handles["sources/loc/hello.txt"])
+    assert stale.value.status == 70  # NFS3ERR_STALE
 
 
 def test_root_over_nfs_is_squashed_by_default(exported: Exported) -> None:

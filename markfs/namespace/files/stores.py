@@ -57,18 +57,20 @@ class InPlaceStore:
         await give_to(self.s, backend, parent, path, caller, mode)
         return await self.listings.record(parent, name, backend)
 
-    def attrs_changed(self, changed: Node, backend: Backend) -> None:
+    def attrs_changed(self, changed: Node, backend: Backend, at: bytes | None = None) -> None:
         """A node's attributes (times, link count) as the disk has them right after a
         change in or of it (a folder's entries; a rename moves the renamed one's
-        ctime): one stat, short enough for the loop. Marked changed, so a refresh that
-        read the node earlier (a watcher's, under the lock of its parent, not its own)
-        leaves what this stores alone."""
-        current = self.s.tree.node(changed.id)  # (a rename changed its path)
-        if current is None or current.remote_path is None:
+        ctime): one stat, short enough for the loop; `at`: its path where the mirror
+        does not have it yet (a rename, in its own transaction). Marked changed, so a
+        refresh that read the node earlier (a watcher's, under the lock of its parent,
+        not its own) leaves what this stores alone."""
+        current = self.s.tree.node(changed.id)
+        path = at if at is not None else current.remote_path if current is not None else None
+        if current is None or path is None:
             return
         self.s.marks.mark(current.id)
         try:
-            entry = backend.stat(current.remote_path)
+            entry = backend.stat(path)
         except OSError:
             return  # gone meanwhile: the next listing says so
         update_attrs(self.s.tree, current, entry)
@@ -120,12 +122,12 @@ class StagedStore:
                     caller: Caller) -> Node:
         raise FsError(errno.EPERM, "FIFOs, sockets and devices exist on local sources only")
 
-    def attrs_changed(self, folder: Node, backend: Backend) -> None:
+    def attrs_changed(self, folder: Node, backend: Backend, at: bytes | None = None) -> None:
         """A folder changed through the mount: on a storage that keeps folder times (SFTP)
         its mtime and ctime are now, as a disk would have them, without a round trip
         (the server's own come with the next listing) — so a tool that set the folder's
         times before filling it (rsync, cp -a) sees them moved and sets them again at
-        its end. S3 folders have no times."""
+        its end. S3 folders have no times (nor files: `at` is not needed here)."""
         if not backend.scheme.keeps_modes:
             return
         current = self.s.tree.node(folder.id)
