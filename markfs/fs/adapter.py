@@ -375,6 +375,6 @@ class MarkFs(pyfuse3.Operations):  # type: ignore[misc]
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
         # default_permissions makes the kernel check modes; only writability is ours.
         node = self.ns.node(self._id(inode))
-        if mode & os.W_OK and not self.ns.is_writable(node):
+        if mode & os.W_OK and not await self.ns.is_writable(node):
             raise FsError(errno.EROFS)
         return True

@@ -162,8 +162,9 @@ class Namespace:
         kept = None if parent is None else self._provider(parent).kernel_keeps_absent(parent)
         return self.config.entry_ttl if kept is None else max(kept, self.config.entry_ttl)
 
-    def is_writable(self, node: Node) -> bool:
-        return self._provider(node).writable(node)
+    async def is_writable(self, node: Node) -> bool:
+        """(A view's answer is its row in the catalog: through the catalog's runner.)"""
+        return await self.s.catalog(self._provider(node).writable, node)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Every background task of the namespace, for as long as it serves: uploads left
