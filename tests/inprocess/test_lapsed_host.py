@@ -2,7 +2,8 @@
 
 Its uploads in pieces (S3 multipart) are aborted by the other hosts once its session is
 removed (lapsed past its grace); while its own session may have lapsed (fenced), its
-uploader sends nothing — another host may have written the file since.
+uploader sends nothing — another host may have written the file since; a host that
+stopped inside a write transaction lets the lock every writer takes go in bounded time.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from harness import ROOT, InProcess, add_memory_source, resolve
 
 from markfs.backends.memory import MemoryBackend
 from markfs.catalog import sessions
+from markfs.catalog.db import Catalog
 from markfs.config import DataDir
 from markfs.namespace.ops import Namespace
 from markfs.namespace.remote.pieces import PieceLedger
-from markfs.namespace.tree import Tree
+from markfs.namespace.tree import ROOT_ID, Tree
 from markfs.namespace.workers import WorkerPool
 from markfs.runtime import owner_token
 
@@ -82,3 +84,68 @@ def test_a_fenced_host_sends_nothing_until_its_session_holds_again(data_dir: Pat
 
 def _has(store: MemoryBackend, path: bytes) -> bool:
     return path in store.files
+
+
+@ON_POSTGRESQL
+def test_a_host_stopped_inside_a_write_lets_the_others_write_in_bounded_time(
+        data_dir: Path) -> None:
+    """Host A stops (a SIGSTOP, a frozen VM) inside a write transaction: it holds the
+    stamp row's lock that every host's writes queue on, and its connection stays up.
+    The server ends A's transaction once it has been idle for A's bound (the session's
+    TTL in a daemon; 1 s here), so host B writes; A's stopped write fails and A writes
+    again afterwards. Before: B's writes waited for as long as A stayed stopped."""
+    import threading
+
+    import psycopg
+
+    from markfs.catalog.engines.postgres import PostgresEngine
+
+    a = Tree.open(DataDir(data_dir))
+    b = Catalog(DataDir(data_dir).catalog_location)  # (host B: another connection)
+    try:
+        assert isinstance(a.catalog.engine, PostgresEngine)
+        a.catalog.engine.hold_locks_at_most(1.0)
+        stopped, resume = threading.Event(), threading.Event()
+        outcome: list[BaseException] = []
+
+        def host_a() -> None:
+            try:
+                with a.transaction():
+                    new_folder(a, b"from-a")
+                    stopped.set()
+                    resume.wait(30)
+            except BaseException as exc:  # (what A's stopped write came to)
+                outcome.append(exc)
+
+        thread = threading.Thread(target=host_a)
+        thread.start()
+        stopped.wait(30)
+        writer = threading.Thread(target=new_folder, args=(b, b"from-b"))
+        writer.start()
+        writer.join(20)
+        done = not writer.is_alive()
+        resume.set()
+        thread.join(30)
+        writer.join(30)
+        assert done, "host B's write waited for the stopped host"
+        assert len(outcome) == 1 and isinstance(outcome[0], (psycopg.Error, OSError))
+        new_folder(a, b"a-again")
+        assert b.nodes.find_child(ROOT_ID, b"from-a") is None
+        assert all(b.nodes.find_child(ROOT_ID, n) for n in (b"from-b", b"a-again"))
+    finally:
+        a.close()
+        b.close()
+
+
+def new_folder(where: Tree | Catalog, name: bytes) -> None:
+    import stat
+    import time
+
+    from markfs.catalog import nodes
+    from markfs.model import Kind
+
+    now = time.time_ns()
+    with where.transaction() as txn:
+        nodes.insert_node(txn, ROOT_ID, name, nodes.NewNode(
+            Kind.LAYOUT, stat.S_IFDIR | 0o755, 0, 0, 0, now, now, nlink=2),
+            generation=where.generation)

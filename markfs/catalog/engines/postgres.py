@@ -162,6 +162,7 @@ class PostgresEngine:
 
     def __init__(self, url: str) -> None:
         self.url = check_url(url)
+        self._idle_ms = 0  # `hold_locks_at_most` (0: the server's default, no bound)
         try:
             raw = self._connect()
         except psycopg.Error as exc:
@@ -173,7 +174,21 @@ class PostgresEngine:
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                               application_name="markfs", **_KEEPALIVE)
+                               application_name="markfs", options=self._options(),
+                               **_KEEPALIVE)
+
+    def _options(self) -> str:
+        return f"-c idle_in_transaction_session_timeout={self._idle_ms}" if self._idle_ms else ""
+
+    def hold_locks_at_most(self, seconds: float) -> None:
+        """A transaction of this process idle longer than `seconds` — its host stopped or
+        cut off inside it — is ended by the server, and the locks it held are let go:
+        every host's writes queue on the stamp row's lock, and must not wait for a host
+        that stopped holding it. (Its transaction fails; it writes again once back.)"""
+        self._idle_ms = max(1, int(seconds * 1000))
+        with self.guard:
+            self.conn.execute_script(
+                f"SET idle_in_transaction_session_timeout = {self._idle_ms}")
 
     def describe(self) -> str:
         return self.url

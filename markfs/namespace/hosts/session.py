@@ -8,8 +8,11 @@ the start of its last renewal that succeeded. A renewal's start comes before the
 server's time of it, and `fence_after` (six tenths of the TTL) is well under the TTL,
 so a host that is paused (SIGSTOP, a VM frozen) or cut off stops acknowledging writes
 before any other host can take its session for dead — and after it resumes, its writes
-fail (EIO) until it has registered again. (The window left: a pause between the check
-before COMMIT and the COMMIT itself.)
+fail (EIO) until it has registered again. A host stopped inside a write transaction
+holds the stamp row's lock every host's writes queue on: the server ends a transaction
+of this host idle for the TTL (`idle_in_transaction_session_timeout`), so the others
+wait at most that long, and the stopped write never commits. (The window left: a
+pause between the check before COMMIT and the COMMIT itself, shorter than the TTL.)
 
 Any live host removes sessions lapsed for `GRACE_S` (each by one host). Their uploads in
 pieces (S3 multipart) are then aborted by the next sweep of any host (remote/pieces.py:
@@ -52,6 +55,9 @@ class HostSession:
         self.last_renewed = -math.inf  # monotonic start of the last renewal that held
         self._conn: PgConnection | None = None
         tree.catalog.fenced = self.fenced
+        # stopped inside a write (paused past its session), it holds the lock every
+        # host's writes queue on: the server ends that transaction after the TTL
+        engine.hold_locks_at_most(ttl_s)
 
     def fenced(self) -> bool:
         return time.monotonic() - self.last_renewed > self.fence_after_s

@@ -378,8 +378,8 @@ class Uploader:
     def _record_done(self, row: Upload, entry: Entry | None, digest: str | None,
                      staged: Staged | None) -> bool:
         """`_finish` in the catalog: whether the source shows the file differently."""
-        newer = [r for r in self.rows.for_node(row.node_id, self.owner) if r.id > row.id]
-        with self.tree.transaction() as txn:
+        with self.tree.transaction() as txn:  # (newer rows read inside: none can slip in)
+            newer = [r for r in self.rows.for_node(row.node_id, self.owner) if r.id > row.id]
             self.rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
             if entry is None or node is None or newer:
