@@ -16,7 +16,7 @@ import errno
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -225,6 +225,11 @@ class Catalog:
                 yield
             finally:
                 self.engine.rollback()
+
+    def reading(self) -> AbstractContextManager[None]:
+        """This thread's reads outside a transaction of its own go apart from the writer's
+        connection until the block ends (`Engine.reading`)."""
+        return self.engine.reading()
 
     def copy_to(self, path: Path) -> None:
         """A consistent copy of the whole catalog as one self-contained SQLite file."""

@@ -190,7 +190,7 @@ async def _refresh_gauges(namespace: Namespace) -> None:
     server's thread must not use the catalog connection)."""
     while True:
         try:
-            await namespace.s.catalog(namespace.refresh_metrics)
+            await namespace.s.catalog.read(namespace.refresh_metrics)
         except FsError as exc:  # (a shared catalog's server restarting: the next round)
             log.warning("metrics not refreshed: %s", exc.strerror)
         await trio.sleep(METRICS_EVERY_S)

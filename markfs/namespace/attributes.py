@@ -23,10 +23,10 @@ class ExtendedAttributes:
         self.catalog, self.provider_of, self.tags = catalog, provider_of, tags
 
     async def get(self, node: Node, name: bytes) -> bytes:
-        return await self.catalog(self._get, node, name)
+        return await self.catalog.read(self._get, node, name)
 
     async def names(self, node: Node) -> list[bytes]:
-        return await self.catalog(self._names, node)
+        return await self.catalog.read(self._names, node)
 
     async def set(self, node: Node, name: bytes, value: bytes) -> None:
         await self.catalog(self._set, node, name, value)

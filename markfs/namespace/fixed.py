@@ -41,7 +41,7 @@ class ControlFiles(Provider):
     async def _render(self, node: Node) -> bytes:
         if node.id != STATUS_FILE_ID:
             return METRICS.text()
-        self._last_status = await self.s.catalog(self._render_status)
+        self._last_status = await self.s.catalog.read(self._render_status)
         return self._last_status
 
     def attrs(self, node: Node) -> Node:

@@ -164,7 +164,7 @@ class Namespace:
 
     async def is_writable(self, node: Node) -> bool:
         """(A view's answer is its row in the catalog: through the catalog's runner.)"""
-        return await self.s.catalog(self._provider(node).writable, node)
+        return await self.s.catalog.read(self._provider(node).writable, node)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Every background task of the namespace, for as long as it serves: uploads left
@@ -382,7 +382,8 @@ class Namespace:
     # -- the filesystem as a whole -----------------------------------------------------
 
     async def statfs(self) -> FsStats:
-        return filesystem_stats(self.data_dir.root, await self.s.catalog(self.tree.count_nodes))
+        nodes = await self.s.catalog.read(self.tree.count_nodes)
+        return filesystem_stats(self.data_dir.root, nodes)
 
 
 def check_name(name: bytes) -> None:

@@ -159,4 +159,4 @@ class CatalogFolders(Provider):
         return self.s.tree.child(parent.id, name)
 
     async def list_folder(self, directory: Node, after: int, limit: int) -> Listing:
-        return await self.s.catalog(self.s.tree.children, directory.id, after, limit)
+        return await self.s.catalog.read(self.s.tree.children, directory.id, after, limit)

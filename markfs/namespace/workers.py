@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 import trio
 
 from markfs.catalog.db import Catalog
+from markfs.catalog.engines.pgreaders import READERS
 from markfs.errors import FsError
 from markfs.metrics import METRICS
 
@@ -80,9 +81,11 @@ class CatalogRunner:
     """Runs the namespace's catalog work off the trio loop when its catalog is a server's.
 
     There every statement is a network round trip that may stall (a server paused, a
-    network cut without a reset): the work — a whole write transaction, or a read that
-    goes to the server — runs in a worker thread, one at a time (the catalog has one
-    connection), under the deadline of every backend call. Past it the request fails
+    network cut without a reset): the work runs in a worker thread under the deadline
+    of every backend call — work that may write (a whole write transaction) one at a
+    time, on the catalog's one connection; work that only reads (`read`: a readdir's
+    page, xattrs, statfs, status.json, the journal's rows) up to `READERS` at once on
+    the catalog's read pool, never behind a write. Past the deadline the request fails
     with EIO and the work finishes on its own; the next waits for it, so every caller
     gets EIO in bounded time, and requests that need no catalog (the mirror, the kernel,
     a local disk) are answered meanwhile. On SQLite the work runs inline: µs on a local
@@ -95,20 +98,33 @@ class CatalogRunner:
         self.catalog = catalog
         self.off_loop = catalog is not None and catalog.engine.shared
         self.timeout = timeout
-        self._limiter = trio.CapacityLimiter(1)
+        self._writes = trio.CapacityLimiter(1)  # (the catalog's one connection)
+        self._reads = trio.CapacityLimiter(READERS)  # (its read pool's)
 
     async def __call__(self, fn: Callable[..., T], *args: object) -> T:
+        """Work that may write: one call at a time."""
         work = partial(fn, *args)
         if self.catalog is not None and self.catalog.fenced():
             # taken while this host is fenced: its writes fail even if the session is
             # renewed before they reach the catalog (the session's thread may win)
             work = partial(self.catalog.refusing, work)
+        return await self._run(work, self._writes, fn)
+
+    async def read(self, fn: Callable[..., T], *args: object) -> T:
+        """Work that only reads: on a server's catalog through its read pool, beside the
+        writes (never behind one, of this host or another's: `Catalog.reading`)."""
+        work = partial(fn, *args)
+        if self.off_loop and self.catalog is not None:
+            work = partial(_reading, self.catalog, work)
+        return await self._run(work, self._reads, fn)
+
+    async def _run(self, work: Callable[[], T], limiter: trio.CapacityLimiter,
+                   fn: Callable[..., object]) -> T:
         if not self.off_loop:
             return work()
         METRICS.thread_hops.labels("catalog").inc()
         with trio.move_on_after(self.timeout):
-            return await trio.to_thread.run_sync(
-                work, limiter=self._limiter, abandon_on_cancel=True)
+            return await trio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
         log.warning("%s: the catalog's server did not answer in %.1fs: answering EIO",
                     getattr(fn, "__name__", fn), self.timeout)
         raise FsError(errno.EIO, "the catalog's server did not answer in time")
@@ -125,6 +141,11 @@ def catalog_outage(doing: str) -> Iterator[None]:
         if exc.code != errno.EIO:
             raise
         log.warning("%s: %s", doing, exc.strerror)
+
+
+def _reading(catalog: Catalog, work: Callable[[], T]) -> T:
+    with catalog.reading():
+        return work()
 
 
 def _inline(fn: Callable[..., object]) -> bool:

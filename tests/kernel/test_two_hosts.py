@@ -240,14 +240,16 @@ def test_a_paused_host_writes_nothing_once_its_session_lapsed(hosts: Hosts) -> N
 
 
 def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_rest(
-        hosts: Hosts) -> None:
-    """The server process behind the daemon's catalog connection stopped (SIGSTOP: its
-    TCP peer still acknowledges, so nothing times out on its own): each request that
-    needs the catalog — a mkdir, a file's xattrs, statfs (its node count), status.json —
-    fails with EIO after `io_timeout`; a stat, which needs none, is answered all the
-    while (the catalog's work runs off the trio loop); after SIGCONT the daemon writes
-    again. Before: the first statement stopped the loop, and every request to the mount
-    waited with it (the xattrs, statfs and status.json until 2026-12-06)."""
+        hosts: Hosts, postgres: PostgresServer) -> None:
+    """The catalog's server stopped (SIGSTOP of its postmaster and of every process
+    serving the daemon's connections — the writer's, its read pool's, its session's —
+    whose TCP peers still acknowledge, so nothing times out on its own): each request
+    that needs the catalog — a mkdir, a file's xattrs, statfs (its node count),
+    status.json — fails with EIO after `io_timeout`; a stat, which needs none, is
+    answered all the while (the catalog's work runs off the trio loop); after SIGCONT
+    the daemon writes again. Before: the first statement stopped the loop, and every
+    request to the mount waited with it (the xattrs, statfs and status.json until
+    2026-12-06)."""
     hosts.b.stop()
     hosts.a.stop()
     (hosts.a.data_dir / "markfs.toml").write_text(
@@ -258,8 +260,10 @@ def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_re
     status = hosts.a.path / ".markfs" / "status.json"
     asked = [("mkdir", files / "during"), ("getxattr", files / "kept.txt"),
              ("listxattr", files / "kept.txt"), ("statfs", files), ("read", status)]
-    backend = _catalog_backend(hosts.url)
-    os.kill(backend, signal.SIGSTOP)
+    assert postgres.proc is not None
+    stopped = [postgres.proc.pid, *_markfs_backends(hosts.url)]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
     try:
         calls = [subprocess.Popen([sys.executable, "-c", CALL, op, str(path)],
                                   stdout=subprocess.PIPE, text=True) for op, path in asked]
@@ -271,7 +275,8 @@ def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_re
         answers = {op: call.communicate()[0].strip() for (op, _), call
                    in zip(asked, calls, strict=True)}
     finally:
-        os.kill(backend, signal.SIGCONT)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
     assert answers == {op: f"error {errno.EIO}" for op, _ in asked}
     assert stats >= 2
     wait_until(lambda: _made(files / "after"))
@@ -293,15 +298,17 @@ except OSError as exc:
 """
 
 
-def _catalog_backend(url: str) -> int:
-    """The pid of the server process behind the one daemon's catalog connection."""
+def _markfs_backends(url: str) -> list[int]:
+    """The pids of the server processes behind the one daemon's connections (its
+    catalog's, its read pool's, its session's, its feed's)."""
     import psycopg
 
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = "
-                            "'markfs' AND datname = current_database()").fetchall()
-    assert len(rows) == 1, rows
-    return int(rows[0][0])
+        rows = conn.execute("SELECT pid, application_name FROM pg_stat_activity WHERE "
+                            "application_name LIKE 'markfs%' AND datname = "
+                            "current_database()").fetchall()
+    assert [name for _, name in rows].count("markfs") == 1, rows
+    return [int(pid) for pid, _ in rows]
 
 
 def _made(path: Path) -> bool:

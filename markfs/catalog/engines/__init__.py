@@ -18,6 +18,7 @@ server can do (copy, checkpoint, integrity check).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -108,6 +109,11 @@ class Engine(Protocol):
 
     def copy_to(self, path: Path) -> None:
         """A consistent copy of the whole catalog as one SQLite file (backups)."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Inside it, this thread's reads outside a transaction of its own go to a
+        connection apart from the writer's (a server's read pool, `pgreaders`: they
+        never queue behind a write); SQLite: nothing changes (its reads do not wait)."""
 
     def checkpoint(self) -> None:
         """Make committed transactions durable (SQLite's WAL into its file)."""

@@ -20,6 +20,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from markfs.catalog.engines import pgschema
+from markfs.catalog.engines.pgreaders import ReadPool
 from markfs.catalog.engines.sqlite import new_generation, refuse_newer
 from markfs.catalog.schema import MIGRATIONS
 from markfs.errors import FsError, UserError, first_line
@@ -75,8 +77,11 @@ class PgConnection:
         self.raw = conn
         self._reconnect = reconnect
         self.in_transaction = False
+        self.owner: int | None = None  # the thread whose transaction is open, if any
         self.deferred: list[bytes] = []  # bound statements not sent yet (in a transaction)
         self.guard = threading.RLock()
+        # where a statement of this thread goes instead (a read pool's: `pgreaders`)
+        self.route: Callable[[], PgConnection | None] = lambda: None
 
     def close(self) -> None:
         self.raw.close()
@@ -93,6 +98,9 @@ class PgConnection:
         return taken
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
+        reader = self.route()
+        if reader is not None:
+            return reader.execute(sql, params)
         with self.guard:
             return self._execute(sql, params)
 
@@ -170,6 +178,8 @@ class PostgresEngine:
                             f"{first_line(exc)}") from None
         self.conn = PgConnection(raw, self._connect)
         self.guard = self.conn.guard
+        self.readers = ReadPool(lambda: self.connection_apart("read"))
+        self.conn.route = self._route
         self._node_ids: list[int] = []  # taken from the sequence, not used yet (descending)
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -192,6 +202,17 @@ class PostgresEngine:
 
     def describe(self) -> str:
         return self.url
+
+    def reading(self) -> AbstractContextManager[None]:
+        return self.readers.reading()
+
+    def _route(self) -> PgConnection | None:
+        """A statement of a thread inside `reading()` goes to its pool connection, unless
+        it is inside that thread's own transaction (which reads what it wrote)."""
+        reader = self.readers.current()
+        if reader is None or self.conn.owner == threading.get_ident():
+            return None
+        return reader
 
     def connection_apart(self, purpose: str) -> PgConnection:
         """A connection of its own (autocommit) for one task of this host — its session,
@@ -237,14 +258,14 @@ class PostgresEngine:
         COMMIT (writers queue there, from every host, so stamps commit in order)."""
         cursor = self.conn.execute_script(
             "BEGIN; UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value")
-        self.conn.in_transaction = True
+        self.conn.in_transaction, self.conn.owner = True, threading.get_ident()
         cursor.nextset()
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 
     def hold(self) -> None:
         self.conn.execute_script("BEGIN; SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
-        self.conn.in_transaction = True
+        self.conn.in_transaction, self.conn.owner = True, threading.get_ident()
 
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
         self.conn.defer(sql, params)
@@ -260,7 +281,7 @@ class PostgresEngine:
         """What was deferred, then `first`, sent with the COMMIT."""
         script = [*self.conn.take_deferred(), *(self.conn.bind(sql, params)
                                                for sql, params in first)]
-        self.conn.in_transaction = False
+        self.conn.in_transaction, self.conn.owner = False, None
         try:
             self.conn.execute_script(b"; ".join([*script, b"COMMIT"]))
         except BaseException:
@@ -276,7 +297,7 @@ class PostgresEngine:
                 self.raw.execute("ROLLBACK")
 
     def rollback(self) -> None:
-        self.conn.in_transaction = False
+        self.conn.in_transaction, self.conn.owner = False, None
         self.conn.deferred.clear()
         if not self.raw.broken:
             self.raw.execute("ROLLBACK")
@@ -315,6 +336,7 @@ class PostgresEngine:
         return []
 
     def close(self) -> None:
+        self.readers.close()
         self.raw.close()
 
 

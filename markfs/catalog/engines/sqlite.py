@@ -13,6 +13,7 @@ import errno
 import logging
 import secrets
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,9 @@ class SqliteEngine:
             dest.execute("PRAGMA journal_mode = DELETE")  # no -wal file beside the copy
         finally:
             dest.close()
+
+    def reading(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def checkpoint(self) -> None:
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -102,7 +102,7 @@ class TagFolders(GatheredFolders):
     (The catalog's reads and writes through its runner: off the loop on a server's.)"""
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
-        return await self.s.catalog(self._tagged, folder)
+        return await self.s.catalog.read(self._tagged, folder)
 
     def _tagged(self, folder: Node) -> dict[bytes, Node]:
         tag = self.s.tree.catalog.tags.tag_of_folder(folder.id)
@@ -130,7 +130,7 @@ class CategoryFolders(GatheredFolders):
     (The catalog's reads and writes through its runner: off the loop on a server's.)"""
 
     async def compute(self, folder: Node) -> dict[bytes, Node]:
-        return await self.s.catalog(self._assigned, folder)
+        return await self.s.catalog.read(self._assigned, folder)
 
     def _assigned(self, folder: Node) -> dict[bytes, Node]:
         catalog = self.s.tree.catalog

@@ -60,7 +60,7 @@ class ViewFolders(GatheredFolders):
     async def compute(self, folder: Node) -> dict[bytes, Node]:
         """(The catalog's reads and writes through its runner: off the loop on a
         server's catalog.)"""
-        rules, pins = await self.s.catalog(self._definition, folder)
+        rules, pins = await self.s.catalog.read(self._definition, folder)
         below = tuple(folder.remote_path.split(b"/")) if folder.remote_path else ()
         subfolders: set[bytes] = set()
         candidates: list[Candidate] = []
@@ -69,10 +69,10 @@ class ViewFolders(GatheredFolders):
             if row is None:
                 continue
             pattern = Pattern.parse(rule.glob)
-            if is_sql(row):
-                candidates += await self.s.catalog(self._tables, row, pattern) if not below else []
-            else:
+            if not is_sql(row):
                 await self._gather(row, pattern, below, subfolders, candidates)
+            elif not below:  # (tables are members at the view's top only)
+                candidates += await self.s.catalog.read(self._tables, row, pattern)
         if not below:
             candidates += self.candidates(pins)
         own = await self.s.catalog(self._subfolders, folder, below, subfolders)
@@ -101,7 +101,7 @@ class ViewFolders(GatheredFolders):
 
     async def source_folder(self, row: SourceRow, parts: tuple[bytes, ...]) -> Node | None:
         """A folder of a file source, looked up (and listed) on demand; None if absent."""
-        known = await self.s.catalog(self.s.tree.node_at, row.id, b"/".join(parts))
+        known = await self.s.catalog.read(self.s.tree.node_at, row.id, b"/".join(parts))
         if known is not None:
             return known if known.is_dir else None
         node = self.s.tree.child(SOURCES_ID, row.name.encode())
@@ -139,7 +139,7 @@ class ViewFolders(GatheredFolders):
 
     async def create(self, parent: Node, name: bytes, mode: int, flags: int,
                      caller: Caller) -> FileHandle:
-        view = await self.s.catalog(self._view, parent)
+        view = await self.s.catalog.read(self._view, parent)
         if parent.id != view.node_id or view.landing_source_id is None:
             raise FsError(errno.EROFS, "this view has no landing folder for new files")
         if await self.lookup(parent, name) is not None:
@@ -157,13 +157,13 @@ class ViewFolders(GatheredFolders):
         return handle
 
     async def remove(self, parent: Node, name: bytes, want_dir: bool) -> None:
-        view = await self.s.catalog(self._view, parent)
+        view = await self.s.catalog.read(self._view, parent)
         node = await self._member(parent, name)
         if node.kind is Kind.VIEW:
             raise FsError(errno.EPERM, "a view's folders follow its rules")
         if node.is_dir != want_dir:
             raise FsError(errno.ENOTDIR if want_dir else errno.EISDIR)
-        pinned = parent.id == view.node_id and node.id in await self.s.catalog(
+        pinned = parent.id == view.node_id and node.id in await self.s.catalog.read(
             self.s.tree.catalog.views.pins_of, view.id)
         if not pinned:
             log.warning("view %s: %r is a member by rule; removing it from the view would "

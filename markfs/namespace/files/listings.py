@@ -130,7 +130,7 @@ class SourceListings:
         if exc.code == errno.ENOENT or exc.refused:
             return False
         known = directory.id in self._listed or bool(
-            await self.s.catalog(self.s.tree.children, directory.id, 0, 1))
+            await self.s.catalog.read(self.s.tree.children, directory.id, 0, 1))
         if known:
             log.warning("listing %r failed (%s): showing the cached listing",
                         directory.remote_path, exc.strerror)
@@ -179,7 +179,7 @@ class SourceListings:
         `COMPLETIONS_AT_ONCE` at a time. An entry gone meanwhile is left out."""
         if not keeps_metadata(backend):
             return entries
-        known = await self.s.catalog(self.s.tree.child_map, folder.id)
+        known = await self.s.catalog.read(self.s.tree.child_map, folder.id)
         todo = [i for i, e in enumerate(entries)
                 if valid_name(e.name) and needs_completion(known.get(e.name), e)]
         if not todo:

@@ -83,7 +83,7 @@ class SourceFiles(Provider):
     async def list_folder(self, directory: Node, after: int, limit: int) -> Listing:
         if after == 0:
             await self.listings.ensure_listed(directory)
-        return await self.s.catalog(self.s.tree.children, directory.id, after, limit)
+        return await self.s.catalog.read(self.s.tree.children, directory.id, after, limit)
 
     async def create(self, parent: Node, name: bytes, mode: int, flags: int,
                      caller: Caller) -> FileHandle:

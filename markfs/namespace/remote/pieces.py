@@ -76,8 +76,8 @@ class PieceLedger:
         another host whose session was removed (lapsed past its grace: that host was
         cut off or died mid-upload). Returns how many were aborted."""
         aborted = 0
-        rows = await self.catalog(self.tree.unfinished_piece_uploads)
-        in_session = await self.catalog(self._owners_in_session) if rows else None
+        rows = await self.catalog.read(self.tree.unfinished_piece_uploads)
+        in_session = await self.catalog.read(self._owners_in_session) if rows else None
         for row in rows:
             mine = row.owner == self.owner
             if (mine and row.id in self.live) or (

@@ -162,24 +162,24 @@ class Uploader:
 
     async def latest_upload(self, node_id: int) -> int | None:
         """The journal row of the file's newest content still to send, if any."""
-        rows = await self.catalog(self.rows.for_node, node_id, self.owner)
+        rows = await self.catalog.read(self.rows.for_node, node_id, self.owner)
         return rows[-1].id if rows else None
 
     async def wait_uploaded(self, upload_id: int, timeout: float) -> None:
         """Until the journal row is gone (uploaded or superseded): fsync's guarantee."""
-        waited = await self.catalog(self.rows.get, upload_id)
+        waited = await self.catalog.read(self.rows.get, upload_id)
         if waited is not None:
             self._urgent.add(waited.node_id)  # (not after the upload delay)
             self._wakeup.set()
         self.retry_now()  # fsync tries at once, not after the back-off
         with trio.move_on_after(timeout):
             async with self._uploaded:
-                while (row := await self.catalog(self.rows.get, upload_id)) is not None:
+                while (row := await self.catalog.read(self.rows.get, upload_id)) is not None:
                     if row.parked_ns is not None:
                         raise FsError(errno.EIO, f"upload parked: {row.last_error}")
                     await self._uploaded.wait()
                 return
-        row = await self.catalog(self.rows.get, upload_id)
+        row = await self.catalog.read(self.rows.get, upload_id)
         detail = f": {row.last_error}" if row and row.last_error else ""
         raise FsError(errno.EIO, f"upload not finished in time{detail}")
 
@@ -236,7 +236,7 @@ class Uploader:
                 self._sleeping = None
                 if time.monotonic() - adopted_at > ADOPT_EVERY_S:
                     with catalog_outage("adopting a gone daemon's uploads (again in 1 s)"):
-                        if await self.catalog(self._gone_owners):
+                        if await self.catalog.read(self._gone_owners):
                             self.adopt_orphans()  # a daemon that shared this data dir died
                         nursery.start_soon(self.sending.pieces.sweep)
                     adopted_at = time.monotonic()
@@ -245,7 +245,7 @@ class Uploader:
         """This daemon's journal rows to send; none while the catalog does not answer (a
         shared catalog's server restarting: the next look, within a second, reads them)."""
         with catalog_outage("reading the upload journal (again within 1 s)"):
-            return await self.catalog(self.rows.pending, self.owner)
+            return await self.catalog.read(self.rows.pending, self.owner)
         return []
 
     def _look_within(self, seconds: float) -> None:

@@ -1,0 +1,89 @@
+"""The read pool of a catalog on PostgreSQL (`catalog/engines/pgreaders.py`): reads made
+inside `Catalog.reading()` go to connections apart from the writer's, so they never wait
+for a write under way — of this host, or another host's holding the stamp row's lock."""
+
+from __future__ import annotations
+
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import add_source_now
+
+from markfs.catalog import nodes as q
+from markfs.config import DataDir
+from markfs.model import Kind
+from markfs.namespace.tree import SOURCES_ID, Tree
+
+ON_POSTGRESQL = pytest.mark.parametrize("catalog_engine", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def tree(data_dir: Path, tmp_path: Path) -> Iterator[Tree]:
+    (tmp_path / "files").mkdir()
+    add_source_now(data_dir, "loc", f"file://{tmp_path / 'files'}")
+    opened = Tree.open(DataDir(data_dir))
+    yield opened
+    opened.close()
+
+
+def new_file(tree: Tree, name: bytes) -> int:
+    top = tree.child(SOURCES_ID, b"loc")
+    assert top is not None
+    now = time.time_ns()
+    with tree.transaction() as txn:
+        return q.insert_node(txn, top.id, name, q.NewNode(
+            Kind.SOURCE, stat.S_IFREG | 0o644, 0, 0, 0, now, now, source_id=top.source_id,
+            remote_path=name), generation=tree.generation)
+
+
+def names_in_top(tree: Tree) -> set[bytes]:
+    top = tree.child(SOURCES_ID, b"loc")
+    assert top is not None
+    return set(tree.child_map(top.id))
+
+
+@ON_POSTGRESQL
+def test_a_read_does_not_wait_for_a_write_under_way_and_sees_what_was_committed(
+        tree: Tree) -> None:
+    """Before: every statement of the catalog took the writer's connection, so a read
+    waited for the COMMIT of whatever transaction another thread had open."""
+    new_file(tree, b"committed")
+    inside, finish = threading.Event(), threading.Event()
+    seen: list[set[bytes]] = []
+
+    def writer() -> None:
+        with tree.transaction():
+            new_file(tree, b"under-way")
+            inside.set()
+            finish.wait(30)
+
+    def reader() -> None:
+        with tree.catalog.reading():
+            seen.append(names_in_top(tree))
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    inside.wait(30)
+    reading = threading.Thread(target=reader)
+    reading.start()
+    reading.join(10)
+    answered = not reading.is_alive()
+    finish.set()
+    writing.join(30)
+    reading.join(30)
+    assert answered, "the read waited for the write"
+    assert seen == [{b"committed"}]  # (not the other thread's open transaction)
+    assert names_in_top(tree) == {b"committed", b"under-way"}
+
+
+@ON_POSTGRESQL
+def test_a_transaction_opened_while_reading_reads_what_it_wrote(tree: Tree) -> None:
+    with tree.catalog.reading():
+        with tree.transaction():
+            new_file(tree, b"mine")
+            assert b"mine" in names_in_top(tree)  # (its own connection: its own write)
+        assert b"mine" in names_in_top(tree)  # (the pool's: committed)
