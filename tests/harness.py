@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -109,5 +110,34 @@ async def errno_of(call: Awaitable[object]) -> int:
     return 0
 
 
-__all__ = ["ROOT", "InProcess", "add_memory_source", "errno", "errno_of", "names", "read_all",
-           "resolve", "write_new"]
+def local_source_tree(data_dir: Path, tmp_path: Path) -> Iterator[Tree]:
+    """A fixture's body: the tree of a data directory with a local source `loc` (a folder
+    of the test's own), opened in the test's process, closed after."""
+    (tmp_path / "files").mkdir()
+    add_source_now(data_dir, "loc", f"file://{tmp_path / 'files'}")
+    opened = Tree.open(DataDir(data_dir))
+    yield opened
+    opened.close()
+
+
+def answered_while_held(hold: Callable[[threading.Event, threading.Event], object],
+                        step: Callable[[], object], within: float = 10.0) -> bool:
+    """Whether `step` (in a thread) ends within `within` seconds while another thread
+    holds something: `hold(inside, release)` sets `inside` once it holds, then waits for
+    `release` (set once `step` ended or the time is up)."""
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold, args=(inside, release))
+    holder.start()
+    inside.wait(30)
+    stepping = threading.Thread(target=step)
+    stepping.start()
+    stepping.join(within)
+    answered = not stepping.is_alive()
+    release.set()
+    holder.join(30)
+    stepping.join(30)
+    return answered
+
+
+__all__ = ["ROOT", "InProcess", "add_memory_source", "answered_while_held", "errno",
+           "errno_of", "local_source_tree", "names", "read_all", "resolve", "write_new"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from harness import ROOT, InProcess, add_memory_source, resolve
+from harness import ROOT, InProcess, add_memory_source, answered_while_held, resolve
 
 from markfs.backends.memory import MemoryBackend
 from markfs.catalog import sessions
@@ -105,10 +105,9 @@ def test_a_host_stopped_inside_a_write_lets_the_others_write_in_bounded_time(
     try:
         assert isinstance(a.catalog.engine, PostgresEngine)
         a.catalog.engine.hold_locks_at_most(1.0)
-        stopped, resume = threading.Event(), threading.Event()
         outcome: list[BaseException] = []
 
-        def host_a() -> None:
+        def host_a(stopped: threading.Event, resume: threading.Event) -> None:
             try:
                 with a.transaction():
                     new_folder(a, b"from-a")
@@ -117,16 +116,7 @@ def test_a_host_stopped_inside_a_write_lets_the_others_write_in_bounded_time(
             except BaseException as exc:  # (what A's stopped write came to)
                 outcome.append(exc)
 
-        thread = threading.Thread(target=host_a)
-        thread.start()
-        stopped.wait(30)
-        writer = threading.Thread(target=new_folder, args=(b, b"from-b"))
-        writer.start()
-        writer.join(20)
-        done = not writer.is_alive()
-        resume.set()
-        thread.join(30)
-        writer.join(30)
+        done = answered_while_held(host_a, lambda: new_folder(b, b"from-b"), within=20)
         assert done, "host B's write waited for the stopped host"
         assert len(outcome) == 1 and isinstance(outcome[0], (psycopg.Error, OSError))
         new_folder(a, b"a-again")

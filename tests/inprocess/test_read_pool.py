@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import add_source_now
+from harness import answered_while_held, local_source_tree
 
 from markfs.catalog import nodes as q
-from markfs.config import DataDir
 from markfs.model import Kind
 from markfs.namespace.tree import SOURCES_ID, Tree
 
@@ -23,11 +22,7 @@ ON_POSTGRESQL = pytest.mark.parametrize("catalog_engine", ["postgresql"], indire
 
 @pytest.fixture
 def tree(data_dir: Path, tmp_path: Path) -> Iterator[Tree]:
-    (tmp_path / "files").mkdir()
-    add_source_now(data_dir, "loc", f"file://{tmp_path / 'files'}")
-    opened = Tree.open(DataDir(data_dir))
-    yield opened
-    opened.close()
+    yield from local_source_tree(data_dir, tmp_path)
 
 
 def new_file(tree: Tree, name: bytes) -> int:
@@ -52,29 +47,19 @@ def test_a_read_does_not_wait_for_a_write_under_way_and_sees_what_was_committed(
     """Before: every statement of the catalog took the writer's connection, so a read
     waited for the COMMIT of whatever transaction another thread had open."""
     new_file(tree, b"committed")
-    inside, finish = threading.Event(), threading.Event()
     seen: list[set[bytes]] = []
 
-    def writer() -> None:
+    def writer(inside: threading.Event, release: threading.Event) -> None:
         with tree.transaction():
             new_file(tree, b"under-way")
             inside.set()
-            finish.wait(30)
+            release.wait(30)
 
     def reader() -> None:
         with tree.catalog.reading():
             seen.append(names_in_top(tree))
 
-    writing = threading.Thread(target=writer)
-    writing.start()
-    inside.wait(30)
-    reading = threading.Thread(target=reader)
-    reading.start()
-    reading.join(10)
-    answered = not reading.is_alive()
-    finish.set()
-    writing.join(30)
-    reading.join(30)
+    answered = answered_while_held(writer, reader)
     assert answered, "the read waited for the write"
     assert seen == [{b"committed"}]  # (not the other thread's open transaction)
     assert names_in_top(tree) == {b"committed", b"under-way"}

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import apsw
 import pytest
-from conftest import add_source_now
+from harness import local_source_tree
 
 from markfs.admin.fsck import fsck
 from markfs.catalog import nodes as q
-from markfs.config import DataDir
 from markfs.errors import FsError
 from markfs.model import Kind
 from markfs.namespace.tree import SOURCES_ID, Tree
@@ -30,11 +29,7 @@ pytestmark = pytest.mark.both_engines
 
 @pytest.fixture
 def tree(data_dir: Path, tmp_path: Path) -> Iterator[Tree]:
-    (tmp_path / "files").mkdir()
-    add_source_now(data_dir, "loc", f"file://{tmp_path / 'files'}")
-    opened = Tree.open(DataDir(data_dir))
-    yield opened
-    opened.close()
+    yield from local_source_tree(data_dir, tmp_path)
 
 
 @pytest.fixture
