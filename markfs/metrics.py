@@ -84,6 +84,10 @@ class Metrics:
         self.feed_failures = Counter("markfs_feed_failures", "Times the change feed lost "
                                      "its connection to the catalog and reconnected",
                                      registry=r)
+        self.catalog_timeouts = Counter(
+            "markfs_catalog_timeouts", "Catalog calls past io_timeout, answered EIO (the "
+            "catalog's server stalled, or a write waited for another host's lock), by "
+            "kind: write, read", ["kind"], registry=r)
 
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -108,7 +108,7 @@ class CatalogRunner:
             # taken while this host is fenced: its writes fail even if the session is
             # renewed before they reach the catalog (the session's thread may win)
             work = partial(self.catalog.refusing, work)
-        return await self._run(work, self._writes, fn)
+        return await self._run(work, self._writes, fn, "write")
 
     async def read(self, fn: Callable[..., T], *args: object) -> T:
         """Work that only reads: on a server's catalog through its read pool, beside the
@@ -116,15 +116,16 @@ class CatalogRunner:
         work = partial(fn, *args)
         if self.off_loop and self.catalog is not None:
             work = partial(_reading, self.catalog, work)
-        return await self._run(work, self._reads, fn)
+        return await self._run(work, self._reads, fn, "read")
 
     async def _run(self, work: Callable[[], T], limiter: trio.CapacityLimiter,
-                   fn: Callable[..., object]) -> T:
+                   fn: Callable[..., object], kind: str) -> T:
         if not self.off_loop:
             return work()
         METRICS.thread_hops.labels("catalog").inc()
         with trio.move_on_after(self.timeout):
             return await trio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
+        METRICS.catalog_timeouts.labels(kind).inc()
         log.warning("%s: the catalog's server did not answer in %.1fs: answering EIO",
                     getattr(fn, "__name__", fn), self.timeout)
         raise FsError(errno.EIO, "the catalog's server did not answer in time")

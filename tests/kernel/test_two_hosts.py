@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -282,6 +283,10 @@ def test_a_stalled_catalog_server_fails_what_needs_it_in_time_and_answers_the_re
     wait_until(lambda: _made(files / "after"))
     assert (files / "kept.txt").read_bytes() == b"kept"
     assert b'"sources"' in status.read_bytes() and os.statvfs(files).f_files > 0
+    metrics = (hosts.a.path / ".markfs" / "metrics").read_text()
+    timeouts = {kind: float(value) for kind, value in re.findall(
+        r'^markfs_catalog_timeouts_total\{kind="(\w+)"\} (\S+)$', metrics, re.M)}
+    assert timeouts.get("write", 0) >= 1 and timeouts.get("read", 0) >= 4, timeouts
 
 
 CALL = """
