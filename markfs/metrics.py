@@ -2,8 +2,8 @@
 process's own): FUSE requests by operation with latency histograms, bytes read and
 written per source, calls handed to worker threads by function, content-cache hits
 and misses and its size, pending uploads,
-upload retries and failures, listing requests, scan jobs, stale tables, and the
-process's own CPU and memory.
+upload retries and failures, listing requests, scan jobs, stale tables, a shared
+catalog's feed and its calls past their deadline, and the process's own CPU and memory.
 
 Counters are bumped where things happen (in the layers that do them); gauges that
 are answers of the catalog are set by the mount's loop once a second
