@@ -20,7 +20,7 @@ from conftest import Mount, run_markfs
 
 FILES = ["data.csv", "data.jsonl", "data.parquet", "preview.csv", "schema.json", "stats.json"]
 # the catalog's part of these (managed tables, views, tags, search) on both engines
-BOTH_ENGINES = pytest.mark.both_engines
+pytestmark = pytest.mark.both_engines  # the whole module on SQLite and on PostgreSQL
 
 ROWS = [(i, f"name {i} é \"q\", new\nline" if i % 7 else None, f"{i}.25",
          i / 3 if i % 5 else None, bytes([i % 256, 0, 255]) if i % 4 else None)
@@ -73,7 +73,6 @@ def test_unmanaged_tables_are_not_shown_and_nothing_is_rendered(
     assert not list((data_dir / "cache" / "snapshots").glob("??/*"))
 
 
-@BOTH_ENGINES
 def test_manage_shows_the_six_files_of_the_table(tables: Path, data_dir: Path) -> None:
     out = run_markfs(data_dir, "manage", "shop/main/items").stdout
     assert "shop/main/items: 300 rows" in out
@@ -194,7 +193,6 @@ def test_a_changed_source_marks_the_snapshot_stale(tables: Path, data_dir: Path,
     assert "stale: shop/main/items" in run_markfs(data_dir, "status").stdout
 
 
-@BOTH_ENGINES
 def test_refresh_swaps_in_new_content_while_an_old_handle_reads_the_old(
         tables: Path, data_dir: Path, shop: Path) -> None:
     run_markfs(data_dir, "manage", "shop/main/items")
@@ -281,7 +279,6 @@ def test_renders_are_logged_as_jobs(tables: Path, data_dir: Path) -> None:
     assert "scan shop: done" in out
 
 
-@BOTH_ENGINES
 def test_search_finds_tables_by_name_column_and_prints_mount_paths(
         tables: Path, data_dir: Path) -> None:
     run_markfs(data_dir, "scan", "shop")

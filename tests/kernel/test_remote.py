@@ -15,7 +15,7 @@ from remote_helpers import RemoteSource, mount_remote, source_for
 
 # the core of these runs on both catalog engines (tests/conftest.py); the big copies and
 # long listings, whose cost is the storage's, on the default one
-BOTH_ENGINES = pytest.mark.both_engines
+pytestmark = pytest.mark.both_engines  # the whole module on SQLite and on PostgreSQL
 
 # the core behaviours, on both S3 servers and SFTP
 ON_TWO_S3_SERVERS = pytest.mark.parametrize("remote", ["s3", "seaweedfs", "sftp"],
@@ -46,7 +46,6 @@ def read_file(path: Path) -> bytes:
         return f.read()
 
 
-@BOTH_ENGINES
 @ON_TWO_S3_SERVERS
 def test_existing_tree_is_listed_with_sizes(remote: RemoteSource, rsrc: Path) -> None:
     remote.put("top.txt", b"12345")
@@ -74,14 +73,12 @@ def test_ranged_reads_at_odd_offsets(remote: RemoteSource, rsrc: Path) -> None:
             assert f.read(100) == data[offset : offset + 100]
 
 
-@BOTH_ENGINES
 def test_written_file_is_uploaded_after_close(remote: RemoteSource, rsrc: Path) -> None:
     (rsrc / "new.txt").write_bytes(b"written through the mount")
     remote.wait_for("new.txt", b"written through the mount")
     assert (rsrc / "new.txt").read_bytes() == b"written through the mount"
 
 
-@BOTH_ENGINES
 def test_fsync_returns_after_the_upload(remote: RemoteSource, rsrc: Path) -> None:
     fd = os.open(rsrc / "synced.txt", os.O_CREAT | os.O_WRONLY, 0o644)
     try:
@@ -104,7 +101,6 @@ def test_copy_in_of_a_64mb_file_is_intact(remote: RemoteSource, rsrc: Path) -> N
     assert os.stat(rsrc / "in.bin").st_size == len(data)
 
 
-@BOTH_ENGINES
 def test_random_write_into_an_existing_file(remote: RemoteSource, rsrc: Path) -> None:
     remote.put("f.bin", b"a" * 10_000)
     with open(rsrc / "f.bin", "r+b") as f:
@@ -127,7 +123,6 @@ def test_append_and_truncate(remote: RemoteSource, rsrc: Path) -> None:
     assert os.stat(rsrc / "log.txt").st_size == 3
 
 
-@BOTH_ENGINES
 def test_mkdir_rmdir_and_files_inside(remote: RemoteSource, rsrc: Path) -> None:
     os.mkdir(rsrc / "d")
     assert "d" in os.listdir(rsrc)
@@ -141,7 +136,6 @@ def test_mkdir_rmdir_and_files_inside(remote: RemoteSource, rsrc: Path) -> None:
     assert not {n for n in remote.names() if n.startswith("d/") or n == "d"}
 
 
-@BOTH_ENGINES
 def test_unlink_removes_the_object(remote: RemoteSource, rsrc: Path) -> None:
     remote.put("gone.txt", b"x")
     os.unlink(rsrc / "gone.txt")
@@ -149,7 +143,6 @@ def test_unlink_removes_the_object(remote: RemoteSource, rsrc: Path) -> None:
     assert "gone.txt" not in os.listdir(rsrc)
 
 
-@BOTH_ENGINES
 def test_rename_of_a_file(remote: RemoteSource, rsrc: Path) -> None:
     remote.put("a.txt", b"content a")
     os.rename(rsrc / "a.txt", rsrc / "b.txt")
@@ -157,7 +150,6 @@ def test_rename_of_a_file(remote: RemoteSource, rsrc: Path) -> None:
     assert (rsrc / "b.txt").read_bytes() == b"content a"
 
 
-@BOTH_ENGINES
 @ON_TWO_S3_SERVERS
 def test_rename_of_a_folder_with_contents(remote: RemoteSource, rsrc: Path) -> None:
     for name in ("x/1", "x/2", "x/sub/3"):
@@ -170,7 +162,6 @@ def test_rename_of_a_folder_with_contents(remote: RemoteSource, rsrc: Path) -> N
     assert not {n for n in remote.names() if n.startswith("x/")}
 
 
-@BOTH_ENGINES
 def test_renamed_file_still_uploading_lands_at_its_new_name(
         remote: RemoteSource, rsrc: Path) -> None:
     (rsrc / "draft").write_bytes(b"v1")

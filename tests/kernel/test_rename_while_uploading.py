@@ -12,6 +12,7 @@ import pytest
 from remote_helpers import RemoteSource, mount_remote, source_for
 
 ROUNDS = 200
+pytestmark = pytest.mark.both_engines  # renames through the catalog of either engine
 
 
 @pytest.fixture(params=["s3", "seaweedfs", "sftp"])

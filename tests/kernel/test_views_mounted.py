@@ -16,7 +16,7 @@ from remote_helpers import RemoteSource, source_for
 
 A_CSV = os.urandom(3 * 1024 * 1024 + 17)  # several chunks, an odd size
 # the catalog's part of these (views, tags, categories, inodes) on both engines
-BOTH_ENGINES = pytest.mark.both_engines
+pytestmark = pytest.mark.both_engines  # the whole module on SQLite and on PostgreSQL
 
 
 
@@ -58,7 +58,6 @@ def until(check: object, timeout: float = 15.0) -> None:
         time.sleep(0.2)
 
 
-@BOTH_ENGINES
 def test_a_view_gathers_both_sources_with_their_paths(vmount: Mount) -> None:
     view = vmount.path / "views" / "fin"
     assert sorted(os.listdir(view)) == ["finance_q1.csv", "q1", "q2"]
@@ -140,7 +139,6 @@ def test_two_files_of_one_name_are_both_listed_in_the_mount(
     assert (view / "same~loc2.txt").read_bytes() == b"y"
 
 
-@BOTH_ENGINES
 def test_tags_set_with_setfattr_are_listed_by_the_cli_and_found_by_search(
         mount: Mount, data_dir: Path, src: Path) -> None:
     (src / "report.csv").write_bytes(b"r")
@@ -162,7 +160,6 @@ def test_tags_given_by_the_cli_show_under_tags_and_as_the_xattr(
     assert (mount.path / "tags/audit/a.txt").read_bytes() == b"a"
 
 
-@BOTH_ENGINES
 def test_the_categories_tree_shows_sub_categories_and_files(
         mount: Mount, data_dir: Path, src: Path) -> None:
     (src / "ledger.csv").write_bytes(b"l")
