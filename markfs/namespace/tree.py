@@ -333,6 +333,12 @@ class Tree:
         with self.catalog.transaction() as txn:
             yield txn
 
+    def write(self, change: Callable[..., object], *args: object) -> None:
+        """One change — a catalog function of `(txn, *args)` — in a transaction of its own
+        (a unit of work to hand to the catalog's runner)."""
+        with self.transaction() as txn:
+            change(txn, *args)
+
     @property
     def generation(self) -> int:
         return self.catalog.generation

@@ -21,12 +21,10 @@ import errno
 import logging
 import stat
 import time
-from collections.abc import Callable
 
 from markfs.catalog import nodes
 from markfs.catalog.curation import views
 from markfs.catalog.sources import SourceRow
-from markfs.catalog.txn import Txn
 from markfs.errors import FsError
 from markfs.model import Kind, Node
 from markfs.namespace.curation.definitions import table_members
@@ -152,7 +150,7 @@ class ViewFolders(GatheredFolders):
         handle = await self.files.create(landing, name, mode, flags, caller)
         if not any(entry == name and node.id == handle.node_id
                    for entry, node in await self.entries(parent, fresh=True)):
-            await self.s.catalog(self._pin, views.pin, view.id, handle.node_id)
+            await self.s.catalog(self.s.tree.write, views.pin, view.id, handle.node_id)
             self.forget(parent.id)
         return handle
 
@@ -170,10 +168,5 @@ class ViewFolders(GatheredFolders):
                         "delete nothing and is refused (change the rules instead)",
                         view.name, name)
             raise FsError(errno.EPERM)
-        await self.s.catalog(self._pin, views.unpin, view.id, node.id)
+        await self.s.catalog(self.s.tree.write, views.unpin, view.id, node.id)
         self.forget(parent.id)
-
-    def _pin(self, change: Callable[[Txn, int, int], object], view_id: int,
-             node_id: int) -> None:
-        with self.s.tree.transaction() as txn:
-            change(txn, view_id, node_id)

@@ -65,8 +65,10 @@ class InPlaceStore:
         refresh that read the node earlier (a watcher's, under the lock of its parent,
         not its own) leaves what this stores alone."""
         current = self.s.tree.node(changed.id)
-        path = at if at is not None else current.remote_path if current is not None else None
-        if current is None or path is None:
+        if current is None:
+            return
+        path = at if at is not None else current.remote_path
+        if path is None:
             return
         self.s.marks.mark(current.id)
         try:

@@ -346,7 +346,7 @@ class Uploader:
     async def _failed(self, row: Upload, exc: Exception) -> bool:
         METRICS.upload_retries.inc()
         self.on_answer(row.source_id, exc)
-        await self.catalog(self._journal, self.rows.failed, row.id, str(exc))
+        await self.catalog(self.tree.write, self.rows.failed, row.id, str(exc))
         log.warning("upload of %r failed (attempt %d): %s", row.remote_path,
                     row.attempts + 1, exc)
         self._wakeup.set()
@@ -356,7 +356,7 @@ class Uploader:
         """A row that can never succeed: reported once, kept for `markfs status`."""
         log.warning("upload of %r parked: %s", row.remote_path, reason)
         METRICS.upload_failures.inc()
-        await self.catalog(self._journal, self.rows.park, row.id, reason)
+        await self.catalog(self.tree.write, self.rows.park, row.id, reason)
         self.staged.row_done(row.node_id, row.id, row.staging, "the upload is parked",
                              keep_file=True)
 
@@ -370,10 +370,6 @@ class Uploader:
                 staged is None or staged.writers <= 0):
             self.on_changed(row.node_id)  # the kernel keeps attributes for long: told now
         self.staged.row_done(row.node_id, row.id, row.staging, "the file is uploaded")
-
-    def _journal(self, change: Callable[..., object], *args: object) -> None:
-        with self.tree.transaction() as txn:
-            change(txn, *args)
 
     def _record_done(self, row: Upload, entry: Entry | None, digest: str | None,
                      staged: Staged | None) -> bool:
