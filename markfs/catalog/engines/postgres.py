@@ -29,23 +29,19 @@ from urllib.parse import urlsplit
 import psycopg
 
 from markfs.catalog.engines import pgschema
+from markfs.catalog.engines.pgfeed import CHANNEL, CONNECT_TIMEOUT_S, KEEPALIVE
 from markfs.catalog.engines.pgreaders import ReadPool
 from markfs.catalog.engines.sqlite import new_generation, refuse_newer
 from markfs.catalog.schema import MIGRATIONS
 from markfs.errors import FsError, UserError, first_line
-from markfs.model import ChangeSet
 from markfs.urlsecrets import has_password
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 10
 MIGRATION_LOCK = 0x6D61726B  # the advisory lock one host holds while it migrates
 # node ids one round trip takes from the sequence ahead of their INSERTs (a block lives
 # in one process; what it leaves unused at exit are gaps in the inode numbers)
 NODE_IDS_AHEAD = 64
-# a stalled server or a cut network shows within ~15 s instead of the kernel's minutes
-_KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-              "keepalives_count": 3, "tcp_user_timeout": 15_000}
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|[?%]")
 
 
@@ -185,7 +181,7 @@ class PostgresEngine:
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                application_name="markfs", options=self._options(),
-                               **_KEEPALIVE)
+                               **KEEPALIVE)
 
     def _options(self) -> str:
         return f"-c idle_in_transaction_session_timeout={self._idle_ms}" if self._idle_ms else ""
@@ -219,7 +215,7 @@ class PostgresEngine:
         its announcements: never queued behind the catalog's writes."""
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                   application_name=f"markfs {purpose}", **_KEEPALIVE)
+                                   application_name=f"markfs {purpose}", **KEEPALIVE)
         return PgConnection(connect(), connect)
 
     def migrate(self) -> None:
@@ -338,62 +334,3 @@ class PostgresEngine:
     def close(self) -> None:
         self.readers.close()
         self.raw.close()
-
-
-
-
-CHANNEL = "markfs_changes"  # NOTIFY channel: the payload is the newest stamp
-
-
-class ChangeListener:
-    """A host's own connection to hear of other hosts' commits: LISTEN, then read the
-    change log. One task uses it at a time (a socket to wait on, then a read)."""
-
-    def __init__(self, url: str) -> None:
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                     application_name="markfs feed", **_KEEPALIVE)
-        self._conn.execute(f"LISTEN {CHANNEL}")
-
-    def fileno(self) -> int:
-        return int(self._conn.pgconn.socket)
-
-    def heard(self) -> int:
-        """The newest stamp the notifications that arrived carry (0: none arrived)."""
-        pgconn = self._conn.pgconn
-        pgconn.consume_input()
-        newest = 0
-        while (note := pgconn.notifies()) is not None:
-            with contextlib.suppress(ValueError):
-                newest = max(newest, int(note.extra.decode()))
-        return newest
-
-    def read_since(self, after: int) -> tuple[int, ChangeSet | None]:
-        """(the catalog's stamp, what changed after `after` up to it), in one snapshot."""
-        from markfs.catalog import changelog  # (it imports the catalog, which imports this)
-
-        with self._conn.transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            reader = PgConnection(self._conn)
-            newest = changelog.newest_stamp(reader)
-            if newest <= after:
-                return newest, ChangeSet()
-            return newest, changelog.read_since(reader, after, newest)
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class Announcer:
-    """A host's connection to tell the others of its commits (a NOTIFY of its own
-    transaction: every notifying commit takes a cluster-wide lock, so never inside
-    the catalog's writes)."""
-
-    def __init__(self, url: str) -> None:
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                     application_name="markfs announce", **_KEEPALIVE)
-
-    def announce(self, stamp: int) -> None:
-        self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(stamp)))
-
-    def close(self) -> None:
-        self._conn.close()

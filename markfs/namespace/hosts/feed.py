@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from markfs.catalog.engines.postgres import Announcer, ChangeListener
+from markfs.catalog.engines.pgfeed import Announcer, ChangeListener
 from markfs.errors import first_line
 from markfs.metrics import METRICS
 from markfs.namespace.tree import Tree
