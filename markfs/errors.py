@@ -55,6 +55,15 @@ class FsError(OSError):
                    refused=isinstance(exc, SourceRefused) or getattr(exc, "refused", False))
 
 
+class CatalogConflict(FsError):
+    """A write transaction the catalog's server ended to let another go on (a deadlock,
+    a serialization failure: SQLSTATE 40P01, 40001). Nothing of it committed: the work
+    that ran it may run again (`CatalogRunner` does, with back-off)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(_errno.EIO, detail)
+
+
 class SourceShut(FsError):
     """A call not made: its source is known not to answer (EIO at once until a probe
     sees it again). No news about the source, so its health does not count it."""

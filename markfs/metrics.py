@@ -88,6 +88,9 @@ class Metrics:
             "markfs_catalog_timeouts", "Catalog calls past io_timeout, answered EIO (the "
             "catalog's server stalled, or a write waited for another host's lock), by "
             "kind: write, read", ["kind"], registry=r)
+        self.catalog_retries = Counter(
+            "markfs_catalog_retries", "Write transactions the catalog's server ended to let "
+            "another go on (a deadlock, a serialization failure), run again", registry=r)
 
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""

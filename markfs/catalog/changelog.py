@@ -2,9 +2,11 @@
 
 Several hosts keep their own caches of one catalog (LMDB, the kernel's entries); each
 must hear of the others' writes. A write transaction on a shared engine records its
-changes under its stamp (`record`), in the same transaction. Commits happen in stamp
-order — the stamp row is locked from BEGIN to COMMIT — so a host that has applied every
-stamp up to S reads the rows after S (`read_since`) and misses nothing. What it gets is
+changes under its stamp (`statements`), in its COMMIT's round trip. Commits happen in
+stamp order — the stamp row is locked from its bump (at BEGIN, or in that round trip:
+`engines/postgres.py`) to COMMIT, and the log's rows are written after it — so a host
+that has applied every stamp up to S reads the rows after S (`read_since`) and misses
+nothing. What it gets is
 a `ChangeSet` of the nodes' rows as they are now: applying it twice, or after a newer
 one, leaves the cache as the catalog is.
 
@@ -31,21 +33,29 @@ _CHUNK = 500  # node ids per IN (...) list
 Statement = tuple[str, tuple[Any, ...]]
 
 
-def statements(stamp: int, changes: ChangeSet) -> list[Statement]:
+def statements(stamp: int | None, changes: ChangeSet) -> list[Statement]:
     """The writes that log one transaction's changes (sent with its COMMIT: one round
-    trip); every `TRIM_EVERY` stamps, the trim of the log too."""
-    rows: list[tuple[int, int | None, int, int | None, bytes | None]] = [
-        *((stamp, node.id, 0, None, None) for node in changes.nodes),
-        *((stamp, node_id, 1, None, None) for node_id in changes.gone_nodes),
-        *((stamp, None, 0, parent, name) for parent, name in changes.gone_dentries)]
+    trip) under `stamp` — None: the one the transaction bumped just before them
+    (`Engine.commit_stamping`) — and, every `TRIM_EVERY` stamps, the trim of the log."""
+    rows: list[tuple[int | None, int, int | None, bytes | None]] = [
+        *((node.id, 0, None, None) for node in changes.nodes),
+        *((node_id, 1, None, None) for node_id in changes.gone_nodes),
+        *((None, 0, parent, name) for parent, name in changes.gone_dentries)]
     out: list[Statement] = []
     if rows:
+        mark = "?" if stamp is not None else "(SELECT value FROM meta WHERE key = 'stamp')"
+        head = (stamp,) if stamp is not None else ()
         out.append(("INSERT INTO changes (stamp, node_id, gone, parent, name) VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
-                    tuple(value for row in rows for value in row)))
-    if stamp % TRIM_EVERY == 0 and stamp > KEEP_STAMPS:
-        out += trim(stamp - KEEP_STAMPS)
+                    + ", ".join([f"({mark}, ?, ?, ?, ?)"] * len(rows)),
+                    tuple(value for row in rows for value in (*head, *row))))
+    if stamp is not None:
+        out += trim_due(stamp)
     return out
+
+
+def trim_due(stamp: int) -> list[Statement]:
+    """The trim a transaction of `stamp` makes: every `TRIM_EVERY` stamps."""
+    return trim(stamp - KEEP_STAMPS) if stamp % TRIM_EVERY == 0 and stamp > KEEP_STAMPS else []
 
 
 def trim(through: int) -> list[Statement]:

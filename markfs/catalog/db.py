@@ -15,7 +15,7 @@ import contextlib
 import errno
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -28,7 +28,7 @@ from markfs.catalog.sessions import Session, every
 from markfs.catalog.tables import filescans, jobs, managed, search, sqltables
 from markfs.catalog.txn import Mirror, Txn
 from markfs.columns import integer
-from markfs.errors import FsError
+from markfs.errors import FsError, first_line
 from markfs.model import ChangeSet, Node
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,13 @@ class Catalog:
         self.mirror_behind: Callable[[], object] | None = None
         # on a shared catalog (several hosts): `follow(stamp)` brings the mirror up to the
         # catalog's stamp at the start of each write transaction (set by its owner);
-        # `committed(stamp)` is told of each commit (the owner tells the other hosts)
+        # `committed(stamp)` is told of each commit (the owner tells the other hosts);
+        # `landed(changes, stamp)` takes the rows of a commit whose stamp came with it
+        # (`_locking`) into the mirror (set by its owner: others may have committed
+        # stamps between its locks and its COMMIT)
         self.follow: Callable[[int], object] | None = None
         self.committed: Callable[[int], object] | None = None
+        self.landed: Callable[[ChangeSet, int], object] = lambda changes, stamp: None
         self.last_committed = 0  # the stamp of this process's last commit (0: none yet)
         # on a shared catalog: whether this host must not write now (its session may have
         # lapsed: another host may take it for dead); checked before BEGIN and COMMIT
@@ -95,27 +99,36 @@ class Catalog:
         return self._generation
 
     @contextmanager
-    def transaction(self) -> Iterator[Txn]:
-        """A write transaction whose node changes reach the mirror before COMMIT.
+    def transaction(self, folders: Iterable[int] = ()) -> Iterator[Txn]:
+        """A write transaction whose node changes reach the mirror (on SQLite before
+        COMMIT, in the same window; on a shared catalog with `folders` right after it).
 
-        Opened inside another one of the same thread, it joins that one: the writes of
-        one request made by separate functions commit once (a transaction costs ~45 µs
-        of BEGIN, stamp, mirror and COMMIT; a statement inside one, 2 µs). An error
-        inside rolls the whole outer transaction back. The outer block never awaits
-        (a `with`, not an `async with`): no other task's writes can slip in."""
+        `folders`: the folders whose names — and whose entries' rows — it changes, and
+        no others. On a shared catalog it then holds only their locks (`_locking`) and
+        runs beside other hosts' writes elsewhere; without them it holds the whole
+        catalog, as SQLite's one writer does.
+
+        Opened inside another one of the same thread, it joins that one (whose
+        `folders` must cover it): the writes of one request made by separate functions
+        commit once (a transaction costs ~45 µs of BEGIN, stamp, mirror and COMMIT; a
+        statement inside one, 2 µs). An error inside rolls the whole outer transaction
+        back. The outer block never awaits (a `with`, not an `async with`): no other
+        task's writes can slip in."""
         joined = self._open
         if joined is not None and joined[0] == threading.get_ident():
             yield joined[1]
             return
         with self.engine.guard:  # (another thread's transaction first ends)
-            yield from self._transaction()
+            locked = sorted(set(folders))
+            if locked and self.decides_inside:
+                yield from self._locking(locked)
+            else:
+                yield from self._transaction()
 
     def _transaction(self) -> Iterator[Txn]:
-        if self.mirror_behind is not None:
-            self._catch_up_mirror()
-        self._refuse_if_fenced()
+        self._ready_to_write()
         engine = self.engine
-        taken = engine.begin()
+        taken = _begun(engine, engine.begin)
         txn = Txn(engine, self._rows_before(taken))
         self._open = (threading.get_ident(), txn)
         try:
@@ -156,6 +169,60 @@ class Catalog:
         if self.committed is not None and engine.shared:
             self.committed(stamp)
 
+    def _locking(self, folders: list[int]) -> Iterator[Txn]:
+        """A shared catalog's transaction holding only `folders` (`Engine.begin_locking`):
+        the mirror caught up to what was committed when they were locked — exact there
+        until COMMIT (`Txn.exact`) — and its stamp taken with the COMMIT, after which its
+        rows reach the mirror (`landed`)."""
+        self._ready_to_write()
+        engine = self.engine
+        newest = _begun(engine, lambda: engine.begin_locking(folders))
+        txn = Txn(engine, self.mirror, locked=frozenset(folders))
+        self._open = (threading.get_ident(), txn)
+        try:
+            if self.follow is not None:
+                self.follow(newest)
+            yield txn
+            if not txn.wrote:
+                self._open = None
+                engine.rollback()
+                return
+            self._refuse_if_fenced()
+            changes = txn.collect()
+        except BaseException as exc:
+            self._open = None
+            engine.rollback()
+            raise _translated(engine, exc) from None
+        self._open = None
+        try:
+            stamp = engine.commit_stamping(txn.at_commit, changelog.statements(None, changes))
+        except BaseException as exc:
+            raise _translated(engine, exc) from None  # (the mirror has none of it)
+        self._after_commit(stamp, changes)
+
+    def _after_commit(self, stamp: int, changes: ChangeSet) -> None:
+        self.last_committed = stamp
+        try:
+            self.landed(changes, stamp)
+        except Exception as exc:  # (committed: the mirror is rebuilt before the next write)
+            log.warning("the hot cache missed a commit (%s): rebuilding it", first_line(exc))
+            self.mirror_behind = self.rebuild_mirror
+            with contextlib.suppress(Exception):
+                if self.mirror is not None:
+                    self.mirror.mark_stale()
+        trims = changelog.trim_due(stamp)
+        if trims:
+            with self.transaction() as txn:
+                for sql, params in trims:
+                    txn.execute(sql, params)
+        if self.committed is not None:
+            self.committed(stamp)
+
+    def _ready_to_write(self) -> None:
+        if self.mirror_behind is not None:
+            self._catch_up_mirror()
+        self._refuse_if_fenced()
+
     def _rows_before(self, taken: int | None) -> Mirror | None:
         """Where a write transaction reads the tree as it was at BEGIN without a statement:
         on a shared catalog the mirror (`follow` brings it to the stamp before `taken`
@@ -176,7 +243,8 @@ class Catalog:
         the catalog's."""
         joined = self._open
         if (self.decides_inside and self.mirror is not None and joined is not None
-                and joined[0] == threading.get_ident() and not joined[1].wrote):
+                and joined[0] == threading.get_ident() and not joined[1].wrote
+                and joined[1].exact(parent)):
             return self.mirror.child(parent, name)
         return self.nodes.find_child(parent, name)
 
@@ -204,7 +272,7 @@ class Catalog:
         up to `newest` (None: the log was trimmed past it)."""
         joined = self._open
         assert joined is not None, "changes_since reads inside the writer's transaction"
-        return changelog.read_since(joined[1], after, newest)
+        return changelog.read_since(self.conn, after, newest)  # (read: `wrote` unset)
 
     def _catch_up_mirror(self) -> None:
         """The mirror holds a transaction the catalog did not commit: rebuilt now."""
@@ -242,6 +310,13 @@ class Catalog:
     def integrity_problems(self, quick: bool = False) -> list[str]:
         """What the engine's own check finds (`quick`: pages and records, not indexes)."""
         return self.engine.integrity_problems(quick)
+
+
+def _begun(engine: Engine, begin: Callable[[], T]) -> T:
+    try:
+        return begin()
+    except BaseException as exc:  # (a lock wait the server ended: a conflict)
+        raise _translated(engine, exc) from None
 
 
 def _translated(engine: Engine, exc: BaseException) -> BaseException:

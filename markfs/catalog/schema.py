@@ -476,7 +476,7 @@ MIGRATIONS: list[str] = [
     """
     -- What each write transaction changed, under its stamp, for every host's caches. Only
     -- a catalog several hosts share writes it (PostgreSQL); commits happen in stamp order
-    -- (the stamp row is locked from BEGIN to COMMIT), so a host that has applied every
+    -- (the stamp row is locked from its bump to COMMIT), so a host that has applied every
     -- stamp up to S reads the rows after S and misses nothing (catalog/changelog.py).
     CREATE TABLE changes (
         id      INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of writing

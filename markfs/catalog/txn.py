@@ -55,7 +55,8 @@ class Txn:
     knows it already (`rows`): an INSERT's RETURNING, or an update of a row it knew
     (on a server, a round trip saved either way)."""
 
-    def __init__(self, engine: Engine, before: Mirror | None = None) -> None:
+    def __init__(self, engine: Engine, before: Mirror | None = None,
+                 locked: frozenset[int] | None = None) -> None:
         self.engine = engine
         self.conn = engine.conn
         self.touched: set[int] = set()
@@ -65,9 +66,11 @@ class Txn:
         self.at_commit: list[tuple[str, tuple[Any, ...]]] = []
         self.rows: dict[int, Node] = {}  # touched nodes' rows as they stand now
         # the tree as it was at BEGIN, where known without a statement (on a shared
-        # catalog, the mirror: brought up to the catalog's stamp at BEGIN, under the lock
-        # every writer takes, so exact until COMMIT but for this transaction's own writes)
+        # catalog, the mirror: brought up to the catalog's stamp at BEGIN, under the
+        # locks this transaction holds, so exact there until COMMIT but for its own
+        # writes): in the folders `locked` only, or everywhere (None: the whole catalog's)
         self._before = before
+        self._locked = locked
         self.wrote = False  # (a transaction that wrote nothing commits nothing)
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:  # rows are untyped
@@ -108,18 +111,27 @@ class Txn:
         self.wrote = True
         return self.engine.changed(sql, params)
 
+    def exact(self, folder: int) -> bool:
+        """Whether the tree as at BEGIN is known here, without a statement, for `folder`'s
+        names and the rows of what they name (its lock held, or the whole catalog's)."""
+        return self._before is not None and (self._locked is None or folder in self._locked)
+
     def row(self, node_id: int) -> Node | None:
         """A node's row as this transaction has it, where known without a statement."""
         if node_id in self.rows:
             return self.rows[node_id]
         if node_id in self.touched or node_id in self.gone_nodes or self._before is None:
             return None
-        return self._before.node(node_id)
+        node = self._before.node(node_id)
+        if node is None or self._locked is None or node_id in self._locked:
+            return node
+        # (a file with hard links is changed through folders this one may not hold)
+        return node if self.exact(node.parent) and (node.is_dir or node.nlink <= 1) else None
 
     def primary(self, parent: int, name: bytes) -> Node | None:
         """The node whose own name (not a hard link's) this is, where known without a
         statement: before this transaction wrote anything (None: not known here)."""
-        if self.wrote or self._before is None:
+        if self.wrote or self._before is None or not self.exact(parent):
             return None
         node = self._before.child(parent, name)
         return node if node is not None and (node.parent, node.name) == (parent, name) else None
@@ -128,9 +140,16 @@ class Txn:
         """An id for a new node named so, taken ahead (its INSERT then held: `add_node`)
         where the name is known free without a statement — the tree as at BEGIN has
         none and this transaction wrote nothing yet; None: the INSERT numbers it."""
-        if self.wrote or self._before is None or self._before.child(parent, name) is not None:
+        if (self.wrote or self._before is None or not self.exact(parent)
+                or self._before.child(parent, name) is not None):
             return None
         return self.engine.node_id_ahead()
+
+    @property
+    def holds_everything(self) -> bool:
+        """Whether this transaction holds the whole catalog (not only some folders): what
+        removes a folder with what is below it needs."""
+        return self._locked is None
 
     def known(self, node: Node) -> None:
         """A node this transaction changed, and its row as it stands now."""

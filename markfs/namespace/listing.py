@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from markfs.backends.base import Entry
 from markfs.catalog import nodes
 from markfs.catalog.txn import Txn
+from markfs.errors import CatalogConflict
 from markfs.model import Kind, Node
 from markfs.namespace.tree import Tree
 
@@ -184,6 +185,14 @@ def add_unknown(tree: Tree, parent: Node, entries: list[Entry]) -> int:
     return len(fresh)
 
 
+def name_folders(tree: Tree, parent: Node, name: bytes) -> tuple[int, ...]:
+    """The folders a change of one name of `parent` locks (`Catalog.transaction`): the
+    parent — but a folder's name, whose removal or replacement takes what is below it
+    too, holds the whole catalog (no folders named)."""
+    current = tree.child(parent.id, name)
+    return () if current is not None and current.is_dir else (parent.id,)
+
+
 def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
                 keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
     """Reconcile a single name of `parent` (entry None: it no longer exists)."""
@@ -193,11 +202,15 @@ def refresh_one(tree: Tree, parent: Node, entry: Entry | None, name: bytes,
     known = None if inside else catalog.nodes.find_child(parent.id, name)
     if not inside and _settled(known, entry, keep):
         return diff  # (the watcher re-checks the mount's own changes: no empty transaction)
-    with tree.transaction() as txn:
+    with tree.transaction(name_folders(tree, parent, name)) as txn:
         if inside:
             known = catalog.child_now(parent.id, name)
             if _settled(known, entry, keep):
                 return diff  # (a transaction that wrote nothing commits nothing)
+        if known is not None and known.is_dir and not txn.holds_everything and (
+                entry is None or not entry.is_dir_entry):
+            # (another host made it a folder since this host's mirror said otherwise)
+            raise CatalogConflict("a folder's removal needs the whole catalog")
         if entry is None:
             assert known is not None
             nodes.remove_name(txn, parent.id, name)
@@ -218,6 +231,6 @@ def update_attrs(tree: Tree, node: Node, entry: Entry) -> Node:
     """Store what the source now says of one node's attributes (same inode)."""
     changes = attr_changes(node, entry)
     if changes:
-        with tree.transaction() as txn:
+        with tree.transaction((node.parent, node.id)) as txn:
             nodes.update_node(txn, node.id, **changes)
     return tree.node(node.id) or node

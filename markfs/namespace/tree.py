@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from markfs import runtime
@@ -128,6 +128,9 @@ class Tree:
         self.noting: _NotingMirror | None = None
         # on a shared catalog: told what other hosts changed (None: anything may have)
         self.hear: Callable[[ChangeSet | None], object] | None = None
+        # the newest stamp of this host whose rows are in the mirror ahead of its stamp
+        # (`landed`): what the feed read before it must not go over them
+        self._ahead = 0
 
     # -- other hosts' writes (a shared catalog: catalog/changelog.py) --------------
 
@@ -148,6 +151,22 @@ class Tree:
         if self.hear is not None:
             self.hear(changes)
 
+    def landed(self, changes: ChangeSet, stamp: int) -> None:
+        """This host's commit `stamp`, taken at its COMMIT (`Catalog._locking`): other
+        hosts may have committed the stamps before it since its locks were taken. Into
+        the mirror under that stamp if the mirror holds every one before; else its rows
+        only, the mirror's stamp kept — the feed reads the stamps between (what it
+        reads is the rows as they are: this commit's, or newer), and applies nothing
+        read before this commit (`_ahead`). (Under the catalog's guard, as `heard`.)"""
+        applied = self.hot.stamp() or 0
+        mirror = self.catalog.mirror
+        assert mirror is not None
+        if applied == stamp - 1:
+            mirror.apply(changes, stamp)
+            return
+        mirror.apply(changes, applied)
+        self._ahead = max(self._ahead, stamp)
+
     def heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
         """What the change log said other hosts committed up to `newest` (read outside any
         transaction of ours), into the mirror unless it holds that already; was it new?
@@ -162,10 +181,12 @@ class Tree:
         finally:
             guard.release()
 
-    def _heard(self, newest: int, changes: ChangeSet | None) -> bool:
+    def _heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
         applied = self.hot.stamp() or 0
         if 0 <= newest <= applied:
             return False
+        if newest < self._ahead:
+            return None  # (read before a commit of ours the mirror holds: read again)
         if changes is None or applied < 0:
             self.rebuild_mirror()
         else:
@@ -195,6 +216,7 @@ class Tree:
             tree.catalog.rebuild_mirror = tree.rebuild_mirror
             if tree.catalog.engine.shared:
                 tree.catalog.follow = tree.catch_up
+                tree.catalog.landed = tree.landed
                 runtime.on_host(data_dir.host_id)
         except BaseException:
             hot.close()
@@ -329,8 +351,9 @@ class Tree:
     # -- writes --------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Txn]:
-        with self.catalog.transaction() as txn:
+    def transaction(self, folders: Iterable[int] = ()) -> Iterator[Txn]:
+        """(`folders`: `Catalog.transaction`'s.)"""
+        with self.catalog.transaction(folders) as txn:
             yield txn
 
     def write(self, change: Callable[..., object], *args: object) -> None:

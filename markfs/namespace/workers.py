@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,11 +25,15 @@ import trio
 
 from markfs.catalog.db import Catalog
 from markfs.catalog.engines.pgreaders import READERS
-from markfs.errors import FsError
+from markfs.errors import CatalogConflict, FsError
 from markfs.metrics import METRICS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# a write transaction the server ended for another (a deadlock, a serialization failure)
+# is run again this many times in all, after 5, 10, 20, 40 ms (± half): then EIO
+CONFLICT_TRIES = 5
+CONFLICT_BACKOFF_S = 0.005
 
 
 class IoRunner(Protocol):
@@ -124,7 +129,7 @@ class CatalogRunner:
             return work()
         METRICS.thread_hops.labels("catalog").inc()
         with trio.move_on_after(self.timeout):
-            return await trio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
+            return await _again_on_conflict(work, limiter, fn)
         METRICS.catalog_timeouts.labels(kind).inc()
         log.warning("%s: the catalog's server did not answer in %.1fs: answering EIO",
                     getattr(fn, "__name__", fn), self.timeout)
@@ -142,6 +147,24 @@ def catalog_outage(doing: str) -> Iterator[None]:
         if exc.code != errno.EIO:
             raise
         log.warning("%s: %s", doing, exc.strerror)
+
+
+async def _again_on_conflict(work: Callable[[], T], limiter: trio.CapacityLimiter,
+                             fn: Callable[..., object]) -> T:
+    """`work` in a worker thread; run again, after a back-off, while the catalog's server
+    ends its transaction to let another go on (`CatalogConflict`: nothing of it
+    committed — the runner's work is catalog work, whole transactions, so running it
+    again is what a retry is), up to `CONFLICT_TRIES` times (then EIO)."""
+    for attempt in range(CONFLICT_TRIES):
+        try:
+            return await trio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
+        except CatalogConflict as exc:
+            if attempt + 1 == CONFLICT_TRIES:
+                raise
+            METRICS.catalog_retries.inc()
+            log.info("%s: %s; again", getattr(fn, "__name__", fn), exc.strerror)
+            await trio.sleep(CONFLICT_BACKOFF_S * 2 ** attempt * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
 
 
 def _reading(catalog: Catalog, work: Callable[[], T]) -> T:

@@ -11,7 +11,7 @@ SQLite and PostgreSQL both run); what differs lives in an engine:
   sequence, its full-text search is PostgreSQL's own.
 
 An engine owns its connection, its transactions' first and last statement, its
-migrations, its errors (disk full, a retryable conflict) and what only its file or
+migrations, its locks, its errors (disk full, a conflict to run again) and what only its file or
 server can do (copy, checkpoint, integrity check).
 """
 
@@ -75,9 +75,16 @@ class Engine(Protocol):
         """Bring the schema to this markfs's version (CatalogError if it is newer)."""
 
     def begin(self) -> int | None:
-        """Start a write transaction, holding the catalog's write lock (SQLite's; the stamp
-        row's in PostgreSQL). A shared engine takes the transaction's stamp here (the lock
-        is the stamp row's) and returns it; None: the catalog bumps it before COMMIT."""
+        """Start a write transaction holding the whole catalog's write lock (SQLite's; the
+        writers' lock exclusive and the stamp row in PostgreSQL). A shared engine takes
+        the transaction's stamp here and returns it; None: the catalog bumps it before
+        COMMIT."""
+
+    def begin_locking(self, folders: list[int]) -> int:
+        """Start a write transaction that changes names and nodes of `folders` only,
+        holding their locks (a server: those folders' rows, in inode order, beside other
+        such transactions; SQLite: its one write lock); the stamp committed then. Its
+        own stamp is taken at COMMIT (`commit_stamping`)."""
 
     def hold(self) -> None:
         """Start a transaction holding the write lock, to write nothing (rolled back)."""
@@ -95,6 +102,11 @@ class Engine(Protocol):
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Run the writes `first` (nothing to wait for: a server gets them with the
         COMMIT, in one round trip), then COMMIT."""
+
+    def commit_stamping(self, first: list[tuple[str, tuple[Any, ...]]],
+                        logged: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """Run `first`, bump the stamp, run `logged` (which may read it: the change log),
+        COMMIT (a server: in one round trip); the transaction's stamp."""
 
     def rollback(self) -> None: ...
 

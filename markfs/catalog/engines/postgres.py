@@ -2,12 +2,23 @@
 
 The catalog's SQL is written with `?` placeholders; `PgConnection` hands it to
 psycopg with `%s` (a literal `%` doubled), translated once per statement text. The
-connection is in autocommit: a write transaction is the engine's own BEGIN … COMMIT,
-and a read outside one sees what is committed. Each write transaction starts by
-locking the `stamp` row of `meta` (`FOR UPDATE`): writers of one catalog queue there,
-from every host, as SQLite's write lock queues them — so every invariant that holds
-on SQLite holds here (the stamp every mirror compares, a stale observation never
-written over a newer one).
+connection is in autocommit: a write transaction is the engine's own BEGIN … COMMIT
+(READ COMMITTED), and a read outside one sees what is committed.
+
+Writers meet at two kinds of lock (`WRITERS_LOCK`, an advisory lock, and rows):
+- a transaction that says which folders it changes (`begin_locking`: a create, mkdir,
+  removal, rename, link, setattr) holds the advisory lock *shared* and those folders'
+  rows (`FOR UPDATE`, in inode order, so two never wait for each other in a circle);
+  it takes its stamp at COMMIT (`commit_stamping`: the `stamp` row updated in the
+  COMMIT's own round trip) — writers of different folders, of any host, run at once
+  and queue only for that last statement;
+- any other transaction (`begin`: a listing's reconcile, a scan, the journal, a tag)
+  holds it *exclusive* and bumps the stamp at BEGIN, as SQLite's one writer does.
+Either way the stamp row is locked from its UPDATE to COMMIT, so stamps commit in order
+(the change log's promise), and every invariant of SQLite's one writer holds for what
+a transaction's locks cover. A deadlock or serialization failure (40P01, 40001) that
+a lock taken out of that order can still cause is `CatalogConflict`: rolled back
+whole, and run again by the catalog's runner.
 
 The URL never carries a password: libpq reads `~/.pgpass` or `PGPASSWORD`.
 """
@@ -33,12 +44,13 @@ from markfs.catalog.engines.pgfeed import CHANNEL, CONNECT_TIMEOUT_S, KEEPALIVE
 from markfs.catalog.engines.pgreaders import ReadPool
 from markfs.catalog.engines.sqlite import new_generation, refuse_newer
 from markfs.catalog.schema import MIGRATIONS
-from markfs.errors import FsError, UserError, first_line
+from markfs.errors import CatalogConflict, FsError, UserError, first_line
 from markfs.urlsecrets import has_password
 
 log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x6D61726B  # the advisory lock one host holds while it migrates
+WRITERS_LOCK = 0x6D667772  # every write transaction's first lock (module docstring)
 # node ids one round trip takes from the sequence ahead of their INSERTs (a block lives
 # in one process; what it leaves unused at exit are gaps in the inode numbers)
 NODE_IDS_AHEAD = 64
@@ -147,6 +159,17 @@ class PgConnection:
         log.warning("reconnected to the catalog")
 
 
+_BUMP = b"UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value"
+
+
+def _last_value(cursor: psycopg.Cursor[Any], skip: int) -> int:
+    """The one value of the result `skip` results after the cursor's first."""
+    for _ in range(skip):
+        cursor.nextset()
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def check_url(url: str) -> str:
     """A catalog URL as markfs takes it: PostgreSQL, a database named, no password."""
     if has_password(url):
@@ -189,8 +212,9 @@ class PostgresEngine:
     def hold_locks_at_most(self, seconds: float) -> None:
         """A transaction of this process idle longer than `seconds` — its host stopped or
         cut off inside it — is ended by the server, and the locks it held are let go:
-        every host's writes queue on the stamp row's lock, and must not wait for a host
-        that stopped holding it. (Its transaction fails; it writes again once back.)"""
+        every host's writes may queue on them (the writers' lock, a folder's row), and
+        must not wait for a host that stopped holding them. (Its transaction fails; it
+        writes again once back.)"""
         self._idle_ms = max(1, int(seconds * 1000))
         with self.guard:
             self.conn.execute_script(
@@ -250,18 +274,35 @@ class PostgresEngine:
         return self.conn.raw
 
     def begin(self) -> int | None:
-        """BEGIN and the stamp bumped, in one round trip: the stamp row's lock is held to
-        COMMIT (writers queue there, from every host, so stamps commit in order)."""
-        cursor = self.conn.execute_script(
-            "BEGIN; UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value")
-        self.conn.in_transaction, self.conn.owner = True, threading.get_ident()
-        cursor.nextset()
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        """BEGIN, the writers' lock exclusive and the stamp bumped, in one round trip: the
+        stamp row's lock is held to COMMIT (stamps commit in order)."""
+        return _last_value(self._begin(
+            f"BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK}); "
+            "UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value"), 2)
+
+    def begin_locking(self, folders: list[int]) -> int:
+        """BEGIN, the writers' lock shared and the rows of `folders` locked in inode order,
+        in one round trip; the stamp committed when the locks were held (every change to
+        those folders is at or below it)."""
+        ids = ", ".join(str(int(folder)) for folder in sorted(set(folders)))
+        return _last_value(self._begin(
+            f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITERS_LOCK}); "
+            f"SELECT id FROM nodes WHERE id IN ({ids}) ORDER BY id FOR UPDATE; "
+            "SELECT value FROM meta WHERE key = 'stamp'"), 3)
 
     def hold(self) -> None:
-        self.conn.execute_script("BEGIN; SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
+        self._begin(f"BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
+
+    def _begin(self, script: str) -> psycopg.Cursor[Any]:
+        """A transaction begun by `script` (its results); one that failed there (a lock
+        wait the server ended) is rolled back."""
+        try:
+            cursor = self.conn.execute_script(script)
+        except BaseException:
+            self._end_failed()
+            raise
         self.conn.in_transaction, self.conn.owner = True, threading.get_ident()
+        return cursor
 
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
         self.conn.defer(sql, params)
@@ -275,11 +316,23 @@ class PostgresEngine:
 
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """What was deferred, then `first`, sent with the COMMIT."""
-        script = [*self.conn.take_deferred(), *(self.conn.bind(sql, params)
-                                               for sql, params in first)]
+        self._commit_script([*self.conn.take_deferred(), *self._bound(first), b"COMMIT"])
+
+    def commit_stamping(self, first: list[tuple[str, tuple[Any, ...]]],
+                        logged: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """What was deferred and `first`, the stamp bumped, `logged` (which reads it), and
+        COMMIT, in one round trip: the transaction's stamp."""
+        held = [*self.conn.take_deferred(), *self._bound(first)]
+        cursor = self._commit_script([*held, _BUMP, *self._bound(logged), b"COMMIT"])
+        return _last_value(cursor, len(held))
+
+    def _bound(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[bytes]:
+        return [self.conn.bind(sql, params) for sql, params in statements]
+
+    def _commit_script(self, script: list[bytes]) -> psycopg.Cursor[Any]:
         self.conn.in_transaction, self.conn.owner = False, None
         try:
-            self.conn.execute_script(b"; ".join([*script, b"COMMIT"]))
+            return self.conn.execute_script(b"; ".join(script))
         except BaseException:
             self._end_failed()
             raise
@@ -304,6 +357,10 @@ class PostgresEngine:
     def translate_error(self, exc: BaseException) -> BaseException | None:
         if isinstance(exc, psycopg.errors.DiskFull):
             return OSError(errno.ENOSPC, "the catalog's database server has no space left")
+        if isinstance(exc, (psycopg.errors.DeadlockDetected,
+                            psycopg.errors.SerializationFailure)):
+            return CatalogConflict(f"the catalog's server ended a write to let another go "
+                                   f"on: {first_line(exc)}")
         if isinstance(exc, psycopg.errors.UniqueViolation):
             # another host made the same name (or row) first: this host's cache had not
             # heard of it yet when it checked

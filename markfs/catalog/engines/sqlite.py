@@ -20,6 +20,7 @@ from typing import Any
 import apsw
 
 from markfs.catalog.schema import MIGRATIONS
+from markfs.columns import integer
 from markfs.errors import CatalogDamaged, UserError
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,12 @@ class SqliteEngine:
         self.conn.execute("BEGIN IMMEDIATE")
         return None
 
+    def begin_locking(self, folders: list[int]) -> int:
+        """(One writer at a time here: the whole file's lock covers every folder.)"""
+        self.conn.execute("BEGIN IMMEDIATE")
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'stamp'").fetchone()
+        return int(row[0]) if row else 0
+
     def hold(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
@@ -121,6 +128,15 @@ class SqliteEngine:
         for sql, params in first:
             self.conn.execute(sql, params)
         self.conn.execute("COMMIT")
+
+    def commit_stamping(self, first: list[tuple[str, tuple[Any, ...]]],
+                        logged: list[tuple[str, tuple[Any, ...]]]) -> int:
+        for sql, params in first:
+            self.conn.execute(sql, params)
+        stamp = self.conn.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value").fetchall()
+        self.commit(logged)
+        return integer(stamp[0][0])
 
     def rollback(self) -> None:
         with contextlib.suppress(apsw.SQLError):  # (SQLite may have rolled back itself)

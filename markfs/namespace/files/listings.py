@@ -28,6 +28,7 @@ from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.listing import (
     ListingDiff,
     child_path,
+    name_folders,
     needs_completion,
     reconcile,
     refresh_one,
@@ -266,7 +267,7 @@ class SourceListings:
 
     def _record(self, parent: Node, name: bytes, entry: Entry,
                 also: Callable[[], object]) -> None:
-        with self.s.tree.transaction():
+        with self.s.tree.transaction(name_folders(self.s.tree, parent, name)):
             refresh_one(self.s.tree, parent, entry, name)
             also()
 

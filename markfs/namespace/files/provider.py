@@ -39,7 +39,7 @@ from markfs.namespace.files.sources import SourceSet
 from markfs.namespace.files.stores import InPlaceStore, StagedStore, give_to
 from markfs.namespace.files.xattrs import SourceXattrs
 from markfs.namespace.handles import FileHandle, is_write_open
-from markfs.namespace.listing import child_path, refresh_one, update_attrs
+from markfs.namespace.listing import child_path, name_folders, refresh_one, update_attrs
 from markfs.namespace.provider import AttrChanges, Caller, Listing, Provider, Services
 from markfs.namespace.remote.remotefiles import RemoteFiles
 from markfs.namespace.remote.settling import folder_keeps
@@ -153,7 +153,7 @@ class SourceFiles(Provider):
 
     def _record_link(self, node: Node, parent: Node, name: bytes, path: bytes, entry: Entry,
                      backend: Backend) -> None:
-        with self.s.tree.transaction() as txn:
+        with self.s.tree.transaction((parent.id, node.parent)) as txn:
             nodes.add_hardlink(txn, node.id, parent.id, name, path)
             nodes.update_node(txn, node.id, nlink=entry.nlink, ctime_ns=entry.ctime_ns)
             self._store(backend).attrs_changed(parent, backend)
@@ -201,7 +201,7 @@ class SourceFiles(Provider):
             await self.listings.restat(survivor)
 
     def _record_removal(self, parent: Node, name: bytes, backend: Backend) -> None:
-        with self.s.tree.transaction():
+        with self.s.tree.transaction(name_folders(self.s.tree, parent, name)):
             refresh_one(self.s.tree, parent, None, name)
             self._store(backend).attrs_changed(parent, backend)
 
@@ -211,7 +211,7 @@ class SourceFiles(Provider):
         says of the new path: the mirror has the old one until COMMIT), in one
         transaction: on a server, two round trips instead of four."""
         store = self._store(backend)
-        with self.s.tree.transaction():
+        with self.s.tree.transaction(_move_folders(node, target, move)):
             self._record_rename(node, target, move, flags)
             for folder in {f.id: f for f in folders}.values():
                 store.attrs_changed(folder, backend)
@@ -375,6 +375,16 @@ class _Move:
     new_parent: int
     new_name: bytes
     new_path: bytes
+
+
+def _move_folders(node: Node, target: Node | None, move: _Move) -> tuple[int, ...]:
+    """The folders a rename locks (`Catalog.transaction`): both parents and those of the
+    files' own names (a hard link's may be elsewhere) — but a folder moved or replaced
+    takes the paths below it along, and holds the whole catalog (none named)."""
+    if node.is_dir or (target is not None and target.is_dir):
+        return ()
+    named = (node.parent,) if target is None else (node.parent, target.parent)
+    return (move.old_parent, move.new_parent, *named)
 
 
 def _exchange(txn: Txn, move: _Move) -> None:

@@ -137,7 +137,7 @@ class StagedStore:
             return
         self.s.marks.mark(current.id)
         now = time.time_ns()
-        with self.s.tree.transaction() as txn:
+        with self.s.tree.transaction((current.id,)) as txn:
             nodes.update_node(txn, current.id, mtime_ns=now, ctime_ns=now)
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
@@ -174,7 +174,7 @@ class StagedStore:
 
     def _record_new(self, parent: Node, name: bytes, new: nodes.NewNode,
                     backend: Backend) -> int:
-        with self.s.tree.transaction() as txn:
+        with self.s.tree.transaction((parent.id,)) as txn:
             node_id = nodes.insert_node(txn, parent.id, name, new,
                                         generation=self.s.tree.generation)
             self.attrs_changed(parent, backend)  # (joins this transaction)

@@ -1,0 +1,181 @@
+"""Writers of a shared catalog hold the folders they change, not the whole catalog.
+
+Two hosts (two data directories, one PostgreSQL catalog): a write in one folder goes on
+while another host holds a different folder mid-transaction, and waits while it holds
+the same one; each host's mirror ends up as the catalog is, though the stamps of its
+own commits came between the other's; what the feed read before a commit of this
+host never goes over it. A deadlock the server breaks is run again by the runner.
+"""
+
+from __future__ import annotations
+
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+from harness import answered_while_held
+
+from markfs.catalog import nodes
+from markfs.catalog.engines.pgfeed import ChangeListener
+from markfs.catalog.engines.postgres import WRITERS_LOCK
+from markfs.config import DataDir
+from markfs.metrics import METRICS
+from markfs.model import Kind
+from markfs.namespace.tree import ROOT_ID, Tree
+from markfs.namespace.workers import CatalogRunner
+
+pytestmark = pytest.mark.parametrize("catalog_engine", ["postgresql"], indirect=True)
+
+
+def second_host(data_dir: Path, tmp_path: Path) -> Tree:
+    """Another host's data directory on the same catalog, opened."""
+    other = tmp_path / "host-b"
+    other.mkdir(mode=0o700)
+    (other / "catalog.url").write_text((data_dir / "catalog.url").read_text())
+    return Tree.open(DataDir(other), create=True)
+
+
+def folder(tree: Tree, name: bytes) -> int:
+    """A new folder at the root (a transaction holding the whole catalog)."""
+    return make(tree, ROOT_ID, name, folders=())
+
+
+def make(tree: Tree, parent: int, name: bytes, folders: tuple[int, ...] | None = None) -> int:
+    """A new folder in `parent`, and the parent's times, holding `parent` only."""
+    now = time.time_ns()
+    with tree.transaction((parent,) if folders is None else folders) as txn:
+        made = nodes.insert_node(txn, parent, name, nodes.NewNode(
+            Kind.LAYOUT, stat.S_IFDIR | 0o755, 0, 0, 0, now, now, nlink=2),
+            generation=tree.generation)
+        nodes.update_node(txn, parent, mtime_ns=now, ctime_ns=now)
+    return made
+
+
+def names_in(tree: Tree, parent: int) -> set[bytes]:
+    return {name for _c, name, _n in tree.catalog.nodes.list_children(parent, 0, 1000)}
+
+
+def mirrored_in(tree: Tree, parent: int, names: set[bytes]) -> set[bytes]:
+    return {name for name in names if tree.hot.child(parent, name) is not None}
+
+
+def test_a_write_in_another_folder_goes_on_while_a_host_holds_one(
+        data_dir: Path, tmp_path: Path) -> None:
+    """Before: every write transaction held the stamp row from BEGIN, so host B's create
+    in its own folder waited as long as host A stayed inside its write."""
+    a = Tree.open(DataDir(data_dir))
+    b = second_host(data_dir, tmp_path)
+    try:
+        x, y = folder(a, b"x"), folder(a, b"y")
+
+        def a_inside_x(inside: threading.Event, release: threading.Event) -> None:
+            with a.transaction((x,)) as txn:
+                txn.changed("UPDATE nodes SET mtime_ns = mtime_ns + 1 WHERE id = ?", (x,))
+                inside.set()
+                release.wait(30)
+
+        assert answered_while_held(a_inside_x, lambda: make(b, y, b"from-b"), within=20), \
+            "host B's write in another folder waited for host A"
+        assert not answered_while_held(a_inside_x, lambda: make(b, x, b"also-b"), within=1), \
+            "host B's write in the folder host A holds did not wait"
+        assert names_in(a, x) == {b"also-b"} and names_in(a, y) == {b"from-b"}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_commits_of_two_hosts_between_each_other_leave_both_mirrors_as_the_catalog(
+        data_dir: Path, tmp_path: Path) -> None:
+    """A's stamp is taken at its COMMIT, after B's (B wrote while A held its folder):
+    A's mirror takes A's rows without B's stamp, and a feed read made before A's commit
+    (which does not have A's new folder) is not applied over them; a later read is."""
+    a = Tree.open(DataDir(data_dir))
+    b = second_host(data_dir, tmp_path)
+    listener = ChangeListener((data_dir / "catalog.url").read_text().strip())
+    try:
+        x, y = folder(a, b"x"), folder(a, b"y")
+        before = a.catalog.stamp
+        b_wrote = threading.Event()
+        with a.transaction((x,)) as txn:
+            nodes.insert_node(txn, x, b"from-a", nodes.NewNode(
+                Kind.LAYOUT, stat.S_IFDIR | 0o755, 0, 0, 0, 1, 1, nlink=2),
+                generation=a.generation)
+            writer = threading.Thread(target=lambda: (make(b, y, b"from-b"), b_wrote.set()))
+            writer.start()
+            assert b_wrote.wait(20), "host B waited for host A's folder"
+            early = listener.read_since(before)  # (a feed's read before A's commit)
+        writer.join()
+        assert a.catalog.last_committed == before + 2  # (B's came first)
+        assert mirrored_in(a, x, {b"from-a"}) == {b"from-a"}
+        assert a.heard(*early) is None, "a read older than A's commit went over its rows"
+        assert mirrored_in(a, x, {b"from-a"}) == {b"from-a"}
+        assert a.heard(*listener.read_since(before)) is True
+        for tree in (a, b):
+            with tree.transaction():  # (a write transaction's catch-up; nothing written)
+                pass
+            assert tree.mirror_in_sync()
+            assert mirrored_in(tree, x, {b"from-a"}) == {b"from-a"}
+            assert mirrored_in(tree, y, {b"from-b"}) == {b"from-b"}
+    finally:
+        listener.close()
+        a.close()
+        b.close()
+
+
+def test_a_write_the_server_ends_in_a_deadlock_is_run_again(data_dir: Path) -> None:
+    """Another session holds folder X's row, then waits for the writers' lock and the
+    stamp row while a write holding the writers' lock waits for X: the server ends the
+    write (40P01, it waited first). Before: EIO; now the runner runs it again."""
+    tree = Tree.open(DataDir(data_dir))
+    url = (data_dir / "catalog.url").read_text().strip()
+    try:
+        x = folder(tree, b"x")
+        retried = _retries()
+        other: Any = psycopg.connect(url)
+        other.execute("SELECT id FROM nodes WHERE id = %s FOR UPDATE", (x,))
+        outcome: list[object] = []
+
+        async def write() -> None:
+            runner = CatalogRunner(tree.catalog, timeout=30.0)
+            outcome.append(await runner(make, tree, x, b"made"))
+
+        writing = threading.Thread(target=lambda: trio.run(write))
+        writing.start()
+        _wait_for_a_lock_wait(url)
+        other.execute(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
+        other.execute("SELECT value FROM meta WHERE key = 'stamp' FOR UPDATE")
+        other.rollback()
+        other.close()
+        writing.join(30)
+        assert outcome and isinstance(outcome[0], int), "the write was not run again"
+        assert names_in(tree, x) == {b"made"}
+        assert _retries() > retried
+    finally:
+        tree.close()
+
+
+def _retries() -> float:
+    value: float = METRICS.catalog_retries._value.get()  # (prometheus_client's counter)
+    return value
+
+
+def _wait_for_a_lock_wait(url: str) -> None:
+    """Until a markfs connection waits for a lock (the write is inside its transaction)."""
+    watcher: Any = psycopg.connect(url, autocommit=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'markfs' "
+                "AND wait_event_type = 'Lock'").fetchone()
+            if row[0]:
+                return
+            time.sleep(0.01)
+        raise AssertionError("the write never waited for the folder's row")
+    finally:
+        watcher.close()
