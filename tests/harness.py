@@ -139,5 +139,14 @@ def answered_while_held(hold: Callable[[threading.Event, threading.Event], objec
     return answered
 
 
+def second_host(data_dir: Path, tmp_path: Path) -> Tree:
+    """Another host's data directory on the catalog of `data_dir` (PostgreSQL), opened."""
+    other = tmp_path / "host-b"
+    other.mkdir(mode=0o700)
+    (other / "catalog.url").write_text((data_dir / "catalog.url").read_text())
+    return Tree.open(DataDir(other), create=True)
+
+
 __all__ = ["ROOT", "InProcess", "add_memory_source", "answered_while_held", "errno",
-           "errno_of", "local_source_tree", "names", "read_all", "resolve", "write_new"]
+           "errno_of", "local_source_tree", "names", "read_all", "resolve", "second_host",
+           "write_new"]

@@ -53,6 +53,13 @@ def get_node(conn: Connection, node_id: int) -> Node | None:
     return None if row is None else row_to_node(row)
 
 
+def node_and_stamp(conn: Connection, node_id: int) -> tuple[Node | None, int]:
+    """A node's row and the catalog's stamp it was read at (one statement: one snapshot)."""
+    row = conn.execute(f"SELECT {NODE_COLUMNS}, (SELECT value FROM meta WHERE key = 'stamp') "
+                       "FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    return (None, 0) if row is None else (row_to_node(tuple(row[:-1])), int(row[-1]))
+
+
 def find_child(conn: Connection, parent: int, name: bytes) -> Node | None:
     """The node a name in a directory refers to, through a hard link or not (one
     statement: on a server, one round trip)."""
@@ -324,6 +331,9 @@ class Nodes:
 
     def find_child(self, parent: int, name: bytes) -> Node | None:
         return find_child(self._conn, parent, name)
+
+    def node_and_stamp(self, node_id: int) -> tuple[Node | None, int]:
+        return node_and_stamp(self._conn, node_id)
 
     def list_children(self, parent: int, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
         return list_children(self._conn, parent, after, limit)

@@ -167,6 +167,25 @@ class Tree:
         mirror.apply(changes, applied)
         self._ahead = max(self._ahead, stamp)
 
+    def revalidated(self, node: Node) -> Node | None:
+        """A file's row as the catalog has it now, where another host changed it since the
+        mirror had it (None: unchanged, or a catalog of one host) — close-to-open: an
+        open after another host's close sees that close, however far the feed is. Into
+        the mirror, as `landed` takes a commit of this host (read at the catalog's
+        stamp: the feed applies nothing read before it)."""
+        if not self.catalog.engine.shared or node.kind is not Kind.SOURCE:
+            return None
+        fresh, stamp = self.catalog.nodes.node_and_stamp(node.id)
+        if fresh is None or fresh == node:
+            return None
+        with self.catalog.engine.guard:
+            applied = self.hot.stamp()
+            if applied is not None and applied >= 0:
+                self.hot.apply(ChangeSet(nodes=[fresh], dentries=[
+                    (fresh.parent, fresh.name, fresh.id)]), applied)
+                self._ahead = max(self._ahead, stamp)
+        return fresh
+
     def heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
         """What the change log said other hosts committed up to `newest` (read outside any
         transaction of ours), into the mirror unless it holds that already; was it new?

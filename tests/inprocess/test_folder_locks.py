@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import trio
-from harness import answered_while_held
+from harness import answered_while_held, second_host
 
 from markfs.catalog import nodes
 from markfs.catalog.engines.pgfeed import ChangeListener
@@ -30,14 +30,6 @@ from markfs.namespace.tree import ROOT_ID, Tree
 from markfs.namespace.workers import CatalogRunner
 
 pytestmark = pytest.mark.parametrize("catalog_engine", ["postgresql"], indirect=True)
-
-
-def second_host(data_dir: Path, tmp_path: Path) -> Tree:
-    """Another host's data directory on the same catalog, opened."""
-    other = tmp_path / "host-b"
-    other.mkdir(mode=0o700)
-    (other / "catalog.url").write_text((data_dir / "catalog.url").read_text())
-    return Tree.open(DataDir(other), create=True)
 
 
 def folder(tree: Tree, name: bytes) -> int:

@@ -72,3 +72,27 @@ def test_a_transaction_opened_while_reading_reads_what_it_wrote(tree: Tree) -> N
             new_file(tree, b"mine")
             assert b"mine" in names_in_top(tree)  # (its own connection: its own write)
         assert b"mine" in names_in_top(tree)  # (the pool's: committed)
+
+
+@ON_POSTGRESQL
+def test_a_read_after_the_server_cut_the_pools_connections_is_answered(
+        tree: Tree, data_dir: Path) -> None:
+    """The server ends the read pool's connections (a restart): the next read is sent again
+    on a new connection. Before: it failed with EIO (only the read after it reconnected:
+    `test_two_hosts`'s restarted-server test failed one run in four)."""
+    import psycopg
+
+    new_file(tree, b"kept")
+    with tree.catalog.reading():
+        assert names_in_top(tree) == {b"kept"}  # (the pool's connection made and used)
+    admin = psycopg.connect((data_dir / "catalog.url").read_text().strip(), autocommit=True)
+    try:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'markfs read'")
+        while admin.execute("SELECT count(*) FROM pg_stat_activity "
+                            "WHERE application_name = 'markfs read'").fetchone()[0]:
+            time.sleep(0.01)
+    finally:
+        admin.close()
+    with tree.catalog.reading():
+        assert names_in_top(tree) == {b"kept"}

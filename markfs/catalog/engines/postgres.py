@@ -81,9 +81,13 @@ class PgConnection:
     statement never lands inside another thread's transaction."""
 
     def __init__(self, conn: psycopg.Connection[Any],
-                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
+                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
+                 reads_only: bool = False) -> None:
         self.raw = conn
         self._reconnect = reconnect
+        # a read pool's: a statement that finds it gone is sent once more on a new one
+        # (a read changes nothing), so the first read after a server restart succeeds
+        self._reads_only = reads_only
         self.in_transaction = False
         self.owner: int | None = None  # the thread whose transaction is open, if any
         self.deferred: list[bytes] = []  # bound statements not sent yet (in a transaction)
@@ -126,6 +130,9 @@ class PgConnection:
         except psycopg.OperationalError as exc:
             if not self.raw.broken:
                 raise
+            if self._reads_only and self._reconnect is not None and not self.in_transaction:
+                self._renew()
+                return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
             raise FsError(errno.EIO, f"the catalog's server is gone: {first_line(exc)}"
                           ) from None
 
@@ -197,7 +204,7 @@ class PostgresEngine:
                             f"{first_line(exc)}") from None
         self.conn = PgConnection(raw, self._connect)
         self.guard = self.conn.guard
-        self.readers = ReadPool(lambda: self.connection_apart("read"))
+        self.readers = ReadPool(lambda: self.connection_apart("read", reads_only=True))
         self.conn.route = self._route
         self._node_ids: list[int] = []  # taken from the sequence, not used yet (descending)
 
@@ -234,13 +241,13 @@ class PostgresEngine:
             return None
         return reader
 
-    def connection_apart(self, purpose: str) -> PgConnection:
+    def connection_apart(self, purpose: str, reads_only: bool = False) -> PgConnection:
         """A connection of its own (autocommit) for one task of this host — its session,
         its announcements: never queued behind the catalog's writes."""
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                    application_name=f"markfs {purpose}", **KEEPALIVE)
-        return PgConnection(connect(), connect)
+        return PgConnection(connect(), connect, reads_only)
 
     def migrate(self) -> None:
         with self.raw.transaction():
