@@ -40,10 +40,12 @@ def top(tree: Tree) -> int:
     return node.id
 
 
-def new_node(tree: Tree, parent: int, name: bytes, mode: int = stat.S_IFREG | 0o644) -> int:
+def new_node(tree: Tree, parent: int, name: bytes, mode: int = stat.S_IFREG | 0o644,
+             holding: tuple[int, ...] = ()) -> int:
+    """(`holding`: the folders its transaction holds; none: the whole catalog.)"""
     now, folder = time.time_ns(), tree.node(parent)
     assert folder is not None and folder.remote_path is not None
-    with tree.transaction() as txn:
+    with tree.transaction(holding) as txn:
         return q.insert_node(txn, parent, name, q.NewNode(
             Kind.SOURCE, mode, 0, 0, 0, now, now, source_id=folder.source_id,
             remote_path=b"/".join(p for p in (folder.remote_path, name) if p)),
@@ -155,24 +157,28 @@ def test_a_write_refused_at_commit_fails_alone_and_the_catalog_writes_on(tree: T
     assert fsck(tree, repair=False).clean
 
 
-def test_a_new_name_known_free_is_inserted_with_the_commit(tree: Tree, top: int) -> None:
+@pytest.mark.parametrize("holding_the_folder", [False, True])
+def test_a_new_name_known_free_is_inserted_with_the_commit(
+        tree: Tree, top: int, holding_the_folder: bool) -> None:
     """On a shared catalog a create whose name the tree as at BEGIN lacks takes its id
     ahead (a block of ids a round trip) and sends its INSERT with the COMMIT: two round
-    trips (BEGIN with the stamp; the writes with COMMIT), not three; a name taken is
-    still EEXIST from the INSERT itself, at once. On SQLite: no statement saved."""
-    new_node(tree, top, b"first")  # (the block of ids taken)
+    trips (BEGIN with the stamp, or with the folder's lock; the writes with COMMIT, and
+    the stamp), not three; a name taken is still EEXIST from the INSERT itself, at once.
+    On SQLite: no statement saved."""
+    holding = (top,) if holding_the_folder else ()
+    new_node(tree, top, b"first", holding=holding)  # (the block of ids taken)
     conn, shared = tree.catalog.engine.conn, tree.catalog.engine.shared
     sent: list[str] = []
     for method in ("execute", "execute_script") if shared else ():  # (APSW's: read-only)
         real = getattr(conn, method)
         setattr(conn, method, lambda *a, real=real, m=method: sent.append(m) or real(*a))
     try:
-        made = new_node(tree, top, b"second")
+        made = new_node(tree, top, b"second", holding=holding)
     finally:
         for method in ("execute", "execute_script") if shared else ():
             vars(conn).pop(method, None)
     assert len(sent) == (2 if shared else 0), sent
     with pytest.raises((FsError, apsw.ConstraintError)):
-        new_node(tree, top, b"second")
+        new_node(tree, top, b"second", holding=holding)
     found = tree.child(top, b"second")
     assert found is not None and found.id == made and fsck(tree, repair=False).clean

@@ -374,7 +374,10 @@ class Uploader:
     def _record_done(self, row: Upload, entry: Entry | None, digest: str | None,
                      staged: Staged | None) -> bool:
         """`_finish` in the catalog: whether the source shows the file differently."""
-        with self.tree.transaction() as txn:  # (newer rows read inside: none can slip in)
+        before = self.tree.node(row.node_id)  # (its folder: the one this holds)
+        with self.tree.transaction(() if before is None else (before.parent,)) as txn:
+            # (newer rows read inside: none can slip in — this host writes its own rows
+            # one transaction at a time)
             newer = [r for r in self.rows.for_node(row.node_id, self.owner) if r.id > row.id]
             self.rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
