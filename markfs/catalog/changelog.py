@@ -17,7 +17,7 @@ caches whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from markfs.catalog.engines import Connection
@@ -69,17 +69,22 @@ def newest_stamp(conn: Connection | Txn) -> int:
     return integer(row[0]) if row else 0
 
 
-def read_since(conn: Connection | Txn, after: int, newest: int) -> ChangeSet | None:
+def read_since(conn: Connection | Txn, after: int, newest: int,
+               mine: Collection[int] = ()) -> ChangeSet | None:
     """What changed in the stamps after `after` up to `newest` (read in one snapshot, or
-    inside the writer's own transaction); None if the log no longer reaches back."""
+    inside the writer's own transaction) but in the stamps `mine` (the reader's own
+    commits its mirror holds: at most `_CHUNK`, else all are read); None if the log no
+    longer reaches back."""
     trimmed = conn.execute("SELECT value FROM meta WHERE key = 'changes_trimmed'").fetchone()
     if trimmed is not None and integer(trimmed[0]) > after:
         return None
     changes = ChangeSet()
     touched: set[int] = set()
+    skip = sorted(mine) if len(mine) <= _CHUNK else []
+    but = f" AND stamp NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     for node_id, gone, parent, name in conn.execute(
-            "SELECT node_id, gone, parent, name FROM changes WHERE stamp > ? AND stamp <= ? "
-            "ORDER BY id", (after, newest)):
+            "SELECT node_id, gone, parent, name FROM changes WHERE stamp > ? AND stamp <= ?"
+            f"{but} ORDER BY id", (after, newest, *skip)):
         if parent is not None:
             changes.gone_dentries.append((integer(parent), bytes(name)))
         elif gone:

@@ -15,7 +15,7 @@ import contextlib
 import errno
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -267,12 +267,13 @@ class Catalog:
             raise FsError(errno.EIO, "this host's session in the shared catalog lapsed: "
                           "writes fail until it registers again")
 
-    def changes_since(self, after: int, newest: int) -> ChangeSet | None:
+    def changes_since(self, after: int, newest: int,
+                      mine: Collection[int] = ()) -> ChangeSet | None:
         """Inside a write transaction (`follow`): what other hosts committed after `after`
         up to `newest` (None: the log was trimmed past it)."""
         joined = self._open
         assert joined is not None, "changes_since reads inside the writer's transaction"
-        return changelog.read_since(self.conn, after, newest)  # (read: `wrote` unset)
+        return changelog.read_since(self.conn, after, newest, mine)  # (`wrote` unset)
 
     def _catch_up_mirror(self) -> None:
         """The mirror holds a transaction the catalog did not commit: rebuilt now."""

@@ -12,6 +12,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from markfs import runtime
 from markfs.cache.hot import HotCache
@@ -79,6 +80,7 @@ def _make_own_folder(data_dir: DataDir) -> None:
                         "give a new or empty folder")
 
 
+MINE_AT_MOST = 500  # own commits the log's reads leave out (past it: read, harmlessly)
 NOTED_AT_MOST = 20_000  # nodes and names; past this a command's changes go by the TTLs
 
 
@@ -131,6 +133,10 @@ class Tree:
         # the newest stamp of this host whose rows are in the mirror ahead of its stamp
         # (`landed`): what the feed read before it must not go over them
         self._ahead = 0
+        # the stamps of those commits (at most MINE_AT_MOST; replaced whole, so a reader
+        # on another thread sees one set): reads of the log leave them out — the mirror
+        # has their rows, and the kernel need not forget what this host itself wrote
+        self._mine: frozenset[int] = frozenset()
 
     # -- other hosts' writes (a shared catalog: catalog/changelog.py) --------------
 
@@ -142,14 +148,17 @@ class Tree:
         applied = self.hot.stamp() or 0
         if applied == newest:
             return
-        changes = self.catalog.changes_since(applied, newest) if 0 <= applied < newest else None
+        changes = (self.catalog.changes_since(applied, newest, self._mine)
+                   if 0 <= applied < newest else None)
+        self._covered(newest)
+        told = self._to_forget(changes)
         if changes is None:
             self.hot.rebuild(self.catalog.nodes.iter_nodes(), self.catalog.nodes.iter_hardlinks(),
                              newest)
         else:
             self.hot.apply(changes, newest)
         if self.hear is not None:
-            self.hear(changes)
+            self.hear(told)
 
     def landed(self, changes: ChangeSet, stamp: int) -> None:
         """This host's commit `stamp`, taken at its COMMIT (`Catalog._locking`): other
@@ -163,9 +172,34 @@ class Tree:
         assert mirror is not None
         if applied == stamp - 1:
             mirror.apply(changes, stamp)
+            self._covered(stamp)
             return
         mirror.apply(changes, applied)
         self._ahead = max(self._ahead, stamp)
+        if len(self._mine) < MINE_AT_MOST:
+            self._mine = self._mine | {stamp}
+
+    def _to_forget(self, changes: ChangeSet | None) -> ChangeSet | None:
+        """What the kernel must forget of `changes` (asked before the mirror takes them):
+        every node touched (its attributes), the names that went and the names new to
+        the mirror (a miss the kernel may hold) — not a name that stays as it was:
+        forgetting a folder's name drops every name below it from the kernel's cache
+        (the kernel's `d_invalidate`), and a folder's times change with each create in
+        it. (None: anything may have changed.)"""
+        if changes is None:
+            return None
+        return replace(changes, dentries=[(parent, name, node_id) for parent, name, node_id
+                                          in changes.dentries
+                                          if self.hot.child(parent, name) != node_id])
+
+    def own_stamps(self) -> frozenset[int]:
+        """This host's commits the mirror holds ahead of its stamp (`_mine`)."""
+        return self._mine
+
+    def _covered(self, newest: int) -> None:
+        """The mirror now stands for every stamp up to `newest`."""
+        if self._mine:
+            self._mine = frozenset(s for s in self._mine if s > newest)
 
     def revalidated(self, node: Node) -> Node | None:
         """A file's row as the catalog has it now, where another host changed it since the
@@ -206,12 +240,14 @@ class Tree:
             return False
         if newest < self._ahead:
             return None  # (read before a commit of ours the mirror holds: read again)
+        told = None if applied < 0 else self._to_forget(changes)
         if changes is None or applied < 0:
             self.rebuild_mirror()
         else:
             self.hot.apply(changes, newest)
+        self._covered(newest)
         if self.hear is not None:
-            self.hear(changes)
+            self.hear(told)
         return True
 
     def note_changes(self) -> list[ChangeSet]:

@@ -85,7 +85,8 @@ def test_commits_of_two_hosts_between_each_other_leave_both_mirrors_as_the_catal
         data_dir: Path, tmp_path: Path) -> None:
     """A's stamp is taken at its COMMIT, after B's (B wrote while A held its folder):
     A's mirror takes A's rows without B's stamp, and a feed read made before A's commit
-    (which does not have A's new folder) is not applied over them; a later read is."""
+    (which does not have A's new folder) is not applied over them; a later read is, and
+    leaves A's own commit out (its mirror has it; its kernel need not forget it)."""
     a = Tree.open(DataDir(data_dir))
     b = second_host(data_dir, tmp_path)
     listener = ChangeListener((data_dir / "catalog.url").read_text().strip())
@@ -106,7 +107,12 @@ def test_commits_of_two_hosts_between_each_other_leave_both_mirrors_as_the_catal
         assert mirrored_in(a, x, {b"from-a"}) == {b"from-a"}
         assert a.heard(*early) is None, "a read older than A's commit went over its rows"
         assert mirrored_in(a, x, {b"from-a"}) == {b"from-a"}
-        assert a.heard(*listener.read_since(before)) is True
+        late = listener.read_since(before, a.own_stamps())
+        assert late[1] is not None
+        read = {node.name for node in late[1].nodes}
+        # (A's own commit left out: its mirror has it, its kernel need not forget it)
+        assert b"from-b" in read and b"from-a" not in read
+        assert a.heard(*late) is True and a.own_stamps() == frozenset()
         for tree in (a, b):
             with tree.transaction():  # (a write transaction's catch-up; nothing written)
                 pass
@@ -171,3 +177,29 @@ def _wait_for_a_lock_wait(url: str) -> None:
         raise AssertionError("the write never waited for the folder's row")
     finally:
         watcher.close()
+
+
+def test_what_another_host_changed_in_a_folder_leaves_the_folders_name_in_the_kernel(
+        data_dir: Path, tmp_path: Path) -> None:
+    """B creates in folder X, whose times change with it: A's kernel is told to forget
+    X's attributes and the new name, not X's own name — forgetting that drops every name
+    below X from the kernel's cache. Before: each create on B made A's kernel look up
+    every name of X again (stats on two hosts fell from ~645,000/s to ~25,000/s)."""
+    a = Tree.open(DataDir(data_dir))
+    b = second_host(data_dir, tmp_path)
+    try:
+        x = folder(a, b"x")
+        with b.transaction():  # (B's mirror takes X)
+            pass
+        told: list[Any] = []
+        a.hear = told.append
+        make(b, x, b"from-b")
+        with a.transaction():  # (A's catch-up hears it)
+            pass
+        assert len(told) == 1 and told[0] is not None
+        names = {(p, n) for p, n, _ in told[0].dentries} | set(told[0].gone_dentries)
+        assert (x, b"from-b") in names and (ROOT_ID, b"x") not in names
+        assert x in {node.id for node in told[0].nodes}
+    finally:
+        a.close()
+        b.close()

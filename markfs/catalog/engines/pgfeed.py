@@ -6,6 +6,7 @@ change log (`ChangeListener`) — apart from the catalog's, so neither waits for
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -43,8 +44,9 @@ class ChangeListener:
                 newest = max(newest, int(note.extra.decode()))
         return newest
 
-    def read_since(self, after: int) -> tuple[int, ChangeSet | None]:
-        """(the catalog's stamp, what changed after `after` up to it), in one snapshot."""
+    def read_since(self, after: int, mine: Collection[int] = ()) -> tuple[int, ChangeSet | None]:
+        """(the catalog's stamp, what changed after `after` up to it but in the stamps
+        `mine`: `changelog.read_since`), in one snapshot."""
         from markfs.catalog import changelog  # (it imports the catalog, which imports this)
         from markfs.catalog.engines.postgres import PgConnection  # (which imports this)
 
@@ -54,7 +56,7 @@ class ChangeListener:
             newest = changelog.newest_stamp(reader)
             if newest <= after:
                 return newest, ChangeSet()
-            return newest, changelog.read_since(reader, after, newest)
+            return newest, changelog.read_since(reader, after, newest, mine)
 
     def close(self) -> None:
         self._conn.close()

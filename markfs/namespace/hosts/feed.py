@@ -108,7 +108,7 @@ class CatalogFeed:
     async def _read(self, listener: ChangeListener) -> None:
         started = time.monotonic()
         applied = self.tree.hot.stamp() or 0
-        newest, changes = await self.io(listener.read_since, applied)
+        newest, changes = await self.io(listener.read_since, applied, self.tree.own_stamps())
         METRICS.feed_behind.set(max(0, newest - applied))
         heard = self.tree.heard(newest, changes)
         self._read_again = heard is None
