@@ -150,6 +150,8 @@ def usable_entries(parent: Node, entries: list[Entry]) -> list[Entry]:
 
 def reconcile(tree: Tree, parent: Node, entries: list[Entry],
               keep: Callable[[int], bool] = _keep_nothing) -> ListingDiff:
+    """Bring the folder's names in line with its listing, holding the folder (the whole
+    catalog where a folder goes or changes type: what is below it goes too)."""
     diff = ListingDiff()
     existing = tree.catalog.nodes.child_names(parent.id)
     seen: set[bytes] = set()
@@ -158,7 +160,11 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
             (known := existing.get(e.name)) is not None and unchanged(known, e, keep)
             for e in usable):
         return diff  # a listing that changes nothing writes nothing
-    with tree.transaction() as txn:
+    with tree.transaction(() if _folders_go(usable, existing) else (parent.id,)) as txn:
+        if not txn.holds_everything:
+            existing = tree.catalog.nodes.child_names(parent.id)  # (as it is, under the lock)
+            if _folders_go(usable, existing):
+                raise CatalogConflict("a folder's removal needs the whole catalog")
         for entry in usable:
             seen.add(entry.name)
             apply_entry(txn, tree, parent, entry, existing.get(entry.name), diff, keep)
@@ -167,6 +173,13 @@ def reconcile(tree: Tree, parent: Node, entries: list[Entry],
                 nodes.remove_name(txn, parent.id, name)
                 diff.removed.append((name, node.id))
     return diff
+
+
+def _folders_go(usable: list[Entry], existing: dict[bytes, Node]) -> bool:
+    """Whether a reconcile removes a folder or replaces it by a file."""
+    listed = {entry.name: entry for entry in usable}
+    return any(node.is_dir and (name not in listed or not listed[name].is_dir_entry)
+               for name, node in existing.items())
 
 
 def add_unknown(tree: Tree, parent: Node, entries: list[Entry]) -> int:
@@ -178,7 +191,10 @@ def add_unknown(tree: Tree, parent: Node, entries: list[Entry]) -> int:
     existing = tree.catalog.nodes.child_names(parent.id)
     fresh = [e for e in usable_entries(parent, entries) if e.name not in existing]
     if fresh:
-        with tree.transaction() as txn:
+        with tree.transaction((parent.id,)) as txn:
+            if not txn.holds_everything:  # (another host may have made some meanwhile)
+                existing = tree.catalog.nodes.child_names(parent.id)
+                fresh = [e for e in fresh if e.name not in existing]
             for entry in fresh:
                 nodes.insert_node(txn, parent.id, entry.name, new_node_from(parent, entry),
                                   generation=tree.generation)

@@ -12,7 +12,6 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 from markfs import runtime
 from markfs.cache.hot import HotCache
@@ -23,6 +22,7 @@ from markfs.catalog.txn import Txn
 from markfs.config import DataDir
 from markfs.errors import UserError
 from markfs.model import ROOT_ID, ChangeSet, Kind, Node
+from markfs.namespace.hosts.following import FollowingHosts
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,6 @@ def _make_own_folder(data_dir: DataDir) -> None:
                         "give a new or empty folder")
 
 
-MINE_AT_MOST = 500  # own commits the log's reads leave out (past it: read, harmlessly)
 NOTED_AT_MOST = 20_000  # nodes and names; past this a command's changes go by the TTLs
 
 
@@ -121,134 +120,15 @@ class _NotingMirror:
         self.hot.mark_stale()
 
 
-class Tree:
-    """Catalog and hot cache of one data directory, kept in step."""
+class Tree(FollowingHosts):
+    """Catalog and hot cache of one data directory, kept in step (on a shared catalog,
+    with the other hosts' writes too: `FollowingHosts`)."""
 
     def __init__(self, catalog: Catalog, hot: HotCache) -> None:
         self.catalog = catalog
         self.hot = hot
         self.noting: _NotingMirror | None = None
-        # on a shared catalog: told what other hosts changed (None: anything may have)
-        self.hear: Callable[[ChangeSet | None], object] | None = None
-        # the newest stamp of this host whose rows are in the mirror ahead of its stamp
-        # (`landed`): what the feed read before it must not go over them
-        self._ahead = 0
-        # the stamps of those commits (at most MINE_AT_MOST; replaced whole, so a reader
-        # on another thread sees one set): reads of the log leave them out — the mirror
-        # has their rows, and the kernel need not forget what this host itself wrote
-        self._mine: frozenset[int] = frozenset()
-
-    # -- other hosts' writes (a shared catalog: catalog/changelog.py) --------------
-
-    def catch_up(self, newest: int) -> None:
-        """At the start of a write transaction on a shared catalog, which found it at stamp
-        `newest`: the mirror first takes what other hosts committed before (from the log,
-        or rebuilt whole if the log no longer reaches back), so the stamp this transaction
-        gives the mirror stands for every write before it."""
-        applied = self.hot.stamp() or 0
-        if applied == newest:
-            return
-        changes = (self.catalog.changes_since(applied, newest, self._mine)
-                   if 0 <= applied < newest else None)
-        self._covered(newest)
-        told = self._to_forget(changes)
-        if changes is None:
-            self.hot.rebuild(self.catalog.nodes.iter_nodes(), self.catalog.nodes.iter_hardlinks(),
-                             newest)
-        else:
-            self.hot.apply(changes, newest)
-        if self.hear is not None:
-            self.hear(told)
-
-    def landed(self, changes: ChangeSet, stamp: int) -> None:
-        """This host's commit `stamp`, taken at its COMMIT (`Catalog._locking`): other
-        hosts may have committed the stamps before it since its locks were taken. Into
-        the mirror under that stamp if the mirror holds every one before; else its rows
-        only, the mirror's stamp kept — the feed reads the stamps between (what it
-        reads is the rows as they are: this commit's, or newer), and applies nothing
-        read before this commit (`_ahead`). (Under the catalog's guard, as `heard`.)"""
-        applied = self.hot.stamp() or 0
-        mirror = self.catalog.mirror
-        assert mirror is not None
-        if applied == stamp - 1:
-            mirror.apply(changes, stamp)
-            self._covered(stamp)
-            return
-        mirror.apply(changes, applied)
-        self._ahead = max(self._ahead, stamp)
-        if len(self._mine) < MINE_AT_MOST:
-            self._mine = self._mine | {stamp}
-
-    def _to_forget(self, changes: ChangeSet | None) -> ChangeSet | None:
-        """What the kernel must forget of `changes` (asked before the mirror takes them):
-        every node touched (its attributes), the names that went and the names new to
-        the mirror (a miss the kernel may hold) — not a name that stays as it was:
-        forgetting a folder's name drops every name below it from the kernel's cache
-        (the kernel's `d_invalidate`), and a folder's times change with each create in
-        it. (None: anything may have changed.)"""
-        if changes is None:
-            return None
-        return replace(changes, dentries=[(parent, name, node_id) for parent, name, node_id
-                                          in changes.dentries
-                                          if self.hot.child(parent, name) != node_id])
-
-    def own_stamps(self) -> frozenset[int]:
-        """This host's commits the mirror holds ahead of its stamp (`_mine`)."""
-        return self._mine
-
-    def _covered(self, newest: int) -> None:
-        """The mirror now stands for every stamp up to `newest`."""
-        if self._mine:
-            self._mine = frozenset(s for s in self._mine if s > newest)
-
-    def revalidated(self, node: Node) -> Node | None:
-        """A file's row as the catalog has it now, where another host changed it since the
-        mirror had it (None: unchanged, or a catalog of one host) — close-to-open: an
-        open after another host's close sees that close, however far the feed is. Into
-        the mirror, as `landed` takes a commit of this host (read at the catalog's
-        stamp: the feed applies nothing read before it)."""
-        if not self.catalog.engine.shared or node.kind is not Kind.SOURCE:
-            return None
-        fresh, stamp = self.catalog.nodes.node_and_stamp(node.id)
-        if fresh is None or fresh == node:
-            return None
-        with self.catalog.engine.guard:
-            applied = self.hot.stamp()
-            if applied is not None and applied >= 0:
-                self.hot.apply(ChangeSet(nodes=[fresh], dentries=[
-                    (fresh.parent, fresh.name, fresh.id)]), applied)
-                self._ahead = max(self._ahead, stamp)
-        return fresh
-
-    def heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
-        """What the change log said other hosts committed up to `newest` (read outside any
-        transaction of ours), into the mirror unless it holds that already; was it new?
-        None: not now — a write transaction of this host is under way (in the catalog's
-        worker thread), which reads the mirror as exact and catches up by itself; what
-        was read may be older than what it applies, so the reader reads again soon."""
-        guard = self.catalog.engine.guard
-        if not guard.acquire(blocking=False):
-            return None
-        try:
-            return self._heard(newest, changes)
-        finally:
-            guard.release()
-
-    def _heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
-        applied = self.hot.stamp() or 0
-        if 0 <= newest <= applied:
-            return False
-        if newest < self._ahead:
-            return None  # (read before a commit of ours the mirror holds: read again)
-        told = None if applied < 0 else self._to_forget(changes)
-        if changes is None or applied < 0:
-            self.rebuild_mirror()
-        else:
-            self.hot.apply(changes, newest)
-        self._covered(newest)
-        if self.hear is not None:
-            self.hear(told)
-        return True
+        self.follow_hosts()
 
     def note_changes(self) -> list[ChangeSet]:
         """From now on, what each commit changed is added to the list returned."""

@@ -203,3 +203,47 @@ def test_what_another_host_changed_in_a_folder_leaves_the_folders_name_in_the_ke
     finally:
         a.close()
         b.close()
+
+
+def test_a_listing_holds_its_folder_and_a_vanished_folder_the_whole_catalog(
+        data_dir: Path, tmp_path: Path) -> None:
+    """Host B records a listing of folder Y while host A holds folder X: it goes on
+    (before: a listing's reconcile waited for every other write); a listing in which a
+    folder vanished (what is below it goes too) holds the whole catalog, and waits."""
+    from markfs.backends.base import Entry
+    from markfs.namespace.listing import reconcile
+
+    a = Tree.open(DataDir(data_dir))
+    b = second_host(data_dir, tmp_path)
+    try:
+        x = folder(a, b"x")
+        with a.transaction() as txn:  # (a source's folder: its listing names paths)
+            y = nodes.insert_node(txn, ROOT_ID, b"y", nodes.NewNode(
+                Kind.SOURCE, stat.S_IFDIR | 0o755, 0, 0, 0, 1, 1, nlink=2, remote_path=b"y"),
+                generation=a.generation)
+        y_node = b.catalog.nodes.get_node(y)
+        assert y_node is not None
+        failed: list[BaseException] = []
+
+        def listing(*names: bytes) -> None:
+            try:
+                reconcile(b, y_node, [Entry(name, stat.S_IFDIR | 0o755, 0, 0, 0, 1, 1)
+                                      for name in names])
+            except BaseException as exc:  # (a thread's: seen by the test below)
+                failed.append(exc)
+
+        def a_inside_x(inside: threading.Event, release: threading.Event) -> None:
+            with a.transaction((x,)) as txn:
+                txn.changed("UPDATE nodes SET mtime_ns = mtime_ns + 1 WHERE id = ?", (x,))
+                inside.set()
+                release.wait(30)
+
+        assert answered_while_held(a_inside_x, lambda: listing(b"sub", b"new"), within=20), \
+            "a listing of another folder waited for host A"
+        assert names_in(a, y) == {b"sub", b"new"}
+        assert not answered_while_held(a_inside_x, lambda: listing(b"new"), within=1), \
+            "a listing that removes a folder did not hold the whole catalog"
+        assert names_in(a, y) == {b"new"} and not failed
+    finally:
+        a.close()
+        b.close()

@@ -102,7 +102,7 @@ class SourceXattrs:
             self._catalog_remove(node, name)  # (an older copy kept there)
             self._changed(node, backend)
             return
-        with self.s.tree.transaction() as txn:
+        with self.s.tree.transaction((node.parent, node.id)) as txn:  # (its folder's lock)
             xattrs.set_xattr(txn, node.id, name, value)
 
     def remove(self, node: Node, backend: Backend, name: bytes) -> None:
@@ -117,7 +117,7 @@ class SourceXattrs:
     def _catalog_remove(self, node: Node, name: bytes) -> bool:
         if self.s.tree.catalog.xattrs.get_xattr(node.id, name) is None:
             return False
-        with self.s.tree.transaction() as txn:
+        with self.s.tree.transaction((node.parent, node.id)) as txn:
             return xattrs.remove_xattr(txn, node.id, name)
 
     def _changed(self, node: Node, backend: Backend) -> None:
