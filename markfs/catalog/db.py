@@ -130,30 +130,24 @@ class Catalog:
         engine = self.engine
         taken = _begun(engine, engine.begin)
         txn = Txn(engine, self._rows_before(taken))
-        self._open = (threading.get_ident(), txn)
-        try:
+        with self._open_as(txn):
             if self.follow is not None and taken is not None:
                 self.follow(taken - 1)
             yield txn
-            if not txn.wrote:  # (nothing to commit: the lock let go, the stamp unspent)
-                self._open = None
-                engine.rollback()
-                return
-            self._refuse_if_fenced()
-            stamp = taken if taken is not None else integer(txn.execute(
-                "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
-                "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchall()[0][0])
-            if self.mirror is not None or engine.shared:
-                changes = txn.collect()
-                if engine.shared:
-                    txn.at_commit.extend(changelog.statements(stamp, changes))
-                if self.mirror is not None:
-                    self.mirror.apply(changes, stamp)
-        except BaseException as exc:
-            self._open = None
+            if txn.wrote:
+                self._refuse_if_fenced()
+                stamp = taken if taken is not None else integer(txn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('stamp', 1) ON CONFLICT (key) "
+                    "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchall()[0][0])
+                if self.mirror is not None or engine.shared:
+                    changes = txn.collect()
+                    if engine.shared:
+                        txn.at_commit.extend(changelog.statements(stamp, changes))
+                    if self.mirror is not None:
+                        self.mirror.apply(changes, stamp)
+        if not txn.wrote:  # (nothing to commit: the lock let go, the stamp unspent)
             engine.rollback()
-            raise _translated(engine, exc) from None
-        self._open = None
+            return
         try:
             engine.commit(txn.at_commit)
         except BaseException as exc:
@@ -178,27 +172,34 @@ class Catalog:
         engine = self.engine
         newest = _begun(engine, lambda: engine.begin_locking(folders))
         txn = Txn(engine, self.mirror, locked=frozenset(folders))
-        self._open = (threading.get_ident(), txn)
-        try:
+        with self._open_as(txn):
             if self.follow is not None:
                 self.follow(newest)
             yield txn
-            if not txn.wrote:
-                self._open = None
-                engine.rollback()
-                return
-            self._refuse_if_fenced()
-            changes = txn.collect()
-        except BaseException as exc:
-            self._open = None
+            if txn.wrote:
+                self._refuse_if_fenced()
+                changes = txn.collect()
+        if not txn.wrote:
             engine.rollback()
-            raise _translated(engine, exc) from None
-        self._open = None
+            return
         try:
             stamp = engine.commit_stamping(txn.at_commit, changelog.statements(None, changes))
         except BaseException as exc:
             raise _translated(engine, exc) from None  # (the mirror has none of it)
         self._after_commit(stamp, changes)
+
+    @contextmanager
+    def _open_as(self, txn: Txn) -> Iterator[None]:
+        """`txn` is this thread's open transaction for the block (others of this thread
+        join it); an error in the block rolls it back."""
+        self._open = (threading.get_ident(), txn)
+        try:
+            yield
+        except BaseException as exc:
+            self._open = None
+            self.engine.rollback()
+            raise _translated(self.engine, exc) from None
+        self._open = None
 
     def _after_commit(self, stamp: int, changes: ChangeSet) -> None:
         self.last_committed = stamp
