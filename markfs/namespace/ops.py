@@ -246,17 +246,12 @@ class Namespace:
     # -- files -------------------------------------------------------------------------
 
     async def open(self, node_id: int, flags: int) -> tuple[int, bool]:
-        """Open a file; returns the handle and whether reads must bypass the page cache
-        (also where another host changed the file since this host's caches had it: the
-        kernel's size and pages of it are old until it has forgotten them)."""
+        """Open a file; returns the handle and whether reads must bypass the page cache."""
         node = self.node(node_id)
         if node.is_dir:
             raise FsError(errno.EISDIR)
-        fresh = await self.s.catalog.read(self.tree.revalidated, node)
-        if fresh is not None:
-            self.s.kernel.forget_inode(node.id)
-        handle = await self._provider(fresh or node).open(fresh or node, flags)
-        return self.handles.add(handle), handle.direct_io or fresh is not None
+        handle = await self._provider(node).open(node, flags)
+        return self.handles.add(handle), handle.direct_io
 
     async def create(self, parent_id: int, name: bytes, mode: int, flags: int,
                      caller: Caller) -> tuple[int, Node]:

@@ -141,10 +141,21 @@ class StagedStore:
             nodes.update_node(txn, current.id, mtime_ns=now, ctime_ns=now)
 
     async def open(self, node: Node, backend: Backend, flags: int) -> FileHandle:
+        """(On a shared catalog the file's row is read anew first — close-to-open: what
+        another host closed since this host's caches had it is what this open reads,
+        the kernel's size and pages of it forgotten, and bypassed until then.)"""
+        fresh = await self.s.catalog.read(self.s.tree.revalidated, node)
+        if fresh is not None:
+            self.s.kernel.forget_inode(node.id)
+            node = fresh
+        handle: FileHandle
         if not is_write_open(flags):
-            return RemoteReadHandle(node, self.remote, self.s.tree)
-        staged = await self.remote.open_writer(node, bool(flags & os.O_TRUNC))
-        return StagedHandle(node, staged, self.remote, self.s.tree)
+            handle = RemoteReadHandle(node, self.remote, self.s.tree)
+        else:
+            staged = await self.remote.open_writer(node, bool(flags & os.O_TRUNC))
+            handle = StagedHandle(node, staged, self.remote, self.s.tree)
+        handle.direct_io = handle.direct_io or fresh is not None
+        return handle
 
     async def create(self, parent: Node, name: bytes, backend: Backend, mode: int,
                      flags: int, caller: Caller) -> FileHandle:

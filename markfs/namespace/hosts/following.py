@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from markfs.model import ChangeSet, Kind, Node
+from markfs.model import ChangeSet, Node
 
 if TYPE_CHECKING:
     from markfs.cache.hot import HotCache
@@ -103,12 +103,13 @@ class FollowingHosts:
             self._mine = frozenset(s for s in self._mine if s > newest)
 
     def revalidated(self, node: Node) -> Node | None:
-        """A file's row as the catalog has it now, where another host changed it since the
-        mirror had it (None: unchanged, or a catalog of one host) — close-to-open: an
+        """A remote file's row as the catalog has it now, where another host changed it
+        since the mirror had it (None: unchanged, or a catalog of one host; a local
+        file's content is read from its disk, not named by its row) — close-to-open: an
         open after another host's close sees that close, however far the feed is. Into
         the mirror, as `landed` takes a commit of this host (read at the catalog's
         stamp: the feed applies nothing read before it)."""
-        if not self.catalog.engine.shared or node.kind is not Kind.SOURCE:
+        if not self.catalog.engine.shared:
             return None
         fresh, stamp = self.catalog.nodes.node_and_stamp(node.id)
         if fresh is None or fresh == node:
