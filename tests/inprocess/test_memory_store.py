@@ -121,7 +121,27 @@ def test_a_failing_upload_is_retried_and_the_file_reads_meanwhile(
         await uploads_drained(ns)
         return meanwhile
     assert inprocess.run(body) == data
-    assert store.get(b"new.bin") == data and store.calls["upload"] >= 3
+    # (2 failed attempts, but not always 2 failed calls: a failed call shuts the source
+    # until its probe answers, every 2 s, and a retry due before that fails at once)
+    assert store.get(b"new.bin") == data and store.calls["upload"] >= 2
+
+
+def test_retries_while_the_store_answers_no_probe_fail_without_calling_it(
+        inprocess: InProcess, store: MemoryBackend) -> None:
+    """A failed upload shuts the source: until its probe (a listing of its root) answers,
+    a retry fails at once — one call to a dead server, not one per retry."""
+    store.faults.fail("upload", errno.EIO)
+    store.faults.fail("list", errno.EIO)
+
+    async def body(ns: Namespace) -> int:
+        await write_new(ns, "/sources/m", "new.bin", b"later")
+        await attempts_made(ns, 2)
+        calls_while_shut = store.calls["upload"]
+        store.faults.clear()  # the next probe answers, and the upload goes at once
+        await uploads_drained(ns)
+        return calls_while_shut
+    assert inprocess.run(body) == 1
+    assert store.get(b"new.bin") == b"later" and store.calls["upload"] == 2
 
 
 def test_an_upload_the_store_refuses_is_parked_and_its_staged_copy_kept(
