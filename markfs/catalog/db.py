@@ -58,7 +58,10 @@ class Catalog:
         # lapsed: another host may take it for dead); checked before BEGIN and COMMIT
         self.fenced: Callable[[], bool] = lambda: False
         self._taken_fenced = threading.local()  # `on`: this thread's work was (`refusing`)
-        self._open: tuple[int, Txn] | None = None  # (thread, the transaction it has open)
+        self._opened = threading.local()  # `txn`: the transaction this thread has open
+        # held while the mirror is written on a shared catalog (several threads commit
+        # at once there, and the change feed applies from the loop: `FollowingHosts`)
+        self.mirror_lock = threading.RLock()
         self._generation: int | None = None
         self.engine.migrate()
         self.conn = self.engine.conn
@@ -114,16 +117,25 @@ class Catalog:
         statement inside one, 2 µs). An error inside rolls the whole outer transaction
         back. The outer block never awaits (a `with`, not an `async with`): no other
         task's writes can slip in."""
-        joined = self._open
-        if joined is not None and joined[0] == threading.get_ident():
-            yield joined[1]
+        joined = self._open_here()
+        if joined is not None:
+            yield joined
             return
-        with self.engine.guard:  # (another thread's transaction first ends)
-            locked = sorted(set(folders))
-            if locked and self.decides_inside:
-                yield from self._locking(locked)
-            else:
+        locked = sorted(set(folders))
+        if not (locked and self.decides_inside):
+            with self.engine.guard:  # (another thread's transaction first ends)
                 yield from self._transaction()
+            return
+        committed: list[tuple[int, ChangeSet]] = []
+        with self.engine.writing():  # (beside this host's writes to other folders)
+            yield from self._locking(locked, committed)
+        for stamp, changes in committed:  # (its connection given back: trims hold all)
+            self._after_commit(stamp, changes)
+
+    def _open_here(self) -> Txn | None:
+        """The write transaction this thread has open, if any."""
+        txn: Txn | None = getattr(self._opened, "txn", None)
+        return txn
 
     def _transaction(self) -> Iterator[Txn]:
         self._ready_to_write()
@@ -144,7 +156,8 @@ class Catalog:
                     if engine.shared:
                         txn.at_commit.extend(changelog.statements(stamp, changes))
                     if self.mirror is not None:
-                        self.mirror.apply(changes, stamp)
+                        with self.mirror_lock:
+                            self.mirror.apply(changes, stamp)
         if not txn.wrote:  # (nothing to commit: the lock let go, the stamp unspent)
             engine.rollback()
             return
@@ -163,11 +176,12 @@ class Catalog:
         if self.committed is not None and engine.shared:
             self.committed(stamp)
 
-    def _locking(self, folders: list[int]) -> Iterator[Txn]:
+    def _locking(self, folders: list[int],
+                 committed: list[tuple[int, ChangeSet]]) -> Iterator[Txn]:
         """A shared catalog's transaction holding only `folders` (`Engine.begin_locking`):
         the mirror caught up to what was committed when they were locked — exact there
         until COMMIT (`Txn.exact`) — and its stamp taken with the COMMIT, after which its
-        rows reach the mirror (`landed`)."""
+        rows reach the mirror (`committed`, for `_after_commit`)."""
         self._ready_to_write()
         engine = self.engine
         newest = _begun(engine, lambda: engine.begin_locking(folders))
@@ -186,20 +200,20 @@ class Catalog:
             stamp = engine.commit_stamping(txn.at_commit, changelog.statements(None, changes))
         except BaseException as exc:
             raise _translated(engine, exc) from None  # (the mirror has none of it)
-        self._after_commit(stamp, changes)
+        committed.append((stamp, changes))
 
     @contextmanager
     def _open_as(self, txn: Txn) -> Iterator[None]:
         """`txn` is this thread's open transaction for the block (others of this thread
         join it); an error in the block rolls it back."""
-        self._open = (threading.get_ident(), txn)
+        self._opened.txn = txn
         try:
             yield
         except BaseException as exc:
-            self._open = None
+            self._opened.txn = None
             self.engine.rollback()
             raise _translated(self.engine, exc) from None
-        self._open = None
+        self._opened.txn = None
 
     def _after_commit(self, stamp: int, changes: ChangeSet) -> None:
         self.last_committed = stamp
@@ -242,10 +256,9 @@ class Catalog:
         write: inside a write transaction of this thread that wrote nothing yet, on a
         shared catalog, the mirror's answer (exact there: `_rows_before`); otherwise
         the catalog's."""
-        joined = self._open
+        joined = self._open_here()
         if (self.decides_inside and self.mirror is not None and joined is not None
-                and joined[0] == threading.get_ident() and not joined[1].wrote
-                and joined[1].exact(parent)):
+                and not joined.wrote and joined.exact(parent)):
             return self.mirror.child(parent, name)
         return self.nodes.find_child(parent, name)
 
@@ -272,8 +285,7 @@ class Catalog:
                       mine: Collection[int] = ()) -> ChangeSet | None:
         """Inside a write transaction (`follow`): what other hosts committed after `after`
         up to `newest` (None: the log was trimmed past it)."""
-        joined = self._open
-        assert joined is not None, "changes_since reads inside the writer's transaction"
+        assert self._open_here() is not None, "changes_since reads inside a transaction"
         return changelog.read_since(self.conn, after, newest, mine)  # (`wrote` unset)
 
     def _catch_up_mirror(self) -> None:

@@ -24,7 +24,7 @@ from typing import Generic, Protocol, TypeVar
 import trio
 
 from markfs.catalog.db import Catalog
-from markfs.catalog.engines.pgreaders import READERS
+from markfs.catalog.engines.pgpools import READERS, WRITERS
 from markfs.errors import CatalogConflict, FsError
 from markfs.metrics import METRICS
 
@@ -87,8 +87,10 @@ class CatalogRunner:
 
     There every statement is a network round trip that may stall (a server paused, a
     network cut without a reset): the work runs in a worker thread under the deadline
-    of every backend call — work that may write (a whole write transaction) one at a
-    time, on the catalog's one connection; work that only reads (`read`: a readdir's
+    of every backend call — work that may write (a whole write transaction) up to
+    `WRITERS` at once: one holding some folders on a connection of the writer pool,
+    one holding the whole catalog on the catalog's own connection, one at a time;
+    work that only reads (`read`: a readdir's
     page, xattrs, statfs, status.json, the journal's rows) up to `READERS` at once on
     the catalog's read pool, never behind a write. Past the deadline the request fails
     with EIO and the work finishes on its own; the next waits for it, so every caller
@@ -103,7 +105,9 @@ class CatalogRunner:
         self.catalog = catalog
         self.off_loop = catalog is not None and catalog.engine.shared
         self.timeout = timeout
-        self._writes = trio.CapacityLimiter(1)  # (the catalog's one connection)
+        # (the catalog's connection and its writer pool's: a transaction that holds the
+        # whole catalog waits in its thread for the one before it, as on SQLite)
+        self._writes = trio.CapacityLimiter(WRITERS)
         self._reads = trio.CapacityLimiter(READERS)  # (its read pool's)
 
     async def __call__(self, fn: Callable[..., T], *args: object) -> T:

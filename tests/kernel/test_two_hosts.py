@@ -305,7 +305,7 @@ except OSError as exc:
 
 def _markfs_backends(url: str) -> list[int]:
     """The pids of the server processes behind the one daemon's connections (its
-    catalog's, its read pool's, its session's, its feed's)."""
+    catalog's, its pools' of readers and writers, its session's, its feed's)."""
     import psycopg
 
     with psycopg.connect(url) as conn:

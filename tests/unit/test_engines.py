@@ -11,7 +11,8 @@ import pytest
 
 from markfs.catalog.db import Catalog
 from markfs.catalog.engines import pgschema
-from markfs.catalog.engines.postgres import check_url, pyformat
+from markfs.catalog.engines.pgconnection import pyformat
+from markfs.catalog.engines.postgres import check_url
 from markfs.catalog.schema import MIGRATIONS
 from markfs.errors import UserError
 

@@ -136,7 +136,8 @@ SQLITE_ONLY = re.compile(r"PRAGMA|OR REPLACE|OR IGNORE|last_insert_rowid|\.chang
 # the engines (connection, transactions, migrations: catalog/engines/); the SQLite DDL;
 # backups and salvage of its file; full-text search (FTS5 and PostgreSQL's, one module)
 SQLITE_ENGINE = {"catalog/engines/sqlite.py", "catalog/engines/pgschema.py",
-                 "catalog/engines/postgres.py", "catalog/schema.py", "catalog/backups.py",
+                 "catalog/engines/postgres.py", "catalog/engines/pgconnection.py",
+                 "catalog/schema.py", "catalog/backups.py",
                  "catalog/salvage.py", "catalog/tables/search.py"}
 
 

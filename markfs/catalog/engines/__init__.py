@@ -124,8 +124,13 @@ class Engine(Protocol):
 
     def reading(self) -> AbstractContextManager[None]:
         """Inside it, this thread's reads outside a transaction of its own go to a
-        connection apart from the writer's (a server's read pool, `pgreaders`: they
+        connection apart from the writer's (a server's read pool, `pgpools`: they
         never queue behind a write); SQLite: nothing changes (its reads do not wait)."""
+
+    def writing(self) -> AbstractContextManager[object]:
+        """Inside it, this thread's transaction that holds only some folders runs on a
+        connection of its own (a server's writer pool, `pgpools`: beside this host's
+        other writes); SQLite: its one writer's turn (`guard`)."""
 
     def checkpoint(self) -> None:
         """Make committed transactions durable (SQLite's WAL into its file)."""

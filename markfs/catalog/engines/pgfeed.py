@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 
+from markfs.catalog.engines.pgconnection import PgConnection
 from markfs.model import ChangeSet
 
 CONNECT_TIMEOUT_S = 10
@@ -48,8 +49,6 @@ class ChangeListener:
         """(the catalog's stamp, what changed after `after` up to it but in the stamps
         `mine`: `changelog.read_since`), in one snapshot."""
         from markfs.catalog import changelog  # (it imports the catalog, which imports this)
-        from markfs.catalog.engines.postgres import PgConnection  # (which imports this)
-
         with self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             reader = PgConnection(self._conn)

@@ -28,11 +28,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import re
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,8 +38,9 @@ from urllib.parse import urlsplit
 import psycopg
 
 from markfs.catalog.engines import pgschema
+from markfs.catalog.engines.pgconnection import PgConnection
 from markfs.catalog.engines.pgfeed import CHANNEL, CONNECT_TIMEOUT_S, KEEPALIVE
-from markfs.catalog.engines.pgreaders import ReadPool
+from markfs.catalog.engines.pgpools import READERS, WRITERS, ConnectionPool
 from markfs.catalog.engines.sqlite import new_generation, refuse_newer
 from markfs.catalog.schema import MIGRATIONS
 from markfs.errors import CatalogConflict, FsError, UserError, first_line
@@ -54,118 +53,6 @@ WRITERS_LOCK = 0x6D667772  # every write transaction's first lock (module docstr
 # node ids one round trip takes from the sequence ahead of their INSERTs (a block lives
 # in one process; what it leaves unused at exit are gaps in the inode numbers)
 NODE_IDS_AHEAD = 64
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|[?%]")
-
-
-@lru_cache(maxsize=4096)  # the catalog's statement texts: a few hundred
-def pyformat(sql: str) -> str:
-    """`sql` with `?` as `%s` and `%` as `%%`, outside quotes and comments."""
-    def swap(match: re.Match[str]) -> str:
-        token = match.group(0)
-        return "%s" if token == "?" else "%%" if token == "%" else token
-    return _TOKEN.sub(swap, sql)
-
-
-class PgConnection:
-    """A psycopg connection the catalog's parts read through like an APSW one.
-
-    A connection the server dropped (a restart, a cut network) is made anew at the next
-    statement outside a transaction; a statement that finds it gone fails with EIO (a
-    transaction it was in is lost whole: nothing of it committed).
-
-    Writes with no answer to wait for (`defer`) are held and sent with the next
-    statement, in its round trip: that statement, like every later one, sees them.
-
-    It serves one thread at a time (`guard`): a statement holds it for its length, a
-    write transaction (`Catalog.transaction`) from BEGIN to its end — so a thread's
-    statement never lands inside another thread's transaction."""
-
-    def __init__(self, conn: psycopg.Connection[Any],
-                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
-                 reads_only: bool = False) -> None:
-        self.raw = conn
-        self._reconnect = reconnect
-        # a read pool's: a statement that finds it gone is sent once more on a new one
-        # (a read changes nothing), so the first read after a server restart succeeds
-        self._reads_only = reads_only
-        self.in_transaction = False
-        self.owner: int | None = None  # the thread whose transaction is open, if any
-        self.deferred: list[bytes] = []  # bound statements not sent yet (in a transaction)
-        self.guard = threading.RLock()
-        # where a statement of this thread goes instead (a read pool's: `pgreaders`)
-        self.route: Callable[[], PgConnection | None] = lambda: None
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def bind(self, sql: str, params: tuple[Any, ...]) -> bytes:
-        """A statement with its parameters bound here (psycopg's client-side binding)."""
-        return psycopg.ClientCursor(self.raw).mogrify(pyformat(sql), params).encode()
-
-    def defer(self, sql: str, params: tuple[Any, ...]) -> None:
-        self.deferred.append(self.bind(sql, params))
-
-    def take_deferred(self) -> list[bytes]:
-        taken, self.deferred = self.deferred, []
-        return taken
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
-        reader = self.route()
-        if reader is not None:
-            return reader.execute(sql, params)
-        with self.guard:
-            return self._execute(sql, params)
-
-    def _execute(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
-        if self.deferred:  # (sent first, in the same round trip)
-            held = self.take_deferred()
-            cursor = self._execute_script(b"; ".join([*held, self.bind(sql, params)]))
-            for _ in held:
-                cursor.nextset()
-            return cursor
-        if self.raw.broken and self._reconnect is not None and not self.in_transaction:
-            self._renew()
-        try:
-            return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
-        except psycopg.OperationalError as exc:
-            if not self.raw.broken:
-                raise
-            if self._reads_only and self._reconnect is not None and not self.in_transaction:
-                self._renew()
-                return self.raw.execute(pyformat(sql), params)  # type: ignore[arg-type]
-            raise FsError(errno.EIO, f"the catalog's server is gone: {first_line(exc)}"
-                          ) from None
-
-    def execute_script(self, script: str | bytes) -> psycopg.Cursor[Any]:
-        """Statements without parameters, several in one round trip (the simple query
-        protocol); the cursor is at the first one's result (`nextset` for the next)."""
-        with self.guard:
-            return self._execute_script(script)
-
-    def _execute_script(self, script: str | bytes) -> psycopg.Cursor[Any]:
-        if self.raw.broken and self._reconnect is not None and not self.in_transaction:
-            self._renew()
-        try:
-            return self.raw.execute(script if isinstance(script, bytes) else script.encode())
-        except psycopg.OperationalError as exc:
-            if not self.raw.broken:
-                raise
-            raise FsError(errno.EIO, f"the catalog's server is gone: {first_line(exc)}"
-                          ) from None
-
-    def _renew(self) -> None:
-        assert self._reconnect is not None
-        try:
-            fresh = self._reconnect()
-        except psycopg.Error as exc:
-            raise FsError(errno.EIO, f"the catalog's server does not answer: "
-                          f"{first_line(exc)}") from None
-        old, self.raw = self.raw, fresh
-        with contextlib.suppress(psycopg.Error):
-            old.close()
-        log.warning("reconnected to the catalog")
-
-
 _BUMP = b"UPDATE meta SET value = value + 1 WHERE key = 'stamp' RETURNING value"
 
 
@@ -204,14 +91,24 @@ class PostgresEngine:
                             f"{first_line(exc)}") from None
         self.conn = PgConnection(raw, self._connect)
         self.guard = self.conn.guard
-        self.readers = ReadPool(lambda: self.connection_apart("read", reads_only=True))
+        self.readers = ConnectionPool(
+            lambda: self.connection_apart("read", reads_only=True), READERS)
+        self.writers = ConnectionPool(self._writer_connection, WRITERS)
         self.conn.route = self._route
         self._node_ids: list[int] = []  # taken from the sequence, not used yet (descending)
+        self._node_ids_lock = threading.Lock()  # (writers of several threads take them)
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, purpose: str = "") -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                               application_name="markfs", options=self._options(),
-                               **KEEPALIVE)
+                               application_name=f"markfs {purpose}".strip(),
+                               options=self._options(), **KEEPALIVE)
+
+    def _writer_connection(self) -> PgConnection:
+        """A connection of the writer pool (bounded in how long it idles inside a
+        transaction, as the catalog's own)."""
+        def connect() -> psycopg.Connection[Any]:
+            return self._connect("write")
+        return PgConnection(connect(), connect)
 
     def _options(self) -> str:
         return f"-c idle_in_transaction_session_timeout={self._idle_ms}" if self._idle_ms else ""
@@ -226,20 +123,35 @@ class PostgresEngine:
         with self.guard:
             self.conn.execute_script(
                 f"SET idle_in_transaction_session_timeout = {self._idle_ms}")
+        self.writers.drop_idle()  # (made again with it)
 
     def describe(self) -> str:
         return self.url
 
-    def reading(self) -> AbstractContextManager[None]:
-        return self.readers.reading()
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        with self.readers.using():
+            yield
+
+    def writing(self) -> AbstractContextManager[object]:
+        """A folder-holding transaction of this thread: on a connection of its own."""
+        return self.writers.using()
 
     def _route(self) -> PgConnection | None:
-        """A statement of a thread inside `reading()` goes to its pool connection, unless
-        it is inside that thread's own transaction (which reads what it wrote)."""
+        """A statement of a thread inside `writing()` goes to its writer; inside
+        `reading()` to its reader, unless it is inside that thread's own transaction on
+        the catalog's connection (which reads what it wrote)."""
+        writer = self.writers.current()
+        if writer is not None:
+            return writer
         reader = self.readers.current()
         if reader is None or self.conn.owner == threading.get_ident():
             return None
         return reader
+
+    def _writer(self) -> PgConnection:
+        """The connection of this thread's transaction."""
+        return self.writers.current() or self.conn
 
     def connection_apart(self, purpose: str, reads_only: bool = False) -> PgConnection:
         """A connection of its own (autocommit) for one task of this host — its session,
@@ -303,43 +215,47 @@ class PostgresEngine:
     def _begin(self, script: str) -> psycopg.Cursor[Any]:
         """A transaction begun by `script` (its results); one that failed there (a lock
         wait the server ended) is rolled back."""
+        conn = self._writer()
         try:
-            cursor = self.conn.execute_script(script)
+            cursor = conn.execute_script(script, begins=True)
         except BaseException:
             self._end_failed()
             raise
-        self.conn.in_transaction, self.conn.owner = True, threading.get_ident()
+        conn.in_transaction, conn.owner = True, threading.get_ident()
         return cursor
 
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
-        self.conn.defer(sql, params)
+        self._writer().defer(sql, params)
 
     def node_id_ahead(self) -> int:
-        if not self._node_ids:
-            self._node_ids = sorted((int(row[0]) for row in self.conn.execute(
-                "SELECT nextval(pg_get_serial_sequence('nodes', 'id')) FROM "
-                "generate_series(1, ?)", (NODE_IDS_AHEAD,))), reverse=True)
-        return self._node_ids.pop()
+        with self._node_ids_lock:
+            if not self._node_ids:
+                self._node_ids = sorted((int(row[0]) for row in self._writer().execute(
+                    "SELECT nextval(pg_get_serial_sequence('nodes', 'id')) FROM "
+                    "generate_series(1, ?)", (NODE_IDS_AHEAD,))), reverse=True)
+            return self._node_ids.pop()
 
     def commit(self, first: list[tuple[str, tuple[Any, ...]]]) -> None:
         """What was deferred, then `first`, sent with the COMMIT."""
-        self._commit_script([*self.conn.take_deferred(), *self._bound(first), b"COMMIT"])
+        self._commit_script([*self._writer().take_deferred(), *self._bound(first), b"COMMIT"])
 
     def commit_stamping(self, first: list[tuple[str, tuple[Any, ...]]],
                         logged: list[tuple[str, tuple[Any, ...]]]) -> int:
         """What was deferred and `first`, the stamp bumped, `logged` (which reads it), and
         COMMIT, in one round trip: the transaction's stamp."""
-        held = [*self.conn.take_deferred(), *self._bound(first)]
+        held = [*self._writer().take_deferred(), *self._bound(first)]
         cursor = self._commit_script([*held, _BUMP, *self._bound(logged), b"COMMIT"])
         return _last_value(cursor, len(held))
 
     def _bound(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[bytes]:
-        return [self.conn.bind(sql, params) for sql, params in statements]
+        conn = self._writer()
+        return [conn.bind(sql, params) for sql, params in statements]
 
     def _commit_script(self, script: list[bytes]) -> psycopg.Cursor[Any]:
-        self.conn.in_transaction, self.conn.owner = False, None
+        conn = self._writer()
+        conn.in_transaction, conn.owner = False, None
         try:
-            return self.conn.execute_script(b"; ".join(script))
+            return conn.execute_script(b"; ".join(script))
         except BaseException:
             self._end_failed()
             raise
@@ -347,16 +263,17 @@ class PostgresEngine:
     def _end_failed(self) -> None:
         """A COMMIT whose script failed (a held write refused) leaves the server's
         transaction aborted: rolled back, or every later statement would fail too."""
-        if not self.raw.broken and (
-                self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE):
+        raw = self._writer().raw
+        if not raw.broken and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
-                self.raw.execute("ROLLBACK")
+                raw.execute("ROLLBACK")
 
     def rollback(self) -> None:
-        self.conn.in_transaction, self.conn.owner = False, None
-        self.conn.deferred.clear()
-        if not self.raw.broken:
-            self.raw.execute("ROLLBACK")
+        conn = self._writer()
+        conn.in_transaction, conn.owner = False, None
+        conn.deferred.clear()
+        if not conn.raw.broken:
+            conn.raw.execute("ROLLBACK")
 
     def changed(self, sql: str, params: tuple[Any, ...]) -> int:
         return int(self.conn.execute(sql, params).rowcount)
@@ -397,4 +314,5 @@ class PostgresEngine:
 
     def close(self) -> None:
         self.readers.close()
+        self.writers.close()
         self.raw.close()

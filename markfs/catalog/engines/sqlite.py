@@ -168,6 +168,9 @@ class SqliteEngine:
     def reading(self) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
+    def writing(self) -> AbstractContextManager[object]:
+        return self.guard
+
     def checkpoint(self) -> None:
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 

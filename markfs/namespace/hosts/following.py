@@ -46,6 +46,10 @@ class FollowingHosts:
         `newest`: the mirror first takes what other hosts committed before (from the log,
         or rebuilt whole if the log no longer reaches back), so the stamp this transaction
         gives the mirror stands for every write before it."""
+        with self.catalog.mirror_lock:
+            self._catch_up(newest)
+
+    def _catch_up(self, newest: int) -> None:
         applied = self.hot.stamp() or 0
         if applied == newest:
             return
@@ -67,10 +71,18 @@ class FollowingHosts:
         the mirror under that stamp if the mirror holds every one before; else its rows
         only, the mirror's stamp kept — the feed reads the stamps between (what it
         reads is the rows as they are: this commit's, or newer), and applies nothing
-        read before this commit (`_ahead`). (Under the catalog's guard, as `heard`.)"""
+        read before this commit (`_ahead`). Nothing where the mirror holds that stamp
+        already: a transaction of another thread of this host, begun after this COMMIT,
+        caught it up from the log (rows as they were then: this commit's, or newer)."""
+        with self.catalog.mirror_lock:
+            self._landed(changes, stamp)
+
+    def _landed(self, changes: ChangeSet, stamp: int) -> None:
         applied = self.hot.stamp() or 0
         mirror = self.catalog.mirror
         assert mirror is not None
+        if applied >= stamp:
+            return
         if applied == stamp - 1:
             mirror.apply(changes, stamp)
             self._covered(stamp)
@@ -114,7 +126,7 @@ class FollowingHosts:
         fresh, stamp = self.catalog.nodes.node_and_stamp(node.id)
         if fresh is None or fresh == node:
             return None
-        with self.catalog.engine.guard:
+        with self.catalog.mirror_lock:
             applied = self.hot.stamp()
             if applied is not None and applied >= 0:
                 self.hot.apply(ChangeSet(nodes=[fresh], dentries=[
@@ -125,16 +137,16 @@ class FollowingHosts:
     def heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
         """What the change log said other hosts committed up to `newest` (read outside any
         transaction of ours), into the mirror unless it holds that already; was it new?
-        None: not now — a write transaction of this host is under way (in the catalog's
-        worker thread), which reads the mirror as exact and catches up by itself; what
-        was read may be older than what it applies, so the reader reads again soon."""
-        guard = self.catalog.engine.guard
-        if not guard.acquire(blocking=False):
+        None: not now — a write transaction of this host is writing the mirror (in a
+        worker thread: the loop does not wait for it); what was read may be older than
+        what it applies, so the reader reads again soon."""
+        lock = self.catalog.mirror_lock
+        if not lock.acquire(blocking=False):
             return None
         try:
             return self._heard(newest, changes)
         finally:
-            guard.release()
+            lock.release()
 
     def _heard(self, newest: int, changes: ChangeSet | None) -> bool | None:
         applied = self.hot.stamp() or 0

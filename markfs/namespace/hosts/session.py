@@ -33,7 +33,8 @@ import time
 import trio
 
 from markfs.catalog import sessions
-from markfs.catalog.engines.postgres import PgConnection, PostgresEngine
+from markfs.catalog.engines.pgconnection import PgConnection
+from markfs.catalog.engines.postgres import PostgresEngine
 from markfs.errors import UserError, first_line
 from markfs.namespace.tree import Tree
 from markfs.namespace.workers import IoRunner

@@ -376,8 +376,8 @@ class Uploader:
         """`_finish` in the catalog: whether the source shows the file differently."""
         before = self.tree.node(row.node_id)  # (its folder: the one this holds)
         with self.tree.transaction(() if before is None else (before.parent,)) as txn:
-            # (newer rows read inside: none can slip in — this host writes its own rows
-            # one transaction at a time)
+            # (newer rows read inside: none can slip in — a row is journaled holding the
+            # whole catalog, which waits for this transaction's folder)
             newer = [r for r in self.rows.for_node(row.node_id, self.owner) if r.id > row.id]
             self.rows.done(txn, row.id)
             node = self.tree.node(row.node_id)
