@@ -25,7 +25,7 @@ from markfs.catalog.engines.pgfeed import ChangeListener
 from markfs.catalog.engines.postgres import WRITERS_LOCK
 from markfs.config import DataDir
 from markfs.metrics import METRICS
-from markfs.model import Kind
+from markfs.model import ChangeSet, Kind
 from markfs.namespace.tree import ROOT_ID, Tree
 from markfs.namespace.workers import CatalogRunner
 
@@ -83,6 +83,29 @@ def test_a_hosts_own_writes_in_other_folders_go_on_beside_one_under_way(
         assert mirrored_in(a, y, {b"beside"}) == {b"beside"}
     finally:
         a.close()
+
+
+def test_commits_of_one_host_landing_out_of_order_bring_the_mirror_to_the_last(
+        data_dir: Path) -> None:
+    """Two threads' commits land in the other order (the later first: its rows only,
+    the stamp kept): the earlier one's landing takes the mirror's stamp past both, and
+    a transaction that then finds the catalog at a stamp the mirror passed already
+    reads nothing (before: it rebuilt the whole mirror)."""
+    tree = Tree.open(DataDir(data_dir))
+    try:
+        x = folder(tree, b"x")
+        at = tree.hot.stamp() or 0
+        assert at == tree.catalog.stamp
+        first, second = ChangeSet(nodes=[tree.node(x)]), ChangeSet()
+        tree.landed(second, at + 2)
+        assert tree.hot.stamp() == at and tree.own_stamps() == {at + 2}
+        tree.landed(first, at + 1)
+        assert tree.hot.stamp() == at + 2 and tree.own_stamps() == frozenset()
+        rebuilt = tree.hot.applied
+        tree.catch_up(at + 1)
+        assert tree.hot.applied == rebuilt and tree.hot.stamp() == at + 2
+    finally:
+        tree.close()
 
 
 def test_a_write_in_another_folder_goes_on_while_a_host_holds_one(

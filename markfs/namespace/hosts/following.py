@@ -51,7 +51,11 @@ class FollowingHosts:
 
     def _catch_up(self, newest: int) -> None:
         applied = self.hot.stamp() or 0
-        if applied == newest:
+        if applied >= newest:  # (another thread of this host landed a later commit)
+            return
+        if applied >= 0 and self._all_mine(applied, newest):
+            self.hot.apply(ChangeSet(), newest)  # (their rows are in: no read)
+            self._covered(newest)
             return
         changes = (self.catalog.changes_since(applied, newest, self._mine)
                    if 0 <= applied < newest else None)
@@ -84,8 +88,11 @@ class FollowingHosts:
         if applied >= stamp:
             return
         if applied == stamp - 1:
-            mirror.apply(changes, stamp)
-            self._covered(stamp)
+            top = stamp  # (and the commits of this host after it that landed first)
+            while top + 1 in self._mine:
+                top += 1
+            mirror.apply(changes, top)
+            self._covered(top)
             return
         mirror.apply(changes, applied)
         self._ahead = max(self._ahead, stamp)
@@ -104,6 +111,12 @@ class FollowingHosts:
         return replace(changes, dentries=[(parent, name, node_id) for parent, name, node_id
                                           in changes.dentries
                                           if self.hot.child(parent, name) != node_id])
+
+    def _all_mine(self, applied: int, newest: int) -> bool:
+        """Whether every stamp after `applied` up to `newest` is a commit of this host
+        whose rows the mirror holds (landed ahead of a commit before it)."""
+        return newest - applied <= len(self._mine) and self._mine.issuperset(
+            range(applied + 1, newest + 1))
 
     def own_stamps(self) -> frozenset[int]:
         """This host's commits the mirror holds ahead of its stamp (`_mine`)."""
