@@ -56,35 +56,6 @@ def mirrored_in(tree: Tree, parent: int, names: set[bytes]) -> set[bytes]:
     return {name for name in names if tree.hot.child(parent, name) is not None}
 
 
-def test_a_hosts_own_writes_in_other_folders_go_on_beside_one_under_way(
-        data_dir: Path, tmp_path: Path) -> None:
-    """Before: a host's write transactions went one at a time on its one catalog
-    connection, so a create in folder y waited while another thread of the same host
-    was inside a write in folder x. Now each runs on a connection of the writer pool;
-    a write in the same folder still waits for its row's lock. The mirror ends up as
-    the catalog is, though the commits landed out of their threads' order."""
-    a = Tree.open(DataDir(data_dir))
-    try:
-        x, y = folder(a, b"x"), folder(a, b"y")
-
-        def inside_x(inside: threading.Event, release: threading.Event) -> None:
-            with a.transaction((x,)) as txn:
-                txn.changed("UPDATE nodes SET mtime_ns = mtime_ns + 1 WHERE id = ?", (x,))
-                inside.set()
-                release.wait(30)
-
-        assert answered_while_held(inside_x, lambda: make(a, y, b"beside"), within=20), \
-            "a write in another folder waited for this host's write under way"
-        assert not answered_while_held(inside_x, lambda: make(a, x, b"after"), within=1), \
-            "a write in the folder held by this host's other thread did not wait"
-        assert names_in(a, x) == {b"after"} and names_in(a, y) == {b"beside"}
-        a.catch_up(a.catalog.stamp)
-        assert mirrored_in(a, x, {b"after"}) == {b"after"}
-        assert mirrored_in(a, y, {b"beside"}) == {b"beside"}
-    finally:
-        a.close()
-
-
 def test_commits_of_one_host_landing_out_of_order_bring_the_mirror_to_the_last(
         data_dir: Path) -> None:
     """Two threads' commits land in the other order (the later first: its rows only,
@@ -108,12 +79,17 @@ def test_commits_of_one_host_landing_out_of_order_bring_the_mirror_to_the_last(
         tree.close()
 
 
-def test_a_write_in_another_folder_goes_on_while_a_host_holds_one(
-        data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("other_host", [True, False], ids=["another-host", "same-host"])
+def test_a_write_in_another_folder_goes_on_while_a_folder_is_held(
+        data_dir: Path, tmp_path: Path, other_host: bool) -> None:
     """Before: every write transaction held the stamp row from BEGIN, so host B's create
-    in its own folder waited as long as host A stayed inside its write."""
+    in its own folder waited as long as host A stayed inside its write; and a host's
+    writes went one at a time on its one catalog connection, so its own create in
+    folder y waited while another of its threads was inside a write in folder x (now
+    each runs on a connection of the writer pool). A write in the held folder still
+    waits for its row's lock; the mirrors end up as the catalog is."""
     a = Tree.open(DataDir(data_dir))
-    b = second_host(data_dir, tmp_path)
+    b = second_host(data_dir, tmp_path) if other_host else a
     try:
         x, y = folder(a, b"x"), folder(a, b"y")
 
@@ -123,14 +99,19 @@ def test_a_write_in_another_folder_goes_on_while_a_host_holds_one(
                 inside.set()
                 release.wait(30)
 
-        assert answered_while_held(a_inside_x, lambda: make(b, y, b"from-b"), within=20), \
-            "host B's write in another folder waited for host A"
-        assert not answered_while_held(a_inside_x, lambda: make(b, x, b"also-b"), within=1), \
-            "host B's write in the folder host A holds did not wait"
-        assert names_in(a, x) == {b"also-b"} and names_in(a, y) == {b"from-b"}
+        assert answered_while_held(a_inside_x, lambda: make(b, y, b"beside"), within=20), \
+            "a write in another folder waited for the one under way"
+        assert not answered_while_held(a_inside_x, lambda: make(b, x, b"after"), within=1), \
+            "a write in the folder held did not wait"
+        assert names_in(a, x) == {b"after"} and names_in(a, y) == {b"beside"}
+        for tree in {a, b}:
+            with tree.transaction((x, y)):
+                pass  # (caught up to the catalog under those folders' locks)
+            assert mirrored_in(tree, x, {b"after"}) and mirrored_in(tree, y, {b"beside"})
     finally:
         a.close()
-        b.close()
+        if other_host:
+            b.close()
 
 
 def test_commits_of_two_hosts_between_each_other_leave_both_mirrors_as_the_catalog(

@@ -4,11 +4,15 @@
 afresh per round: `sqlite` (the embedded catalog, one host), `pg-1` (the catalog in
 PostgreSQL, one daemon) and `pg-2` (two daemons with their own data directories over
 one PostgreSQL catalog, as two hosts; each works in a folder of its own, at once).
-Each times creates (open O_CREAT + close), stats, readdirs of a folder of those files
-and renames, per second, through the mount with the kernel's caches off (entry_ttl =
-attr_ttl = 0: each call reaches the daemon); and, on `pg-2`, the latency from a close
-on host A to the name being visible on host B (B polls with stat every 0.2 ms).
+Each times creates (open O_CREAT + close) from one client and from `CLIENTS` at once
+(each in a folder of its own: a gateway's users), stats, readdirs of a folder of the
+first client's files and renames, per second, through the mount with the kernel's
+caches off (entry_ttl = attr_ttl = 0: each call reaches the daemon); and, on `pg-2`,
+the latency from a close on host A to the name being visible on host B (B polls with
+stat every 0.2 ms).
 PostgreSQL runs with fsync=off, as in the tests; the rounds interleave the setups.
+`--rtt-ms R`: the daemons reach PostgreSQL through a proxy that holds each chunk R/2 ms
+each way (`latency_proxy.py`): a server on another machine.
 
     .venv/bin/python tools/bench/multihost_bench.py [--runs 3] [--files 2000]
         [--json docs/img/multihost.json] [--plot-dir docs/img]
@@ -32,14 +36,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools" / "bench"))
+from latency_proxy import LatencyProxy  # noqa: E402
 from remote_bench import mounted  # noqa: E402
 from servers import PostgresServer  # noqa: E402
 
 MARKFS = [sys.executable, "-m", "markfs"]
 CONFIG = "[mount]\nentry_ttl = 0\nattr_ttl = 0\nwatch_local = false\n"
 SETUPS = ("sqlite", "pg-1", "pg-2")
-OPS = ("creates/s", "stats/s", "readdirs/s", "renames/s")
+CLIENTS = 4  # clients of one host creating at once
+OPS = ("creates/s", f"creates/s x{CLIENTS}", "stats/s", "readdirs/s", "renames/s")
 _databases = iter(range(1, 1_000_000))
+_catalog_port: list[int] = []  # (the proxy's, with --rtt-ms)
 
 
 def run(*args: str) -> None:
@@ -69,6 +76,8 @@ def hosts(setup: str, work: Path, pg: PostgresServer) -> Iterator[list[Path]]:
         admin.execute(f"CREATE DATABASE {name}")
         admin.close()
         catalog = pg.url(name)
+        if _catalog_port:
+            catalog = catalog.replace(f":{pg.port}/", f":{_catalog_port[0]}/")
     names = ["a", "b"] if setup == "pg-2" else ["a"]
     dirs = [data_dir(work, f"{setup}-{n}", catalog, source) for n in names]
     with ExitStack() as stack:
@@ -82,12 +91,30 @@ def rates(folder: Path, files: int) -> dict[str, float]:
     names = [folder / f"f{i}" for i in range(files)]
     out = {"creates/s": per_second(files, lambda: [os.close(os.open(
         n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)) for n in names])}
+    out[f"creates/s x{CLIENTS}"] = per_second(files, lambda: at_once(folder, files))
     out["stats/s"] = per_second(files, lambda: [os.stat(n) for n in names])
     rounds = max(1, 20_000 // files)
     out["readdirs/s"] = per_second(rounds, lambda: [os.listdir(folder) for _ in range(rounds)])
     out["renames/s"] = per_second(files, lambda: [os.rename(n, n.with_name(n.name + "r"))
                                                  for n in names])
     return out
+
+
+def at_once(folder: Path, files: int) -> None:
+    """`files` creates from `CLIENTS` threads (os.open lets the GIL go), each in a folder
+    of its own."""
+    parts = [folder / f"client{k}" for k in range(CLIENTS)]
+    for part in parts:
+        part.mkdir()
+
+    def create(part: Path) -> None:
+        for i in range(files // CLIENTS):
+            os.close(os.open(part / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    threads = [threading.Thread(target=create, args=(part,)) for part in parts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def per_second(count: int, fn: Callable[[], object]) -> float:
@@ -135,14 +162,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot-dir", type=Path)
+    parser.add_argument("--rtt-ms", type=float, default=0.0)
     args = parser.parse_args()
     figures: dict[str, dict[str, list[float]]] = {s: {op: [] for op in OPS} for s in SETUPS}
     latencies: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="markfs-multihost-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="markfs-multihost-") as tmp, ExitStack() as stack:
         pg_root = Path(tempfile.mkdtemp(prefix="markfs-bench-pg-"))
         pg = PostgresServer(pg_root)
         pg.start()
         try:
+            if args.rtt_ms:
+                proxy = stack.enter_context(LatencyProxy(pg.port, args.rtt_ms / 2))
+                _catalog_port.append(proxy.port)
             for round_ in range(args.runs):
                 for setup in SETUPS:
                     work = Path(tmp) / f"r{round_}"
