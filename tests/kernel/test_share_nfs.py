@@ -17,6 +17,8 @@ from conftest import Mount, in_process, run_markfs
 from nfs_client import Nfs3, NfsError
 from servers import GaneshaServer, Rpcbind
 
+TAKERS = 3  # tmpfs mounts that take the lowest free device numbers (the restart test)
+
 
 @dataclass
 class Exported:
@@ -133,16 +135,23 @@ def test_paths_keep_their_inodes_after_markfs_and_ganesha_restart(exported: Expo
     handles = {p: client.lookup(p) for p in paths}
     before = {p: client.getattr(h).fileid for p, h in handles.items()}
     exported.nfs.stop()
-    device = os.stat(exported.mount.path).st_dev
-    exported.mount.stop()
-    (tmp_path / "taker").mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "taker", str(tmp_path / "taker")], check=True)
     try:
-        exported.mount.start("--allow-other")
-        assert os.stat(exported.mount.path).st_dev != device
+        device = os.stat(exported.mount.path).st_dev
+        exported.mount.stop()
+        # (several takers: the other worker's test may free a lower number meanwhile,
+        # which the first would take instead — so the new mount got the old one)
+        takers = [tmp_path / f"taker{i}" for i in range(TAKERS)]
+        for taker in takers:
+            taker.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", taker.name, str(taker)], check=True)
+        try:
+            exported.mount.start("--allow-other")
+            assert os.stat(exported.mount.path).st_dev != device
+        finally:
+            for taker in takers:
+                subprocess.run(["umount", str(taker)], check=True)
     finally:
-        subprocess.run(["umount", str(tmp_path / "taker")], check=True)
-    exported.nfs.start()
+        exported.nfs.start()  # (the module's later tests use it, whatever happened here)
     again = exported.client()
     assert {p: again.getattr(again.lookup(p)).fileid for p in paths} == before
     with pytest.raises(NfsError) as stale:
