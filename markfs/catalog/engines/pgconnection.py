@@ -51,6 +51,7 @@ class PgConnection:
                  reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
                  reads_only: bool = False) -> None:
         self.raw = conn
+        self._binder = psycopg.ClientCursor(conn)  # (`bind`'s: one per connection)
         self._reconnect = reconnect
         # a read pool's: a statement that finds it gone is sent once more on a new one
         # (a read changes nothing), so the first read after a server restart succeeds
@@ -67,7 +68,7 @@ class PgConnection:
 
     def bind(self, sql: str, params: tuple[Any, ...]) -> bytes:
         """A statement with its parameters bound here (psycopg's client-side binding)."""
-        return psycopg.ClientCursor(self.raw).mogrify(pyformat(sql), params).encode()
+        return self._binder.mogrify(pyformat(sql), params).encode()
 
     def defer(self, sql: str, params: tuple[Any, ...]) -> None:
         self.deferred.append(self.bind(sql, params))
@@ -137,6 +138,7 @@ class PgConnection:
             raise FsError(errno.EIO, f"the catalog's server does not answer: "
                           f"{first_line(exc)}") from None
         old, self.raw = self.raw, fresh
+        self._binder = psycopg.ClientCursor(fresh)
         with contextlib.suppress(psycopg.Error):
             old.close()
         log.warning("reconnected to the catalog")

@@ -98,17 +98,19 @@ class PostgresEngine:
         self._node_ids: list[int] = []  # taken from the sequence, not used yet (descending)
         self._node_ids_lock = threading.Lock()  # (writers of several threads take them)
 
-    def _connect(self, purpose: str = "") -> psycopg.Connection[Any]:
+    def _connect(self, purpose: str = "", bounded: bool = True) -> psycopg.Connection[Any]:
+        """A new connection (autocommit; `bounded`: in how long it may idle inside a
+        transaction, `hold_locks_at_most`). Nothing is prepared on the server: the
+        scripts carry their values (`PgConnection.bind`), so no two texts repeat, and
+        psycopg's count of them would cost a write its CPU for nothing."""
         return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                application_name=f"markfs {purpose}".strip(),
-                               options=self._options(), **KEEPALIVE)
+                               options=self._options() if bounded else "",
+                               prepare_threshold=None, **KEEPALIVE)
 
     def _writer_connection(self) -> PgConnection:
-        """A connection of the writer pool (bounded in how long it idles inside a
-        transaction, as the catalog's own)."""
-        def connect() -> psycopg.Connection[Any]:
-            return self._connect("write")
-        return PgConnection(connect(), connect)
+        """A connection of the writer pool (bounded as the catalog's own)."""
+        return self.connection_apart("write", bounded=True)
 
     def _options(self) -> str:
         return f"-c idle_in_transaction_session_timeout={self._idle_ms}" if self._idle_ms else ""
@@ -153,12 +155,12 @@ class PostgresEngine:
         """The connection of this thread's transaction."""
         return self.writers.current() or self.conn
 
-    def connection_apart(self, purpose: str, reads_only: bool = False) -> PgConnection:
+    def connection_apart(self, purpose: str, reads_only: bool = False,
+                         bounded: bool = False) -> PgConnection:
         """A connection of its own (autocommit) for one task of this host — its session,
-        its announcements: never queued behind the catalog's writes."""
+        its announcements, a pool's: never queued behind the catalog's writes."""
         def connect() -> psycopg.Connection[Any]:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                   application_name=f"markfs {purpose}", **KEEPALIVE)
+            return self._connect(purpose, bounded)
         return PgConnection(connect(), connect, reads_only)
 
     def migrate(self) -> None:
