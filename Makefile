@@ -8,7 +8,7 @@ DEMO_DATA ?= $(CURDIR)/.demo-data
 DEMO_MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test system system-test bytecode test test-quick test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor bench-multihost clean
+.PHONY: setup setup-test system system-test bytecode test test-quick test-long lint demo demo-stop bench bench-remote bench-render bench-cache bench-small bench-floor bench-multihost bench-cpu clean
 
 # markfs and the demo: FUSE and the OpenSSH client; the tests: also the servers they start
 setup: system $(STAMP) bytecode
@@ -84,6 +84,9 @@ bench-small: setup-test
 bench-multihost: setup-test
 	@$(PY) -m pip install -q -e '.[bench]'
 	$(PY) tools/bench/multihost_bench.py --json docs/img/multihost.json --plot-dir docs/img $(BENCH_ARGS)
+
+bench-cpu: setup-test
+	$(PY) tools/bench/cpu_budget.py $(BENCH_ARGS)
 
 bench-floor: setup-test
 	$(PY) tools/bench/floor_bench.py --json docs/img/floor.json $(BENCH_ARGS)
