@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,14 +20,15 @@ from conftest import add_source_now
 
 from markfs.backends.base import Backend
 from markfs.backends.memory import MemoryBackend
+from markfs.catalog import nodes
 from markfs.catalog.sources import SourceRow
 from markfs.config import DataDir, MountConfig
 from markfs.errors import FsError
-from markfs.model import Node
+from markfs.model import Kind, Node
 from markfs.namespace.control import MountInfo
 from markfs.namespace.files.sources import SourceSet, backend_for
 from markfs.namespace.ops import Caller, Namespace
-from markfs.namespace.tree import Tree
+from markfs.namespace.tree import ROOT_ID, Tree
 
 T = TypeVar("T")
 ROOT = Caller(uid=os.getuid(), gid=os.getgid())
@@ -147,6 +149,23 @@ def second_host(data_dir: Path, tmp_path: Path) -> Tree:
     return Tree.open(DataDir(other), create=True)
 
 
+def folder(tree: Tree, name: bytes) -> int:
+    """A new folder at the root (a transaction holding the whole catalog)."""
+    return make(tree, ROOT_ID, name, folders=())
+
+
+def make(tree: Tree, parent: int, name: bytes, folders: tuple[int, ...] | None = None) -> int:
+    """A new folder in `parent`, and the parent's times, holding `parent` only (or
+    `folders`: () the whole catalog)."""
+    now = time.time_ns()
+    with tree.transaction((parent,) if folders is None else folders) as txn:
+        made = nodes.insert_node(txn, parent, name, nodes.NewNode(
+            Kind.LAYOUT, stat.S_IFDIR | 0o755, 0, 0, 0, now, now, nlink=2),
+            generation=tree.generation)
+        nodes.update_node(txn, parent, mtime_ns=now, ctime_ns=now)
+    return made
+
+
 __all__ = ["ROOT", "InProcess", "add_memory_source", "answered_while_held", "errno",
-           "errno_of", "local_source_tree", "names", "read_all", "resolve", "second_host",
-           "write_new"]
+           "errno_of", "folder", "local_source_tree", "make", "names", "read_all",
+           "resolve", "second_host", "write_new"]

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import trio
-from harness import answered_while_held, second_host
+from harness import answered_while_held, folder, make, second_host
 
 from markfs.catalog import nodes
 from markfs.catalog.engines.pgfeed import ChangeListener
@@ -30,22 +30,6 @@ from markfs.namespace.tree import ROOT_ID, Tree
 from markfs.namespace.workers import CatalogRunner
 
 pytestmark = pytest.mark.parametrize("catalog_engine", ["postgresql"], indirect=True)
-
-
-def folder(tree: Tree, name: bytes) -> int:
-    """A new folder at the root (a transaction holding the whole catalog)."""
-    return make(tree, ROOT_ID, name, folders=())
-
-
-def make(tree: Tree, parent: int, name: bytes, folders: tuple[int, ...] | None = None) -> int:
-    """A new folder in `parent`, and the parent's times, holding `parent` only."""
-    now = time.time_ns()
-    with tree.transaction((parent,) if folders is None else folders) as txn:
-        made = nodes.insert_node(txn, parent, name, nodes.NewNode(
-            Kind.LAYOUT, stat.S_IFDIR | 0o755, 0, 0, 0, now, now, nlink=2),
-            generation=tree.generation)
-        nodes.update_node(txn, parent, mtime_ns=now, ctime_ns=now)
-    return made
 
 
 def names_in(tree: Tree, parent: int) -> set[bytes]:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import answered_while_held, local_source_tree
+from harness import answered_while_held, folder, local_source_tree, make
 
 from markfs.catalog import nodes as q
 from markfs.model import Kind
-from markfs.namespace.tree import SOURCES_ID, Tree
+from markfs.namespace.tree import ROOT_ID, SOURCES_ID, Tree
 
 ON_POSTGRESQL = pytest.mark.parametrize("catalog_engine", ["postgresql"], indirect=True)
 
@@ -96,3 +96,27 @@ def test_a_read_after_the_server_cut_the_pools_connections_is_answered(
         admin.close()
     with tree.catalog.reading():
         assert names_in_top(tree) == {b"kept"}
+
+
+@ON_POSTGRESQL
+def test_a_write_after_the_server_cut_the_writers_connections_is_answered(
+        tree: Tree, data_dir: Path) -> None:
+    """The server ends every connection of the catalog's writers (a restart: its answer
+    to the next statement is the end): a transaction's BEGIN is sent again on a new one,
+    on the writer pool (a folder held) and on the catalog's own (the whole catalog)."""
+    import psycopg
+
+    make(tree, ROOT_ID, b"before")  # (a connection of the writer pool made and used)
+    admin = psycopg.connect((data_dir / "catalog.url").read_text().strip(), autocommit=True)
+    try:
+        ours = "application_name IN ('markfs', 'markfs write')"
+        admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {ours}")
+        while admin.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {ours}"
+                            ).fetchone()[0]:
+            time.sleep(0.01)
+    finally:
+        admin.close()
+    make(tree, ROOT_ID, b"after")
+    folder(tree, b"whole")
+    assert {b"before", b"after", b"whole"} <= {
+        name for _c, name, _n in tree.catalog.nodes.list_children(ROOT_ID, 0, 1000)}

@@ -12,7 +12,7 @@ nothing else (`cores × 1000 / total ms`), and creates/s if the daemons' interpr
 were the only limit (`hosts × 1000 / daemon ms`, one host and two): a setup's rate is
 at most the lower of the two.
 
-    .venv/bin/python tools/bench/cpu_budget.py [--files 4000] [--runs 3]
+    .venv/bin/python tools/bench/cpu_budget.py [--files 4000] [--runs 3] [--setups pg-1]
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=4000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--setups", default="sqlite,pg-1", help="of sqlite, pg-1")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="markfs-cpu-"))
@@ -115,7 +116,7 @@ def main() -> None:
     figures: dict[tuple[str, str], list[dict[str, float]]] = {}
     try:
         for round_ in range(args.runs):
-            for setup in ("sqlite", "pg-1"):
+            for setup in args.setups.split(","):
                 (work / f"r{round_}").mkdir(exist_ok=True)
                 got = one_setup(setup, work / f"r{round_}", pg, args.files)
                 for label, row in got.items():
