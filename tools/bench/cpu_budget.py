@@ -10,7 +10,9 @@ setup (`multihost_bench.hosts`), creates `--files` files from one client and fro
 per create, by process, and the ceilings it implies — creates/s if every core did
 nothing else (`cores × 1000 / total ms`), and creates/s if the daemons' interpreters
 were the only limit (`hosts × 1000 / daemon ms`, one host and two): a setup's rate is
-at most the lower of the two.
+at most the lower of the two. `--rtt-ms R`: the daemons reach PostgreSQL through
+`latency_proxy.py` run as a process of its own, its CPU a column apart (a server on
+another machine costs this one nothing; the proxy does).
 
     .venv/bin/python tools/bench/cpu_budget.py [--files 4000] [--runs 3] [--setups pg-1]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +53,7 @@ def processes() -> dict[int, str]:
                 continue
             found[int(entry.name)] = ("daemon" if "-m markfs" in command and " mount " in command
                                       else "server" if command.startswith("postgres")
+                                      else "proxy" if "latency_proxy.py" in command
                                       else "other")
     return found
 
@@ -95,9 +99,11 @@ def one_setup(setup: str, work: Path, pg: PostgresServer, files: int
 def report(setup: str, label: str, runs: list[dict[str, float]], cores: int) -> None:
     med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in runs[0]}
     daemon, server, client = med["daemon"], med.get("server", 0.0), med["client"]
-    total = daemon + server + client
+    proxy = med.get("proxy", 0.0)
+    total = daemon + server + client + proxy
     print(f"{setup:6s} {label:3s} {1000 / med['wall']:6.0f}/s   ms per create: daemon "
-          f"{daemon:.2f} server {server:.2f} client {client:.2f} = {total:.2f}   at most: "
+          f"{daemon:.2f} server {server:.2f} client {client:.2f}"
+          + (f" proxy {proxy:.2f}" if proxy else "") + f" = {total:.2f}   at most: "
           f"{cores} cores {cores * 1000 / total:5.0f}/s; interpreters: one host "
           f"{1000 / daemon:5.0f}/s, two {2000 / daemon:5.0f}/s")
 
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=4000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--setups", default="sqlite,pg-1", help="of sqlite, pg-1")
+    parser.add_argument("--rtt-ms", type=float, default=0.0)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="markfs-cpu-"))
@@ -114,7 +121,14 @@ def main() -> None:
     pg = PostgresServer(work / "pg")
     pg.start()
     figures: dict[tuple[str, str], list[dict[str, float]]] = {}
+    proxy = None
     try:
+        if args.rtt_ms:
+            proxy = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("latency_proxy.py")),
+                 str(pg.port), str(args.rtt_ms / 2)], stdout=subprocess.PIPE, text=True)
+            assert proxy.stdout is not None
+            bench._catalog_port.append(int(proxy.stdout.readline()))
         for round_ in range(args.runs):
             for setup in args.setups.split(","):
                 (work / f"r{round_}").mkdir(exist_ok=True)
@@ -122,6 +136,9 @@ def main() -> None:
                 for label, row in got.items():
                     figures.setdefault((setup, label), []).append(row)
     finally:
+        if proxy is not None:
+            proxy.kill()
+            proxy.wait()
         pg.stop()
     print(f"{cores} cores; medians of {args.runs} rounds, {args.files} creates each")
     for (setup, label), runs in figures.items():

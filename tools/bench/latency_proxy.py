@@ -82,3 +82,17 @@ class LatencyProxy:
                 sink.sendall(data)
             except OSError:
                 return
+
+
+def main() -> None:
+    """`latency_proxy.py TARGET_PORT ONE_WAY_MS`: serve until killed, in a process of its
+    own (so its CPU is counted apart: `cpu_budget.py`); prints its port."""
+    import sys
+
+    with LatencyProxy(int(sys.argv[1]), float(sys.argv[2])) as proxy:
+        print(proxy.port, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
