@@ -8,15 +8,19 @@ test read b'' one run in four)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from harness import second_host
+import trio
+from harness import ROOT, InProcess, add_memory_source, resolve, second_host
 
 from markfs.catalog import nodes
 from markfs.catalog.engines.pgfeed import ChangeListener
 from markfs.config import DataDir
-from markfs.model import Kind
+from markfs.model import Kind, Node
+from markfs.namespace.hosts.feed import CatalogFeed
+from markfs.namespace.ops import Namespace
 from markfs.namespace.tree import ROOT_ID, Tree
 
 pytestmark = pytest.mark.parametrize("catalog_engine", ["postgresql"], indirect=True)
@@ -49,5 +53,62 @@ def test_an_open_on_one_host_sees_the_size_another_host_closed_the_file_with(
         assert b.revalidated(fresh) is None  # (unchanged since: nothing to do)
     finally:
         listener.close()
+        a.close()
+        b.close()
+
+
+async def stored(ns: Namespace, node: Node | None, name: str, data: bytes) -> Node:
+    """`data` written to a new file `name` of the source `m` (node None) or over `node`,
+    fsynced — stored on the source — and closed, on this host."""
+    if node is None:
+        folder = await resolve(ns, "/sources/m")
+        fh, node = await ns.create(folder.id, name.encode(), 0o644,
+                                   os.O_WRONLY | os.O_CREAT, ROOT)
+    else:
+        fh, _direct = await ns.open(node.id, os.O_WRONLY | os.O_TRUNC)
+    await ns.write(fh, 0, data)
+    await ns.fsync(fh, False)
+    await ns.release(fh)
+    return node
+
+
+def test_an_open_of_a_remote_file_reads_what_another_host_closed_since(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the namespace (`StagedStore.open`): host B, whose feed does not run (it
+    would bring the new row whenever it read), had the file at its first content; A
+    overwrites it, longer, and closes it; B's open takes the new row — the kernel told
+    to bypass its pages and size of the old content (`direct`: without the open's read
+    of the row it was not, while the read itself found the new object by its ETag) —
+    and reads the new content whole."""
+    async def no_feed(feed: CatalogFeed) -> None:
+        await trio.sleep_forever()
+    monkeypatch.setattr(CatalogFeed, "run", no_feed)
+    store = add_memory_source(data_dir, "m")
+    b_dir = tmp_path / "host-b"
+    second_host(data_dir, tmp_path).close()
+    a = InProcess(data_dir, stores={"m": store})
+    b = InProcess(b_dir, stores={"m": store})
+    try:
+        made = a.run(lambda ns: stored(ns, None, "report.csv", b"v1"))
+        with b.tree.transaction():  # (B's mirror takes the file as it is now: v1)
+            pass
+        old = b.tree.node(made.id)
+        assert old is not None and old.size == 2
+        a.run(lambda ns: stored(ns, made, "", b"version two, longer"))
+        assert b.tree.node(made.id) == old  # (B heard nothing: no feed)
+
+        async def read_on_b(ns: Namespace) -> tuple[bytes, bool]:
+            assert ns.node(old.id) == old  # (B's background tasks ran: still no feed)
+            fh, direct = await ns.open(old.id, os.O_RDONLY)
+            try:
+                return await ns.read(fh, 0, 1000), direct
+            finally:
+                await ns.release(fh)
+        data, direct = b.run(read_on_b)
+        assert data == b"version two, longer"
+        assert direct  # (the kernel's pages of the old content bypassed)
+        fresh = b.tree.node(made.id)
+        assert fresh is not None and fresh.size == len(b"version two, longer")
+    finally:
         a.close()
         b.close()
