@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,18 +80,13 @@ def _cpu_or_zero(pid: int) -> float:
         return 0.0
 
 
-def create_all(names: list[Path]) -> None:
-    for name in names:
-        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-
-
 def one_setup(setup: str, work: Path, pg: PostgresServer, files: int
               ) -> dict[str, dict[str, float]]:
     (work / setup).mkdir()
     with bench.hosts(setup, work / setup, pg) as folders:
         names = [folders[0] / "one" / f"f{i}" for i in range(files)]
         names[0].parent.mkdir()
-        one = measured(lambda: create_all(names), files)
+        one = measured(lambda: bench.create_all(names), files)
         (folders[0] / "many").mkdir()
         many = measured(lambda: bench.at_once(folders[0] / "many", files), files)
     return {"x1": one, f"x{bench.CLIENTS}": many}
@@ -140,6 +136,7 @@ def main() -> None:
             proxy.kill()
             proxy.wait()
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{cores} cores; medians of {args.runs} rounds, {args.files} creates each")
     for (setup, label), runs in figures.items():
         report(setup, label, runs, cores)

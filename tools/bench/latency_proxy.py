@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import sys
 import threading
 import time
 from types import TracebackType
@@ -87,8 +88,6 @@ class LatencyProxy:
 def main() -> None:
     """`latency_proxy.py TARGET_PORT ONE_WAY_MS`: serve until killed, in a process of its
     own (so its CPU is counted apart: `cpu_budget.py`); prints its port."""
-    import sys
-
     with LatencyProxy(int(sys.argv[1]), float(sys.argv[2])) as proxy:
         print(proxy.port, flush=True)
         threading.Event().wait()

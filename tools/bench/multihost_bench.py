@@ -90,8 +90,7 @@ def hosts(setup: str, work: Path, pg: PostgresServer) -> Iterator[list[Path]]:
 
 def rates(folder: Path, files: int) -> dict[str, float]:
     names = [folder / f"f{i}" for i in range(files)]
-    out = {"creates/s": per_second(files, lambda: [os.close(os.open(
-        n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)) for n in names])}
+    out = {"creates/s": per_second(files, lambda: create_all(names))}
     out[f"creates/s x{CLIENTS}"] = per_second(files, lambda: at_once(folder, files))
     out["stats/s"] = per_second(files, lambda: [os.stat(n) for n in names])
     rounds = max(1, 20_000 // files)
@@ -108,14 +107,18 @@ def at_once(folder: Path, files: int) -> None:
     for part in parts:
         part.mkdir()
 
-    def create(part: Path) -> None:
-        for i in range(files // CLIENTS):
-            os.close(os.open(part / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    threads = [threading.Thread(target=create, args=(part,)) for part in parts]
+    threads = [threading.Thread(target=create_all, args=(
+        [part / f"f{i}" for i in range(files // CLIENTS)],)) for part in parts]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def create_all(names: list[Path]) -> None:
+    """Each a new empty file (open O_CREAT | O_EXCL, close), one after another."""
+    for name in names:
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
 
 
 def per_second(count: int, fn: Callable[[], object]) -> float:

@@ -93,7 +93,8 @@ class PostgresEngine:
         self.guard = self.conn.guard
         self.readers = ConnectionPool(
             lambda: self.connection_apart("read", reads_only=True), READERS)
-        self.writers = ConnectionPool(self._writer_connection, WRITERS)
+        self.writers = ConnectionPool(  # (bounded as the catalog's own connection)
+            lambda: self.connection_apart("write", bounded=True), WRITERS)
         self.conn.route = self._route
         self._node_ids: list[int] = []  # taken from the sequence, not used yet (descending)
         self._node_ids_lock = threading.Lock()  # (writers of several threads take them)
@@ -107,10 +108,6 @@ class PostgresEngine:
                                application_name=f"markfs {purpose}".strip(),
                                options=self._options() if bounded else "",
                                prepare_threshold=None, **KEEPALIVE)
-
-    def _writer_connection(self) -> PgConnection:
-        """A connection of the writer pool (bounded as the catalog's own)."""
-        return self.connection_apart("write", bounded=True)
 
     def _options(self) -> str:
         return f"-c idle_in_transaction_session_timeout={self._idle_ms}" if self._idle_ms else ""
